@@ -1,0 +1,55 @@
+# Thin wrapper around CMake. The two commands of the README:
+#   make demo   set up, build, run the default job
+#   make test   set up, build, run the whole Check suite
+BUILD ?= build
+JOBS  ?= $(shell nproc)
+CMAKE_FLAGS ?=
+ifeq ($(CI),true)
+CMAKE_FLAGS += -DCRL_WERROR=ON
+endif
+
+.PHONY: all deps configure build test demo bench lint format asan test-asan clean
+
+all: build
+
+deps:
+	@./scripts/install-deps
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+configure: deps $(BUILD)/CMakeCache.txt
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j 2
+
+demo: build
+	./scripts/demo $(BUILD)
+
+bench: build
+	@for b in $(BUILD)/bench_sgemm $(BUILD)/bench_sac_update $(BUILD)/bench_env_step; do \
+	  [ -x $$b ] && $$b; done
+
+# ASan + UBSan build of the whole suite in its own tree.
+asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCRL_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake --build build-asan -j $(JOBS)
+
+test-asan: asan
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 CRL_SANITIZED=1 ctest --output-on-failure -j 2
+
+SOURCES = $(shell git ls-files '*.c' '*.h')
+lint: deps
+	clang-format --dry-run --Werror $(SOURCES)
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --inline-suppr --suppress=missingIncludeSystem -I include -I include/crl \
+	  core nn envs replay subspace agents store cli bench
+
+format:
+	clang-format -i $(SOURCES)
+
+clean:
+	rm -rf $(BUILD) build-asan

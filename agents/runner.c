@@ -1,0 +1,393 @@
+/* The training loop: env -> replay -> SAC update, evaluation on schedule,
+ * everything recorded in the run store. */
+#include "crl/runner.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crl/replay.h"
+
+void crl_train_config_default(crl_train_config *c) {
+    memset(c, 0, sizeof *c);
+    c->env = "pendulum";
+    c->seed = 0;
+    c->steps = 100000;
+    c->eval_every = 20000;
+    c->eval_episodes = 10;
+    c->threads = 0;
+    crl_sac_config_default(&c->sac, 0, 0, 1);
+}
+
+/* Seeds of evaluation episodes: a pure function of (run seed, eval index,
+ * episode), so every evaluation of every run is reproducible on its own. */
+static uint64_t eval_seed(uint64_t seed, int64_t eval_idx, int ep) {
+    crl_rng r;
+    crl_rng_seed_stream(&r, seed ^ 0xE7A1ull, (uint64_t)eval_idx * 4096u + (uint64_t)ep);
+    return crl_rng_u64(&r);
+}
+
+/* ---- batched evaluation ---------------------------------------------------- */
+
+typedef struct {
+    int n; /* episodes side by side */
+    crl_env **envs;
+    float *obs, *act, *ret;
+    int *done, *succ;
+} evaluator;
+
+static void evaluator_free(evaluator *ev) {
+    if (ev->envs)
+        for (int i = 0; i < ev->n; i++) crl_env_free(ev->envs[i]);
+    free(ev->envs);
+    free(ev->obs);
+    free(ev->act);
+    free(ev->ret);
+    free(ev->done);
+    free(ev->succ);
+    memset(ev, 0, sizeof *ev);
+}
+
+static int evaluator_init(evaluator *ev, const crl_env_spec *spec, int n, crl_err *err) {
+    memset(ev, 0, sizeof *ev);
+    ev->n = n;
+    const int O = crl_env_obs_dim(spec), A = crl_env_act_dim(spec);
+    ev->envs = calloc((size_t)n, sizeof *ev->envs);
+    ev->obs = malloc(sizeof(float) * (size_t)n * O);
+    ev->act = malloc(sizeof(float) * (size_t)n * A);
+    ev->ret = malloc(sizeof(float) * (size_t)n);
+    ev->done = malloc(sizeof(int) * (size_t)n);
+    ev->succ = malloc(sizeof(int) * (size_t)n);
+    if (!ev->envs || !ev->obs || !ev->act || !ev->ret || !ev->done || !ev->succ) {
+        evaluator_free(ev);
+        return crl_errf(err, CRL_ENOMEM, "eval: out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        int rc = crl_env_create(spec, &ev->envs[i], err);
+        if (rc) {
+            evaluator_free(ev);
+            return rc;
+        }
+    }
+    return CRL_OK;
+}
+
+/* Run the n episodes to their end. Rows [0, n_stoch) act stochastically with
+ * noise from rng, the rest deterministically. */
+static void evaluator_run(evaluator *ev, crl_sac *sac, int task, int n_stoch,
+                          const uint64_t *seeds, crl_rng *rng) {
+    const crl_env_spec *spec = crl_env_get_spec(ev->envs[0]);
+    const int O = crl_env_obs_dim(spec), A = crl_env_act_dim(spec);
+    for (int i = 0; i < ev->n; i++) {
+        crl_env_reset(ev->envs[i], seeds[i], ev->obs + (size_t)i * O);
+        ev->ret[i] = 0;
+        ev->done[i] = 0;
+        ev->succ[i] = 0;
+    }
+    int active = ev->n;
+    while (active > 0) {
+        if (n_stoch > 0) crl_sac_act(sac, n_stoch, ev->obs, task, 0, rng, ev->act);
+        if (ev->n > n_stoch)
+            crl_sac_act(sac, ev->n - n_stoch, ev->obs + (size_t)n_stoch * O, task, 1,
+                        NULL, ev->act + (size_t)n_stoch * A);
+        for (int i = 0; i < ev->n; i++) {
+            if (ev->done[i]) continue;
+            crl_step_info info;
+            crl_env_step(ev->envs[i], ev->act + (size_t)i * A, ev->obs + (size_t)i * O,
+                         &info);
+            ev->ret[i] += info.reward;
+            if (info.success) ev->succ[i] = 1;
+            if (info.terminal || info.truncated) {
+                ev->done[i] = 1;
+                active--;
+            }
+        }
+    }
+}
+
+int crl_evaluate(crl_sac *sac, const crl_env_spec *env, int task, int episodes,
+                 int deterministic, uint64_t seed, double *mean_return,
+                 double *success_rate, crl_err *err) {
+    if (episodes <= 0 || episodes > crl_sac_get_config(sac)->max_act_batch)
+        return crl_errf(err, CRL_EINVAL, "evaluate: episodes must be in 1..%d",
+                        crl_sac_get_config(sac)->max_act_batch);
+    evaluator ev;
+    int rc = evaluator_init(&ev, env, episodes, err);
+    if (rc) return rc;
+    uint64_t *seeds = malloc(sizeof(uint64_t) * (size_t)episodes);
+    if (!seeds) {
+        evaluator_free(&ev);
+        return crl_errf(err, CRL_ENOMEM, "evaluate: out of memory");
+    }
+    for (int k = 0; k < episodes; k++) seeds[k] = eval_seed(seed, 0, k);
+    crl_rng rng;
+    crl_rng_seed_stream(&rng, seed, 7);
+    evaluator_run(&ev, sac, task, deterministic ? 0 : episodes, seeds, &rng);
+    double r = 0, s = 0;
+    for (int k = 0; k < episodes; k++) {
+        r += ev.ret[k];
+        s += ev.succ[k];
+    }
+    *mean_return = r / episodes;
+    *success_rate = s / episodes;
+    free(seeds);
+    evaluator_free(&ev);
+    return CRL_OK;
+}
+
+/* ---- runner checkpoints ------------------------------------------------------
+ * "CRLRUN01", i64 step, i64 episodes, two generators (32+4+8 bytes each),
+ * then the learner's own blob (crl_sac_save). */
+
+static const char RUN_MAGIC[8] = {'C', 'R', 'L', 'R', 'U', 'N', '0', '1'};
+
+typedef struct {
+    int64_t step, episodes;
+    crl_rng env_rng, rng;
+} runner_state;
+
+static int save_checkpoint(crl_store *store, int64_t run_id, int task, crl_sac *sac,
+                           const runner_state *rs, crl_err *err) {
+    void *sblob = NULL;
+    size_t sn = 0;
+    int rc = crl_sac_save(sac, &sblob, &sn, err);
+    if (rc) return rc;
+    size_t head = 8 + 16 + 2 * (32 + 4 + 8);
+    unsigned char *blob = malloc(head + sn);
+    if (!blob) {
+        free(sblob);
+        return crl_errf(err, CRL_ENOMEM, "checkpoint: out of memory");
+    }
+    unsigned char *p = blob;
+    memcpy(p, RUN_MAGIC, 8);
+    p += 8;
+    memcpy(p, &rs->step, 8);
+    p += 8;
+    memcpy(p, &rs->episodes, 8);
+    p += 8;
+    const crl_rng *g[2] = {&rs->env_rng, &rs->rng};
+    for (int i = 0; i < 2; i++) {
+        int32_t hs = g[i]->has_spare;
+        memcpy(p, g[i]->s, 32);
+        memcpy(p + 32, &hs, 4);
+        memcpy(p + 36, &g[i]->spare, 8);
+        p += 44;
+    }
+    memcpy(p, sblob, sn);
+    free(sblob);
+    rc = crl_store_checkpoint_put(store, run_id, task, rs->step, blob, head + sn, err);
+    free(blob);
+    return rc;
+}
+
+int crl_checkpoint_learner(const void *blob, size_t n, const void **sac_blob,
+                           size_t *sac_n, int64_t *step, crl_err *err) {
+    const size_t head = 8 + 16 + 2 * (32 + 4 + 8);
+    if (n < head || memcmp(blob, RUN_MAGIC, 8) != 0)
+        return crl_errf(err, CRL_ECORRUPT, "not a crl run checkpoint");
+    if (step) memcpy(step, (const char *)blob + 8, 8);
+    *sac_blob = (const char *)blob + head;
+    *sac_n = n - head;
+    return CRL_OK;
+}
+
+/* ---- the loop ---------------------------------------------------------------- */
+
+typedef struct {
+    double ret[10];
+    int succ[10];
+    int n, next;
+} recent;
+
+static void recent_push(recent *r, double ret, int succ) {
+    r->ret[r->next] = ret;
+    r->succ[r->next] = succ;
+    r->next = (r->next + 1) % 10;
+    if (r->n < 10) r->n++;
+}
+
+int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
+                  crl_progress_fn progress, void *ctx, volatile sig_atomic_t *stop,
+                  crl_err *err) {
+    int rc;
+    crl_env_spec *spec = NULL;
+    crl_env *env = NULL;
+    crl_sac *sac = NULL;
+    crl_replay rb = {0};
+    crl_batch batch = {0};
+    evaluator ev = {0};
+    uint64_t *eval_seeds = NULL;
+    float *obs = NULL, *obs2 = NULL, *act = NULL;
+    const int task = 0;
+
+    if (cfg->steps <= 0) return crl_errf(err, CRL_EINVAL, "--steps must be > 0");
+    if (cfg->eval_every <= 0)
+        return crl_errf(err, CRL_EINVAL, "--eval-every must be > 0");
+    if (cfg->eval_episodes < 0 || cfg->eval_episodes > 1000)
+        return crl_errf(err, CRL_EINVAL, "--eval-episodes must be in 0..1000");
+
+    if ((rc = crl_env_spec_create(cfg->env, &spec, err))) goto out;
+    const int O = crl_env_obs_dim(spec), A = crl_env_act_dim(spec);
+    crl_sac_config sc = cfg->sac;
+    sc.obs_dim = O;
+    sc.act_dim = A;
+    sc.n_tasks = 1;
+    if (sc.max_act_batch < cfg->eval_episodes) sc.max_act_batch = cfg->eval_episodes;
+    if ((rc = crl_sac_create(&sc, cfg->seed, &sac, err))) goto out;
+    int64_t cap = sc.buffer_size < cfg->steps ? sc.buffer_size : cfg->steps;
+    if ((rc = crl_replay_init(&rb, O, A, cap, err))) goto out;
+    if ((rc = crl_batch_alloc(&batch, sc.batch, O, A, err))) goto out;
+    if ((rc = crl_env_create(spec, &env, err))) goto out;
+    const int n_eval = cfg->eval_episodes + 1;
+    if ((rc = evaluator_init(&ev, spec, n_eval, err))) goto out;
+    eval_seeds = malloc(sizeof(uint64_t) * (size_t)n_eval);
+    obs = malloc(sizeof(float) * (size_t)O);
+    obs2 = malloc(sizeof(float) * (size_t)O);
+    act = malloc(sizeof(float) * (size_t)A);
+    if (!eval_seeds || !obs || !obs2 || !act) {
+        rc = crl_errf(err, CRL_ENOMEM, "train: out of memory");
+        goto out;
+    }
+
+    runner_state rs = {0};
+    crl_rng_seed_stream(&rs.env_rng, cfg->seed, 10);
+    crl_rng_seed_stream(&rs.rng, cfg->seed, 11);
+    crl_rng eval_rng;
+    crl_rng_seed_stream(&eval_rng, cfg->seed, 12);
+
+    if ((rc = crl_store_task_start(store, run_id, task, cfg->env, 0, err))) goto out;
+
+    recent rec = {0};
+    double ep_ret = 0;
+    int ep_succ = 0;
+    crl_env_reset(env, crl_rng_u64(&rs.env_rng), obs);
+    double t0 = crl_now(), t_last = t0, rate = 0;
+    int64_t step_last = 0, updates = 0, eval_idx = 0;
+    double sum_q = 0, sum_pi = 0, sum_alpha = 0, sum_logp = 0;
+    int n_stats = 0;
+
+    for (rs.step = 0; rs.step < cfg->steps;) {
+        if (rs.step < sc.start_steps) {
+            for (int j = 0; j < A; j++) act[j] = (float)crl_rng_range(&rs.rng, -1.0, 1.0);
+        } else {
+            crl_sac_act(sac, 1, obs, task, 0, NULL, act);
+        }
+        crl_step_info info;
+        crl_env_step(env, act, obs2, &info);
+        crl_replay_add(&rb, obs, act, info.reward, obs2, info.terminal, task);
+        ep_ret += info.reward;
+        if (info.success) ep_succ = 1;
+        memcpy(obs, obs2, sizeof(float) * (size_t)O);
+        rs.step++;
+        if (info.terminal || info.truncated) {
+            recent_push(&rec, ep_ret, ep_succ);
+            crl_store_metric(store, run_id, rs.step, "train/return", ep_ret, NULL);
+            crl_store_metric(store, run_id, rs.step, "train/success", ep_succ, NULL);
+            rs.episodes++;
+            ep_ret = 0;
+            ep_succ = 0;
+            crl_env_reset(env, crl_rng_u64(&rs.env_rng), obs);
+        }
+
+        if (rs.step >= sc.update_after && rs.step % sc.update_every == 0) {
+            for (int64_t k = 0; k < sc.update_every; k++) {
+                crl_replay_sample(&rb, &rs.rng, sc.batch, &batch);
+                crl_sac_stats st;
+                rc = crl_sac_update(sac, &batch, &st, err);
+                if (rc) {
+                    crl_err e2;
+                    /* Nothing was applied: the checkpoint holds the last
+                     * good parameters. */
+                    save_checkpoint(store, run_id, task, sac, &rs, &e2);
+                    goto out;
+                }
+                updates++;
+                sum_q += st.q_loss;
+                sum_pi += st.pi_loss;
+                sum_alpha += st.alpha;
+                sum_logp += st.logp;
+                n_stats++;
+            }
+        }
+        if (n_stats > 0 && rs.step % 1000 == 0) {
+            crl_store_metric(store, run_id, rs.step, "loss/q", sum_q / n_stats, NULL);
+            crl_store_metric(store, run_id, rs.step, "loss/pi", sum_pi / n_stats, NULL);
+            crl_store_metric(store, run_id, rs.step, "alpha", sum_alpha / n_stats, NULL);
+            crl_store_metric(store, run_id, rs.step, "logp", sum_logp / n_stats, NULL);
+            sum_q = sum_pi = sum_alpha = sum_logp = 0;
+            n_stats = 0;
+        }
+
+        if (rs.step % cfg->eval_every == 0 || rs.step == cfg->steps) {
+            for (int k = 0; k < n_eval; k++)
+                eval_seeds[k] = eval_seed(cfg->seed, eval_idx, k);
+            evaluator_run(&ev, sac, task, cfg->eval_episodes, eval_seeds, &eval_rng);
+            double r = 0, s = 0;
+            for (int k = 0; k < cfg->eval_episodes; k++) {
+                r += ev.ret[k];
+                s += ev.succ[k];
+            }
+            int ne = cfg->eval_episodes;
+            crl_eval_row row = {run_id, rs.step,         task,           task,
+                                ne,     ne ? s / ne : 0, ne ? r / ne : 0};
+            if ((rc = crl_store_eval(store, &row, err))) goto out;
+            crl_store_metric(store, run_id, rs.step, "eval/det_return", ev.ret[ne], NULL);
+            crl_store_metric(store, run_id, rs.step, "eval/det_success", ev.succ[ne],
+                             NULL);
+            if ((rc = crl_store_flush(store, err))) goto out;
+            eval_idx++;
+        }
+
+        double now = crl_now();
+        if (progress && (now - t_last >= 1.0 || rs.step == cfg->steps)) {
+            double inst = (double)(rs.step - step_last) / (now - t_last);
+            rate = rate > 0 ? 0.7 * rate + 0.3 * inst : inst;
+            t_last = now;
+            step_last = rs.step;
+            crl_progress p = {task, 1,   cfg->env, rs.step, cfg->steps,
+                              rate, NAN, NAN,      NAN,     updates};
+            if (rec.n > 0) {
+                double r = 0, s = 0;
+                for (int k = 0; k < rec.n; k++) {
+                    r += rec.ret[k];
+                    s += rec.succ[k];
+                }
+                p.recent_return = r / rec.n;
+                p.recent_success = s / rec.n;
+            }
+            if (rate > 0) p.eta_s = (double)(cfg->steps - rs.step) / rate;
+            progress(&p, ctx);
+        }
+        if (stop && *stop) {
+            if ((rc = save_checkpoint(store, run_id, task, sac, &rs, err))) goto out;
+            if ((rc = crl_store_run_set_status(store, run_id, "interrupted", err)))
+                goto out;
+            rc = crl_errf(err, CRL_EINTR, "interrupted at step %lld; checkpoint written",
+                          (long long)rs.step);
+            goto out;
+        }
+    }
+
+    if ((rc = crl_store_task_end(store, run_id, task, rs.step, err))) goto out;
+    if ((rc = save_checkpoint(store, run_id, task, sac, &rs, err))) goto out;
+    crl_store_metric(store, run_id, rs.step, "wall_time_s", crl_now() - t0, NULL);
+    rc = crl_store_run_set_status(store, run_id, "finished", err);
+
+out:
+    if (rc && rc != CRL_EINTR) {
+        crl_err e2;
+        crl_store_run_set_status(store, run_id, "failed", &e2);
+    }
+    free(eval_seeds);
+    free(obs);
+    free(obs2);
+    free(act);
+    evaluator_free(&ev);
+    crl_batch_free(&batch);
+    crl_replay_free(&rb);
+    if (env) crl_env_free(env);
+    crl_sac_free(sac);
+    if (spec) crl_env_spec_free(spec);
+    return rc;
+}

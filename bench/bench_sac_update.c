@@ -1,0 +1,110 @@
+/* SAC update throughput at the Continual World shape and a small shape.
+ * Prints `name: value unit` lines. Usage: bench_sac_update [--threads N]
+ * [--seconds S]. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crl/blas.h"
+#include "crl/sac.h"
+
+static double sgemm_rate(double seconds) {
+    const int M = 128, N = 256, K = 256;
+    float *a = calloc((size_t)M * K, 4), *b = calloc((size_t)K * N, 4),
+          *c = calloc((size_t)M * N, 4);
+    for (int i = 0; i < M * K; i++) a[i] = (float)(i % 17) * 0.01f;
+    for (int i = 0; i < K * N; i++) b[i] = (float)(i % 13) * 0.01f;
+    for (int i = 0; i < 50; i++) crl_sgemm('N', 'N', M, N, K, 1, a, K, b, N, 0, c, N);
+    long it = 0;
+    double t0 = crl_now(), t;
+    do {
+        for (int i = 0; i < 50; i++) crl_sgemm('N', 'N', M, N, K, 1, a, K, b, N, 0, c, N);
+        it += 50;
+    } while ((t = crl_now() - t0) < seconds);
+    free(a);
+    free(b);
+    free(c);
+    return 2.0 * M * N * K * it / t / 1e9;
+}
+
+static void bench_shape(const char *name, int obs, int act, int layers, int hidden,
+                        int batch, double seconds, double sgemm, int lanes) {
+    crl_sac_config c;
+    crl_sac_config_default(&c, obs, act, 1);
+    c.threads = lanes;
+    c.layers = layers;
+    c.hidden = hidden;
+    c.batch = batch;
+    crl_sac *s = NULL;
+    crl_err err = {0};
+    if (crl_sac_create(&c, 1, &s, &err)) {
+        fprintf(stderr, "bench_sac_update: %s\n", err.msg);
+        exit(1);
+    }
+    crl_batch b;
+    crl_batch_alloc(&b, batch, obs, act, NULL);
+    crl_rng r;
+    crl_rng_seed(&r, 5);
+    for (int i = 0; i < batch * obs; i++) b.obs[i] = (float)crl_rng_normal(&r);
+    for (int i = 0; i < batch * obs; i++) b.obs2[i] = (float)crl_rng_normal(&r);
+    for (int i = 0; i < batch * act; i++) b.act[i] = (float)crl_rng_range(&r, -1, 1);
+    for (int i = 0; i < batch; i++) {
+        b.rew[i] = (float)crl_rng_normal(&r);
+        b.done[i] = 0;
+        b.task[i] = 0;
+    }
+    for (int i = 0; i < 20; i++) crl_sac_update(s, &b, NULL, NULL);
+    long n = 0;
+    double t0 = crl_now(), t;
+    do {
+        for (int i = 0; i < 10; i++) crl_sac_update(s, &b, NULL, NULL);
+        n += 10;
+    } while ((t = crl_now() - t0) < seconds);
+    double ups = n / t;
+    double flops = crl_sac_flops_per_update(s);
+    printf("sac_update_%s: %.1f updates/s\n", name, ups);
+    printf("sac_update_%s_flops: %.1f MFLOP/update\n", name, flops / 1e6);
+    printf("sac_update_%s_gflops: %.1f GFLOPS\n", name, ups * flops / 1e9);
+    printf("sac_update_%s_sgemm_fraction: %.1f %%\n", name,
+           100.0 * ups * flops / 1e9 / sgemm);
+    crl_batch_free(&b);
+    crl_sac_free(s);
+}
+
+int main(int argc, char **argv) {
+    int threads = 0;
+    double seconds = 3.0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
+            seconds = atof(argv[++i]);
+        else {
+            fprintf(stderr, "usage: bench_sac_update [--threads N] [--seconds S]\n");
+            return 2;
+        }
+    }
+    crl_err err = {0};
+    if (crl_blas_init(threads, &err)) {
+        fprintf(stderr, "bench_sac_update: %s\n", err.msg);
+        return 1;
+    }
+    if (threads <= 0) threads = 2;
+    printf("blas_kernel: %s\n", crl_blas_kernel());
+    printf("blas_how: %s\n", crl_blas_how());
+    printf("threads: %d\n", threads);
+    /* The reference: OpenBLAS's own rate with all the threads. */
+    crl_blas_set_threads(threads);
+    double sg = sgemm_rate(1.0);
+    printf("sgemm_128x256x256_%dt: %.1f GFLOPS\n", threads, sg);
+    /* crl's way: the update on `threads` lanes of single-threaded BLAS. */
+    crl_blas_set_threads(1);
+    bench_shape("cw", 39, 4, 4, 256, 128, seconds, sg, threads);
+    bench_shape("small", 17, 6, 2, 256, 256, seconds, sg, threads);
+    if (threads > 1) {
+        /* For comparison: one lane, OpenBLAS splitting each GEMM. */
+        crl_blas_set_threads(threads);
+        bench_shape("cw_openblas_threads", 39, 4, 4, 256, 128, seconds, sg, 1);
+    }
+    return 0;
+}

@@ -1,0 +1,12 @@
+/* Sub-commands of the crl tool. Each returns the process exit code:
+ * 0 ok, 1 failure, 2 bad usage, 130 interrupted. */
+#ifndef CRL_CLI_H
+#define CRL_CLI_H
+
+int cmd_train(int argc, char **argv);
+int cmd_runs(int argc, char **argv);
+
+/* Exit code for a crl status. */
+int cli_exit_code(int status);
+
+#endif

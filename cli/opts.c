@@ -1,0 +1,176 @@
+/* getopt_long over a descriptor table. */
+#include "cli/opts.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_OPTS 64
+
+static int parse_value(const char *cmd, const opt_def *d, const char *arg) {
+    char *end = NULL;
+    errno = 0;
+    switch (d->type) {
+    case OPT_INT:
+    case OPT_I64:
+    case OPT_U64: {
+        if (d->type == OPT_U64 && arg[0] == '-') goto bad_int;
+        long long v = strtoll(arg, &end, 10);
+        /* allow 1e6-style integers: parse as double if it is integral */
+        if (end && (*end == 'e' || *end == 'E' || *end == '.')) {
+            double dv = strtod(arg, &end);
+            if (*end || dv != floor(dv) || fabs(dv) > 9.0e18) goto bad_int;
+            v = (long long)dv;
+        }
+        if (errno || !end || *end || end == arg) goto bad_int;
+        if ((double)v < d->min || (double)v > d->max) {
+            fprintf(stderr, "crl %s: --%s must be in [%.0f, %.0f], got %s\n", cmd,
+                    d->name, d->min, d->max, arg);
+            return 2;
+        }
+        if (d->type == OPT_INT) *(int *)d->ptr = (int)v;
+        if (d->type == OPT_I64) *(int64_t *)d->ptr = v;
+        if (d->type == OPT_U64) *(uint64_t *)d->ptr = (uint64_t)v;
+        return 0;
+    bad_int:
+        fprintf(stderr, "crl %s: --%s expects a whole number, got '%s'\n", cmd, d->name,
+                arg);
+        return 2;
+    }
+    case OPT_FLOAT: {
+        double v = strtod(arg, &end);
+        if (errno || !end || *end || end == arg || !isfinite(v)) {
+            fprintf(stderr, "crl %s: --%s expects a finite number, got '%s'\n", cmd,
+                    d->name, arg);
+            return 2;
+        }
+        if (v < d->min || v > d->max) {
+            fprintf(stderr, "crl %s: --%s must be in [%g, %g], got %s\n", cmd, d->name,
+                    d->min, d->max, arg);
+            return 2;
+        }
+        *(float *)d->ptr = (float)v;
+        return 0;
+    }
+    case OPT_STR:
+        if (!*arg) {
+            fprintf(stderr, "crl %s: --%s expects a value\n", cmd, d->name);
+            return 2;
+        }
+        *(const char **)d->ptr = arg;
+        return 0;
+    case OPT_FLAG:
+        *(int *)d->ptr = 1;
+        return 0;
+    }
+    return 2;
+}
+
+void opts_help(FILE *f, const char *cmd, const opt_def *defs, int n, const char *usage) {
+    fprintf(f, "usage: crl %s %s\n\noptions:\n", cmd, usage);
+    for (int i = 0; i < n; i++) {
+        const opt_def *d = &defs[i];
+        char flag[64], def[64] = "";
+        snprintf(flag, sizeof flag, "--%s%s", d->name, d->type == OPT_FLAG ? "" : " X");
+        switch (d->type) {
+        case OPT_INT:
+            snprintf(def, sizeof def, " (default %d)", *(int *)d->ptr);
+            break;
+        case OPT_I64:
+            snprintf(def, sizeof def, " (default %lld)", (long long)*(int64_t *)d->ptr);
+            break;
+        case OPT_U64:
+            snprintf(def, sizeof def, " (default %llu)",
+                     (unsigned long long)*(uint64_t *)d->ptr);
+            break;
+        case OPT_FLOAT:
+            snprintf(def, sizeof def, " (default %g)", *(float *)d->ptr);
+            break;
+        case OPT_STR:
+            if (*(const char **)d->ptr)
+                snprintf(def, sizeof def, " (default %s)", *(const char **)d->ptr);
+            break;
+        case OPT_FLAG:
+            break;
+        }
+        fprintf(f, "  %-22s %s%s\n", flag, d->help, def);
+    }
+    fprintf(f, "  %-22s %s\n", "--help", "show this help");
+}
+
+int opts_parse(const char *cmd, const opt_def *defs, int n, int argc, char **argv,
+               const char *usage) {
+    struct option lo[MAX_OPTS + 2];
+    if (n > MAX_OPTS) n = MAX_OPTS;
+    for (int i = 0; i < n; i++) {
+        lo[i].name = defs[i].name;
+        lo[i].has_arg = defs[i].type == OPT_FLAG ? no_argument : required_argument;
+        lo[i].flag = NULL;
+        lo[i].val = 1000 + i;
+    }
+    lo[n] = (struct option){"help", no_argument, NULL, 'h'};
+    lo[n + 1] = (struct option){NULL, 0, NULL, 0};
+    opterr = 0;
+    optind = 1;
+    for (;;) {
+        int idx = -1;
+        int c = getopt_long(argc, argv, ":h", lo, &idx);
+        if (c == -1) break;
+        if (c == 'h') {
+            opts_help(stdout, cmd, defs, n, usage);
+            return 1;
+        }
+        if (c == '?') {
+            char shortopt[3] = {'-', (char)optopt, 0};
+            const char *bad = optopt > 0 && optopt < 128 ? shortopt : argv[optind - 1];
+            fprintf(stderr, "crl %s: unknown option '%s' (see 'crl %s --help')\n", cmd,
+                    bad, cmd);
+            return 2;
+        }
+        if (c == ':') {
+            fprintf(stderr, "crl %s: option '%s' needs a value\n", cmd, argv[optind - 1]);
+            return 2;
+        }
+        int rc = parse_value(cmd, &defs[c - 1000], optarg ? optarg : "");
+        if (rc) return rc;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "crl %s: unexpected argument '%s' (see 'crl %s --help')\n", cmd,
+                argv[optind], cmd);
+        return 2;
+    }
+    return 0;
+}
+
+int opts_to_kv(const opt_def *defs, int n, crl_kv *kv, int max) {
+    int k = 0;
+    for (int i = 0; i < n && k < max; i++) {
+        const opt_def *d = &defs[i];
+        if (!d->stored) continue;
+        crl_kv e = {d->name, NULL, 0};
+        switch (d->type) {
+        case OPT_INT:
+            e.num = *(int *)d->ptr;
+            break;
+        case OPT_I64:
+            e.num = (double)*(int64_t *)d->ptr;
+            break;
+        case OPT_U64:
+            e.num = (double)*(uint64_t *)d->ptr;
+            break;
+        case OPT_FLOAT:
+            e.num = *(float *)d->ptr;
+            break;
+        case OPT_FLAG:
+            e.num = *(int *)d->ptr;
+            break;
+        case OPT_STR:
+            e.str = *(const char **)d->ptr ? *(const char **)d->ptr : "";
+            break;
+        }
+        kv[k++] = e;
+    }
+    return k;
+}

@@ -1,0 +1,31 @@
+/* Flag tables: one row per option drives parsing, --help and the config that
+ * is stored with a run. */
+#ifndef CRL_CLI_OPTS_H
+#define CRL_CLI_OPTS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "crl/store.h"
+
+typedef enum { OPT_INT, OPT_I64, OPT_U64, OPT_FLOAT, OPT_STR, OPT_FLAG } opt_type;
+
+typedef struct {
+    const char *name; /* long flag without "--" */
+    opt_type type;
+    void *ptr;       /* int*, int64_t*, uint64_t*, float*, const char**, int* */
+    double min, max; /* accepted range for numbers */
+    const char *help;
+    int stored; /* part of the run's effective config */
+} opt_def;
+
+/* Parse argv (argv[0] is the sub-command) against defs. Prints one error line
+ * "crl CMD: ..." to stderr and returns 2 on a bad flag or value; returns 1 if
+ * --help was printed; 0 on success. */
+int opts_parse(const char *cmd, const opt_def *defs, int n, int argc, char **argv,
+               const char *usage);
+void opts_help(FILE *f, const char *cmd, const opt_def *defs, int n, const char *usage);
+/* The stored options as key/values (strings kept as pointers into defs). */
+int opts_to_kv(const opt_def *defs, int n, crl_kv *kv, int max);
+
+#endif

@@ -1,0 +1,69 @@
+/* crl envs: the environment interface.
+ *
+ * A crl_env_spec is the immutable description of a task (compiled mjModel,
+ * sizes, task logic), shared read-only by any number of crl_env instances.
+ * A crl_env owns its mjData and its seeded generator; instances are
+ * independent, so several can step side by side (also on separate threads).
+ * Observations and actions are float; physics is mjtNum (double).
+ * Stepping never allocates. Knows nothing of nn. */
+#ifndef CRL_ENV_H
+#define CRL_ENV_H
+
+#include "base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct mjModel_;
+struct mjData_;
+
+typedef struct crl_env_spec crl_env_spec;
+typedef struct crl_env crl_env;
+
+typedef struct {
+    float reward;
+    int success;   /* task success at this step (0 for pure locomotion) */
+    int terminal;  /* a true terminal state (bootstrap with 0) */
+    int truncated; /* the episode hit its step limit (not terminal) */
+} crl_step_info;
+
+/* Registered environments, in listing order. */
+typedef struct {
+    const char *name;
+    const char *description; /* one line */
+} crl_env_entry;
+/* Returns the number of entries and points *list at a static table. */
+int crl_env_list(const crl_env_entry **list);
+
+/* Compile the named environment. CRL_ENOTFOUND for an unknown name (the
+ * message lists the known ones), CRL_EMUJOCO if the model fails to compile. */
+int crl_env_spec_create(const char *name, crl_env_spec **out, crl_err *err);
+void crl_env_spec_free(crl_env_spec *s);
+
+const char *crl_env_spec_name(const crl_env_spec *s);
+int crl_env_obs_dim(const crl_env_spec *s);
+int crl_env_act_dim(const crl_env_spec *s);
+int crl_env_max_steps(const crl_env_spec *s);  /* episode length */
+int crl_env_frame_skip(const crl_env_spec *s); /* mj_step calls per env step */
+const struct mjModel_ *crl_env_model(const crl_env_spec *s);
+
+/* A new instance of spec (which must outlive it). */
+int crl_env_create(const crl_env_spec *s, crl_env **out, crl_err *err);
+void crl_env_free(crl_env *e);
+
+/* Start an episode. The initial state is a pure function of seed. Writes
+ * the first observation (obs_dim floats). */
+void crl_env_reset(crl_env *e, uint64_t seed, float *obs);
+/* Apply act (act_dim floats in [-1, 1], clipped), advance frame_skip physics
+ * steps, write the next observation and the step's outcome. */
+void crl_env_step(crl_env *e, const float *act, float *obs, crl_step_info *info);
+
+int crl_env_steps_taken(const crl_env *e); /* in this episode */
+struct mjData_ *crl_env_data(crl_env *e);  /* physics state */
+const crl_env_spec *crl_env_get_spec(const crl_env *e);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

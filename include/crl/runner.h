@@ -1,0 +1,69 @@
+/* crl runner: drives a SAC learner through an environment, evaluates on
+ * schedule and records everything in the run store. */
+#ifndef CRL_RUNNER_H
+#define CRL_RUNNER_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "base.h"
+#include "env.h"
+#include "sac.h"
+#include "store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    const char *env; /* environment name */
+    uint64_t seed;
+    int64_t steps;      /* env steps to train */
+    int64_t eval_every; /* env steps between evaluations */
+    int eval_episodes;  /* stochastic episodes per evaluation (+1 deterministic) */
+    int threads;        /* BLAS threads (recorded; set by the caller) */
+    crl_sac_config sac; /* obs/act dims are filled from the env */
+} crl_train_config;
+
+/* Defaults: CW SAC, eval every 20,000 steps with 10 + 1 episodes. */
+void crl_train_config_default(crl_train_config *c);
+
+typedef struct {
+    int task, n_tasks;
+    const char *task_name;
+    int64_t step, total;   /* env steps done / planned */
+    double steps_per_s;    /* recent rate */
+    double recent_return;  /* mean of the last 10 training episodes (NAN: none yet) */
+    double recent_success; /* fraction of those that succeeded */
+    double eta_s;          /* seconds left, NAN if unknown */
+    int64_t updates;
+} crl_progress;
+
+typedef void (*crl_progress_fn)(const crl_progress *p, void *ctx);
+
+/* Train run_id (already created in the store with status running) to
+ * completion. Writes tasks, evals, metrics and checkpoints; marks the run
+ * finished, interrupted (when *stop becomes non-zero: returns CRL_EINTR after
+ * a checkpoint) or failed (NaN and other errors, after a checkpoint of the
+ * last good state). progress is called about once a second. */
+int crl_train_run(const crl_train_config *c, crl_store *store, int64_t run_id,
+                  crl_progress_fn progress, void *ctx, volatile sig_atomic_t *stop,
+                  crl_err *err);
+
+/* Mean return and success rate of `episodes` deterministic (or stochastic)
+ * episodes of env for a learner, episodes run side by side in one batch.
+ * Episode k starts from seed crl_eval_seed(seed, k). */
+int crl_evaluate(crl_sac *sac, const crl_env_spec *env, int task, int episodes,
+                 int deterministic, uint64_t seed, double *mean_return,
+                 double *success_rate, crl_err *err);
+
+/* The learner part of a runner checkpoint (as stored by crl_train_run):
+ * points *sac_blob into blob for crl_sac_load, and returns the step it was
+ * taken at in *step (may be NULL). CRL_ECORRUPT if blob is not one. */
+int crl_checkpoint_learner(const void *blob, size_t n, const void **sac_blob,
+                           size_t *sac_n, int64_t *step, crl_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,114 @@
+/* crl SAC: the soft actor-critic learner, Continual World configuration.
+ *
+ * One learner holds an actor (tanh-Gaussian, multi-head), two critics with
+ * Polyak-averaged targets and one log-alpha per task index. The update exists
+ * once; continual methods plug into it through crl_sac_hooks. All buffers are
+ * allocated at creation: acting and updating never allocate. */
+#ifndef CRL_SAC_H
+#define CRL_SAC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base.h"
+#include "nn.h"
+#include "replay.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    int obs_dim, act_dim;
+    int n_tasks;          /* heads and entropy coefficients */
+    int hidden;           /* width of every hidden layer (CW: 256) */
+    int layers;           /* hidden layers (CW: 4) */
+    float lr;             /* Adam lr of actor, critics, alpha (1e-3) */
+    int batch;            /* 128 */
+    float gamma;          /* 0.99 */
+    float polyak;         /* 0.995 */
+    float init_log_alpha; /* 1.0, so alpha = e */
+    float target_entropy; /* per task; NAN = act_dim * log(0.089 sqrt(2 pi e)) */
+    int64_t buffer_size;  /* 1e6 */
+    int64_t start_steps;  /* uniform-random steps at the start of each task (1e4) */
+    int64_t update_after; /* first update after this many task steps (1e3) */
+    int64_t update_every; /* env steps between update rounds = updates per round (50) */
+    int max_act_batch;    /* rows crl_sac_act may take at once (eval batches) */
+    int threads;          /* 1, or 2: the update runs on two lanes of single-
+                             threaded BLAS (results do not depend on it) */
+} crl_sac_config;
+
+/* The Continual World defaults of ../shared/specs/methods.md. */
+void crl_sac_config_default(crl_sac_config *c, int obs_dim, int act_dim, int n_tasks);
+/* Resolved target entropy (applies the NAN default). */
+float crl_sac_target_entropy(const crl_sac_config *c);
+
+typedef struct crl_sac crl_sac;
+
+/* Hooks through which continual methods change the update without copying
+ * it. All optional. */
+typedef struct {
+    void *ctx;
+    /* Add an extra actor-loss term's gradient into grads (same layout as the
+     * actor parameters) and return the term's value. */
+    double (*actor_penalty)(void *ctx, const float *params, float *grads, size_t n);
+    /* Actor entries that Adam may change (0 = frozen), or NULL. */
+    const uint8_t *actor_trainable;
+} crl_sac_hooks;
+
+typedef struct {
+    double q_loss, pi_loss, alpha_loss, penalty;
+    double alpha;  /* mean alpha over the batch's tasks */
+    double logp;   /* mean log pi of the batch */
+    double q_mean; /* mean Q1 on the batch's actions */
+} crl_sac_stats;
+
+int crl_sac_create(const crl_sac_config *c, uint64_t seed, crl_sac **out, crl_err *err);
+void crl_sac_free(crl_sac *s);
+const crl_sac_config *crl_sac_get_config(const crl_sac *s);
+void crl_sac_set_hooks(crl_sac *s, const crl_sac_hooks *h);
+
+/* Actions for B <= max_act_batch observations of one task. deterministic:
+ * tanh(mean); else a sample with noise from rng, or from the learner's own
+ * acting generator when rng is NULL (evaluation passes its own, so that the
+ * eval schedule never changes the training noise). */
+void crl_sac_act(crl_sac *s, int B, const float *obs, int task, int deterministic,
+                 crl_rng *rng, float *act);
+
+/* One gradient step on a batch (b->B == config batch). CRL_ENAN, with nothing
+ * applied, if a loss or gradient is not finite. */
+int crl_sac_update(crl_sac *s, const crl_batch *b, crl_sac_stats *st, crl_err *err);
+
+/* Continual World task change: zero the Adam moments of all optimisers. */
+void crl_sac_reset_optimizers(crl_sac *s);
+
+/* Parameter access for methods, checkpoints and tests. */
+const crl_mlp *crl_sac_actor(const crl_sac *s);
+const crl_mlp *crl_sac_critic(const crl_sac *s);
+float *crl_sac_actor_params(crl_sac *s);
+float *crl_sac_critic_params(crl_sac *s, int which); /* 0, 1; +2 for targets */
+float *crl_sac_log_alpha(crl_sac *s);                /* n_tasks entries */
+
+/* Losses and their gradients on a batch with explicit noise, without
+ * applying anything: the pieces crl_sac_update applies. eps: 2B x act_dim
+ * standard normals (rows [0,B) for pi(o), [B,2B) for pi(o2)). Gradients are
+ * written into the learner's gradient buffers, readable with
+ * crl_sac_grads. Exposed so tests can check them by finite differences. */
+int crl_sac_compute_grads(crl_sac *s, const crl_batch *b, const float *eps,
+                          crl_sac_stats *st);
+void crl_sac_grads(crl_sac *s, float **actor, float **critics, float **log_alpha);
+
+/* FLOPs of one update (2 per multiply-accumulate), for benchmarks. */
+double crl_sac_flops_per_update(const crl_sac *s);
+
+/* Serialise everything needed to continue training bit-exactly (networks,
+ * targets, alphas, optimiser moments, generators). *blob is malloc'd. */
+int crl_sac_save(const crl_sac *s, void **blob, size_t *n, crl_err *err);
+/* Restore from crl_sac_save output into a learner of the same config.
+ * CRL_ECORRUPT if the blob does not match. */
+int crl_sac_load(crl_sac *s, const void *blob, size_t n, crl_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

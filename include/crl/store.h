@@ -1,0 +1,108 @@
+/* crl store: the SQLite run store. One file holds every run.
+ *
+ * The file is marked with PRAGMA application_id and versioned with
+ * PRAGMA user_version; older schemas are migrated on open, newer ones and
+ * foreign files are refused without being touched. WAL journal, busy
+ * timeout, and small writes (metrics, evals) batched into one transaction
+ * that is committed by crl_store_flush, by a checkpoint, or on close.
+ * The store only stores: it knows nothing of nn, envs or agents. */
+#ifndef CRL_STORE_H
+#define CRL_STORE_H
+
+#include <stdint.h>
+
+#include "base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CRL_STORE_APP_ID         0x43524C31 /* "CRL1" */
+#define CRL_STORE_SCHEMA_VERSION 1
+
+typedef struct crl_store crl_store;
+
+/* Open a store. create != 0 makes a new file when none exists. Refuses
+ * (CRL_ECORRUPT) a file that is not SQLite or is a SQLite database of another
+ * program, and (CRL_EVERSION) a newer schema; such files are not modified.
+ * CRL_EBUSY if it stays locked past the busy timeout. */
+int crl_store_open(const char *path, int create, crl_store **out, crl_err *err);
+/* Commit pending writes and close. Safe with NULL. */
+void crl_store_close(crl_store *s);
+/* Commit the pending batch of metrics/evals writes. */
+int crl_store_flush(crl_store *s, crl_err *err);
+
+/* One configuration entry: a number or a string (str != NULL). */
+typedef struct {
+    const char *key;
+    const char *str;
+    double num;
+} crl_kv;
+
+/* Insert a run with status 'running'; config_json is built from kv with
+ * SQLite's JSON functions. Committed at once. */
+int crl_store_run_create(crl_store *s, const char *method, const char *scenario,
+                         uint64_t seed, const crl_kv *kv, int n_kv, int64_t *run_id,
+                         crl_err *err);
+/* status: "running", "finished", "failed" or "interrupted". Commits the
+ * pending batch with it. */
+int crl_store_run_set_status(crl_store *s, int64_t run_id, const char *status,
+                             crl_err *err);
+
+int crl_store_task_start(crl_store *s, int64_t run_id, int idx, const char *name,
+                         int64_t start_step, crl_err *err);
+int crl_store_task_end(crl_store *s, int64_t run_id, int idx, int64_t end_step,
+                       crl_err *err);
+
+/* Batched: become durable at the next flush / checkpoint / status change. */
+int crl_store_metric(crl_store *s, int64_t run_id, int64_t step, const char *key,
+                     double value, crl_err *err);
+
+typedef struct {
+    int64_t run_id;
+    int64_t step;
+    int train_task_idx;
+    int eval_task_idx;
+    int episodes;
+    double success_rate;
+    double mean_return;
+} crl_eval_row;
+int crl_store_eval(crl_store *s, const crl_eval_row *row, crl_err *err);
+
+/* Store a checkpoint blob; commits the pending batch in the same transaction,
+ * so a checkpoint never refers to evals that were lost. */
+int crl_store_checkpoint_put(crl_store *s, int64_t run_id, int task_idx, int64_t step,
+                             const void *blob, size_t n, crl_err *err);
+/* Latest checkpoint of a run (highest step). *blob is malloc'd; caller frees.
+ * CRL_ENOTFOUND if the run has none. */
+int crl_store_checkpoint_latest(crl_store *s, int64_t run_id, int *task_idx,
+                                int64_t *step, void **blob, size_t *n, crl_err *err);
+
+typedef struct {
+    int64_t id;
+    char created_at[32]; /* UTC, ISO 8601 */
+    char status[16];
+    char method[32];
+    char scenario[64];
+    uint64_t seed;
+    int64_t last_step; /* highest step seen in evals/metrics, 0 if none */
+} crl_run_info;
+
+/* Calls cb for each run in id order; a non-zero return from cb stops. */
+int crl_store_runs(crl_store *s, int (*cb)(const crl_run_info *, void *), void *ctx,
+                   crl_err *err);
+/* One run. config_json (may be NULL) receives a malloc'd copy. */
+int crl_store_run_get(crl_store *s, int64_t run_id, crl_run_info *info,
+                      char **config_json, crl_err *err);
+/* Evals of a run in (step, eval_task_idx) order. */
+int crl_store_evals(crl_store *s, int64_t run_id, int (*cb)(const crl_eval_row *, void *),
+                    void *ctx, crl_err *err);
+
+/* The underlying handle, for read-only queries by report code. */
+struct sqlite3;
+struct sqlite3 *crl_store_db(crl_store *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,103 @@
+/* FIFO transition buffer. */
+#include "crl/replay.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int crl_batch_alloc(crl_batch *b, int max_B, int obs_dim, int act_dim, crl_err *err) {
+    memset(b, 0, sizeof *b);
+    if (max_B <= 0 || obs_dim <= 0 || act_dim <= 0)
+        return crl_errf(err, CRL_EINVAL, "batch: bad size %d x (%d, %d)", max_B, obs_dim,
+                        act_dim);
+    size_t n = (size_t)max_B * (2 * (size_t)obs_dim + (size_t)act_dim + 2);
+    float *mem = malloc(n * sizeof(float));
+    int *task = malloc((size_t)max_B * sizeof(int));
+    if (!mem || !task) {
+        free(mem);
+        free(task);
+        return crl_errf(err, CRL_ENOMEM, "batch: out of memory");
+    }
+    b->B = max_B;
+    b->cap = max_B;
+    b->obs = mem;
+    b->obs2 = b->obs + (size_t)max_B * obs_dim;
+    b->act = b->obs2 + (size_t)max_B * obs_dim;
+    b->rew = b->act + (size_t)max_B * act_dim;
+    b->done = b->rew + max_B;
+    b->task = task;
+    return CRL_OK;
+}
+
+void crl_batch_free(crl_batch *b) {
+    if (b) free(b->obs);
+    if (b) free(b->task);
+    if (b) memset(b, 0, sizeof *b);
+}
+
+int crl_replay_init(crl_replay *r, int obs_dim, int act_dim, int64_t capacity,
+                    crl_err *err) {
+    memset(r, 0, sizeof *r);
+    if (obs_dim <= 0 || act_dim <= 0 || capacity <= 0)
+        return crl_errf(err, CRL_EINVAL,
+                        "replay: bad size (obs %d, act %d, capacity %lld)", obs_dim,
+                        act_dim, (long long)capacity);
+    r->obs_dim = obs_dim;
+    r->act_dim = act_dim;
+    r->capacity = capacity;
+    size_t c = (size_t)capacity;
+    r->obs = malloc(c * obs_dim * sizeof(float));
+    r->obs2 = malloc(c * obs_dim * sizeof(float));
+    r->act = malloc(c * act_dim * sizeof(float));
+    r->rew = malloc(c * sizeof(float));
+    r->done = malloc(c * sizeof(float));
+    r->task = malloc(c * sizeof(int32_t));
+    if (!r->obs || !r->obs2 || !r->act || !r->rew || !r->done || !r->task) {
+        crl_replay_free(r);
+        return crl_errf(err, CRL_ENOMEM, "replay: cannot allocate %lld transitions",
+                        (long long)capacity);
+    }
+    return CRL_OK;
+}
+
+void crl_replay_free(crl_replay *r) {
+    free(r->obs);
+    free(r->obs2);
+    free(r->act);
+    free(r->rew);
+    free(r->done);
+    free(r->task);
+    memset(r, 0, sizeof *r);
+}
+
+void crl_replay_clear(crl_replay *r) {
+    r->size = 0;
+    r->next = 0;
+}
+
+void crl_replay_add(crl_replay *r, const float *obs, const float *act, float rew,
+                    const float *obs2, int done, int task) {
+    int64_t i = r->next;
+    memcpy(r->obs + i * r->obs_dim, obs, sizeof(float) * r->obs_dim);
+    memcpy(r->obs2 + i * r->obs_dim, obs2, sizeof(float) * r->obs_dim);
+    memcpy(r->act + i * r->act_dim, act, sizeof(float) * r->act_dim);
+    r->rew[i] = rew;
+    r->done[i] = done ? 1.0f : 0.0f;
+    r->task[i] = task;
+    r->next = (i + 1) % r->capacity;
+    if (r->size < r->capacity) r->size++;
+    r->added++;
+}
+
+void crl_replay_sample(const crl_replay *r, crl_rng *rng, int B, crl_batch *out) {
+    const int od = r->obs_dim, ad = r->act_dim;
+    for (int k = 0; k < B; k++) {
+        int64_t i = (int64_t)crl_rng_below(rng, (uint64_t)r->size);
+        memcpy(out->obs + (size_t)k * od, r->obs + i * od, sizeof(float) * od);
+        memcpy(out->obs2 + (size_t)k * od, r->obs2 + i * od, sizeof(float) * od);
+        memcpy(out->act + (size_t)k * ad, r->act + i * ad, sizeof(float) * ad);
+        out->rew[k] = r->rew[i];
+        out->done[k] = r->done[i];
+        out->task[k] = r->task[i];
+    }
+    out->B = B;
+}

@@ -1,0 +1,1069 @@
+/* crl store: the SQLite run store. Schema, migrations, batched writes,
+ * queries and checkpoints. See include/crl/store.h for the contract and
+ * docs/schema.md for the tables as other programs see them.
+ *
+ * Two rules shape this file:
+ *  - A file that is not ours, or is newer than us, is never written to. Open
+ *    therefore only reads until the identity checks pass; even switching to
+ *    WAL (a header write) waits until then.
+ *  - A crash loses at most the current batch. Metrics and evals go into one
+ *    lazily started BEGIN IMMEDIATE transaction that is committed by flush,
+ *    by any non-batched write (run, status, task, checkpoint), by close, or
+ *    automatically once it holds BATCH_MAX_ROWS rows or is BATCH_MAX_SECONDS
+ *    old (checked at the next batched write). */
+#include "crl/store.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <locale.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define BATCH_MAX_ROWS          1000
+#define BATCH_MAX_SECONDS       2.0
+#define DEFAULT_BUSY_TIMEOUT_MS 5000
+
+/* ------------------------------------------------------------------------ */
+/* Schema and migrations                                                     */
+
+/* MIGRATIONS[i] upgrades a file from schema version i to i + 1. Version 0 is
+ * an empty database (or one that carries our application_id and nothing
+ * else). Each migration runs in its own transaction together with the
+ * user_version bump and a row in schema_migrations, so a crash leaves the
+ * file at version i or i + 1, never in between. Append only: a migration
+ * that has shipped is never edited. Migrations run with foreign_keys OFF (the
+ * pragma cannot change inside a transaction, and SQLite's table-rebuild
+ * recipe needs it off); PRAGMA foreign_key_check runs before each commit. */
+static const char *const MIGRATIONS[] = {
+    /* 0 -> 1: the initial schema. */
+    "CREATE TABLE runs (\n"
+    "  id          INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  created_at  TEXT NOT NULL,\n"
+    "  status      TEXT NOT NULL DEFAULT 'running'\n"
+    "              CHECK (status IN ('running','finished','failed','interrupted')),\n"
+    "  method      TEXT NOT NULL,\n"
+    "  scenario    TEXT NOT NULL,\n"
+    "  seed        INTEGER NOT NULL,\n"
+    "  config_json TEXT NOT NULL DEFAULT '{}'\n"
+    ");\n"
+    "CREATE TABLE tasks (\n"
+    "  run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  idx        INTEGER NOT NULL CHECK (idx >= 0),\n"
+    "  name       TEXT NOT NULL,\n"
+    "  start_step INTEGER NOT NULL CHECK (start_step >= 0),\n"
+    "  end_step   INTEGER CHECK (end_step IS NULL OR end_step >= start_step),\n"
+    "  PRIMARY KEY (run_id, idx)\n"
+    ");\n"
+    "CREATE TABLE metrics (\n"
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  step   INTEGER NOT NULL CHECK (step >= 0),\n"
+    "  key    TEXT NOT NULL,\n"
+    "  value  REAL,\n"
+    "  UNIQUE (run_id, key, step)\n"
+    ");\n"
+    "CREATE INDEX metrics_run_step ON metrics(run_id, step);\n"
+    "CREATE TABLE evals (\n"
+    "  run_id         INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  step           INTEGER NOT NULL CHECK (step >= 0),\n"
+    "  train_task_idx INTEGER NOT NULL CHECK (train_task_idx >= 0),\n"
+    "  eval_task_idx  INTEGER NOT NULL CHECK (eval_task_idx >= 0),\n"
+    "  episodes       INTEGER NOT NULL CHECK (episodes >= 0),\n"
+    "  success_rate   REAL CHECK (success_rate BETWEEN 0 AND 1),\n"
+    "  mean_return    REAL,\n"
+    "  UNIQUE (run_id, step, eval_task_idx)\n"
+    ");\n"
+    "CREATE TABLE checkpoints (\n"
+    "  run_id   INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  task_idx INTEGER NOT NULL CHECK (task_idx >= 0),\n"
+    "  step     INTEGER NOT NULL CHECK (step >= 0),\n"
+    "  blob     BLOB NOT NULL,\n"
+    "  PRIMARY KEY (run_id, step)\n"
+    ");\n"
+    "CREATE TABLE schema_migrations (\n"
+    "  version    INTEGER PRIMARY KEY,\n"
+    "  applied_at TEXT NOT NULL\n"
+    ");\n",
+};
+_Static_assert(sizeof MIGRATIONS / sizeof MIGRATIONS[0] == CRL_STORE_SCHEMA_VERSION,
+               "one migration per schema version");
+
+#define NOW_ISO "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+
+/* ------------------------------------------------------------------------ */
+/* Cached statements                                                         */
+
+enum {
+    ST_CONFIG_ADD,
+    ST_CONFIG_ADD_NUM,
+    ST_RUN_INSERT,
+    ST_RUN_STATUS,
+    ST_TASK_START,
+    ST_TASK_END,
+    ST_METRIC,
+    ST_EVAL,
+    ST_CKPT_PUT,
+    ST_CKPT_LATEST,
+    ST_RUNS,
+    ST_RUN_GET,
+    ST_EVALS,
+    ST__COUNT
+};
+
+#define RUN_COLUMNS                                                                      \
+    "SELECT r.id, r.created_at, r.status, r.method, r.scenario, r.seed,"                 \
+    " max(coalesce((SELECT max(step) FROM evals e WHERE e.run_id = r.id), 0),"           \
+    "     coalesce((SELECT max(step) FROM metrics m WHERE m.run_id = r.id), 0)),"        \
+    " r.config_json FROM runs r "
+
+static const char *const SQL[ST__COUNT] = {
+    /* json_object takes any key verbatim (a json_set path would need quoting
+     * of '"' and '.'); json_patch merges it in, last duplicate wins. */
+    [ST_CONFIG_ADD] = "SELECT json_patch(?1, json_object(?2, ?3))",
+    /* json() turns the decimal text into a JSON number verbatim (SQLite 3.40
+     * renders a bound REAL with only 15 digits). */
+    [ST_CONFIG_ADD_NUM] = "SELECT json_patch(?1, json_object(?2, json(?3)))",
+    [ST_RUN_INSERT] = "INSERT INTO runs (created_at, status, method, scenario, seed,"
+                      " config_json) VALUES (" NOW_ISO ", 'running', ?1, ?2, ?3, ?4)",
+    [ST_RUN_STATUS] = "UPDATE runs SET status = ?2 WHERE id = ?1",
+    /* Restarting a task (a resumed run) replaces it and reopens it. */
+    [ST_TASK_START] = "INSERT INTO tasks (run_id, idx, name, start_step, end_step)"
+                      " VALUES (?1, ?2, ?3, ?4, NULL)"
+                      " ON CONFLICT (run_id, idx) DO UPDATE SET name = excluded.name,"
+                      " start_step = excluded.start_step, end_step = NULL",
+    [ST_TASK_END] = "UPDATE tasks SET end_step = ?3 WHERE run_id = ?1 AND idx = ?2",
+    [ST_METRIC] = "INSERT INTO metrics (run_id, step, key, value) VALUES (?1, ?2, ?3, ?4)"
+                  " ON CONFLICT (run_id, key, step) DO UPDATE SET value = excluded.value",
+    [ST_EVAL] =
+        "INSERT INTO evals (run_id, step, train_task_idx, eval_task_idx, episodes,"
+        " success_rate, mean_return) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+        " ON CONFLICT (run_id, step, eval_task_idx) DO UPDATE SET"
+        " train_task_idx = excluded.train_task_idx, episodes = excluded.episodes,"
+        " success_rate = excluded.success_rate,"
+        " mean_return = excluded.mean_return",
+    [ST_CKPT_PUT] = "INSERT INTO checkpoints (run_id, task_idx, step, blob)"
+                    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (run_id, step) DO UPDATE SET"
+                    " task_idx = excluded.task_idx, blob = excluded.blob",
+    [ST_CKPT_LATEST] = "SELECT task_idx, step, blob FROM checkpoints WHERE run_id = ?1"
+                       " ORDER BY step DESC LIMIT 1",
+    [ST_RUNS] = RUN_COLUMNS "ORDER BY r.id",
+    [ST_RUN_GET] = RUN_COLUMNS "WHERE r.id = ?1",
+    [ST_EVALS] = "SELECT run_id, step, train_task_idx, eval_task_idx, episodes,"
+                 " success_rate, mean_return FROM evals WHERE run_id = ?1"
+                 " ORDER BY step, eval_task_idx",
+};
+
+struct crl_store {
+    sqlite3 *db;
+    char *path;
+    int busy_ms;
+    int in_txn;      /* we hold a BEGIN IMMEDIATE transaction */
+    int batch_rows;  /* batched rows written in it, not yet committed */
+    double batch_t0; /* crl_now() when it began */
+    sqlite3_stmt *st[ST__COUNT];
+};
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+
+/* Turn a failed sqlite3 call into a crl status with a one-line message that
+ * names the file. Also notices when SQLite rolled our transaction back on its
+ * own (I/O error, disk full, ...), so the caller learns the batch is gone. */
+static int fail(crl_store *s, crl_err *err, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(crl_store *s, crl_err *err, int rc, const char *fmt, ...) {
+    char what[192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+    char lost[128] = "";
+    if (s->in_txn && s->db && sqlite3_get_autocommit(s->db)) {
+        if (s->batch_rows > 0)
+            snprintf(lost, sizeof lost,
+                     "; the transaction was rolled back, %d batched rows were lost",
+                     s->batch_rows);
+        s->in_txn = 0;
+        s->batch_rows = 0;
+    }
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return crl_errf(err, CRL_EBUSY,
+                        "database %s is locked by another process (%s: %s after %d ms)%s",
+                        s->path, what, msg, s->busy_ms, lost);
+    case SQLITE_NOMEM:
+        return crl_errf(err, CRL_ENOMEM, "%s: %s: out of memory%s", s->path, what, lost);
+    case SQLITE_NOTADB:
+        return crl_errf(err, CRL_ECORRUPT, "%s is not a crl database (not SQLite)",
+                        s->path);
+    case SQLITE_CORRUPT:
+        return crl_errf(err, CRL_ECORRUPT, "database %s is corrupt (%s: %s)%s", s->path,
+                        what, msg, lost);
+    case SQLITE_CONSTRAINT:
+    case SQLITE_TOOBIG:
+    case SQLITE_RANGE:
+    case SQLITE_MISMATCH:
+        return crl_errf(err, CRL_EINVAL, "%s: %s: %s%s", s->path, what, msg, lost);
+    case SQLITE_READONLY:
+        return crl_errf(err, CRL_EIO, "database %s is read-only (%s: %s)%s", s->path,
+                        what, msg, lost);
+    case SQLITE_FULL:
+        return crl_errf(err, CRL_EIO, "%s: %s: disk full (%s)%s", s->path, what, msg,
+                        lost);
+    default:
+        return crl_errf(err, CRL_EIO, "%s: %s: %s%s", s->path, what, msg, lost);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Transactions                                                              */
+
+static int txn_begin(crl_store *s, crl_err *err) {
+    if (s->in_txn) return CRL_OK;
+    /* IMMEDIATE takes the write lock now (waiting up to the busy timeout), so
+     * no later statement of this transaction can fail with SQLITE_BUSY. */
+    int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) return fail(s, err, rc, "cannot begin a write transaction");
+    s->in_txn = 1;
+    s->batch_rows = 0;
+    s->batch_t0 = crl_now();
+    return CRL_OK;
+}
+
+static int txn_commit(crl_store *s, crl_err *err) {
+    if (!s->in_txn) return CRL_OK;
+    int rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return fail(s, err, rc, "cannot commit %d batched rows", s->batch_rows);
+    s->in_txn = 0;
+    s->batch_rows = 0;
+    return CRL_OK;
+}
+
+/* After a failed non-batched write: hand the write lock back, unless batched
+ * rows are waiting in the transaction (they stay pending for the next flush). */
+static void txn_release_if_empty(crl_store *s) {
+    if (!s->in_txn || s->batch_rows > 0) return;
+    if (sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL) == SQLITE_OK ||
+        sqlite3_get_autocommit(s->db))
+        s->in_txn = 0;
+}
+
+/* Finish a non-batched write that ran inside txn_begin: commit it together
+ * with the pending batch, or on failure keep the batch and return rc. */
+static int txn_finish(crl_store *s, int rc, crl_err *err) {
+    if (rc != CRL_OK) {
+        txn_release_if_empty(s);
+        return rc;
+    }
+    return txn_commit(s, err);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Statements                                                                */
+
+/* The cached statement, or a fresh one if the cached one is mid-iteration
+ * (a callback of crl_store_runs/evals calling back into the store). */
+static int stmt_get(crl_store *s, int which, sqlite3_stmt **out, int *temp,
+                    crl_err *err) {
+    *temp = 0;
+    if (s->st[which] && !sqlite3_stmt_busy(s->st[which])) {
+        *out = s->st[which];
+        return CRL_OK;
+    }
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v3(s->db, SQL[which], -1,
+                                s->st[which] ? 0 : SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (rc != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return fail(s, err, rc, "cannot prepare statement");
+    }
+    if (s->st[which])
+        *temp = 1;
+    else
+        s->st[which] = st;
+    *out = st;
+    return CRL_OK;
+}
+
+static void stmt_put(sqlite3_stmt *st, int temp) {
+    if (temp) {
+        sqlite3_finalize(st);
+        return;
+    }
+    /* Their return values repeat the error of the last step, which the caller
+     * has already reported. */
+    (void)sqlite3_reset(st);
+    (void)sqlite3_clear_bindings(st);
+}
+
+/* Step a write statement to completion. A foreign-key failure means the run
+ * does not exist, which is the caller's error, not the database's. */
+static int step_write(crl_store *s, sqlite3_stmt *st, int64_t run_id, crl_err *err,
+                      const char *what) {
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) return CRL_OK;
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return crl_errf(err, CRL_ENOTFOUND, "%s: %s: run %lld does not exist", s->path,
+                        what, (long long)run_id);
+    return fail(s, err, rc, "%s", what);
+}
+
+/* The shortest decimal text that reads back as exactly v, independent of
+ * the process locale (a ',' decimal point would not be JSON). */
+static int format_double(double v, char *buf, size_t cap) {
+    locale_t c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    if (!c) return -1;
+    locale_t old = uselocale(c);
+    for (int p = 15; p <= 17; p++) {
+        snprintf(buf, cap, "%.*g", p, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    uselocale(old);
+    freelocale(c);
+    return 0;
+}
+
+/* uint64 seeds are stored as the int64 with the same bits. */
+static int64_t u64_to_i64(uint64_t u) {
+    int64_t i;
+    memcpy(&i, &u, sizeof i);
+    return i;
+}
+static uint64_t i64_to_u64(int64_t i) {
+    uint64_t u;
+    memcpy(&u, &i, sizeof u);
+    return u;
+}
+
+static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col) {
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+/* NULL (how SQLite stores NaN) reads back as NaN, not 0. */
+static double column_real(sqlite3_stmt *st, int col) {
+    if (sqlite3_column_type(st, col) == SQLITE_NULL) return NAN;
+    return sqlite3_column_double(st, col);
+}
+
+static void fill_run_info(crl_run_info *info, sqlite3_stmt *st) {
+    memset(info, 0, sizeof *info);
+    info->id = sqlite3_column_int64(st, 0);
+    copy_text(info->created_at, sizeof info->created_at, st, 1);
+    copy_text(info->status, sizeof info->status, st, 2);
+    copy_text(info->method, sizeof info->method, st, 3);
+    copy_text(info->scenario, sizeof info->scenario, st, 4);
+    info->seed = i64_to_u64(sqlite3_column_int64(st, 5));
+    info->last_step = sqlite3_column_int64(st, 6);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Open                                                                      */
+
+/* Run one single-value integer query (a pragma or count) during open. */
+static int query_int(crl_store *s, const char *sql, int64_t *out, crl_err *err) {
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int64(st, 0);
+        rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        rc = SQLITE_INTERNAL; /* a pragma this SQLite lacks */
+    }
+    int ret = rc == SQLITE_OK ? CRL_OK : fail(s, err, rc, "cannot read %s", sql);
+    sqlite3_finalize(st);
+    return ret;
+}
+
+/* Decide what the file is, from reads only. *version receives the schema
+ * version to migrate from (0 for an empty database). */
+static int identify(crl_store *s, int *version, crl_err *err) {
+    int64_t app_id, user_version, n_objects;
+    int rc = query_int(s, "PRAGMA application_id", &app_id, err);
+    if (rc == CRL_OK) rc = query_int(s, "PRAGMA user_version", &user_version, err);
+    if (rc == CRL_OK)
+        rc = query_int(s, "SELECT count(*) FROM sqlite_master", &n_objects, err);
+    if (rc != CRL_OK) return rc;
+    /* PRAGMA application_id reads the header as a signed 32-bit integer. */
+    if ((uint32_t)app_id == (uint32_t)CRL_STORE_APP_ID) {
+        if (user_version > CRL_STORE_SCHEMA_VERSION)
+            return crl_errf(err, CRL_EVERSION,
+                            "%s has crl schema version %lld, newer than this crl "
+                            "understands (%d); upgrade crl to open it",
+                            s->path, (long long)user_version, CRL_STORE_SCHEMA_VERSION);
+        if (user_version < 0)
+            return crl_errf(err, CRL_ECORRUPT, "%s has invalid crl schema version %lld",
+                            s->path, (long long)user_version);
+        *version = (int)user_version;
+        return CRL_OK;
+    }
+    /* Only a database with nothing in it is ours to take. One that another
+     * program has marked (application_id or user_version), even if it has no
+     * tables yet, is not. */
+    if (app_id == 0 && user_version == 0 && n_objects == 0) {
+        *version = 0;
+        return CRL_OK;
+    }
+    return crl_errf(err, CRL_ECORRUPT,
+                    "%s is a SQLite database of another program (application_id "
+                    "0x%08x, %lld schema objects), not a crl database",
+                    s->path, (unsigned)app_id, (long long)n_objects);
+}
+
+/* Apply MIGRATIONS[from..] one transaction each. The identity is re-read
+ * inside each transaction, so two processes creating or upgrading the same
+ * file at once do not both apply a migration. */
+static int migrate(crl_store *s, crl_err *err) {
+    for (;;) {
+        int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if (rc != SQLITE_OK) return fail(s, err, rc, "cannot begin schema migration");
+        int v = 0;
+        int ret = identify(s, &v, err);
+        if (ret == CRL_OK && v == CRL_STORE_SCHEMA_VERSION) {
+            /* Up to date (perhaps another process just did it): nothing to write. */
+            rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+            return rc == SQLITE_OK ? CRL_OK
+                                   : fail(s, err, rc, "cannot end migration check");
+        }
+        if (ret == CRL_OK) {
+            char bump[256];
+            snprintf(
+                bump, sizeof bump,
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (%d, %s);"
+                " PRAGMA application_id = %d; PRAGMA user_version = %d;",
+                v + 1, NOW_ISO, (int)CRL_STORE_APP_ID, v + 1);
+            rc = sqlite3_exec(s->db, MIGRATIONS[v], NULL, NULL, NULL);
+            if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, bump, NULL, NULL, NULL);
+            if (rc != SQLITE_OK) {
+                const char *m = sqlite3_errmsg(s->db);
+                /* A schema error here means the file is not the version it
+                 * claims to be. */
+                ret = (rc & 0xff) == SQLITE_ERROR
+                          ? crl_errf(err, CRL_ECORRUPT,
+                                     "%s: migration of the crl schema from v%d to v%d "
+                                     "failed: %s",
+                                     s->path, v, v + 1, m)
+                          : fail(s, err, rc, "migration from v%d to v%d", v, v + 1);
+            }
+        }
+        if (ret == CRL_OK) {
+            sqlite3_stmt *st = NULL;
+            rc = sqlite3_prepare_v2(s->db, "PRAGMA foreign_key_check", -1, &st, NULL);
+            if (rc == SQLITE_OK) rc = sqlite3_step(st);
+            if (rc == SQLITE_ROW)
+                ret = crl_errf(err, CRL_ECORRUPT,
+                               "%s: migration to v%d left rows with dangling run ids",
+                               s->path, v + 1);
+            else if (rc != SQLITE_DONE)
+                ret = fail(s, err, rc, "foreign key check after migration");
+            sqlite3_finalize(st);
+        }
+        if (ret != CRL_OK) {
+            /* Errors that already rolled back make this ROLLBACK fail; either
+             * way nothing of the migration is left. */
+            (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            return ret;
+        }
+        rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+            ret = fail(s, err, rc, "cannot commit migration to v%d", v + 1);
+            (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            return ret;
+        }
+    }
+}
+
+/* Files SQLite would take for an empty database but are not: SQLite treats
+ * some very short files (a single byte, say) as empty and would overwrite
+ * them. A real database is empty or at least one 512-byte page long and
+ * starts with the magic string. */
+static int check_magic(const char *path, crl_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return crl_errf(err, CRL_EIO, "cannot read %s: %s", path, strerror(errno));
+    unsigned char head[16];
+    size_t n = fread(head, 1, sizeof head, f);
+    int bad = ferror(f);
+    int at_end = fseek(f, 0, SEEK_END) == 0;
+    long size = at_end ? ftell(f) : -1;
+    fclose(f);
+    if (bad || size < 0) return crl_errf(err, CRL_EIO, "cannot read %s", path);
+    if (size == 0) return CRL_OK;
+    if (size < 512 || n < sizeof head || memcmp(head, "SQLite format 3", 16) != 0)
+        return crl_errf(err, CRL_ECORRUPT, "%s is not a crl database (not SQLite)", path);
+    return CRL_OK;
+}
+
+static int busy_timeout_ms(int *out, crl_err *err) {
+    const char *e = getenv("CRL_BUSY_TIMEOUT_MS");
+    *out = DEFAULT_BUSY_TIMEOUT_MS;
+    if (!e || !*e) return CRL_OK;
+    char *end;
+    errno = 0;
+    long v = strtol(e, &end, 10);
+    if (errno || *end || v < 0 || v > INT_MAX)
+        return crl_errf(err, CRL_EINVAL,
+                        "CRL_BUSY_TIMEOUT_MS='%s' is not a number of milliseconds", e);
+    *out = (int)v;
+    return CRL_OK;
+}
+
+static int check_parent_dir(const char *path, crl_err *err) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) return CRL_OK;
+    size_t len = slash == path ? 1 : (size_t)(slash - path);
+    char *dir = malloc(len + 1);
+    if (!dir) return crl_errf(err, CRL_ENOMEM, "out of memory");
+    memcpy(dir, path, len);
+    dir[len] = 0;
+    struct stat sb;
+    int ret = CRL_OK;
+    if (stat(dir, &sb) != 0)
+        ret = crl_errf(err, CRL_EIO, "cannot create database %s: directory %s: %s", path,
+                       dir, strerror(errno));
+    else if (!S_ISDIR(sb.st_mode))
+        ret = crl_errf(err, CRL_EIO, "cannot create database %s: %s is not a directory",
+                       path, dir);
+    free(dir);
+    return ret;
+}
+
+static int set_pragma(crl_store *s, const char *sql, const char *want, crl_err *err) {
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    int ret = CRL_OK;
+    if (rc == SQLITE_ROW && want) {
+        const unsigned char *got = sqlite3_column_text(st, 0);
+        if (!got || strcmp((const char *)got, want) != 0)
+            ret = crl_errf(err, CRL_EIO, "%s: '%s' gave '%s', not '%s'", s->path, sql,
+                           got ? (const char *)got : "(null)", want);
+    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        ret = fail(s, err, rc, "%s", sql);
+    }
+    sqlite3_finalize(st);
+    return ret;
+}
+
+int crl_store_open(const char *path, int create, crl_store **out, crl_err *err) {
+    if (!out) return crl_errf(err, CRL_EINVAL, "crl_store_open: out is NULL");
+    *out = NULL;
+    if (!path || !*path) return crl_errf(err, CRL_EINVAL, "crl_store_open: empty path");
+    int busy_ms;
+    int ret = busy_timeout_ms(&busy_ms, err);
+    if (ret != CRL_OK) return ret;
+
+    struct stat sb;
+    int exists = stat(path, &sb) == 0;
+    if (!exists) {
+        if (errno != ENOENT)
+            return crl_errf(err, CRL_EIO, "cannot open database %s: %s", path,
+                            strerror(errno));
+        if (!create)
+            return crl_errf(err, CRL_ENOTFOUND, "database %s does not exist", path);
+        ret = check_parent_dir(path, err);
+        if (ret != CRL_OK) return ret;
+    } else {
+        if (S_ISDIR(sb.st_mode))
+            return crl_errf(err, CRL_EIO, "cannot open database %s: it is a directory",
+                            path);
+        /* /dev/null would read as an empty database and be "initialised". */
+        if (!S_ISREG(sb.st_mode))
+            return crl_errf(err, CRL_EIO, "cannot open database %s: not a regular file",
+                            path);
+        ret = check_magic(path, err);
+        if (ret != CRL_OK) return ret;
+    }
+
+    crl_store *s = calloc(1, sizeof *s);
+    if (!s) return crl_errf(err, CRL_ENOMEM, "out of memory opening %s", path);
+    s->path = strdup(path);
+    if (!s->path) {
+        free(s);
+        return crl_errf(err, CRL_ENOMEM, "out of memory opening %s", path);
+    }
+    s->busy_ms = busy_ms;
+
+    /* Without SQLITE_OPEN_CREATE an existing file is never replaced, even if
+     * it vanished since the stat above. */
+    int flags = SQLITE_OPEN_READWRITE | (exists ? 0 : SQLITE_OPEN_CREATE);
+    /* Debian's SQLite is built with SQLITE_USE_URI, and ":memory:" is special:
+     * a relative path gets "./" so that "file:x.db" and ":memory:" stay the
+     * files the caller named. */
+    char *name = malloc(strlen(path) + 3);
+    if (!name) {
+        ret = crl_errf(err, CRL_ENOMEM, "out of memory opening %s", path);
+        goto fail_open;
+    }
+    snprintf(name, strlen(path) + 3, "%s%s", path[0] == '/' ? "" : "./", path);
+    int rc = sqlite3_open_v2(name, &s->db, flags, NULL);
+    free(name);
+    if (rc != SQLITE_OK) {
+        int sys = s->db ? sqlite3_system_errno(s->db) : 0;
+        ret = crl_errf(err, CRL_EIO, "cannot open database %s: %s%s%s", path,
+                       s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc),
+                       sys ? ": " : "", sys ? strerror(sys) : "");
+        goto fail_open;
+    }
+    rc = sqlite3_extended_result_codes(s->db, 1);
+    if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(s->db, busy_ms);
+    /* Our schema has no triggers or views; don't let a hostile file's run
+     * functions with side effects. */
+    if (rc == SQLITE_OK)
+        rc = sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+    if (rc != SQLITE_OK) {
+        ret = fail(s, err, rc, "cannot configure connection");
+        goto fail_open;
+    }
+
+    /* Reads only until we know the file is ours and not newer. */
+    int version = 0;
+    ret = identify(s, &version, err);
+    if (ret != CRL_OK) goto fail_open;
+    if (version < CRL_STORE_SCHEMA_VERSION) {
+        ret = migrate(s, err);
+        if (ret != CRL_OK) goto fail_open;
+    }
+    /* After the migration, not before: a failed migration leaves the file
+     * byte-for-byte as it was. */
+    ret = set_pragma(s, "PRAGMA journal_mode = WAL", "wal", err);
+    if (ret == CRL_OK) ret = set_pragma(s, "PRAGMA synchronous = NORMAL", NULL, err);
+    if (ret == CRL_OK) ret = set_pragma(s, "PRAGMA foreign_keys = ON", NULL, err);
+    if (ret != CRL_OK) goto fail_open;
+
+    for (int i = 0; i < ST__COUNT; i++) {
+        rc = sqlite3_prepare_v3(s->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
+                                NULL);
+        if (rc != SQLITE_OK) {
+            ret = (rc & 0xff) == SQLITE_ERROR
+                      ? crl_errf(err, CRL_ECORRUPT, "%s has a damaged crl schema: %s",
+                                 path, sqlite3_errmsg(s->db))
+                      : fail(s, err, rc, "cannot prepare statement");
+            goto fail_open;
+        }
+    }
+    *out = s;
+    return CRL_OK;
+
+fail_open:
+    crl_store_close(s);
+    return ret;
+}
+
+void crl_store_close(crl_store *s) {
+    if (!s) return;
+    if (s->in_txn && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    for (int i = 0; i < ST__COUNT; i++) sqlite3_finalize(s->st[i]);
+    /* close_v2: statements the caller prepared on crl_store_db() and forgot
+     * do not keep the file open forever. */
+    if (s->db) (void)sqlite3_close_v2(s->db);
+    free(s->path);
+    free(s);
+}
+
+int crl_store_flush(crl_store *s, crl_err *err) {
+    if (!s) return crl_errf(err, CRL_EINVAL, "crl_store_flush: store is NULL");
+    return txn_commit(s, err);
+}
+
+sqlite3 *crl_store_db(crl_store *s) {
+    return s ? s->db : NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Runs                                                                      */
+
+static const char *const STATUSES[] = {"running", "finished", "failed", "interrupted"};
+
+/* Builds config JSON inside SQLite; *out is malloc'd. */
+static int build_config(crl_store *s, const crl_kv *kv, int n_kv, char **out,
+                        crl_err *err) {
+    char *json = strdup("{}");
+    if (!json) return crl_errf(err, CRL_ENOMEM, "out of memory");
+    for (int i = 0; i < n_kv; i++) {
+        /* Integral values become JSON integers ("steps": 1000000, not
+         * 1000000.0); beyond 2^53 a double is not an exact integer anyway. */
+        double v = kv[i].num;
+        int integral = !kv[i].str && v == floor(v) && fabs(v) <= 9007199254740992.0;
+        char num[40];
+        if (!kv[i].str && !integral && format_double(v, num, sizeof num) != 0) {
+            free(json);
+            return crl_errf(err, CRL_ENOMEM, "cannot format config value '%s'",
+                            kv[i].key);
+        }
+        sqlite3_stmt *st;
+        int temp,
+            ret = stmt_get(s, kv[i].str || integral ? ST_CONFIG_ADD : ST_CONFIG_ADD_NUM,
+                           &st, &temp, err);
+        if (ret != CRL_OK) {
+            free(json);
+            return ret;
+        }
+        int rc = sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 2, kv[i].key, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = kv[i].str  ? sqlite3_bind_text(st, 3, kv[i].str, -1, SQLITE_STATIC)
+                 : integral ? sqlite3_bind_int64(st, 3, (sqlite3_int64)v)
+                            : sqlite3_bind_text(st, 3, num, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK) rc = sqlite3_step(st);
+        char *next = NULL;
+        if (rc == SQLITE_ROW) {
+            const unsigned char *t = sqlite3_column_text(st, 0);
+            next = t ? strdup((const char *)t) : NULL;
+            if (!next) ret = crl_errf(err, CRL_ENOMEM, "out of memory building config");
+        } else {
+            ret = fail(s, err, rc, "cannot build config_json (key '%s')", kv[i].key);
+        }
+        stmt_put(st, temp);
+        free(json);
+        if (ret != CRL_OK) return ret;
+        json = next;
+    }
+    *out = json;
+    return CRL_OK;
+}
+
+int crl_store_run_create(crl_store *s, const char *method, const char *scenario,
+                         uint64_t seed, const crl_kv *kv, int n_kv, int64_t *run_id,
+                         crl_err *err) {
+    if (!s || !method || !scenario || !run_id || n_kv < 0 || (n_kv > 0 && !kv))
+        return crl_errf(err, CRL_EINVAL, "crl_store_run_create: bad argument");
+    /* crl_run_info has fixed fields; refuse what it could not give back. */
+    if (strlen(method) >= sizeof((crl_run_info *)0)->method ||
+        strlen(scenario) >= sizeof((crl_run_info *)0)->scenario)
+        return crl_errf(err, CRL_EINVAL,
+                        "%s: method name (max %zu chars) or scenario name (max %zu) too "
+                        "long",
+                        s->path, sizeof((crl_run_info *)0)->method - 1,
+                        sizeof((crl_run_info *)0)->scenario - 1);
+    for (int i = 0; i < n_kv; i++) {
+        if (!kv[i].key) return crl_errf(err, CRL_EINVAL, "config entry %d has no key", i);
+        if (!kv[i].str && !isfinite(kv[i].num))
+            return crl_errf(err, CRL_EINVAL,
+                            "config value '%s' is not finite (JSON has no NaN/Inf)",
+                            kv[i].key);
+    }
+    int ret = txn_begin(s, err);
+    if (ret != CRL_OK) return ret;
+    char *json = NULL;
+    ret = build_config(s, kv, n_kv, &json, err);
+    if (ret == CRL_OK) {
+        sqlite3_stmt *st;
+        int temp;
+        ret = stmt_get(s, ST_RUN_INSERT, &st, &temp, err);
+        if (ret == CRL_OK) {
+            int rc = sqlite3_bind_text(st, 1, method, -1, SQLITE_STATIC);
+            if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(st, 2, scenario, -1, SQLITE_STATIC);
+            if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 3, u64_to_i64(seed));
+            if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 4, json, -1, SQLITE_STATIC);
+            ret = rc == SQLITE_OK ? step_write(s, st, 0, err, "cannot insert run")
+                                  : fail(s, err, rc, "cannot bind run");
+            if (ret == CRL_OK) *run_id = sqlite3_last_insert_rowid(s->db);
+            stmt_put(st, temp);
+        }
+    }
+    free(json);
+    return txn_finish(s, ret, err);
+}
+
+int crl_store_run_set_status(crl_store *s, int64_t run_id, const char *status,
+                             crl_err *err) {
+    if (!s || !status)
+        return crl_errf(err, CRL_EINVAL, "crl_store_run_set_status: bad argument");
+    int known = 0;
+    for (size_t i = 0; i < sizeof STATUSES / sizeof STATUSES[0]; i++)
+        known |= strcmp(status, STATUSES[i]) == 0;
+    if (!known)
+        return crl_errf(
+            err, CRL_EINVAL,
+            "unknown run status '%s' (running, finished, failed, interrupted)", status);
+    int ret = txn_begin(s, err);
+    if (ret != CRL_OK) return ret;
+    sqlite3_stmt *st;
+    int temp;
+    ret = stmt_get(s, ST_RUN_STATUS, &st, &temp, err);
+    if (ret == CRL_OK) {
+        int rc = sqlite3_bind_int64(st, 1, run_id);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+        ret = rc == SQLITE_OK ? step_write(s, st, run_id, err, "cannot set run status")
+                              : fail(s, err, rc, "cannot bind status");
+        if (ret == CRL_OK && sqlite3_changes(s->db) == 0)
+            ret = crl_errf(err, CRL_ENOTFOUND, "%s: run %lld does not exist", s->path,
+                           (long long)run_id);
+        stmt_put(st, temp);
+    }
+    return txn_finish(s, ret, err);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tasks                                                                     */
+
+int crl_store_task_start(crl_store *s, int64_t run_id, int idx, const char *name,
+                         int64_t start_step, crl_err *err) {
+    if (!s || !name || idx < 0 || start_step < 0)
+        return crl_errf(err, CRL_EINVAL, "crl_store_task_start: bad argument");
+    int ret = txn_begin(s, err);
+    if (ret != CRL_OK) return ret;
+    sqlite3_stmt *st;
+    int temp;
+    ret = stmt_get(s, ST_TASK_START, &st, &temp, err);
+    if (ret == CRL_OK) {
+        int rc = sqlite3_bind_int64(st, 1, run_id);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(st, 2, idx);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 4, start_step);
+        ret = rc == SQLITE_OK ? step_write(s, st, run_id, err, "cannot start task")
+                              : fail(s, err, rc, "cannot bind task");
+        stmt_put(st, temp);
+    }
+    return txn_finish(s, ret, err);
+}
+
+int crl_store_task_end(crl_store *s, int64_t run_id, int idx, int64_t end_step,
+                       crl_err *err) {
+    if (!s || idx < 0 || end_step < 0)
+        return crl_errf(err, CRL_EINVAL, "crl_store_task_end: bad argument");
+    int ret = txn_begin(s, err);
+    if (ret != CRL_OK) return ret;
+    sqlite3_stmt *st;
+    int temp;
+    ret = stmt_get(s, ST_TASK_END, &st, &temp, err);
+    if (ret == CRL_OK) {
+        int rc = sqlite3_bind_int64(st, 1, run_id);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(st, 2, idx);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 3, end_step);
+        ret = rc == SQLITE_OK ? step_write(s, st, run_id, err, "cannot end task")
+                              : fail(s, err, rc, "cannot bind task");
+        if (ret == CRL_OK && sqlite3_changes(s->db) == 0)
+            ret =
+                crl_errf(err, CRL_ENOTFOUND, "%s: task %d of run %lld was never started",
+                         s->path, idx, (long long)run_id);
+        stmt_put(st, temp);
+    }
+    return txn_finish(s, ret, err);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Batched writes                                                            */
+
+/* Count a batched row; commit when the batch is big or old enough. */
+static int batch_account(crl_store *s, int ret, crl_err *err) {
+    if (ret != CRL_OK) {
+        txn_release_if_empty(s);
+        return ret;
+    }
+    s->batch_rows++;
+    if (s->batch_rows >= BATCH_MAX_ROWS || crl_now() - s->batch_t0 >= BATCH_MAX_SECONDS)
+        return txn_commit(s, err);
+    return CRL_OK;
+}
+
+int crl_store_metric(crl_store *s, int64_t run_id, int64_t step, const char *key,
+                     double value, crl_err *err) {
+    if (!s || !key || step < 0)
+        return crl_errf(err, CRL_EINVAL, "crl_store_metric: bad argument");
+    int ret = txn_begin(s, err);
+    if (ret != CRL_OK) return ret;
+    sqlite3_stmt *st;
+    int temp;
+    ret = stmt_get(s, ST_METRIC, &st, &temp, err);
+    if (ret == CRL_OK) {
+        int rc = sqlite3_bind_int64(st, 1, run_id);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, step);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_double(st, 4, value); /* NaN -> NULL */
+        ret = rc == SQLITE_OK ? step_write(s, st, run_id, err, "cannot insert metric")
+                              : fail(s, err, rc, "cannot bind metric");
+        stmt_put(st, temp);
+    }
+    return batch_account(s, ret, err);
+}
+
+int crl_store_eval(crl_store *s, const crl_eval_row *row, crl_err *err) {
+    if (!s || !row) return crl_errf(err, CRL_EINVAL, "crl_store_eval: bad argument");
+    if (row->step < 0 || row->train_task_idx < 0 || row->eval_task_idx < 0 ||
+        row->episodes < 0 ||
+        (!isnan(row->success_rate) &&
+         !(row->success_rate >= 0 && row->success_rate <= 1)))
+        return crl_errf(err, CRL_EINVAL,
+                        "%s: bad eval row (run %lld step %lld: negative step/index/"
+                        "episodes or success rate %g outside [0, 1])",
+                        s->path, (long long)row->run_id, (long long)row->step,
+                        row->success_rate);
+    int ret = txn_begin(s, err);
+    if (ret != CRL_OK) return ret;
+    sqlite3_stmt *st;
+    int temp;
+    ret = stmt_get(s, ST_EVAL, &st, &temp, err);
+    if (ret == CRL_OK) {
+        int rc = sqlite3_bind_int64(st, 1, row->run_id);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, row->step);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(st, 3, row->train_task_idx);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(st, 4, row->eval_task_idx);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(st, 5, row->episodes);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_double(st, 6, row->success_rate);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_double(st, 7, row->mean_return);
+        ret = rc == SQLITE_OK ? step_write(s, st, row->run_id, err, "cannot insert eval")
+                              : fail(s, err, rc, "cannot bind eval");
+        stmt_put(st, temp);
+    }
+    return batch_account(s, ret, err);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Checkpoints                                                               */
+
+int crl_store_checkpoint_put(crl_store *s, int64_t run_id, int task_idx, int64_t step,
+                             const void *blob, size_t n, crl_err *err) {
+    if (!s || (n > 0 && !blob) || task_idx < 0 || step < 0)
+        return crl_errf(err, CRL_EINVAL, "crl_store_checkpoint_put: bad argument");
+    int ret = txn_begin(s, err);
+    if (ret != CRL_OK) return ret;
+    sqlite3_stmt *st;
+    int temp;
+    ret = stmt_get(s, ST_CKPT_PUT, &st, &temp, err);
+    if (ret == CRL_OK) {
+        int rc = sqlite3_bind_int64(st, 1, run_id);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(st, 2, task_idx);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 3, step);
+        /* A NULL pointer would bind SQL NULL; an empty blob is zeroblob(0). */
+        if (rc == SQLITE_OK)
+            rc = n > 0
+                     ? sqlite3_bind_blob64(st, 4, blob, (sqlite3_uint64)n, SQLITE_STATIC)
+                     : sqlite3_bind_zeroblob(st, 4, 0);
+        ret = rc == SQLITE_OK
+                  ? step_write(s, st, run_id, err, "cannot store checkpoint")
+                  : fail(s, err, rc, "cannot bind checkpoint of %zu bytes", n);
+        stmt_put(st, temp);
+    }
+    return txn_finish(s, ret, err);
+}
+
+int crl_store_checkpoint_latest(crl_store *s, int64_t run_id, int *task_idx,
+                                int64_t *step, void **blob, size_t *n, crl_err *err) {
+    if (!s || !blob || !n)
+        return crl_errf(err, CRL_EINVAL, "crl_store_checkpoint_latest: bad argument");
+    *blob = NULL;
+    *n = 0;
+    sqlite3_stmt *st;
+    int temp, ret = stmt_get(s, ST_CKPT_LATEST, &st, &temp, err);
+    if (ret != CRL_OK) return ret;
+    int rc = sqlite3_bind_int64(st, 1, run_id);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const void *p = sqlite3_column_blob(st, 2);
+        int len = sqlite3_column_bytes(st, 2);
+        if (!p && len > 0) {
+            ret = fail(s, err, sqlite3_errcode(s->db), "cannot read checkpoint");
+        } else {
+            void *copy = malloc(len > 0 ? (size_t)len : 1);
+            if (!copy) {
+                ret = crl_errf(err, CRL_ENOMEM,
+                               "out of memory reading a %d-byte checkpoint", len);
+            } else {
+                if (len > 0) memcpy(copy, p, (size_t)len);
+                *blob = copy;
+                *n = (size_t)len;
+                if (task_idx) *task_idx = sqlite3_column_int(st, 0);
+                if (step) *step = sqlite3_column_int64(st, 1);
+            }
+        }
+    } else if (rc == SQLITE_DONE) {
+        ret = crl_errf(err, CRL_ENOTFOUND, "%s: run %lld has no checkpoint", s->path,
+                       (long long)run_id);
+    } else {
+        ret = fail(s, err, rc, "cannot read checkpoint of run %lld", (long long)run_id);
+    }
+    stmt_put(st, temp);
+    return ret;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Queries                                                                   */
+
+int crl_store_runs(crl_store *s, int (*cb)(const crl_run_info *, void *), void *ctx,
+                   crl_err *err) {
+    if (!s || !cb) return crl_errf(err, CRL_EINVAL, "crl_store_runs: bad argument");
+    sqlite3_stmt *st;
+    int temp, ret = stmt_get(s, ST_RUNS, &st, &temp, err);
+    if (ret != CRL_OK) return ret;
+    for (;;) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE) break;
+        if (rc != SQLITE_ROW) {
+            ret = fail(s, err, rc, "cannot list runs");
+            break;
+        }
+        crl_run_info info;
+        fill_run_info(&info, st);
+        if (cb(&info, ctx)) break;
+    }
+    stmt_put(st, temp);
+    return ret;
+}
+
+int crl_store_run_get(crl_store *s, int64_t run_id, crl_run_info *info,
+                      char **config_json, crl_err *err) {
+    if (!s) return crl_errf(err, CRL_EINVAL, "crl_store_run_get: bad argument");
+    if (config_json) *config_json = NULL;
+    sqlite3_stmt *st;
+    int temp, ret = stmt_get(s, ST_RUN_GET, &st, &temp, err);
+    if (ret != CRL_OK) return ret;
+    int rc = sqlite3_bind_int64(st, 1, run_id);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (info) fill_run_info(info, st);
+        if (config_json) {
+            const unsigned char *t = sqlite3_column_text(st, 7);
+            *config_json = strdup(t ? (const char *)t : "{}");
+            if (!*config_json) ret = crl_errf(err, CRL_ENOMEM, "out of memory");
+        }
+    } else if (rc == SQLITE_DONE) {
+        ret = crl_errf(err, CRL_ENOTFOUND, "%s: run %lld does not exist", s->path,
+                       (long long)run_id);
+    } else {
+        ret = fail(s, err, rc, "cannot read run %lld", (long long)run_id);
+    }
+    stmt_put(st, temp);
+    return ret;
+}
+
+int crl_store_evals(crl_store *s, int64_t run_id, int (*cb)(const crl_eval_row *, void *),
+                    void *ctx, crl_err *err) {
+    if (!s || !cb) return crl_errf(err, CRL_EINVAL, "crl_store_evals: bad argument");
+    sqlite3_stmt *st;
+    int temp, ret = stmt_get(s, ST_EVALS, &st, &temp, err);
+    if (ret != CRL_OK) return ret;
+    int rc = sqlite3_bind_int64(st, 1, run_id);
+    if (rc != SQLITE_OK) ret = fail(s, err, rc, "cannot bind run id");
+    while (ret == CRL_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE) break;
+        if (rc != SQLITE_ROW) {
+            ret = fail(s, err, rc, "cannot read evals of run %lld", (long long)run_id);
+            break;
+        }
+        crl_eval_row row = {
+            .run_id = sqlite3_column_int64(st, 0),
+            .step = sqlite3_column_int64(st, 1),
+            .train_task_idx = sqlite3_column_int(st, 2),
+            .eval_task_idx = sqlite3_column_int(st, 3),
+            .episodes = sqlite3_column_int(st, 4),
+            .success_rate = column_real(st, 5),
+            .mean_return = column_real(st, 6),
+        };
+        if (cb(&row, ctx)) break;
+    }
+    stmt_put(st, temp);
+    return ret;
+}
