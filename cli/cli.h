@@ -5,6 +5,9 @@
 
 int cmd_train(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
+int cmd_tasks(int argc, char **argv);     /* cli/cmd_tasks.c */
+int cmd_scenarios(int argc, char **argv); /* cli/cmd_tasks.c */
+int cmd_scripted(int argc, char **argv);  /* cli/cmd_tasks.c */
 
 /* Exit code for a crl status. */
 int cli_exit_code(int status);

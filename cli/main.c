@@ -15,6 +15,9 @@ static const struct {
 } commands[] = {
     {"train", cmd_train, "train a SAC agent and record the run in a database"},
     {"runs", cmd_runs, "list the runs of a database"},
+    {"tasks", cmd_tasks, "list every task with its sizes"},
+    {"scenarios", cmd_scenarios, "list the scenarios and their tasks"},
+    {"scripted", cmd_scripted, "success rate of a task's scripted (or random) policy"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

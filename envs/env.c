@@ -17,11 +17,16 @@ static int env_entry_count;
 static pthread_once_t env_entries_once = PTHREAD_ONCE_INIT;
 
 static void build_entries(void) {
-    int n = crl_task_registry_count < CRL_ENV_LIST_MAX ? crl_task_registry_count
-                                                       : CRL_ENV_LIST_MAX;
+    const struct crl_task_def *const *reg;
+    int n = crl_task_registry(&reg);
+    if (n > CRL_ENV_LIST_MAX) n = CRL_ENV_LIST_MAX;
     for (int i = 0; i < n; i++) {
-        env_entries[i].name = crl_task_registry[i]->name;
-        env_entries[i].description = crl_task_registry[i]->description;
+        env_entries[i].name = reg[i]->name;
+        env_entries[i].description = reg[i]->description;
+        env_entries[i].group = reg[i]->group ? reg[i]->group : "control";
+        env_entries[i].obs_dim = reg[i]->obs_dim;
+        env_entries[i].act_dim = reg[i]->act_dim;
+        env_entries[i].has_scripted = reg[i]->scripted != NULL;
     }
     env_entry_count = n;
 }
@@ -106,9 +111,10 @@ double crl_wrap_angle(double a) {
 static void list_names(char *buf, size_t n) {
     size_t used = 0;
     buf[0] = '\0';
-    for (int i = 0; i < crl_task_registry_count && used + 1 < n; i++) {
-        int w = snprintf(buf + used, n - used, "%s%s", i ? ", " : "",
-                         crl_task_registry[i]->name);
+    const struct crl_task_def *const *reg;
+    int count = crl_task_registry(&reg);
+    for (int i = 0; i < count && used + 1 < n; i++) {
+        int w = snprintf(buf + used, n - used, "%s%s", i ? ", " : "", reg[i]->name);
         if (w < 0) break;
         used += (size_t)w;
     }
@@ -118,11 +124,9 @@ int crl_env_spec_create(const char *name, crl_env_spec **out, crl_err *err) {
     if (!out) return crl_errf(err, CRL_EINVAL, "crl_env_spec_create: out is NULL");
     *out = NULL;
     if (!name) return crl_errf(err, CRL_EINVAL, "crl_env_spec_create: name is NULL");
-    const struct crl_task_def *t = NULL;
-    for (int i = 0; i < crl_task_registry_count; i++)
-        if (strcmp(crl_task_registry[i]->name, name) == 0) t = crl_task_registry[i];
+    const struct crl_task_def *t = crl_task_find(name);
     if (!t) {
-        char names[400];
+        char names[1200];
         list_names(names, sizeof names);
         return crl_errf(err, CRL_ENOTFOUND, "unknown environment '%.60s' (known: %s)",
                         name, names);
@@ -285,4 +289,11 @@ struct mjData_ *crl_env_data(crl_env *e) {
 }
 const crl_env_spec *crl_env_get_spec(const crl_env *e) {
     return e->spec;
+}
+
+int crl_env_scripted_action(crl_env *e, float *act) {
+    const struct crl_task_def *t = e->spec->task;
+    if (!t->scripted) return CRL_ENOTFOUND;
+    t->scripted(e, act);
+    return CRL_OK;
 }

@@ -43,6 +43,16 @@ struct crl_task_def {
     void (*observe)(const crl_env *e, float *obs);
     /* Fill info->reward, ->success, ->terminal (info arrives zeroed). */
     void (*reward)(crl_env *e, const float *act, crl_step_info *info);
+
+    /* Optional: the task's scripted policy, reading privileged state
+     * (object and goal positions). Writes act_dim floats in [-1, 1]. May keep
+     * its own phase in task_state. Must not allocate. */
+    void (*scripted)(crl_env *e, float *act);
+    /* Listing group: "control", "manipulation", "pretrain", "locomotion". */
+    const char *group;
+    /* Optional per-definition constant (e.g. a modifier list for a
+     * locomotion variant), read by setup. */
+    const void *variant;
 };
 
 struct crl_env_spec {
@@ -70,9 +80,20 @@ struct crl_model_src {
 extern const struct crl_model_src crl_model_srcs[];
 extern const int crl_model_count;
 
-/* The registered tasks (envs/registry.c), in listing order. */
-extern const struct crl_task_def *const crl_task_registry[];
-extern const int crl_task_registry_count;
+/* Task groups, each a NULL-terminated array defined in its own file:
+ *   crl_tasks_control      envs/registry.c      pendulum
+ *   crl_tasks_locomotion   envs/locomotion.c    halfcheetah and ant variants
+ *   crl_tasks_manip_a      envs/manip_a.c       manipulation tasks, part A
+ *   crl_tasks_manip_b      envs/manip_b.c       manipulation tasks, part B */
+extern const struct crl_task_def *const crl_tasks_control[];
+extern const struct crl_task_def *const crl_tasks_locomotion[];
+extern const struct crl_task_def *const crl_tasks_manip_a[];
+extern const struct crl_task_def *const crl_tasks_manip_b[];
+
+/* All registered tasks, in listing order (built once, thread-safe). */
+int crl_task_registry(const struct crl_task_def *const **list);
+/* The task with this name, or NULL. */
+const struct crl_task_def *crl_task_find(const char *name);
 
 /* Compile an embedded model by file name. All embedded files are visible to
  * the compiler, so a model may <include> another. CRL_ENOTFOUND if no such

@@ -32,6 +32,9 @@ typedef struct {
 typedef struct {
     const char *name;
     const char *description; /* one line */
+    const char *group;       /* control, manipulation, pretrain, locomotion */
+    int obs_dim, act_dim;
+    int has_scripted; /* a scripted (privileged) policy exists */
 } crl_env_entry;
 /* Returns the number of entries and points *list at a static table. */
 int crl_env_list(const crl_env_entry **list);
@@ -40,6 +43,30 @@ int crl_env_list(const crl_env_entry **list);
  * message lists the known ones), CRL_EMUJOCO if the model fails to compile. */
 int crl_env_spec_create(const char *name, crl_env_spec **out, crl_err *err);
 void crl_env_spec_free(crl_env_spec *s);
+
+/* A task from a user's own MJCF file: the actuators are the actions (mapped
+ * from [-1, 1] onto their ctrlrange), the observation is the model's sensors
+ * if it has any, else qpos and qvel. The reward is one of two built-in
+ * choices. */
+typedef enum {
+    CRL_XML_REWARD_FORWARD = 0, /* x-velocity of `body` (default: first body) */
+    CRL_XML_REWARD_REACH = 1    /* -distance of `site` to `target` */
+} crl_xml_reward;
+
+typedef struct {
+    crl_xml_reward reward;
+    const char *body; /* CRL_XML_REWARD_FORWARD, NULL = first non-world body */
+    const char *site; /* CRL_XML_REWARD_REACH */
+    double target[3]; /* CRL_XML_REWARD_REACH */
+    int max_steps;    /* 0 = 1000 */
+    int frame_skip;   /* 0 = 5 */
+} crl_xml_task;
+
+/* Compile path as a task. CRL_ENOTFOUND (no such file), CRL_EMUJOCO (MuJoCo's
+ * message), CRL_EINVAL (no actuators, unknown body/site, ...): one clear
+ * line naming the file. */
+int crl_env_spec_create_xml(const char *path, const crl_xml_task *opts,
+                            crl_env_spec **out, crl_err *err);
 
 const char *crl_env_spec_name(const crl_env_spec *s);
 int crl_env_obs_dim(const crl_env_spec *s);

@@ -1,0 +1,4 @@
+/* Manipulation tasks, part A. */
+#include "task.h"
+
+const struct crl_task_def *const crl_tasks_manip_a[] = {NULL};
