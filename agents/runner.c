@@ -258,6 +258,13 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
 
     if ((rc = crl_store_task_start(store, run_id, task, cfg->env, 0, err))) goto out;
 
+    /* Fault injection for tests, in SQLite's spirit: CRL_TEST_NAN_AT_STEP=N
+     * turns the reward of env step N into NaN, which must fail the run with a
+     * clear message and a checkpoint of the last good state. */
+    int64_t nan_step = -1;
+    const char *inj = getenv("CRL_TEST_NAN_AT_STEP");
+    if (inj) nan_step = strtoll(inj, NULL, 10);
+
     recent rec = {0};
     double ep_ret = 0;
     int ep_succ = 0;
@@ -275,6 +282,7 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
         }
         crl_step_info info;
         crl_env_step(env, act, obs2, &info);
+        if (rs.step + 1 == nan_step) info.reward = NAN;
         crl_replay_add(&rb, obs, act, info.reward, obs2, info.terminal, task);
         ep_ret += info.reward;
         if (info.success) ep_succ = 1;

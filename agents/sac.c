@@ -122,7 +122,7 @@ int crl_sac_create(const crl_sac_config *c, uint64_t seed, crl_sac **out, crl_er
     const size_t B2 = 2 * (size_t)B;
     size_t nf = 2 * s->na + 6 * s->nc + 2 * (size_t)T;
     nf += s->na + B2 * A + B2 * A + B2 + B2 * Q + (size_t)B * Q + B + B2 + B2 +
-          2 * B2 * Q + (size_t)B * A + B + (size_t)B * 2 * A + B;
+          2 * (size_t)B * A + (size_t)B * A + B + (size_t)B * 2 * A + B;
     nf += (size_t)c->max_act_batch * A;
     s->mem = calloc(nf, sizeof(float));
     s->heads2 = calloc(B2, sizeof(int));
@@ -149,8 +149,8 @@ int crl_sac_create(const crl_sac_config *c, uint64_t seed, crl_sac **out, crl_er
     TAKE(s->y, B);
     TAKE(s->dq1, B2);
     TAKE(s->dq2, B2);
-    TAKE(s->dxq1, B2 * Q);
-    TAKE(s->dxq2, B2 * Q);
+    TAKE(s->dxq1, (size_t)B * A);
+    TAKE(s->dxq2, (size_t)B * A);
     TAKE(s->dpi, (size_t)B * A);
     TAKE(s->dlogp, B);
     TAKE(s->dout, (size_t)B * 2 * A);
@@ -288,6 +288,7 @@ typedef struct {
     const crl_batch *b;
     const float *eps;
     int phase;
+    int finite[2]; /* gradients of each lane's half are finite */
     double q_loss, pi_loss, logp_sum, q_sum, alpha_sum, alpha_loss;
 } update_ctx;
 
@@ -369,8 +370,10 @@ static void phase(void *vctx, int lane) {
         }
         float *g = s->critic_g + (size_t)lane * nc;
         memset(g, 0, sizeof(float) * nc);
-        crl_mlp_backward(&s->critic, s->critic_p + (size_t)lane * nc, g,
-                         lane ? &s->ws_q2 : &s->ws_q1, dq, B, lane ? s->dxq2 : s->dxq1);
+        /* dQ/da of the actor-loss rows only: rows [B, 2B), columns [O, O+A). */
+        crl_mlp_backward_dx_block(&s->critic, s->critic_p + (size_t)lane * nc, g,
+                                  lane ? &s->ws_q2 : &s->ws_q1, dq, B,
+                                  lane ? s->dxq2 : s->dxq1, B, O, A);
         break;
     }
     case PH_ACTOR_BWD: {
@@ -378,8 +381,8 @@ static void phase(void *vctx, int lane) {
          * this lane's half of the pi(o) rows. */
         int r0 = lane ? B0 : 0, n = lane ? B1 : B0;
         for (int i = r0; i < r0 + n; i++) {
-            const float *g1 = s->dxq1 + (size_t)(B + i) * Q + O;
-            const float *g2 = s->dxq2 + (size_t)(B + i) * Q + O;
+            const float *g1 = s->dxq1 + (size_t)i * A;
+            const float *g2 = s->dxq2 + (size_t)i * A;
             for (int j = 0; j < A; j++) s->dpi[(size_t)i * A + j] = g1[j] + g2[j];
             s->dlogp[i] = s->alpha_row[i] * invB;
         }
@@ -392,9 +395,11 @@ static void phase(void *vctx, int lane) {
         crl_mlp_backward(&s->actor, s->actor_p, g, ws, dout, n, NULL);
         break;
     }
-    case PH_SUM: { /* actor_g += actor_g2, each lane on half the buffer */
+    case PH_SUM: { /* actor_g += actor_g2 and the finiteness checks, by halves */
         size_t h = s->na / 2, lo = lane ? h : 0, hi = lane ? s->na : h;
         for (size_t i = lo; i < hi; i++) s->actor_g[i] += s->actor_g2[i];
+        u->finite[lane] = crl_all_finite(s->actor_g + lo, hi - lo) &&
+                          crl_all_finite(s->critic_g + (size_t)lane * nc, nc);
         break;
     }
     case PH_APPLY: {
@@ -458,8 +463,12 @@ int crl_sac_compute_grads(crl_sac *s, const crl_batch *b, const float *eps,
         st->logp = u.logp_sum / B;
         st->q_mean = u.q_sum / B;
     }
+    int finite = u.finite[0] && u.finite[1] &&
+                 crl_all_finite(s->log_alpha_g, (size_t)s->c.n_tasks);
+    /* A penalty hook wrote into the actor gradient after the lanes checked it. */
+    if (s->hooks.actor_penalty) finite = finite && crl_all_finite(s->actor_g, s->na);
     if (!isfinite(u.q_loss) || !isfinite(u.pi_loss) || !isfinite(alpha_loss) ||
-        !isfinite(penalty))
+        !isfinite(penalty) || !finite)
         return CRL_ENAN;
     return CRL_OK;
 }
@@ -473,10 +482,6 @@ int crl_sac_update(crl_sac *s, const crl_batch *b, crl_sac_stats *st, crl_err *e
     crl_sac_stats local;
     if (!st) st = &local;
     int rc = crl_sac_compute_grads(s, b, s->eps, st);
-    if (rc == CRL_OK &&
-        !(crl_all_finite(s->actor_g, s->na) && crl_all_finite(s->critic_g, 2 * s->nc) &&
-          crl_all_finite(s->log_alpha_g, (size_t)s->c.n_tasks)))
-        rc = CRL_ENAN;
     if (rc == CRL_ENAN)
         return crl_errf(err, CRL_ENAN,
                         "sac: non-finite loss or gradient (q_loss %g, pi_loss %g); "
@@ -500,11 +505,14 @@ double crl_sac_flops_per_update(const crl_sac *s) {
     const double B = s->c.batch;
     const double Ma = crl_mlp_macs_per_row(&s->actor);
     const double Mq = crl_mlp_macs_per_row(&s->critic);
-    const double first = (double)s->c.obs_dim * s->c.hidden;
-    /* actor fwd 2B; targets 2 x B; critics fwd 2 x 2B; critics dW 2 x B and
-     * dX 2 x 2B; actor dW B and dX B (no input gradient). */
-    double macs = 2 * B * Ma + 2 * B * Mq + 4 * B * Mq + 2 * B * Mq + 4 * B * Mq +
-                  B * Ma + B * (Ma - first);
+    const double H = s->c.hidden;
+    const double fa = s->c.obs_dim * H, fq = (s->c.obs_dim + s->c.act_dim) * H;
+    /* actor fwd 2B rows; targets 2 x B; critics fwd 2 x 2B; critics dW 2 x B;
+     * critics dX 2 x 2B rows above the first layer plus the action block of
+     * the first layer for B rows; actor dW B rows and dX above the first
+     * layer. */
+    double macs = 2 * B * Ma + 2 * B * Mq + 4 * B * Mq + 2 * B * Mq +
+                  2 * (2 * B * (Mq - fq) + B * s->c.act_dim * H) + B * Ma + B * (Ma - fa);
     return 2.0 * macs;
 }
 

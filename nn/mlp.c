@@ -123,7 +123,8 @@ int crl_mlp_ws_alloc(crl_mlp_ws *ws, const crl_mlp *m, int max_batch, crl_err *e
     const crl_mlp_spec *s = &m->spec;
     const size_t Bm = (size_t)max_batch;
     size_t total = 0;
-    for (int i = 0; i < s->n_hidden; i++) total += 2 * pad16(Bm * s->hidden[i]);
+    for (int i = 0; i < s->n_hidden; i++) total += pad16(Bm * s->hidden[i]);
+    if (s->layernorm_first) total += pad16(Bm * s->hidden[0]); /* post[0] */
     if (s->layernorm_first) total += pad16(Bm * s->hidden[0]) + pad16(Bm);
     total += pad16(Bm * s->out_dim);
     total += 2 * pad16(Bm * max_width(m));
@@ -139,8 +140,14 @@ int crl_mlp_ws_alloc(crl_mlp_ws *ws, const crl_mlp *m, int max_batch, crl_err *e
     for (int i = 0; i < s->n_hidden; i++) {
         ws->pre[i] = p;
         p += pad16(Bm * s->hidden[i]);
-        ws->post[i] = p;
-        p += pad16(Bm * s->hidden[i]);
+        /* Activations run in place except after LayerNorm: backward needs only
+         * the activation output, and a smaller workspace stays in cache. */
+        if (i == 0 && s->layernorm_first) {
+            ws->post[i] = p;
+            p += pad16(Bm * s->hidden[i]);
+        } else {
+            ws->post[i] = ws->pre[i];
+        }
     }
     if (s->layernorm_first) {
         ws->ln_xhat = p;
@@ -228,6 +235,13 @@ const float *crl_mlp_forward(const crl_mlp *m, const float *params, crl_mlp_ws *
 
 void crl_mlp_backward(const crl_mlp *m, const float *params, float *grads, crl_mlp_ws *ws,
                       const float *dout, int dw_rows, float *dx) {
+    crl_mlp_backward_dx_block(m, params, grads, ws, dout, dw_rows, dx, 0, 0,
+                              m->spec.in_dim);
+}
+
+void crl_mlp_backward_dx_block(const crl_mlp *m, const float *params, float *grads,
+                               crl_mlp_ws *ws, const float *dout, int dw_rows, float *dx,
+                               int dx_row0, int dx_col0, int dx_cols) {
     const crl_mlp_spec *s = &m->spec;
     const int B = ws->B;
     if (B <= 0) return;
@@ -291,10 +305,16 @@ void crl_mlp_backward(const crl_mlp *m, const float *params, float *grads, crl_m
         }
         const int prev = i == 0 ? s->in_dim : s->hidden[i - 1];
         const float *in = i == 0 ? ws->x : ws->post[i - 1];
-        float *dprev = i == 0 ? dx : dn;
+        const int full = dx_row0 == 0 && dx_col0 == 0 && dx_cols == s->in_dim;
+        float *dprev = i == 0 ? (full ? dx : NULL) : dn;
         crl_linear_backward(R, prev, h, in, params + m->W[i], d,
                             grads ? grads + m->W[i] : NULL,
                             grads ? grads + m->b[i] : NULL, dprev, dw_rows);
+        if (i == 0 && dx && !full && dx_row0 < R && dx_cols > 0)
+            /* dx block = d[rows r0..R) x W0[cols c0..c0+k)^T; W0 is in x h, so
+             * its rows c0.. are the wanted input columns. */
+            crl_sgemm('N', 'T', R - dx_row0, dx_cols, h, 1.0f, d + (size_t)dx_row0 * h, h,
+                      params + m->W[0] + (size_t)dx_col0 * h, h, 0.0f, dx, dx_cols);
         float *t = d;
         d = dn;
         dn = t;

@@ -196,6 +196,33 @@ START_TEST(test_ctrl_c_interrupts_cleanly) {
 }
 END_TEST
 
+START_TEST(test_nan_fails_cleanly) {
+    setup();
+    char db[300];
+    snprintf(db, sizeof db, "%s/nan.db", dir);
+    /* Every transition is sampled sooner or later; with a buffer of 600
+     * steps the poisoned one is drawn within the first update rounds. */
+    setenv("CRL_TEST_NAN_AT_STEP", "550", 1);
+    int code = RUN("train", "--env", "pendulum", "--steps", "5000", "--db", db,
+                   "--hidden", "16", "--layers", "1", "--start-steps", "500",
+                   "--update-after", "500", "--buffer-size", "600", "--quiet");
+    unsetenv("CRL_TEST_NAN_AT_STEP");
+    expect_one_line_error(code, 1, "non-finite");
+    crl_run_info info = get_run(db, 1, NULL);
+    ck_assert_str_eq(info.status, "failed");
+    crl_store *s = NULL;
+    ck_assert_int_eq(crl_store_open(db, 0, &s, NULL), 0);
+    void *blob;
+    size_t n;
+    int task;
+    int64_t step;
+    ck_assert_int_eq(crl_store_checkpoint_latest(s, 1, &task, &step, &blob, &n, NULL), 0);
+    ck_assert(step >= 550 && step < 5000);
+    free(blob);
+    crl_store_close(s);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("cli");
@@ -205,6 +232,7 @@ int main(void) {
     tcase_add_test(tc, test_corrupt_db_untouched);
     tcase_add_test(tc, test_short_run_finishes);
     tcase_add_test(tc, test_ctrl_c_interrupts_cleanly);
+    tcase_add_test(tc, test_nan_fails_cleanly);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

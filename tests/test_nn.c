@@ -405,12 +405,20 @@ START_TEST(test_mlp_backward_fd) {
         fd_uniform(&rng, x, B * s.in_dim, -1.5, 1.5);
         fd_uniform(&rng, r, B * s.out_dim, -1, 1);
         mlp_loss(&c);
+        /* Recompute each layer's pre-activation from its input: the
+         * workspace keeps activations in place, so it holds only outputs. */
         float min_pre = INFINITY;
         for (int l = 0; l < s.n_hidden; l++) {
             crl_act a = l == 0 ? s.first_act : s.act;
             if (a != CRL_ACT_RELU && a != CRL_ACT_LRELU) continue;
+            if (l == 0 && s.layernorm_first) continue; /* pre-LN values, not inputs */
+            int in = l == 0 ? s.in_dim : s.hidden[l - 1];
+            float *pre = fbuf((size_t)B * s.hidden[l]);
+            crl_linear_forward(B, in, s.hidden[l], l == 0 ? x : ws.post[l - 1],
+                               params + m.W[l], params + m.b[l], pre);
             for (int k = 0; k < B * s.hidden[l]; k++)
-                min_pre = fminf(min_pre, fabsf(ws.pre[l][k]));
+                min_pre = fminf(min_pre, fabsf(pre[k]));
+            free(pre);
         }
         if (min_pre > 5e-3f) break;
     }
@@ -831,6 +839,46 @@ START_TEST(test_polyak_finite) {
 }
 END_TEST
 
+/* The dx block of crl_mlp_backward_dx_block equals the same block of the
+ * full input gradient, and the weight gradients are unchanged by it. */
+START_TEST(test_mlp_dx_block_matches_full) {
+    crl_mlp_spec sp;
+    crl_mlp_spec_cw(&sp, 9, 1, 2, 3, 16);
+    crl_mlp m;
+    ck_assert_int_eq(crl_mlp_init(&m, &sp, NULL), 0);
+    float *p = malloc(sizeof(float) * m.n_params);
+    float *g1 = calloc(m.n_params, sizeof(float)),
+          *g2 = calloc(m.n_params, sizeof(float));
+    crl_rng r;
+    crl_rng_seed(&r, 77);
+    crl_mlp_init_params(&m, p, &r);
+    enum { B = 10 };
+    float x[B * 9], dout[B], full[B * 9], block[B * 3];
+    int head[B];
+    for (int i = 0; i < B * 9; i++) x[i] = (float)crl_rng_normal(&r);
+    for (int i = 0; i < B; i++) {
+        dout[i] = (float)crl_rng_normal(&r);
+        head[i] = i % 2;
+    }
+    crl_mlp_ws ws;
+    ck_assert_int_eq(crl_mlp_ws_alloc(&ws, &m, B, NULL), 0);
+    crl_mlp_forward(&m, p, &ws, x, B, head);
+    crl_mlp_backward(&m, p, g1, &ws, dout, 6, full);
+    crl_mlp_forward(&m, p, &ws, x, B, head);
+    crl_mlp_backward_dx_block(&m, p, g2, &ws, dout, 6, block, 4, 5, 3);
+    for (int i = 4; i < B; i++)
+        for (int j = 0; j < 3; j++)
+            ck_assert_msg(fabsf(block[(i - 4) * 3 + j] - full[i * 9 + 5 + j]) <=
+                              1e-6f * (1 + fabsf(full[i * 9 + 5 + j])),
+                          "row %d col %d", i, j);
+    ck_assert(memcmp(g1, g2, sizeof(float) * m.n_params) == 0);
+    crl_mlp_ws_free(&ws);
+    free(p);
+    free(g1);
+    free(g2);
+}
+END_TEST
+
 static Suite *nn_suite(void) {
     Suite *s = suite_create("nn");
     TCase *tc = tcase_create("core");
@@ -845,6 +893,7 @@ static Suite *nn_suite(void) {
     tcase_add_test(tc, test_mlp_mixed_heads_match_uniform);
     tcase_add_test(tc, test_mlp_layout_and_init);
     tcase_add_test(tc, test_mlp_bad_spec);
+    tcase_add_test(tc, test_mlp_dx_block_matches_full);
     tcase_add_test(tc, test_no_alloc_in_hot_paths);
     tcase_add_loop_test(tc, test_tgauss_backward_fd, 0, 4);
     tcase_add_test(tc, test_tgauss_logp_direct);

@@ -340,7 +340,7 @@ static int collect(const crl_eval_row *r, void *ctx) {
     return 0;
 }
 
-static void run_small(const char *db, uint64_t seed, eval_list *out) {
+static void run_small(const char *db, uint64_t seed, int threads, eval_list *out) {
     crl_train_config c;
     crl_train_config_default(&c);
     c.env = "pendulum";
@@ -353,6 +353,7 @@ static void run_small(const char *db, uint64_t seed, eval_list *out) {
     c.sac.batch = 32;
     c.sac.start_steps = 300;
     c.sac.update_after = 200;
+    c.sac.threads = threads;
     crl_err err = {0};
     crl_store *st = NULL;
     ck_assert_msg(crl_store_open(db, 1, &st, &err) == 0, "%s", err.msg);
@@ -374,8 +375,8 @@ START_TEST(test_determinism) {
     snprintf(a, sizeof a, "%s/a.db", tmpdir);
     snprintf(b2, sizeof b2, "%s/b.db", tmpdir);
     eval_list ea, eb, ec;
-    run_small(a, 42, &ea);
-    run_small(b2, 42, &eb);
+    run_small(a, 42, 1, &ea);
+    run_small(b2, 42, 1, &eb);
     ck_assert_int_eq(ea.n, 3);
     ck_assert_int_eq(eb.n, ea.n);
     for (int i = 0; i < ea.n; i++) {
@@ -384,7 +385,13 @@ START_TEST(test_determinism) {
         ck_assert(ea.sr[i] == eb.sr[i]);
     }
     /* A different seed gives a different run (the test can fail). */
-    run_small(a, 43, &ec);
+    /* Two update lanes do the same arithmetic: identical rows again. */
+    snprintf(b2, sizeof b2, "%s/c.db", tmpdir);
+    run_small(b2, 42, 2, &eb);
+    ck_assert_int_eq(eb.n, ea.n);
+    for (int i = 0; i < ea.n; i++)
+        ck_assert(ea.ret[i] == eb.ret[i] && ea.sr[i] == eb.sr[i]);
+    run_small(a, 43, 1, &ec);
     int differ = 0;
     for (int i = 0; i < ec.n; i++) differ |= ec.ret[i] != ea.ret[i];
     ck_assert(differ);

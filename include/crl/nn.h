@@ -124,6 +124,13 @@ const float *crl_mlp_forward(const crl_mlp *m, const float *params, crl_mlp_ws *
 void crl_mlp_backward(const crl_mlp *m, const float *params, float *grads, crl_mlp_ws *ws,
                       const float *dout, int dw_rows, float *dx);
 
+/* As crl_mlp_backward, but dx receives only rows [dx_row0, B) and input
+ * columns [dx_col0, dx_col0 + dx_cols), as a compact (B - dx_row0) x dx_cols
+ * block (SAC needs dQ/da for the actor-loss rows only). */
+void crl_mlp_backward_dx_block(const crl_mlp *m, const float *params, float *grads,
+                               crl_mlp_ws *ws, const float *dout, int dw_rows, float *dx,
+                               int dx_row0, int dx_col0, int dx_cols);
+
 /* Multiply-accumulates of one forward row (for FLOP accounting). */
 double crl_mlp_macs_per_row(const crl_mlp *m);
 
