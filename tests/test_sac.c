@@ -458,7 +458,15 @@ START_TEST(test_learns_pendulum) {
     ck_assert_int_eq(crl_checkpoint_learner(blob, n, &sb, &sn, &ck_step, &err), 0);
     ck_assert_int_eq(ck_step, 12000);
     ck_assert_msg(crl_sac_load(s, sb, sn, &err) == 0, "%s", err.msg);
-    double ret, sr;
+    double ret, sr, ret0;
+    /* The same 10 episodes with the untrained learner: the bar must be far
+     * above what a policy that has not learned gets. */
+    crl_sac *fresh;
+    ck_assert_int_eq(crl_sac_create(&sc, 1, &fresh, &err), 0);
+    ck_assert_int_eq(crl_evaluate(fresh, spec, 0, 10, 1, 777, &ret0, &sr, &err), 0);
+    crl_sac_free(fresh);
+    fprintf(stderr, "pendulum: untrained deterministic return %.1f\n", ret0);
+    ck_assert_msg(ret0 < -500.0, "untrained return %.1f is not far below the bar", ret0);
     ck_assert_int_eq(crl_evaluate(s, spec, 0, 10, 1, 777, &ret, &sr, &err), 0);
     fprintf(stderr,
             "pendulum: mean deterministic return %.1f over 10 episodes after %d "
