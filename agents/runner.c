@@ -227,7 +227,10 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
     if (cfg->eval_episodes < 0 || cfg->eval_episodes > 1000)
         return crl_errf(err, CRL_EINVAL, "--eval-episodes must be in 0..1000");
 
-    if ((rc = crl_env_spec_create(cfg->env, &spec, err))) goto out;
+    if ((rc = cfg->env_xml ? crl_env_spec_create_xml(cfg->env_xml, &cfg->xml, &spec, err)
+                           : crl_env_spec_create(cfg->env, &spec, err)))
+        goto out;
+    const char *env_name = crl_env_spec_name(spec);
     const int O = crl_env_obs_dim(spec), A = crl_env_act_dim(spec);
     crl_sac_config sc = cfg->sac;
     sc.obs_dim = O;
@@ -256,7 +259,7 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
     crl_rng eval_rng;
     crl_rng_seed_stream(&eval_rng, cfg->seed, 12);
 
-    if ((rc = crl_store_task_start(store, run_id, task, cfg->env, 0, err))) goto out;
+    if ((rc = crl_store_task_start(store, run_id, task, env_name, 0, err))) goto out;
 
     /* Fault injection for tests, in SQLite's spirit: CRL_TEST_NAN_AT_STEP=N
      * turns the reward of env step N into NaN, which must fail the run with a
@@ -353,7 +356,7 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
             rate = rate > 0 ? 0.7 * rate + 0.3 * inst : inst;
             t_last = now;
             step_last = rs.step;
-            crl_progress p = {task, 1,   cfg->env, rs.step, cfg->steps,
+            crl_progress p = {task, 1,   env_name, rs.step, cfg->steps,
                               rate, NAN, NAN,      NAN,     updates};
             if (rec.n > 0) {
                 double r = 0, s = 0;

@@ -8,16 +8,23 @@
  *                          same episode length (steps/s)
  *   env_overhead_<name>    how much slower the wrapper is (%)
  * The two loops run in alternating rounds and the best round of each counts,
- * so a noisy neighbour hurts both alike. */
+ * so a noisy neighbour hurts both alike.
+ *
+ * usage: bench_env_step [--task NAME] [--seconds S]
+ *   --task     only this env (default: every registered env)
+ *   --seconds  time per env, split over both loops and all rounds (default
+ *              0.3, so the full list takes well under a minute) */
 #include "crl/env.h"
 
 #include <mujoco/mujoco.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-#define ROUNDS        8
-#define ROUND_SECONDS 0.12
-#define CHUNK         128 /* steps between clock reads */
+#define ROUNDS 3
+#define CHUNK  32 /* steps between clock reads */
+
+static double round_seconds;
 
 static double time_env(crl_env *e, crl_rng *r, float *act, float *obs, int ad,
                        uint64_t *seed) {
@@ -32,7 +39,7 @@ static double time_env(crl_env *e, crl_rng *r, float *act, float *obs, int ad,
         }
         n += CHUNK;
         t = crl_now();
-    } while (t - t0 < ROUND_SECONDS);
+    } while (t - t0 < round_seconds);
     return (double)n / (t - t0);
 }
 
@@ -52,14 +59,35 @@ static double time_raw(const mjModel *m, mjData *d, crl_rng *r, int frame_skip,
         }
         n += CHUNK;
         t = crl_now();
-    } while (t - t0 < ROUND_SECONDS);
+    } while (t - t0 < round_seconds);
     return (double)n / (t - t0);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    const char *only = NULL;
+    double seconds = 0.3;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--task") && i + 1 < argc) {
+            only = argv[++i];
+        } else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
+            char *end;
+            seconds = strtod(argv[++i], &end);
+            if (*end || !(seconds > 0.0)) {
+                fprintf(stderr, "bench_env_step: --seconds expects a positive number\n");
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "usage: bench_env_step [--task NAME] [--seconds S]\n");
+            return 2;
+        }
+    }
+    round_seconds = seconds / (2.0 * ROUNDS);
+
     const crl_env_entry *list;
-    int n = crl_env_list(&list);
+    int n = crl_env_list(&list), matched = 0;
     for (int i = 0; i < n; i++) {
+        if (only && strcmp(list[i].name, only) != 0) continue;
+        matched++;
         crl_env_spec *s;
         crl_env *e;
         crl_err err;
@@ -105,6 +133,10 @@ int main(void) {
         mj_deleteData(d);
         crl_env_free(e);
         crl_env_spec_free(s);
+    }
+    if (only && !matched) {
+        fprintf(stderr, "bench_env_step: unknown task '%s'\n", only);
+        return 2;
     }
     return 0;
 }

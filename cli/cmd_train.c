@@ -73,11 +73,20 @@ static void on_progress(const crl_progress *p, void *vctx) {
 int cmd_train(int argc, char **argv) {
     crl_train_config c;
     crl_train_config_default(&c);
-    const char *db = NULL;
+    const char *db = NULL, *xml_reward = "forward", *xml_target = NULL;
     int quiet = 0;
     crl_sac_config *s = &c.sac;
     const opt_def defs[] = {
-        {"env", OPT_STR, &c.env, 0, 0, "environment (pendulum, halfcheetah)", 1},
+        {"env", OPT_STR, &c.env, 0, 0, "task to train on (see 'crl tasks')", 1},
+        {"env-xml", OPT_STR, &c.env_xml, 0, 0, "your own MJCF file instead of --env", 1},
+        {"xml-reward", OPT_STR, &xml_reward, 0, 0,
+         "with --env-xml: forward (x-velocity of --xml-body) or reach", 1},
+        {"xml-body", OPT_STR, &c.xml.body, 0, 0, "with --env-xml: body for forward", 1},
+        {"xml-site", OPT_STR, &c.xml.site, 0, 0, "with --env-xml: site for reach", 1},
+        {"xml-target", OPT_STR, &xml_target, 0, 0, "with --env-xml: reach target x,y,z",
+         1},
+        {"xml-steps", OPT_INT, &c.xml.max_steps, 0, 1e8,
+         "with --env-xml: episode length (0: 1000)", 1},
         {"seed", OPT_U64, &c.seed, 0, 9.0e18, "run seed", 1},
         {"steps", OPT_I64, &c.steps, 1, 1e12, "env steps to train", 1},
         {"db", OPT_STR, &db, 0, 0, "SQLite run store (created if missing)", 0},
@@ -105,7 +114,7 @@ int cmd_train(int argc, char **argv) {
         {"quiet", OPT_FLAG, &quiet, 0, 0, "no progress line", 0},
     };
     const int n = (int)(sizeof defs / sizeof defs[0]);
-    const char *usage = "--db FILE [--env pendulum|halfcheetah] [--steps N] [options]";
+    const char *usage = "--db FILE [--env TASK | --env-xml FILE] [--steps N] [options]";
     int rc = opts_parse("train", defs, n, argc, argv, usage);
     if (rc) return rc == 1 ? 0 : rc;
     if (!db) {
@@ -114,10 +123,36 @@ int cmd_train(int argc, char **argv) {
     }
 
     crl_err err = {0};
+    if (c.env_xml) {
+        if (!strcmp(xml_reward, "forward")) {
+            c.xml.reward = CRL_XML_REWARD_FORWARD;
+        } else if (!strcmp(xml_reward, "reach")) {
+            c.xml.reward = CRL_XML_REWARD_REACH;
+            char tail;
+            if (!xml_target || sscanf(xml_target, "%lf,%lf,%lf%c", &c.xml.target[0],
+                                      &c.xml.target[1], &c.xml.target[2], &tail) != 3) {
+                fprintf(stderr,
+                        "crl train: --xml-reward reach needs --xml-target x,y,z\n");
+                return 2;
+            }
+        } else {
+            fprintf(stderr,
+                    "crl train: --xml-reward must be forward or reach, got '%s'\n",
+                    xml_reward);
+            return 2;
+        }
+    }
     crl_env_spec *spec = NULL;
-    if ((rc = crl_env_spec_create(c.env, &spec, &err))) {
+    if ((rc = c.env_xml ? crl_env_spec_create_xml(c.env_xml, &c.xml, &spec, &err)
+                        : crl_env_spec_create(c.env, &spec, &err))) {
         fprintf(stderr, "crl train: %s\n", err.msg);
         return 2;
+    }
+    /* The scenario column names the file; the full path is in config_json. */
+    const char *env_label = c.env;
+    if (c.env_xml) {
+        const char *slash = strrchr(c.env_xml, '/');
+        env_label = slash ? slash + 1 : c.env_xml;
     }
     int obs_dim = crl_env_obs_dim(spec), act_dim = crl_env_act_dim(spec);
     crl_env_spec_free(spec);
@@ -149,8 +184,8 @@ int cmd_train(int argc, char **argv) {
     kv[nkv++] = (crl_kv){"mujoco_version", mj_versionString(), 0};
 
     int64_t run_id = 0;
-    if ((rc =
-             crl_store_run_create(store, "sac", c.env, c.seed, kv, nkv, &run_id, &err))) {
+    if ((rc = crl_store_run_create(store, "sac", env_label, c.seed, kv, nkv, &run_id,
+                                   &err))) {
         fprintf(stderr, "crl train: %s\n", err.msg);
         crl_store_close(store);
         return 1;

@@ -3,7 +3,6 @@
 #include "core/lanes.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -14,16 +13,18 @@
 #define cpu_relax() ((void)0)
 #endif
 
-/* About 50-100 us of spinning before the worker sleeps: longer than the gap
- * between two phases of an update, shorter than an env step round. */
-enum { WORKER_SPINS = 20000, MAIN_SPINS = 2000 };
+/* Both sides spin briefly (tens of microseconds: longer than the usual gap
+ * between two phases of an update) and then block, so that a machine running
+ * more threads than cores loses no CPU to spinning. */
+enum { WORKER_SPINS = 4000, MAIN_SPINS = 4000 };
 
 struct crl_lanes {
     int n;
     pthread_t thread;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int sleeping, quit;
+    pthread_cond_t cv;      /* worker waits here for work */
+    pthread_cond_t done_cv; /* caller waits here for the worker */
+    int sleeping, main_sleeping, quit;
     atomic_uint gen;  /* bumped by the caller for each run */
     atomic_uint done; /* generation the worker finished */
     crl_lane_fn fn;
@@ -56,6 +57,9 @@ static void *worker(void *arg) {
         if (l->quit) return NULL;
         l->fn(l->ctx, 1);
         atomic_store_explicit(&l->done, g, memory_order_release);
+        pthread_mutex_lock(&l->mu);
+        if (l->main_sleeping) pthread_cond_signal(&l->done_cv);
+        pthread_mutex_unlock(&l->mu);
     }
 }
 
@@ -69,10 +73,12 @@ int crl_lanes_create(int n, crl_lanes **out, crl_err *err) {
     if (l->n == 2) {
         pthread_mutex_init(&l->mu, NULL);
         pthread_cond_init(&l->cv, NULL);
+        pthread_cond_init(&l->done_cv, NULL);
         if (pthread_create(&l->thread, NULL, worker, l) != 0) {
             /* No thread: run both lanes on the caller, same results. */
             pthread_mutex_destroy(&l->mu);
             pthread_cond_destroy(&l->cv);
+            pthread_cond_destroy(&l->done_cv);
             l->n = 1;
         }
     }
@@ -91,6 +97,7 @@ void crl_lanes_free(crl_lanes *l) {
         pthread_join(l->thread, NULL);
         pthread_mutex_destroy(&l->mu);
         pthread_cond_destroy(&l->cv);
+        pthread_cond_destroy(&l->done_cv);
     }
     free(l);
 }
@@ -112,11 +119,14 @@ void crl_lanes_run(crl_lanes *l, crl_lane_fn fn, void *ctx) {
     if (l->sleeping) pthread_cond_signal(&l->cv);
     pthread_mutex_unlock(&l->mu);
     fn(ctx, 0);
-    int spins = 0;
-    while (atomic_load_explicit(&l->done, memory_order_acquire) != g) {
-        if (++spins < MAIN_SPINS)
-            cpu_relax();
-        else
-            sched_yield();
+    for (int spins = 0; spins < MAIN_SPINS; spins++) {
+        if (atomic_load_explicit(&l->done, memory_order_acquire) == g) return;
+        cpu_relax();
     }
+    pthread_mutex_lock(&l->mu);
+    l->main_sleeping = 1;
+    while (atomic_load_explicit(&l->done, memory_order_acquire) != g)
+        pthread_cond_wait(&l->done_cv, &l->mu);
+    l->main_sleeping = 0;
+    pthread_mutex_unlock(&l->mu);
 }

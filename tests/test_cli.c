@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "crl/store.h"
 
 static char dir[256];
@@ -192,6 +194,14 @@ START_TEST(test_ctrl_c_interrupts_cleanly) {
     ck_assert_int_eq(crl_store_checkpoint_latest(s, 1, &task, &step, &blob, &n, NULL), 0);
     ck_assert(step > 1000 && step < 1000000);
     free(blob);
+    /* Nothing corrupt: SQLite's own check of every page and index. */
+    sqlite3_stmt *st = NULL;
+    ck_assert_int_eq(
+        sqlite3_prepare_v2(crl_store_db(s), "PRAGMA integrity_check", -1, &st, NULL),
+        SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
     crl_store_close(s);
 }
 END_TEST
@@ -223,6 +233,39 @@ START_TEST(test_nan_fails_cleanly) {
 }
 END_TEST
 
+START_TEST(test_env_xml) {
+    setup();
+    char db[300], xml[300], bad[300];
+    snprintf(db, sizeof db, "%s/xml.db", dir);
+    snprintf(xml, sizeof xml, "%s/slider.xml", dir);
+    snprintf(bad, sizeof bad, "%s/broken.xml", dir);
+    FILE *f = fopen(xml, "w");
+    fputs("<mujoco><worldbody><body name=\"cart\"><joint name=\"x\" type=\"slide\" "
+          "axis=\"1 0 0\"/><geom type=\"box\" size=\".1 .1 .1\" mass=\"1\"/>"
+          "</body></worldbody><actuator><motor joint=\"x\" gear=\"5\" "
+          "ctrllimited=\"true\" ctrlrange=\"-1 1\"/></actuator></mujoco>",
+          f);
+    fclose(f);
+    f = fopen(bad, "w");
+    fputs("<mujoco><worldbody><body>", f);
+    fclose(f);
+    int code =
+        RUN("train", "--env-xml", xml, "--xml-body", "cart", "--xml-steps", "100",
+            "--steps", "400", "--start-steps", "200", "--update-after", "200", "--hidden",
+            "16", "--layers", "1", "--eval-every", "200", "--db", db, "--quiet");
+    ck_assert_msg(code == 0, "exit %d: %s", code, slurp(err_path));
+    crl_run_info info = get_run(db, 1, NULL);
+    ck_assert_str_eq(info.status, "finished");
+    ck_assert_str_eq(info.scenario, "slider.xml");
+    expect_one_line_error(RUN("train", "--env-xml", bad, "--db", db), 2, "broken.xml");
+    expect_one_line_error(
+        RUN("train", "--env-xml", xml, "--xml-body", "nobody", "--db", db), 2, "nobody");
+    expect_one_line_error(
+        RUN("train", "--env-xml", xml, "--xml-reward", "reach", "--db", db), 2,
+        "--xml-target");
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("cli");
@@ -233,6 +276,7 @@ int main(void) {
     tcase_add_test(tc, test_short_run_finishes);
     tcase_add_test(tc, test_ctrl_c_interrupts_cleanly);
     tcase_add_test(tc, test_nan_fails_cleanly);
+    tcase_add_test(tc, test_env_xml);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

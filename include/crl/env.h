@@ -86,6 +86,11 @@ void crl_env_reset(crl_env *e, uint64_t seed, float *obs);
  * steps, write the next observation and the step's outcome. */
 void crl_env_step(crl_env *e, const float *act, float *obs, crl_step_info *info);
 
+/* The task's scripted policy: a hand-written controller reading privileged
+ * state (object and goal positions). Writes act_dim floats. CRL_ENOTFOUND if
+ * the task has none. No allocation. */
+int crl_env_scripted_action(crl_env *e, float *act);
+
 int crl_env_steps_taken(const crl_env *e); /* in this episode */
 struct mjData_ *crl_env_data(crl_env *e);  /* physics state */
 const crl_env_spec *crl_env_get_spec(const crl_env *e);

@@ -16,7 +16,9 @@ extern "C" {
 #endif
 
 typedef struct {
-    const char *env; /* environment name */
+    const char *env;     /* environment name, or NULL with env_xml */
+    const char *env_xml; /* a user's MJCF file instead of a named env */
+    crl_xml_task xml;    /* how to make a task of env_xml */
     uint64_t seed;
     int64_t steps;      /* env steps to train */
     int64_t eval_every; /* env steps between evaluations */
