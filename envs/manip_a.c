@@ -1,4 +1,625 @@
-/* Manipulation tasks, part A. */
-#include "task.h"
+/* crl envs: manipulation tasks, part A (on envs/manip.h).
+ *
+ *   push, push-wall, push-back, shelf-place, stick-pull   (CW10, "manipulation")
+ *   reach, pick-place                                     ("pretrain")
+ *
+ * Scenes: envs/models/manip_push.xml (push, reach, pick-place),
+ * manip_push_wall.xml, manip_push_back.xml, manip_shelf_place.xml,
+ * manip_stick_pull.xml. Ranges, success tests and reward formulas are in
+ * docs/tasks-manip-a.md; the constants below are the single source.
+ *
+ * Rewards share one shape: 10 on success, otherwise a weighted sum of smooth
+ * terms in [0, 1] whose weights add up to less than 10 (and the sum is capped
+ * at 9.5), so that only success reaches 10:
+ *   reach  = tol(|tcp - obj|, margin 0.3)
+ *   grasp  = manip_grasp_score(obj, width): tcp at the object and the
+ *            gripper closed on it (smooth, contact-free)
+ *   place  = tol(dist(obj, goal), margin max(d0, 0.1)), d0 being the
+ *            distance at reset (so place = 0.1 at the start)
+ * with tol(d, margin) = 1 / (1 + 9 (d / margin)^2) (long tail, 0.1 at the
+ * margin). Object tasks: 1 reach + 1 grasp + 7 place; push-wall measures
+ * place along the shortest path around the wall. reach: 9 place(tcp).
+ * stick-pull: see reward_stick. Every formula climbs monotonically along
+ * the scripted policy's path (checked in tests/test_manip_a.c). */
+#include "manip.h"
 
-const struct crl_task_def *const crl_tasks_manip_a[] = {NULL};
+#include <math.h>
+
+/* ---- constants from the task specification -------------------------------- */
+
+#define PUCK_Z         0.015 /* puck centre resting on the table */
+#define CUBE_Z         0.02  /* cube centre resting on the table */
+#define PUCK_W         0.06  /* widths across the pads */
+#define CUBE_W         0.04
+#define STICK_W        0.03
+#define PUSH_SUCCESS   0.07
+#define REACH_SUCCESS  0.05
+#define PICK_SUCCESS   0.07
+#define SHELF_SUCCESS  0.07
+#define STICK_SUCCESS  0.12 /* handle to goal */
+#define STICK_HOLD     0.05 /* tcp to stick centre */
+#define SHELF_GOAL_Z   0.32 /* goal board top (0.30) + cube half size */
+#define STICK_HANDLE_Z 0.0165
+
+/* Reward weights (sum < 10: only success reaches 10). */
+#define W_REACH 1.0
+#define W_GRASP 1.0
+#define W_PLACE 7.0
+
+/* ---- per-spec data and per-instance state (one layout for all tasks) ------- */
+
+typedef struct {
+    manip_data md;
+    int obj_body, obj_jnt; /* the object (puck, cube, stick) */
+    double obj_width;      /* across the pads (m), for the grasp score */
+    int goal_mocap;        /* mocap index of the goal marker, or -1 */
+    int shelf_mocap;       /* shelf-place */
+    int cont_body, cont_x_qpos, cont_y_qpos;
+    int handle_site, channel_site; /* stick-pull */
+} ma_data;
+
+typedef struct {
+    manip_state ms;
+    double d0; /* object (or tcp, or handle) to goal distance at reset */
+} ma_state;
+
+static const ma_data *ma_d(const crl_env *e) {
+    return (const ma_data *)e->spec->task_data;
+}
+static ma_state *ma_s(const crl_env *e) {
+    return (ma_state *)e->task_state;
+}
+
+static double tol_lt(double d, double lo, double margin) {
+    return manip_tolerance(d, 0.0, lo, margin, MANIP_LONG_TAIL, 0.1);
+}
+
+/* ---- setup ---------------------------------------------------------------- */
+
+static int mocap_of(const crl_env_spec *s, const char *name, int *out, crl_err *err) {
+    int b, rc = manip_find_body(s, name, &b, err);
+    if (rc) return rc;
+    *out = s->m->body_mocapid[b];
+    if (*out < 0)
+        return crl_errf(err, CRL_EMUJOCO, "task '%s': body '%s' is not a mocap body",
+                        s->task->name, name);
+    return CRL_OK;
+}
+
+/* Gripper, the free object `obj` (body and free joint of the same name) as
+ * observation slot 1, and the goal marker if `goal` is not NULL. */
+static int setup_object(crl_env_spec *s, const char *obj, double width, const char *goal,
+                        crl_err *err) {
+    int rc = manip_setup(s, err);
+    if (rc) return rc;
+    ma_data *dd = s->task_data;
+    if ((rc = manip_find_body(s, obj, &dd->obj_body, err))) return rc;
+    if ((rc = manip_find_joint_type(s, obj, mjJNT_FREE, &dd->obj_jnt, err))) return rc;
+    dd->obj_width = width;
+    dd->md.obj[0].kind = MANIP_BODY;
+    dd->md.obj[0].id = dd->obj_body;
+    dd->goal_mocap = -1;
+    dd->shelf_mocap = -1;
+    if (goal && (rc = mocap_of(s, goal, &dd->goal_mocap, err))) return rc;
+    return CRL_OK;
+}
+
+static int setup_puck(crl_env_spec *s, crl_err *err) {
+    return setup_object(s, "puck", PUCK_W, "goal", err);
+}
+static int setup_cube(crl_env_spec *s, crl_err *err) {
+    return setup_object(s, "cube", CUBE_W, "goal", err);
+}
+static int setup_shelf(crl_env_spec *s, crl_err *err) {
+    int rc = setup_object(s, "cube", CUBE_W, NULL, err);
+    if (rc) return rc;
+    return mocap_of(s, "shelf", &((ma_data *)s->task_data)->shelf_mocap, err);
+}
+
+static int setup_stick(crl_env_spec *s, crl_err *err) {
+    int rc = setup_object(s, "stick", STICK_W, "goal", err);
+    if (rc) return rc;
+    ma_data *dd = s->task_data;
+    const mjModel *m = s->m;
+    int jx, jy;
+    if ((rc = manip_find_body(s, "container", &dd->cont_body, err))) return rc;
+    if ((rc = manip_find_joint_type(s, "container_x", mjJNT_SLIDE, &jx, err))) return rc;
+    if ((rc = manip_find_joint_type(s, "container_y", mjJNT_SLIDE, &jy, err))) return rc;
+    if ((rc = manip_find_site(s, "handle", &dd->handle_site, err))) return rc;
+    if ((rc = manip_find_site(s, "channel", &dd->channel_site, err))) return rc;
+    dd->cont_x_qpos = m->jnt_qposadr[jx];
+    dd->cont_y_qpos = m->jnt_qposadr[jy];
+    dd->md.obj[1].kind = MANIP_SITE;
+    dd->md.obj[1].id = dd->handle_site;
+    dd->md.lo[1] = 0.35; /* the spec: stick-pull lets the hand reach y 0.35 */
+    return CRL_OK;
+}
+
+/* push-wall's shaping distance: the length of the shortest path of the puck
+ * to the goal around the wall (inflated by the puck's radius and 1 cm), so
+ * that the shaped reward leads around the wall rather than into it. Equal to
+ * the straight distance where the straight path is clear, and continuous. */
+#define WALL_Y     0.75
+#define WALL_X0    0.0
+#define WALL_X1    0.2
+#define WALL_CLEAR 0.04
+static double wall_path_dist(const double *p, const double *g) {
+    double dz = p[2] - g[2];
+    double dxy = manip_dist_xy(p, g);
+    if ((p[1] - WALL_Y) * (g[1] - WALL_Y) < 0.0) {
+        double x = p[0] + (WALL_Y - p[1]) / (g[1] - p[1]) * (g[0] - p[0]);
+        double lo = WALL_X0 - WALL_CLEAR, hi = WALL_X1 + WALL_CLEAR;
+        if (x > lo && x < hi) {
+            double cl[2] = {lo, WALL_Y}, cr[2] = {hi, WALL_Y};
+            double a = manip_dist_xy(p, cl) + manip_dist_xy(cl, g);
+            double b = manip_dist_xy(p, cr) + manip_dist_xy(cr, g);
+            dxy = a < b ? a : b;
+        }
+    }
+    return sqrt(dxy * dxy + dz * dz);
+}
+
+/* ---- reset ---------------------------------------------------------------- */
+
+static void set_goal(crl_env *e, const double g[3]) {
+    const ma_data *dd = ma_d(e);
+    ma_state *st = ma_s(e);
+    for (int k = 0; k < 3; k++) st->ms.goal[k] = g[k];
+    if (dd->goal_mocap >= 0)
+        for (int k = 0; k < 3; k++) e->d->mocap_pos[3 * dd->goal_mocap + k] = g[k];
+}
+
+/* Object on the table at xy (height z), goal at gxy (height gz). */
+static void place_object(crl_env *e, const double xy[2], double z, const double gxy[2],
+                         double gz) {
+    const ma_data *dd = ma_d(e);
+    double p[3] = {xy[0], xy[1], z}, g[3] = {gxy[0], gxy[1], gz};
+    manip_set_free(e, dd->obj_jnt, p, NULL);
+    set_goal(e, g);
+    ma_s(e)->d0 = manip_dist(p, g);
+}
+
+static void reset_push(crl_env *e, crl_rng *rng) {
+    static const double plo[2] = {-0.1, 0.6}, phi[2] = {0.1, 0.7};
+    static const double glo[2] = {-0.1, 0.8}, ghi[2] = {0.1, 0.9};
+    double p[2], g[2];
+    manip_draw_apart(rng, plo, phi, glo, ghi, 0.15, p, g);
+    place_object(e, p, PUCK_Z, g, PUCK_Z);
+    manip_reset_hand(e, NULL);
+}
+
+static void reset_push_wall(crl_env *e, crl_rng *rng) {
+    static const double plo[2] = {-0.05, 0.6}, phi[2] = {0.05, 0.65};
+    static const double glo[2] = {-0.05, 0.85}, ghi[2] = {0.05, 0.9};
+    double p[2], g[2];
+    manip_draw_apart(rng, plo, phi, glo, ghi, 0.15, p, g);
+    place_object(e, p, PUCK_Z, g, PUCK_Z);
+    double pp[3] = {p[0], p[1], PUCK_Z}, gg[3] = {g[0], g[1], PUCK_Z};
+    ma_s(e)->d0 = wall_path_dist(pp, gg);
+    manip_reset_hand(e, NULL);
+}
+
+static void reset_push_back(crl_env *e, crl_rng *rng) {
+    static const double plo[2] = {-0.1, 0.8}, phi[2] = {0.1, 0.85};
+    static const double glo[2] = {-0.1, 0.6}, ghi[2] = {0.1, 0.7};
+    double p[2], g[2];
+    manip_draw_apart(rng, plo, phi, glo, ghi, 0.15, p, g);
+    place_object(e, p, CUBE_Z, g, CUBE_Z);
+    manip_reset_hand(e, NULL);
+}
+
+static void reset_shelf(crl_env *e, crl_rng *rng) {
+    static const double plo[2] = {-0.1, 0.5}, phi[2] = {0.1, 0.6};
+    static const double slo[2] = {-0.1, 0.8}, shi[2] = {0.1, 0.9};
+    const ma_data *dd = ma_d(e);
+    double p[2], sh[2];
+    manip_draw_apart(rng, plo, phi, slo, shi, 0.1, p, sh);
+    double *mp = e->d->mocap_pos + 3 * dd->shelf_mocap;
+    mp[0] = sh[0];
+    mp[1] = sh[1];
+    mp[2] = 0.0;
+    place_object(e, p, CUBE_Z, sh, SHELF_GOAL_Z);
+    manip_reset_hand(e, NULL);
+}
+
+/* reach and pick-place: the push scene; the goal is in the air. */
+static void draw_air_goal(crl_rng *rng, double g[3]) {
+    static const double lo[3] = {-0.1, 0.8, 0.05}, hi[3] = {0.1, 0.9, 0.3};
+    manip_draw(rng, 3, lo, hi, g);
+}
+
+static void reset_reach(crl_env *e, crl_rng *rng) {
+    static const double plo[2] = {-0.1, 0.6}, phi[2] = {0.1, 0.7};
+    const ma_data *dd = ma_d(e);
+    double p[2], g[3];
+    manip_draw(rng, 2, plo, phi, p);
+    draw_air_goal(rng, g);
+    double pp[3] = {p[0], p[1], PUCK_Z};
+    manip_set_free(e, dd->obj_jnt, pp, NULL);
+    set_goal(e, g);
+    manip_reset_hand(e, NULL);
+    ma_s(e)->d0 = manip_dist(manip_tcp(e), g);
+}
+
+static void reset_pick_place(crl_env *e, crl_rng *rng) {
+    static const double plo[2] = {-0.1, 0.6}, phi[2] = {0.1, 0.7};
+    static const double glo[2] = {-0.1, 0.8}, ghi[2] = {0.1, 0.9};
+    double p[2], g[2], gz;
+    manip_draw_apart(rng, plo, phi, glo, ghi, 0.15, p, g);
+    gz = crl_rng_range(rng, 0.05, 0.3);
+    place_object(e, p, PUCK_Z, g, gz);
+    manip_reset_hand(e, NULL);
+}
+
+static void reset_stick(crl_env *e, crl_rng *rng) {
+    static const double slo[2] = {-0.1, 0.55}, shi[2] = {0.0, 0.65};
+    static const double glo[2] = {0.35, 0.45}, ghi[2] = {0.45, 0.55};
+    const ma_data *dd = ma_d(e);
+    double s[2], g[2];
+    manip_draw(rng, 2, slo, shi, s);
+    manip_draw(rng, 2, glo, ghi, g);
+    double sp[3] = {s[0], s[1], 0.015}, gp[3] = {g[0], g[1], STICK_HANDLE_Z};
+    manip_set_free(e, dd->obj_jnt, sp, NULL);
+    e->d->qpos[dd->cont_x_qpos] = 0.0;
+    e->d->qpos[dd->cont_y_qpos] = 0.0;
+    set_goal(e, gp);
+    manip_reset_hand(e, NULL);
+    ma_s(e)->d0 = manip_dist(e->d->site_xpos + 3 * dd->handle_site, gp);
+}
+
+/* ---- rewards -------------------------------------------------------------- */
+
+static double reach_term(const crl_env *e, const double *p) {
+    return tol_lt(manip_dist(manip_tcp(e), p), 0.0, 0.3);
+}
+
+static double grasp_term(const crl_env *e) {
+    const ma_data *dd = ma_d(e);
+    return manip_grasp_score(e, e->d->xpos + 3 * dd->obj_body, dd->obj_width);
+}
+
+static double place_term(double d, double d0) {
+    return tol_lt(d, 0.0, d0 > 0.1 ? d0 : 0.1);
+}
+
+static void finish(crl_step_info *info, int success, double shaped) {
+    info->success = success;
+    info->reward = success ? (float)MANIP_REWARD_MAX
+                           : (float)manip_clamp(shaped, 0.0, MANIP_REWARD_MAX - 0.5);
+}
+
+/* push, push-wall, push-back, shelf-place, pick-place: bring the object to
+ * the goal. Success: 3-D distance <= thr; shaping distance: path(obj, goal)
+ * (NULL: the 3-D distance). */
+static void reward_object(crl_env *e, double thr,
+                          double (*path)(const double *, const double *),
+                          crl_step_info *info) {
+    manip_sync(e);
+    const ma_data *dd = ma_d(e);
+    const ma_state *st = ma_s(e);
+    const double *obj = e->d->xpos + 3 * dd->obj_body;
+    double d = manip_dist(obj, st->ms.goal);
+    double dp = path ? path(obj, st->ms.goal) : d;
+    double shaped = W_REACH * reach_term(e, obj) + W_GRASP * grasp_term(e) +
+                    W_PLACE * place_term(dp, st->d0);
+    finish(info, d <= thr, shaped);
+}
+
+static void reward_push(crl_env *e, const float *act, crl_step_info *info) {
+    reward_object(e, PUSH_SUCCESS, NULL, info);
+}
+static void reward_push_wall(crl_env *e, const float *act, crl_step_info *info) {
+    reward_object(e, PUSH_SUCCESS, wall_path_dist, info);
+}
+static void reward_shelf(crl_env *e, const float *act, crl_step_info *info) {
+    reward_object(e, SHELF_SUCCESS, NULL, info);
+}
+static void reward_pick_place(crl_env *e, const float *act, crl_step_info *info) {
+    reward_object(e, PICK_SUCCESS, NULL, info);
+}
+
+/* reach: 9 tol(|tcp - goal|, margin max(d0, 0.1)). */
+static void reward_reach(crl_env *e, const float *act, crl_step_info *info) {
+    manip_sync(e);
+    const ma_state *st = ma_s(e);
+    double d = manip_dist(manip_tcp(e), st->ms.goal);
+    finish(info, d <= REACH_SUCCESS, 9.0 * place_term(d, st->d0));
+}
+
+/* stick-pull: reach the stick, grasp it, bring it over the handle's channel
+ * (xy), and pull the handle to the goal while holding the stick:
+ *   1 reach + 1 grasp + 3 insert + 4 hold * pull
+ *   insert = tol(|stick - channel|_xy, flat to 0.03, margin 0.5)
+ *   hold   = tol(|tcp - stick|, flat to 0.05, margin 0.05, gaussian)
+ *   pull   = tol(|handle - goal|, margin max(d0, 0.1)). */
+static void reward_stick(crl_env *e, const float *act, crl_step_info *info) {
+    manip_sync(e);
+    const ma_data *dd = ma_d(e);
+    const ma_state *st = ma_s(e);
+    const mjData *d = e->d;
+    const double *stick = d->xpos + 3 * dd->obj_body;
+    const double *handle = d->site_xpos + 3 * dd->handle_site;
+    const double *channel = d->site_xpos + 3 * dd->channel_site;
+    double d_hold = manip_dist(manip_tcp(e), stick);
+    double d_goal = manip_dist(handle, st->ms.goal);
+    double hold = manip_tolerance(d_hold, 0.0, STICK_HOLD, 0.05, MANIP_GAUSSIAN, 0.1);
+    double insert = tol_lt(manip_dist_xy(stick, channel), 0.03, 0.5);
+    double shaped = 1.0 * reach_term(e, stick) + 1.0 * grasp_term(e) + 3.0 * insert +
+                    4.0 * hold * place_term(d_goal, st->d0);
+    finish(info, d_goal <= STICK_SUCCESS && d_hold <= STICK_HOLD, shaped);
+}
+
+/* ---- scripted policies ---------------------------------------------------- */
+
+/* Largest change of the xyz action per step (a speed ramp: full-speed jerks
+ * shake a held object loose). */
+#define RAMP 0.2
+
+static void go(const crl_env *e, const double target[3], float *act) {
+    manip_move_smooth(e, &ma_s(e)->ms, target, RAMP, act);
+}
+
+/* Pick phases (ms.phase 0..2): above the object, down around it with the
+ * gripper open, close. Returns 1 once the object is held (phase >= 3). */
+enum { PH_ABOVE = 0, PH_DESCEND, PH_CLOSE, PH_CARRY };
+#define ABOVE_H     0.07
+#define CLOSE_STEPS 8
+
+static int scripted_pick(crl_env *e, const double obj[3], float *act) {
+    manip_state *ms = &ma_s(e)->ms;
+    const double *tcp = manip_tcp(e);
+    double t[3] = {obj[0], obj[1], obj[2]};
+    /* Lost it (dropped or never grasped): start over. */
+    if (ms->phase >= PH_CARRY && manip_dist(tcp, obj) > 0.04) manip_phase(ms, PH_ABOVE);
+    switch (ms->phase) {
+    case PH_ABOVE:
+        t[2] = obj[2] + ABOVE_H;
+        go(e, t, act);
+        manip_grip(act, 0);
+        if (manip_dist_xy(tcp, obj) < 0.008 && fabs(tcp[2] - t[2]) < 0.03)
+            manip_phase(ms, PH_DESCEND);
+        break;
+    case PH_DESCEND:
+        go(e, t, act);
+        manip_grip(act, 0);
+        if (manip_dist_xy(tcp, obj) > 0.02)
+            manip_phase(ms, PH_ABOVE);
+        else if (tcp[2] - obj[2] < 0.006)
+            manip_phase(ms, PH_CLOSE);
+        break;
+    case PH_CLOSE:
+        go(e, t, act);
+        manip_grip(act, 1);
+        if (ms->timer >= CLOSE_STEPS) manip_phase(ms, PH_CARRY);
+        break;
+    default:
+        return 1;
+    }
+    ms->timer++;
+    return 0;
+}
+
+/* Move the held object's centre towards target: the tcp keeps its xy
+ * offset from the object, and goes to the target's height (following a
+ * measured z offset would press a sagging object into the table). */
+static void carry_towards(const crl_env *e, const double obj[3], const double target[3],
+                          float *act) {
+    const double *tcp = manip_tcp(e);
+    double t[3];
+    for (int k = 0; k < 2; k++) t[k] = target[k] + (tcp[k] - obj[k]);
+    t[2] = target[2];
+    go(e, t, act);
+    manip_grip(act, 1);
+}
+
+static const double *obj_pos(const crl_env *e) {
+    return e->d->xpos + 3 * ma_d(e)->obj_body;
+}
+
+/* Scripted carries hold table objects this far above the table: a held
+ * object dragged along the table jams between a pad and the table. */
+#define CARRY_LIFT 0.02
+
+/* push, push-back, pick-place: grasp, then straight to the goal (lifted
+ * CARRY_LIFT when the goal is on the table). */
+static void scripted_direct(crl_env *e, float *act) {
+    manip_state *ms = &ma_s(e)->ms;
+    const double *obj = obj_pos(e);
+    if (scripted_pick(e, obj, act)) {
+        double t[3] = {ms->goal[0], ms->goal[1], ms->goal[2]};
+        if (t[2] < 0.04) t[2] += CARRY_LIFT;
+        carry_towards(e, obj, t, act);
+    }
+}
+
+/* push-wall: grasp, slide the puck left along the near side of the wall
+ * (the palm reaches 0.065 ahead of the tcp), past the wall's open (-x) end,
+ * then to the goal. */
+static void scripted_push_wall(crl_env *e, float *act) {
+    manip_state *ms = &ma_s(e)->ms;
+    const double *obj = obj_pos(e);
+    if (scripted_pick(e, obj, act)) {
+        double z = PUCK_Z + CARRY_LIFT;
+        double left[3] = {-0.08, 0.67, z}, past[3] = {-0.08, 0.80, z};
+        double goal[3] = {ms->goal[0], ms->goal[1], z};
+        switch (ms->phase) {
+        case PH_CARRY:
+            carry_towards(e, obj, left, act);
+            if (obj[0] < -0.07) manip_phase(ms, PH_CARRY + 1);
+            break;
+        case PH_CARRY + 1:
+            carry_towards(e, obj, past, act);
+            if (obj[1] > 0.79) manip_phase(ms, PH_CARRY + 2);
+            break;
+        default:
+            carry_towards(e, obj, goal, act);
+            break;
+        }
+        ms->timer++;
+    }
+}
+
+/* shelf-place: grasp, lift above the goal board while lining up in x, then
+ * in along y, then down onto the board. */
+static void scripted_shelf(crl_env *e, float *act) {
+    manip_state *ms = &ma_s(e)->ms;
+    const double *obj = obj_pos(e);
+    if (!scripted_pick(e, obj, act)) {
+        return;
+    }
+    const double *g = ms->goal;
+    double high[3] = {g[0], obj[1], g[2] + 0.03};
+    double in[3] = {g[0], g[1], g[2] + 0.03};
+    switch (ms->phase) {
+    case PH_CARRY:
+        carry_towards(e, obj, high, act);
+        if (manip_dist(obj, high) < 0.015) manip_phase(ms, PH_CARRY + 1);
+        break;
+    case PH_CARRY + 1:
+        carry_towards(e, obj, in, act);
+        if (manip_dist(obj, in) < 0.015) manip_phase(ms, PH_CARRY + 2);
+        break;
+    default:
+        carry_towards(e, obj, g, act);
+        break;
+    }
+    ms->timer++;
+}
+
+static void scripted_reach(crl_env *e, float *act) {
+    go(e, ma_s(e)->ms.goal, act);
+    manip_grip(act, 0);
+}
+
+/* stick-pull: grasp the stick at its centre, lift it, bring it over the
+ * handle's channel, lower it in, then move so the handle goes to the goal. */
+static void scripted_stick(crl_env *e, float *act) {
+    manip_state *ms = &ma_s(e)->ms;
+    const ma_data *dd = ma_d(e);
+    const double *stick = obj_pos(e);
+    if (!scripted_pick(e, stick, act)) {
+        return;
+    }
+    const double *channel = e->d->site_xpos + 3 * dd->channel_site;
+    const double *handle = e->d->site_xpos + 3 * dd->handle_site;
+    const double *tcp = manip_tcp(e);
+    double t[3];
+    switch (ms->phase) {
+    case PH_CARRY: /* lift */
+        t[0] = stick[0], t[1] = stick[1], t[2] = 0.07;
+        carry_towards(e, stick, t, act);
+        if (stick[2] > 0.06) manip_phase(ms, PH_CARRY + 1);
+        break;
+    case PH_CARRY + 1: /* over the channel */
+        t[0] = channel[0], t[1] = channel[1], t[2] = 0.07;
+        carry_towards(e, stick, t, act);
+        if (manip_dist_xy(stick, channel) < 0.006) manip_phase(ms, PH_CARRY + 2);
+        break;
+    case PH_CARRY + 2: /* down into it */
+        t[0] = channel[0], t[1] = channel[1], t[2] = 0.016;
+        carry_towards(e, stick, t, act);
+        if (stick[2] < 0.022) manip_phase(ms, PH_CARRY + 3);
+        break;
+    default: /* pull the handle to the goal */
+        for (int k = 0; k < 2; k++) t[k] = tcp[k] + (ms->goal[k] - handle[k]);
+        t[2] = 0.016 + (tcp[2] - stick[2]);
+        go(e, t, act);
+        manip_grip(act, 1);
+        break;
+    }
+    ms->timer++;
+}
+
+/* ---- task definitions ----------------------------------------------------- */
+
+#define MA_COMMON                                                                        \
+    MANIP_TASK_DEFAULTS, .state_size = sizeof(ma_state), .data_size = sizeof(ma_data)
+
+static const struct crl_task_def task_push = {
+    MA_COMMON,
+    .name = "push",
+    .description = "push a puck to a goal on the table (obs 39, act 4)",
+    .model = "manip_push.xml",
+    .setup = setup_puck,
+    .reset = reset_push,
+    .reward = reward_push,
+    .scripted = scripted_direct,
+    .group = "manipulation",
+};
+
+static const struct crl_task_def task_push_wall = {
+    MA_COMMON,
+    .name = "push-wall",
+    .description = "push a puck around a wall to a goal (obs 39, act 4)",
+    .model = "manip_push_wall.xml",
+    .setup = setup_puck,
+    .reset = reset_push_wall,
+    .reward = reward_push_wall,
+    .scripted = scripted_push_wall,
+    .group = "manipulation",
+};
+
+static const struct crl_task_def task_push_back = {
+    MA_COMMON,
+    .name = "push-back",
+    .description = "pull a cube back towards the robot to a goal (obs 39, act 4)",
+    .model = "manip_push_back.xml",
+    .setup = setup_cube,
+    .reset = reset_push_back,
+    .reward = reward_push,
+    .scripted = scripted_direct,
+    .group = "manipulation",
+};
+
+static const struct crl_task_def task_shelf_place = {
+    MA_COMMON,
+    .name = "shelf-place",
+    .description = "pick a cube and place it on a shelf board (obs 39, act 4)",
+    .model = "manip_shelf_place.xml",
+    .setup = setup_shelf,
+    .reset = reset_shelf,
+    .reward = reward_shelf,
+    .scripted = scripted_shelf,
+    .group = "manipulation",
+};
+
+static const struct crl_task_def task_stick_pull = {
+    MA_COMMON,
+    .name = "stick-pull",
+    .description = "hook a stick into a container's handle and pull it to a goal "
+                   "(obs 39, act 4)",
+    .model = "manip_stick_pull.xml",
+    .setup = setup_stick,
+    .reset = reset_stick,
+    .reward = reward_stick,
+    .scripted = scripted_stick,
+    .group = "manipulation",
+};
+
+static const struct crl_task_def task_reach = {
+    MA_COMMON,
+    .name = "reach",
+    .description = "move the gripper to a goal in the air (obs 39, act 4)",
+    .model = "manip_push.xml",
+    .setup = setup_puck,
+    .reset = reset_reach,
+    .reward = reward_reach,
+    .scripted = scripted_reach,
+    .group = "pretrain",
+};
+
+static const struct crl_task_def task_pick_place = {
+    MA_COMMON,
+    .name = "pick-place",
+    .description = "pick up a puck and hold it at a goal in the air (obs 39, act 4)",
+    .model = "manip_push.xml",
+    .setup = setup_puck,
+    .reset = reset_pick_place,
+    .reward = reward_pick_place,
+    .scripted = scripted_direct,
+    .group = "pretrain",
+};
+
+const struct crl_task_def *const crl_tasks_manip_a[] = {
+    &task_push,       &task_push_wall, &task_push_back,  &task_shelf_place,
+    &task_stick_pull, &task_reach,     &task_pick_place, NULL};

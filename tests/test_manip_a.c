@@ -1,0 +1,653 @@
+/* Tests for the manipulation machinery (envs/manip.h) and the tasks of part
+ * A (envs/manip_a.c): push, push-wall, push-back, shelf-place, stick-pull,
+ * reach, pick-place.
+ *
+ * Reference facts come from the task specification (docs/tasks-manip-a.md),
+ * not from the task code: randomisation ranges and separations, success
+ * thresholds, the 39-float observation layout, the action mapping (1 cm of
+ * mocap motion per unit, clipped to the hand bounds), 200-step episodes,
+ * rewards in [0, 10] with 10 on success. */
+#include "crl/env.h"
+#include "envs/manip.h"
+
+#include <check.h>
+#include <math.h>
+#include <mujoco/mujoco.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Count allocations made anywhere in the process (crl and MuJoCo) by
+ * interposing glibc's allocator in this executable. Not under
+ * AddressSanitizer, which owns malloc itself. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MA_COUNT_ALLOCS 0
+#endif
+#endif
+#if !defined(MA_COUNT_ALLOCS) && defined(__SANITIZE_ADDRESS__)
+#define MA_COUNT_ALLOCS 0
+#endif
+#if !defined(MA_COUNT_ALLOCS) && defined(__GLIBC__)
+#define MA_COUNT_ALLOCS 1
+#endif
+#ifndef MA_COUNT_ALLOCS
+#define MA_COUNT_ALLOCS 0
+#endif
+
+#if MA_COUNT_ALLOCS
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+static volatile long n_allocs;
+void *malloc(size_t n) {
+    n_allocs++;
+    return __libc_malloc(n);
+}
+void *calloc(size_t a, size_t b) {
+    n_allocs++;
+    return __libc_calloc(a, b);
+}
+void *realloc(void *p, size_t n) {
+    n_allocs++;
+    return __libc_realloc(p, n);
+}
+void *aligned_alloc(size_t al, size_t n) {
+    n_allocs++;
+    return __libc_memalign(al, n);
+}
+#endif
+
+/* The scripted-policy entry (envs/env.c; not in the public header yet). */
+
+#define OBS_DIM    39
+#define ACT_DIM    4
+#define EP_STEPS   200
+#define REWARD_MAX 10.0f
+#define SETTLE_TOL 0.005 /* objects may settle this far from their draw */
+
+/* What the specification says about each task. */
+typedef struct {
+    const char *name;
+    const char *group;
+    double success;        /* threshold on the task's distance */
+    double olo[2], ohi[2]; /* object 1 xy range at reset */
+    double glo[3], ghi[3]; /* goal xyz range (z: -1 = table) */
+    double min_sep;        /* object-goal xy separation */
+    double hand_lo_y;      /* lowest mocap y */
+} task_fact;
+
+static const task_fact TASKS[] = {
+    {"push",
+     "manipulation",
+     0.07,
+     {-0.1, 0.6},
+     {0.1, 0.7},
+     {-0.1, 0.8, -1},
+     {0.1, 0.9, -1},
+     0.15,
+     0.40},
+    {"push-wall",
+     "manipulation",
+     0.07,
+     {-0.05, 0.6},
+     {0.05, 0.65},
+     {-0.05, 0.85, -1},
+     {0.05, 0.9, -1},
+     0.15,
+     0.40},
+    {"push-back",
+     "manipulation",
+     0.07,
+     {-0.1, 0.8},
+     {0.1, 0.85},
+     {-0.1, 0.6, -1},
+     {0.1, 0.7, -1},
+     0.15,
+     0.40},
+    /* shelf-place: the goal is on the shelf's board (shelf xy range). */
+    {"shelf-place",
+     "manipulation",
+     0.07,
+     {-0.1, 0.5},
+     {0.1, 0.6},
+     {-0.1, 0.8, 0.25},
+     {0.1, 0.9, 0.35},
+     0.1,
+     0.40},
+    {"stick-pull",
+     "manipulation",
+     0.12,
+     {-0.1, 0.55},
+     {0.0, 0.65},
+     {0.35, 0.45, -1},
+     {0.45, 0.55, -1},
+     0.0,
+     0.35},
+    {"reach",
+     "pretrain",
+     0.05,
+     {-0.1, 0.6},
+     {0.1, 0.7},
+     {-0.1, 0.8, 0.05},
+     {0.1, 0.9, 0.3},
+     0.0,
+     0.40},
+    {"pick-place",
+     "pretrain",
+     0.07,
+     {-0.1, 0.6},
+     {0.1, 0.7},
+     {-0.1, 0.8, 0.05},
+     {0.1, 0.9, 0.3},
+     0.15,
+     0.40},
+};
+#define NTASKS ((int)(sizeof TASKS / sizeof TASKS[0]))
+
+static crl_env_spec *make_spec(const char *name) {
+    crl_env_spec *s = NULL;
+    crl_err err = {0};
+    int rc = crl_env_spec_create(name, &s, &err);
+    ck_assert_msg(rc == CRL_OK, "spec %s: %s", name, err.msg);
+    return s;
+}
+
+static crl_env *make_env(const crl_env_spec *s) {
+    crl_env *e = NULL;
+    crl_err err = {0};
+    int rc = crl_env_create(s, &e, &err);
+    ck_assert_msg(rc == CRL_OK, "env: %s", err.msg);
+    return e;
+}
+
+static void random_action(crl_rng *r, float *act) {
+    for (int k = 0; k < ACT_DIM; k++) act[k] = (float)crl_rng_range(r, -1.0, 1.0);
+}
+
+/* The checks every step must pass, whatever the policy. */
+static void check_step(const task_fact *t, const float *obs, const crl_step_info *info,
+                       int step) {
+    for (int k = 0; k < OBS_DIM; k++)
+        ck_assert_msg(isfinite(obs[k]), "%s: obs[%d] not finite", t->name, k);
+    ck_assert_msg(isfinite(info->reward), "%s: reward not finite", t->name);
+    ck_assert_msg(info->reward >= 0.0f && info->reward <= REWARD_MAX,
+                  "%s: reward %g outside [0, 10]", t->name, info->reward);
+    if (info->success)
+        ck_assert_msg(info->reward >= 9.99f, "%s: success with reward %g", t->name,
+                      info->reward);
+    else
+        ck_assert_msg(info->reward < REWARD_MAX, "%s: reward 10 without success",
+                      t->name);
+    ck_assert_msg(!info->terminal, "%s: manipulation tasks never terminate", t->name);
+    ck_assert_int_eq(info->truncated, step + 1 >= EP_STEPS);
+    /* Objects resting on the table never fall through it. */
+    ck_assert_msg(obs[6] > -0.05 && obs[13] > -0.05,
+                  "%s: object below the table (%g, %g)", t->name, obs[6], obs[13]);
+}
+
+/* ---- sizes and registry --------------------------------------------------- */
+
+START_TEST(test_dims) {
+    const task_fact *t = &TASKS[_i];
+    crl_env_spec *s = make_spec(t->name);
+    ck_assert_int_eq(crl_env_obs_dim(s), OBS_DIM);
+    ck_assert_int_eq(crl_env_act_dim(s), ACT_DIM);
+    ck_assert_int_eq(crl_env_max_steps(s), EP_STEPS);
+    ck_assert_int_eq(crl_env_frame_skip(s), 5);
+    const mjModel *m = crl_env_model(s);
+    ck_assert_double_eq_tol(m->opt.timestep, 0.0025, 1e-12);
+    ck_assert_int_eq(m->opt.solver, mjSOL_NEWTON);
+    ck_assert_int_eq(m->nu, ACT_DIM);
+    const crl_env_entry *list;
+    int n = crl_env_list(&list), found = 0;
+    for (int i = 0; i < n; i++)
+        if (strcmp(list[i].name, t->name) == 0) {
+            found = 1;
+            ck_assert_str_eq(list[i].group, t->group);
+            ck_assert_int_eq(list[i].has_scripted, 1);
+            ck_assert_int_eq(list[i].obs_dim, OBS_DIM);
+        }
+    ck_assert_msg(found, "%s not listed", t->name);
+    crl_env_spec_free(s);
+}
+END_TEST
+
+/* ---- scripted and random policies ---------------------------------------- */
+
+START_TEST(test_scripted_succeeds) {
+    const task_fact *t = &TASKS[_i];
+    crl_env_spec *s = make_spec(t->name);
+    crl_env *e = make_env(s);
+    float obs[OBS_DIM], act[ACT_DIM];
+    crl_step_info info;
+    int wins = 0;
+    double worst_drop = 0.0;
+    for (int ep = 0; ep < 10; ep++) {
+        crl_env_reset(e, (uint64_t)ep, obs);
+        int success = 0;
+        float prev = -1.0f;
+        for (int k = 0; k < EP_STEPS; k++) {
+            ck_assert_int_eq(crl_env_scripted_action(e, act), CRL_OK);
+            for (int j = 0; j < ACT_DIM; j++)
+                ck_assert(act[j] >= -1.0f && act[j] <= 1.0f);
+            crl_env_step(e, act, obs, &info);
+            check_step(t, obs, &info, k);
+            /* The shaped reward climbs along the scripted path. */
+            if (!success && prev >= 0.0f && prev - info.reward > worst_drop)
+                worst_drop = prev - info.reward;
+            prev = info.reward;
+            success |= info.success;
+        }
+        wins += success;
+    }
+    ck_assert_msg(wins >= 8, "%s: scripted policy won %d/10", t->name, wins);
+    ck_assert_msg(worst_drop < 0.05, "%s: reward drops by %g along the scripted path",
+                  t->name, worst_drop);
+    crl_env_free(e);
+    crl_env_spec_free(s);
+}
+END_TEST
+
+/* 20 random episodes (4000 steps): almost never a success, always finite,
+ * objects stay on the table. */
+START_TEST(test_random_policy) {
+    const task_fact *t = &TASKS[_i];
+    crl_env_spec *s = make_spec(t->name);
+    crl_env *e = make_env(s);
+    float obs[OBS_DIM], act[ACT_DIM];
+    crl_step_info info;
+    crl_rng r;
+    crl_rng_seed(&r, 4242);
+    int wins = 0;
+    for (int ep = 0; ep < 20; ep++) {
+        crl_env_reset(e, 1000 + (uint64_t)ep, obs);
+        int success = 0;
+        for (int k = 0; k < EP_STEPS; k++) {
+            random_action(&r, act);
+            crl_env_step(e, act, obs, &info);
+            check_step(t, obs, &info, k);
+            success |= info.success;
+        }
+        wins += success;
+    }
+    ck_assert_msg(wins <= 1, "%s: random actions won %d/20", t->name, wins);
+    crl_env_free(e);
+    crl_env_spec_free(s);
+}
+END_TEST
+
+/* ---- reset: ranges, separation, hand start -------------------------------- */
+
+START_TEST(test_reset_ranges) {
+    const task_fact *t = &TASKS[_i];
+    crl_env_spec *s = make_spec(t->name);
+    crl_env *e = make_env(s);
+    float obs[OBS_DIM];
+    double gx_min = 1, gx_max = -1, ox_min = 1, ox_max = -1;
+    for (int ep = 0; ep < 40; ep++) {
+        crl_env_reset(e, (uint64_t)ep * 7919u, obs);
+        double ox = obs[4], oy = obs[5], gx = obs[36], gy = obs[37], gz = obs[38];
+        ck_assert_msg(ox >= t->olo[0] - SETTLE_TOL && ox <= t->ohi[0] + SETTLE_TOL &&
+                          oy >= t->olo[1] - SETTLE_TOL && oy <= t->ohi[1] + SETTLE_TOL,
+                      "%s: object at (%g, %g)", t->name, ox, oy);
+        ck_assert_msg(gx >= t->glo[0] && gx <= t->ghi[0] && gy >= t->glo[1] &&
+                          gy <= t->ghi[1],
+                      "%s: goal at (%g, %g)", t->name, gx, gy);
+        if (t->glo[2] >= 0)
+            ck_assert_msg(gz >= t->glo[2] && gz <= t->ghi[2], "%s: goal z %g", t->name,
+                          gz);
+        else
+            ck_assert_msg(gz >= 0.0 && gz < 0.03, "%s: table goal z %g", t->name, gz);
+        if (t->min_sep > 0)
+            ck_assert_msg(hypot(ox - gx, oy - gy) >= t->min_sep - SETTLE_TOL,
+                          "%s: object-goal separation %g", t->name,
+                          hypot(ox - gx, oy - gy));
+        /* Objects start resting on the table, not in the air. */
+        ck_assert_msg(obs[6] > 0.0 && obs[6] < 0.03, "%s: object z %g", t->name, obs[6]);
+        /* Hand near (0, 0.6, 0.2) with the gripper open; prev = current. */
+        const mjData *d = crl_env_data(e);
+        int hand = mj_name2id(crl_env_model(s), mjOBJ_BODY, "hand");
+        ck_assert(fabs(d->xpos[3 * hand] - 0.0) < 0.01);
+        ck_assert(fabs(d->xpos[3 * hand + 1] - 0.6) < 0.01);
+        ck_assert(fabs(d->xpos[3 * hand + 2] - 0.2) < 0.01);
+        ck_assert(obs[3] > 0.95f);
+        ck_assert(memcmp(obs, obs + 18, 18 * sizeof(float)) == 0);
+        if (gx < gx_min) gx_min = gx;
+        if (gx > gx_max) gx_max = gx;
+        if (ox < ox_min) ox_min = ox;
+        if (ox > ox_max) ox_max = ox;
+    }
+    /* The draws cover their ranges. */
+    double gw = t->ghi[0] - t->glo[0], ow = t->ohi[0] - t->olo[0];
+    ck_assert_msg(gx_max - gx_min > 0.6 * gw, "%s: goal x spread %g", t->name,
+                  gx_max - gx_min);
+    ck_assert_msg(ox_max - ox_min > 0.6 * ow, "%s: object x spread %g", t->name,
+                  ox_max - ox_min);
+    crl_env_free(e);
+    crl_env_spec_free(s);
+}
+END_TEST
+
+/* ---- determinism ------------------------------------------------------------ */
+
+static void run_random(crl_env *e, uint64_t seed, float *trace) {
+    crl_rng r;
+    crl_rng_seed(&r, 99);
+    float act[ACT_DIM];
+    crl_step_info info;
+    crl_env_reset(e, seed, trace);
+    for (int k = 0; k < EP_STEPS; k++) {
+        random_action(&r, act);
+        crl_env_step(e, act, trace + (size_t)(k + 1) * OBS_DIM, &info);
+        trace[(size_t)(EP_STEPS + 1) * OBS_DIM + k] = info.reward;
+    }
+}
+
+START_TEST(test_determinism) {
+    const task_fact *t = &TASKS[_i];
+    crl_env_spec *s = make_spec(t->name);
+    crl_env *a = make_env(s), *b = make_env(s);
+    size_t n = (size_t)(EP_STEPS + 1) * OBS_DIM + EP_STEPS;
+    float *ta = malloc(n * sizeof *ta), *tb = malloc(n * sizeof *tb);
+    run_random(a, 7, ta);
+    run_random(b, 3, tb); /* a different history first */
+    run_random(b, 7, tb);
+    ck_assert_msg(memcmp(ta, tb, n * sizeof *ta) == 0, "%s: same seed, different run",
+                  t->name);
+    run_random(b, 8, tb);
+    ck_assert_msg(ta[4] != tb[4] || ta[5] != tb[5],
+                  "%s: seeds 7 and 8 place the object alike", t->name);
+    ck_assert_msg(ta[36] != tb[36] || ta[37] != tb[37],
+                  "%s: seeds 7 and 8 draw the same goal", t->name);
+    free(ta);
+    free(tb);
+    crl_env_free(a);
+    crl_env_free(b);
+    crl_env_spec_free(s);
+}
+END_TEST
+
+/* ---- action mapping and observation layout -------------------------------- */
+
+static const double *mocap_of(crl_env *e) {
+    const mjModel *m = crl_env_model(crl_env_get_spec(e));
+    int b = mj_name2id(m, mjOBJ_BODY, "mocap");
+    return crl_env_data(e)->mocap_pos + 3 * m->body_mocapid[b];
+}
+
+START_TEST(test_action_mapping) {
+    const task_fact *t = &TASKS[_i];
+    crl_env_spec *s = make_spec(t->name);
+    crl_env *e = make_env(s);
+    const mjModel *m = crl_env_model(s);
+    const mjData *d = crl_env_data(e);
+    float obs[OBS_DIM];
+    crl_step_info info;
+    crl_env_reset(e, 5, obs);
+    double p0[3];
+    memcpy(p0, mocap_of(e), sizeof p0);
+
+    /* 1 cm per unit, per axis; out-of-range actions are clipped to +-1. */
+    float a1[ACT_DIM] = {0.5f, -0.25f, 0.75f, -1.0f};
+    crl_env_step(e, a1, obs, &info);
+    const double *p = mocap_of(e);
+    ck_assert_double_eq_tol(p[0], p0[0] + 0.005, 1e-9);
+    ck_assert_double_eq_tol(p[1], p0[1] - 0.0025, 1e-9);
+    ck_assert_double_eq_tol(p[2], p0[2] + 0.0075, 1e-9);
+    float a2[ACT_DIM] = {3.0f, 0.0f, -7.0f, -1.0f};
+    crl_env_step(e, a2, obs, &info);
+    ck_assert_double_eq_tol(p[0], p0[0] + 0.015, 1e-9);
+    ck_assert_double_eq_tol(p[2], p0[2] - 0.0025, 1e-9);
+
+    /* The hand follows the mocap (the weld): after a pause it is there. */
+    float still[ACT_DIM] = {0, 0, 0, -1.0f};
+    for (int k = 0; k < 20; k++) crl_env_step(e, still, obs, &info);
+    int hand = mj_name2id(m, mjOBJ_BODY, "hand");
+    for (int k = 0; k < 3; k++) ck_assert(fabs(d->xpos[3 * hand + k] - p[k]) < 0.003);
+
+    /* Clipped at the bounds: (-0.5, lo_y, 0.05)..(0.5, 1.0, 0.5). */
+    float up[ACT_DIM] = {1, 1, 1, -1}, down[ACT_DIM] = {-1, -1, -1, -1};
+    for (int k = 0; k < 110; k++) crl_env_step(e, up, obs, &info);
+    ck_assert_double_eq_tol(p[0], 0.5, 1e-12);
+    ck_assert_double_eq_tol(p[1], 1.0, 1e-12);
+    ck_assert_double_eq_tol(p[2], 0.5, 1e-12);
+    for (int k = 0; k < 110; k++) crl_env_step(e, down, obs, &info);
+    ck_assert_double_eq_tol(p[0], -0.5, 1e-12);
+    ck_assert_double_eq_tol(p[1], t->hand_lo_y, 1e-12);
+    ck_assert_double_eq_tol(p[2], 0.05, 1e-12);
+
+    /* The gripper: +1 closes (opening -> 0), -1 opens (opening -> 1). Move
+     * up and away from everything first. */
+    crl_env_reset(e, 5, obs);
+    float close[ACT_DIM] = {0, 0, 0, 1}, open[ACT_DIM] = {0, 0, 0, -1};
+    for (int k = 0; k < 15; k++) crl_env_step(e, close, obs, &info);
+    ck_assert_msg(obs[3] < 0.05f, "%s: closed opening %g", t->name, obs[3]);
+    int grip = mj_name2id(m, mjOBJ_ACTUATOR, "grip");
+    ck_assert_double_eq_tol(d->ctrl[grip], m->actuator_ctrlrange[2 * grip], 1e-12);
+    for (int k = 0; k < 15; k++) crl_env_step(e, open, obs, &info);
+    ck_assert_msg(obs[3] > 0.95f, "%s: open opening %g", t->name, obs[3]);
+    ck_assert_double_eq_tol(d->ctrl[grip], m->actuator_ctrlrange[2 * grip + 1], 1e-12);
+    crl_env_free(e);
+    crl_env_spec_free(s);
+}
+END_TEST
+
+START_TEST(test_obs_layout) {
+    const task_fact *t = &TASKS[_i];
+    crl_env_spec *s = make_spec(t->name);
+    crl_env *e = make_env(s);
+    const mjModel *m = crl_env_model(s);
+    const mjData *d = crl_env_data(e);
+    float obs[OBS_DIM], prev[OBS_DIM];
+    crl_step_info info;
+    int tcp = mj_name2id(m, mjOBJ_SITE, "tcp");
+    int lpad = mj_name2id(m, mjOBJ_GEOM, "lfinger_pad");
+    int rpad = mj_name2id(m, mjOBJ_GEOM, "rfinger_pad");
+    const char *obj_name = strcmp(t->name, "stick-pull") == 0 ? "stick"
+                           : (strstr(t->name, "push-back") || strstr(t->name, "shelf"))
+                               ? "cube"
+                               : "puck";
+    int obj = mj_name2id(m, mjOBJ_BODY, obj_name);
+    ck_assert_int_ge(obj, 0);
+    crl_env_reset(e, 11, obs);
+    crl_rng r;
+    crl_rng_seed(&r, 1);
+    for (int k = 0; k < 30; k++) {
+        memcpy(prev, obs, sizeof obs);
+        float act[ACT_DIM];
+        random_action(&r, act);
+        crl_env_step(e, act, obs, &info);
+        /* Current frame: tcp (between the pads), opening, object pose. */
+        for (int j = 0; j < 3; j++) {
+            ck_assert_float_eq(obs[j], (float)d->site_xpos[3 * tcp + j]);
+            double mid = 0.5 * (d->geom_xpos[3 * lpad + j] + d->geom_xpos[3 * rpad + j]);
+            ck_assert(fabs(obs[j] - mid) < 0.02);
+            ck_assert_float_eq(obs[4 + j], (float)d->xpos[3 * obj + j]);
+        }
+        /* Pads' inner faces are 2 q apart at opening q / 0.05. */
+        double gap =
+            fabs(d->geom_xpos[3 * lpad + 1] - d->geom_xpos[3 * rpad + 1]) - 0.008;
+        ck_assert(fabs(obs[3] - gap / 0.1) < 0.02);
+        ck_assert(obs[3] >= 0.0f && obs[3] <= 1.0f);
+        for (int j = 0; j < 4; j++)
+            ck_assert_float_eq(obs[7 + j], (float)d->xquat[4 * obj + j]);
+        /* The previous frame is the last observation's current frame. */
+        ck_assert(memcmp(obs + 18, prev, 18 * sizeof(float)) == 0);
+        /* The goal is fixed within the episode. */
+        ck_assert(memcmp(obs + 36, prev + 36, 3 * sizeof(float)) == 0);
+    }
+    if (strcmp(t->name, "stick-pull") == 0) {
+        int handle = mj_name2id(m, mjOBJ_SITE, "handle");
+        for (int j = 0; j < 3; j++)
+            ck_assert_float_eq(obs[11 + j], (float)d->site_xpos[3 * handle + j]);
+    } else {
+        for (int j = 11; j < 18; j++) ck_assert_float_eq(obs[j], 0.0f);
+    }
+    /* The goal marker (where there is one) shows the goal. */
+    int gb = mj_name2id(m, mjOBJ_BODY, "goal");
+    if (gb >= 0 && m->body_mocapid[gb] >= 0)
+        for (int j = 0; j < 3; j++)
+            ck_assert_float_eq(obs[36 + j],
+                               (float)d->mocap_pos[3 * m->body_mocapid[gb] + j]);
+    crl_env_free(e);
+    crl_env_spec_free(s);
+}
+END_TEST
+
+/* ---- success tests, checked from the state -------------------------------- */
+
+/* Whether the task's success test, recomputed here from the spec's
+ * definition, holds. */
+static int spec_success(const task_fact *t, crl_env *e) {
+    const mjModel *m = crl_env_model(crl_env_get_spec(e));
+    const mjData *d = crl_env_data(e);
+    /* The goal in double precision: the goal marker, or the shelf's board. */
+    int gb = mj_name2id(m, mjOBJ_BODY, "goal");
+    const double *g = gb >= 0
+                          ? d->mocap_pos + 3 * m->body_mocapid[gb]
+                          : d->site_xpos + 3 * mj_name2id(m, mjOBJ_SITE, "shelf_goal");
+    if (strcmp(t->name, "reach") == 0) {
+        int tcp = mj_name2id(m, mjOBJ_SITE, "tcp");
+        return mju_dist3(d->site_xpos + 3 * tcp, g) <= t->success;
+    }
+    if (strcmp(t->name, "stick-pull") == 0) {
+        int h = mj_name2id(m, mjOBJ_SITE, "handle");
+        int tcp = mj_name2id(m, mjOBJ_SITE, "tcp");
+        int st = mj_name2id(m, mjOBJ_BODY, "stick");
+        return mju_dist3(d->site_xpos + 3 * h, g) <= t->success &&
+               mju_dist3(d->site_xpos + 3 * tcp, d->xpos + 3 * st) <= 0.05;
+    }
+    const char *obj =
+        strcmp(t->name, "push-back") == 0 || strcmp(t->name, "shelf-place") == 0 ? "cube"
+                                                                                 : "puck";
+    return mju_dist3(d->xpos + 3 * mj_name2id(m, mjOBJ_BODY, obj), g) <= t->success;
+}
+
+START_TEST(test_success_matches_spec) {
+    const task_fact *t = &TASKS[_i];
+    crl_env_spec *s = make_spec(t->name);
+    crl_env *e = make_env(s);
+    float obs[OBS_DIM], act[ACT_DIM];
+    crl_step_info info;
+    int agreed_true = 0;
+    for (int ep = 0; ep < 2; ep++) {
+        crl_env_reset(e, 40 + (uint64_t)ep, obs);
+        for (int k = 0; k < EP_STEPS; k++) {
+            crl_env_scripted_action(e, act);
+            crl_env_step(e, act, obs, &info);
+            int want = spec_success(t, e);
+            ck_assert_msg(info.success == want, "%s step %d: success %d, spec says %d",
+                          t->name, k, info.success, want);
+            agreed_true += want;
+        }
+    }
+    ck_assert_int_gt(agreed_true, 0);
+    crl_env_free(e);
+    crl_env_spec_free(s);
+}
+END_TEST
+
+/* ---- no allocation while stepping ----------------------------------------- */
+
+static long mj_allocs;
+static void *counting_mju_malloc(size_t n) {
+    mj_allocs++;
+    return malloc(n);
+}
+
+START_TEST(test_step_does_not_allocate) {
+    const task_fact *t = &TASKS[_i];
+#if MA_COUNT_ALLOCS
+    long c0 = n_allocs;
+#endif
+    crl_env_spec *s = make_spec(t->name);
+    crl_env *e = make_env(s);
+#if MA_COUNT_ALLOCS
+    ck_assert_msg(n_allocs > c0, "the allocation counter counts nothing");
+#endif
+    float obs[OBS_DIM], act[ACT_DIM];
+    crl_step_info info;
+    crl_rng r;
+    crl_rng_seed(&r, 3);
+    crl_env_reset(e, 1, obs);
+    mj_allocs = 0;
+    mju_user_malloc = counting_mju_malloc;
+#if MA_COUNT_ALLOCS
+    long before = n_allocs;
+#endif
+    for (int k = 0; k < 100; k++) {
+        if (k % 2)
+            crl_env_scripted_action(e, act);
+        else
+            random_action(&r, act);
+        crl_env_step(e, act, obs, &info);
+    }
+    crl_env_reset(e, 2, obs);
+#if MA_COUNT_ALLOCS
+    long during = n_allocs - before;
+#endif
+    mju_user_malloc = NULL;
+    ck_assert_msg(mj_allocs == 0, "%s: MuJoCo allocated %ld times", t->name, mj_allocs);
+#if MA_COUNT_ALLOCS
+    ck_assert_msg(during == 0, "%s: %ld allocations while stepping", t->name, during);
+#endif
+    crl_env_free(e);
+    crl_env_spec_free(s);
+}
+END_TEST
+
+/* ---- the reward helpers (envs/manip.h) ------------------------------------ */
+
+START_TEST(test_tolerance) {
+    /* Inside the bounds: 1. At the margin: value_at_margin. Monotone. */
+    for (int shape = 0; shape < 2; shape++) {
+        ck_assert_double_eq(manip_tolerance(0.3, 0.2, 0.4, 0.1, shape, 0.1), 1.0);
+        ck_assert_double_eq_tol(manip_tolerance(0.5, 0.2, 0.4, 0.1, shape, 0.1), 0.1,
+                                1e-12);
+        ck_assert_double_eq_tol(manip_tolerance(0.1, 0.2, 0.4, 0.1, shape, 0.25), 0.25,
+                                1e-12);
+        double last = 1.0;
+        for (int k = 1; k < 50; k++) {
+            double v = manip_tolerance(0.4 + 0.01 * k, 0.2, 0.4, 0.1, shape, 0.1);
+            ck_assert(v < last && v > 0.0);
+            last = v;
+        }
+    }
+    /* Long tail: 1 / (1 + 9 x^2) at value 0.1; gaussian exp(-x^2 ln 10). */
+    ck_assert_double_eq_tol(manip_tolerance(0.2, 0, 0, 0.1, MANIP_LONG_TAIL, 0.1),
+                            1.0 / 37.0, 1e-12);
+    ck_assert_double_eq_tol(manip_tolerance(0.2, 0, 0, 0.1, MANIP_GAUSSIAN, 0.1),
+                            pow(0.1, 4.0), 1e-12);
+    ck_assert_double_eq(manip_tolerance(0.2, 0, 0, 0.0, MANIP_GAUSSIAN, 0.1), 0.0);
+    ck_assert_double_eq_tol(manip_hamacher(1.0, 1.0), 1.0, 1e-12);
+    ck_assert_double_eq(manip_hamacher(0.0, 0.7), 0.0);
+    ck_assert_double_eq_tol(manip_hamacher(0.5, 0.5), 1.0 / 3.0, 1e-12);
+}
+END_TEST
+
+static Suite *manip_a_suite(void) {
+    Suite *s = suite_create("manip_a");
+    TCase *tc = tcase_create("manip_a");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, test_dims, 0, NTASKS);
+    tcase_add_loop_test(tc, test_action_mapping, 0, NTASKS);
+    tcase_add_loop_test(tc, test_obs_layout, 0, NTASKS);
+    tcase_add_loop_test(tc, test_reset_ranges, 0, NTASKS);
+    tcase_add_loop_test(tc, test_determinism, 0, NTASKS);
+    tcase_add_loop_test(tc, test_scripted_succeeds, 0, NTASKS);
+    tcase_add_loop_test(tc, test_random_policy, 0, NTASKS);
+    tcase_add_loop_test(tc, test_success_matches_spec, 0, NTASKS);
+    tcase_add_loop_test(tc, test_step_does_not_allocate, 0, NTASKS);
+    tcase_add_test(tc, test_tolerance);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(manip_a_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
