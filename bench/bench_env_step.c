@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ROUNDS 3
+#define ROUNDS 10
 #define CHUNK  32 /* steps between clock reads */
 
 static double round_seconds;

@@ -47,12 +47,62 @@ int cmd_scenarios(int argc, char **argv) {
     return 0;
 }
 
+/* Success rate of `episodes` episodes of task (episode i seeded seed + i;
+ * success = success at any step) under its scripted policy, or uniform
+ * random actions drawn from a generator seeded with seed. */
+static int success_rate(const char *task, int episodes, uint64_t seed, int random,
+                        int progress, double *out, crl_err *err) {
+    crl_env_spec *spec = NULL;
+    crl_env *env = NULL;
+    int rc;
+    if ((rc = crl_env_spec_create(task, &spec, err)) || (rc = crl_env_create(spec, &env, err))) {
+        if (spec) crl_env_spec_free(spec);
+        return rc;
+    }
+    int od = crl_env_obs_dim(spec), ad = crl_env_act_dim(spec);
+    float *obs = calloc((size_t)od, sizeof *obs), *act = calloc((size_t)ad, sizeof *act);
+    if (!obs || !act) {
+        rc = crl_errf(err, CRL_ENOMEM, "out of memory");
+        goto out;
+    }
+    crl_rng rng;
+    crl_rng_seed(&rng, seed);
+    int successes = 0;
+    for (int ep = 0; ep < episodes; ep++) {
+        crl_env_reset(env, seed + (uint64_t)ep, obs);
+        crl_step_info info = {0};
+        int success = 0;
+        while (!info.terminal && !info.truncated) {
+            if (random)
+                for (int k = 0; k < ad; k++) act[k] = (float)crl_rng_range(&rng, -1.0, 1.0);
+            else
+                crl_env_scripted_action(env, act);
+            crl_env_step(env, act, obs, &info);
+            success |= info.success != 0;
+        }
+        successes += success;
+        if (progress)
+            fprintf(stderr, "\r%s%s: episode %d/%d, %d successes", task,
+                    random ? " (random)" : "", ep + 1, episodes, successes);
+    }
+    if (progress) fprintf(stderr, "\r\033[K");
+    *out = (double)successes / episodes;
+out:
+    free(obs);
+    free(act);
+    crl_env_free(env);
+    crl_env_spec_free(spec);
+    return rc;
+}
+
 int cmd_scripted(int argc, char **argv) {
     const char *task = NULL;
-    int episodes = 100, random = 0;
+    int episodes = 100, random = 0, all = 0;
     uint64_t seed = 0;
     const opt_def defs[] = {
         {"task", OPT_STR, &task, 0, 0, "task name (see 'crl tasks')", 0},
+        {"all", OPT_FLAG, &all, 0, 0,
+         "every task with a scripted policy: a table of scripted and random success", 0},
         {"episodes", OPT_INT, &episodes, 1, 1e7, "number of episodes", 0},
         {"seed", OPT_U64, &seed, 0, 1.8e19, "episode i is reset with seed S+i", 0},
         {"random", OPT_FLAG, &random, 0, 0,
@@ -60,15 +110,31 @@ int cmd_scripted(int argc, char **argv) {
     };
     const int nd = (int)(sizeof defs / sizeof defs[0]);
     int rc = opts_parse("scripted", defs, nd, argc, argv,
-                        "--task NAME [--episodes N] [--seed S] [--random]");
+                        "--task NAME | --all [--episodes N] [--seed S] [--random]");
     if (rc) return rc == 1 ? 0 : rc;
-    if (!task) {
-        fprintf(stderr, "crl scripted: --task NAME is required (see 'crl tasks')\n");
+    if (!task && !all) {
+        fprintf(stderr, "crl scripted: --task NAME or --all is required (see 'crl tasks')\n");
         return 2;
     }
-
     const crl_env_entry *list;
-    int n = crl_env_list(&list), found = -1;
+    int n = crl_env_list(&list), progress = isatty(STDERR_FILENO);
+    crl_err err = {0};
+    if (all) {
+        printf("| task | group | scripted | random |\n|---|---|---|---|\n");
+        for (int i = 0; i < n; i++) {
+            if (!list[i].has_scripted) continue;
+            double sr = 0, rr = 0;
+            if ((rc = success_rate(list[i].name, episodes, seed, 0, progress, &sr, &err)) ||
+                (rc = success_rate(list[i].name, episodes, seed, 1, progress, &rr, &err))) {
+                fprintf(stderr, "crl scripted: %s: %s\n", list[i].name, err.msg);
+                return cli_exit_code(rc);
+            }
+            printf("| %s | %s | %.2f | %.2f |\n", list[i].name, list[i].group, sr, rr);
+            fflush(stdout);
+        }
+        return 0;
+    }
+    int found = -1;
     for (int i = 0; i < n; i++)
         if (strcmp(list[i].name, task) == 0) found = i;
     if (found < 0) {
@@ -80,53 +146,11 @@ int cmd_scripted(int argc, char **argv) {
                 task);
         return 2;
     }
-
-    crl_err err = {0};
-    crl_env_spec *spec = NULL;
-    crl_env *env = NULL;
-    if ((rc = crl_env_spec_create(task, &spec, &err)) ||
-        (rc = crl_env_create(spec, &env, &err))) {
+    double rate = 0;
+    if ((rc = success_rate(task, episodes, seed, random, progress, &rate, &err))) {
         fprintf(stderr, "crl scripted: %s\n", err.msg);
-        crl_env_spec_free(spec);
         return cli_exit_code(rc);
     }
-    int od = crl_env_obs_dim(spec), ad = crl_env_act_dim(spec);
-    float *obs = calloc((size_t)od, sizeof *obs), *act = calloc((size_t)ad, sizeof *act);
-    if (!obs || !act) {
-        fprintf(stderr, "crl scripted: out of memory\n");
-        free(obs);
-        free(act);
-        crl_env_free(env);
-        crl_env_spec_free(spec);
-        return 1;
-    }
-    crl_rng rng;
-    crl_rng_seed(&rng, seed);
-    int progress = isatty(STDERR_FILENO);
-    int successes = 0;
-    for (int ep = 0; ep < episodes; ep++) {
-        crl_env_reset(env, seed + (uint64_t)ep, obs);
-        crl_step_info info = {0};
-        int success = 0;
-        while (!info.terminal && !info.truncated) {
-            if (random)
-                for (int k = 0; k < ad; k++)
-                    act[k] = (float)crl_rng_range(&rng, -1.0, 1.0);
-            else
-                crl_env_scripted_action(env, act);
-            crl_env_step(env, act, obs, &info);
-            success |= info.success != 0;
-        }
-        successes += success;
-        if (progress)
-            fprintf(stderr, "\r%s: episode %d/%d, %d successes", task, ep + 1, episodes,
-                    successes);
-    }
-    if (progress) fprintf(stderr, "\n");
-    printf("success_rate: %.3f\n", (double)successes / episodes);
-    free(obs);
-    free(act);
-    crl_env_free(env);
-    crl_env_spec_free(spec);
+    printf("success_rate: %.3f\n", rate);
     return 0;
 }
