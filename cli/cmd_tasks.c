@@ -55,7 +55,8 @@ static int success_rate(const char *task, int episodes, uint64_t seed, int rando
     crl_env_spec *spec = NULL;
     crl_env *env = NULL;
     int rc;
-    if ((rc = crl_env_spec_create(task, &spec, err)) || (rc = crl_env_create(spec, &env, err))) {
+    if ((rc = crl_env_spec_create(task, &spec, err)) ||
+        (rc = crl_env_create(spec, &env, err))) {
         if (spec) crl_env_spec_free(spec);
         return rc;
     }
@@ -74,7 +75,8 @@ static int success_rate(const char *task, int episodes, uint64_t seed, int rando
         int success = 0;
         while (!info.terminal && !info.truncated) {
             if (random)
-                for (int k = 0; k < ad; k++) act[k] = (float)crl_rng_range(&rng, -1.0, 1.0);
+                for (int k = 0; k < ad; k++)
+                    act[k] = (float)crl_rng_range(&rng, -1.0, 1.0);
             else
                 crl_env_scripted_action(env, act);
             crl_env_step(env, act, obs, &info);
@@ -113,7 +115,8 @@ int cmd_scripted(int argc, char **argv) {
                         "--task NAME | --all [--episodes N] [--seed S] [--random]");
     if (rc) return rc == 1 ? 0 : rc;
     if (!task && !all) {
-        fprintf(stderr, "crl scripted: --task NAME or --all is required (see 'crl tasks')\n");
+        fprintf(stderr,
+                "crl scripted: --task NAME or --all is required (see 'crl tasks')\n");
         return 2;
     }
     const crl_env_entry *list;
@@ -124,8 +127,10 @@ int cmd_scripted(int argc, char **argv) {
         for (int i = 0; i < n; i++) {
             if (!list[i].has_scripted) continue;
             double sr = 0, rr = 0;
-            if ((rc = success_rate(list[i].name, episodes, seed, 0, progress, &sr, &err)) ||
-                (rc = success_rate(list[i].name, episodes, seed, 1, progress, &rr, &err))) {
+            if ((rc = success_rate(list[i].name, episodes, seed, 0, progress, &sr,
+                                   &err)) ||
+                (rc = success_rate(list[i].name, episodes, seed, 1, progress, &rr,
+                                   &err))) {
                 fprintf(stderr, "crl scripted: %s: %s\n", list[i].name, err.msg);
                 return cli_exit_code(rc);
             }
