@@ -19,38 +19,7 @@
 #include "fd.h"
 #include "nn/vec.h" /* the portable kernels behind the AVX2 dispatch */
 
-#if defined(__SANITIZE_ADDRESS__)
-#define HAVE_MALLOC_COUNT 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define HAVE_MALLOC_COUNT 0
-#endif
-#endif
-#if !defined(HAVE_MALLOC_COUNT) && defined(__GLIBC__)
-#define HAVE_MALLOC_COUNT 1
-#endif
-#ifndef HAVE_MALLOC_COUNT
-#define HAVE_MALLOC_COUNT 0
-#endif
-
-#if HAVE_MALLOC_COUNT
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-static volatile long g_alloc_calls;
-void *malloc(size_t n) {
-    g_alloc_calls++;
-    return __libc_malloc(n);
-}
-void *calloc(size_t a, size_t b) {
-    g_alloc_calls++;
-    return __libc_calloc(a, b);
-}
-void *realloc(void *p, size_t n) {
-    g_alloc_calls++;
-    return __libc_realloc(p, n);
-}
-#endif
+#include "malloc_count.h"
 
 #define RTOL 1e-2
 #define ATOL 5e-4 /* observed FD noise <= ~1e-4 here; see fd.h */
@@ -613,7 +582,7 @@ START_TEST(test_no_alloc_in_hot_paths) {
     /* Warm up: BLAS loads and builds its buffers on first use. */
     crl_mlp_forward(&m, p, &ws, x, B, NULL);
     crl_mlp_backward(&m, p, g, &ws, dout, B, dx);
-    const long before = g_alloc_calls;
+    const long before = alloc_calls();
     for (int it = 0; it < 3; it++) {
         const float *out = crl_mlp_forward(&m, p, &ws, x, B, it == 1 ? head : NULL);
         crl_tgauss_forward(B, 4, out, eps, act, logp);
@@ -622,7 +591,7 @@ START_TEST(test_no_alloc_in_hot_paths) {
         crl_adam_step(&adam, p, g, NULL);
         crl_polyak(g, p, m.n_params, 0.995f);
     }
-    const long calls = g_alloc_calls - before;
+    const long calls = alloc_calls() - before;
     ck_assert_msg(calls == 0, "%ld allocations in forward/backward/step", calls);
     crl_adam_free(&adam);
     crl_mlp_ws_free(&ws);

@@ -11,6 +11,7 @@
 #include "crl/replay.h"
 #include "crl/runner.h"
 #include "crl/sac.h"
+#include "malloc_count.h"
 
 enum { O = 5, A = 2, T = 2, B = 12 };
 
@@ -314,6 +315,61 @@ START_TEST(test_task_heads_and_alphas_separate) {
 }
 END_TEST
 
+/* The training step allocates nothing: replay sampling, the two-lane update,
+ * acting and the env step, after a warm-up (BLAS builds its buffers on first
+ * use in each thread). */
+START_TEST(test_training_step_no_malloc) {
+#if HAVE_MALLOC_COUNT
+    crl_err err = {0};
+    crl_env_spec *spec;
+    crl_env *env;
+    ck_assert_int_eq(crl_env_spec_create("halfcheetah", &spec, &err), 0);
+    ck_assert_int_eq(crl_env_create(spec, &env, &err), 0);
+    crl_sac_config c;
+    crl_sac_config_default(&c, 17, 6, 2);
+    c.hidden = 64;
+    c.layers = 3;
+    c.batch = 32;
+    c.threads = 2;
+    crl_sac *s;
+    ck_assert_int_eq(crl_sac_create(&c, 3, &s, &err), 0);
+    crl_replay rb;
+    ck_assert_int_eq(crl_replay_init(&rb, 17, 6, 1000, &err), 0);
+    crl_batch b;
+    ck_assert_int_eq(crl_batch_alloc(&b, 32, 17, 6, &err), 0);
+    crl_rng r;
+    crl_rng_seed(&r, 4);
+    float obs[17], obs2[17], act[6];
+    crl_env_reset(env, 1, obs);
+    long before = 0;
+    int bad_updates = 0;
+    for (int step = 0; step < 400; step++) {
+        if (step == 200) before = alloc_calls(); /* after the warm-up */
+        crl_sac_act(s, 1, obs, 1, 0, NULL, act);
+        crl_step_info info;
+        crl_env_step(env, act, obs2, &info);
+        crl_replay_add(&rb, obs, act, info.reward, obs2, info.terminal, 1);
+        memcpy(obs, obs2, sizeof obs);
+        if (rb.size >= 64) {
+            crl_replay_sample(&rb, &r, 32, &b);
+            /* No ck_assert in the loop: Check's own bookkeeping allocates. */
+            bad_updates += crl_sac_update(s, &b, NULL, &err) != CRL_OK;
+        }
+    }
+    long calls = alloc_calls() - before;
+    ck_assert_int_eq(bad_updates, 0);
+    ck_assert_msg(calls == 0, "%ld allocations in 200 training steps", calls);
+    crl_batch_free(&b);
+    crl_replay_free(&rb);
+    crl_sac_free(s);
+    crl_env_free(env);
+    crl_env_spec_free(spec);
+#else
+    fprintf(stderr, "test_training_step_no_malloc: skipped (no malloc interposition)\n");
+#endif
+}
+END_TEST
+
 /* ---- whole runs through the runner ------------------------------------ */
 
 static char tmpdir[256];
@@ -490,6 +546,7 @@ int main(void) {
     tcase_add_test(g, test_update_nan_rejected);
     tcase_add_test(g, test_checkpoint_roundtrip);
     tcase_add_test(g, test_task_heads_and_alphas_separate);
+    tcase_add_test(g, test_training_step_no_malloc);
     suite_add_tcase(s, g);
     TCase *r = tcase_create("runs");
     tcase_set_timeout(r, 600);
