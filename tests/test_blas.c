@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crl/blas.h"
+#include "crl/crl.h"
 
 START_TEST(test_kernel_chosen) {
     crl_err err = {0};

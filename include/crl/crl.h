@@ -1,0 +1,16 @@
+/* crl: every public header in one include. */
+#ifndef CRL_CRL_H
+#define CRL_CRL_H
+
+#include "base.h"
+#include "blas.h"
+#include "env.h"
+#include "metrics.h"
+#include "nn.h"
+#include "replay.h"
+#include "runner.h"
+#include "sac.h"
+#include "scenario.h"
+#include "store.h"
+
+#endif
