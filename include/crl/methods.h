@@ -1,0 +1,177 @@
+/* crl methods: the building blocks of the continual baselines that plug into
+ * the one SAC update through crl_sac_hooks (see docs/methods.md for what the
+ * runner calls when).
+ *
+ *  - ft1: nothing (one learner, multi-head, fine-tuned).
+ *  - ftn: nothing (a fresh crl_sac per task).
+ *  - l2, ewc: crl_reg, a weighted quadratic pull of the actor's shared trunk
+ *    towards its value at the last task end; ewc's weights come from
+ *    crl_ewc_fisher.
+ *  - packnet: crl_packnet, per-weight task ownership of the actor's trunk
+ *    kernels, magnitude pruning, the trainable mask and evaluation views.
+ *  - pm: crl_reservoir (reservoir.h).
+ *
+ * All of these act on the ACTOR only (Continual World's default,
+ * regularize_critic = False) and only on its shared trunk: the per-task
+ * output heads are never penalised, pruned or masked. Nothing here keeps
+ * global state or draws random numbers. */
+#ifndef CRL_METHODS_H
+#define CRL_METHODS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base.h"
+#include "nn.h"
+#include "sac.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- the shared trunk as ranges of the flat parameter buffer ------------- */
+
+typedef enum {
+    CRL_TRUNK_KERNEL = 0, /* a hidden Linear layer's W (in x out) */
+    CRL_TRUNK_BIAS = 1,   /* a hidden Linear layer's b */
+    CRL_TRUNK_NORM = 2    /* LayerNorm gain or bias */
+} crl_trunk_kind;
+
+typedef struct {
+    size_t lo, hi; /* [lo, hi) in the flat buffer */
+    int kind;      /* crl_trunk_kind */
+    int layer;     /* hidden layer index */
+} crl_range;
+
+#define CRL_TRUNK_MAX_RANGES (2 * CRL_MLP_MAX_HIDDEN + 2)
+
+/* Write the trunk's ranges (every hidden layer's W, b and the LayerNorm
+ * gain/bias; never the heads) into out[CRL_TRUNK_MAX_RANGES], in layer
+ * order. Returns the number written. Derived from the crl_mlp offsets, so it
+ * follows any change of layout in nn. */
+int crl_trunk_ranges(const crl_mlp *m, crl_range *out);
+/* Parameters in the trunk (sum of the ranges' lengths). */
+size_t crl_trunk_size(const crl_mlp *m);
+
+/* ---- l2 / ewc: weighted quadratic penalty ---------------------------------
+ * penalty = coef * sum_{trunk} w_i (theta_i - old_i)^2, added to the actor
+ * loss (a batch MEAN, as in Continual World, so CW's coefficients carry over
+ * unchanged: l2 1e5, ewc 1e4). old is the trunk at the LAST task end; w is
+ * the SUM over finished tasks of each task's importance (1 for l2, the
+ * diagonal Fisher for ewc). As in CW, l2's weight after k tasks is therefore
+ * k, not 1. Before the first task end w = 0 and the penalty is 0. */
+
+#define CRL_L2_COEF  1e5
+#define CRL_EWC_COEF 1e4
+
+typedef struct {
+    size_t n; /* actor parameters */
+    int n_ranges;
+    crl_range ranges[CRL_TRUNK_MAX_RANGES];
+    double coef;
+    int tasks;     /* task ends folded in */
+    float *old;    /* n: trunk at the last task end (0 off the trunk) */
+    float *weight; /* n: summed importance (0 off the trunk) */
+} crl_reg;
+
+/* Sized for actor; both buffers start at zero. CRL_EINVAL on a negative or
+ * non-finite coef, CRL_ENOMEM. */
+int crl_reg_init(crl_reg *r, const crl_mlp *actor, double coef, crl_err *err);
+void crl_reg_free(crl_reg *r);
+/* At a task end: old = the trunk of params, weight += importance on the
+ * trunk. importance (actor layout, n entries; only trunk entries are read)
+ * is the ewc Fisher, or NULL for l2 (importance 1). */
+void crl_reg_task_end(crl_reg *r, const float *params, const float *importance);
+/* The crl_sac_hooks.actor_penalty callback (ctx = crl_reg*): adds
+ * 2 coef w (theta - old) into grads and returns the penalty, accumulated in
+ * double. Returns NAN (the update then refuses with CRL_ENAN) if n is not the
+ * size the regulariser was made for. */
+double crl_reg_penalty(void *ctx, const float *params, float *grads, size_t n);
+/* hooks = {ctx = r, actor_penalty = crl_reg_penalty, actor_trainable = NULL}. */
+void crl_reg_hooks(crl_reg *r, crl_sac_hooks *hooks);
+/* Checkpoint: old, weight and tasks (coef is configuration, not state).
+ * *blob is malloc'd. load: CRL_ECORRUPT if the blob does not fit r. */
+int crl_reg_save(const crl_reg *r, void **blob, size_t *n, crl_err *err);
+int crl_reg_load(crl_reg *r, const void *blob, size_t n, crl_err *err);
+
+/* ---- ewc: diagonal Fisher of the Gaussian policy ---------------------------
+ * For every trunk parameter theta:
+ *   F = mean_samples max(clip, sum_j [(dm_j/dtheta)^2 + 2 (dsigma_j/dtheta)^2]
+ *                                     / (sigma_j^2 + var_eps))
+ * with sigma_j = exp(clipped log-std) of the pre-tanh Gaussian (zero
+ * derivative where the clip is active). m_j is tanh(mu_j), the deterministic
+ * action, in CRL_FISHER_CW (what Continual World's ewc.py differentiates),
+ * or the pre-tanh mean mu_j in CRL_FISHER_GAUSS (the textbook Fisher of
+ * N(mu, sigma^2)). The clip is per sample and parameter, before the mean,
+ * as in CW. */
+
+#define CRL_FISHER_CLIP    1e-5f
+#define CRL_FISHER_VAR_EPS 1e-6f
+#define CRL_EWC_SAMPLES    2560 /* CW: 10 batches of 256 from the task's buffer */
+
+typedef enum { CRL_FISHER_CW = 0, CRL_FISHER_GAUSS = 1 } crl_fisher_kind;
+
+/* Fisher of actor (out_dim = 2 act_dim: mean, log-std) at params over n
+ * observations (n x in_dim) through head `task`. fisher: actor layout
+ * (n_params), overwritten: trunk entries get F, all others 0. Allocates its
+ * workspace (call it at a task end, not in the update loop). Cost: one
+ * forward and 2 act_dim input-gradient backward passes per sample, plus one
+ * pass over the trunk per sample for the clip. CRL_EINVAL, CRL_ENOMEM. */
+int crl_ewc_fisher(const crl_mlp *actor, const float *params, const float *obs, int n,
+                   int task, crl_fisher_kind kind, float *fisher, crl_err *err);
+
+/* ---- packnet ----------------------------------------------------------------
+ * Every trunk KERNEL weight is owned by one task or free. Task k trains the
+ * free weights; at its end, crl_packnet_prune zeroes the smallest-magnitude
+ * fraction tasks_left / (tasks_left + 1) of the free weights of each kernel
+ * (they stay free for later tasks) and gives the rest to task k, which then
+ * retrains only its own weights; after that they are frozen for good. Trunk
+ * biases and LayerNorm train during task 0 only (frozen from task 0's prune
+ * on, as in CW). Heads are never masked. */
+
+#define CRL_PACKNET_FREE   (-1) /* kernel weight not owned yet */
+#define CRL_PACKNET_SHARED (-2) /* not a trunk kernel: bias, LayerNorm, head */
+
+enum { CRL_PACKNET_TRAIN = 0, CRL_PACKNET_RETRAIN = 1 };
+
+typedef struct {
+    crl_mlp actor;
+    int n_ranges;
+    crl_range ranges[CRL_TRUNK_MAX_RANGES];
+    int n_tasks;        /* tasks in the sequence: sets the prune fractions */
+    int task;           /* current task, -1 before the first task_start */
+    int phase;          /* CRL_PACKNET_TRAIN or CRL_PACKNET_RETRAIN */
+    int16_t *owner;     /* n_params: task, CRL_PACKNET_FREE or CRL_PACKNET_SHARED */
+    uint8_t *trainable; /* n_params: the mask for crl_sac_hooks.actor_trainable */
+} crl_packnet;
+
+/* All kernel weights free. n_tasks in [1, 32767]. CRL_EINVAL, CRL_ENOMEM. */
+int crl_packnet_init(crl_packnet *p, const crl_mlp *actor, int n_tasks, crl_err *err);
+void crl_packnet_free(crl_packnet *p);
+/* Enter task (0 first, then each next task after the previous one's prune):
+ * phase TRAIN, mask = free kernels + heads (+ biases and LayerNorm on task 0).
+ * CRL_EINVAL for any other order, so a forgotten prune cannot silently hand
+ * a task's weights to the next one. */
+int crl_packnet_task_start(crl_packnet *p, int task, crl_err *err);
+/* End of the current task's TRAIN phase: prune params (the actor's) in
+ * place as above, then phase RETRAIN with mask = the task's own kernels +
+ * heads. On the last task tasks_left = 0: nothing is pruned and every free
+ * weight goes to it. Allocates sort scratch. CRL_EINVAL if not in TRAIN. */
+int crl_packnet_prune(crl_packnet *p, float *params, crl_err *err);
+/* The actor to evaluate task i with: params with every kernel weight that
+ * task i does not use set to 0 (owned by a task > i, or free while i is
+ * before the current task; free weights being trained belong to the current
+ * task). out may alias params. */
+void crl_packnet_view(const crl_packnet *p, const float *params, int task, float *out);
+/* hooks = {ctx = NULL, actor_penalty = NULL, actor_trainable = p->trainable};
+ * the mask is updated in place by task_start and prune. */
+void crl_packnet_hooks(crl_packnet *p, crl_sac_hooks *hooks);
+/* Checkpoint of task, phase and owners (the mask is recomputed on load).
+ * load: CRL_ECORRUPT if the blob does not fit p. */
+int crl_packnet_save(const crl_packnet *p, void **blob, size_t *n, crl_err *err);
+int crl_packnet_load(crl_packnet *p, const void *blob, size_t n, crl_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
