@@ -340,10 +340,9 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
                 s += ev.succ[k];
             }
             int ne = cfg->eval_episodes;
-            crl_eval_row row = {run_id, rs.step,         task,           task,
-                                ne,     ne ? s / ne : 0, ne ? r / ne : 0};
+            crl_eval_row row = {run_id,          rs.step,         task,      task, ne,
+                                ne ? s / ne : 0, ne ? r / ne : 0, ev.ret[ne]};
             if ((rc = crl_store_eval(store, &row, err))) goto out;
-            crl_store_metric(store, run_id, rs.step, "eval/det_return", ev.ret[ne], NULL);
             crl_store_metric(store, run_id, rs.step, "eval/det_success", ev.succ[ne],
                              NULL);
             if ((rc = crl_store_flush(store, err))) goto out;

@@ -89,6 +89,9 @@ static const char *const MIGRATIONS[] = {
     "  version    INTEGER PRIMARY KEY,\n"
     "  applied_at TEXT NOT NULL\n"
     ");\n",
+    /* 1 -> 2: the deterministic episode's return of each evaluation (the
+     * locomotion score). NULL in rows written before. */
+    "ALTER TABLE evals ADD COLUMN det_return REAL;\n",
 };
 _Static_assert(sizeof MIGRATIONS / sizeof MIGRATIONS[0] == CRL_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -141,11 +144,11 @@ static const char *const SQL[ST__COUNT] = {
                   " ON CONFLICT (run_id, key, step) DO UPDATE SET value = excluded.value",
     [ST_EVAL] =
         "INSERT INTO evals (run_id, step, train_task_idx, eval_task_idx, episodes,"
-        " success_rate, mean_return) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+        " success_rate, mean_return, det_return) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
         " ON CONFLICT (run_id, step, eval_task_idx) DO UPDATE SET"
         " train_task_idx = excluded.train_task_idx, episodes = excluded.episodes,"
         " success_rate = excluded.success_rate,"
-        " mean_return = excluded.mean_return",
+        " mean_return = excluded.mean_return, det_return = excluded.det_return",
     [ST_CKPT_PUT] = "INSERT INTO checkpoints (run_id, task_idx, step, blob)"
                     " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (run_id, step) DO UPDATE SET"
                     " task_idx = excluded.task_idx, blob = excluded.blob",
@@ -154,7 +157,7 @@ static const char *const SQL[ST__COUNT] = {
     [ST_RUNS] = RUN_COLUMNS "ORDER BY r.id",
     [ST_RUN_GET] = RUN_COLUMNS "WHERE r.id = ?1",
     [ST_EVALS] = "SELECT run_id, step, train_task_idx, eval_task_idx, episodes,"
-                 " success_rate, mean_return FROM evals WHERE run_id = ?1"
+                 " success_rate, mean_return, det_return FROM evals WHERE run_id = ?1"
                  " ORDER BY step, eval_task_idx",
 };
 
@@ -913,6 +916,7 @@ int crl_store_eval(crl_store *s, const crl_eval_row *row, crl_err *err) {
         if (rc == SQLITE_OK) rc = sqlite3_bind_int(st, 5, row->episodes);
         if (rc == SQLITE_OK) rc = sqlite3_bind_double(st, 6, row->success_rate);
         if (rc == SQLITE_OK) rc = sqlite3_bind_double(st, 7, row->mean_return);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_double(st, 8, row->det_return);
         ret = rc == SQLITE_OK ? step_write(s, st, row->run_id, err, "cannot insert eval")
                               : fail(s, err, rc, "cannot bind eval");
         stmt_put(st, temp);
@@ -1061,6 +1065,7 @@ int crl_store_evals(crl_store *s, int64_t run_id, int (*cb)(const crl_eval_row *
             .episodes = sqlite3_column_int(st, 4),
             .success_rate = column_real(st, 5),
             .mean_return = column_real(st, 6),
+            .det_return = column_real(st, 7),
         };
         if (cb(&row, ctx)) break;
     }

@@ -209,7 +209,7 @@ static int64_t new_run(crl_store *s, const char *method, uint64_t seed) {
 }
 
 static crl_eval_row eval_row(int64_t run, int64_t step, int train, int ev, double sr) {
-    crl_eval_row r = {run, step, train, ev, 10, sr, 100.0 * sr - 3.0};
+    crl_eval_row r = {run, step, train, ev, 10, sr, 100.0 * sr - 3.0, 50.0 * sr};
     return r;
 }
 
@@ -930,7 +930,7 @@ START_TEST(test_refuse_newer_version) {
     const char *sql[] = {
         "PRAGMA application_id = 1129466929; PRAGMA user_version = 99;"
         "CREATE TABLE runs_v99 (x);",
-        "PRAGMA application_id = 1129466929; PRAGMA user_version = 2;",
+        "PRAGMA application_id = 1129466929; PRAGMA user_version = 3;",
     };
     ck_assert_int_eq(1129466929, CRL_STORE_APP_ID);
     for (int i = 0; i < 2; i++) {
@@ -943,7 +943,7 @@ START_TEST(test_refuse_newer_version) {
         FAILS(CRL_EVERSION, crl_store_open(path, 1, &s, &e));
         ck_assert_ptr_null(s);
         ck_assert_msg(strstr(e.msg, path) &&
-                          strstr(e.msg, i ? "version 2" : "version 99"),
+                          strstr(e.msg, i ? "version 3" : "version 99"),
                       "%s", e.msg);
         assert_unchanged(path, &before);
     }
@@ -1035,8 +1035,51 @@ START_TEST(test_initialise_empty) {
     crl_store_close(s);
     ck_assert(!sibling_exists(fresh, "-wal")); /* checkpointed and removed on close */
     assert_is_crl_db(fresh);
-    ck_assert_int_eq(raw_count(fresh, "SELECT count(*) FROM schema_migrations"), 1);
+    ck_assert_int_eq(raw_count(fresh, "SELECT count(*) FROM schema_migrations"),
+                     CRL_STORE_SCHEMA_VERSION);
     (void)e;
+}
+END_TEST
+
+static int keep_first_eval(const crl_eval_row *r, void *ctx) {
+    crl_eval_row *out = ctx;
+    if (out->run_id == 0) *out = *r;
+    return 0;
+}
+
+/* A v1 file with data (made by dropping v2's column from a fresh file) is
+ * migrated on open: its rows survive and read det_return as NaN; new rows
+ * carry det_return. */
+START_TEST(test_migrate_v1_to_v2) {
+    crl_err e = {0};
+    const char *path = tpath("v1.db");
+    crl_store *s = open_store(path, 1);
+    int64_t id = new_run(s, "ft1", 3);
+    crl_eval_row row = eval_row(id, 100, 0, 0, 0.5);
+    OK(crl_store_eval(s, &row, &e));
+    crl_store_close(s);
+    sqlite3 *db = raw_open(path, 0);
+    ck_assert_int_eq(sqlite3_exec(db,
+                                  "ALTER TABLE evals DROP COLUMN det_return;"
+                                  " DELETE FROM schema_migrations WHERE version = 2;"
+                                  " PRAGMA user_version = 1;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    ck_assert_int_eq(raw_count(path, "PRAGMA user_version"), 1);
+
+    s = open_store(path, 0);
+    ck_assert_int_eq(raw_count(path, "PRAGMA user_version"), 2);
+    crl_eval_row got = {0};
+    OK(crl_store_evals(s, id, keep_first_eval, &got, &e));
+    ck_assert(got.step == 100 && got.success_rate == 0.5 && got.mean_return == 47.0);
+    ck_assert(isnan(got.det_return));
+    row = eval_row(id, 200, 0, 0, 0.25);
+    OK(crl_store_eval(s, &row, &e));
+    OK(crl_store_flush(s, &e));
+    crl_store_close(s);
+    ck_assert_int_eq(
+        raw_count(path, "SELECT count(*) FROM evals WHERE det_return = 12.5"), 1);
 }
 END_TEST
 
@@ -1049,8 +1092,10 @@ START_TEST(test_migrations) {
     crl_store *s = open_store(v0, 0);
     crl_store_close(s);
     assert_is_crl_db(v0);
-    ck_assert_int_eq(raw_count(v0, "SELECT count(*) FROM schema_migrations"), 1);
-    ck_assert_int_eq(raw_count(v0, "SELECT version FROM schema_migrations"), 1);
+    ck_assert_int_eq(raw_count(v0, "SELECT count(*) FROM schema_migrations"),
+                     CRL_STORE_SCHEMA_VERSION);
+    ck_assert_int_eq(raw_count(v0, "SELECT max(version) FROM schema_migrations"),
+                     CRL_STORE_SCHEMA_VERSION);
 
     /* Up to date: opening again runs no migration and writes nothing. */
     snapshot before = snap(v0);
@@ -1059,7 +1104,8 @@ START_TEST(test_migrations) {
         crl_store_close(s);
     }
     assert_unchanged(v0, &before);
-    ck_assert_int_eq(raw_count(v0, "SELECT count(*) FROM schema_migrations"), 1);
+    ck_assert_int_eq(raw_count(v0, "SELECT count(*) FROM schema_migrations"),
+                     CRL_STORE_SCHEMA_VERSION);
 
     /* A migration that fails half-way leaves the file exactly as it was: the
      * tables it created before failing are rolled back with it. */
@@ -1151,7 +1197,8 @@ START_TEST(test_two_processes) {
 
     assert_is_crl_db(path);
     sqlite3 *db = raw_open(path, 1);
-    ck_assert_int_eq(q_int(db, "SELECT count(*) FROM schema_migrations"), 1);
+    ck_assert_int_eq(q_int(db, "SELECT count(*) FROM schema_migrations"),
+                     CRL_STORE_SCHEMA_VERSION);
     ck_assert_int_eq(q_int(db, "SELECT count(*) FROM runs"), 2 * PROC_RUNS);
     ck_assert_int_eq(q_int(db, "SELECT count(*) FROM runs WHERE method = 'child'"
                                " AND status = 'finished'"),
@@ -1256,6 +1303,7 @@ static Suite *store_suite(void) {
     tcase_add_test(tc, test_open_missing);
     tcase_add_test(tc, test_initialise_empty);
     tcase_add_test(tc, test_migrations);
+    tcase_add_test(tc, test_migrate_v1_to_v2);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("concurrency");

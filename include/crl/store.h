@@ -18,7 +18,7 @@ extern "C" {
 #endif
 
 #define CRL_STORE_APP_ID         0x43524C31 /* "CRL1" */
-#define CRL_STORE_SCHEMA_VERSION 1
+#define CRL_STORE_SCHEMA_VERSION 2
 
 typedef struct crl_store crl_store;
 
@@ -64,8 +64,9 @@ typedef struct {
     int train_task_idx;
     int eval_task_idx;
     int episodes;
-    double success_rate;
-    double mean_return;
+    double success_rate; /* of the stochastic episodes */
+    double mean_return;  /* of the stochastic episodes */
+    double det_return;   /* of the deterministic episode; NAN if none (v2) */
 } crl_eval_row;
 int crl_store_eval(crl_store *s, const crl_eval_row *row, crl_err *err);
 
