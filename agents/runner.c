@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents/evaluator.h"
 #include "crl/replay.h"
 
 void crl_train_config_default(crl_train_config *c) {
@@ -22,22 +23,15 @@ void crl_train_config_default(crl_train_config *c) {
 
 /* Seeds of evaluation episodes: a pure function of (run seed, eval index,
  * episode), so every evaluation of every run is reproducible on its own. */
-static uint64_t eval_seed(uint64_t seed, int64_t eval_idx, int ep) {
+uint64_t eval_seed(uint64_t seed, int64_t eval_idx, int ep) {
     crl_rng r;
     crl_rng_seed_stream(&r, seed ^ 0xE7A1ull, (uint64_t)eval_idx * 4096u + (uint64_t)ep);
     return crl_rng_u64(&r);
 }
 
-/* ---- batched evaluation ---------------------------------------------------- */
+/* ---- batched evaluation (agents/evaluator.h) -------------------------------- */
 
-typedef struct {
-    int n; /* episodes side by side */
-    crl_env **envs;
-    float *obs, *act, *ret;
-    int *done, *succ;
-} evaluator;
-
-static void evaluator_free(evaluator *ev) {
+void evaluator_free(evaluator *ev) {
     if (ev->envs)
         for (int i = 0; i < ev->n; i++) crl_env_free(ev->envs[i]);
     free(ev->envs);
@@ -49,7 +43,7 @@ static void evaluator_free(evaluator *ev) {
     memset(ev, 0, sizeof *ev);
 }
 
-static int evaluator_init(evaluator *ev, const crl_env_spec *spec, int n, crl_err *err) {
+int evaluator_init(evaluator *ev, const crl_env_spec *spec, int n, crl_err *err) {
     memset(ev, 0, sizeof *ev);
     ev->n = n;
     const int O = crl_env_obs_dim(spec), A = crl_env_act_dim(spec);
@@ -75,8 +69,8 @@ static int evaluator_init(evaluator *ev, const crl_env_spec *spec, int n, crl_er
 
 /* Run the n episodes to their end. Rows [0, n_stoch) act stochastically with
  * noise from rng, the rest deterministically. */
-static void evaluator_run(evaluator *ev, crl_sac *sac, int task, int n_stoch,
-                          const uint64_t *seeds, crl_rng *rng) {
+void evaluator_run(evaluator *ev, crl_sac *sac, int task, int n_stoch,
+                   const uint64_t *seeds, crl_rng *rng) {
     const crl_env_spec *spec = crl_env_get_spec(ev->envs[0]);
     const int O = crl_env_obs_dim(spec), A = crl_env_act_dim(spec);
     for (int i = 0; i < ev->n; i++) {

@@ -9,7 +9,10 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "crl/blas.h"
+#include "crl/continual.h"
 #include "crl/runner.h"
+#include "crl/scenario.h"
+#include <sqlite3.h>
 
 static volatile sig_atomic_t g_stop = 0;
 
@@ -70,13 +73,155 @@ static void on_progress(const crl_progress *p, void *vctx) {
     fflush(stderr);
 }
 
+/* Restore the options of run_id from its stored config_json (so a resumed
+ * run continues with exactly the configuration it started with). */
+static int load_run_config(crl_store *store, int64_t run_id, const opt_def *defs, int n,
+                           crl_err *err) {
+    crl_run_info info;
+    char *json = NULL;
+    int rc = crl_store_run_get(store, run_id, &info, &json, err);
+    if (rc) return rc;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(crl_store_db(store), "SELECT key, atom FROM json_each(?1)", -1,
+                           &st, NULL) != SQLITE_OK) {
+        free(json);
+        return crl_errf(err, CRL_EIO, "cannot read the configuration of run %lld",
+                        (long long)run_id);
+    }
+    sqlite3_bind_text(st, 1, json, -1, SQLITE_TRANSIENT);
+    while (rc == CRL_OK && sqlite3_step(st) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(st, 0);
+        const char *val = (const char *)sqlite3_column_text(st, 1);
+        if (key && val && opts_set(defs, n, key, val) < 0)
+            rc = crl_errf(err, CRL_ECORRUPT,
+                          "run %lld: stored option %s = '%s' is invalid",
+                          (long long)run_id, key, val);
+    }
+    sqlite3_finalize(st);
+    free(json);
+    if (!rc && strcmp(info.status, "finished") == 0)
+        rc = crl_errf(err, CRL_EINVAL, "run %lld is already finished", (long long)run_id);
+    return rc;
+}
+
+static int train_continual(crl_train_config *c, crl_continual_config *cc,
+                           const opt_def *defs, int n, const char *db, int64_t resume,
+                           int single_task, int quiet) {
+    crl_err err = {0};
+    int rc;
+    if ((rc = crl_blas_init(1, &err))) {
+        fprintf(stderr, "crl train: %s\n", err.msg);
+        return 1;
+    }
+    crl_store *store = NULL;
+    if ((rc = crl_store_open(db, resume ? 0 : 1, &store, &err))) {
+        fprintf(stderr, "crl train: %s\n", err.msg);
+        return 1;
+    }
+    if (resume && (rc = load_run_config(store, resume, defs, n, &err))) {
+        fprintf(stderr, "crl train: %s\n", err.msg);
+        crl_store_close(store);
+        return rc == CRL_ENOTFOUND || rc == CRL_EINVAL ? 2 : 1;
+    }
+    const crl_scenario *sc = crl_scenario_find(cc->scenario ? cc->scenario : "");
+    if (!sc) {
+        fprintf(stderr, "crl train: unknown scenario '%s' (see 'crl scenarios')\n",
+                cc->scenario ? cc->scenario : "");
+        crl_store_close(store);
+        return 2;
+    }
+    if (c->threads <= 0) c->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    c->sac.threads = c->threads >= 2 ? 2 : 1;
+    cc->seed = c->seed;
+    cc->eval_every = c->eval_every;
+    cc->eval_episodes = c->eval_episodes;
+    cc->sac = c->sac;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    progress_ctx pctx = {isatty(2), quiet, 0};
+
+    /* single: one fresh run per scenario position (the forward-transfer
+     * references); everything else: one run. */
+    int single = strcmp(cc->method, "single") == 0;
+    int p0 = single ? (single_task >= 0 ? single_task : 0) : 0;
+    int p1 = single ? (single_task >= 0 ? single_task + 1 : sc->n_tasks) : 1;
+    if (single && p0 >= sc->n_tasks) {
+        fprintf(stderr, "crl train: --single-task %d: %s has %d tasks\n", p0, sc->name,
+                sc->n_tasks);
+        crl_store_close(store);
+        return 2;
+    }
+    for (int p = p0; p < p1 && !g_stop; p++) {
+        int64_t run_id = resume;
+        int64_t stored_single = single_task;
+        cc->single_task = p;
+        if (!resume) {
+            if (single) single_task = p; /* stored in the config of this run */
+            crl_kv kv[64];
+            int nkv = opts_to_kv(defs, n, kv, 56);
+            kv[nkv++] = (crl_kv){"blas_kernel", crl_blas_kernel(), 0};
+            kv[nkv++] = (crl_kv){"crl_version", CRL_VERSION_STRING, 0};
+            kv[nkv++] = (crl_kv){"mujoco_version", mj_versionString(), 0};
+            single_task = stored_single;
+            if ((rc = crl_store_run_create(store, cc->method, sc->name, c->seed, kv, nkv,
+                                           &run_id, &err))) {
+                fprintf(stderr, "crl train: %s\n", err.msg);
+                crl_store_close(store);
+                return 1;
+            }
+        } else if (single) {
+            cc->single_task = single_task;
+        }
+        printf("run %lld\n", (long long)run_id);
+        fflush(stdout);
+        rc = crl_continual_run(cc, store, run_id, resume != 0, on_progress, &pctx,
+                               &g_stop, &err);
+        if (rc == CRL_EINTR) {
+            fprintf(stderr, "crl train: run %lld %s\n", (long long)run_id, err.msg);
+            crl_store_close(store);
+            return 130;
+        }
+        if (rc) {
+            fprintf(stderr, "crl train: run %lld failed: %s\n", (long long)run_id,
+                    err.msg);
+            crl_store_close(store);
+            return cli_exit_code(rc) == 2 ? 2 : 1;
+        }
+        if (resume) break;
+    }
+    crl_store_close(store);
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
     crl_train_config c;
     crl_train_config_default(&c);
     const char *db = NULL, *xml_reward = "forward", *xml_target = NULL;
     int quiet = 0;
     crl_sac_config *s = &c.sac;
+    crl_continual_config cc;
+    crl_continual_config_default(&cc);
+    cc.scenario = NULL;
+    int64_t resume = 0, single_task = -1;
     const opt_def defs[] = {
+        {"scenario", OPT_STR, &cc.scenario, 0, 0,
+         "continual run through a scenario (see 'crl scenarios')", 1},
+        {"method", OPT_STR, &cc.method, 0, 0,
+         "with --scenario: ft1, ftn, l2, ewc, packnet, pm or single", 1},
+        {"steps-per-task", OPT_I64, &cc.steps_per_task, 1, 1e12,
+         "with --scenario: env steps per task", 1},
+        {"l2-coef", OPT_DOUBLE, &cc.l2_coef, 0, 1e12, "l2 penalty coefficient", 1},
+        {"ewc-coef", OPT_DOUBLE, &cc.ewc_coef, 0, 1e12, "ewc penalty coefficient", 1},
+        {"packnet-retrain", OPT_DOUBLE, &cc.packnet_retrain, 0, 10,
+         "packnet retraining updates after a prune, as a fraction of steps per task", 1},
+        {"single-task", OPT_I64, &single_task, -1, 1e6,
+         "with --method single: only this scenario position (default: all)", 1},
+        {"resume", OPT_I64, &resume, 1, 9e18,
+         "continue an interrupted continual run from its last checkpoint", 0},
         {"env", OPT_STR, &c.env, 0, 0, "task to train on (see 'crl tasks')", 1},
         {"env-xml", OPT_STR, &c.env_xml, 0, 0, "your own MJCF file instead of --env", 1},
         {"xml-reward", OPT_STR, &xml_reward, 0, 0,
@@ -121,6 +266,9 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "crl train: --db FILE is required (see 'crl train --help')\n");
         return 2;
     }
+
+    if (resume || cc.scenario)
+        return train_continual(&c, &cc, defs, n, db, resume, (int)single_task, quiet);
 
     crl_err err = {0};
     if (c.env_xml) {

@@ -54,6 +54,21 @@ static int parse_value(const char *cmd, const opt_def *d, const char *arg) {
         *(float *)d->ptr = (float)v;
         return 0;
     }
+    case OPT_DOUBLE: {
+        double v = strtod(arg, &end);
+        if (errno || !end || *end || end == arg || !isfinite(v)) {
+            fprintf(stderr, "crl %s: --%s expects a finite number, got '%s'\n", cmd,
+                    d->name, arg);
+            return 2;
+        }
+        if (v < d->min || v > d->max) {
+            fprintf(stderr, "crl %s: --%s must be in [%g, %g], got %s\n", cmd, d->name,
+                    d->min, d->max, arg);
+            return 2;
+        }
+        *(double *)d->ptr = v;
+        return 0;
+    }
     case OPT_STR:
         if (!*arg) {
             fprintf(stderr, "crl %s: --%s expects a value\n", cmd, d->name);
@@ -87,6 +102,9 @@ void opts_help(FILE *f, const char *cmd, const opt_def *defs, int n, const char 
             break;
         case OPT_FLOAT:
             snprintf(def, sizeof def, " (default %g)", *(float *)d->ptr);
+            break;
+        case OPT_DOUBLE:
+            snprintf(def, sizeof def, " (default %g)", *(double *)d->ptr);
             break;
         case OPT_STR:
             if (*(const char **)d->ptr)
@@ -163,6 +181,9 @@ int opts_to_kv(const opt_def *defs, int n, crl_kv *kv, int max) {
         case OPT_FLOAT:
             e.num = *(float *)d->ptr;
             break;
+        case OPT_DOUBLE:
+            e.num = *(double *)d->ptr;
+            break;
         case OPT_FLAG:
             e.num = *(int *)d->ptr;
             break;
@@ -173,4 +194,25 @@ int opts_to_kv(const opt_def *defs, int n, crl_kv *kv, int max) {
         kv[k++] = e;
     }
     return k;
+}
+
+int opts_set(const opt_def *defs, int n, const char *name, const char *text) {
+    for (int i = 0; i < n; i++) {
+        const opt_def *d = &defs[i];
+        if (strcmp(d->name, name) != 0) continue;
+        if (d->type == OPT_FLAG) {
+            *(int *)d->ptr = atoi(text) != 0;
+            return 0;
+        }
+        if (d->type == OPT_STR) {
+            char *copy = strdup(text);
+            if (!copy) return -1;
+            *(const char **)d->ptr = copy; /* lives as long as the command */
+            return 0;
+        }
+        /* A stored float comes back as the text of its double value; parsing
+         * rounds it to the same float. */
+        return parse_value("train", d, text) ? -1 : 0;
+    }
+    return 1;
 }

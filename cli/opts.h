@@ -8,7 +8,15 @@
 
 #include "crl/store.h"
 
-typedef enum { OPT_INT, OPT_I64, OPT_U64, OPT_FLOAT, OPT_STR, OPT_FLAG } opt_type;
+typedef enum {
+    OPT_INT,
+    OPT_I64,
+    OPT_U64,
+    OPT_FLOAT,
+    OPT_DOUBLE,
+    OPT_STR,
+    OPT_FLAG
+} opt_type;
 
 typedef struct {
     const char *name; /* long flag without "--" */
@@ -25,6 +33,10 @@ typedef struct {
 int opts_parse(const char *cmd, const opt_def *defs, int n, int argc, char **argv,
                const char *usage);
 void opts_help(FILE *f, const char *cmd, const opt_def *defs, int n, const char *usage);
+/* Set option `name` from its stored text (a run's config_json). Returns 0,
+ * 1 if no option has that name (ignored), -1 if the value is invalid (one
+ * line on stderr). Strings are copied. */
+int opts_set(const opt_def *defs, int n, const char *name, const char *text);
 /* The stored options as key/values (strings kept as pointers into defs). */
 int opts_to_kv(const opt_def *defs, int n, crl_kv *kv, int max);
 

@@ -4,6 +4,7 @@
 
 #include "base.h"
 #include "blas.h"
+#include "continual.h"
 #include "env.h"
 #include "methods.h"
 #include "metrics.h"

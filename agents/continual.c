@@ -1,0 +1,615 @@
+/* The continual runner: a scenario of tasks, one method, every task evaluated
+ * on schedule (Continual World protocol). What each method does at which
+ * moment is written down in docs/methods.md ("What the runner calls"). */
+#include "crl/continual.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agents/evaluator.h"
+#include "crl/methods.h"
+#include "crl/replay.h"
+#include "crl/reservoir.h"
+#include "crl/scenario.h"
+
+enum { M_FT1, M_FTN, M_L2, M_EWC, M_PACKNET, M_PM, M_SINGLE };
+static const char *const METHOD_NAMES[] = {"ft1",     "ftn", "l2",    "ewc",
+                                           "packnet", "pm",  "single"};
+
+static int method_kind(const char *m) {
+    for (int i = 0; i < (int)(sizeof METHOD_NAMES / sizeof METHOD_NAMES[0]); i++)
+        if (m && strcmp(m, METHOD_NAMES[i]) == 0) return i;
+    return -1;
+}
+
+void crl_continual_config_default(crl_continual_config *c) {
+    memset(c, 0, sizeof *c);
+    c->scenario = "t1";
+    c->method = "ft1";
+    c->steps_per_task = 1000000;
+    c->eval_every = 20000;
+    c->eval_episodes = 10;
+    c->l2_coef = CRL_L2_COEF;
+    c->ewc_coef = CRL_EWC_COEF;
+    c->packnet_retrain = 0.1;
+    crl_sac_config_default(&c->sac, 0, 0, 1);
+}
+
+double crl_continual_model_params(const char *method, double actor_params,
+                                  int tasks_done) {
+    if (method && strcmp(method, "ftn") == 0)
+        return actor_params * (tasks_done > 0 ? tasks_done : 1);
+    return actor_params;
+}
+
+typedef struct {
+    const crl_continual_config *c;
+    int kind, n; /* method, tasks in this run */
+    int *pos;    /* scenario position of local task k (the stored task idx) */
+    const char **names;
+    crl_env_spec **specs;
+    crl_env **envs;
+    evaluator *evs;
+    uint64_t *seeds;
+    crl_sac_config sc;
+    crl_sac *sac;
+    size_t na;
+    crl_replay rb;
+    crl_reservoir res;
+    crl_batch batch, fbatch;
+    crl_reg reg;
+    crl_packnet pk;
+    int has_reg, has_pk;
+    float **ftn_actors; /* ftn: the actor of every finished task */
+    float *saved, *fisher;
+    crl_rng env_rng, rng, eval_rng, res_rng;
+    int64_t step, eval_idx, last_eval_step;
+} cstate;
+
+/* ---- checkpoints ------------------------------------------------------------
+ * "CRLCON01", i32 task, i32 n_ftn, i64 steps done in the task, i64 global
+ * step, i64 eval index, four generators (44 bytes each), u64 + learner blob,
+ * u64 + method blob (crl_reg or crl_packnet, may be empty), n_ftn actors. */
+
+static const char CON_MAGIC[8] = {'C', 'R', 'L', 'C', 'O', 'N', '0', '1'};
+
+typedef struct {
+    unsigned char *p;
+    size_t n, cap;
+    int bad;
+} wbuf;
+
+static void put(wbuf *w, const void *src, size_t n) {
+    if (w->bad || n == 0) return;
+    if (w->n + n > w->cap) {
+        size_t cap = w->cap ? w->cap : 1 << 20;
+        while (cap < w->n + n) cap *= 2;
+        unsigned char *q = realloc(w->p, cap);
+        if (!q) {
+            w->bad = 1;
+            return;
+        }
+        w->p = q;
+        w->cap = cap;
+    }
+    memcpy(w->p + w->n, src, n);
+    w->n += n;
+}
+
+typedef struct {
+    const unsigned char *p;
+    size_t n, off;
+    int bad;
+} rbuf;
+
+static const void *take(rbuf *r, size_t n) {
+    if (r->bad || n > r->n - r->off) {
+        r->bad = 1;
+        return NULL;
+    }
+    const void *q = r->p + r->off;
+    r->off += n;
+    return q;
+}
+
+static void get(rbuf *r, void *dst, size_t n) {
+    const void *q = take(r, n);
+    if (q) memcpy(dst, q, n);
+}
+
+static void put_rng(wbuf *w, const crl_rng *g) {
+    int32_t hs = g->has_spare;
+    put(w, g->s, sizeof g->s);
+    put(w, &hs, 4);
+    put(w, &g->spare, 8);
+}
+
+static void get_rng(rbuf *r, crl_rng *g) {
+    int32_t hs = 0;
+    get(r, g->s, sizeof g->s);
+    get(r, &hs, 4);
+    get(r, &g->spare, 8);
+    g->has_spare = hs;
+}
+
+static int save_checkpoint(cstate *st, crl_store *store, int64_t run_id, int k, int64_t t,
+                           crl_err *err) {
+    void *sb = NULL, *mb = NULL;
+    size_t sn = 0, mn = 0;
+    int rc = crl_sac_save(st->sac, &sb, &sn, err);
+    if (!rc && st->has_reg) rc = crl_reg_save(&st->reg, &mb, &mn, err);
+    if (!rc && st->has_pk) rc = crl_packnet_save(&st->pk, &mb, &mn, err);
+    if (rc) {
+        free(sb);
+        return rc;
+    }
+    int32_t task = k, n_ftn = 0;
+    for (int i = 0; i < st->n; i++) n_ftn += st->ftn_actors[i] != NULL;
+    uint64_t sn64 = sn, mn64 = mn;
+    wbuf w = {0};
+    put(&w, CON_MAGIC, 8);
+    put(&w, &task, 4);
+    put(&w, &n_ftn, 4);
+    put(&w, &t, 8);
+    put(&w, &st->step, 8);
+    put(&w, &st->eval_idx, 8);
+    put_rng(&w, &st->env_rng);
+    put_rng(&w, &st->rng);
+    put_rng(&w, &st->eval_rng);
+    put_rng(&w, &st->res_rng);
+    put(&w, &sn64, 8);
+    put(&w, sb, sn);
+    put(&w, &mn64, 8);
+    put(&w, mb, mn);
+    for (int i = 0; i < st->n; i++)
+        if (st->ftn_actors[i]) put(&w, st->ftn_actors[i], st->na * sizeof(float));
+    free(sb);
+    free(mb);
+    if (w.bad) {
+        free(w.p);
+        return crl_errf(err, CRL_ENOMEM, "checkpoint: out of memory");
+    }
+    rc = crl_store_checkpoint_put(store, run_id, st->pos[k < st->n ? k : st->n - 1],
+                                  st->step, w.p, w.n, err);
+    free(w.p);
+    return rc;
+}
+
+/* Restore from the latest checkpoint; *k and *t say where to continue. */
+static int load_checkpoint(cstate *st, crl_store *store, int64_t run_id, int *k,
+                           int64_t *t, crl_err *err) {
+    void *blob = NULL;
+    size_t n = 0;
+    int task_idx;
+    int64_t step;
+    int rc = crl_store_checkpoint_latest(store, run_id, &task_idx, &step, &blob, &n, err);
+    if (rc == CRL_ENOTFOUND) return CRL_OK; /* nothing done yet: start over */
+    if (rc) return rc;
+    rbuf r = {blob, n, 0, 0};
+    char magic[8];
+    int32_t task = 0, n_ftn = 0;
+    uint64_t sn = 0, mn = 0;
+    get(&r, magic, 8);
+    get(&r, &task, 4);
+    get(&r, &n_ftn, 4);
+    get(&r, t, 8);
+    get(&r, &st->step, 8);
+    get(&r, &st->eval_idx, 8);
+    get_rng(&r, &st->env_rng);
+    get_rng(&r, &st->rng);
+    get_rng(&r, &st->eval_rng);
+    get_rng(&r, &st->res_rng);
+    get(&r, &sn, 8);
+    const void *sb = take(&r, sn);
+    get(&r, &mn, 8);
+    const void *mb = take(&r, mn);
+    if (r.bad || memcmp(magic, CON_MAGIC, 8) != 0 || task < 0 || task > st->n ||
+        n_ftn < 0 || n_ftn > st->n) {
+        free(blob);
+        return crl_errf(
+            err, CRL_ECORRUPT,
+            "run %lld: its latest checkpoint is not a continual-run checkpoint",
+            (long long)run_id);
+    }
+    rc = crl_sac_load(st->sac, sb, sn, err);
+    if (!rc && st->has_reg) rc = crl_reg_load(&st->reg, mb, mn, err);
+    if (!rc && st->has_pk) rc = crl_packnet_load(&st->pk, mb, mn, err);
+    for (int i = 0; !rc && i < n_ftn; i++) {
+        st->ftn_actors[i] = malloc(st->na * sizeof(float));
+        if (!st->ftn_actors[i]) rc = crl_errf(err, CRL_ENOMEM, "resume: out of memory");
+        if (!rc) get(&r, st->ftn_actors[i], st->na * sizeof(float));
+    }
+    if (!rc && (r.bad || r.off != n))
+        rc = crl_errf(err, CRL_ECORRUPT, "run %lld: truncated checkpoint",
+                      (long long)run_id);
+    free(blob);
+    st->last_eval_step = st->step;
+    *k = task;
+    return rc;
+}
+
+/* ---- evaluation of every task ---------------------------------------------- */
+
+/* Put the parameters that serve task j into the actor (ftn: its own actor,
+ * packnet: the weights it owns); undo with restore_actor. */
+static int swap_actor(cstate *st, int j) {
+    float *p = crl_sac_actor_params(st->sac);
+    if (st->kind == M_FTN && st->ftn_actors[j]) {
+        memcpy(st->saved, p, st->na * sizeof(float));
+        memcpy(p, st->ftn_actors[j], st->na * sizeof(float));
+        return 1;
+    }
+    if (st->has_pk && st->pk.task >= 0) {
+        memcpy(st->saved, p, st->na * sizeof(float));
+        crl_packnet_view(&st->pk, st->saved, j, p);
+        return 1;
+    }
+    return 0;
+}
+
+static void restore_actor(cstate *st) {
+    memcpy(crl_sac_actor_params(st->sac), st->saved, st->na * sizeof(float));
+}
+
+static int eval_all(cstate *st, crl_store *store, int64_t run_id, int cur, crl_err *err) {
+    const int ne = st->c->eval_episodes;
+    for (int j = 0; j < st->n; j++) {
+        for (int e = 0; e <= ne; e++)
+            st->seeds[e] = eval_seed(st->c->seed, st->eval_idx, 1000 * st->pos[j] + e);
+        int swapped = swap_actor(st, j);
+        evaluator_run(&st->evs[j], st->sac, j, ne, st->seeds, &st->eval_rng);
+        if (swapped) restore_actor(st);
+        double r = 0, s = 0;
+        for (int e = 0; e < ne; e++) {
+            r += st->evs[j].ret[e];
+            s += st->evs[j].succ[e];
+        }
+        crl_eval_row row = {
+            run_id, st->step,          st->pos[cur],      st->pos[j],
+            ne,     ne ? s / ne : 0.0, ne ? r / ne : 0.0, st->evs[j].ret[ne]};
+        int rc = crl_store_eval(store, &row, err);
+        if (rc) return rc;
+    }
+    st->eval_idx++;
+    st->last_eval_step = st->step;
+    return crl_store_flush(store, err);
+}
+
+/* ---- setup ------------------------------------------------------------------ */
+
+static void cstate_free(cstate *st) {
+    if (st->evs)
+        for (int i = 0; i < st->n; i++) evaluator_free(&st->evs[i]);
+    if (st->envs)
+        for (int i = 0; i < st->n; i++)
+            if (st->envs[i]) crl_env_free(st->envs[i]);
+    if (st->specs)
+        for (int i = 0; i < st->n; i++)
+            if (st->specs[i]) crl_env_spec_free(st->specs[i]);
+    if (st->ftn_actors)
+        for (int i = 0; i < st->n; i++) free(st->ftn_actors[i]);
+    if (st->has_reg) crl_reg_free(&st->reg);
+    if (st->has_pk) crl_packnet_free(&st->pk);
+    crl_sac_free(st->sac);
+    crl_replay_free(&st->rb);
+    if (st->kind == M_PM) crl_reservoir_free(&st->res);
+    crl_batch_free(&st->batch);
+    crl_batch_free(&st->fbatch);
+    free(st->evs);
+    free(st->envs);
+    free(st->specs);
+    free(st->ftn_actors);
+    free(st->pos);
+    free(st->names);
+    free(st->seeds);
+    free(st->saved);
+    free(st->fisher);
+}
+
+static int new_learner(cstate *st, int task, crl_err *err) {
+    crl_sac_free(st->sac);
+    st->sac = NULL;
+    /* ftn's learner k is a fresh network with its own initialisation. */
+    uint64_t seed = st->c->seed + (st->kind == M_FTN ? 7919u * (uint64_t)task : 0);
+    int rc = crl_sac_create(&st->sc, seed, &st->sac, err);
+    if (rc) return rc;
+    crl_sac_hooks h = {0};
+    if (st->has_reg) crl_reg_hooks(&st->reg, &h);
+    if (st->has_pk) crl_packnet_hooks(&st->pk, &h);
+    crl_sac_set_hooks(st->sac, &h);
+    return CRL_OK;
+}
+
+static int cstate_init(cstate *st, const crl_continual_config *c, crl_err *err) {
+    memset(st, 0, sizeof *st);
+    st->c = c;
+    st->kind = method_kind(c->method);
+    if (st->kind < 0)
+        return crl_errf(
+            err, CRL_EINVAL,
+            "unknown method '%s' (known: ft1, ftn, l2, ewc, packnet, pm, single)",
+            c->method ? c->method : "");
+    const crl_scenario *sc = crl_scenario_find(c->scenario ? c->scenario : "");
+    if (!sc)
+        return crl_errf(err, CRL_ENOTFOUND, "unknown scenario '%s' (see 'crl scenarios')",
+                        c->scenario ? c->scenario : "");
+    if (c->steps_per_task <= 0 || c->eval_every <= 0 || c->eval_episodes < 0 ||
+        c->eval_episodes > 1000)
+        return crl_errf(
+            err, CRL_EINVAL,
+            "--steps-per-task and --eval-every must be > 0, --eval-episodes in "
+            "0..1000");
+    if (st->kind == M_SINGLE && (c->single_task < 0 || c->single_task >= sc->n_tasks))
+        return crl_errf(err, CRL_EINVAL, "single: task position %d not in 0..%d",
+                        c->single_task, sc->n_tasks - 1);
+    st->n = st->kind == M_SINGLE ? 1 : sc->n_tasks;
+    const int n = st->n;
+    st->pos = calloc((size_t)n, sizeof *st->pos);
+    st->names = calloc((size_t)n, sizeof *st->names);
+    st->specs = calloc((size_t)n, sizeof *st->specs);
+    st->envs = calloc((size_t)n, sizeof *st->envs);
+    st->evs = calloc((size_t)n, sizeof *st->evs);
+    st->ftn_actors = calloc((size_t)n, sizeof *st->ftn_actors);
+    st->seeds = calloc((size_t)c->eval_episodes + 1, sizeof *st->seeds);
+    if (!st->pos || !st->names || !st->specs || !st->envs || !st->evs ||
+        !st->ftn_actors || !st->seeds)
+        return crl_errf(err, CRL_ENOMEM, "continual: out of memory");
+    int rc;
+    for (int k = 0; k < n; k++) {
+        st->pos[k] = st->kind == M_SINGLE ? c->single_task : k;
+        st->names[k] = sc->tasks[st->pos[k]];
+        if ((rc = crl_env_spec_create(st->names[k], &st->specs[k], err)) ||
+            (rc = crl_env_create(st->specs[k], &st->envs[k], err)) ||
+            (rc = evaluator_init(&st->evs[k], st->specs[k], c->eval_episodes + 1, err)))
+            return rc;
+        if (crl_env_obs_dim(st->specs[k]) != crl_env_obs_dim(st->specs[0]) ||
+            crl_env_act_dim(st->specs[k]) != crl_env_act_dim(st->specs[0]))
+            return crl_errf(err, CRL_EINVAL,
+                            "scenario %s mixes observation or action sizes (%s vs %s)",
+                            sc->name, st->names[0], st->names[k]);
+    }
+    st->sc = c->sac;
+    st->sc.obs_dim = crl_env_obs_dim(st->specs[0]);
+    st->sc.act_dim = crl_env_act_dim(st->specs[0]);
+    st->sc.n_tasks = n; /* one head and one entropy coefficient per position */
+    if (st->kind == M_PM) st->sc.batch = CRL_PM_BATCH;
+    if (st->sc.max_act_batch < c->eval_episodes + 1)
+        st->sc.max_act_batch = c->eval_episodes + 1;
+    const int O = st->sc.obs_dim, A = st->sc.act_dim;
+
+    /* Method state needs the actor's layout: make a learner first. */
+    if ((rc = crl_sac_create(&st->sc, c->seed, &st->sac, err))) return rc;
+    st->na = crl_sac_actor(st->sac)->n_params;
+    if (st->kind == M_L2 || st->kind == M_EWC) {
+        rc = crl_reg_init(&st->reg, crl_sac_actor(st->sac),
+                          st->kind == M_L2 ? c->l2_coef : c->ewc_coef, err);
+        if (rc) return rc;
+        st->has_reg = 1;
+    }
+    if (st->kind == M_PACKNET) {
+        if ((rc = crl_packnet_init(&st->pk, crl_sac_actor(st->sac), n, err))) return rc;
+        st->has_pk = 1;
+    }
+    if ((rc = new_learner(st, 0, err))) return rc;
+    st->saved = malloc(st->na * sizeof(float));
+    if (!st->saved) return crl_errf(err, CRL_ENOMEM, "continual: out of memory");
+    if (st->kind == M_EWC) {
+        st->fisher = malloc(st->na * sizeof(float));
+        if (!st->fisher) return crl_errf(err, CRL_ENOMEM, "continual: out of memory");
+        if ((rc = crl_batch_alloc(&st->fbatch, CRL_EWC_SAMPLES, O, A, err))) return rc;
+    }
+    int64_t cap = st->sc.buffer_size;
+    if (st->kind == M_PM) {
+        int64_t total = c->steps_per_task * n;
+        if ((rc = crl_reservoir_init(&st->res, O, A, cap < total ? cap : total, err)))
+            return rc;
+    } else {
+        if ((rc = crl_replay_init(
+                 &st->rb, O, A, cap < c->steps_per_task ? cap : c->steps_per_task, err)))
+            return rc;
+    }
+    if ((rc = crl_batch_alloc(&st->batch, st->sc.batch, O, A, err))) return rc;
+    crl_rng_seed_stream(&st->env_rng, c->seed, 20);
+    crl_rng_seed_stream(&st->rng, c->seed, 21);
+    crl_rng_seed_stream(&st->eval_rng, c->seed, 22);
+    crl_rng_seed_stream(&st->res_rng, c->seed, 23);
+    return CRL_OK;
+}
+
+/* ---- the loop ------------------------------------------------------------------ */
+
+static int update_round(cstate *st, int64_t updates, crl_err *err) {
+    for (int64_t u = 0; u < updates; u++) {
+        if (st->kind == M_PM)
+            crl_reservoir_sample(&st->res, &st->rng, st->sc.batch, &st->batch);
+        else
+            crl_replay_sample(&st->rb, &st->rng, st->sc.batch, &st->batch);
+        int rc = crl_sac_update(st->sac, &st->batch, NULL, err);
+        if (rc) return rc;
+    }
+    return CRL_OK;
+}
+
+/* Everything a method does when task k's env steps are over. */
+static int task_end(cstate *st, int k, crl_err *err) {
+    float *p = crl_sac_actor_params(st->sac);
+    int rc = CRL_OK;
+    switch (st->kind) {
+    case M_L2:
+        crl_reg_task_end(&st->reg, p, NULL);
+        break;
+    case M_EWC:
+        crl_replay_sample(&st->rb, &st->rng, CRL_EWC_SAMPLES, &st->fbatch);
+        rc = crl_ewc_fisher(crl_sac_actor(st->sac), p, st->fbatch.obs, CRL_EWC_SAMPLES, k,
+                            CRL_FISHER_CW, st->fisher, err);
+        if (!rc) crl_reg_task_end(&st->reg, p, st->fisher);
+        break;
+    case M_PACKNET:
+        if ((rc = crl_packnet_prune(&st->pk, p, err))) break;
+        if (k < st->n - 1) {
+            /* Retraining lets the kept weights recover from the prune. */
+            crl_sac_reset_optimizers(st->sac);
+            rc = update_round(
+                st, (int64_t)(st->c->packnet_retrain * st->c->steps_per_task), err);
+            crl_sac_reset_optimizers(st->sac);
+        }
+        break;
+    case M_FTN:
+        st->ftn_actors[k] = malloc(st->na * sizeof(float));
+        if (!st->ftn_actors[k]) return crl_errf(err, CRL_ENOMEM, "ftn: out of memory");
+        memcpy(st->ftn_actors[k], p, st->na * sizeof(float));
+        break;
+    default:
+        break;
+    }
+    return rc;
+}
+
+int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t run_id,
+                      int resume, crl_progress_fn progress, void *ctx,
+                      volatile sig_atomic_t *stop, crl_err *err) {
+    cstate st;
+    int rc = cstate_init(&st, c, err);
+    int k0 = 0;
+    int64_t t0 = 0;
+    if (!rc && resume) rc = load_checkpoint(&st, store, run_id, &k0, &t0, err);
+    if (!rc && resume && k0 < st.n && t0 >= c->steps_per_task) {
+        k0++; /* the checkpoint is a task end */
+        t0 = 0;
+    }
+    if (rc) goto out;
+    if (resume) crl_store_run_set_status(store, run_id, "running", NULL);
+
+    const crl_sac_config *sc = &st.sc;
+    const int O = sc->obs_dim, A = sc->act_dim;
+    float obs[256], obs2[256], act[64];
+    if (O > 256 || A > 64) {
+        rc = crl_errf(err, CRL_EINVAL, "continual: obs %d / act %d too large", O, A);
+        goto out;
+    }
+    const int64_t total = c->steps_per_task * st.n;
+    double t_start = crl_now(), t_last = t_start, rate = 0;
+    int64_t step_last = st.step, updates = 0;
+    double rec_ret[10] = {0};
+    int rec_succ[10] = {0}, rec_n = 0, rec_next = 0;
+
+    for (int k = k0; k < st.n; k++) {
+        int64_t t = k == k0 ? t0 : 0;
+        /* Task start (CW): fresh buffer and optimiser moments, same networks. */
+        if (st.kind == M_FTN && k > 0 && t == 0 && (rc = new_learner(&st, k, err)))
+            goto out;
+        crl_sac_reset_optimizers(st.sac);
+        if (st.kind != M_PM) crl_replay_clear(&st.rb);
+        if (st.has_pk && t == 0 && (rc = crl_packnet_task_start(&st.pk, k, err)))
+            goto out;
+        if ((rc = crl_store_task_start(store, run_id, st.pos[k], st.names[k], st.step - t,
+                                       err)))
+            goto out;
+        crl_env *env = st.envs[k];
+        crl_env_reset(env, crl_rng_u64(&st.env_rng), obs);
+        double ep_ret = 0;
+        int ep_succ = 0;
+        int64_t since_resume = 0;
+        for (; t < c->steps_per_task; t++) {
+            if (t < sc->start_steps)
+                for (int j = 0; j < A; j++)
+                    act[j] = (float)crl_rng_range(&st.rng, -1.0, 1.0);
+            else
+                crl_sac_act(st.sac, 1, obs, k, 0, NULL, act);
+            crl_step_info info;
+            crl_env_step(env, act, obs2, &info);
+            if (st.kind == M_PM)
+                crl_reservoir_add(&st.res, &st.res_rng, obs, act, info.reward, obs2,
+                                  info.terminal, k);
+            else
+                crl_replay_add(&st.rb, obs, act, info.reward, obs2, info.terminal, k);
+            ep_ret += info.reward;
+            ep_succ |= info.success != 0;
+            memcpy(obs, obs2, sizeof(float) * (size_t)O);
+            st.step++;
+            since_resume++;
+            if (info.terminal || info.truncated) {
+                rec_ret[rec_next] = ep_ret;
+                rec_succ[rec_next] = ep_succ;
+                rec_next = (rec_next + 1) % 10;
+                if (rec_n < 10) rec_n++;
+                ep_ret = 0;
+                ep_succ = 0;
+                crl_env_reset(env, crl_rng_u64(&st.env_rng), obs);
+            }
+            /* A resumed task refills its buffer before updating again. */
+            if (t + 1 >= sc->update_after && since_resume >= sc->update_after &&
+                (t + 1) % sc->update_every == 0) {
+                if ((rc = update_round(&st, sc->update_every, err))) {
+                    crl_err e2;
+                    save_checkpoint(&st, store, run_id, k, t + 1, &e2);
+                    goto out;
+                }
+                updates += sc->update_every;
+            }
+            if (st.step % c->eval_every == 0 &&
+                (rc = eval_all(&st, store, run_id, k, err)))
+                goto out;
+            double now = crl_now();
+            if (progress && now - t_last >= 1.0) {
+                double inst = (double)(st.step - step_last) / (now - t_last);
+                rate = rate > 0 ? 0.7 * rate + 0.3 * inst : inst;
+                t_last = now;
+                step_last = st.step;
+                crl_progress pr = {
+                    k,       st.n,  st.names[k],
+                    st.step, total, rate,
+                    NAN,     NAN,   rate > 0 ? (double)(total - st.step) / rate : NAN,
+                    updates};
+                if (rec_n) {
+                    double r = 0, s = 0;
+                    for (int i = 0; i < rec_n; i++) {
+                        r += rec_ret[i];
+                        s += rec_succ[i];
+                    }
+                    pr.recent_return = r / rec_n;
+                    pr.recent_success = s / rec_n;
+                }
+                progress(&pr, ctx);
+            }
+            if (stop && *stop) {
+                if ((rc = save_checkpoint(&st, store, run_id, k, t + 1, err))) goto out;
+                if ((rc = crl_store_run_set_status(store, run_id, "interrupted", err)))
+                    goto out;
+                rc = crl_errf(
+                    err, CRL_EINTR,
+                    "interrupted in task %d/%d at step %lld; checkpoint written, "
+                    "resume with --resume %lld",
+                    k + 1, st.n, (long long)st.step, (long long)run_id);
+                goto out;
+            }
+        }
+        if ((rc = task_end(&st, k, err))) goto out;
+        if ((rc = crl_store_task_end(store, run_id, st.pos[k], st.step, err))) goto out;
+        crl_store_metric(store, run_id, st.step, "model/params",
+                         crl_continual_model_params(c->method, (double)st.na, k + 1),
+                         NULL);
+        if ((rc = save_checkpoint(&st, store, run_id, k, c->steps_per_task, err)))
+            goto out;
+    }
+    if (st.last_eval_step != st.step &&
+        (rc = eval_all(&st, store, run_id, st.n - 1, err)))
+        goto out;
+    crl_store_metric(store, run_id, st.step, "wall_time_s", crl_now() - t_start, NULL);
+    if (progress) {
+        crl_progress pr = {
+            st.n - 1, st.n,   st.names[st.n - 1], st.step, total, rate, NAN, NAN,
+            0,        updates};
+        progress(&pr, ctx);
+    }
+    rc = crl_store_run_set_status(store, run_id, "finished", err);
+out:
+    if (rc && rc != CRL_EINTR) {
+        crl_err e2;
+        crl_store_run_set_status(store, run_id, "failed", &e2);
+    }
+    cstate_free(&st);
+    return rc;
+}

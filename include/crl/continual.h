@@ -1,0 +1,57 @@
+/* crl continual: one method through a scenario of tasks, every task evaluated
+ * on schedule, everything recorded in the run store (the Continual World
+ * protocol). The SAC update exists once (sac.h); methods plug in through its
+ * hooks (methods.h). */
+#ifndef CRL_CONTINUAL_H
+#define CRL_CONTINUAL_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "base.h"
+#include "runner.h"
+#include "sac.h"
+#include "store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    const char *scenario; /* crl_scenario_find name */
+    const char *method;   /* ft1, ftn, l2, ewc, packnet, pm, single */
+    int single_task;      /* method single: the scenario position to train */
+    uint64_t seed;
+    int64_t steps_per_task; /* env steps per task */
+    int64_t eval_every;     /* env steps between evaluations of every task */
+    int eval_episodes;      /* stochastic episodes per task (+1 deterministic) */
+    double l2_coef;         /* CW 1e5 */
+    double ewc_coef;        /* CW 1e4 */
+    double packnet_retrain; /* retraining updates after a prune, as a fraction of
+                               steps_per_task (CW: 100k of 1M = 0.1) */
+    crl_sac_config sac;     /* obs/act/n_tasks are filled from the scenario */
+} crl_continual_config;
+
+/* Continual World defaults: eval every 20,000 steps with 10 + 1 episodes,
+ * 1M steps per task, CW coefficients. */
+void crl_continual_config_default(crl_continual_config *c);
+
+/* Train run_id through the scenario. resume != 0 continues from the run's
+ * latest checkpoint (the replay buffer of the interrupted task restarts
+ * empty; evaluation rows at the same steps are replaced, never duplicated).
+ * Writes tasks, evals, metrics ("model/params" at each task end,
+ * "wall_time_s") and a checkpoint at every task end and on interruption.
+ * Marks the run finished, interrupted (CRL_EINTR) or failed. */
+int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t run_id,
+                      int resume, crl_progress_fn progress, void *ctx,
+                      volatile sig_atomic_t *stop, crl_err *err);
+
+/* Parameters needed at inference for all tasks trained so far, for a method
+ * after `tasks_done` tasks (ftn: one actor per task; others: one actor). */
+double crl_continual_model_params(const char *method, double actor_params,
+                                  int tasks_done);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

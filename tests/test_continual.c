@@ -1,0 +1,149 @@
+/* The continual runner through the real binary: every method completes a
+ * scenario with one evaluation row per (step, task); a run killed with
+ * SIGKILL in task 2 resumes to complete rows without duplicates; single
+ * writes one reference run per scenario position. */
+#include <check.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[256], db[300];
+
+static const char *bin(void) {
+    const char *b = getenv("CRL_BIN");
+    return b ? b : "./crl";
+}
+
+static void setup(void) {
+    snprintf(dir, sizeof dir, "/tmp/crl_test_continual_XXXXXX");
+    ck_assert(mkdtemp(dir) != NULL);
+    snprintf(db, sizeof db, "%s/c.db", dir);
+}
+
+#define SMALL                                                                            \
+    "--steps-per-task", "900", "--eval-every", "300", "--eval-episodes", "2",            \
+        "--hidden", "32", "--layers", "2", "--start-steps", "200", "--update-after",     \
+        "200", "--threads", "1", "--quiet", "--db", db
+
+static pid_t spawn(char *const argv[]) {
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stdout);
+        freopen("/dev/null", "w", stderr);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int wait_code(pid_t pid) {
+    int st = 0;
+    ck_assert(waitpid(pid, &st, 0) == pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+#define RUN(...) wait_code(spawn((char *const[]){(char *)bin(), __VA_ARGS__, NULL}))
+
+static long q(const char *sql) {
+    sqlite3 *h;
+    ck_assert_int_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(h, 5000);
+    sqlite3_stmt *st;
+    ck_assert_msg(sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK, "%s",
+                  sqlite3_errmsg(h));
+    long v = -1;
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+START_TEST(test_every_method_completes) {
+    setup();
+    const char *methods[] = {"ft1", "ftn", "l2", "ewc", "packnet", "pm"};
+    for (int i = 0; i < 6; i++) {
+        int code =
+            RUN("train", "--scenario", "t1", "--method", (char *)methods[i], SMALL);
+        ck_assert_msg(code == 0, "%s exit %d", methods[i], code);
+    }
+    ck_assert_int_eq(q("SELECT count(*) FROM runs WHERE status = 'finished'"), 6);
+    /* 3 tasks x 900 steps, evaluated every 300: 9 evaluations of 3 tasks. */
+    ck_assert_int_eq(q("SELECT count(*) FROM evals"), 6 * 27);
+    ck_assert_int_eq(q("SELECT count(*) FROM tasks WHERE end_step - start_step = 900"),
+                     18);
+    /* ftn keeps one actor per task: its model is 3x ft1's. */
+    ck_assert_int_eq(
+        q("SELECT (SELECT value FROM metrics m JOIN runs r ON r.id = m.run_id "
+          "WHERE r.method = 'ftn' AND key = 'model/params' AND step = 2700) / "
+          "(SELECT value FROM metrics m JOIN runs r ON r.id = m.run_id "
+          "WHERE r.method = 'ft1' AND key = 'model/params' AND step = 2700)"),
+        3);
+    /* Unknown method and scenario: one line, exit 2. */
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "nope", SMALL), 2);
+    ck_assert_int_eq(RUN("train", "--scenario", "t99", "--method", "ft1", SMALL), 2);
+}
+END_TEST
+
+START_TEST(test_resume_after_sigkill) {
+    setup();
+    pid_t pid = spawn((char *const[]){(char *)bin(), "train", "--scenario", "t1",
+                                      "--method", "ewc", SMALL, NULL});
+    /* Wait until task 2 (idx 1) has started, then kill without warning. */
+    int started = 0;
+    for (int i = 0; i < 600 && !started; i++) {
+        usleep(100000);
+        if (access(db, F_OK) == 0)
+            started = q("SELECT count(*) FROM tasks WHERE idx = 1") == 1;
+    }
+    ck_assert(started);
+    usleep(300000);
+    kill(pid, SIGKILL);
+    wait_code(pid);
+    ck_assert(q("SELECT count(*) FROM tasks WHERE end_step IS NOT NULL") < 3);
+    ck_assert_int_eq(RUN("train", "--resume", "1", "--db", db, "--quiet"), 0);
+    ck_assert_int_eq(q("SELECT count(*) FROM runs WHERE status = 'finished'"), 1);
+    ck_assert_int_eq(q("SELECT count(*) FROM tasks WHERE end_step - start_step = 900"),
+                     3);
+    ck_assert_int_eq(q("SELECT count(*) FROM evals"), 27);
+    ck_assert_int_eq(q("SELECT count(DISTINCT step || '/' || eval_task_idx) FROM evals"),
+                     27);
+    ck_assert_int_eq(q("SELECT max(step) FROM evals"), 2700);
+    /* A finished run cannot be resumed. */
+    ck_assert_int_eq(RUN("train", "--resume", "1", "--db", db, "--quiet"), 2);
+}
+END_TEST
+
+START_TEST(test_single_references) {
+    setup();
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "single", SMALL), 0);
+    ck_assert_int_eq(q("SELECT count(*) FROM runs WHERE method = 'single'"), 3);
+    /* Run i trained position i only, evaluated only on it. */
+    ck_assert_int_eq(
+        q("SELECT count(*) FROM tasks t JOIN runs r ON r.id = t.run_id "
+          "WHERE t.idx = r.id - 1 AND t.start_step = 0 AND t.end_step = 900"),
+        3);
+    ck_assert_int_eq(
+        q("SELECT count(*) FROM evals e WHERE e.eval_task_idx <> e.run_id - 1"), 0);
+    ck_assert_int_eq(q("SELECT count(*) FROM evals"), 3 * 3);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("continual");
+    TCase *tc = tcase_create("continual");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_every_method_completes);
+    tcase_add_test(tc, test_resume_after_sigkill);
+    tcase_add_test(tc, test_single_references);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
