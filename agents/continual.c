@@ -613,3 +613,48 @@ out:
     cstate_free(&st);
     return rc;
 }
+
+int crl_continual_eval(const crl_continual_config *c, crl_store *store, int64_t run_id,
+                       int task, int episodes, int deterministic, uint64_t seed,
+                       double *mean_return, double *success_rate, crl_err *err) {
+    crl_continual_config cc = *c;
+    cc.eval_episodes = episodes;
+    if (episodes < 1 || episodes > 1000)
+        return crl_errf(err, CRL_EINVAL, "--episodes must be in 1..1000");
+    cstate st;
+    int rc = cstate_init(&st, &cc, err);
+    int k = 0;
+    int64_t t = 0;
+    void *blob = NULL;
+    size_t n = 0;
+    int idx;
+    int64_t step;
+    /* A run without a checkpoint has nothing to evaluate. */
+    if (!rc) rc = crl_store_checkpoint_latest(store, run_id, &idx, &step, &blob, &n, err);
+    free(blob);
+    if (!rc) rc = load_checkpoint(&st, store, run_id, &k, &t, err);
+    int j = -1;
+    for (int i = 0; !rc && i < st.n; i++)
+        if (st.pos[i] == task) j = i;
+    if (!rc && j < 0)
+        rc =
+            crl_errf(err, CRL_EINVAL, "run %lld has no task %d", (long long)run_id, task);
+    if (!rc) {
+        for (int e = 0; e < episodes; e++) st.seeds[e] = eval_seed(seed, 0, e);
+        crl_rng rng;
+        crl_rng_seed_stream(&rng, seed, 7);
+        int swapped = swap_actor(&st, j);
+        evaluator_run(&st.evs[j], st.sac, j, deterministic ? 0 : episodes, st.seeds,
+                      &rng);
+        if (swapped) restore_actor(&st);
+        double r = 0, sr = 0;
+        for (int e = 0; e < episodes; e++) {
+            r += st.evs[j].ret[e];
+            sr += st.evs[j].succ[e];
+        }
+        *mean_return = r / episodes;
+        *success_rate = sr / episodes;
+    }
+    cstate_free(&st);
+    return rc;
+}

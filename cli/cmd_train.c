@@ -73,10 +73,75 @@ static void on_progress(const crl_progress *p, void *vctx) {
     fflush(stderr);
 }
 
+#define TRAIN_MAX_OPTS 48
+
+/* The flag table of `crl train`, pointing into the caller's variables. It
+ * also restores a run's stored configuration (resume, eval). */
+static int train_defs(opt_def *defs, crl_train_config *c, crl_continual_config *cc,
+                      const char **db, const char **xml_reward, const char **xml_target,
+                      int *quiet, int64_t *resume, int64_t *single_task) {
+    crl_sac_config *s = &c->sac;
+    const opt_def tmp[] = {
+        {"scenario", OPT_STR, &cc->scenario, 0, 0,
+         "continual run through a scenario (see 'crl scenarios')", 1},
+        {"method", OPT_STR, &cc->method, 0, 0,
+         "with --scenario: ft1, ftn, l2, ewc, packnet, pm or single", 1},
+        {"steps-per-task", OPT_I64, &cc->steps_per_task, 1, 1e12,
+         "with --scenario: env steps per task", 1},
+        {"l2-coef", OPT_DOUBLE, &cc->l2_coef, 0, 1e12, "l2 penalty coefficient", 1},
+        {"ewc-coef", OPT_DOUBLE, &cc->ewc_coef, 0, 1e12, "ewc penalty coefficient", 1},
+        {"packnet-retrain", OPT_DOUBLE, &cc->packnet_retrain, 0, 10,
+         "packnet retraining updates after a prune, as a fraction of steps per task", 1},
+        {"single-task", OPT_I64, single_task, -1, 1e6,
+         "with --method single: only this scenario position (default: all)", 1},
+        {"resume", OPT_I64, resume, 1, 9e18,
+         "continue an interrupted continual run from its last checkpoint", 0},
+        {"env", OPT_STR, &c->env, 0, 0, "task to train on (see 'crl tasks')", 1},
+        {"env-xml", OPT_STR, &c->env_xml, 0, 0, "your own MJCF file instead of --env", 1},
+        {"xml-reward", OPT_STR, xml_reward, 0, 0,
+         "with --env-xml: forward (x-velocity of --xml-body) or reach", 1},
+        {"xml-body", OPT_STR, &c->xml.body, 0, 0, "with --env-xml: body for forward", 1},
+        {"xml-site", OPT_STR, &c->xml.site, 0, 0, "with --env-xml: site for reach", 1},
+        {"xml-target", OPT_STR, xml_target, 0, 0, "with --env-xml: reach target x,y,z",
+         1},
+        {"xml-steps", OPT_INT, &c->xml.max_steps, 0, 1e8,
+         "with --env-xml: episode length (0: 1000)", 1},
+        {"seed", OPT_U64, &c->seed, 0, 9.0e18, "run seed", 1},
+        {"steps", OPT_I64, &c->steps, 1, 1e12, "env steps to train", 1},
+        {"db", OPT_STR, db, 0, 0, "SQLite run store (created if missing)", 0},
+        {"eval-every", OPT_I64, &c->eval_every, 1, 1e12, "env steps between evaluations",
+         1},
+        {"eval-episodes", OPT_INT, &c->eval_episodes, 0, 1000,
+         "stochastic episodes per evaluation (+1 deterministic)", 1},
+        {"threads", OPT_INT, &c->threads, 0, 256,
+         "compute threads (0: one per core; the update uses up to 2)", 1},
+        {"lr", OPT_FLOAT, &s->lr, 1e-8, 10, "Adam learning rate", 1},
+        {"batch", OPT_INT, &s->batch, 1, 65536, "minibatch size", 1},
+        {"hidden", OPT_INT, &s->hidden, 1, 65536, "width of hidden layers", 1},
+        {"layers", OPT_INT, &s->layers, 1, CRL_MLP_MAX_HIDDEN, "hidden layers", 1},
+        {"gamma", OPT_FLOAT, &s->gamma, 0, 1, "discount", 1},
+        {"polyak", OPT_FLOAT, &s->polyak, 0, 1, "target averaging coefficient", 1},
+        {"buffer-size", OPT_I64, &s->buffer_size, 1, 1e10, "replay capacity", 1},
+        {"start-steps", OPT_I64, &s->start_steps, 0, 1e12, "uniform-random steps first",
+         1},
+        {"update-after", OPT_I64, &s->update_after, 0, 1e12,
+         "steps before the first update", 1},
+        {"update-every", OPT_I64, &s->update_every, 1, 1e9,
+         "env steps between update rounds (= updates per round)", 1},
+        {"init-log-alpha", OPT_FLOAT, &s->init_log_alpha, -20, 20,
+         "initial log entropy coefficient", 1},
+        {"quiet", OPT_FLAG, quiet, 0, 0, "no progress line", 0},
+    };
+    const int n = (int)(sizeof tmp / sizeof tmp[0]);
+    _Static_assert(sizeof tmp / sizeof tmp[0] <= TRAIN_MAX_OPTS, "raise TRAIN_MAX_OPTS");
+    memcpy(defs, tmp, sizeof tmp);
+    return n;
+}
+
 /* Restore the options of run_id from its stored config_json (so a resumed
  * run continues with exactly the configuration it started with). */
 static int load_run_config(crl_store *store, int64_t run_id, const opt_def *defs, int n,
-                           crl_err *err) {
+                           char *status, crl_err *err) {
     crl_run_info info;
     char *json = NULL;
     int rc = crl_store_run_get(store, run_id, &info, &json, err);
@@ -99,8 +164,7 @@ static int load_run_config(crl_store *store, int64_t run_id, const opt_def *defs
     }
     sqlite3_finalize(st);
     free(json);
-    if (!rc && strcmp(info.status, "finished") == 0)
-        rc = crl_errf(err, CRL_EINVAL, "run %lld is already finished", (long long)run_id);
+    if (!rc && status) snprintf(status, 16, "%s", info.status);
     return rc;
 }
 
@@ -118,7 +182,12 @@ static int train_continual(crl_train_config *c, crl_continual_config *cc,
         fprintf(stderr, "crl train: %s\n", err.msg);
         return 1;
     }
-    if (resume && (rc = load_run_config(store, resume, defs, n, &err))) {
+    char status[16] = "";
+    if (resume && !(rc = load_run_config(store, resume, defs, n, status, &err)) &&
+        strcmp(status, "finished") == 0)
+        rc =
+            crl_errf(&err, CRL_EINVAL, "run %lld is already finished", (long long)resume);
+    if (resume && rc) {
         fprintf(stderr, "crl train: %s\n", err.msg);
         crl_store_close(store);
         return rc == CRL_ENOTFOUND || rc == CRL_EINVAL ? 2 : 1;
@@ -202,63 +271,13 @@ int cmd_train(int argc, char **argv) {
     crl_train_config_default(&c);
     const char *db = NULL, *xml_reward = "forward", *xml_target = NULL;
     int quiet = 0;
-    crl_sac_config *s = &c.sac;
     crl_continual_config cc;
     crl_continual_config_default(&cc);
     cc.scenario = NULL;
     int64_t resume = 0, single_task = -1;
-    const opt_def defs[] = {
-        {"scenario", OPT_STR, &cc.scenario, 0, 0,
-         "continual run through a scenario (see 'crl scenarios')", 1},
-        {"method", OPT_STR, &cc.method, 0, 0,
-         "with --scenario: ft1, ftn, l2, ewc, packnet, pm or single", 1},
-        {"steps-per-task", OPT_I64, &cc.steps_per_task, 1, 1e12,
-         "with --scenario: env steps per task", 1},
-        {"l2-coef", OPT_DOUBLE, &cc.l2_coef, 0, 1e12, "l2 penalty coefficient", 1},
-        {"ewc-coef", OPT_DOUBLE, &cc.ewc_coef, 0, 1e12, "ewc penalty coefficient", 1},
-        {"packnet-retrain", OPT_DOUBLE, &cc.packnet_retrain, 0, 10,
-         "packnet retraining updates after a prune, as a fraction of steps per task", 1},
-        {"single-task", OPT_I64, &single_task, -1, 1e6,
-         "with --method single: only this scenario position (default: all)", 1},
-        {"resume", OPT_I64, &resume, 1, 9e18,
-         "continue an interrupted continual run from its last checkpoint", 0},
-        {"env", OPT_STR, &c.env, 0, 0, "task to train on (see 'crl tasks')", 1},
-        {"env-xml", OPT_STR, &c.env_xml, 0, 0, "your own MJCF file instead of --env", 1},
-        {"xml-reward", OPT_STR, &xml_reward, 0, 0,
-         "with --env-xml: forward (x-velocity of --xml-body) or reach", 1},
-        {"xml-body", OPT_STR, &c.xml.body, 0, 0, "with --env-xml: body for forward", 1},
-        {"xml-site", OPT_STR, &c.xml.site, 0, 0, "with --env-xml: site for reach", 1},
-        {"xml-target", OPT_STR, &xml_target, 0, 0, "with --env-xml: reach target x,y,z",
-         1},
-        {"xml-steps", OPT_INT, &c.xml.max_steps, 0, 1e8,
-         "with --env-xml: episode length (0: 1000)", 1},
-        {"seed", OPT_U64, &c.seed, 0, 9.0e18, "run seed", 1},
-        {"steps", OPT_I64, &c.steps, 1, 1e12, "env steps to train", 1},
-        {"db", OPT_STR, &db, 0, 0, "SQLite run store (created if missing)", 0},
-        {"eval-every", OPT_I64, &c.eval_every, 1, 1e12, "env steps between evaluations",
-         1},
-        {"eval-episodes", OPT_INT, &c.eval_episodes, 0, 1000,
-         "stochastic episodes per evaluation (+1 deterministic)", 1},
-        {"threads", OPT_INT, &c.threads, 0, 256,
-         "compute threads (0: one per core; the update uses up to 2)", 1},
-        {"lr", OPT_FLOAT, &s->lr, 1e-8, 10, "Adam learning rate", 1},
-        {"batch", OPT_INT, &s->batch, 1, 65536, "minibatch size", 1},
-        {"hidden", OPT_INT, &s->hidden, 1, 65536, "width of hidden layers", 1},
-        {"layers", OPT_INT, &s->layers, 1, CRL_MLP_MAX_HIDDEN, "hidden layers", 1},
-        {"gamma", OPT_FLOAT, &s->gamma, 0, 1, "discount", 1},
-        {"polyak", OPT_FLOAT, &s->polyak, 0, 1, "target averaging coefficient", 1},
-        {"buffer-size", OPT_I64, &s->buffer_size, 1, 1e10, "replay capacity", 1},
-        {"start-steps", OPT_I64, &s->start_steps, 0, 1e12, "uniform-random steps first",
-         1},
-        {"update-after", OPT_I64, &s->update_after, 0, 1e12,
-         "steps before the first update", 1},
-        {"update-every", OPT_I64, &s->update_every, 1, 1e9,
-         "env steps between update rounds (= updates per round)", 1},
-        {"init-log-alpha", OPT_FLOAT, &s->init_log_alpha, -20, 20,
-         "initial log entropy coefficient", 1},
-        {"quiet", OPT_FLAG, &quiet, 0, 0, "no progress line", 0},
-    };
-    const int n = (int)(sizeof defs / sizeof defs[0]);
+    opt_def defs[TRAIN_MAX_OPTS];
+    const int n = train_defs(defs, &c, &cc, &db, &xml_reward, &xml_target, &quiet,
+                             &resume, &single_task);
     const char *usage = "--db FILE [--env TASK | --env-xml FILE] [--steps N] [options]";
     int rc = opts_parse("train", defs, n, argc, argv, usage);
     if (rc) return rc == 1 ? 0 : rc;
@@ -367,5 +386,103 @@ int cmd_train(int argc, char **argv) {
     if (!quiet)
         fprintf(stderr, "crl train: run %lld finished in %.1f s\n", (long long)run_id,
                 wall);
+    return 0;
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *db = NULL;
+    int64_t run = 0, task = -1;
+    int episodes = 10, stochastic = 0;
+    uint64_t seed = 12345;
+    const opt_def ed[] = {
+        {"db", OPT_STR, &db, 0, 0, "SQLite run store", 0},
+        {"run", OPT_I64, &run, 1, 9e18, "run id (see 'crl runs')", 0},
+        {"task", OPT_I64, &task, -1, 1e6, "scenario position (default: every task)", 0},
+        {"episodes", OPT_INT, &episodes, 1, 1000, "episodes per task", 0},
+        {"seed", OPT_U64, &seed, 0, 9.0e18, "seed of the evaluation episodes", 0},
+        {"stochastic", OPT_FLAG, &stochastic, 0, 0,
+         "sample actions (default: deterministic)", 0},
+    };
+    int rc = opts_parse("eval", ed, (int)(sizeof ed / sizeof ed[0]), argc, argv,
+                        "--db FILE --run ID [--task T] [--episodes N] [--stochastic]");
+    if (rc) return rc == 1 ? 0 : rc;
+    if (!db || !run) {
+        fprintf(stderr, "crl eval: --db FILE and --run ID are required\n");
+        return 2;
+    }
+    /* The run's own configuration, restored through the train flag table. */
+    crl_train_config c;
+    crl_train_config_default(&c);
+    crl_continual_config cc;
+    crl_continual_config_default(&cc);
+    cc.scenario = NULL;
+    const char *tdb = NULL, *xml_reward = "forward", *xml_target = NULL;
+    int quiet = 0;
+    int64_t resume = 0, single_task = -1;
+    opt_def defs[TRAIN_MAX_OPTS];
+    const int n = train_defs(defs, &c, &cc, &tdb, &xml_reward, &xml_target, &quiet,
+                             &resume, &single_task);
+    crl_err err = {0};
+    crl_store *store = NULL;
+    if ((rc = crl_blas_init(1, &err)) || (rc = crl_store_open(db, 0, &store, &err)) ||
+        (rc = load_run_config(store, run, defs, n, NULL, &err))) {
+        fprintf(stderr, "crl eval: %s\n", err.msg);
+        crl_store_close(store);
+        return rc == CRL_ENOTFOUND ? 2 : 1;
+    }
+    c.sac.threads = 1;
+    double ret = 0, sr = 0;
+    if (!cc.scenario) { /* a single-env run of crl train --env */
+        crl_env_spec *spec = NULL;
+        crl_sac *sac = NULL;
+        void *blob = NULL;
+        size_t bn = 0, sn = 0;
+        const void *sb = NULL;
+        int tidx;
+        int64_t step;
+        if (!(rc = c.env_xml ? crl_env_spec_create_xml(c.env_xml, &c.xml, &spec, &err)
+                             : crl_env_spec_create(c.env, &spec, &err))) {
+            c.sac.obs_dim = crl_env_obs_dim(spec);
+            c.sac.act_dim = crl_env_act_dim(spec);
+            c.sac.n_tasks = 1;
+            c.sac.max_act_batch = episodes;
+        }
+        if (!rc) rc = crl_sac_create(&c.sac, 0, &sac, &err);
+        if (!rc)
+            rc = crl_store_checkpoint_latest(store, run, &tidx, &step, &blob, &bn, &err);
+        if (!rc) rc = crl_checkpoint_learner(blob, bn, &sb, &sn, NULL, &err);
+        if (!rc) rc = crl_sac_load(sac, sb, sn, &err);
+        if (!rc)
+            rc = crl_evaluate(sac, spec, 0, episodes, !stochastic, seed, &ret, &sr, &err);
+        if (!rc)
+            printf("task 0 %s: mean_return %.3f success_rate %.3f (%d %s episodes, step "
+                   "%lld)\n",
+                   crl_env_spec_name(spec), ret, sr, episodes,
+                   stochastic ? "stochastic" : "deterministic", (long long)step);
+        free(blob);
+        crl_sac_free(sac);
+        if (spec) crl_env_spec_free(spec);
+    } else {
+        const crl_scenario *sc = crl_scenario_find(cc.scenario);
+        int t0 = task >= 0 ? (int)task : 0, t1 = task >= 0 ? (int)task + 1 : sc->n_tasks;
+        if (!strcmp(cc.method, "single")) t0 = (int)single_task, t1 = t0 + 1;
+        cc.single_task = (int)single_task;
+        cc.sac = c.sac;
+        cc.seed = c.seed;
+        for (int t = t0; !rc && t < t1; t++) {
+            rc = crl_continual_eval(&cc, store, run, t, episodes, !stochastic, seed, &ret,
+                                    &sr, &err);
+            if (!rc)
+                printf(
+                    "task %d %s: mean_return %.3f success_rate %.3f (%d %s episodes)\n",
+                    t, sc->tasks[t], ret, sr, episodes,
+                    stochastic ? "stochastic" : "deterministic");
+        }
+    }
+    crl_store_close(store);
+    if (rc) {
+        fprintf(stderr, "crl eval: %s\n", err.msg);
+        return rc == CRL_EINVAL ? 2 : 1;
+    }
     return 0;
 }

@@ -83,6 +83,10 @@ START_TEST(test_every_method_completes) {
           "(SELECT value FROM metrics m JOIN runs r ON r.id = m.run_id "
           "WHERE r.method = 'ft1' AND key = 'model/params' AND step = 2700)"),
         3);
+    /* crl eval re-evaluates a stored checkpoint (packnet: run 5). */
+    ck_assert_int_eq(RUN("eval", "--db", db, "--run", "5", "--episodes", "2"), 0);
+    ck_assert_int_eq(RUN("eval", "--db", db, "--run", "5", "--task", "7"), 2);
+    ck_assert_int_eq(RUN("eval", "--db", db, "--run", "42"), 2);
     /* Unknown method and scenario: one line, exit 2. */
     ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "nope", SMALL), 2);
     ck_assert_int_eq(RUN("train", "--scenario", "t99", "--method", "ft1", SMALL), 2);

@@ -46,6 +46,15 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                       int resume, crl_progress_fn progress, void *ctx,
                       volatile sig_atomic_t *stop, crl_err *err);
 
+/* Re-evaluate a continual run's latest checkpoint on scenario position
+ * `task` (c must be the run's configuration): `episodes` episodes side by
+ * side, deterministic or stochastic, seeded from `seed`, with the policy the
+ * method uses for that task (packnet: the weights it owns; ftn: its own
+ * actor). CRL_ENOTFOUND if the run has no checkpoint. */
+int crl_continual_eval(const crl_continual_config *c, crl_store *store, int64_t run_id,
+                       int task, int episodes, int deterministic, uint64_t seed,
+                       double *mean_return, double *success_rate, crl_err *err);
+
 /* Parameters needed at inference for all tasks trained so far, for a method
  * after `tasks_done` tasks (ftn: one actor per task; others: one actor). */
 double crl_continual_model_params(const char *method, double actor_params,
