@@ -5,10 +5,11 @@
 
 int cmd_train(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
-int cmd_eval(int argc, char **argv);      /* cli/cmd_train.c */
-int cmd_tasks(int argc, char **argv);     /* cli/cmd_tasks.c */
-int cmd_scenarios(int argc, char **argv); /* cli/cmd_tasks.c */
-int cmd_scripted(int argc, char **argv);  /* cli/cmd_tasks.c */
+int cmd_eval(int argc, char **argv);
+int cmd_report(int argc, char **argv); /* cli/cmd_report.c */ /* cli/cmd_train.c */
+int cmd_tasks(int argc, char **argv);                         /* cli/cmd_tasks.c */
+int cmd_scenarios(int argc, char **argv);                     /* cli/cmd_tasks.c */
+int cmd_scripted(int argc, char **argv);                      /* cli/cmd_tasks.c */
 
 /* Exit code for a crl status. */
 int cli_exit_code(int status);

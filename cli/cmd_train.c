@@ -235,6 +235,8 @@ static int train_continual(crl_train_config *c, crl_continual_config *cc,
             kv[nkv++] = (crl_kv){"blas_kernel", crl_blas_kernel(), 0};
             kv[nkv++] = (crl_kv){"crl_version", CRL_VERSION_STRING, 0};
             kv[nkv++] = (crl_kv){"mujoco_version", mj_versionString(), 0};
+            /* The report's key for the budget (flag names use hyphens). */
+            kv[nkv++] = (crl_kv){"steps_per_task", NULL, (double)cc->steps_per_task};
             single_task = stored_single;
             if ((rc = crl_store_run_create(store, cc->method, sc->name, c->seed, kv, nkv,
                                            &run_id, &err))) {

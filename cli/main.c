@@ -16,6 +16,7 @@ static const struct {
     {"train", cmd_train, "train a SAC agent and record the run in a database"},
     {"runs", cmd_runs, "list the runs of a database"},
     {"eval", cmd_eval, "re-evaluate a run's latest checkpoint"},
+    {"report", cmd_report, "Continual World table (performance, forgetting, transfer)"},
     {"tasks", cmd_tasks, "list every task with its sizes"},
     {"scenarios", cmd_scenarios, "list the scenarios and their tasks"},
     {"scripted", cmd_scripted, "success rate of a task's scripted (or random) policy"},

@@ -1,0 +1,1082 @@
+/* crl report: reads finished runs from the store and computes the Continual
+ * World table with the metrics of agents/metrics.c. Definitions:
+ * docs/report.md. */
+#include "crl/report.h"
+
+#include <math.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crl/scenario.h"
+
+#define NAME_CAP 128
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                             */
+
+static int method_rank(const char *m) {
+    static const char *const order[] = {"ft1",     "ftn", "l2",  "ewc",
+                                        "packnet", "pm",  "csp", "l2m"};
+    for (int i = 0; i < (int)(sizeof order / sizeof order[0]); i++)
+        if (!strcmp(m, order[i])) return i;
+    return 100;
+}
+
+static int is_locomotion(const char *scenario) {
+    return !strncmp(scenario, "halfcheetah", 11) || !strncmp(scenario, "ant", 3);
+}
+
+static int db_fail(sqlite3 *db, crl_err *err, const char *what) {
+    return crl_errf(err, CRL_EIO, "report: cannot read %s: %s", what, sqlite3_errmsg(db));
+}
+
+/* Append a formatted note to r->notes. */
+static int add_note(crl_report *r, crl_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int add_note(crl_report *r, crl_err *err, const char *fmt, ...) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    /* Reference runs are read once per group: say each thing once. */
+    for (int i = 0; i < r->n_notes; i++)
+        if (!strcmp(r->notes[i], buf)) return CRL_OK;
+    char **n = realloc(r->notes, (size_t)(r->n_notes + 1) * sizeof *n);
+    if (!n) return crl_errf(err, CRL_ENOMEM, "report: out of memory");
+    r->notes = n;
+    if (!(n[r->n_notes] = strdup(buf)))
+        return crl_errf(err, CRL_ENOMEM, "report: out of memory");
+    r->n_notes++;
+    return CRL_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading the store                                                         */
+
+typedef struct {
+    int64_t id;
+    char method[32];
+    char scenario[64];
+    uint64_t seed;
+    int64_t spt; /* steps per task, -1 unknown */
+} run_key;
+
+static int cmp_key(const void *pa, const void *pb) {
+    const run_key *a = pa, *b = pb;
+    int c = strcmp(a->scenario, b->scenario);
+    if (c) return c;
+    int ra = method_rank(a->method), rb = method_rank(b->method);
+    if (ra != rb) return ra - rb;
+    if ((c = strcmp(a->method, b->method))) return c;
+    if (a->spt != b->spt) return a->spt < b->spt ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+static int same_group(const run_key *a, const run_key *b) {
+    return !strcmp(a->scenario, b->scenario) && !strcmp(a->method, b->method) &&
+           a->spt == b->spt;
+}
+
+static void copy_text(char *dst, size_t cap, const unsigned char *src) {
+    snprintf(dst, cap, "%s", src ? (const char *)src : "");
+}
+
+/* Finished runs (optionally of one scenario), sorted by group. steps_per_task
+ * comes from config_json, or else from the first task's window. */
+static int list_finished(sqlite3 *db, const char *scenario, run_key **out, int *n,
+                         crl_err *err) {
+    static const char *sql =
+        "SELECT r.id, r.method, r.scenario, r.seed,"
+        " CASE WHEN json_valid(r.config_json)"
+        "  THEN json_extract(r.config_json, '$.steps_per_task') END,"
+        " (SELECT t.end_step - t.start_step FROM tasks t WHERE t.run_id = r.id"
+        "  ORDER BY t.idx LIMIT 1)"
+        " FROM runs r WHERE r.status = 'finished' AND (?1 IS NULL OR r.scenario = ?1)";
+    sqlite3_stmt *st = NULL;
+    *out = NULL;
+    *n = 0;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return db_fail(db, err, "runs");
+    sqlite3_bind_text(st, 1, scenario, -1, SQLITE_STATIC);
+    int cap = 0, rc = CRL_OK, s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            run_key *k = realloc(*out, (size_t)cap * sizeof *k);
+            if (!k) {
+                rc = crl_errf(err, CRL_ENOMEM, "report: out of memory");
+                break;
+            }
+            *out = k;
+        }
+        run_key *k = &(*out)[(*n)++];
+        memset(k, 0, sizeof *k);
+        k->id = sqlite3_column_int64(st, 0);
+        copy_text(k->method, sizeof k->method, sqlite3_column_text(st, 1));
+        copy_text(k->scenario, sizeof k->scenario, sqlite3_column_text(st, 2));
+        k->seed = (uint64_t)sqlite3_column_int64(st, 3);
+        k->spt = -1;
+        int ty = sqlite3_column_type(st, 4);
+        if (ty == SQLITE_INTEGER || ty == SQLITE_FLOAT) {
+            double v = sqlite3_column_double(st, 4);
+            if (isfinite(v) && v > 0 && v < 9e18) k->spt = llround(v);
+        } else if (sqlite3_column_type(st, 5) == SQLITE_INTEGER) {
+            int64_t v = sqlite3_column_int64(st, 5);
+            if (v > 0) k->spt = v;
+        }
+    }
+    if (rc == CRL_OK && s != SQLITE_DONE) rc = db_fail(db, err, "runs");
+    sqlite3_finalize(st);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+        return rc;
+    }
+    if (*n > 1) qsort(*out, (size_t)*n, sizeof **out, cmp_key);
+    return CRL_OK;
+}
+
+/* "2 unfinished runs ignored (1 running, 1 failed)". */
+static int note_unfinished(sqlite3 *db, const char *scenario, crl_report *r, int *total,
+                           crl_err *err) {
+    static const char *sql =
+        "SELECT status, count(*) FROM runs WHERE status <> 'finished'"
+        " AND (?1 IS NULL OR scenario = ?1) GROUP BY status"
+        " ORDER BY status";
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return db_fail(db, err, "runs");
+    sqlite3_bind_text(st, 1, scenario, -1, SQLITE_STATIC);
+    char parts[256] = "";
+    size_t len = 0;
+    int s;
+    *total = 0;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        int c = sqlite3_column_int(st, 1);
+        const unsigned char *name = sqlite3_column_text(st, 0);
+        *total += c;
+        if (len < sizeof parts)
+            len += (size_t)snprintf(parts + len, sizeof parts - len, "%s%d %s",
+                                    len ? ", " : "", c, name ? (const char *)name : "?");
+    }
+    sqlite3_finalize(st);
+    if (s != SQLITE_DONE) return db_fail(db, err, "runs");
+    if (*total == 0) return CRL_OK;
+    return add_note(r, err, "%d unfinished run%s ignored (%s)", *total,
+                    *total == 1 ? "" : "s", parts);
+}
+
+typedef struct {
+    int idx;
+    char name[NAME_CAP];
+    int64_t start, end; /* end -1: never ended */
+} task_row;
+
+typedef struct {
+    int n_tasks;
+    task_row *tasks;
+    crl_eval_row *evals;
+    size_t n_evals, cap_evals;
+    double *params; /* "model/params" in step order */
+    int n_params;
+    double wall; /* last "wall_time_s", NaN if none */
+    int nomem;
+} run_data;
+
+static void run_data_free(run_data *d) {
+    free(d->tasks);
+    free(d->evals);
+    free(d->params);
+    memset(d, 0, sizeof *d);
+}
+
+static int collect_eval(const crl_eval_row *row, void *ctx) {
+    run_data *d = ctx;
+    if (d->n_evals == d->cap_evals) {
+        size_t cap = d->cap_evals ? 2 * d->cap_evals : 256;
+        crl_eval_row *e = realloc(d->evals, cap * sizeof *e);
+        if (!e) {
+            d->nomem = 1;
+            return 1;
+        }
+        d->evals = e;
+        d->cap_evals = cap;
+    }
+    d->evals[d->n_evals++] = *row;
+    return 0;
+}
+
+/* Tasks, evals, model size and wall time of one run. */
+static int load_run(crl_store *store, int64_t id, run_data *d, crl_err *err) {
+    sqlite3 *db = crl_store_db(store);
+    memset(d, 0, sizeof *d);
+    d->wall = NAN;
+    sqlite3_stmt *st = NULL;
+    int rc = CRL_OK, s, cap = 0;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT idx, name, start_step, end_step FROM tasks"
+                           " WHERE run_id = ?1 ORDER BY idx",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(db, err, "tasks");
+    sqlite3_bind_int64(st, 1, id);
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (d->n_tasks == cap) {
+            cap = cap ? 2 * cap : 8;
+            task_row *t = realloc(d->tasks, (size_t)cap * sizeof *t);
+            if (!t) {
+                rc = crl_errf(err, CRL_ENOMEM, "report: out of memory");
+                break;
+            }
+            d->tasks = t;
+        }
+        task_row *t = &d->tasks[d->n_tasks++];
+        t->idx = sqlite3_column_int(st, 0);
+        copy_text(t->name, sizeof t->name, sqlite3_column_text(st, 1));
+        t->start = sqlite3_column_int64(st, 2);
+        t->end =
+            sqlite3_column_type(st, 3) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 3);
+    }
+    if (rc == CRL_OK && s != SQLITE_DONE) rc = db_fail(db, err, "tasks");
+    sqlite3_finalize(st);
+    if (rc) goto fail;
+
+    if ((rc = crl_store_evals(store, id, collect_eval, d, err))) goto fail;
+    if (d->nomem) {
+        rc = crl_errf(err, CRL_ENOMEM, "report: out of memory for evals");
+        goto fail;
+    }
+
+    if (sqlite3_prepare_v2(db,
+                           "SELECT key, value FROM metrics WHERE run_id = ?1"
+                           " AND key IN ('model/params', 'wall_time_s') ORDER BY step",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(db, err, "metrics");
+        goto fail;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    cap = 0;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(st, 0);
+        double v = sqlite3_column_type(st, 1) == SQLITE_NULL
+                       ? NAN
+                       : sqlite3_column_double(st, 1);
+        if (key && !strcmp(key, "wall_time_s")) {
+            d->wall = v;
+            continue;
+        }
+        if (d->n_params == cap) {
+            cap = cap ? 2 * cap : 8;
+            double *p = realloc(d->params, (size_t)cap * sizeof *p);
+            if (!p) {
+                rc = crl_errf(err, CRL_ENOMEM, "report: out of memory");
+                break;
+            }
+            d->params = p;
+        }
+        d->params[d->n_params++] = v;
+    }
+    if (rc == CRL_OK && s != SQLITE_DONE) rc = db_fail(db, err, "metrics");
+    sqlite3_finalize(st);
+    if (rc) goto fail;
+    return CRL_OK;
+fail:
+    run_data_free(d);
+    return rc;
+}
+
+/* Score rows: success_rate as is, or det_return moved into mean_return so that
+ * crl_scores_from_evals(CRL_SCORE_RETURN) reads the deterministic return. */
+static int build_scores(const run_data *d, int n_tasks, int loco, int remap_to,
+                        crl_scores *m, crl_err *err) {
+    memset(m, 0, sizeof *m);
+    for (size_t k = 0; loco && k < d->n_evals; k++)
+        if (isnan(d->evals[k].det_return))
+            return crl_errf(err, CRL_EINVAL,
+                            "no deterministic return (det_return) for task %d at step "
+                            "%lld; stores older than schema v2 do not have it",
+                            d->evals[k].eval_task_idx, (long long)d->evals[k].step);
+    crl_eval_row *rows = malloc((d->n_evals ? d->n_evals : 1) * sizeof *rows);
+    if (!rows) return crl_errf(err, CRL_ENOMEM, "report: out of memory");
+    for (size_t k = 0; k < d->n_evals; k++) {
+        rows[k] = d->evals[k];
+        if (loco) rows[k].mean_return = rows[k].det_return;
+        if (remap_to >= 0) {
+            rows[k].eval_task_idx -= remap_to;
+            rows[k].train_task_idx -= remap_to;
+        }
+    }
+    int rc = crl_scores_from_evals(m, n_tasks, rows, d->n_evals,
+                                   loco ? CRL_SCORE_RETURN : CRL_SCORE_SUCCESS, err);
+    free(rows);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* One group: the runs of one (scenario, method, steps_per_task)             */
+
+typedef struct {
+    int n_pos;
+    const char *const *names; /* [n_pos] task name of each scenario position */
+    int n_runs;               /* usable reference runs */
+    char (*run_name)[NAME_CAP];
+    double *final; /* [n_runs] raw final score (mean of last 5 evals) */
+    double *auc;   /* [n_runs] raw AUC over the run's window */
+} ref_set;
+
+static void ref_set_free(ref_set *r) {
+    free(r->run_name);
+    free(r->final);
+    free(r->auc);
+    memset(r, 0, sizeof *r);
+}
+
+static const char *spt_text(int64_t spt, char *buf, size_t cap) {
+    if (spt < 0)
+        snprintf(buf, cap, "unknown steps per task");
+    else
+        snprintf(buf, cap, "%lld steps per task", (long long)spt);
+    return buf;
+}
+
+/* Reference runs of (scenario, spt) among keys[0..n): method "single", one
+ * task row at a scenario position whose name it carries, evals of that task
+ * only. Runs that do not fit are noted and left out. */
+static int load_refs(crl_store *store, const run_key *keys, int n, const char *scenario,
+                     int64_t spt, int n_pos, const char *const *names, int loco,
+                     crl_report *rep, ref_set *out, crl_err *err) {
+    memset(out, 0, sizeof *out);
+    out->n_pos = n_pos;
+    out->names = names;
+    int cap = 0;
+    for (int k = 0; k < n; k++) {
+        if (strcmp(keys[k].method, CRL_REPORT_REF_METHOD) ||
+            strcmp(keys[k].scenario, scenario) || keys[k].spt != spt)
+            continue;
+        if (cap == 0) {
+            cap = n;
+            out->run_name = malloc((size_t)cap * sizeof *out->run_name);
+            out->final = malloc((size_t)cap * sizeof *out->final);
+            out->auc = malloc((size_t)cap * sizeof *out->auc);
+            if (!out->run_name || !out->final || !out->auc) {
+                ref_set_free(out);
+                return crl_errf(err, CRL_ENOMEM, "report: out of memory");
+            }
+        }
+        run_data d;
+        int rc = load_run(store, keys[k].id, &d, err);
+        if (rc) {
+            ref_set_free(out);
+            return rc;
+        }
+        crl_err e = {0};
+        char why[sizeof e.msg] = "";
+        crl_scores m = {0};
+        double fin = NAN, auc = NAN;
+        int pos = d.n_tasks == 1 ? d.tasks[0].idx : -1;
+        if (d.n_tasks != 1)
+            snprintf(why, sizeof why, "has %d task rows, a reference has 1", d.n_tasks);
+        else if (pos < 0 || pos >= n_pos)
+            snprintf(why, sizeof why, "task position %d is outside the scenario's %d",
+                     pos, n_pos);
+        else if (strcmp(d.tasks[0].name, names[pos]))
+            snprintf(why, sizeof why, "task '%s' at position %d, where %s has '%s'",
+                     d.tasks[0].name, pos, scenario, names[pos]);
+        else if (d.tasks[0].end < 0)
+            snprintf(why, sizeof why, "its task never ended");
+        else if (build_scores(&d, 1, loco, pos, &m, &e))
+            snprintf(why, sizeof why, "%s", e.msg);
+        else {
+            m.task_start[0] = d.tasks[0].start;
+            m.task_end[0] = d.tasks[0].end;
+            if (crl_metric_final(&m, &fin, &e) || crl_metric_auc(&m, &auc, &e))
+                snprintf(why, sizeof why, "%s", e.msg);
+        }
+        crl_scores_free(&m);
+        if (why[0]) {
+            rc = add_note(rep, err, "reference run %lld (%s, seed %llu) skipped: %s",
+                          (long long)keys[k].id, scenario,
+                          (unsigned long long)keys[k].seed, why);
+        } else {
+            snprintf(out->run_name[out->n_runs], NAME_CAP, "%s", d.tasks[0].name);
+            out->final[out->n_runs] = fin;
+            out->auc[out->n_runs] = auc;
+            out->n_runs++;
+        }
+        run_data_free(&d);
+        if (rc) {
+            ref_set_free(out);
+            return rc;
+        }
+    }
+    return CRL_OK;
+}
+
+/* Pooled over every reference run carrying the task name of position i:
+ * *count runs, mean raw final score and mean raw AUC. */
+static void ref_pool(const ref_set *r, int i, int *count, double *final, double *auc) {
+    double f = 0, a = 0;
+    int c = 0;
+    for (int k = 0; k < r->n_runs; k++)
+        if (!strcmp(r->run_name[k], r->names[i])) {
+            f += r->final[k];
+            a += r->auc[k];
+            c++;
+        }
+    *count = c;
+    *final = c ? f / c : NAN;
+    *auc = c ? a / c : NAN;
+}
+
+static int bootstrap(const double *x, int n, crl_ci *ci, crl_err *err) {
+    crl_rng rng;
+    crl_rng_seed(&rng, CRL_REPORT_BOOT_SEED);
+    return crl_metric_bootstrap_ci(x, n, CRL_BOOTSTRAP_RESAMPLES, CRL_BOOTSTRAP_LEVEL,
+                                   &rng, ci, err);
+}
+
+/* Append " name" for position i to a list (at most the buffer). */
+static void list_task(char *buf, size_t cap, const char *name, int pos) {
+    size_t len = strlen(buf);
+    if (len < cap)
+        snprintf(buf + len, cap - len, "%s%s (%d)", len ? ", " : "", name, pos);
+}
+
+static int do_group(crl_store *store, const run_key *keys, int n_keys, int g0, int g1,
+                    crl_report *rep, crl_err *err) {
+    const run_key *k0 = &keys[g0];
+    char sptb[48];
+    spt_text(k0->spt, sptb, sizeof sptb);
+
+    /* Task names: the scenario's list, or for a scenario crl does not know,
+     * the first run's tasks table. */
+    const crl_scenario *sc = crl_scenario_find(k0->scenario);
+    int n_pos = 0;
+    const char *const *names = NULL;
+    char(*own)[NAME_CAP] = NULL;
+    const char **own_ptr = NULL;
+    int rc = CRL_OK;
+    run_data *runs = calloc((size_t)(g1 - g0), sizeof *runs);
+    ref_set refs = {0};
+    crl_report_row row;
+    memset(&row, 0, sizeof row);
+    double *perf = NULL, *forg = NULL, *auc = NULL, *ft_seed = NULL, *ft_task = NULL;
+    double *norm = NULL, *bref = NULL;
+    if (!runs) {
+        rc = crl_errf(err, CRL_ENOMEM, "report: out of memory");
+        goto out;
+    }
+    for (int g = g0; g < g1; g++)
+        if ((rc = load_run(store, keys[g].id, &runs[g - g0], err))) goto out;
+    if (sc) {
+        n_pos = sc->n_tasks;
+        names = sc->tasks;
+    } else {
+        n_pos = runs[0].n_tasks;
+        own = calloc((size_t)(n_pos ? n_pos : 1), sizeof *own);
+        own_ptr = calloc((size_t)(n_pos ? n_pos : 1), sizeof *own_ptr);
+        if (!own || !own_ptr) {
+            rc = crl_errf(err, CRL_ENOMEM, "report: out of memory");
+            goto out;
+        }
+        for (int i = 0; i < n_pos; i++) {
+            snprintf(own[i], NAME_CAP, "%s", runs[0].tasks[i].name);
+            own_ptr[i] = own[i];
+        }
+        names = own_ptr;
+    }
+    if (n_pos < 1) {
+        rc = add_note(rep, err, "%s %s (%s): skipped, the first run (%lld) has no tasks",
+                      k0->scenario, k0->method, sptb, (long long)k0->id);
+        goto out;
+    }
+
+    int loco = is_locomotion(k0->scenario);
+    if ((rc = load_refs(store, keys, n_keys, k0->scenario, k0->spt, n_pos, names, loco,
+                        rep, &refs, err)))
+        goto out;
+
+    /* Reference pools per position: B_i (raw AUC) and the locomotion
+     * normaliser (raw final score). */
+    norm = malloc((size_t)n_pos * sizeof *norm);
+    bref = malloc((size_t)n_pos * sizeof *bref);
+    perf = malloc((size_t)(g1 - g0) * sizeof *perf);
+    forg = malloc((size_t)(g1 - g0) * sizeof *forg);
+    ft_seed = malloc((size_t)(g1 - g0) * sizeof *ft_seed);
+    auc = malloc((size_t)(g1 - g0) * (size_t)n_pos * sizeof *auc);
+    ft_task = malloc((size_t)n_pos * sizeof *ft_task);
+    if (!norm || !bref || !perf || !forg || !ft_seed || !auc || !ft_task) {
+        rc = crl_errf(err, CRL_ENOMEM, "report: out of memory");
+        goto out;
+    }
+    char missing[200] = "", nonpos[200] = "";
+    for (int i = 0; i < n_pos; i++) {
+        int c;
+        ref_pool(&refs, i, &c, &norm[i], &bref[i]);
+        if (!c)
+            list_task(missing, sizeof missing, names[i], i);
+        else if (loco && !(norm[i] > 0))
+            list_task(nonpos, sizeof nonpos, names[i], i);
+    }
+    int normalise = loco && !missing[0] && !nonpos[0];
+    if (normalise)
+        for (int i = 0; i < n_pos; i++) bref[i] /= norm[i];
+
+    snprintf(row.scenario, sizeof row.scenario, "%s", k0->scenario);
+    snprintf(row.method, sizeof row.method, "%s", k0->method);
+    row.steps_per_task = k0->spt;
+    row.n_tasks = n_pos;
+    row.n_ref_runs = refs.n_runs;
+    snprintf(row.score, sizeof row.score, "%s",
+             !loco       ? "success"
+             : normalise ? "return/ref"
+                         : "return");
+    if (loco && !normalise) {
+        if (refs.n_runs == 0)
+            snprintf(
+                row.score_note, sizeof row.score_note,
+                "raw deterministic return: no single reference runs to normalise by");
+        else if (missing[0])
+            snprintf(row.score_note, sizeof row.score_note,
+                     "raw deterministic return: no single reference run for %s", missing);
+        else
+            snprintf(row.score_note, sizeof row.score_note,
+                     "raw deterministic return: reference score <= 0 on %s", nonpos);
+    }
+
+    /* Per run: score matrix with the tasks table's windows, then the metrics. */
+    int ns = 0;
+    double params_sum = 0, growth_sum = 0, wall_sum = 0;
+    int n_params = 0, n_growth = 0, n_wall = 0;
+    for (int g = g0; g < g1; g++) {
+        run_data *d = &runs[g - g0];
+        crl_err e = {0};
+        char why[sizeof e.msg] = "";
+        crl_scores m = {0};
+        if (d->n_tasks != n_pos)
+            snprintf(why, sizeof why, "has %d task rows, %s has %d tasks", d->n_tasks,
+                     k0->scenario, n_pos);
+        for (int i = 0; !why[0] && i < n_pos; i++) {
+            if (d->tasks[i].idx != i)
+                snprintf(why, sizeof why, "task positions are not 0..%d", n_pos - 1);
+            else if (strcmp(d->tasks[i].name, names[i]))
+                snprintf(why, sizeof why, "task %d is '%s', %s has '%s'", i,
+                         d->tasks[i].name, k0->scenario, names[i]);
+            else if (d->tasks[i].end < 0)
+                snprintf(why, sizeof why, "task %d never ended", i);
+        }
+        if (!why[0] && !d->n_evals) snprintf(why, sizeof why, "no evaluations");
+        if (!why[0] && build_scores(d, n_pos, loco, -1, &m, &e))
+            snprintf(why, sizeof why, "%s", e.msg);
+        if (!why[0]) {
+            for (int i = 0; i < n_pos; i++) {
+                m.task_start[i] = d->tasks[i].start;
+                m.task_end[i] = d->tasks[i].end;
+            }
+            if ((normalise && crl_scores_normalise(&m, norm, &e)) ||
+                crl_metric_performance(&m, &perf[ns], &e) ||
+                crl_metric_forgetting(&m, NULL, &forg[ns], &e) ||
+                crl_metric_auc(&m, &auc[(size_t)ns * (size_t)n_pos], &e))
+                snprintf(why, sizeof why, "%s", e.msg);
+        }
+        crl_scores_free(&m);
+        if (why[0]) {
+            if ((rc = add_note(rep, err, "run %lld (%s %s, seed %llu) skipped: %s",
+                               (long long)keys[g].id, k0->scenario, k0->method,
+                               (unsigned long long)keys[g].seed, why)))
+                goto out;
+            continue;
+        }
+        ns++;
+        if (d->n_params > 0 && isfinite(d->params[d->n_params - 1])) {
+            params_sum += d->params[d->n_params - 1];
+            n_params++;
+            int64_t *sz = malloc((size_t)d->n_params * sizeof *sz);
+            int fine = sz != NULL;
+            for (int j = 0; fine && j < d->n_params; j++) {
+                if (!isfinite(d->params[j]))
+                    fine = 0;
+                else
+                    sz[j] = llround(d->params[j]);
+            }
+            double gf;
+            if (fine && crl_metric_growth(sz, d->n_params, &gf, NULL) == CRL_OK) {
+                growth_sum += gf;
+                n_growth++;
+            }
+            free(sz);
+        }
+        if (isfinite(d->wall)) {
+            wall_sum += d->wall;
+            n_wall++;
+        }
+    }
+    if (ns == 0) {
+        rc = add_note(rep, err, "%s %s (%s): no usable run, no row", k0->scenario,
+                      k0->method, sptb);
+        goto out;
+    }
+    row.n_seeds = ns;
+    row.params = n_params ? params_sum / n_params : NAN;
+    row.growth = n_growth ? growth_sum / n_growth : NAN;
+    row.wall_time_s = n_wall ? wall_sum / n_wall : NAN;
+    if ((rc = bootstrap(perf, ns, &row.performance, err))) goto out;
+    if ((rc = bootstrap(forg, ns, &row.forgetting, err))) goto out;
+
+    row.forward_transfer = (crl_ci){NAN, NAN, NAN};
+    if (refs.n_runs == 0) {
+        snprintf(row.ft_note, sizeof row.ft_note,
+                 "no single reference runs (method %s, scenario %s, %s)",
+                 CRL_REPORT_REF_METHOD, k0->scenario, sptb);
+    } else if (missing[0]) {
+        snprintf(row.ft_note, sizeof row.ft_note, "no single reference run for %s",
+                 missing);
+    } else if (loco && !normalise) {
+        snprintf(row.ft_note, sizeof row.ft_note,
+                 "reference score <= 0 on %s: returns cannot be normalised", nonpos);
+    } else {
+        double ft;
+        crl_err e = {0};
+        int frc = crl_metric_forward_transfer(n_pos, ns, auc, 1, bref, ft_task, ft_seed,
+                                              &ft, &e);
+        if (frc == CRL_OK) {
+            if ((rc = bootstrap(ft_seed, ns, &row.forward_transfer, err))) goto out;
+        } else {
+            char bad[200] = "";
+            for (int i = 0; i < n_pos; i++)
+                if (isnan(ft_task[i]) && bref[i] >= 1) {
+                    size_t len = strlen(bad);
+                    if (len < sizeof bad)
+                        snprintf(bad + len, sizeof bad - len, "%s%s (%d, AUC %.3g)",
+                                 len ? ", " : "", names[i], i, bref[i]);
+                }
+            if (bad[0])
+                snprintf(row.ft_note, sizeof row.ft_note,
+                         "reference AUC >= 1 on %s: forward transfer undefined", bad);
+            else
+                snprintf(row.ft_note, sizeof row.ft_note, "%.200s", e.msg);
+        }
+    }
+
+    crl_report_row *rows = realloc(rep->rows, (size_t)(rep->n_rows + 1) * sizeof *rows);
+    if (!rows) {
+        rc = crl_errf(err, CRL_ENOMEM, "report: out of memory");
+        goto out;
+    }
+    rep->rows = rows;
+    rows[rep->n_rows++] = row;
+out:
+    if (runs)
+        for (int g = g0; g < g1; g++) run_data_free(&runs[g - g0]);
+    free(runs);
+    free(own);
+    free(own_ptr);
+    ref_set_free(&refs);
+    free(perf);
+    free(forg);
+    free(auc);
+    free(ft_seed);
+    free(ft_task);
+    free(norm);
+    free(bref);
+    return rc;
+}
+
+int crl_report_build(crl_store *store, const char *scenario, crl_report *out,
+                     crl_err *err) {
+    if (!out) return crl_errf(err, CRL_EINVAL, "report: NULL output");
+    memset(out, 0, sizeof *out);
+    if (!store) return crl_errf(err, CRL_EINVAL, "report: NULL store");
+    sqlite3 *db = crl_store_db(store);
+    if (!db) return crl_errf(err, CRL_EINVAL, "report: store has no database");
+    /* Other processes may be writing: read everything from one snapshot. */
+    int in_txn = sqlite3_get_autocommit(db) &&
+                 sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+
+    run_key *keys = NULL;
+    int n_keys = 0, unfinished = 0, n_single = 0, rc;
+    if ((rc = note_unfinished(db, scenario, out, &unfinished, err))) goto out;
+    if ((rc = list_finished(db, scenario, &keys, &n_keys, err))) goto out;
+    for (int g0 = 0, g1; g0 < n_keys; g0 = g1) {
+        for (g1 = g0 + 1; g1 < n_keys && same_group(&keys[g0], &keys[g1]); g1++) {
+        }
+        if (!strcmp(keys[g0].method, CRL_REPORT_REF_METHOD)) {
+            n_single += g1 - g0;
+            continue;
+        }
+        if ((rc = do_group(store, keys, n_keys, g0, g1, out, err))) goto out;
+    }
+    if (out->n_rows == 0) {
+        char what[128], extra[300] = "";
+        if (scenario)
+            snprintf(what, sizeof what, "no finished continual runs of scenario %s",
+                     scenario);
+        else
+            snprintf(what, sizeof what, "no finished continual runs");
+        size_t len = 0;
+        if (n_single && n_keys == n_single)
+            len += (size_t)snprintf(extra + len, sizeof extra - len,
+                                    "only %d single-task reference run%s", n_single,
+                                    n_single == 1 ? "" : "s");
+        if (unfinished && len < sizeof extra)
+            len += (size_t)snprintf(extra + len, sizeof extra - len,
+                                    "%s%d unfinished run%s ignored", len ? "; " : "",
+                                    unfinished, unfinished == 1 ? "" : "s");
+        /* The first note after the unfinished count says why a run was skipped. */
+        int first = unfinished ? 1 : 0;
+        if (n_keys > n_single && out->n_notes > first && len < sizeof extra)
+            snprintf(extra + len, sizeof extra - len, "%s%s", len ? "; " : "",
+                     out->notes[first]);
+        rc = crl_errf(err, CRL_ENOTFOUND, "%s%s%s%s", what, extra[0] ? " (" : "", extra,
+                      extra[0] ? ")" : "");
+    }
+out:
+    if (in_txn) sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    free(keys);
+    if (rc) crl_report_free(out);
+    return rc;
+}
+
+void crl_report_free(crl_report *r) {
+    if (!r) return;
+    for (int i = 0; i < r->n_notes; i++) free(r->notes[i]);
+    free(r->notes);
+    free(r->rows);
+    memset(r, 0, sizeof *r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Formats                                                                   */
+
+int crl_report_format_parse(const char *name, crl_report_format *fmt, crl_err *err) {
+    if (name && !strcmp(name, "table"))
+        *fmt = CRL_REPORT_TABLE;
+    else if (name && !strcmp(name, "csv"))
+        *fmt = CRL_REPORT_CSV;
+    else if (name && !strcmp(name, "json"))
+        *fmt = CRL_REPORT_JSON;
+    else
+        return crl_errf(err, CRL_EINVAL, "unknown format '%s' (table, csv or json)",
+                        name ? name : "");
+    return CRL_OK;
+}
+
+/* ---- table ---- */
+
+enum { COLS = 11 };
+static const char *const HEAD[COLS] = {
+    "scenario",   "method",           "steps/task", "seeds",  "score",    "performance",
+    "forgetting", "forward transfer", "params",     "growth", "wall time"};
+static const int RIGHT[COLS] = {0, 0, 1, 1, 0, 0, 0, 0, 1, 1, 1};
+
+static void fmt_ci(char *b, size_t cap, crl_ci c, int mark) {
+    if (!isfinite(c.mean))
+        snprintf(b, cap, mark ? "n/a [%d]" : "n/a", mark);
+    else
+        snprintf(b, cap, "%.3f [%.3f, %.3f]", c.mean, c.lo, c.hi);
+}
+
+static void fmt_params(char *b, size_t cap, double p) {
+    if (!isfinite(p))
+        snprintf(b, cap, "-");
+    else if (p < 1e4)
+        snprintf(b, cap, "%.0f", p);
+    else if (p < 1e6)
+        snprintf(b, cap, "%.1fk", p / 1e3);
+    else
+        snprintf(b, cap, "%.2fM", p / 1e6);
+}
+
+static void fmt_time(char *b, size_t cap, double s) {
+    if (!isfinite(s))
+        snprintf(b, cap, "-");
+    else if (s < 120)
+        snprintf(b, cap, "%.0fs", s);
+    else if (s < 7200)
+        snprintf(b, cap, "%.1fm", s / 60);
+    else
+        snprintf(b, cap, "%.1fh", s / 3600);
+}
+
+/* Control characters (a newline in a scenario name) would break the layout. */
+static void clean(char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = '?';
+}
+
+static void put_clean(FILE *f, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void put_clean(FILE *f, const char *fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    clean(buf);
+    fprintf(f, "%s\n", buf);
+}
+
+static int format_table(const crl_report *r, FILE *f) {
+    int n = r->n_rows;
+    char(*cell)[COLS][64] = calloc((size_t)n + 1, sizeof *cell);
+    if (!cell) return CRL_ENOMEM;
+    int width[COLS];
+    for (int c = 0; c < COLS; c++) {
+        snprintf(cell[0][c], 64, "%s", HEAD[c]);
+    }
+    int mark = 0;
+    for (int i = 0; i < n; i++) {
+        const crl_report_row *w = &r->rows[i];
+        char(*c)[64] = cell[i + 1];
+        snprintf(c[0], 64, "%s", w->scenario);
+        snprintf(c[1], 64, "%s", w->method);
+        if (w->steps_per_task < 0)
+            snprintf(c[2], 64, "?");
+        else
+            snprintf(c[2], 64, "%lld", (long long)w->steps_per_task);
+        snprintf(c[3], 64, "%d", w->n_seeds);
+        if (w->score_note[0])
+            snprintf(c[4], 64, "%s [%d]", w->score, ++mark);
+        else
+            snprintf(c[4], 64, "%s", w->score);
+        fmt_ci(c[5], 64, w->performance, 0);
+        fmt_ci(c[6], 64, w->forgetting, 0);
+        fmt_ci(c[7], 64, w->forward_transfer, w->ft_note[0] ? ++mark : 0);
+        fmt_params(c[8], 64, w->params);
+        if (isfinite(w->growth))
+            snprintf(c[9], 64, "%.2f", w->growth);
+        else
+            snprintf(c[9], 64, "-");
+        fmt_time(c[10], 64, w->wall_time_s);
+        for (int k = 0; k < COLS; k++) clean(c[k]);
+    }
+    for (int c = 0; c < COLS; c++) {
+        width[c] = 0;
+        for (int i = 0; i <= n; i++) {
+            int l = (int)strlen(cell[i][c]);
+            if (l > width[c]) width[c] = l;
+        }
+    }
+    for (int i = 0; i <= n; i++) {
+        char line[1024];
+        size_t len = 0;
+        for (int c = 0; c < COLS && len < sizeof line; c++)
+            len += (size_t)snprintf(line + len, sizeof line - len, "%s%*s", c ? "  " : "",
+                                    RIGHT[c] ? width[c] : -width[c], cell[i][c]);
+        while (len > 0 && line[len - 1] == ' ') line[--len] = 0;
+        fprintf(f, "%s\n", line);
+    }
+    free(cell);
+    fprintf(f,
+            "\nperformance, forgetting, forward transfer: mean over seeds [%.0f%% "
+            "bootstrap CI, %d resamples]\n",
+            CRL_BOOTSTRAP_LEVEL * 100, CRL_BOOTSTRAP_RESAMPLES);
+    mark = 0;
+    for (int i = 0; i < n; i++) {
+        const crl_report_row *w = &r->rows[i];
+        if (w->score_note[0])
+            put_clean(f, "[%d] %s %s: %s", ++mark, w->scenario, w->method, w->score_note);
+        if (w->ft_note[0])
+            put_clean(f, "[%d] %s %s: %s", ++mark, w->scenario, w->method, w->ft_note);
+    }
+    for (int i = 0; i < r->n_notes; i++) put_clean(f, "note: %s", r->notes[i]);
+    return CRL_OK;
+}
+
+/* ---- csv ---- */
+
+static void csv_text(FILE *f, const char *s) {
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static void csv_num(FILE *f, double v) {
+    fputc(',', f);
+    if (isfinite(v)) fprintf(f, "%.10g", v);
+}
+
+static int format_csv(const crl_report *r, FILE *f) {
+    fputs("scenario,method,steps_per_task,n_tasks,seeds,score,performance,"
+          "performance_lo,performance_hi,forgetting,forgetting_lo,forgetting_hi,"
+          "forward_transfer,forward_transfer_lo,forward_transfer_hi,"
+          "forward_transfer_note,score_note,reference_runs,params,growth,wall_time_s\n",
+          f);
+    for (int i = 0; i < r->n_rows; i++) {
+        const crl_report_row *w = &r->rows[i];
+        csv_text(f, w->scenario);
+        fputc(',', f);
+        csv_text(f, w->method);
+        fputc(',', f);
+        if (w->steps_per_task >= 0) fprintf(f, "%lld", (long long)w->steps_per_task);
+        fprintf(f, ",%d,%d,", w->n_tasks, w->n_seeds);
+        csv_text(f, w->score);
+        const crl_ci *cis[3] = {&w->performance, &w->forgetting, &w->forward_transfer};
+        for (int k = 0; k < 3; k++) {
+            csv_num(f, cis[k]->mean);
+            csv_num(f, cis[k]->lo);
+            csv_num(f, cis[k]->hi);
+        }
+        fputc(',', f);
+        csv_text(f, w->ft_note);
+        fputc(',', f);
+        csv_text(f, w->score_note);
+        fprintf(f, ",%d", w->n_ref_runs);
+        csv_num(f, w->params);
+        csv_num(f, w->growth);
+        csv_num(f, w->wall_time_s);
+        fputc('\n', f);
+    }
+    return CRL_OK;
+}
+
+/* ---- json, through SQLite's JSON functions ---- */
+
+static void bind_num(sqlite3_stmt *st, int i, double v) {
+    if (isfinite(v))
+        sqlite3_bind_double(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static void bind_str_or_null(sqlite3_stmt *st, int i, const char *s) {
+    if (s && *s)
+        sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+#define CI_JSON(a, b, c)                                                                 \
+    "CASE WHEN ?" #a " IS NULL THEN NULL ELSE json_object('mean', ?" #a ", 'lo', ?" #b   \
+    ", 'hi', ?" #c ") END"
+
+static int format_json(const crl_report *r, FILE *f, crl_err *err) {
+    sqlite3 *db = NULL;
+    sqlite3_stmt *add_row = NULL, *add_note_st = NULL;
+    char *acc = NULL;
+    int rc = CRL_OK;
+    if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        rc = crl_errf(err, CRL_ENOMEM, "report: cannot open an in-memory database");
+        goto out;
+    }
+    static const char *row_sql =
+        "SELECT json_insert(?1, '$.rows[#]', json_object("
+        "'scenario', ?2, 'method', ?3, 'steps_per_task', ?4, 'n_tasks', ?5,"
+        "'seeds', ?6, 'score', ?7, 'score_note', ?8,"
+        "'performance', " CI_JSON(
+            9, 10,
+            11) ","
+                "'forgetting', " CI_JSON(
+                    12, 13,
+                    14) ","
+                        "'forward_transfer', " CI_JSON(
+                            15, 16,
+                            17) ","
+                                "'forward_transfer_note', ?18, 'reference_runs', ?19,"
+                                "'params', ?20, 'growth', ?21, 'wall_time_s', ?22))";
+    if (sqlite3_prepare_v2(db, row_sql, -1, &add_row, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "SELECT json_insert(?1, '$.notes[#]', ?2)", -1,
+                           &add_note_st, NULL) != SQLITE_OK) {
+        rc = crl_errf(err, CRL_EIO, "report: json: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    if (!(acc = strdup("{\"rows\":[],\"notes\":[]}"))) {
+        rc = crl_errf(err, CRL_ENOMEM, "report: out of memory");
+        goto out;
+    }
+    for (int i = 0; i < r->n_rows + r->n_notes; i++) {
+        sqlite3_stmt *st = i < r->n_rows ? add_row : add_note_st;
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        sqlite3_bind_text(st, 1, acc, -1, SQLITE_STATIC);
+        if (i < r->n_rows) {
+            const crl_report_row *w = &r->rows[i];
+            sqlite3_bind_text(st, 2, w->scenario, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, w->method, -1, SQLITE_STATIC);
+            if (w->steps_per_task >= 0) sqlite3_bind_int64(st, 4, w->steps_per_task);
+            sqlite3_bind_int(st, 5, w->n_tasks);
+            sqlite3_bind_int(st, 6, w->n_seeds);
+            sqlite3_bind_text(st, 7, w->score, -1, SQLITE_STATIC);
+            bind_str_or_null(st, 8, w->score_note);
+            const crl_ci *cis[3] = {&w->performance, &w->forgetting,
+                                    &w->forward_transfer};
+            for (int k = 0; k < 3; k++) {
+                /* A CI is an object only when its mean is a number. */
+                bind_num(st, 9 + 3 * k, cis[k]->mean);
+                bind_num(st, 10 + 3 * k, cis[k]->lo);
+                bind_num(st, 11 + 3 * k, cis[k]->hi);
+            }
+            bind_str_or_null(st, 18, w->ft_note);
+            sqlite3_bind_int(st, 19, w->n_ref_runs);
+            bind_num(st, 20, w->params);
+            bind_num(st, 21, w->growth);
+            bind_num(st, 22, w->wall_time_s);
+        } else {
+            sqlite3_bind_text(st, 2, r->notes[i - r->n_rows], -1, SQLITE_STATIC);
+        }
+        if (sqlite3_step(st) != SQLITE_ROW || !sqlite3_column_text(st, 0)) {
+            rc = crl_errf(err, CRL_EIO, "report: json: %s", sqlite3_errmsg(db));
+            goto out;
+        }
+        char *next = strdup((const char *)sqlite3_column_text(st, 0));
+        sqlite3_reset(st); /* acc was bound SQLITE_STATIC: release it first */
+        if (!next) {
+            rc = crl_errf(err, CRL_ENOMEM, "report: out of memory");
+            goto out;
+        }
+        free(acc);
+        acc = next;
+    }
+    fprintf(f, "%s\n", acc);
+out:
+    free(acc);
+    sqlite3_finalize(add_row);
+    sqlite3_finalize(add_note_st);
+    sqlite3_close(db);
+    return rc;
+}
+
+int crl_report_format_text(const crl_report *r, crl_report_format fmt, char **text,
+                           crl_err *err) {
+    if (!text) return crl_errf(err, CRL_EINVAL, "report: NULL output");
+    *text = NULL;
+    if (!r) return crl_errf(err, CRL_EINVAL, "report: NULL report");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return crl_errf(err, CRL_ENOMEM, "report: out of memory");
+    int rc;
+    switch (fmt) {
+    case CRL_REPORT_TABLE:
+        rc = format_table(r, f);
+        if (rc) crl_errf(err, rc, "report: out of memory");
+        break;
+    case CRL_REPORT_CSV:
+        rc = format_csv(r, f);
+        break;
+    case CRL_REPORT_JSON:
+        rc = format_json(r, f, err);
+        break;
+    default:
+        rc = crl_errf(err, CRL_EINVAL, "report: unknown format %d", (int)fmt);
+    }
+    if (fclose(f) != 0 && rc == CRL_OK)
+        rc = crl_errf(err, CRL_ENOMEM, "report: out of memory");
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    *text = buf;
+    return CRL_OK;
+}
