@@ -83,6 +83,10 @@ START_TEST(test_every_method_completes) {
           "(SELECT value FROM metrics m JOIN runs r ON r.id = m.run_id "
           "WHERE r.method = 'ft1' AND key = 'model/params' AND step = 2700)"),
         3);
+    /* The report reads the same file: one row per method, every format. */
+    ck_assert_int_eq(RUN("report", "--db", db), 0);
+    ck_assert_int_eq(RUN("report", "--db", db, "--format", "json"), 0);
+    ck_assert_int_eq(RUN("report", "--db", db, "--format", "yaml"), 2);
     /* crl eval re-evaluates a stored checkpoint (packnet: run 5). */
     ck_assert_int_eq(RUN("eval", "--db", db, "--run", "5", "--episodes", "2"), 0);
     ck_assert_int_eq(RUN("eval", "--db", db, "--run", "5", "--task", "7"), 2);
