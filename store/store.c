@@ -390,11 +390,18 @@ static int query_int(crl_store *s, const char *sql, int64_t *out, crl_err *err) 
 /* Decide what the file is, from reads only. *version receives the schema
  * version to migrate from (0 for an empty database). */
 static int identify(crl_store *s, int *version, crl_err *err) {
-    int64_t app_id, user_version, n_objects;
+    int64_t app_id = 0, user_version = 0, n_objects = 0;
+    /* The three reads must see one snapshot: another process creating the
+     * same new file may commit its first migration between two separate
+     * reads, and (id 0, tables present) would look like a foreign file. A
+     * deferred transaction holds its read snapshot from the first read on. */
+    int in_txn = sqlite3_get_autocommit(s->db) &&
+                 sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
     int rc = query_int(s, "PRAGMA application_id", &app_id, err);
     if (rc == CRL_OK) rc = query_int(s, "PRAGMA user_version", &user_version, err);
     if (rc == CRL_OK)
         rc = query_int(s, "SELECT count(*) FROM sqlite_master", &n_objects, err);
+    if (in_txn) sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
     if (rc != CRL_OK) return rc;
     /* PRAGMA application_id reads the header as a signed 32-bit integer. */
     if ((uint32_t)app_id == (uint32_t)CRL_STORE_APP_ID) {
