@@ -16,5 +16,6 @@
 #include "sac.h"
 #include "scenario.h"
 #include "store.h"
+#include "subspace.h"
 
 #endif
