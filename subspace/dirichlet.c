@@ -63,8 +63,10 @@ static double conc_at(const double *conc, double c_last, int n, int i) {
 static void dirichlet(crl_rng *rng, const double *conc, double c_last, int n,
                       float *out) {
     const crl_rng start = *rng;
-    double m = -INFINITY, sum = 0.0; /* running log-sum-exp: sum * e^m */
-    for (int i = 0; i < n; i++) {
+    /* Running log-sum-exp, sum * e^m, started from the first draw (n >= 1), so
+     * sum >= 1 throughout. */
+    double m = log_gamma_sample(rng, conc_at(conc, c_last, n, 0)), sum = 1.0;
+    for (int i = 1; i < n; i++) {
         const double l = log_gamma_sample(rng, conc_at(conc, c_last, n, i));
         if (l > m) {
             sum = sum * exp(m - l) + 1.0;
