@@ -176,8 +176,26 @@ START_TEST(test_ctrl_c_interrupts_cleanly) {
         spawn((char *const[]){(char *)bin(), "train", "--env", "halfcheetah", "--steps",
                               "1000000", "--db", db, "--hidden", "64", "--layers", "2",
                               "--start-steps", "1000", "--update-after", "1000", NULL});
-    /* Wait until training is well under way (past the first updates). */
-    sleep(3);
+    /* Wait until training is well under way (past the first updates), as
+     * the database shows it: loss metrics are written every 1000 steps once
+     * updates run. Polling, not a fixed sleep, keeps this right on a loaded
+     * machine. */
+    int under_way = 0;
+    for (int i = 0; i < 1200 && !under_way; i++) {
+        usleep(100000);
+        sqlite3 *h = NULL;
+        if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+            sqlite3_busy_timeout(h, 2000);
+            sqlite3_stmt *q = NULL;
+            if (sqlite3_prepare_v2(h, "SELECT count(*) FROM metrics WHERE key = 'loss/q'",
+                                   -1, &q, NULL) == SQLITE_OK &&
+                sqlite3_step(q) == SQLITE_ROW)
+                under_way = sqlite3_column_int(q, 0) > 0;
+            sqlite3_finalize(q);
+        }
+        sqlite3_close(h);
+    }
+    ck_assert_msg(under_way, "training did not get under way in 120 s");
     kill(pid, SIGINT);
     int code = wait_code(pid);
     char *e = slurp(err_path);
@@ -269,7 +287,7 @@ END_TEST
 int main(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("cli");
-    tcase_set_timeout(tc, 120);
+    tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_bad_usage);
     tcase_add_test(tc, test_version_names_kernel);
     tcase_add_test(tc, test_corrupt_db_untouched);
