@@ -1,0 +1,165 @@
+/* crl pool: the L2M modulation pool over a FROZEN base actor (a crl_mlp and
+ * its parameters, which this module only reads). M modulators, each holding
+ * for every hidden Linear layer l (in_l x out_l) either
+ *   - LoRA:   A_l [in_l x r], B_l [r x out_l]; y = x W + b + s * (x A) B, or
+ *   - (IA)^3: g_l [out_l];                      y = (x W + b) * g (elementwise),
+ * applied to the Linear output BEFORE LayerNorm / activation. The output heads
+ * and the LayerNorm are not modulated. Plus one learnable key per modulator
+ * and the routing that picks a modulator per row from the base's first-layer
+ * embedding (the query). See docs/pool.md.
+ *
+ * Flat parameter layout (n_params floats, one buffer for keys + modulators):
+ *
+ *   [ keys: M x D ][ modulator 0 ][ modulator 1 ] ... [ modulator M-1 ]
+ *
+ * with D = hidden[0] (the query dimension). Every modulator block is, per
+ * hidden layer l in order: A_l, B_l (LoRA) or g_l (IA3). Gradients and Adam
+ * moments use the same layout.
+ *
+ * Knows nothing of SAC or the L2M schedule (agents/ does that). */
+#ifndef CRL_POOL_H
+#define CRL_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base.h"
+#include "nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { CRL_POOL_LORA = 0, CRL_POOL_IA3 = 1 } crl_pool_kind;
+
+#define CRL_POOL_DEFAULT_M     30
+#define CRL_POOL_DEFAULT_RANK  8
+#define CRL_POOL_DEFAULT_SCALE 2.0f
+
+typedef struct {
+    crl_mlp base; /* copy of the base's layout (offsets into the base buffer) */
+    crl_pool_kind kind;
+    int M;           /* modulators */
+    int rank;        /* LoRA rank r (0 for IA3) */
+    float scale;     /* LoRA scale s */
+    int key_dim;     /* D = base hidden[0] */
+    size_t keys;     /* offset of the keys block (0) */
+    size_t mod_size; /* floats per modulator */
+    /* Offsets INSIDE a modulator block (add crl_pool_mod_offset). */
+    size_t A[CRL_MLP_MAX_HIDDEN], B[CRL_MLP_MAX_HIDDEN]; /* LoRA */
+    size_t g[CRL_MLP_MAX_HIDDEN];                        /* IA3 */
+    size_t n_params;                                     /* M * D + M * mod_size */
+} crl_pool;
+
+/* Layout for M modulators of `kind` over the base layout `base` (rank and
+ * scale are read for LoRA only; CRL_POOL_DEFAULT_* are the L2M values).
+ * CRL_EINVAL on M < 1, rank < 1 (LoRA), or a bad base. */
+int crl_pool_init(crl_pool *p, const crl_mlp *base, crl_pool_kind kind, int M, int rank,
+                  float scale, crl_err *err);
+/* Offset of modulator m's block in the flat buffer. */
+size_t crl_pool_mod_offset(const crl_pool *p, int m);
+/* Keys uniform(-1, 1); LoRA A_l uniform(-1/sqrt(in_l), 1/sqrt(in_l)) (the
+ * LoRA reference's kaiming-uniform bound) and B_l = 0; IA3 g_l = 1. So every
+ * modulator starts as the identity. Draw order: keys, then modulators in
+ * order. params holds p->n_params floats. */
+void crl_pool_init_params(const crl_pool *p, float *params, crl_rng *rng);
+
+/* ---- routing ------------------------------------------------------------------ */
+
+typedef enum {
+    /* argmax_m cos(q, k_m): evaluation, and training on the first task. */
+    CRL_POOL_ROUTE_COS = 0,
+    /* argmax_m ((cos + 1) / 2) * w_m with the usage weight
+     * w_m = (1 / (1 + c_m)) / max_k (1 / (1 + c_k)) = (1 + min_k c_k) / (1 + c_m),
+     * c = route.counts: training on tasks after the first. */
+    CRL_POOL_ROUTE_USAGE = 1,
+    /* argmax cos inside task t's slice [t*M/T, (t+1)*M/T) (integer division),
+     * t = route.task, T = route.n_tasks (needs 1 <= T <= M, 0 <= t < T). */
+    CRL_POOL_ROUTE_ORACLE = 2,
+    /* route.sel[r] given by the caller (tests, replays). */
+    CRL_POOL_ROUTE_FIXED = 3
+} crl_pool_route_mode;
+
+typedef struct {
+    crl_pool_route_mode mode;
+    int task, n_tasks;     /* ORACLE */
+    const int64_t *counts; /* USAGE: M usage counts */
+    const int *sel;        /* FIXED: B modulator indices */
+} crl_pool_route;
+
+/* Route B queries q (B x D) with the keys in params: sel[r] for each row.
+ * Cosine is computed in double, and 0 if |q| or |k| is 0. Ties go to the
+ * LOWEST modulator index (strict > while scanning m upwards). CRL_EINVAL on a
+ * bad route (mode, task/n_tasks, NULL counts/sel, sel out of range). */
+int crl_pool_route_rows(const crl_pool *p, const float *params, const float *q, int B,
+                        const crl_pool_route *route, int *sel, crl_err *err);
+
+/* The routing scores of ONE query q (D floats) against every modulator:
+ * scores[m] (M doubles) is cos, ((cos + 1) / 2) * w_m, or cos inside the
+ * oracle slice and -INFINITY outside it, per route->mode (FIXED: cos). The
+ * routed modulator is the first argmax of these. CRL_EINVAL on a bad route. */
+int crl_pool_scores(const crl_pool *p, const float *params, const float *q,
+                    const crl_pool_route *route, double *scores, crl_err *err);
+
+/* Add each of the last forward's ws->B routing choices to counts (M int64).
+ * The caller decides which forwards count (L2M: the actor-update batches). */
+struct crl_pool_ws;
+void crl_pool_count(const crl_pool *p, const struct crl_pool_ws *ws, int64_t *counts);
+/* Modulators with a nonzero count (the "used" number L2M reports). */
+int crl_pool_n_used(const crl_pool *p, const int64_t *counts);
+
+/* ---- forward / backward -------------------------------------------------------- */
+
+typedef struct crl_pool_ws {
+    int max_batch;
+    int B;
+    const float *x;  /* input of the last forward (caller keeps it alive) */
+    const int *head; /* per-row head of the last forward, NULL = head 0 */
+    int *sel;        /* B: modulator of each row */
+    int *perm;       /* B: rows grouped by modulator (stable: ascending rows) */
+    int *gstart;     /* M + 1: group m is perm[gstart[m] .. gstart[m+1]) */
+    int *live;       /* M: LoRA group has a nonzero B_l (per layer, scratch) */
+    float *mem;      /* one allocation for every float buffer below */
+    float *q;        /* B x D: queries of the last forward (base only) */
+    float *z[CRL_MLP_MAX_HIDDEN];    /* IA3: unscaled Linear outputs */
+    float *pre[CRL_MLP_MAX_HIDDEN];  /* modulated Linear outputs */
+    float *post[CRL_MLP_MAX_HIDDEN]; /* after LayerNorm/activation */
+    float *xa[CRL_MLP_MAX_HIDDEN];   /* LoRA: x A, B x r, in GROUPED row order */
+    float *ln_xhat, *ln_rstd;
+    float *out;     /* B x out_dim */
+    float *d0, *d1; /* backward deltas, B x max width */
+    float *s0, *s1; /* grouped gathers, B x max width */
+    float *sxa;     /* B x r backward scratch */
+} crl_pool_ws;
+
+int crl_pool_ws_alloc(crl_pool_ws *ws, const crl_pool *p, int max_batch, crl_err *err);
+void crl_pool_ws_free(crl_pool_ws *ws);
+
+/* Forward B rows of x (B x in_dim) through the base modulated per row:
+ * computes the queries (ws->q), routes (ws->sel), groups the rows
+ * (ws->perm/gstart), and runs the network. head: per-row head or NULL for
+ * head 0. Output in ws->out (B x out_dim). base_params is never written.
+ * CRL_EINVAL on B out of [0, max_batch] or a bad route (nothing computed). */
+int crl_pool_forward(const crl_pool *p, const float *base_params, const float *params,
+                     crl_pool_ws *ws, const float *x, int B, const int *head,
+                     const crl_pool_route *route, crl_err *err);
+
+/* Backward of the last forward over its ws->B rows (unlike crl_mlp, do not
+ * lower ws->B: the stored grouping covers every row). dout: B x out_dim.
+ * grads (pool layout) is ACCUMULATED for the modulators' A/B or g only; the
+ * keys block is not touched (keys learn from crl_pool_pull only) and the base
+ * gets no gradient. No dx. */
+void crl_pool_backward(const crl_pool *p, const float *base_params, const float *params,
+                       float *grads, crl_pool_ws *ws, const float *dout);
+
+/* Key pull term of the last forward: returns
+ *   L_pull = -coef * (1/B) * sum_r cos(q_r, k_sel[r])   (L2M: coef = 0.5),
+ * and, if grads is non-NULL, ACCUMULATES dL_pull/dk into the keys block of
+ * grads (only selected keys get a gradient; none if |q| or |k| is 0). */
+double crl_pool_pull(const crl_pool *p, const float *params, const crl_pool_ws *ws,
+                     float coef, float *grads);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

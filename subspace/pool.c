@@ -1,0 +1,619 @@
+/* L2M modulation pool: layout, routing, and the modulated forward/backward of
+ * a frozen crl_mlp. See include/crl/pool.h for the layout and docs/pool.md
+ * for the math.
+ *
+ * Rows of one batch use different modulators, i.e. different weights. A
+ * per-row matrix product would turn every LoRA sgemm into B matrix-vector
+ * products. Instead the rows are grouped by modulator once per batch (a
+ * counting sort, stored in the workspace); per layer, the layer input is
+ * gathered into grouped order, each group does one sgemm x A and one (xA) B
+ * on its contiguous slice, and the result is scattered back. The BASE part of
+ * every layer stays one sgemm over the whole batch in the caller's row
+ * order, with exactly the calls crl_mlp_forward makes: that is what makes a
+ * fresh pool reproduce the base bit for bit.
+ *
+ * Forward and backward never allocate: everything lives in the workspace. */
+#include "crl/pool.h"
+
+#include "crl/blas.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- layout ----------------------------------------------------------------- */
+
+int crl_pool_init(crl_pool *p, const crl_mlp *base, crl_pool_kind kind, int M, int rank,
+                  float scale, crl_err *err) {
+    if (!p || !base) return crl_errf(err, CRL_EINVAL, "pool: NULL argument");
+    if (M < 1) return crl_errf(err, CRL_EINVAL, "pool: M %d must be >= 1", M);
+    if (kind != CRL_POOL_LORA && kind != CRL_POOL_IA3)
+        return crl_errf(err, CRL_EINVAL, "pool: unknown modulator kind %d", (int)kind);
+    if (kind == CRL_POOL_LORA && rank < 1)
+        return crl_errf(err, CRL_EINVAL, "pool: LoRA rank %d must be >= 1", rank);
+    /* Re-derive the base layout from its spec: validates the spec and catches a
+     * crl_mlp that was not made by crl_mlp_init. */
+    crl_mlp chk;
+    int rc = crl_mlp_init(&chk, &base->spec, err);
+    if (rc != CRL_OK) return rc;
+    if (chk.n_params != base->n_params)
+        return crl_errf(err, CRL_EINVAL, "pool: base layout does not match its spec");
+
+    memset(p, 0, sizeof *p);
+    p->base = chk;
+    p->kind = kind;
+    p->M = M;
+    p->rank = kind == CRL_POOL_LORA ? rank : 0;
+    p->scale = kind == CRL_POOL_LORA ? scale : 1.0f;
+    const crl_mlp_spec *s = &chk.spec;
+    p->key_dim = s->hidden[0];
+    p->keys = 0;
+    size_t off = 0;
+    int prev = s->in_dim;
+    for (int l = 0; l < s->n_hidden; l++) {
+        const int h = s->hidden[l];
+        if (kind == CRL_POOL_LORA) {
+            p->A[l] = off;
+            off += (size_t)prev * p->rank;
+            p->B[l] = off;
+            off += (size_t)p->rank * h;
+        } else {
+            p->g[l] = off;
+            off += (size_t)h;
+        }
+        prev = h;
+    }
+    p->mod_size = off;
+    p->n_params = (size_t)M * p->key_dim + (size_t)M * off;
+    return CRL_OK;
+}
+
+size_t crl_pool_mod_offset(const crl_pool *p, int m) {
+    return (size_t)p->M * p->key_dim + (size_t)m * p->mod_size;
+}
+
+void crl_pool_init_params(const crl_pool *p, float *params, crl_rng *rng) {
+    const crl_mlp_spec *s = &p->base.spec;
+    const size_t nk = (size_t)p->M * p->key_dim;
+    for (size_t i = 0; i < nk; i++)
+        params[p->keys + i] = (float)crl_rng_range(rng, -1, 1);
+    for (int m = 0; m < p->M; m++) {
+        float *mod = params + crl_pool_mod_offset(p, m);
+        int prev = s->in_dim;
+        for (int l = 0; l < s->n_hidden; l++) {
+            const int h = s->hidden[l];
+            if (p->kind == CRL_POOL_LORA) {
+                const double lim = 1.0 / sqrt((double)prev);
+                const size_t na = (size_t)prev * p->rank;
+                for (size_t i = 0; i < na; i++)
+                    mod[p->A[l] + i] = (float)crl_rng_range(rng, -lim, lim);
+                /* B = 0: the modulator starts as the identity. */
+                memset(mod + p->B[l], 0, (size_t)p->rank * h * sizeof *mod);
+            } else {
+                for (int j = 0; j < h; j++) mod[p->g[l] + j] = 1.0f;
+            }
+            prev = h;
+        }
+    }
+}
+
+/* ---- routing ----------------------------------------------------------------- */
+
+static int route_check(const crl_pool *p, const crl_pool_route *route, crl_err *err) {
+    if (!route) return crl_errf(err, CRL_EINVAL, "pool: NULL route");
+    switch (route->mode) {
+    case CRL_POOL_ROUTE_COS:
+        return CRL_OK;
+    case CRL_POOL_ROUTE_USAGE:
+        if (!route->counts)
+            return crl_errf(err, CRL_EINVAL, "pool: usage routing without counts");
+        return CRL_OK;
+    case CRL_POOL_ROUTE_ORACLE:
+        if (route->n_tasks < 1 || route->n_tasks > p->M || route->task < 0 ||
+            route->task >= route->n_tasks)
+            return crl_errf(err, CRL_EINVAL,
+                            "pool: oracle task %d of %d with %d modulators (need "
+                            "0 <= task < n_tasks <= M)",
+                            route->task, route->n_tasks, p->M);
+        return CRL_OK;
+    case CRL_POOL_ROUTE_FIXED:
+        if (!route->sel)
+            return crl_errf(err, CRL_EINVAL, "pool: fixed routing without sel");
+        return CRL_OK;
+    }
+    return crl_errf(err, CRL_EINVAL, "pool: unknown routing mode %d", (int)route->mode);
+}
+
+/* cos(q, k) in double; 0 when either vector is 0 (no direction to match). */
+static double cosine(int D, const float *q, const float *k, double *qq_out,
+                     double *kk_out) {
+    double dot = 0.0, qq = 0.0, kk = 0.0;
+    for (int j = 0; j < D; j++) {
+        dot += (double)q[j] * k[j];
+        qq += (double)q[j] * q[j];
+        kk += (double)k[j] * k[j];
+    }
+    if (qq_out) *qq_out = qq;
+    if (kk_out) *kk_out = kk;
+    if (qq == 0.0 || kk == 0.0) return 0.0;
+    return dot / (sqrt(qq) * sqrt(kk));
+}
+
+/* Oracle slice of task t: [t*M/T, (t+1)*M/T); all of [0, M) otherwise. */
+static void route_range(const crl_pool *p, const crl_pool_route *route, int *lo,
+                        int *hi) {
+    *lo = 0;
+    *hi = p->M;
+    if (route->mode == CRL_POOL_ROUTE_ORACLE) {
+        *lo = route->task * p->M / route->n_tasks;
+        *hi = (route->task + 1) * p->M / route->n_tasks;
+    }
+}
+
+/* min_k c_k, the numerator of the normalised usage weight (0 if unused). */
+static double usage_cmin(const crl_pool *p, const crl_pool_route *route) {
+    if (route->mode != CRL_POOL_ROUTE_USAGE) return 0.0;
+    double cmin = (double)route->counts[0];
+    for (int m = 1; m < p->M; m++)
+        if ((double)route->counts[m] < cmin) cmin = (double)route->counts[m];
+    return cmin;
+}
+
+/* Score of modulator m given its cosine c. USAGE:
+ * w_m = (1/(1+c_m)) / max_k (1/(1+c_k)) = (1 + min_k c_k) / (1 + c_m), so the
+ * least used modulator has weight 1 and the others < 1. */
+static double score_of(const crl_pool_route *route, int m, double c, double cmin) {
+    if (route->mode != CRL_POOL_ROUTE_USAGE) return c;
+    return 0.5 * (c + 1.0) * ((1.0 + cmin) / (1.0 + (double)route->counts[m]));
+}
+
+int crl_pool_scores(const crl_pool *p, const float *params, const float *q,
+                    const crl_pool_route *route, double *scores, crl_err *err) {
+    int rc = route_check(p, route, err);
+    if (rc != CRL_OK) return rc;
+    const int D = p->key_dim;
+    int lo, hi;
+    route_range(p, route, &lo, &hi);
+    const double cmin = usage_cmin(p, route);
+    for (int m = 0; m < p->M; m++)
+        scores[m] =
+            m < lo || m >= hi
+                ? -INFINITY
+                : score_of(route, m,
+                           cosine(D, q, params + p->keys + (size_t)m * D, NULL, NULL),
+                           cmin);
+    return CRL_OK;
+}
+
+int crl_pool_route_rows(const crl_pool *p, const float *params, const float *q, int B,
+                        const crl_pool_route *route, int *sel, crl_err *err) {
+    int rc = route_check(p, route, err);
+    if (rc != CRL_OK) return rc;
+    const int M = p->M, D = p->key_dim;
+    const float *keys = params + p->keys;
+    if (route->mode == CRL_POOL_ROUTE_FIXED) {
+        for (int r = 0; r < B; r++) {
+            if (route->sel[r] < 0 || route->sel[r] >= M)
+                return crl_errf(err, CRL_EINVAL, "pool: sel[%d] = %d not in [0, %d)", r,
+                                route->sel[r], M);
+            sel[r] = route->sel[r];
+        }
+        return CRL_OK;
+    }
+    int lo, hi;
+    route_range(p, route, &lo, &hi);
+    const double cmin = usage_cmin(p, route);
+    for (int r = 0; r < B; r++) {
+        const float *qr = q + (size_t)r * D;
+        int best = lo;
+        double best_s = -INFINITY;
+        for (int m = lo; m < hi; m++) {
+            const double sc =
+                score_of(route, m, cosine(D, qr, keys + (size_t)m * D, NULL, NULL), cmin);
+            /* Strict >: ties go to the lowest index. */
+            if (sc > best_s) {
+                best_s = sc;
+                best = m;
+            }
+        }
+        sel[r] = best;
+    }
+    return CRL_OK;
+}
+
+void crl_pool_count(const crl_pool *p, const crl_pool_ws *ws, int64_t *counts) {
+    (void)p;
+    for (int r = 0; r < ws->B; r++) counts[ws->sel[r]]++;
+}
+
+int crl_pool_n_used(const crl_pool *p, const int64_t *counts) {
+    int n = 0;
+    for (int m = 0; m < p->M; m++) n += counts[m] != 0;
+    return n;
+}
+
+/* ---- workspace ---------------------------------------------------------------- */
+
+static size_t pad16(size_t n) {
+    return (n + 15) & ~(size_t)15;
+}
+
+static int max_width(const crl_mlp *m) {
+    int w = m->spec.out_dim > m->spec.in_dim ? m->spec.out_dim : m->spec.in_dim;
+    for (int i = 0; i < m->spec.n_hidden; i++)
+        if (m->spec.hidden[i] > w) w = m->spec.hidden[i];
+    return w;
+}
+
+int crl_pool_ws_alloc(crl_pool_ws *ws, const crl_pool *p, int max_batch, crl_err *err) {
+    if (!ws || !p) return crl_errf(err, CRL_EINVAL, "pool ws: NULL argument");
+    memset(ws, 0, sizeof *ws);
+    if (max_batch < 1)
+        return crl_errf(err, CRL_EINVAL, "pool ws: max_batch %d must be >= 1", max_batch);
+    const crl_mlp_spec *s = &p->base.spec;
+    const size_t Bm = (size_t)max_batch, W = (size_t)max_width(&p->base);
+    const int lora = p->kind == CRL_POOL_LORA, ln = s->layernorm_first;
+    size_t total = pad16(Bm * p->key_dim);
+    for (int l = 0; l < s->n_hidden; l++) {
+        total += pad16(Bm * s->hidden[l]);            /* pre */
+        if (!lora) total += pad16(Bm * s->hidden[l]); /* z */
+        if (lora) total += pad16(Bm * p->rank);       /* xa */
+    }
+    if (ln) total += 2 * pad16(Bm * s->hidden[0]) + pad16(Bm); /* post0, xhat, rstd */
+    total +=
+        pad16(Bm * s->out_dim) + 4 * pad16(Bm * W) + pad16(Bm * (lora ? p->rank : 1));
+
+    float *mem = NULL;
+    if (posix_memalign((void **)&mem, 64, total * sizeof(float)) != 0 || !mem)
+        return crl_errf(err, CRL_ENOMEM, "pool ws: cannot allocate %zu floats", total);
+    int *ints = malloc((2 * Bm + 2 * (size_t)p->M + 1) * sizeof *ints);
+    if (!ints) {
+        free(mem);
+        return crl_errf(err, CRL_ENOMEM, "pool ws: cannot allocate index buffers");
+    }
+    /* Zeroed so that a backward without a forward reads numbers, not garbage. */
+    memset(mem, 0, total * sizeof(float));
+    memset(ints, 0, (2 * Bm + 2 * (size_t)p->M + 1) * sizeof *ints);
+    ws->mem = mem;
+    ws->max_batch = max_batch;
+    ws->sel = ints;
+    ws->perm = ints + Bm;
+    ws->gstart = ints + 2 * Bm;
+    ws->live = ints + 2 * Bm + p->M + 1;
+    float *f = mem;
+#define TAKE(ptr, n)                                                                     \
+    do {                                                                                 \
+        (ptr) = f;                                                                       \
+        f += pad16(n);                                                                   \
+    } while (0)
+    TAKE(ws->q, Bm * p->key_dim);
+    for (int l = 0; l < s->n_hidden; l++) {
+        const size_t h = (size_t)s->hidden[l];
+        TAKE(ws->pre[l], Bm * h);
+        if (!lora) TAKE(ws->z[l], Bm * h);
+        if (lora) TAKE(ws->xa[l], Bm * p->rank);
+        /* Activations run in place except after LayerNorm, as in crl_mlp. */
+        if (l == 0 && ln)
+            TAKE(ws->post[0], Bm * h);
+        else
+            ws->post[l] = ws->pre[l];
+    }
+    if (ln) {
+        TAKE(ws->ln_xhat, Bm * s->hidden[0]);
+        TAKE(ws->ln_rstd, Bm);
+    }
+    TAKE(ws->out, Bm * s->out_dim);
+    TAKE(ws->d0, Bm * W);
+    TAKE(ws->d1, Bm * W);
+    TAKE(ws->s0, Bm * W);
+    TAKE(ws->s1, Bm * W);
+    TAKE(ws->sxa, Bm * (lora ? p->rank : 1));
+#undef TAKE
+    assert((size_t)(f - mem) == total);
+    return CRL_OK;
+}
+
+void crl_pool_ws_free(crl_pool_ws *ws) {
+    if (!ws) return;
+    free(ws->mem);
+    free(ws->sel);
+    memset(ws, 0, sizeof *ws);
+}
+
+/* ---- forward ------------------------------------------------------------------- */
+
+/* Counting sort of the rows by modulator: group m is
+ * perm[gstart[m] .. gstart[m+1]), rows ascending inside a group. */
+static void group_rows(const crl_pool *p, crl_pool_ws *ws) {
+    const int M = p->M, B = ws->B;
+    int *gs = ws->gstart, *cur = ws->live; /* live is free until the layers run */
+    memset(gs, 0, (size_t)(M + 1) * sizeof *gs);
+    for (int r = 0; r < B; r++) gs[ws->sel[r] + 1]++;
+    for (int m = 0; m < M; m++) gs[m + 1] += gs[m];
+    memcpy(cur, gs, (size_t)M * sizeof *cur);
+    for (int r = 0; r < B; r++) ws->perm[cur[ws->sel[r]]++] = r;
+}
+
+/* dst[i] = src[perm[i]] for rows of n floats. */
+static void gather(int B, const int *perm, size_t n, const float *src, float *dst) {
+    for (int i = 0; i < B; i++)
+        memcpy(dst + (size_t)i * n, src + (size_t)perm[i] * n, n * sizeof *dst);
+}
+
+static int all_zero(size_t n, const float *x) {
+    for (size_t i = 0; i < n; i++)
+        if (x[i] != 0.0f) return 0;
+    return 1;
+}
+
+/* pre[l] += s * (in A_m) B_m for every row, grouped by modulator. Saves
+ * xa = in A_m (grouped order) for backward. Groups whose B_m is exactly zero
+ * add nothing at all (not even +0.0f, which would turn a -0.0f into +0.0f):
+ * a fresh modulator leaves the base's numbers untouched, bit for bit. */
+static void lora_forward(const crl_pool *p, const float *params, crl_pool_ws *ws, int l,
+                         const float *in, int prev, int h) {
+    const int B = ws->B, r = p->rank;
+    float *xs = ws->s0, *ys = ws->s1;
+    gather(B, ws->perm, (size_t)prev, in, xs);
+    for (int m = 0; m < p->M; m++) {
+        const int g0 = ws->gstart[m], n = ws->gstart[m + 1] - g0;
+        ws->live[m] = 0;
+        if (n == 0) continue;
+        const float *mod = params + crl_pool_mod_offset(p, m);
+        float *xa = ws->xa[l] + (size_t)g0 * r;
+        crl_sgemm('N', 'N', n, r, prev, 1.0f, xs + (size_t)g0 * prev, prev, mod + p->A[l],
+                  r, 0.0f, xa, r);
+        if (all_zero((size_t)r * h, mod + p->B[l])) continue;
+        ws->live[m] = 1;
+        crl_sgemm('N', 'N', n, h, r, p->scale, xa, r, mod + p->B[l], h, 0.0f,
+                  ys + (size_t)g0 * h, h);
+    }
+    for (int i = 0; i < B; i++) {
+        const int row = ws->perm[i];
+        if (!ws->live[ws->sel[row]]) continue;
+        float *restrict y = ws->pre[l] + (size_t)row * h;
+        const float *restrict d = ys + (size_t)i * h;
+        for (int j = 0; j < h; j++) y[j] += d[j];
+    }
+}
+
+/* pre[l] = z[l] * g_m row by row: elementwise, so no grouping is needed. */
+static void ia3_forward(const crl_pool *p, const float *params, crl_pool_ws *ws, int l,
+                        int h) {
+    for (int r = 0; r < ws->B; r++) {
+        const float *restrict g = params + crl_pool_mod_offset(p, ws->sel[r]) + p->g[l];
+        const float *restrict z = ws->z[l] + (size_t)r * h;
+        float *restrict y = ws->pre[l] + (size_t)r * h;
+        for (int j = 0; j < h; j++) y[j] = z[j] * g[j];
+    }
+}
+
+/* Head shared by rows [0, n), or -1 if they differ. NULL means head 0. */
+static int common_head(const int *head, int n) {
+    if (!head || n <= 0) return 0;
+    const int h0 = head[0];
+    int diff = 0;
+    for (int r = 1; r < n; r++) diff |= head[r] ^ h0;
+    return diff ? -1 : h0;
+}
+
+int crl_pool_forward(const crl_pool *p, const float *base_params, const float *params,
+                     crl_pool_ws *ws, const float *x, int B, const int *head,
+                     const crl_pool_route *route, crl_err *err) {
+    if (B < 0 || B > ws->max_batch)
+        return crl_errf(err, CRL_EINVAL, "pool: batch %d not in [0, %d]", B,
+                        ws->max_batch);
+    int rc = route_check(p, route, err);
+    if (rc != CRL_OK) return rc;
+    const crl_mlp *m = &p->base;
+    const crl_mlp_spec *s = &m->spec;
+    const int lora = p->kind == CRL_POOL_LORA;
+    ws->B = B;
+    ws->x = x;
+    ws->head = head;
+    if (B == 0) return CRL_OK;
+
+    const float *in = x;
+    int prev = s->in_dim;
+    for (int l = 0; l < s->n_hidden; l++) {
+        const int h = s->hidden[l];
+        const size_t n = (size_t)B * h;
+        /* The base Linear, exactly as crl_mlp_forward computes it. */
+        crl_linear_forward(B, prev, h, in, base_params + m->W[l], base_params + m->b[l],
+                           lora ? ws->pre[l] : ws->z[l]);
+        if (l == 0) {
+            /* The query is the UNMODULATED first-layer embedding, so routing
+             * never depends on the modulators (and needs no extra pass). */
+            const float *z0 = lora ? ws->pre[0] : ws->z[0];
+            if (s->layernorm_first)
+                crl_layernorm_forward(B, h, z0, base_params + m->ln_g,
+                                      base_params + m->ln_b, s->ln_eps, ws->q,
+                                      ws->ln_xhat, ws->ln_rstd);
+            crl_act_forward(s->first_act, s->lrelu_slope, n,
+                            s->layernorm_first ? ws->q : z0, ws->q);
+            rc = crl_pool_route_rows(p, params, ws->q, B, route, ws->sel, err);
+            if (rc != CRL_OK) {
+                ws->B = 0;
+                return rc;
+            }
+            group_rows(p, ws);
+        }
+        if (lora)
+            lora_forward(p, params, ws, l, in, prev, h);
+        else
+            ia3_forward(p, params, ws, l, h);
+        if (l == 0 && s->layernorm_first) {
+            crl_layernorm_forward(B, h, ws->pre[0], base_params + m->ln_g,
+                                  base_params + m->ln_b, s->ln_eps, ws->post[0],
+                                  ws->ln_xhat, ws->ln_rstd);
+            crl_act_forward(s->first_act, s->lrelu_slope, n, ws->post[0], ws->post[0]);
+        } else {
+            crl_act_forward(l == 0 ? s->first_act : s->act, s->lrelu_slope, n, ws->pre[l],
+                            ws->post[l]);
+        }
+        in = ws->post[l];
+        prev = h;
+    }
+
+    /* Output heads: not modulated; the same code as crl_mlp_forward. */
+    const int H = prev, O = s->out_dim;
+    const size_t blk = (size_t)H * O;
+    const int hc = common_head(head, B);
+    if (hc >= 0) {
+        assert(hc < s->n_heads);
+        crl_linear_forward(B, H, O, in, base_params + m->head_W + hc * blk,
+                           base_params + m->head_b + (size_t)hc * O, ws->out);
+    } else {
+        for (int r = 0; r < B; r++) {
+            const int hr = head[r];
+            assert(hr >= 0 && hr < s->n_heads);
+            const float *W = base_params + m->head_W + hr * blk;
+            const float *xr = in + (size_t)r * H;
+            float *restrict yr = ws->out + (size_t)r * O;
+            memcpy(yr, base_params + m->head_b + (size_t)hr * O, (size_t)O * sizeof *yr);
+            for (int k = 0; k < H; k++) {
+                const float xk = xr[k];
+                const float *restrict wk = W + (size_t)k * O;
+                for (int j = 0; j < O; j++) yr[j] += xk * wk[j];
+            }
+        }
+    }
+    return CRL_OK;
+}
+
+/* ---- backward ------------------------------------------------------------------ */
+
+/* d = dL/dpre[l] (caller's row order). Accumulates dA_m, dB_m; if dn is
+ * non-NULL, ADDS the LoRA path's dL/din to it (the base path is already there). */
+static void lora_backward(const crl_pool *p, const float *params, float *grads,
+                          crl_pool_ws *ws, int l, const float *in, int prev, int h,
+                          const float *d, float *dn) {
+    const int B = ws->B, r = p->rank;
+    float *xs = ws->s0, *ds = ws->s1;
+    gather(B, ws->perm, (size_t)h, d, ds);
+    gather(B, ws->perm, (size_t)prev, in, xs);
+    for (int m = 0; m < p->M; m++) {
+        const int g0 = ws->gstart[m], n = ws->gstart[m + 1] - g0;
+        if (n == 0) continue;
+        const size_t mo = crl_pool_mod_offset(p, m);
+        const float *A = params + mo + p->A[l], *Bw = params + mo + p->B[l];
+        const float *xa = ws->xa[l] + (size_t)g0 * r, *dg = ds + (size_t)g0 * h;
+        float *xg = xs + (size_t)g0 * prev, *dxa = ws->sxa + (size_t)g0 * r;
+        /* y = s (x A) B: d(xA) = s dY B^T, dB += s (xA)^T dY, dA += x^T d(xA). */
+        crl_sgemm('N', 'T', n, r, h, p->scale, dg, h, Bw, h, 0.0f, dxa, r);
+        crl_sgemm('T', 'N', r, h, n, p->scale, xa, r, dg, h, 1.0f, grads + mo + p->B[l],
+                  h);
+        crl_sgemm('T', 'N', prev, r, n, 1.0f, xg, prev, dxa, r, 1.0f,
+                  grads + mo + p->A[l], r);
+        /* dx = d(xA) A^T, into the gathered input's slice (read above). */
+        if (dn) crl_sgemm('N', 'T', n, prev, r, 1.0f, dxa, r, A, r, 0.0f, xg, prev);
+    }
+    if (!dn) return;
+    for (int i = 0; i < B; i++) {
+        float *restrict y = dn + (size_t)ws->perm[i] * prev;
+        const float *restrict a = xs + (size_t)i * prev;
+        for (int j = 0; j < prev; j++) y[j] += a[j];
+    }
+}
+
+/* d = dL/dpre[l] in, dL/dz[l] out (in place); accumulates dg_m. */
+static void ia3_backward(const crl_pool *p, const float *params, float *grads,
+                         crl_pool_ws *ws, int l, int h, float *d) {
+    for (int r = 0; r < ws->B; r++) {
+        const size_t mo = crl_pool_mod_offset(p, ws->sel[r]) + p->g[l];
+        const float *restrict g = params + mo;
+        float *restrict dg = grads + mo;
+        const float *restrict z = ws->z[l] + (size_t)r * h;
+        float *restrict dr = d + (size_t)r * h;
+        for (int j = 0; j < h; j++) {
+            dg[j] += dr[j] * z[j];
+            dr[j] *= g[j];
+        }
+    }
+}
+
+void crl_pool_backward(const crl_pool *p, const float *base_params, const float *params,
+                       float *grads, crl_pool_ws *ws, const float *dout) {
+    const crl_mlp *m = &p->base;
+    const crl_mlp_spec *s = &m->spec;
+    const int B = ws->B;
+    if (B <= 0 || !grads) return;
+    const int L = s->n_hidden, H = s->hidden[L - 1], O = s->out_dim;
+    const size_t blk = (size_t)H * O;
+    float *d = ws->d0, *dn = ws->d1;
+
+    /* Heads are frozen: only the delta dL/dpost[L-1] = dout W_head^T. */
+    const int hc = common_head(ws->head, B);
+    if (hc >= 0) {
+        crl_linear_backward(B, H, O, ws->post[L - 1], base_params + m->head_W + hc * blk,
+                            dout, NULL, NULL, d, 0);
+    } else {
+        for (int r = 0; r < B; r++) {
+            const float *restrict W = base_params + m->head_W + ws->head[r] * blk;
+            const float *restrict dr = dout + (size_t)r * O;
+            float *restrict dxr = d + (size_t)r * H;
+            for (int k = 0; k < H; k++) {
+                const float *restrict wk = W + (size_t)k * O;
+                float acc = 0.0f;
+                for (int j = 0; j < O; j++) acc += dr[j] * wk[j];
+                dxr[k] = acc;
+            }
+        }
+    }
+
+    for (int l = L - 1; l >= 0; l--) {
+        const int h = s->hidden[l];
+        const size_t n = (size_t)B * h;
+        if (l == 0 && s->layernorm_first) {
+            crl_act_backward(s->first_act, s->lrelu_slope, n, ws->post[0], d, d);
+            crl_layernorm_backward(B, h, d, ws->ln_xhat, ws->ln_rstd,
+                                   base_params + m->ln_g, NULL, NULL, d, 0);
+        } else {
+            crl_act_backward(l == 0 ? s->first_act : s->act, s->lrelu_slope, n,
+                             ws->post[l], d, d);
+        }
+        /* d = dL/dpre[l]. Nothing below layer 0 needs a delta (no dx). */
+        const int prev = l == 0 ? s->in_dim : s->hidden[l - 1];
+        const float *in = l == 0 ? ws->x : ws->post[l - 1];
+        if (p->kind == CRL_POOL_LORA) {
+            /* Base path first (overwrites dn), then the LoRA path adds to it. */
+            if (l > 0)
+                crl_linear_backward(B, prev, h, in, base_params + m->W[l], d, NULL, NULL,
+                                    dn, 0);
+            lora_backward(p, params, grads, ws, l, in, prev, h, d, l > 0 ? dn : NULL);
+        } else {
+            ia3_backward(p, params, grads, ws, l, h, d);
+            if (l > 0)
+                crl_linear_backward(B, prev, h, in, base_params + m->W[l], d, NULL, NULL,
+                                    dn, 0);
+        }
+        float *t = d;
+        d = dn;
+        dn = t;
+    }
+}
+
+/* ---- key pull ------------------------------------------------------------------ */
+
+double crl_pool_pull(const crl_pool *p, const float *params, const crl_pool_ws *ws,
+                     float coef, float *grads) {
+    const int B = ws->B, D = p->key_dim;
+    if (B <= 0) return 0.0;
+    /* d cos(q, k) / dk = q / (|q| |k|) - cos * k / |k|^2. */
+    const double f = -(double)coef / B;
+    double sum = 0.0;
+    for (int r = 0; r < B; r++) {
+        const size_t ko = p->keys + (size_t)ws->sel[r] * D;
+        const float *q = ws->q + (size_t)r * D, *k = params + ko;
+        double qq, kk;
+        const double c = cosine(D, q, k, &qq, &kk);
+        sum += c;
+        if (!grads || qq == 0.0 || kk == 0.0) continue;
+        const double inv = 1.0 / (sqrt(qq) * sqrt(kk)), ck = c / kk;
+        float *gk = grads + ko;
+        for (int j = 0; j < D; j++)
+            gk[j] += (float)(f * ((double)q[j] * inv - ck * k[j]));
+    }
+    return f * sum;
+}
