@@ -16,6 +16,8 @@
 #ifndef CRL_TESTS_FD_H
 #define CRL_TESTS_FD_H
 
+#include <check.h>
+
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -77,5 +79,24 @@ static inline size_t fd_check(const char *what, const float *a, const double *nu
     }
     return bad;
 }
+
+/* Zeroed buffers that fail the test when allocation fails (tests only). */
+static inline float *fbuf(size_t n) {
+    float *p = calloc(n ? n : 1, sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+static inline double *dbuf(size_t n) {
+    double *p = calloc(n ? n : 1, sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+#define CHECK_GRAD(what, a, num, n, rtol, atol)                                          \
+    do {                                                                                 \
+        char msg_[600];                                                                  \
+        size_t bad_ = fd_check(what, a, num, n, rtol, atol, msg_, sizeof msg_);          \
+        ck_assert_msg(bad_ == 0, "%zu/%zu mismatches: %s", bad_, (size_t)(n), msg_);     \
+    } while (0)
 
 #endif

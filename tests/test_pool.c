@@ -27,24 +27,6 @@
 #define ATOL 5e-4 /* FD noise <= ~1e-4 at these sizes; see fd.h */
 #define H    1e-3f
 
-static float *fbuf(size_t n) {
-    float *p = calloc(n ? n : 1, sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-static double *dbuf(size_t n) {
-    double *p = calloc(n ? n : 1, sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-#define CHECK_GRAD(what, a, num, n, rtol, atol)                                          \
-    do {                                                                                 \
-        char msg_[600];                                                                  \
-        size_t bad_ = fd_check(what, a, num, n, rtol, atol, msg_, sizeof msg_);          \
-        ck_assert_msg(bad_ == 0, "%zu/%zu mismatches: %s", bad_, (size_t)(n), msg_);     \
-    } while (0)
-
 /* CW shape, small and with widths that are not multiples of 4. */
 static void small_spec(crl_mlp_spec *s) {
     crl_mlp_spec_cw(s, 5, 3, 3, 3, 8);
