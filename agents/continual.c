@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "agents/evaluator.h"
+#include "core/blob.h"
 #include "crl/methods.h"
 #include "crl/replay.h"
 #include "crl/reservoir.h"
@@ -75,65 +76,6 @@ typedef struct {
 
 static const char CON_MAGIC[8] = {'C', 'R', 'L', 'C', 'O', 'N', '0', '1'};
 
-typedef struct {
-    unsigned char *p;
-    size_t n, cap;
-    int bad;
-} wbuf;
-
-static void put(wbuf *w, const void *src, size_t n) {
-    if (w->bad || n == 0) return;
-    if (w->n + n > w->cap) {
-        size_t cap = w->cap ? w->cap : 1 << 20;
-        while (cap < w->n + n) cap *= 2;
-        unsigned char *q = realloc(w->p, cap);
-        if (!q) {
-            w->bad = 1;
-            return;
-        }
-        w->p = q;
-        w->cap = cap;
-    }
-    memcpy(w->p + w->n, src, n);
-    w->n += n;
-}
-
-typedef struct {
-    const unsigned char *p;
-    size_t n, off;
-    int bad;
-} rbuf;
-
-static const void *take(rbuf *r, size_t n) {
-    if (r->bad || n > r->n - r->off) {
-        r->bad = 1;
-        return NULL;
-    }
-    const void *q = r->p + r->off;
-    r->off += n;
-    return q;
-}
-
-static void get(rbuf *r, void *dst, size_t n) {
-    const void *q = take(r, n);
-    if (q) memcpy(dst, q, n);
-}
-
-static void put_rng(wbuf *w, const crl_rng *g) {
-    int32_t hs = g->has_spare;
-    put(w, g->s, sizeof g->s);
-    put(w, &hs, 4);
-    put(w, &g->spare, 8);
-}
-
-static void get_rng(rbuf *r, crl_rng *g) {
-    int32_t hs = 0;
-    get(r, g->s, sizeof g->s);
-    get(r, &hs, 4);
-    get(r, &g->spare, 8);
-    g->has_spare = hs;
-}
-
 static int save_checkpoint(cstate *st, crl_store *store, int64_t run_id, int k, int64_t t,
                            crl_err *err) {
     void *sb = NULL, *mb = NULL;
@@ -148,23 +90,24 @@ static int save_checkpoint(cstate *st, crl_store *store, int64_t run_id, int k, 
     int32_t task = k, n_ftn = 0;
     for (int i = 0; i < st->n; i++) n_ftn += st->ftn_actors[i] != NULL;
     uint64_t sn64 = sn, mn64 = mn;
-    wbuf w = {0};
-    put(&w, CON_MAGIC, 8);
-    put(&w, &task, 4);
-    put(&w, &n_ftn, 4);
-    put(&w, &t, 8);
-    put(&w, &st->step, 8);
-    put(&w, &st->eval_idx, 8);
-    put_rng(&w, &st->env_rng);
-    put_rng(&w, &st->rng);
-    put_rng(&w, &st->eval_rng);
-    put_rng(&w, &st->res_rng);
-    put(&w, &sn64, 8);
-    put(&w, sb, sn);
-    put(&w, &mn64, 8);
-    put(&w, mb, mn);
+    crl_wbuf w = {0};
+    crl_wbuf_put(&w, CON_MAGIC, 8);
+    crl_wbuf_put(&w, &task, 4);
+    crl_wbuf_put(&w, &n_ftn, 4);
+    crl_wbuf_put(&w, &t, 8);
+    crl_wbuf_put(&w, &st->step, 8);
+    crl_wbuf_put(&w, &st->eval_idx, 8);
+    crl_wbuf_put_rng(&w, &st->env_rng);
+    crl_wbuf_put_rng(&w, &st->rng);
+    crl_wbuf_put_rng(&w, &st->eval_rng);
+    crl_wbuf_put_rng(&w, &st->res_rng);
+    crl_wbuf_put(&w, &sn64, 8);
+    crl_wbuf_put(&w, sb, sn);
+    crl_wbuf_put(&w, &mn64, 8);
+    crl_wbuf_put(&w, mb, mn);
     for (int i = 0; i < st->n; i++)
-        if (st->ftn_actors[i]) put(&w, st->ftn_actors[i], st->na * sizeof(float));
+        if (st->ftn_actors[i])
+            crl_wbuf_put(&w, st->ftn_actors[i], st->na * sizeof(float));
     free(sb);
     free(mb);
     if (w.bad) {
@@ -187,24 +130,24 @@ static int load_checkpoint(cstate *st, crl_store *store, int64_t run_id, int *k,
     int rc = crl_store_checkpoint_latest(store, run_id, &task_idx, &step, &blob, &n, err);
     if (rc == CRL_ENOTFOUND) return CRL_OK; /* nothing done yet: start over */
     if (rc) return rc;
-    rbuf r = {blob, n, 0, 0};
+    crl_rbuf r = {blob, n, 0, 0};
     char magic[8];
     int32_t task = 0, n_ftn = 0;
     uint64_t sn = 0, mn = 0;
-    get(&r, magic, 8);
-    get(&r, &task, 4);
-    get(&r, &n_ftn, 4);
-    get(&r, t, 8);
-    get(&r, &st->step, 8);
-    get(&r, &st->eval_idx, 8);
-    get_rng(&r, &st->env_rng);
-    get_rng(&r, &st->rng);
-    get_rng(&r, &st->eval_rng);
-    get_rng(&r, &st->res_rng);
-    get(&r, &sn, 8);
-    const void *sb = take(&r, sn);
-    get(&r, &mn, 8);
-    const void *mb = take(&r, mn);
+    crl_rbuf_get(&r, magic, 8);
+    crl_rbuf_get(&r, &task, 4);
+    crl_rbuf_get(&r, &n_ftn, 4);
+    crl_rbuf_get(&r, t, 8);
+    crl_rbuf_get(&r, &st->step, 8);
+    crl_rbuf_get(&r, &st->eval_idx, 8);
+    crl_rbuf_get_rng(&r, &st->env_rng);
+    crl_rbuf_get_rng(&r, &st->rng);
+    crl_rbuf_get_rng(&r, &st->eval_rng);
+    crl_rbuf_get_rng(&r, &st->res_rng);
+    crl_rbuf_get(&r, &sn, 8);
+    const void *sb = crl_rbuf_take(&r, sn);
+    crl_rbuf_get(&r, &mn, 8);
+    const void *mb = crl_rbuf_take(&r, mn);
     if (r.bad || memcmp(magic, CON_MAGIC, 8) != 0 || task < 0 || task > st->n ||
         n_ftn < 0 || n_ftn > st->n) {
         free(blob);
@@ -219,7 +162,7 @@ static int load_checkpoint(cstate *st, crl_store *store, int64_t run_id, int *k,
     for (int i = 0; !rc && i < n_ftn; i++) {
         st->ftn_actors[i] = malloc(st->na * sizeof(float));
         if (!st->ftn_actors[i]) rc = crl_errf(err, CRL_ENOMEM, "resume: out of memory");
-        if (!rc) get(&r, st->ftn_actors[i], st->na * sizeof(float));
+        if (!rc) crl_rbuf_get(&r, st->ftn_actors[i], st->na * sizeof(float));
     }
     if (!rc && (r.bad || r.off != n))
         rc = crl_errf(err, CRL_ECORRUPT, "run %lld: truncated checkpoint",

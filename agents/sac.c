@@ -12,6 +12,8 @@
  * GEMMs run closer to the BLAS peak than twice as many small ones. */
 #include "crl/sac.h"
 
+#include "core/blob.h"
+
 #include "core/lanes.h"
 
 #include <math.h>
@@ -524,89 +526,36 @@ double crl_sac_flops_per_update(const crl_sac *s) {
 
 static const char SAC_MAGIC[8] = {'C', 'R', 'L', 'S', 'A', 'C', '0', '1'};
 
-typedef struct {
-    unsigned char *p;
-    size_t n, cap;
-    int bad;
-} wbuf;
-
-static void put(wbuf *w, const void *src, size_t n) {
-    if (w->bad) return;
-    if (w->n + n > w->cap) {
-        size_t cap = w->cap ? w->cap : 1 << 16;
-        while (cap < w->n + n) cap *= 2;
-        unsigned char *q = realloc(w->p, cap);
-        if (!q) {
-            w->bad = 1;
-            return;
-        }
-        w->p = q;
-        w->cap = cap;
-    }
-    memcpy(w->p + w->n, src, n);
-    w->n += n;
+static void put_adam(crl_wbuf *w, const crl_adam *a) {
+    crl_wbuf_put(w, &a->t, 8);
+    crl_wbuf_put(w, a->m, a->n * sizeof(float));
+    crl_wbuf_put(w, a->v, a->n * sizeof(float));
 }
 
-typedef struct {
-    const unsigned char *p;
-    size_t n, off;
-    int bad;
-} rbuf;
-
-static void get(rbuf *r, void *dst, size_t n) {
-    if (r->bad || r->off + n > r->n) {
-        r->bad = 1;
-        return;
-    }
-    memcpy(dst, r->p + r->off, n);
-    r->off += n;
-}
-
-static void put_rng(wbuf *w, const crl_rng *g) {
-    put(w, g->s, sizeof g->s);
-    int32_t hs = g->has_spare;
-    put(w, &hs, 4);
-    put(w, &g->spare, 8);
-}
-
-static void get_rng(rbuf *r, crl_rng *g) {
-    int32_t hs = 0;
-    get(r, g->s, sizeof g->s);
-    get(r, &hs, 4);
-    get(r, &g->spare, 8);
-    g->has_spare = hs;
-}
-
-static void put_adam(wbuf *w, const crl_adam *a) {
-    put(w, &a->t, 8);
-    put(w, a->m, a->n * sizeof(float));
-    put(w, a->v, a->n * sizeof(float));
-}
-
-static void get_adam(rbuf *r, crl_adam *a) {
-    get(r, &a->t, 8);
-    get(r, a->m, a->n * sizeof(float));
-    get(r, a->v, a->n * sizeof(float));
+static void get_adam(crl_rbuf *r, crl_adam *a) {
+    crl_rbuf_get(r, &a->t, 8);
+    crl_rbuf_get(r, a->m, a->n * sizeof(float));
+    crl_rbuf_get(r, a->v, a->n * sizeof(float));
 }
 
 int crl_sac_save(const crl_sac *s, void **blob, size_t *n, crl_err *err) {
-    wbuf w = {0};
+    crl_wbuf w = {0};
     uint32_t dims[5] = {(uint32_t)s->c.obs_dim, (uint32_t)s->c.act_dim,
                         (uint32_t)s->c.n_tasks, (uint32_t)s->c.hidden,
                         (uint32_t)s->c.layers};
     uint64_t sizes[2] = {s->na, s->nc};
-    put(&w, SAC_MAGIC, 8);
-    put(&w, dims, sizeof dims);
-    put(&w, sizes, sizeof sizes);
-    put(&w, s->actor_p, s->na * sizeof(float));
-    put(&w, s->critic_p, 2 * s->nc * sizeof(float));
-    put(&w, s->target_p, 2 * s->nc * sizeof(float));
-    put(&w, s->log_alpha, (size_t)s->c.n_tasks * sizeof(float));
+    crl_wbuf_put(&w, SAC_MAGIC, 8);
+    crl_wbuf_put(&w, dims, sizeof dims);
+    crl_wbuf_put(&w, sizes, sizeof sizes);
+    crl_wbuf_put(&w, s->actor_p, s->na * sizeof(float));
+    crl_wbuf_put(&w, s->critic_p, 2 * s->nc * sizeof(float));
+    crl_wbuf_put(&w, s->target_p, 2 * s->nc * sizeof(float));
+    crl_wbuf_put(&w, s->log_alpha, (size_t)s->c.n_tasks * sizeof(float));
     put_adam(&w, &s->opt_actor);
     put_adam(&w, &s->opt_critic);
     put_adam(&w, &s->opt_alpha);
-    put_rng(&w, &s->rng);
-    put_rng(&w, &s->act_rng);
+    crl_wbuf_put_rng(&w, &s->rng);
+    crl_wbuf_put_rng(&w, &s->act_rng);
     if (w.bad) {
         free(w.p);
         return crl_errf(err, CRL_ENOMEM, "sac: out of memory while saving");
@@ -617,13 +566,13 @@ int crl_sac_save(const crl_sac *s, void **blob, size_t *n, crl_err *err) {
 }
 
 int crl_sac_load(crl_sac *s, const void *blob, size_t n, crl_err *err) {
-    rbuf r = {blob, n, 0, 0};
+    crl_rbuf r = {blob, n, 0, 0};
     char magic[8];
     uint32_t dims[5];
     uint64_t sizes[2];
-    get(&r, magic, 8);
-    get(&r, dims, sizeof dims);
-    get(&r, sizes, sizeof sizes);
+    crl_rbuf_get(&r, magic, 8);
+    crl_rbuf_get(&r, dims, sizeof dims);
+    crl_rbuf_get(&r, sizes, sizeof sizes);
     if (r.bad || memcmp(magic, SAC_MAGIC, 8) != 0)
         return crl_errf(err, CRL_ECORRUPT, "sac checkpoint: bad magic");
     if (dims[0] != (uint32_t)s->c.obs_dim || dims[1] != (uint32_t)s->c.act_dim ||
@@ -643,15 +592,15 @@ int crl_sac_load(crl_sac *s, const void *blob, size_t n, crl_err *err) {
     if (n != expect)
         return crl_errf(err, CRL_ECORRUPT, "sac checkpoint: %zu bytes, expected %zu", n,
                         expect);
-    get(&r, s->actor_p, s->na * sizeof(float));
-    get(&r, s->critic_p, 2 * s->nc * sizeof(float));
-    get(&r, s->target_p, 2 * s->nc * sizeof(float));
-    get(&r, s->log_alpha, (size_t)s->c.n_tasks * sizeof(float));
+    crl_rbuf_get(&r, s->actor_p, s->na * sizeof(float));
+    crl_rbuf_get(&r, s->critic_p, 2 * s->nc * sizeof(float));
+    crl_rbuf_get(&r, s->target_p, 2 * s->nc * sizeof(float));
+    crl_rbuf_get(&r, s->log_alpha, (size_t)s->c.n_tasks * sizeof(float));
     get_adam(&r, &s->opt_actor);
     get_adam(&r, &s->opt_critic);
     get_adam(&r, &s->opt_alpha);
-    get_rng(&r, &s->rng);
-    get_rng(&r, &s->act_rng);
+    crl_rbuf_get_rng(&r, &s->rng);
+    crl_rbuf_get_rng(&r, &s->act_rng);
     if (r.bad || r.off != n)
         return crl_errf(err, CRL_ECORRUPT, "sac checkpoint: truncated or trailing bytes");
     return CRL_OK;
