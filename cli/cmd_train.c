@@ -141,7 +141,7 @@ static int train_defs(opt_def *defs, crl_train_config *c, crl_continual_config *
 /* Restore the options of run_id from its stored config_json (so a resumed
  * run continues with exactly the configuration it started with). */
 static int load_run_config(crl_store *store, int64_t run_id, const opt_def *defs, int n,
-                           char *status, crl_err *err) {
+                           char *status, opt_strs *keep, crl_err *err) {
     crl_run_info info;
     char *json = NULL;
     int rc = crl_store_run_get(store, run_id, &info, &json, err);
@@ -157,7 +157,7 @@ static int load_run_config(crl_store *store, int64_t run_id, const opt_def *defs
     while (rc == CRL_OK && sqlite3_step(st) == SQLITE_ROW) {
         const char *key = (const char *)sqlite3_column_text(st, 0);
         const char *val = (const char *)sqlite3_column_text(st, 1);
-        if (key && val && opts_set(defs, n, key, val) < 0)
+        if (key && val && opts_set(defs, n, key, val, keep) < 0)
             rc = crl_errf(err, CRL_ECORRUPT,
                           "run %lld: stored option %s = '%s' is invalid",
                           (long long)run_id, key, val);
@@ -170,7 +170,7 @@ static int load_run_config(crl_store *store, int64_t run_id, const opt_def *defs
 
 static int train_continual(crl_train_config *c, crl_continual_config *cc,
                            const opt_def *defs, int n, const char *db, int64_t resume,
-                           int single_task, int quiet) {
+                           int single_task, int quiet, opt_strs *keep) {
     crl_err err = {0};
     int rc;
     if ((rc = crl_blas_init(1, &err))) {
@@ -183,7 +183,7 @@ static int train_continual(crl_train_config *c, crl_continual_config *cc,
         return 1;
     }
     char status[16] = "";
-    if (resume && !(rc = load_run_config(store, resume, defs, n, status, &err)) &&
+    if (resume && !(rc = load_run_config(store, resume, defs, n, status, keep, &err)) &&
         strcmp(status, "finished") == 0)
         rc =
             crl_errf(&err, CRL_EINVAL, "run %lld is already finished", (long long)resume);
@@ -288,8 +288,13 @@ int cmd_train(int argc, char **argv) {
         return 2;
     }
 
-    if (resume || cc.scenario)
-        return train_continual(&c, &cc, defs, n, db, resume, (int)single_task, quiet);
+    if (resume || cc.scenario) {
+        opt_strs keep = {0};
+        rc =
+            train_continual(&c, &cc, defs, n, db, resume, (int)single_task, quiet, &keep);
+        opts_strs_free(&keep);
+        return rc;
+    }
 
     crl_err err = {0};
     if (c.env_xml) {
@@ -426,10 +431,12 @@ int cmd_eval(int argc, char **argv) {
                              &resume, &single_task);
     crl_err err = {0};
     crl_store *store = NULL;
+    opt_strs keep = {0};
     if ((rc = crl_blas_init(1, &err)) || (rc = crl_store_open(db, 0, &store, &err)) ||
-        (rc = load_run_config(store, run, defs, n, NULL, &err))) {
+        (rc = load_run_config(store, run, defs, n, NULL, &keep, &err))) {
         fprintf(stderr, "crl eval: %s\n", err.msg);
         crl_store_close(store);
+        opts_strs_free(&keep);
         return rc == CRL_ENOTFOUND ? 2 : 1;
     }
     c.sac.threads = 1;
@@ -482,6 +489,7 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     crl_store_close(store);
+    opts_strs_free(&keep);
     if (rc) {
         fprintf(stderr, "crl eval: %s\n", err.msg);
         return rc == CRL_EINVAL ? 2 : 1;

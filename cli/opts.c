@@ -196,7 +196,13 @@ int opts_to_kv(const opt_def *defs, int n, crl_kv *kv, int max) {
     return k;
 }
 
-int opts_set(const opt_def *defs, int n, const char *name, const char *text) {
+void opts_strs_free(opt_strs *k) {
+    for (int i = 0; i < k->n; i++) free(k->p[i]);
+    k->n = 0;
+}
+
+int opts_set(const opt_def *defs, int n, const char *name, const char *text,
+             opt_strs *keep) {
     for (int i = 0; i < n; i++) {
         const opt_def *d = &defs[i];
         if (strcmp(d->name, name) != 0) continue;
@@ -205,9 +211,11 @@ int opts_set(const opt_def *defs, int n, const char *name, const char *text) {
             return 0;
         }
         if (d->type == OPT_STR) {
+            if (keep->n >= (int)(sizeof keep->p / sizeof keep->p[0])) return -1;
             char *copy = strdup(text);
             if (!copy) return -1;
-            *(const char **)d->ptr = copy; /* lives as long as the command */
+            keep->p[keep->n++] = copy;
+            *(const char **)d->ptr = copy;
             return 0;
         }
         /* A stored float comes back as the text of its double value; parsing

@@ -33,10 +33,19 @@ typedef struct {
 int opts_parse(const char *cmd, const opt_def *defs, int n, int argc, char **argv,
                const char *usage);
 void opts_help(FILE *f, const char *cmd, const opt_def *defs, int n, const char *usage);
+/* Copies of restored string options, owned by the command that restored
+ * them: free with opts_strs_free once the options are no longer used. */
+typedef struct {
+    char *p[64];
+    int n;
+} opt_strs;
+void opts_strs_free(opt_strs *k);
+
 /* Set option `name` from its stored text (a run's config_json). Returns 0,
  * 1 if no option has that name (ignored), -1 if the value is invalid (one
- * line on stderr). Strings are copied. */
-int opts_set(const opt_def *defs, int n, const char *name, const char *text);
+ * line on stderr). Strings are copied into keep. */
+int opts_set(const opt_def *defs, int n, const char *name, const char *text,
+             opt_strs *keep);
 /* The stored options as key/values (strings kept as pointers into defs). */
 int opts_to_kv(const opt_def *defs, int n, crl_kv *kv, int max);
 

@@ -287,7 +287,7 @@ END_TEST
 int main(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("cli");
-    tcase_set_timeout(tc, 300);
+    tcase_set_timeout(tc, 900);
     tcase_add_test(tc, test_bad_usage);
     tcase_add_test(tc, test_version_names_kernel);
     tcase_add_test(tc, test_corrupt_db_untouched);

@@ -144,7 +144,7 @@ END_TEST
 int main(void) {
     Suite *s = suite_create("continual");
     TCase *tc = tcase_create("continual");
-    tcase_set_timeout(tc, 300);
+    tcase_set_timeout(tc, 900);
     tcase_add_test(tc, test_every_method_completes);
     tcase_add_test(tc, test_resume_after_sigkill);
     tcase_add_test(tc, test_single_references);
