@@ -7,9 +7,9 @@
 static int print_run(const crl_run_info *r, void *ctx) {
     int *count = ctx;
     if ((*count)++ == 0)
-        printf("%-5s %-24s %-11s %-8s %-22s %-10s %s\n", "id", "created (UTC)", "status",
+        printf("%-5s %-24s %-11s %-8s %-30s %-10s %s\n", "id", "created (UTC)", "status",
                "method", "scenario", "seed", "last step");
-    printf("%-5lld %-24s %-11s %-8s %-22s %-10llu %lld\n", (long long)r->id,
+    printf("%-5lld %-24s %-11s %-8s %-30s %-10llu %lld\n", (long long)r->id,
            r->created_at, r->status, r->method, r->scenario, (unsigned long long)r->seed,
            (long long)r->last_step);
     return 0;
