@@ -117,6 +117,9 @@ static int save_checkpoint(cstate *st, crl_store *store, int64_t run_id, int k, 
     rc = crl_store_checkpoint_put(store, run_id, st->pos[k < st->n ? k : st->n - 1],
                                   st->step, w.p, w.n, err);
     free(w.p);
+    /* Only the latest checkpoint is ever read (resume, eval): keep the file
+     * from growing by one learner per evaluation. */
+    if (rc == CRL_OK) rc = crl_store_checkpoint_prune(store, run_id, st->step, err);
     return rc;
 }
 
@@ -492,9 +495,14 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                 }
                 updates += sc->update_every;
             }
-            if (st.step % c->eval_every == 0 &&
-                (rc = eval_all(&st, store, run_id, k, err)))
-                goto out;
+            if (st.step % c->eval_every == 0) {
+                if ((rc = eval_all(&st, store, run_id, k, err))) goto out;
+                /* A checkpoint at every evaluation, so that a run cut off (a
+                 * crash, the end of a working session) resumes from there. */
+                if (t + 1 < c->steps_per_task &&
+                    (rc = save_checkpoint(&st, store, run_id, k, t + 1, err)))
+                    goto out;
+            }
             double now = crl_now();
             if (progress && now - t_last >= 1.0) {
                 double inst = (double)(st.step - step_last) / (now - t_last);

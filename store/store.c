@@ -960,6 +960,28 @@ int crl_store_checkpoint_put(crl_store *s, int64_t run_id, int task_idx, int64_t
     return txn_finish(s, ret, err);
 }
 
+int crl_store_checkpoint_prune(crl_store *s, int64_t run_id, int64_t before_step,
+                               crl_err *err) {
+    if (!s || before_step < 0)
+        return crl_errf(err, CRL_EINVAL, "crl_store_checkpoint_prune: bad argument");
+    int ret = txn_begin(s, err);
+    if (ret != CRL_OK) return ret;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(
+        s->db, "DELETE FROM checkpoints WHERE run_id = ?1 AND step < ?2", -1, &st, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 1, run_id);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, before_step);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE) rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    ret = rc == SQLITE_OK ? CRL_OK
+                          : fail(s, err, rc, "cannot prune checkpoints of run %lld",
+                                 (long long)run_id);
+    return txn_finish(s, ret, err);
+}
+
 int crl_store_checkpoint_latest(crl_store *s, int64_t run_id, int *task_idx,
                                 int64_t *step, void **blob, size_t *n, crl_err *err) {
     if (!s || !blob || !n)

@@ -83,6 +83,9 @@ START_TEST(test_every_method_completes) {
           "(SELECT value FROM metrics m JOIN runs r ON r.id = m.run_id "
           "WHERE r.method = 'ft1' AND key = 'model/params' AND step = 2700)"),
         3);
+    /* Checkpoints at every evaluation, but only the latest is kept. */
+    ck_assert_int_eq(q("SELECT count(*) FROM checkpoints"), 6);
+    ck_assert_int_eq(q("SELECT min(step) FROM checkpoints"), 2700);
     /* The report reads the same file: one row per method, every format. */
     ck_assert_int_eq(RUN("report", "--db", db), 0);
     ck_assert_int_eq(RUN("report", "--db", db, "--format", "json"), 0);

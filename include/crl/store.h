@@ -74,6 +74,10 @@ int crl_store_eval(crl_store *s, const crl_eval_row *row, crl_err *err);
  * so a checkpoint never refers to evals that were lost. */
 int crl_store_checkpoint_put(crl_store *s, int64_t run_id, int task_idx, int64_t step,
                              const void *blob, size_t n, crl_err *err);
+/* Delete the run's checkpoints taken before before_step (long runs keep only
+ * their latest one). */
+int crl_store_checkpoint_prune(crl_store *s, int64_t run_id, int64_t before_step,
+                               crl_err *err);
 /* Latest checkpoint of a run (highest step). *blob is malloc'd; caller frees.
  * CRL_ENOTFOUND if the run has none. */
 int crl_store_checkpoint_latest(crl_store *s, int64_t run_id, int *task_idx,
