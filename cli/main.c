@@ -20,6 +20,7 @@ static const struct {
     {"tasks", cmd_tasks, "list every task with its sizes"},
     {"scenarios", cmd_scenarios, "list the scenarios and their tasks"},
     {"scripted", cmd_scripted, "success rate of a task's scripted (or random) policy"},
+    {"render", cmd_render, "one headless frame of a task's initial scene (PNG)"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 
