@@ -1,11 +1,18 @@
 /* crl render / view / plot: pictures of tasks, live policies, and runs. */
+#include <math.h>
+#include <mujoco/mujoco.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "crl/blas.h"
 #include "crl/env.h"
+#include "crl/runner.h"
+#include "crl/sac.h"
+#include "crl/store.h"
 #include "crl/viz.h"
 
 /* opts.c knows long flags only: accept the customary "-o FILE" (and
@@ -92,5 +99,312 @@ out:
     free(obs);
     crl_env_free(env);
     crl_env_spec_free(spec);
+    return cli_exit_code(rc);
+}
+
+/* ---- crl view ------------------------------------------------------------- */
+
+typedef enum { POLICY_SCRIPTED, POLICY_RANDOM, POLICY_RUN } policy_kind;
+
+/* A live episode source for the viewer: an env and a policy. */
+typedef struct {
+    crl_env_spec *spec;
+    crl_env *env;
+    float *obs, *act;
+    int ad;
+    policy_kind kind;
+    crl_sac *sac;
+    int head, deterministic;
+    crl_rng rng;
+    uint64_t seed;
+    int episode, show_success, succeeded;
+    double ret;
+    const char *task;
+    crl_err err;
+} view_src;
+
+static int view_reset(void *ctx, struct mjData_ **d) {
+    view_src *v = ctx;
+    crl_env_reset(v->env, v->seed + (uint64_t)v->episode, v->obs);
+    v->ret = 0;
+    v->succeeded = 0;
+    v->episode++;
+    *d = crl_env_data(v->env);
+    return CRL_OK;
+}
+
+static int view_step(void *ctx, struct mjData_ **d, crl_render_overlay *ov) {
+    view_src *v = ctx;
+    if (v->kind == POLICY_SCRIPTED) {
+        int rc = crl_env_scripted_action(v->env, v->act);
+        if (rc) return crl_errf(&v->err, rc, "task %s has no scripted policy", v->task);
+    } else if (v->kind == POLICY_RANDOM) {
+        for (int k = 0; k < v->ad; k++) v->act[k] = (float)crl_rng_range(&v->rng, -1, 1);
+    } else {
+        crl_sac_act(v->sac, 1, v->obs, v->head, v->deterministic, &v->rng, v->act);
+    }
+    crl_step_info info = {0};
+    crl_env_step(v->env, v->act, v->obs, &info);
+    v->ret += info.reward;
+    v->succeeded |= info.success != 0;
+    *d = crl_env_data(v->env);
+    crl_render_overlay_init(ov);
+    ov->task = v->task;
+    ov->episode = v->episode - 1;
+    ov->step = crl_env_steps_taken(v->env);
+    ov->reward = info.reward;
+    ov->ret = v->ret;
+    if (v->show_success) ov->success = v->succeeded;
+    return !(info.terminal || info.truncated);
+}
+
+/* Number of a stored option from a run's config_json; NAN if absent. */
+static double config_num(crl_store *store, const char *json, const char *key) {
+    sqlite3_stmt *st = NULL;
+    double x = NAN;
+    if (sqlite3_prepare_v2(crl_store_db(store),
+                           "SELECT json_extract(?1, '$.\"' || ?2 || '\"')", -1, &st,
+                           NULL) != SQLITE_OK)
+        return x;
+    sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        x = sqlite3_column_double(st, 0);
+    sqlite3_finalize(st);
+    return x;
+}
+
+/* String option of a config (copied into buf); "" if absent. */
+static void config_str(crl_store *store, const char *json, const char *key, char *buf,
+                       size_t cap) {
+    sqlite3_stmt *st = NULL;
+    buf[0] = '\0';
+    if (sqlite3_prepare_v2(crl_store_db(store),
+                           "SELECT json_extract(?1, '$.\"' || ?2 || '\"')", -1, &st,
+                           NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT)
+        snprintf(buf, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+}
+
+/* Restore the learner of a single-env run (crl train --env) from its latest
+ * checkpoint. Fills env_name with the run's task. Continual runs keep
+ * method-specific policies inside their own checkpoint format, which agents/
+ * does not expose yet: they are refused with a message saying so. */
+static int load_run_policy(const char *db, int64_t run, int pos, crl_sac **out,
+                           char *env_name, size_t cap, int64_t *ckpt_step, crl_err *err) {
+    crl_store *store = NULL;
+    char *json = NULL;
+    void *blob = NULL;
+    crl_sac *sac = NULL;
+    crl_run_info info;
+    int rc = crl_store_open(db, 0, &store, err);
+    if (!rc) rc = crl_store_run_get(store, run, &info, &json, err);
+    if (rc) goto out;
+    char scenario[64];
+    config_str(store, json, "scenario", scenario, sizeof scenario);
+    config_str(store, json, "env", env_name, cap);
+    if (scenario[0] || !env_name[0]) {
+        rc = crl_errf(err, CRL_EINVAL,
+                      "run %lld is a continual run (%s on %s): viewing its per-task "
+                      "policies needs a policy API from agents/ that does not exist yet; "
+                      "single-env runs (crl train --env) can be viewed",
+                      (long long)run, info.method, info.scenario);
+        goto out;
+    }
+    if (pos > 0) {
+        rc = crl_errf(err, CRL_EINVAL, "run %lld trained one task: :%d is out of range",
+                      (long long)run, pos);
+        goto out;
+    }
+    double obs = config_num(store, json, "obs_dim"),
+           act = config_num(store, json, "act_dim");
+    double hidden = config_num(store, json, "hidden"),
+           layers = config_num(store, json, "layers");
+    if (!(obs >= 1 && act >= 1 && hidden >= 1 && layers >= 1)) {
+        rc = crl_errf(err, CRL_ECORRUPT,
+                      "run %lld: its configuration lacks the network shape",
+                      (long long)run);
+        goto out;
+    }
+    crl_sac_config c;
+    crl_sac_config_default(&c, (int)obs, (int)act, 1);
+    c.hidden = (int)hidden;
+    c.layers = (int)layers;
+    c.max_act_batch = 1;
+    c.threads = 1;
+    int tidx;
+    size_t n = 0, sn = 0;
+    const void *sb = NULL;
+    if (!(rc = crl_sac_create(&c, 0, &sac, err)) &&
+        !(rc = crl_store_checkpoint_latest(store, run, &tidx, ckpt_step, &blob, &n,
+                                           err)) &&
+        !(rc = crl_checkpoint_learner(blob, n, &sb, &sn, NULL, err)))
+        rc = crl_sac_load(sac, sb, sn, err);
+out:
+    if (rc) {
+        crl_sac_free(sac);
+        sac = NULL;
+    }
+    *out = sac;
+    free(blob);
+    free(json);
+    crl_store_close(store);
+    return rc;
+}
+
+int cmd_view(int argc, char **argv) {
+    const char *task = NULL, *policy = NULL, *db = NULL;
+    int episodes = 0, scripted = 0, random = 0, stochastic = 0, paused = 0, width = 1024,
+        height = 768;
+    int64_t max_steps = 0;
+    double timeout = 0, speed = 1;
+    uint64_t seed = 0;
+    const opt_def defs[] = {
+        {"task", OPT_STR, &task, 0, 0, "task name (see 'crl tasks'); default: the run's",
+         0},
+        {"policy", OPT_STR, &policy, 0, 0,
+         "RUN_ID[:TASK]: the latest checkpoint of a run in --db", 0},
+        {"db", OPT_STR, &db, 0, 0, "SQLite run store (with --policy)", 0},
+        {"episodes", OPT_INT, &episodes, 0, 1e6, "close after N episodes (0: never)", 0},
+        {"scripted", OPT_FLAG, &scripted, 0, 0, "the task's scripted policy (default)",
+         0},
+        {"random", OPT_FLAG, &random, 0, 0, "uniform random actions", 0},
+        {"stochastic", OPT_FLAG, &stochastic, 0, 0,
+         "with --policy: sample actions (default: deterministic)", 0},
+        {"seed", OPT_U64, &seed, 0, 1.8e19, "episode i is reset with seed S+i", 0},
+        {"speed", OPT_DOUBLE, &speed, 1.0 / 64, 64, "start at this multiple of real time",
+         0},
+        {"paused", OPT_FLAG, &paused, 0, 0, "start paused", 0},
+        {"max-steps", OPT_I64, &max_steps, 0, 1e12,
+         "close after N env steps (0: never; env CRL_VIEWER_EXIT_AFTER)", 0},
+        {"timeout", OPT_DOUBLE, &timeout, 0, 1e9,
+         "close after S seconds (0: never; env CRL_VIEWER_TIMEOUT)", 0},
+        {"width", OPT_INT, &width, 64, 8192, "window width", 0},
+        {"height", OPT_INT, &height, 64, 8192, "window height", 0},
+    };
+    const int nd = (int)(sizeof defs / sizeof defs[0]);
+    int rc = opts_parse("view", defs, nd, argc, argv,
+                        "--task NAME [--policy RUN_ID[:TASK] --db FILE] [--episodes N] "
+                        "[--scripted | --random]");
+    if (rc) return rc == 1 ? 0 : rc;
+    if (scripted + random + (policy != NULL) > 1) {
+        fprintf(stderr, "crl view: choose one of --policy, --scripted and --random\n");
+        return 2;
+    }
+    if (policy && !db) {
+        fprintf(stderr, "crl view: --policy needs --db FILE\n");
+        return 2;
+    }
+    if (!task && !policy) {
+        fprintf(stderr, "crl view: --task NAME is required (see 'crl tasks')\n");
+        return 2;
+    }
+    crl_err err = {0};
+    view_src v = {0};
+    char run_env[128] = "", info[160] = "";
+    if (policy) {
+        char *end = NULL;
+        long long run = strtoll(policy, &end, 10);
+        long pos = 0;
+        if (end && *end == ':') pos = strtol(end + 1, &end, 10);
+        if (run < 1 || !end || *end || pos < 0) {
+            fprintf(stderr,
+                    "crl view: --policy expects RUN_ID or RUN_ID:TASK, got '%s'\n",
+                    policy);
+            return 2;
+        }
+        int64_t step = 0;
+        if ((rc = crl_blas_init(1, &err)) ||
+            (rc = load_run_policy(db, run, (int)pos, &v.sac, run_env, sizeof run_env,
+                                  &step, &err))) {
+            fprintf(stderr, "crl view: %s\n", err.msg);
+            return cli_exit_code(rc);
+        }
+        v.kind = POLICY_RUN;
+        v.deterministic = !stochastic;
+        if (!task) task = run_env;
+        snprintf(info, sizeof info, "run %lld, step %lld, %s", run, (long long)step,
+                 stochastic ? "stochastic" : "deterministic");
+    } else {
+        v.kind = random ? POLICY_RANDOM : POLICY_SCRIPTED;
+    }
+    const crl_env_entry *list;
+    int n = crl_env_list(&list), found = -1;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(list[i].name, task)) found = i;
+    if (found < 0) {
+        fprintf(stderr, "crl view: unknown task '%s' (see 'crl tasks')\n", task);
+        crl_sac_free(v.sac);
+        return 2;
+    }
+    if (v.kind == POLICY_SCRIPTED && !list[found].has_scripted) {
+        if (scripted) {
+            fprintf(stderr, "crl view: task '%s' has no scripted policy (use --random)\n",
+                    task);
+            return 2;
+        }
+        v.kind = POLICY_RANDOM;
+    }
+    if (!info[0])
+        snprintf(info, sizeof info, "%s policy",
+                 v.kind == POLICY_SCRIPTED ? "scripted" : "random");
+    v.task = task;
+    v.seed = seed;
+    v.show_success =
+        strcmp(list[found].group, "locomotion") && strcmp(list[found].group, "control");
+    crl_rng_seed(&v.rng, seed);
+    if ((rc = crl_env_spec_create(task, &v.spec, &err)) ||
+        (rc = crl_env_create(v.spec, &v.env, &err)))
+        goto out;
+    if (v.sac) {
+        const crl_sac_config *sc = crl_sac_get_config(v.sac);
+        if (sc->obs_dim != crl_env_obs_dim(v.spec) ||
+            sc->act_dim != crl_env_act_dim(v.spec)) {
+            rc =
+                crl_errf(&err, CRL_EINVAL,
+                         "the run's policy takes %d observations and %d actions; task %s "
+                         "has %d and %d",
+                         sc->obs_dim, sc->act_dim, task, crl_env_obs_dim(v.spec),
+                         crl_env_act_dim(v.spec));
+            goto out;
+        }
+    }
+    v.ad = crl_env_act_dim(v.spec);
+    v.obs = calloc((size_t)crl_env_obs_dim(v.spec), sizeof *v.obs);
+    v.act = calloc((size_t)v.ad, sizeof *v.act);
+    if (!v.obs || !v.act) {
+        rc = crl_errf(&err, CRL_ENOMEM, "out of memory");
+        goto out;
+    }
+    const struct mjModel_ *m = crl_env_model(v.spec);
+    crl_viewer_opts o;
+    crl_viewer_opts_default(&o);
+    char title[192];
+    snprintf(title, sizeof title, "crl view: %s (%s)", task, info);
+    o.title = title;
+    o.width = width;
+    o.height = height;
+    /* Real time: one env step lasts frame_skip physics steps. */
+    o.fps = 1.0 / (m->opt.timestep * crl_env_frame_skip(v.spec));
+    o.speed = speed;
+    o.paused = paused;
+    o.episodes = episodes;
+    o.max_steps = max_steps;
+    o.timeout_s = timeout;
+    o.info = info;
+    crl_viewer_source src = {&v, view_reset, view_step};
+    rc = crl_viewer_run(m, &src, &o, &err);
+    if (rc && v.err.code) err = v.err;
+out:
+    if (rc) fprintf(stderr, "crl view: %s\n", err.msg);
+    free(v.obs);
+    free(v.act);
+    crl_env_free(v.env);
+    crl_env_spec_free(v.spec);
+    crl_sac_free(v.sac);
     return cli_exit_code(rc);
 }

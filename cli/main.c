@@ -21,6 +21,7 @@ static const struct {
     {"scenarios", cmd_scenarios, "list the scenarios and their tasks"},
     {"scripted", cmd_scripted, "success rate of a task's scripted (or random) policy"},
     {"render", cmd_render, "one headless frame of a task's initial scene (PNG)"},
+    {"view", cmd_view, "watch a policy, the scripted policy or random actions in a window"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

@@ -195,7 +195,7 @@ static void do_step(viewer *v) {
     if (v->o->max_steps > 0 && v->steps >= v->o->max_steps) v->quit = 1;
 }
 
-static void draw(viewer *v, GLFWwindow *w) {
+static void draw(viewer *v, GLFWwindow *w, int swap) {
     int fw, fh;
     glfwGetFramebufferSize(w, &fw, &fh);
     mjrRect vp = {0, 0, fw, fh};
@@ -212,6 +212,8 @@ static void draw(viewer *v, GLFWwindow *w) {
                  v->cam_index >= 0 ? "fixed camera" : "free camera");
         mjr_overlay(mjFONT_NORMAL, mjGRID_TOPRIGHT, vp, state, NULL, &v->con);
     }
+    if (!v->show_help && v->show_overlay)
+        mjr_overlay(mjFONT_NORMAL, mjGRID_BOTTOMLEFT, vp, "h: keys", NULL, &v->con);
     if (v->show_help)
         mjr_overlay(
             mjFONT_NORMAL, mjGRID_BOTTOMLEFT, vp,
@@ -221,6 +223,31 @@ static void draw(viewer *v, GLFWwindow *w) {
             "cameras\norbit, pan (right), zoom (wheel)\noverlay / this help\nquit",
             &v->con);
     glfwSwapBuffers(w);
+}
+
+/* Draw once more and save what the window shows (front buffer after the
+ * swap is not readable everywhere, so render into the back buffer and read
+ * it before swapping). */
+static int screenshot(viewer *v, GLFWwindow *w, const char *path, crl_err *err) {
+    int fw, fh;
+    glfwGetFramebufferSize(w, &fw, &fh);
+    if (fw < 1 || fh < 1) return crl_errf(err, CRL_EIO, "screenshot: empty window");
+    unsigned char *raw = malloc((size_t)fw * fh * 3), *rgb = malloc((size_t)fw * fh * 3);
+    int rc = CRL_OK;
+    if (!raw || !rgb) {
+        rc = crl_errf(err, CRL_ENOMEM, "screenshot: out of memory");
+    } else {
+        mjrRect vp = {0, 0, fw, fh};
+        draw(v, w, 0);
+        mjr_readPixels(raw, NULL, vp, &v->con);
+        size_t row = (size_t)fw * 3;
+        for (int y = 0; y < fh; y++)
+            memcpy(rgb + y * row, raw + (size_t)(fh - 1 - y) * row, row);
+        rc = crl_png_write(path, rgb, fw, fh, err);
+    }
+    free(raw);
+    free(rgb);
+    return rc;
 }
 
 static double env_number(const char *name) {
@@ -283,14 +310,16 @@ int crl_viewer_run(const mjModel *m, const crl_viewer_source *src,
     v->src = src;
     v->o = &eff;
     v->paused = eff.paused;
-    v->speed = 1;
+    v->speed = eff.speed > 0 ? fmin(SPEED_MAX, fmax(SPEED_MIN, eff.speed)) : 1;
     v->show_overlay = 1;
-    v->show_help = 1;
+    v->show_help = 0;
     mjv_defaultScene(&v->scn);
     mjv_defaultOption(&v->opt);
     mjr_defaultContext(&v->con);
     mjv_makeScene(m, &v->scn, 4000);
-    mjr_makeContext(m, &v->con, mjFONTSCALE_150);
+    int fbw, fbh;
+    glfwGetFramebufferSize(win, &fbw, &fbh);
+    mjr_makeContext(m, &v->con, viz_font_scale(fbh));
     if ((rc = viz_camera_apply(m, &eff.camera, &v->cam, err)) == 0) {
         v->cam_index = v->cam.type == mjCAMERA_FIXED ? v->cam.fixedcamid : -1;
         glfwSetWindowUserPointer(win, v);
@@ -336,9 +365,11 @@ int crl_viewer_run(const mjModel *m, const crl_viewer_source *src,
             }
         }
         v->step_req = 0;
-        if (v->d) draw(v, win);
+        if (v->d) draw(v, win, 1);
     }
     rc = rc ? rc : v->status;
+    const char *shot = eff.screenshot ? eff.screenshot : getenv("CRL_VIEWER_SCREENSHOT");
+    if (rc == 0 && shot && *shot && v->d) rc = screenshot(v, win, shot, err);
     if (rc < 0 && err && err->code == 0)
         crl_errf(err, rc, "viewer: the source failed (%s)", crl_strerror(rc));
     mjr_freeContext(&v->con);

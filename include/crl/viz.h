@@ -114,19 +114,22 @@ typedef struct {
 } crl_viewer_source;
 
 typedef struct {
-    const char *title; /* window title; NULL = "crl" */
-    int width, height; /* window size; 0 = 1024 x 768 */
-    double fps;        /* env steps per second at speed 1x; <= 0 = 1 / (dt *
-                          frame_skip) is unknown here, so 25 */
-    int paused;        /* start paused */
-    int episodes;      /* play this many episodes then close; 0 = until closed */
-    int64_t max_steps; /* close after this many env steps in total; 0 = no limit.
-                          The environment variable CRL_VIEWER_EXIT_AFTER (a
-                          number) sets it when this is 0 (tests, scripts). */
-    double timeout_s;  /* close after this many seconds; 0 = no limit.
-                          CRL_VIEWER_TIMEOUT sets it when this is 0. */
-    crl_camera camera; /* initial camera; zeroed = CRL_CAMERA_AUTO */
-    const char *info;  /* one more overlay line shown in every frame, or NULL */
+    const char *title;      /* window title; NULL = "crl" */
+    int width, height;      /* window size; 0 = 1024 x 768 */
+    double fps;             /* env steps per second at speed 1x (real time is
+                               1 / (timestep * frame_skip)); <= 0 = 25 */
+    double speed;           /* initial speed multiplier; <= 0 = 1 */
+    int paused;             /* start paused */
+    int episodes;           /* play this many episodes then close; 0 = until closed */
+    int64_t max_steps;      /* close after this many env steps in total; 0 = no limit.
+                               The environment variable CRL_VIEWER_EXIT_AFTER (a
+                               number) sets it when this is 0 (tests, scripts). */
+    double timeout_s;       /* close after this many seconds; 0 = no limit.
+                               CRL_VIEWER_TIMEOUT sets it when this is 0. */
+    crl_camera camera;      /* initial camera; zeroed = CRL_CAMERA_AUTO */
+    const char *info;       /* one more overlay line shown in every frame, or NULL */
+    const char *screenshot; /* write the last frame shown to this PNG on close;
+                               NULL = CRL_VIEWER_SCREENSHOT, if set */
 } crl_viewer_opts;
 
 /* Defaults: everything above at its "0 = default" value, camera AUTO. */
