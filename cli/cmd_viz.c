@@ -408,3 +408,86 @@ out:
     crl_sac_free(v.sac);
     return cli_exit_code(rc);
 }
+
+/* ---- crl plot ------------------------------------------------------------- */
+
+int cmd_plot(int argc, char **argv) {
+    const char *db = NULL, *out = NULL, *kind_s = "curves", *scenario = NULL,
+               *title = NULL, *metric_s = "auto";
+    int64_t run = 0;
+    int width = 0, height = 0;
+    const opt_def defs[] = {
+        {"db", OPT_STR, &db, 0, 0, "SQLite run store", 0},
+        {"run", OPT_I64, &run, 1, 9e18, "run id (curves, matrix; see 'crl runs')", 0},
+        {"output", OPT_STR, &out, 0, 0, "output file, .png or .svg (also -o)", 0},
+        {"kind", OPT_STR, &kind_s, 0, 0,
+         "curves (success of every task over training), matrix (task x evaluation "
+         "heatmap) or compare (methods of --scenario)",
+         0},
+        {"scenario", OPT_STR, &scenario, 0, 0, "scenario whose methods to compare", 0},
+        {"metric", OPT_STR, &metric_s, 0, 0,
+         "auto, success or return (auto: success unless no evaluation ever succeeded)",
+         0},
+        {"width", OPT_INT, &width, 0, 10000,
+         "width in pixels (PNG) or points (SVG); 0: default", 0},
+        {"height", OPT_INT, &height, 0, 10000, "height; 0: default", 0},
+        {"title", OPT_STR, &title, 0, 0, "title instead of the generated one", 0},
+    };
+    const int nd = (int)(sizeof defs / sizeof defs[0]);
+    char *args[MAX_ARGS + 1], obuf[4096];
+    argc = alias_output(argc, argv, args, obuf, sizeof obuf);
+    int rc = opts_parse(
+        "plot", defs, nd, argc, args,
+        "--db FILE --run ID -o FILE.png|svg [--kind curves|matrix]\n"
+        "       crl plot --db FILE --kind compare --scenario S -o FILE.png|svg");
+    if (rc) return rc == 1 ? 0 : rc;
+    crl_err err = {0};
+    crl_plot_opts o = {0};
+    if ((rc = crl_plot_kind_parse(kind_s, &o.kind, &err))) {
+        fprintf(stderr, "crl plot: %s\n", err.msg);
+        return 2;
+    }
+    if (!strcmp(metric_s, "auto"))
+        o.metric = CRL_PLOT_AUTO;
+    else if (!strcmp(metric_s, "success"))
+        o.metric = CRL_PLOT_SUCCESS;
+    else if (!strcmp(metric_s, "return"))
+        o.metric = CRL_PLOT_RETURN;
+    else {
+        fprintf(stderr, "crl plot: --metric must be auto, success or return, got '%s'\n",
+                metric_s);
+        return 2;
+    }
+    if (!db || !out) {
+        fprintf(stderr, "crl plot: --db FILE and -o FILE.png|svg are required\n");
+        return 2;
+    }
+    if (o.kind == CRL_PLOT_COMPARE && !scenario) {
+        fprintf(stderr, "crl plot: --kind compare needs --scenario S\n");
+        return 2;
+    }
+    if (o.kind != CRL_PLOT_COMPARE && !run) {
+        fprintf(stderr, "crl plot: --run ID is required (see 'crl runs')\n");
+        return 2;
+    }
+    if ((width && width < 200) || (height && height < 150)) {
+        fprintf(stderr, "crl plot: --width must be >= 200 and --height >= 150\n");
+        return 2;
+    }
+    o.run_id = run;
+    o.scenario = scenario;
+    o.width = width;
+    o.height = height;
+    o.title = title;
+    crl_store *store = NULL;
+    if ((rc = crl_store_open(db, 0, &store, &err)) == CRL_OK) {
+        rc = crl_plot_write(store, &o, out, &err);
+        crl_store_close(store);
+    }
+    if (rc) {
+        fprintf(stderr, "crl plot: %s\n", err.msg);
+        return cli_exit_code(rc);
+    }
+    printf("%s\n", out);
+    return 0;
+}

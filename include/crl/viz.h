@@ -157,8 +157,17 @@ typedef enum {
                             bootstrap CI over seeds */
 } crl_plot_kind;
 
+/* The number plotted per (task, evaluation). AUTO: success when any
+ * evaluation of the data succeeded at all, else the return (locomotion). */
+typedef enum {
+    CRL_PLOT_AUTO = 0,
+    CRL_PLOT_SUCCESS = 1, /* success_rate of the stochastic episodes */
+    CRL_PLOT_RETURN = 2   /* det_return (mean_return where a row has none) */
+} crl_plot_metric;
+
 typedef struct {
     crl_plot_kind kind;
+    crl_plot_metric metric;
     int64_t run_id;       /* CURVES, MATRIX */
     const char *scenario; /* COMPARE */
     int width, height;    /* pixels (PNG) or points (SVG); 0 = per-kind default */
