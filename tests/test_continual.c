@@ -2,6 +2,8 @@
  * scenario with one evaluation row per (step, task); a run killed with
  * SIGKILL in task 2 resumes to complete rows without duplicates; single
  * writes one reference run per scenario position. */
+#include "crl/sac.h"
+
 #include <check.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -144,6 +146,60 @@ START_TEST(test_single_references) {
 }
 END_TEST
 
+/* The checkpoint's trailing ftn actors (see the layout comment in
+ * agents/continual.c: the blob ends with one actor per finished task). */
+static float *ckpt_tail(size_t nbytes) {
+    sqlite3 *h;
+    ck_assert_int_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert(sqlite3_prepare_v2(h, "SELECT blob FROM checkpoints", -1, &st, NULL) ==
+              SQLITE_OK);
+    ck_assert(sqlite3_step(st) == SQLITE_ROW);
+    size_t n = (size_t)sqlite3_column_bytes(st, 0);
+    ck_assert(n > nbytes);
+    float *out = malloc(nbytes);
+    memcpy(out, (const char *)sqlite3_column_blob(st, 0) + n - nbytes, nbytes);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return out;
+}
+
+/* ftn learns every task with a fresh network. With updates pushed past the
+ * end of each task, the actor kept for task k must be exactly the
+ * initialisation of a new learner seeded for task k (run seed + 7919 k), and
+ * no two of them may be equal; a learner carried over from task k-1 would
+ * keep task 0's initialisation. */
+START_TEST(test_ftn_trains_fresh_networks) {
+    setup();
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "ftn", "--seed", "5",
+                         "--steps-per-task", "300", "--eval-every", "300",
+                         "--eval-episodes", "1", "--hidden", "32", "--layers", "2",
+                         "--start-steps", "100", "--update-after", "1000", "--threads",
+                         "1", "--quiet", "--db", db),
+                     0);
+    crl_sac_config c;
+    crl_sac_config_default(&c, 39, 4, 3);
+    c.hidden = 32;
+    c.layers = 2;
+    c.buffer_size = 1000;
+    crl_sac *fresh[3];
+    crl_err err = {0};
+    for (int k = 0; k < 3; k++)
+        ck_assert_int_eq(crl_sac_create(&c, 5 + 7919u * (uint64_t)k, &fresh[k], &err), 0);
+    size_t na = crl_sac_actor(fresh[0])->n_params;
+    float *kept = ckpt_tail(3 * na * sizeof(float));
+    for (int k = 0; k < 3; k++) {
+        ck_assert_msg(memcmp(kept + k * na, crl_sac_actor_params(fresh[k]),
+                             na * sizeof(float)) == 0,
+                      "task %d actor is not a fresh initialisation", k);
+        for (int j = 0; j < k; j++)
+            ck_assert(memcmp(kept + k * na, kept + j * na, na * sizeof(float)) != 0);
+    }
+    free(kept);
+    for (int k = 0; k < 3; k++) crl_sac_free(fresh[k]);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("continual");
     TCase *tc = tcase_create("continual");
@@ -151,6 +207,7 @@ int main(void) {
     tcase_add_test(tc, test_every_method_completes);
     tcase_add_test(tc, test_resume_after_sigkill);
     tcase_add_test(tc, test_single_references);
+    tcase_add_test(tc, test_ftn_trains_fresh_networks);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
