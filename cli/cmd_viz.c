@@ -63,6 +63,13 @@ int cmd_render(int argc, char **argv) {
         fprintf(stderr, "crl render: --task NAME and -o FILE.png are required\n");
         return 2;
     }
+    const crl_env_entry *list;
+    int n = crl_env_list(&list), known = 0;
+    for (int i = 0; i < n; i++) known |= !strcmp(list[i].name, task);
+    if (!known) {
+        fprintf(stderr, "crl render: unknown task '%s' (see 'crl tasks')\n", task);
+        return 2;
+    }
     crl_err err = {0};
     crl_env_spec *spec = NULL;
     crl_env *env = NULL;
@@ -396,9 +403,15 @@ int cmd_view(int argc, char **argv) {
     o.max_steps = max_steps;
     o.timeout_s = timeout;
     o.info = info;
+    crl_viewer_stats stats = {0};
+    o.stats = &stats;
     crl_viewer_source src = {&v, view_reset, view_step};
     rc = crl_viewer_run(m, &src, &o, &err);
     if (rc && v.err.code) err = v.err;
+    if (!rc)
+        printf("viewer closed: %lld steps, %d episode%s finished, %d frames in %.1f s\n",
+               (long long)stats.steps, stats.episodes, stats.episodes == 1 ? "" : "s",
+               stats.frames, stats.seconds);
 out:
     if (rc) fprintf(stderr, "crl view: %s\n", err.msg);
     free(v.obs);

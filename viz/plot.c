@@ -36,12 +36,12 @@ int crl_plot_kind_parse(const char *name, crl_plot_kind *kind, crl_err *err) {
 
 typedef struct {
     crl_run_info info;
-    int64_t steps_per_task; /* config's, -1 if none */
     int n_tasks;
     char (*name)[64];     /* [n_tasks] */
     int64_t *start, *end; /* [n_tasks] training window; -1 unknown */
     crl_eval_row *rows;
     size_t n_rows, cap;
+    int oom; /* collecting the rows ran out of memory */
     int n_steps;
     int64_t *step;   /* [n_steps] distinct evaluation steps, ascending */
     int *train;      /* [n_steps] task trained at that evaluation, -1 unknown */
@@ -66,7 +66,7 @@ static int collect_row(const crl_eval_row *row, void *ctx) {
     if (r->n_rows == r->cap) {
         size_t cap = r->cap ? 2 * r->cap : 256;
         crl_eval_row *p = realloc(r->rows, cap * sizeof *p);
-        if (!p) return 1;
+        if (!p) return r->oom = 1;
         r->rows = p;
         r->cap = cap;
     }
@@ -81,21 +81,12 @@ static int cmp_i64(const void *a, const void *b) {
 
 static int run_load(crl_store *store, int64_t run_id, run_data *r, crl_err *err) {
     memset(r, 0, sizeof *r);
-    char *json = NULL;
-    int rc = crl_store_run_get(store, run_id, &r->info, &json, err);
+    int rc = crl_store_run_get(store, run_id, &r->info, NULL, err);
     if (rc) return rc;
     sqlite3 *db = crl_store_db(store);
     sqlite3_stmt *st = NULL;
-    r->steps_per_task = -1;
-    if (sqlite3_prepare_v2(db, "SELECT json_extract(?1, '$.\"steps-per-task\"')", -1, &st,
-                           NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-            r->steps_per_task = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    free(json);
     if ((rc = crl_store_evals(store, run_id, collect_row, r, err))) goto fail;
+    if (r->oom) goto oom;
     if (r->n_rows == 0) {
         rc = crl_errf(err, CRL_ENOTFOUND, "run %lld has no evaluations yet",
                       (long long)run_id);

@@ -33,6 +33,7 @@ typedef struct {
     int64_t steps;   /* env steps taken in total */
     double budget;   /* env steps owed at the current speed */
     int status;      /* first error of the source */
+    int frames;      /* frames drawn */
     int left, right, middle;
     double mx, my;
 } viewer;
@@ -365,9 +366,18 @@ int crl_viewer_run(const mjModel *m, const crl_viewer_source *src,
             }
         }
         v->step_req = 0;
-        if (v->d) draw(v, win, 1);
+        if (v->d) {
+            draw(v, win, 1);
+            v->frames++;
+        }
     }
     rc = rc ? rc : v->status;
+    if (eff.stats) {
+        eff.stats->steps = v->steps;
+        eff.stats->episodes = v->episodes;
+        eff.stats->frames = v->frames;
+        eff.stats->seconds = crl_now() - t_start;
+    }
     const char *shot = eff.screenshot ? eff.screenshot : getenv("CRL_VIEWER_SCREENSHOT");
     if (rc == 0 && shot && *shot && v->d) rc = screenshot(v, win, shot, err);
     if (rc < 0 && err && err->code == 0)

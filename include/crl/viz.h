@@ -113,23 +113,32 @@ typedef struct {
     int (*step)(void *ctx, struct mjData_ **d, crl_render_overlay *ov);
 } crl_viewer_source;
 
+/* What a viewer session did (filled on return when opts.stats is set). */
 typedef struct {
-    const char *title;      /* window title; NULL = "crl" */
-    int width, height;      /* window size; 0 = 1024 x 768 */
-    double fps;             /* env steps per second at speed 1x (real time is
-                               1 / (timestep * frame_skip)); <= 0 = 25 */
-    double speed;           /* initial speed multiplier; <= 0 = 1 */
-    int paused;             /* start paused */
-    int episodes;           /* play this many episodes then close; 0 = until closed */
-    int64_t max_steps;      /* close after this many env steps in total; 0 = no limit.
-                               The environment variable CRL_VIEWER_EXIT_AFTER (a
-                               number) sets it when this is 0 (tests, scripts). */
-    double timeout_s;       /* close after this many seconds; 0 = no limit.
-                               CRL_VIEWER_TIMEOUT sets it when this is 0. */
-    crl_camera camera;      /* initial camera; zeroed = CRL_CAMERA_AUTO */
-    const char *info;       /* one more overlay line shown in every frame, or NULL */
-    const char *screenshot; /* write the last frame shown to this PNG on close;
-                               NULL = CRL_VIEWER_SCREENSHOT, if set */
+    int64_t steps;  /* env steps taken */
+    int episodes;   /* episodes that reached their end */
+    int frames;     /* frames drawn */
+    double seconds; /* wall time the window was open */
+} crl_viewer_stats;
+
+typedef struct {
+    const char *title;       /* window title; NULL = "crl" */
+    int width, height;       /* window size; 0 = 1024 x 768 */
+    double fps;              /* env steps per second at speed 1x (real time is
+                                1 / (timestep * frame_skip)); <= 0 = 25 */
+    double speed;            /* initial speed multiplier; <= 0 = 1 */
+    int paused;              /* start paused */
+    int episodes;            /* play this many episodes then close; 0 = until closed */
+    int64_t max_steps;       /* close after this many env steps in total; 0 = no limit.
+                                The environment variable CRL_VIEWER_EXIT_AFTER (a
+                                number) sets it when this is 0 (tests, scripts). */
+    double timeout_s;        /* close after this many seconds; 0 = no limit.
+                                CRL_VIEWER_TIMEOUT sets it when this is 0. */
+    crl_camera camera;       /* initial camera; zeroed = CRL_CAMERA_AUTO */
+    const char *info;        /* one more overlay line shown in every frame, or NULL */
+    const char *screenshot;  /* write the last frame shown to this PNG on close;
+                                NULL = CRL_VIEWER_SCREENSHOT, if set */
+    crl_viewer_stats *stats; /* may be NULL */
 } crl_viewer_opts;
 
 /* Defaults: everything above at its "0 = default" value, camera AUTO. */
