@@ -38,64 +38,164 @@ static int alias_output(int argc, char **argv, char **copy, char *buf, size_t ca
     return argc;
 }
 
+/* ---- camera flags (render, view) ------------------------------------------ */
+
+typedef struct {
+    int fixed;          /* -1: the task's framing camera */
+    const char *lookat; /* "x,y,z" */
+    double distance, azimuth, elevation;
+} cam_flags;
+
+#define CAM_FLAGS(cf)                                                                     \
+    {"camera",                                                                            \
+     OPT_INT,                                                                             \
+     &(cf).fixed,                                                                         \
+     -1,                                                                                  \
+     64,                                                                                  \
+     "fixed camera index of the model; -1: the task's own framing camera",                \
+     0},                                                                                  \
+        {"lookat", OPT_STR, &(cf).lookat,                                                 \
+         0,        0,       "free camera looking at X,Y,Z (world coordinates)",           \
+         0},                                                                              \
+        {"distance", OPT_DOUBLE, &(cf).distance,                                          \
+         0,          1e4,        "free camera distance (0: fit the model)",               \
+         0},                                                                              \
+        {"azimuth", OPT_DOUBLE, &(cf).azimuth, -360, 360, "free camera azimuth, degrees", \
+         0},                                                                              \
+    {                                                                                     \
+        "elevation", OPT_DOUBLE, &(cf).elevation, -90, 90,                                \
+            "free camera elevation, degrees (negative: from above)", 0                    \
+    }
+
+static void cam_flags_default(cam_flags *cf) {
+    cf->fixed = -1;
+    cf->lookat = NULL;
+    cf->distance = 0;
+    cf->azimuth = 90;
+    cf->elevation = -30;
+}
+
+/* The camera the flags ask for: a free camera as soon as any free-camera flag
+ * is on the command line, else the fixed one. -1 if --lookat is malformed. */
+static int cam_from_flags(const cam_flags *cf, int argc, char **argv, const mjModel *m,
+                          crl_camera *cam) {
+    memset(cam, 0, sizeof *cam);
+    int free_cam = 0;
+    for (int i = 1; i < argc; i++)
+        free_cam |=
+            !strncmp(argv[i], "--lookat", 8) || !strncmp(argv[i], "--distance", 10) ||
+            !strncmp(argv[i], "--azimuth", 9) || !strncmp(argv[i], "--elevation", 11);
+    if (!free_cam) {
+        cam->mode = cf->fixed >= 0 ? CRL_CAMERA_FIXED : CRL_CAMERA_AUTO;
+        cam->id = cf->fixed;
+        return 0;
+    }
+    cam->mode = CRL_CAMERA_FREE;
+    cam->azimuth = cf->azimuth;
+    cam->elevation = cf->elevation;
+    cam->distance = cf->distance;
+    if (cf->lookat) {
+        char tail;
+        if (sscanf(cf->lookat, "%lf,%lf,%lf%c", &cam->lookat[0], &cam->lookat[1],
+                   &cam->lookat[2], &tail) != 3)
+            return -1;
+        /* A lookat point needs a distance: default to the model's size. */
+        if (cam->distance <= 0) cam->distance = 1.5 * m->stat.extent;
+    }
+    return 0;
+}
+
 /* ---- crl render ----------------------------------------------------------- */
 
 int cmd_render(int argc, char **argv) {
     const char *task = NULL, *out = NULL;
-    int width = 640, height = 480, camera = -1;
+    int width = 640, height = 480, steps = 0, random = 0, overlay = 0;
     uint64_t seed = 0;
+    cam_flags cf;
+    cam_flags_default(&cf);
     const opt_def defs[] = {
         {"task", OPT_STR, &task, 0, 0, "task name (see 'crl tasks')", 0},
+        {"steps", OPT_INT, &steps, 0, 1e6,
+         "first play N env steps of the scripted policy (random actions with --random or "
+         "when the task has none)",
+         0},
+        {"random", OPT_FLAG, &random, 0, 0, "with --steps: uniform random actions", 0},
+        {"overlay", OPT_FLAG, &overlay, 0, 0, "draw task, step, reward and success", 0},
         {"output", OPT_STR, &out, 0, 0, "output PNG file (also -o)", 0},
         {"width", OPT_INT, &width, 16, 4096, "image width in pixels", 0},
         {"height", OPT_INT, &height, 16, 4096, "image height in pixels", 0},
         {"seed", OPT_U64, &seed, 0, 1.8e19, "reset seed of the initial scene", 0},
-        {"camera", OPT_INT, &camera, -2, 64,
-         "fixed camera index; -1 the task's framing camera, -2 a free camera", 0},
+        CAM_FLAGS(cf),
     };
     const int nd = (int)(sizeof defs / sizeof defs[0]);
     char *args[MAX_ARGS + 1], obuf[4096];
     argc = alias_output(argc, argv, args, obuf, sizeof obuf);
-    int rc = opts_parse("render", defs, nd, argc, args,
-                        "--task NAME -o FILE.png [--width W] [--height H] [--seed S]");
+    int rc = opts_parse(
+        "render", defs, nd, argc, args,
+        "--task NAME -o FILE.png [--width W] [--height H] [--seed S] [--steps N] "
+        "[--overlay] [camera flags]");
     if (rc) return rc == 1 ? 0 : rc;
     if (!task || !out) {
         fprintf(stderr, "crl render: --task NAME and -o FILE.png are required\n");
         return 2;
     }
     const crl_env_entry *list;
-    int n = crl_env_list(&list), known = 0;
-    for (int i = 0; i < n; i++) known |= !strcmp(list[i].name, task);
-    if (!known) {
+    int n = crl_env_list(&list), known = -1;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(list[i].name, task)) known = i;
+    if (known < 0) {
         fprintf(stderr, "crl render: unknown task '%s' (see 'crl tasks')\n", task);
         return 2;
     }
+    if (!list[known].has_scripted) random = 1;
     crl_err err = {0};
     crl_env_spec *spec = NULL;
     crl_env *env = NULL;
     crl_renderer *r = NULL;
-    float *obs = NULL;
+    float *obs = NULL, *act = NULL;
     unsigned char *rgb = NULL;
     if ((rc = crl_env_spec_create(task, &spec, &err)) ||
         (rc = crl_env_create(spec, &env, &err)))
         goto out;
     obs = calloc((size_t)crl_env_obs_dim(spec), sizeof *obs);
+    act = calloc((size_t)crl_env_act_dim(spec), sizeof *act);
     rgb = malloc((size_t)width * height * 3);
-    if (!obs || !rgb) {
+    if (!obs || !act || !rgb) {
         rc = crl_errf(&err, CRL_ENOMEM, "out of memory");
         goto out;
     }
     crl_env_reset(env, seed, obs);
-    if ((rc = crl_render_open(&r, crl_env_model(spec), width, height, &err))) goto out;
-    if (camera != -1) {
-        crl_camera cam = {0};
-        cam.mode = camera >= 0 ? CRL_CAMERA_FIXED : CRL_CAMERA_FREE;
-        cam.id = camera;
-        cam.azimuth = 90;
-        cam.elevation = -25;
-        if ((rc = crl_render_set_camera(r, &cam, &err))) goto out;
+    crl_render_overlay ov;
+    crl_render_overlay_init(&ov);
+    ov.task = task;
+    ov.step = 0;
+    int show_success =
+        strcmp(list[known].group, "locomotion") && strcmp(list[known].group, "control");
+    ov.success = show_success ? 0 : -1;
+    crl_rng rng;
+    crl_rng_seed(&rng, seed);
+    for (int t = 0; t < steps; t++) {
+        if (random)
+            for (int k = 0; k < crl_env_act_dim(spec); k++)
+                act[k] = (float)crl_rng_range(&rng, -1, 1);
+        else
+            crl_env_scripted_action(env, act);
+        crl_step_info info = {0};
+        crl_env_step(env, act, obs, &info);
+        ov.step = crl_env_steps_taken(env);
+        ov.reward = info.reward;
+        ov.ret += info.reward;
+        if (show_success) ov.success |= info.success != 0;
+        if (info.terminal || info.truncated) break;
     }
-    if ((rc = crl_render_frame(r, crl_env_data(env), NULL, rgb, &err)) ||
+    if ((rc = crl_render_open(&r, crl_env_model(spec), width, height, &err))) goto out;
+    crl_camera cam;
+    if (cam_from_flags(&cf, argc, args, crl_env_model(spec), &cam)) {
+        rc = crl_errf(&err, CRL_EINVAL, "--lookat expects X,Y,Z, got '%s'", cf.lookat);
+        goto out;
+    }
+    if ((rc = crl_render_set_camera(r, &cam, &err))) goto out;
+    if ((rc = crl_render_frame(r, crl_env_data(env), overlay ? &ov : NULL, rgb, &err)) ||
         (rc = crl_png_write(out, rgb, width, height, &err)))
         goto out;
     printf("%s: %dx%d\n", out, width, height);
@@ -104,6 +204,7 @@ out:
     crl_render_close(r);
     free(rgb);
     free(obs);
+    free(act);
     crl_env_free(env);
     crl_env_spec_free(spec);
     return cli_exit_code(rc);
@@ -270,6 +371,8 @@ int cmd_view(int argc, char **argv) {
     int64_t max_steps = 0;
     double timeout = 0, speed = 1;
     uint64_t seed = 0;
+    cam_flags cf;
+    cam_flags_default(&cf);
     const opt_def defs[] = {
         {"task", OPT_STR, &task, 0, 0, "task name (see 'crl tasks'); default: the run's",
          0},
@@ -292,6 +395,7 @@ int cmd_view(int argc, char **argv) {
          "close after S seconds (0: never; env CRL_VIEWER_TIMEOUT)", 0},
         {"width", OPT_INT, &width, 64, 8192, "window width", 0},
         {"height", OPT_INT, &height, 64, 8192, "window height", 0},
+        CAM_FLAGS(cf),
     };
     const int nd = (int)(sizeof defs / sizeof defs[0]);
     int rc = opts_parse("view", defs, nd, argc, argv,
@@ -403,6 +507,10 @@ int cmd_view(int argc, char **argv) {
     o.max_steps = max_steps;
     o.timeout_s = timeout;
     o.info = info;
+    if (cam_from_flags(&cf, argc, argv, m, &o.camera)) {
+        rc = crl_errf(&err, CRL_EINVAL, "--lookat expects X,Y,Z, got '%s'", cf.lookat);
+        goto out;
+    }
     crl_viewer_stats stats = {0};
     o.stats = &stats;
     crl_viewer_source src = {&v, view_reset, view_step};

@@ -485,9 +485,9 @@ static void finite_range(const double *x, size_t n, double *lo, double *hi) {
 
 /* y range of a metric: [0, 1] for success, padded data range for returns. */
 static void y_range(crl_plot_metric m, double lo, double hi, double *ymin, double *ymax) {
-    if (m == CRL_PLOT_SUCCESS) {
-        *ymin = 0;
-        *ymax = 1;
+    if (m == CRL_PLOT_SUCCESS) { /* a little headroom: lines at 0 and 1 stay whole */
+        *ymin = -0.02;
+        *ymax = 1.02;
         return;
     }
     if (hi - lo < 1e-9) {
@@ -670,7 +670,7 @@ static int plot_matrix(const run_data *r, crl_plot_metric m, const crl_plot_opts
     }
     axes a;
     a.x0 = 20 + lw + 10;
-    a.x1 = c->w - (40 + 6 * fs);
+    a.x1 = c->w - (40 + 7 * fs);
     a.y0 = 30 + 5.2 * fs;
     a.y1 = c->h - (24 + 3.2 * fs);
     double cw = (a.x1 - a.x0) / r->n_steps, ch = (a.y1 - a.y0) / r->n_tasks;
@@ -766,16 +766,18 @@ static int plot_matrix(const run_data *r, crl_plot_metric m, const crl_plot_opts
     cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
     cairo_rectangle(cr, bx, a.y0, bw, a.y1 - a.y0);
     cairo_stroke(cr);
-    double ts = tick_step(lo, hi, 5);
+    double ts = tick_step(lo, hi, 5), tw = 0;
     for (double v = ceil(lo / ts - 1e-9) * ts; v <= hi + ts * 1e-9; v += ts) {
         double y = a.y1 - (v - lo) / (hi - lo) * (a.y1 - a.y0);
         cairo_move_to(cr, bx + bw, y);
         cairo_line_to(cr, bx + bw + 4, y);
         cairo_stroke(cr);
         fmt_num(buf, sizeof buf, v, ts);
+        tw = fmax(tw, text_width(cr, buf, fs * 0.9, 0));
         text(cr, bx + bw + 6, y, buf, fs * 0.9, 0, 0, 0.5, 0);
     }
-    text(cr, bx + bw / 2, a.y0 - 8, metric_label(m), fs * 0.9, 0, 0.5, 1, 0);
+    text(cr, bx + bw + 10 + tw + 0.2 * fs, (a.y0 + a.y1) / 2, metric_label(m), fs * 0.9,
+         0, 0.5, 0, -M_PI / 2);
     return CRL_OK;
 }
 
@@ -962,11 +964,16 @@ static void bar_panel(cairo_t *cr, const axes *box, const char *name,
              0.5, 0);
         return;
     }
-    double pad = 0.08 * fmax(vmax - vmin, 1e-6);
-    double s = tick_step(vmin - pad, vmax + pad, 4);
-    a.ymin = vmin < 0 ? floor((vmin - pad) / s) * s : 0;
-    a.ymax = ceil((vmax + pad) / s) * s;
-    if (a.ymax <= a.ymin) a.ymax = a.ymin + 1;
+    /* Room above (and below) the bars for their value labels; all-zero
+     * values get a unit range rather than a microscopic one. */
+    double span = vmax - vmin, pad = 0.14 * span;
+    a.ymin = vmin < 0 ? vmin - pad : 0;
+    a.ymax = vmax > 0 ? vmax + pad : 0;
+    if (span < 1e-9) { /* all zero */
+        a.ymin = 0;
+        a.ymax = 1;
+    }
+    double s = tick_step(a.ymin, a.ymax, 4);
     a.xmin = 0;
     a.xmax = n;
     /* y grid and ticks only (x is categorical). */
@@ -996,6 +1003,14 @@ static void bar_panel(cairo_t *cr, const axes *box, const char *name,
             set_colour(cr, k, 0.85);
             cairo_rectangle(cr, xc - bw / 2, fmin(y0, y1), bw, fabs(y1 - y0));
             cairo_fill(cr);
+            /* The value, beyond the CI whisker. */
+            double tip = mean[k] >= 0 ? fmax(mean[k], isfinite(hi[k]) ? hi[k] : mean[k])
+                                      : fmin(mean[k], isfinite(lo[k]) ? lo[k] : mean[k]);
+            char val[32];
+            snprintf(val, sizeof val, fabs(mean[k]) >= 100 ? "%.0f" : "%.2f", mean[k]);
+            cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+            text(cr, xc, ax_y(&a, tip) + (mean[k] >= 0 ? -3 : 3), val, fs * 0.8, 0, 0.5,
+                 mean[k] >= 0 ? 1 : 0, 0);
             if (isfinite(lo[k]) && isfinite(hi[k]) && hi[k] > lo[k]) {
                 cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
                 cairo_set_line_width(cr, 1.4);
