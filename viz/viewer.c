@@ -263,14 +263,12 @@ int crl_viewer_run(const mjModel *m, const crl_viewer_source *src,
                    const crl_viewer_opts *o, crl_err *err) {
     if (!m || !src || !src->reset || !src->step)
         return crl_errf(err, CRL_EINVAL,
-                        "viewer: a model and a source with reset and "
-                        "step are required");
-    crl_viewer_opts defaults;
-    if (!o) {
-        crl_viewer_opts_default(&defaults);
-        o = &defaults;
-    }
-    crl_viewer_opts eff = *o;
+                        "viewer: a model and a source with reset and step are required");
+    crl_viewer_opts eff;
+    if (o)
+        eff = *o;
+    else
+        crl_viewer_opts_default(&eff);
     if (eff.max_steps <= 0) eff.max_steps = (int64_t)env_number("CRL_VIEWER_EXIT_AFTER");
     if (eff.timeout_s <= 0) eff.timeout_s = env_number("CRL_VIEWER_TIMEOUT");
     if (eff.fps <= 0) eff.fps = 25;
