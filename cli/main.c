@@ -8,6 +8,8 @@
 #include "cli/cli.h"
 #include "crl/blas.h"
 
+int cmd_export(int argc, char **argv); /* cli/cmd_export.c */
+
 static const struct {
     const char *name;
     int (*fn)(int argc, char **argv);
@@ -24,6 +26,7 @@ static const struct {
     {"render", cmd_render, "one headless frame of a task's initial scene (PNG)"},
     {"view", cmd_view, "watch a policy, the scripted policy or random actions in a window"},
     {"plot", cmd_plot, "learning curves, success matrix or method comparison (PNG/SVG)"},
+    {"export", cmd_export, "write a run's policy (.crlp) or a task's MJCF for embedding"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

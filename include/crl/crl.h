@@ -9,6 +9,7 @@
 #include "methods.h"
 #include "metrics.h"
 #include "nn.h"
+#include "policy.h"
 #include "pool.h"
 #include "report.h"
 #include "replay.h"

@@ -1,0 +1,108 @@
+/* crl export: a run's latest checkpoint as a policy file for the embedding
+ * API (include/crl/policy.h, docs/embedding.md), or a task's MJCF for a
+ * program that runs the physics itself. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/opts.h"
+#include "crl/env.h"
+#include "crl/policy.h"
+#include "envs/external.h"
+
+int cmd_export(int argc, char **argv);
+
+/* --task-xml NAME: the task's MJCF to out ("-" = stdout). */
+static int export_task_xml(const char *task, const char *out) {
+    crl_err err = {0};
+    crl_env_spec *s = NULL;
+    char *text = NULL;
+    size_t n = 0;
+    int rc = crl_env_spec_create(task, &s, &err);
+    if (!rc) rc = crl_env_task_xml(s, &text, &n, &err);
+    crl_env_spec_free(s);
+    if (rc) {
+        fprintf(stderr, "crl export: %s\n", err.msg);
+        return rc == CRL_ENOTFOUND ? 2 : cli_exit_code(rc);
+    }
+    int ok;
+    if (!strcmp(out, "-")) {
+        ok = fwrite(text, 1, n, stdout) == n && fflush(stdout) == 0;
+    } else {
+        FILE *f = fopen(out, "wb");
+        ok = f && fwrite(text, 1, n, f) == n;
+        if (f && fclose(f) != 0) ok = 0;
+    }
+    free(text);
+    if (!ok) {
+        fprintf(stderr, "crl export: cannot write %s\n", out);
+        return 1;
+    }
+    return 0;
+}
+
+int cmd_export(int argc, char **argv) {
+    const char *db = NULL, *out = NULL, *task_xml = NULL;
+    int64_t run = 0, task = -1;
+    const opt_def defs[] = {
+        {"db", OPT_STR, &db, 0, 0, "SQLite run store", 0},
+        {"run", OPT_I64, &run, 1, 9e18, "run id (see 'crl runs')", 0},
+        {"task", OPT_I64, &task, -1, 1e6,
+         "only this scenario position (default: every task of the run)", 0},
+        {"out", OPT_STR, &out, 0, 0,
+         "output file (also -o); '-' is stdout for --task-xml", 0},
+        {"task-xml", OPT_STR, &task_xml, 0, 0,
+         "write this task's MJCF instead of a policy (see 'crl tasks')", 0},
+    };
+    const int nd = (int)(sizeof defs / sizeof defs[0]);
+    /* -o is --out. */
+    char **av = malloc(sizeof *av * (size_t)(argc + 1));
+    if (!av) return 1;
+    for (int i = 0; i < argc; i++) av[i] = strcmp(argv[i], "-o") ? argv[i] : "--out";
+    av[argc] = NULL;
+    int rc = opts_parse("export", defs, nd, argc, av,
+                        "--db FILE --run ID [--task T] -o agent.crlp\n"
+                        "       crl export --task-xml TASK -o task.xml");
+    free(av);
+    if (rc) return rc == 1 ? 0 : rc;
+    if (task_xml) {
+        if (db || run) {
+            fprintf(stderr, "crl export: --task-xml takes no --db or --run\n");
+            return 2;
+        }
+        if (!out) {
+            fprintf(stderr, "crl export: -o FILE is required ('-' for stdout)\n");
+            return 2;
+        }
+        return export_task_xml(task_xml, out);
+    }
+    if (!db || !run || !out) {
+        fprintf(stderr, "crl export: --db FILE, --run ID and -o FILE are required\n");
+        return 2;
+    }
+    if (access(db, F_OK) != 0) {
+        fprintf(stderr, "crl export: %s: no such file\n", db);
+        return 2;
+    }
+    char msg[600] = "";
+    rc = crl_policy_export(db, run, (int)task, out, msg, sizeof msg);
+    if (rc) {
+        fprintf(stderr, "crl export: %s\n", msg);
+        return rc == CRL_ENOTFOUND || rc == CRL_EINVAL ? 2 : 1;
+    }
+    crl_policy *p = NULL;
+    if ((rc = crl_policy_load(out, &p, msg, sizeof msg))) {
+        fprintf(stderr, "crl export: the written file does not load back: %s\n", msg);
+        return 1;
+    }
+    printf("%s: %s policy, %d task%s, obs %d, act %d\n", out, crl_policy_method(p),
+           crl_policy_num_tasks(p), crl_policy_num_tasks(p) == 1 ? "" : "s",
+           crl_policy_obs_dim(p), crl_policy_act_dim(p));
+    for (int i = 0; i < crl_policy_num_tasks(p); i++)
+        printf("  task %d: %s (scenario position %d)\n", i, crl_policy_task_name(p, i),
+               crl_policy_task_position(p, i));
+    crl_policy_free(p);
+    return 0;
+}

@@ -1,0 +1,385 @@
+/* crl_policy_export: a run's latest checkpoint as a policy file.
+ *
+ * The run's stored configuration says what it trained (a single env, or a
+ * scenario with a method) and the network shape; the checkpoint holds the
+ * weights. The learner is restored with the training code (crl_sac_load,
+ * crl_packnet_load), so the exported weights are the ones crl eval acts
+ * with. The continual checkpoint ("CRLCON01", agents/continual.c) is read
+ * here field by field, read-only: a change of that layout must be mirrored
+ * in read_continual (tests/test_policy.c compares an export with crl eval,
+ * which catches a mismatch). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "core/blob.h"
+#include "crl/blas.h"
+#include "crl/env.h"
+#include "crl/methods.h"
+#include "crl/policy.h"
+#include "crl/runner.h"
+#include "crl/sac.h"
+#include "crl/scenario.h"
+#include "crl/store.h"
+#include "embed/format.h"
+#include "embed/internal.h"
+
+/* ---- the run's configuration ---------------------------------------------------- */
+
+typedef struct {
+    char scenario[128], method[32], env[256], env_xml[1024];
+    int single_task, hidden, layers, obs_dim, act_dim, xml_steps;
+} run_cfg;
+
+static void copy_text(char *dst, size_t n, const unsigned char *src) {
+    snprintf(dst, n, "%s", src ? (const char *)src : "");
+}
+
+static int read_config(crl_store *store, int64_t run_id, run_cfg *cfg, crl_err *err) {
+    crl_run_info info;
+    char *json = NULL;
+    int rc = crl_store_run_get(store, run_id, &info, &json, err);
+    if (rc) return rc;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->single_task = -1;
+    crl_sac_config d;
+    crl_sac_config_default(&d, 0, 0, 1);
+    cfg->hidden = d.hidden;
+    cfg->layers = d.layers;
+    snprintf(cfg->method, sizeof cfg->method, "%s", info.method);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(crl_store_db(store), "SELECT key, atom FROM json_each(?1)", -1,
+                           &st, NULL) != SQLITE_OK) {
+        free(json);
+        return crl_errf(err, CRL_EIO, "cannot read the configuration of run %lld",
+                        (long long)run_id);
+    }
+    sqlite3_bind_text(st, 1, json ? json : "{}", -1, SQLITE_TRANSIENT);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(st, 0);
+        const unsigned char *v = sqlite3_column_text(st, 1);
+        int iv = sqlite3_column_int(st, 1);
+        if (!k) continue;
+        if (!strcmp(k, "scenario")) copy_text(cfg->scenario, sizeof cfg->scenario, v);
+        if (!strcmp(k, "method")) copy_text(cfg->method, sizeof cfg->method, v);
+        if (!strcmp(k, "env")) copy_text(cfg->env, sizeof cfg->env, v);
+        if (!strcmp(k, "env-xml")) copy_text(cfg->env_xml, sizeof cfg->env_xml, v);
+        if (!strcmp(k, "single-task")) cfg->single_task = iv;
+        if (!strcmp(k, "hidden")) cfg->hidden = iv;
+        if (!strcmp(k, "layers")) cfg->layers = iv;
+        if (!strcmp(k, "obs_dim")) cfg->obs_dim = iv;
+        if (!strcmp(k, "act_dim")) cfg->act_dim = iv;
+        if (!strcmp(k, "xml-steps")) cfg->xml_steps = iv;
+    }
+    sqlite3_finalize(st);
+    free(json);
+    /* A single-env run's store row says "sac" and the env name. */
+    if (!cfg->scenario[0] && !cfg->env[0] && !cfg->env_xml[0])
+        snprintf(cfg->env, sizeof cfg->env, "%s", info.scenario);
+    return CRL_OK;
+}
+
+/* ---- what the file will hold ------------------------------------------------------ */
+
+typedef struct {
+    crl_pf_desc d;
+    crl_pf_task *tasks;
+    const float **nets;
+    char **mods;
+    crl_env_spec **specs;
+    int n_specs;
+    crl_sac *sac;
+    crl_packnet pk;
+    int has_pk;
+    float **ftn; /* continual ftn actors (owned) */
+    int n_ftn;
+    char info[600];
+} export_state;
+
+static void state_free(export_state *x) {
+    for (int i = 0; x->mods && i < x->d.n_tasks; i++) free(x->mods[i]);
+    for (int i = 0; x->specs && i < x->n_specs; i++) crl_env_spec_free(x->specs[i]);
+    for (int i = 0; x->ftn && i < x->n_ftn; i++) free(x->ftn[i]);
+    if (x->has_pk) crl_packnet_free(&x->pk);
+    crl_sac_free(x->sac);
+    free(x->tasks);
+    free((void *)x->nets);
+    free(x->mods);
+    free(x->specs);
+    free(x->ftn);
+}
+
+static int alloc_tasks(export_state *x, int n, crl_err *err) {
+    x->tasks = calloc((size_t)n, sizeof *x->tasks);
+    x->nets = calloc((size_t)n, sizeof *x->nets);
+    x->mods = calloc((size_t)n, sizeof *x->mods);
+    x->specs = calloc((size_t)n, sizeof *x->specs);
+    if (!x->tasks || !x->nets || !x->mods || !x->specs)
+        return crl_errf(err, CRL_ENOMEM, "export: out of memory");
+    return CRL_OK;
+}
+
+/* Task entry k of the file for a built-in env (its spec kept in x->specs). */
+static int builtin_task(export_state *x, int k, const char *name, int position,
+                        crl_err *err) {
+    crl_env_spec *s = NULL;
+    int rc = crl_env_spec_create(name, &s, err);
+    if (rc) return rc;
+    x->specs[x->n_specs++] = s;
+    char *mods = malloc(2048);
+    if (!mods) return crl_errf(err, CRL_ENOMEM, "export: out of memory");
+    crl_env_modifiers(s, mods, 2048);
+    x->mods[k] = mods;
+    crl_pf_task *t = &x->tasks[k];
+    t->position = position;
+    t->env_kind = POL_ENV_BUILTIN;
+    t->obs_dim = crl_env_obs_dim(s);
+    t->act_dim = crl_env_act_dim(s);
+    t->frame_skip = crl_env_frame_skip(s);
+    t->max_steps = crl_env_max_steps(s);
+    t->name = crl_env_spec_name(s);
+    t->modifiers = mods;
+    t->view = -1;
+    t->norm = POL_NORM_NONE;
+    return CRL_OK;
+}
+
+static int make_learner(export_state *x, const run_cfg *cfg, int obs, int act,
+                        int n_tasks, crl_err *err) {
+    crl_sac_config sc;
+    crl_sac_config_default(&sc, obs, act, n_tasks);
+    sc.hidden = cfg->hidden;
+    sc.layers = cfg->layers;
+    sc.max_act_batch = 1;
+    sc.threads = 1;
+    return crl_sac_create(&sc, 0, &x->sac, err);
+}
+
+/* ---- single-env runs (crl train --env / --env-xml)
+ * -------------------------------------- */
+
+static int export_single(export_state *x, const run_cfg *cfg, int task, const void *blob,
+                         size_t bn, crl_err *err) {
+    if (task > 0)
+        return crl_errf(err, CRL_EINVAL, "a single-env run has only task 0 (--task %d)",
+                        task);
+    int rc = alloc_tasks(x, 1, err);
+    if (rc) return rc;
+    crl_pf_task *t = &x->tasks[0];
+    if (cfg->env_xml[0]) {
+        if (cfg->obs_dim < 1 || cfg->act_dim < 1)
+            return crl_errf(err, CRL_ECORRUPT,
+                            "the run's configuration lacks its observation/action sizes");
+        char *mods = malloc(8);
+        if (!mods) return crl_errf(err, CRL_ENOMEM, "export: out of memory");
+        strcpy(mods, "{}");
+        x->mods[0] = mods;
+        *t = (crl_pf_task){.position = -1,
+                           .env_kind = POL_ENV_USER_MJCF,
+                           .obs_dim = cfg->obs_dim,
+                           .act_dim = cfg->act_dim,
+                           .frame_skip = 5,
+                           .max_steps = cfg->xml_steps > 0 ? cfg->xml_steps : 1000,
+                           .name = cfg->env_xml,
+                           .modifiers = mods,
+                           .view = -1};
+    } else if ((rc = builtin_task(x, 0, cfg->env, -1, err))) {
+        return rc;
+    }
+    const void *sb = NULL;
+    size_t sn = 0;
+    if ((rc = make_learner(x, cfg, t->obs_dim, t->act_dim, 1, err)) ||
+        (rc = crl_checkpoint_learner(blob, bn, &sb, &sn, NULL, err)) ||
+        (rc = crl_sac_load(x->sac, sb, sn, err)))
+        return rc;
+    x->nets[0] = crl_sac_actor_params(x->sac);
+    x->d.method = POL_METHOD_PLAIN;
+    x->d.n_nets = 1;
+    x->d.n_tasks = 1;
+    return CRL_OK;
+}
+
+/* ---- continual runs
+ * ------------------------------------------------------------------------ */
+
+static int export_continual(export_state *x, const run_cfg *cfg, int64_t run_id, int task,
+                            const void *blob, size_t bn, crl_err *err) {
+    const crl_scenario *sc = crl_scenario_find(cfg->scenario);
+    if (!sc)
+        return crl_errf(err, CRL_ECORRUPT, "run %lld: unknown scenario '%s'",
+                        (long long)run_id, cfg->scenario);
+    const int single = !strcmp(cfg->method, "single");
+    if (single && (cfg->single_task < 0 || cfg->single_task >= sc->n_tasks))
+        return crl_errf(err, CRL_ECORRUPT, "run %lld: single-task position %d",
+                        (long long)run_id, cfg->single_task);
+    const int n = single ? 1 : sc->n_tasks; /* the run's local tasks */
+    int first = 0, count = n;
+    if (task >= 0) {
+        first = -1;
+        for (int j = 0; j < n; j++)
+            if ((single ? cfg->single_task : j) == task) first = j;
+        if (first < 0)
+            return crl_errf(err, CRL_EINVAL, "run %lld has no task %d", (long long)run_id,
+                            task);
+        count = 1;
+    }
+    int rc = alloc_tasks(x, count, err);
+    for (int k = 0; !rc && k < count; k++) {
+        int j = first + k, pos = single ? cfg->single_task : j;
+        rc = builtin_task(x, k, sc->tasks[pos], pos, err);
+        x->tasks[k].head = j;
+    }
+    if (rc) return rc;
+    const int O = x->tasks[0].obs_dim, A = x->tasks[0].act_dim;
+    if ((rc = make_learner(x, cfg, O, A, n, err))) return rc;
+    const size_t na = crl_sac_actor(x->sac)->n_params;
+
+    /* CRLCON01: magic, i32 task, i32 n_ftn, i64 task steps, i64 step, i64 eval
+     * index, four generators, u64 + learner blob, u64 + method blob, n_ftn
+     * actors (host byte order: a checkpoint is read where it was written). */
+    crl_rbuf r = {blob, bn, 0, 0};
+    char magic[8];
+    int32_t cur = 0, n_ftn = 0;
+    int64_t t64;
+    uint64_t sn = 0, mn = 0;
+    crl_rng g;
+    crl_rbuf_get(&r, magic, 8);
+    crl_rbuf_get(&r, &cur, 4);
+    crl_rbuf_get(&r, &n_ftn, 4);
+    for (int i = 0; i < 3; i++) crl_rbuf_get(&r, &t64, 8);
+    for (int i = 0; i < 4; i++) crl_rbuf_get_rng(&r, &g);
+    crl_rbuf_get(&r, &sn, 8);
+    const void *sb = crl_rbuf_take(&r, sn);
+    crl_rbuf_get(&r, &mn, 8);
+    const void *mb = crl_rbuf_take(&r, mn);
+    if (r.bad || memcmp(magic, "CRLCON01", 8) != 0 || n_ftn < 0 || n_ftn > n ||
+        bn - r.off != (size_t)n_ftn * na * sizeof(float))
+        return crl_errf(
+            err, CRL_ECORRUPT,
+            "run %lld: its latest checkpoint is not a continual-run checkpoint "
+            "of this shape",
+            (long long)run_id);
+    if ((rc = crl_sac_load(x->sac, sb, sn, err))) return rc;
+    const float *learner = crl_sac_actor_params(x->sac);
+
+    x->d.method = POL_METHOD_PLAIN;
+    x->d.n_nets = 1;
+    x->nets[0] = learner;
+    if (!strcmp(cfg->method, "packnet")) {
+        if ((rc = crl_packnet_init(&x->pk, crl_sac_actor(x->sac), n, err))) return rc;
+        x->has_pk = 1;
+        if ((rc = crl_packnet_load(&x->pk, mb, mn, err))) return rc;
+        if (x->pk.task >= 0) {
+            x->d.method = POL_METHOD_PACKNET;
+            x->d.pk_owner = x->pk.owner;
+            x->d.pk_task = x->pk.task;
+            x->d.pk_tasks = n;
+            for (int k = 0; k < count; k++) x->tasks[k].view = x->tasks[k].head;
+        }
+    } else if (!strcmp(cfg->method, "ftn")) {
+        /* Task j acts with its own finished actor, a task not finished yet
+         * with the current learner (as crl's evaluation does). */
+        x->ftn = calloc((size_t)n_ftn + 1, sizeof *x->ftn);
+        if (!x->ftn) return crl_errf(err, CRL_ENOMEM, "export: out of memory");
+        for (int i = 0; i < n_ftn; i++) {
+            if (!(x->ftn[i] = malloc(na * sizeof(float))))
+                return crl_errf(err, CRL_ENOMEM, "export: out of memory");
+            x->n_ftn++;
+            crl_rbuf_get(&r, x->ftn[i], na * sizeof(float));
+        }
+        x->d.method = POL_METHOD_FTN;
+        x->d.n_nets = count;
+        for (int k = 0; k < count; k++) {
+            int j = x->tasks[k].head;
+            x->nets[k] = j < n_ftn ? x->ftn[j] : learner;
+            x->tasks[k].net = k;
+        }
+    }
+    x->d.n_tasks = count;
+    (void)cur;
+    return CRL_OK;
+}
+
+/* ---- the file
+ * ------------------------------------------------------------------------------ */
+
+static int write_atomic(const char *path, const unsigned char *buf, size_t n,
+                        crl_err *err) {
+    size_t len = strlen(path);
+    char *tmp = malloc(len + 32);
+    if (!tmp) return crl_errf(err, CRL_ENOMEM, "export: out of memory");
+    snprintf(tmp, len + 32, "%s.tmp%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    int ok = f && fwrite(buf, 1, n, f) == n;
+    if (f && fflush(f) != 0) ok = 0;
+    if (f && fsync(fileno(f)) != 0) ok = 0;
+    if (f && fclose(f) != 0) ok = 0;
+    if (ok && rename(tmp, path) != 0) ok = 0;
+    if (!ok) {
+        unlink(tmp);
+        free(tmp);
+        return crl_errf(err, CRL_EIO, "%s: cannot write the policy file", path);
+    }
+    free(tmp);
+    return CRL_OK;
+}
+
+int crl_policy_export(const char *db, int64_t run_id, int task, const char *path,
+                      char *errbuf, size_t errlen) {
+    if (!db || !path)
+        return pol_fail(errbuf, errlen, CRL_EINVAL, "export: database or output is NULL");
+    crl_err err = {0};
+    crl_store *store = NULL;
+    export_state x;
+    memset(&x, 0, sizeof x);
+    run_cfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    void *blob = NULL;
+    size_t bn = 0;
+    int tidx = 0;
+    int64_t step = 0;
+    unsigned char *out = NULL;
+    size_t on = 0;
+    crl_run_info info;
+    int rc = crl_blas_init(1, &err);
+    if (!rc) rc = crl_store_open(db, 0, &store, &err);
+    if (!rc) rc = read_config(store, run_id, &cfg, &err);
+    if (!rc) rc = crl_store_run_get(store, run_id, &info, NULL, &err);
+    if (!rc) {
+        rc = crl_store_checkpoint_latest(store, run_id, &tidx, &step, &blob, &bn, &err);
+        if (rc == CRL_ENOTFOUND)
+            crl_errf(&err, rc, "run %lld has no checkpoint yet", (long long)run_id);
+    }
+    if (!rc && cfg.hidden < 1) rc = crl_errf(&err, CRL_ECORRUPT, "bad stored shape");
+    if (!rc)
+        rc = cfg.scenario[0] ? export_continual(&x, &cfg, run_id, task, blob, bn, &err)
+                             : export_single(&x, &cfg, task, blob, bn, &err);
+    if (!rc) {
+        const int single_env = !cfg.scenario[0];
+        snprintf(x.info, sizeof x.info,
+                 "exported by crl %s from run %lld (%s, %.400s) at step %lld",
+                 CRL_VERSION_STRING, (long long)run_id, single_env ? "sac" : cfg.method,
+                 single_env ? (cfg.env_xml[0] ? cfg.env_xml : cfg.env) : cfg.scenario,
+                 (long long)step);
+        x.d.method_name = single_env ? "sac" : cfg.method;
+        x.d.scenario = cfg.scenario;
+        x.d.run_id = run_id;
+        x.d.step = step;
+        x.d.seed = info.seed;
+        x.d.mlp = crl_sac_actor(x.sac);
+        x.d.net_params = x.nets;
+        x.d.tasks = x.tasks;
+        x.d.info = x.info;
+        rc = crl_pf_write(&x.d, &out, &on, &err);
+    }
+    if (!rc) rc = write_atomic(path, out, on, &err);
+    free(out);
+    free(blob);
+    state_free(&x);
+    crl_store_close(store);
+    if (rc) return pol_fail(errbuf, errlen, rc, "%s", err.msg);
+    return CRL_OK;
+}

@@ -1,0 +1,796 @@
+/* The policy loader and the acting code (include/crl/policy.h). The file
+ * layout is docs/policy-format.md; every size read from a file is checked
+ * against the bytes that are actually there before anything is allocated
+ * from it. Acting reuses the training code's forward pass (crl_mlp_forward,
+ * crl_tgauss_forward) and packnet's view (crl_packnet_view), so actions are
+ * the training code's bit for bit. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agents/evaluator.h"
+#include "crl/blas.h"
+#include "crl/methods.h"
+#include "embed/format.h"
+#include "embed/internal.h"
+
+/* ---- errors ---------------------------------------------------------------------- */
+
+int pol_fail(char *errbuf, size_t errlen, int code, const char *fmt, ...) {
+    if (errbuf && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+int pol_set_err(crl_policy *p, int code, const char *fmt, ...) {
+    if (p) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(p->err, sizeof p->err, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* ---- the shared core --------------------------------------------------------------- */
+
+static void core_free(pol_core *c) {
+    if (!c) return;
+    for (int i = 0; c->nets && i < c->n_nets; i++) free(c->nets[i].params);
+    for (int i = 0; c->tasks && i < c->n_tasks; i++) {
+        pol_task *t = &c->tasks[i];
+        free(t->name);
+        free(t->modifiers);
+        free(t->shift);
+        free(t->scale);
+        free(t->act_lo);
+        free(t->act_hi);
+        crl_env_spec_free(t->spec);
+    }
+    free(c->nets);
+    free(c->tasks);
+    free(c->views);
+    free(c->method_name);
+    free(c->scenario);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+void pol_core_ref(pol_core *c) {
+    __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+}
+
+void pol_core_unref(pol_core *c) {
+    if (c && __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) == 0) core_free(c);
+}
+
+/* ---- reading
+ * --------------------------------------------------------------------------- */
+
+typedef struct {
+    const unsigned char *p;
+    size_t n, off;
+    int bad;
+} rd;
+
+static const unsigned char *take(rd *r, size_t n) {
+    if (r->bad || n > r->n - r->off) {
+        r->bad = 1;
+        return NULL;
+    }
+    const unsigned char *q = r->p + r->off;
+    r->off += n;
+    return q;
+}
+static uint32_t rd_u32(rd *r) {
+    const unsigned char *q = take(r, 4);
+    return q ? pol_get_u32(q) : 0;
+}
+static int32_t rd_i32(rd *r) {
+    return (int32_t)rd_u32(r);
+}
+static uint64_t rd_u64(rd *r) {
+    const unsigned char *q = take(r, 8);
+    return q ? pol_get_u64(q) : 0;
+}
+static float rd_f32(rd *r) {
+    return pol_bits_f32(rd_u32(r));
+}
+static size_t left(const rd *r) {
+    return r->bad ? 0 : r->n - r->off;
+}
+
+/* A length-prefixed string as a malloc'd C string; NULL with *rc set on a
+ * bad or missing one. */
+static char *rd_str(rd *r, const char *what, char *eb, size_t el, int *rc) {
+    const unsigned char *q = take(r, 2);
+    size_t n = q ? pol_get_u16(q) : 0;
+    const unsigned char *s = q ? take(r, n) : NULL;
+    if (!s || n > POL_MAX_STR || memchr(s, 0, n)) {
+        *rc = pol_fail(eb, el, CRL_ECORRUPT, "%s: truncated or invalid", what);
+        return NULL;
+    }
+    char *out = malloc(n + 1);
+    if (!out) {
+        *rc = pol_fail(eb, el, CRL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return out;
+}
+
+static int rd_f32s(rd *r, float *out, size_t n, int finite) {
+    const unsigned char *q = take(r, 4 * n);
+    if (!q) return -1;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = pol_bits_f32(pol_get_u32(q + 4 * i));
+        if (finite && !isfinite(out[i])) return (int)1;
+    }
+    return 0;
+}
+
+typedef struct {
+    char tag[5];
+    uint32_t version;
+    const unsigned char *p;
+    size_t n;
+} section;
+
+static int is_known(const char *tag) {
+    return !strcmp(tag, "META") || !strcmp(tag, "NET ") || !strcmp(tag, "TASK") ||
+           !strcmp(tag, "PKNT");
+}
+
+/* ---- sections
+ * -------------------------------------------------------------------------------- */
+
+#define BAD(...) pol_fail(eb, el, CRL_ECORRUPT, __VA_ARGS__)
+
+static int parse_meta(pol_core *c, const section *s, char *eb, size_t el) {
+    rd r = {s->p, s->n, 0, 0};
+    uint32_t method = rd_u32(&r), nt = rd_u32(&r), nn = rd_u32(&r);
+    rd_u32(&r);
+    c->run_id = (int64_t)rd_u64(&r);
+    c->step = (int64_t)rd_u64(&r);
+    c->seed = rd_u64(&r);
+    if (r.bad) return BAD("META section truncated");
+    if (method == POL_METHOD_CSP || method == POL_METHOD_L2M)
+        return pol_fail(eb, el, CRL_EVERSION,
+                        "method %s (tag %u) is not supported by this crl %s: upgrade crl",
+                        method == POL_METHOD_CSP ? "CSP" : "L2M", method,
+                        CRL_VERSION_STRING);
+    if (method < POL_METHOD_PLAIN || method > POL_METHOD_PACKNET)
+        return BAD("unknown method tag %u", method);
+    if (nt < 1 || nt > POL_MAX_TASKS)
+        return BAD("%u tasks (must be 1..%d)", nt, POL_MAX_TASKS);
+    if (nn < 1 || nn > POL_MAX_NETS)
+        return BAD("%u networks (must be 1..%d)", nn, POL_MAX_NETS);
+    if (method != POL_METHOD_FTN && nn != 1)
+        return BAD("method tag %u with %u networks (needs exactly 1)", method, nn);
+    c->method = (int)method;
+    c->n_tasks = (int)nt;
+    c->n_nets = (int)nn;
+    int rc = CRL_OK;
+    if (!(c->method_name = rd_str(&r, "META method name", eb, el, &rc))) return rc;
+    if (!(c->scenario = rd_str(&r, "META scenario", eb, el, &rc))) return rc;
+    if (left(&r)) return BAD("META section has %zu bytes too many", left(&r));
+    return CRL_OK;
+}
+
+static int parse_net(pol_net *net, const section *s, int idx, char *eb, size_t el) {
+    rd r = {s->p, s->n, 0, 0};
+    crl_mlp_spec sp;
+    memset(&sp, 0, sizeof sp);
+    uint32_t in = rd_u32(&r), out = rd_u32(&r), heads = rd_u32(&r), nh = rd_u32(&r);
+    if (r.bad) return BAD("network %d: section truncated", idx);
+    if (in < 1 || in > POL_MAX_DIM || out < 2 || out > POL_MAX_DIM || out % 2)
+        return BAD("network %d: input %u / output %u out of range (1..%d, output even)",
+                   idx, in, out, POL_MAX_DIM);
+    if (heads < 1 || heads > POL_MAX_HEADS)
+        return BAD("network %d: %u heads (must be 1..%d)", idx, heads, POL_MAX_HEADS);
+    if (nh < 1 || nh > CRL_MLP_MAX_HIDDEN)
+        return BAD("network %d: %u hidden layers (must be 1..%d)", idx, nh,
+                   CRL_MLP_MAX_HIDDEN);
+    sp.in_dim = (int)in;
+    sp.out_dim = (int)out;
+    sp.n_heads = (int)heads;
+    sp.n_hidden = (int)nh;
+    for (uint32_t k = 0; k < nh; k++) {
+        uint32_t w = rd_u32(&r);
+        if (!r.bad && (w < 1 || w > POL_MAX_DIM))
+            return BAD("network %d: hidden layer %u has width %u (must be 1..%d)", idx, k,
+                       w, POL_MAX_DIM);
+        sp.hidden[k] = (int)w;
+    }
+    uint32_t ln = rd_u32(&r), a1 = rd_u32(&r), a = rd_u32(&r);
+    sp.lrelu_slope = rd_f32(&r);
+    sp.ln_eps = rd_f32(&r);
+    uint32_t head_kind = rd_u32(&r);
+    uint64_t np = rd_u64(&r);
+    if (r.bad) return BAD("network %d: section truncated", idx);
+    if (ln > 1 || a1 > CRL_ACT_LRELU || a > CRL_ACT_LRELU || !isfinite(sp.lrelu_slope) ||
+        !isfinite(sp.ln_eps))
+        return BAD("network %d: unknown layer options", idx);
+    if (head_kind != POL_HEAD_TANH_GAUSSIAN)
+        return BAD("network %d: unknown output head %u", idx, head_kind);
+    sp.layernorm_first = (int)ln;
+    sp.first_act = (crl_act)a1;
+    sp.act = (crl_act)a;
+    crl_err err;
+    if (crl_mlp_init(&net->mlp, &sp, &err)) return BAD("network %d: %s", idx, err.msg);
+    /* Widths <= 65536, <= 8 layers, <= 4096 heads: n_params < 2^45, no
+     * overflow; and the floats must all be in this section. */
+    if (np != net->mlp.n_params || left(&r) != 4 * np)
+        return BAD("network %d: %llu parameters in %zu bytes, its shape has %zu", idx,
+                   (unsigned long long)np, left(&r), net->mlp.n_params);
+    net->params = malloc(4 * np);
+    if (!net->params) return pol_fail(eb, el, CRL_ENOMEM, "out of memory");
+    int f = rd_f32s(&r, net->params, np, 1);
+    if (f) return BAD("network %d: a parameter is NaN or infinite", idx);
+    return CRL_OK;
+}
+
+static int same_shape(const crl_mlp *a, const crl_mlp *b) {
+    const crl_mlp_spec *x = &a->spec, *y = &b->spec;
+    if (x->in_dim != y->in_dim || x->out_dim != y->out_dim || x->n_heads != y->n_heads ||
+        x->n_hidden != y->n_hidden || x->layernorm_first != y->layernorm_first ||
+        x->first_act != y->first_act || x->act != y->act ||
+        pol_f32_bits(x->lrelu_slope) != pol_f32_bits(y->lrelu_slope) ||
+        pol_f32_bits(x->ln_eps) != pol_f32_bits(y->ln_eps))
+        return 0;
+    for (int k = 0; k < x->n_hidden; k++)
+        if (x->hidden[k] != y->hidden[k]) return 0;
+    return 1;
+}
+
+static int parse_task(pol_core *c, pol_task *t, const section *s, int idx, int pk_tasks,
+                      char *eb, size_t el) {
+    rd r = {s->p, s->n, 0, 0};
+    uint32_t net = rd_u32(&r), head = rd_u32(&r);
+    int32_t view = rd_i32(&r), pos = rd_i32(&r);
+    uint32_t kind = rd_u32(&r), od = rd_u32(&r), ad = rd_u32(&r), fs = rd_u32(&r),
+             ms = rd_u32(&r);
+    if (r.bad) return BAD("task %d: section truncated", idx);
+    if (net >= (uint32_t)c->n_nets)
+        return BAD("task %d: network %u of %d", idx, net, c->n_nets);
+    const crl_mlp_spec *sp = &c->nets[net].mlp.spec;
+    if (head >= (uint32_t)sp->n_heads)
+        return BAD("task %d: head %u of %d", idx, head, sp->n_heads);
+    if (od != (uint32_t)sp->in_dim || 2 * (uint64_t)ad != (uint64_t)sp->out_dim)
+        return BAD("task %d: observation %u / action %u do not fit network %u (%d -> %d)",
+                   idx, od, ad, net, sp->in_dim, sp->out_dim);
+    if (c->method == POL_METHOD_PACKNET ? (view < 0 || view >= pk_tasks) : view != -1)
+        return BAD("task %d: packnet view %d is impossible", idx, view);
+    if (pos < -1 || kind < POL_ENV_BUILTIN || kind > POL_ENV_USER_MJCF || fs > 1000000 ||
+        ms > 1000000000)
+        return BAD(
+            "task %d: position %d, env kind %u, frame skip %u, %u steps: impossible", idx,
+            pos, kind, fs, ms);
+    t->net = (int)net;
+    t->head = (int)head;
+    t->view = view;
+    t->position = pos;
+    t->env_kind = (int)kind;
+    t->obs_dim = (int)od;
+    t->act_dim = (int)ad;
+    t->frame_skip = (int)fs;
+    t->max_steps = (int)ms;
+    int rc = CRL_OK;
+    if (!(t->name = rd_str(&r, "task name", eb, el, &rc))) return rc;
+    if (!*t->name) return BAD("task %d: empty name", idx);
+    if (!(t->modifiers = rd_str(&r, "task modifiers", eb, el, &rc))) return rc;
+    uint32_t norm = rd_u32(&r);
+    if (r.bad || norm > POL_NORM_AFFINE)
+        return BAD("task %d: unknown observation normalisation %u", idx, norm);
+    t->norm = (int)norm;
+    /* Everything left is float arrays of known length: check it all fits
+     * before allocating. */
+    size_t need = 4 * ((norm == POL_NORM_AFFINE ? 2 * (size_t)od : 0) + 2 * (size_t)ad);
+    if (left(&r) != need)
+        return BAD("task %d: %zu bytes of observation/action spec, expected %zu", idx,
+                   left(&r), need);
+    if (norm == POL_NORM_AFFINE) {
+        if (!(t->shift = malloc(4 * (size_t)od)) || !(t->scale = malloc(4 * (size_t)od)))
+            return pol_fail(eb, el, CRL_ENOMEM, "out of memory");
+        if (rd_f32s(&r, t->shift, od, 1) || rd_f32s(&r, t->scale, od, 1))
+            return BAD("task %d: observation normalisation is not finite", idx);
+    }
+    if (!(t->act_lo = malloc(4 * (size_t)ad)) || !(t->act_hi = malloc(4 * (size_t)ad)))
+        return pol_fail(eb, el, CRL_ENOMEM, "out of memory");
+    if (rd_f32s(&r, t->act_lo, ad, 1) || rd_f32s(&r, t->act_hi, ad, 1))
+        return BAD("task %d: action bounds are not finite", idx);
+    t->act_identity = 1;
+    for (uint32_t k = 0; k < ad; k++) {
+        if (!(t->act_lo[k] < t->act_hi[k]))
+            return BAD("task %d: action bounds [%g, %g] of dim %u are empty", idx,
+                       (double)t->act_lo[k], (double)t->act_hi[k], k);
+        if (t->act_lo[k] != -1.0f || t->act_hi[k] != 1.0f) t->act_identity = 0;
+    }
+    return CRL_OK;
+}
+
+/* Packnet: validate the owners exactly as a packnet checkpoint is
+ * validated, then make each task's view with the training code. */
+static int parse_packnet(pol_core *c, const section *s, int *pk_tasks, char *eb,
+                         size_t el) {
+    rd r = {s->p, s->n, 0, 0};
+    uint32_t net = rd_u32(&r);
+    int32_t cur = rd_i32(&r);
+    uint32_t nt = rd_u32(&r);
+    rd_u32(&r);
+    uint64_t np = rd_u64(&r);
+    if (r.bad) return BAD("PKNT section truncated");
+    const pol_net *n = &c->nets[0];
+    if (net != 0 || nt < 1 || nt > INT16_MAX || cur < -1 || cur >= (int32_t)nt)
+        return BAD("packnet: network %u, task %d of %u: impossible", net, cur, nt);
+    if (np != n->mlp.n_params || left(&r) != 2 * np)
+        return BAD("packnet: %llu owners in %zu bytes for %zu parameters",
+                   (unsigned long long)np, left(&r), n->mlp.n_params);
+    const unsigned char *own = take(&r, 2 * np);
+    *pk_tasks = (int)nt;
+    crl_packnet pk;
+    crl_err err;
+    if (crl_packnet_init(&pk, &n->mlp, (int)nt, &err))
+        return pol_fail(eb, el, err.code, "packnet: %s", err.msg);
+    /* Every parameter is shared until a kernel range says otherwise. */
+    for (size_t i = 0; i < np; i++) {
+        int16_t o = (int16_t)pol_get_u16(own + 2 * i);
+        int kernel = pk.owner[i] == CRL_PACKNET_FREE;
+        int ok = kernel ? (o == CRL_PACKNET_FREE || (o >= 0 && o <= cur))
+                        : o == CRL_PACKNET_SHARED;
+        if (!ok) {
+            crl_packnet_free(&pk);
+            return BAD("packnet: owner %d of parameter %zu is impossible", o, i);
+        }
+        pk.owner[i] = o;
+    }
+    pk.task = cur;
+    int rc = CRL_OK;
+    if ((size_t)c->n_tasks * np * sizeof(float) > POL_MAX_DERIVED) {
+        rc = BAD("packnet: %d task views of %zu parameters exceed %zu bytes", c->n_tasks,
+                 (size_t)np, (size_t)POL_MAX_DERIVED);
+    } else if (cur >= 0) {
+        c->views = malloc((size_t)c->n_tasks * np * sizeof(float));
+        if (!c->views) rc = pol_fail(eb, el, CRL_ENOMEM, "out of memory");
+        for (int i = 0; !rc && i < c->n_tasks; i++) {
+            float *v = c->views + (size_t)i * np;
+            crl_packnet_view(&pk, n->params, c->tasks[i].view, v);
+            c->tasks[i].params = v;
+        }
+    }
+    crl_packnet_free(&pk);
+    return rc;
+}
+
+static int parse(pol_core *c, const unsigned char *b, size_t n, char *eb, size_t el) {
+    if (n == 0) return BAD("empty file");
+    if (n < POL_MAGIC_LEN || memcmp(b, POL_MAGIC, POL_MAGIC_LEN) != 0)
+        return BAD("not a crl policy file (bad magic)");
+    if (n < POL_MIN_SIZE)
+        return BAD("truncated: %zu bytes, a policy file has at least %d", n,
+                   POL_MIN_SIZE);
+    uint32_t version = pol_get_u32(b + 8);
+    if (version > CRL_POLICY_FORMAT_VERSION)
+        return pol_fail(eb, el, CRL_EVERSION,
+                        "format version %u is newer than this crl %s reads (%d): upgrade "
+                        "crl",
+                        version, CRL_VERSION_STRING, CRL_POLICY_FORMAT_VERSION);
+    if (version == 0) return BAD("format version 0 does not exist");
+    if (pol_get_u32(b + 12) != POL_HEADER_SIZE)
+        return BAD("header size %u, version 1 has %d", pol_get_u32(b + 12),
+                   POL_HEADER_SIZE);
+    uint64_t size = pol_get_u64(b + 16);
+    if (size > n)
+        return BAD("truncated: the header says %llu bytes, the file has %zu",
+                   (unsigned long long)size, n);
+    if (size < n)
+        return BAD("%zu bytes after the end of the policy (the header says %llu)",
+                   n - (size_t)size, (unsigned long long)size);
+    uint32_t stored = pol_get_u32(b + n - POL_TRAILER);
+    uint32_t crc = crl_pf_crc32(0, b, n - POL_TRAILER);
+    if (stored != crc)
+        return BAD("checksum mismatch (stored %08x, computed %08x): the file is damaged",
+                   stored, crc);
+    if (pol_get_u32(b + 28) != 0)
+        return pol_fail(eb, el, CRL_EVERSION, "unknown header flags %08x",
+                        pol_get_u32(b + 28));
+    if (memchr(b + 32, 0, 16) == NULL) return BAD("crl version field is not terminated");
+    memcpy(c->crl_version, b + 32, 16);
+    c->crl_version[16] = '\0';
+
+    /* Framing: every section inside the file; remember where each is. */
+    uint32_t count = pol_get_u32(b + 24);
+    size_t body = n - POL_HEADER_SIZE - POL_TRAILER;
+    if (count < 1) return BAD("no sections");
+    if (count > body / POL_SECTION_HEAD)
+        return BAD("%u sections cannot fit in %zu bytes", count, body);
+    section *secs = calloc(count, sizeof *secs);
+    if (!secs) return pol_fail(eb, el, CRL_ENOMEM, "out of memory");
+    rd r = {b, n - POL_TRAILER, POL_HEADER_SIZE, 0};
+    int rc = CRL_OK, n_net = 0, n_task = 0, n_pk = 0, pk_tasks = 0;
+    const section *pks = NULL;
+    for (uint32_t i = 0; !rc && i < count; i++) {
+        section *s = &secs[i];
+        const unsigned char *h = take(&r, POL_SECTION_HEAD);
+        uint64_t len = h ? pol_get_u64(h + 8) : 0;
+        if (!h || len > left(&r)) {
+            rc = BAD("section %u runs past the end of the file", i);
+            break;
+        }
+        memcpy(s->tag, h, 4);
+        s->tag[4] = '\0';
+        s->version = pol_get_u32(h + 4);
+        s->p = take(&r, (size_t)len);
+        s->n = (size_t)len;
+        for (int k = 0; k < 4; k++)
+            if (h[k] < 0x20 || h[k] > 0x7e) rc = BAD("section %u has a binary tag", i);
+        if (rc) break;
+        if (i == 0 && strcmp(s->tag, "META")) {
+            rc = BAD("the first section is '%s', not META", s->tag);
+            break;
+        }
+        int critical = s->tag[0] >= 'A' && s->tag[0] <= 'Z';
+        if (!is_known(s->tag)) {
+            if (critical)
+                rc = pol_fail(eb, el, CRL_EVERSION,
+                              "section '%s' is not known to this crl %s (written by crl "
+                              "%s): upgrade crl",
+                              s->tag, CRL_VERSION_STRING, c->crl_version);
+            continue; /* ancillary: skipped */
+        }
+        if (s->version != 1)
+            rc = pol_fail(eb, el, CRL_EVERSION,
+                          "section '%s' version %u is newer than this crl reads (1)",
+                          s->tag, s->version);
+        else if (i > 0 && !strcmp(s->tag, "META"))
+            rc = BAD("more than one META section");
+        n_net += !strcmp(s->tag, "NET ");
+        n_task += !strcmp(s->tag, "TASK");
+        if (!strcmp(s->tag, "PKNT")) n_pk++, pks = s;
+    }
+    if (!rc && left(&r)) rc = BAD("%zu bytes after the last section", left(&r));
+    if (!rc) rc = parse_meta(c, &secs[0], eb, el);
+    if (!rc && n_net != c->n_nets)
+        rc = BAD("%d NET sections, META says %d", n_net, c->n_nets);
+    if (!rc && n_task != c->n_tasks)
+        rc = BAD("%d TASK sections, META says %d", n_task, c->n_tasks);
+    if (!rc && n_pk != (c->method == POL_METHOD_PACKNET))
+        rc = BAD("%d PKNT sections for method tag %d", n_pk, c->method);
+    if (!rc) {
+        c->nets = calloc((size_t)c->n_nets, sizeof *c->nets);
+        c->tasks = calloc((size_t)c->n_tasks, sizeof *c->tasks);
+        if (!c->nets || !c->tasks) rc = pol_fail(eb, el, CRL_ENOMEM, "out of memory");
+    }
+    int in = 0, it = 0;
+    for (uint32_t i = 0; !rc && i < count; i++)
+        if (!strcmp(secs[i].tag, "NET ")) {
+            rc = parse_net(&c->nets[in], &secs[i], in, eb, el);
+            if (!rc && in > 0 && !same_shape(&c->nets[0].mlp, &c->nets[in].mlp))
+                rc = BAD("network %d has another shape than network 0", in);
+            in++;
+        }
+    if (!rc && pks) {
+        /* pk_tasks is needed to check the tasks' views. */
+        rd pr = {pks->p, pks->n, 0, 0};
+        rd_u32(&pr);
+        rd_u32(&pr);
+        pk_tasks = (int)rd_u32(&pr);
+        if (pr.bad || pk_tasks < 1 || pk_tasks > INT16_MAX)
+            rc = BAD("packnet: section truncated or impossible task count");
+    }
+    for (uint32_t i = 0; !rc && i < count; i++)
+        if (!strcmp(secs[i].tag, "TASK")) {
+            pol_task *t = &c->tasks[it];
+            rc = parse_task(c, t, &secs[i], it, pk_tasks, eb, el);
+            if (!rc) t->params = c->nets[t->net].params;
+            if (!rc &&
+                (t->obs_dim != c->tasks[0].obs_dim || t->act_dim != c->tasks[0].act_dim))
+                rc = BAD("task %d has other observation/action sizes than task 0", it);
+            it++;
+        }
+    if (!rc && pks) rc = parse_packnet(c, pks, &pk_tasks, eb, el);
+    if (!rc) {
+        c->obs_dim = c->tasks[0].obs_dim;
+        c->act_dim = c->tasks[0].act_dim;
+    }
+    free(secs);
+    return rc;
+}
+
+#undef BAD
+
+/* ---- policy objects ------------------------------------------------------------------
+ */
+
+static int alloc_ws(crl_policy *p, int max_batch, crl_err *err) {
+    const pol_core *c = p->c;
+    crl_mlp_ws ws;
+    int rc = crl_mlp_ws_alloc(&ws, &c->nets[0].mlp, max_batch, err);
+    if (rc) return rc;
+    float *xin = malloc(sizeof(float) * (size_t)max_batch * c->obs_dim);
+    float *eps = malloc(sizeof(float) * (size_t)max_batch * c->act_dim);
+    int *heads = malloc(sizeof(int) * (size_t)max_batch);
+    if (!xin || !eps || !heads) {
+        crl_mlp_ws_free(&ws);
+        free(xin);
+        free(eps);
+        free(heads);
+        return crl_errf(err, CRL_ENOMEM, "out of memory");
+    }
+    crl_mlp_ws_free(&p->ws);
+    free(p->xin);
+    free(p->eps);
+    free(p->heads);
+    p->ws = ws;
+    p->xin = xin;
+    p->eps = eps;
+    p->heads = heads;
+    p->max_batch = max_batch;
+    return CRL_OK;
+}
+
+/* A policy object on core c (takes a reference on success). */
+static int make_policy(pol_core *c, int max_batch, crl_policy **out, crl_err *err) {
+    crl_policy *p = calloc(1, sizeof *p);
+    if (!p) return crl_errf(err, CRL_ENOMEM, "out of memory");
+    p->c = c;
+    int rc = alloc_ws(p, max_batch, err);
+    if (!rc) {
+        p->obs1 = malloc(sizeof(float) * (size_t)c->obs_dim);
+        p->act1 = malloc(sizeof(float) * (size_t)c->act_dim);
+        p->envs = calloc((size_t)c->n_tasks, sizeof *p->envs);
+        if (!p->obs1 || !p->act1 || !p->envs)
+            rc = crl_errf(err, CRL_ENOMEM, "out of memory");
+    }
+    if (rc) {
+        crl_mlp_ws_free(&p->ws);
+        free(p->xin);
+        free(p->eps);
+        free(p->heads);
+        free(p->obs1);
+        free(p->act1);
+        free(p->envs);
+        free(p);
+        return rc;
+    }
+    pol_core_ref(c);
+    *out = p;
+    return CRL_OK;
+}
+
+static int load_mem(const void *data, size_t n, const char *label, crl_policy **out,
+                    char *eb, size_t el) {
+    char msg[600] = "";
+    pol_core *c = calloc(1, sizeof *c);
+    if (!c) return pol_fail(eb, el, CRL_ENOMEM, "%s: out of memory", label);
+    pthread_mutex_init(&c->lock, NULL);
+    int rc = parse(c, data, n, msg, sizeof msg);
+    crl_err err = {0};
+    /* OpenBLAS is loaded at run time; without it acting would abort. crl acts
+     * on one BLAS thread (see docs/embedding.md). */
+    if (!rc && (rc = crl_blas_init(1, &err)))
+        snprintf(msg, sizeof msg, "%.500s", err.msg);
+    if (!rc && (rc = make_policy(c, 1, out, &err)))
+        snprintf(msg, sizeof msg, "%.500s", err.msg);
+    if (rc) {
+        core_free(c);
+        return pol_fail(eb, el, rc, "%s: %s", label, msg);
+    }
+    return CRL_OK;
+}
+
+int crl_policy_load_mem(const void *data, size_t n, crl_policy **out, char *errbuf,
+                        size_t errlen) {
+    if (!out)
+        return pol_fail(errbuf, errlen, CRL_EINVAL, "crl_policy_load_mem: out is NULL");
+    *out = NULL;
+    if (!data && n)
+        return pol_fail(errbuf, errlen, CRL_EINVAL, "crl_policy_load_mem: data is NULL");
+    if (n > CRL_POLICY_MAX_BYTES)
+        return pol_fail(errbuf, errlen, CRL_ECORRUPT,
+                        "policy: %zu bytes, more than the %zu a policy file may have", n,
+                        (size_t)CRL_POLICY_MAX_BYTES);
+    return load_mem(n ? data : "", n, "policy", out, errbuf, errlen);
+}
+
+int crl_policy_load(const char *path, crl_policy **out, char *errbuf, size_t errlen) {
+    if (!out) return pol_fail(errbuf, errlen, CRL_EINVAL, "crl_policy_load: out is NULL");
+    *out = NULL;
+    if (!path)
+        return pol_fail(errbuf, errlen, CRL_EINVAL, "crl_policy_load: path is NULL");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return pol_fail(errbuf, errlen, errno == ENOENT ? CRL_ENOTFOUND : CRL_EIO,
+                        "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return pol_fail(errbuf, errlen, CRL_EIO, "%s: %s", path, strerror(e));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        return pol_fail(errbuf, errlen, CRL_EIO, "%s: is a directory, not a policy file",
+                        path);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return pol_fail(errbuf, errlen, CRL_EIO, "%s: not a regular file", path);
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        return pol_fail(errbuf, errlen, CRL_ECORRUPT, "%s: empty file", path);
+    }
+    if ((uint64_t)st.st_size > CRL_POLICY_MAX_BYTES) {
+        close(fd);
+        return pol_fail(errbuf, errlen, CRL_ECORRUPT,
+                        "%s: %lld bytes, more than the %zu a policy file may have", path,
+                        (long long)st.st_size, (size_t)CRL_POLICY_MAX_BYTES);
+    }
+    size_t n = (size_t)st.st_size, got = 0;
+    unsigned char *buf = malloc(n);
+    if (!buf) {
+        close(fd);
+        return pol_fail(errbuf, errlen, CRL_ENOMEM, "%s: out of memory", path);
+    }
+    while (got < n) {
+        ssize_t k = read(fd, buf + got, n - got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        got += (size_t)k;
+    }
+    close(fd);
+    int rc = got == n ? load_mem(buf, n, path, out, errbuf, errlen)
+                      : pol_fail(errbuf, errlen, CRL_EIO,
+                                 "%s: short read (%zu of %zu bytes)", path, got, n);
+    free(buf);
+    return rc;
+}
+
+int crl_policy_clone(const crl_policy *p, crl_policy **out, char *errbuf, size_t errlen) {
+    if (!out)
+        return pol_fail(errbuf, errlen, CRL_EINVAL, "crl_policy_clone: out is NULL");
+    *out = NULL;
+    if (!p)
+        return pol_fail(errbuf, errlen, CRL_EINVAL, "crl_policy_clone: policy is NULL");
+    crl_err err = {0};
+    int rc = make_policy(p->c, p->max_batch, out, &err);
+    if (rc) return pol_fail(errbuf, errlen, rc, "crl_policy_clone: %s", err.msg);
+    return CRL_OK;
+}
+
+void crl_policy_free(crl_policy *p) {
+    if (!p) return;
+    pol_free_envs(p);
+    crl_mlp_ws_free(&p->ws);
+    free(p->xin);
+    free(p->eps);
+    free(p->heads);
+    free(p->obs1);
+    free(p->act1);
+    free(p->envs);
+    pol_core_unref(p->c);
+    free(p);
+}
+
+int crl_policy_set_batch(crl_policy *p, int max_batch) {
+    if (!p) return CRL_EINVAL;
+    if (max_batch < 1 || max_batch > 1 << 20)
+        return pol_set_err(p, CRL_EINVAL, "batch size %d not in 1..%d", max_batch,
+                           1 << 20);
+    crl_err err = {0};
+    int rc = alloc_ws(p, max_batch, &err);
+    return rc ? pol_set_err(p, rc, "%s", err.msg) : CRL_OK;
+}
+
+/* ---- accessors
+ * ------------------------------------------------------------------------- */
+
+static const pol_task *task_at(const crl_policy *p, int task) {
+    return p && task >= 0 && task < p->c->n_tasks ? &p->c->tasks[task] : NULL;
+}
+
+int crl_policy_obs_dim(const crl_policy *p) {
+    return p ? p->c->obs_dim : 0;
+}
+int crl_policy_act_dim(const crl_policy *p) {
+    return p ? p->c->act_dim : 0;
+}
+int crl_policy_num_tasks(const crl_policy *p) {
+    return p ? p->c->n_tasks : 0;
+}
+const char *crl_policy_task_name(const crl_policy *p, int task) {
+    const pol_task *t = task_at(p, task);
+    return t ? t->name : NULL;
+}
+int crl_policy_task_position(const crl_policy *p, int task) {
+    const pol_task *t = task_at(p, task);
+    return t ? t->position : -1;
+}
+int crl_policy_task_max_steps(const crl_policy *p, int task) {
+    const pol_task *t = task_at(p, task);
+    return t ? t->max_steps : 0;
+}
+int crl_policy_task_frame_skip(const crl_policy *p, int task) {
+    const pol_task *t = task_at(p, task);
+    return t ? t->frame_skip : 0;
+}
+const char *crl_policy_method(const crl_policy *p) {
+    return p ? p->c->method_name : NULL;
+}
+const char *crl_policy_crl_version(const crl_policy *p) {
+    return p ? p->c->crl_version : NULL;
+}
+const char *crl_policy_error(const crl_policy *p) {
+    return p ? p->err : "policy is NULL";
+}
+
+uint64_t crl_policy_eval_seed(uint64_t seed, int k) {
+    return eval_seed(seed, 0, k);
+}
+
+/* ---- acting
+ * ------------------------------------------------------------------------------ */
+
+int crl_policy_act_batch(crl_policy *p, int task, int B, const float *obs, float *action,
+                         crl_policy_mode mode, crl_rng *rng) {
+    if (!p) return CRL_EINVAL;
+    const pol_task *t = task_at(p, task);
+    if (!t)
+        return pol_set_err(p, CRL_EINVAL, "task %d not in 0..%d", task,
+                           p->c->n_tasks - 1);
+    if (!obs || !action)
+        return pol_set_err(p, CRL_EINVAL, "observation or action is NULL");
+    if (B < 1 || B > p->max_batch)
+        return pol_set_err(p, CRL_EINVAL,
+                           "batch of %d rows, the workspace takes 1..%d "
+                           "(crl_policy_set_batch)",
+                           B, p->max_batch);
+    if (mode != CRL_POLICY_DETERMINISTIC && mode != CRL_POLICY_SAMPLE)
+        return pol_set_err(p, CRL_EINVAL, "unknown mode %d", (int)mode);
+    if (mode == CRL_POLICY_SAMPLE && !rng)
+        return pol_set_err(p, CRL_EINVAL,
+                           "sampled actions need a generator (rng is NULL)");
+    const int O = t->obs_dim, A = t->act_dim;
+    const float *x = obs;
+    if (t->norm == POL_NORM_AFFINE) {
+        for (int i = 0; i < B; i++)
+            for (int j = 0; j < O; j++)
+                p->xin[(size_t)i * O + j] =
+                    (obs[(size_t)i * O + j] - t->shift[j]) * t->scale[j];
+        x = p->xin;
+    }
+    for (int i = 0; i < B; i++) p->heads[i] = t->head;
+    const float *out =
+        crl_mlp_forward(&p->c->nets[t->net].mlp, t->params, &p->ws, x, B, p->heads);
+    if (mode == CRL_POLICY_SAMPLE) {
+        /* The draw order of crl_sac_act: row by row, dim by dim. */
+        for (int i = 0; i < B * A; i++) p->eps[i] = (float)crl_rng_normal(rng);
+        crl_tgauss_forward(B, A, out, p->eps, action, NULL);
+    } else {
+        crl_tgauss_forward(B, A, out, NULL, action, NULL);
+    }
+    if (!t->act_identity)
+        for (int i = 0; i < B; i++)
+            for (int j = 0; j < A; j++) {
+                float *a = &action[(size_t)i * A + j];
+                *a = t->act_lo[j] + 0.5f * (*a + 1.0f) * (t->act_hi[j] - t->act_lo[j]);
+            }
+    return CRL_OK;
+}
+
+int crl_policy_act(crl_policy *p, int task, const float *obs, float *action,
+                   crl_policy_mode mode, crl_rng *rng) {
+    return crl_policy_act_batch(p, task, 1, obs, action, mode, rng);
+}

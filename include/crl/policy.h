@@ -1,0 +1,191 @@
+/* crl policy: run a trained crl agent inside your own program.
+ *
+ * A policy file (.crlp, written by `crl export`; format in
+ * docs/policy-format.md) holds everything needed to act: the networks, the
+ * method's per-task structure and, per task, the observation and action
+ * spec. Load it, then call crl_policy_act with observations you built, or
+ * crl_policy_act_mj with your own MuJoCo model and data and let crl build
+ * the observation and write the controls. Guide: docs/embedding.md.
+ *
+ * Errors: functions that can fail return a crl status (CRL_OK = 0, negative
+ * on error, see base.h). Loading and binding fill a caller's errbuf with one
+ * line; calls on an existing policy leave their message in
+ * crl_policy_error(policy).
+ *
+ * Threads: a crl_policy is used by one thread at a time (it owns a
+ * workspace). Separate objects are independent, also on separate threads.
+ * crl_policy_clone makes another object that shares the read-only weights
+ * (cheap: one workspace) for another thread. */
+#ifndef CRL_POLICY_H
+#define CRL_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct mjModel_;
+struct mjData_;
+
+typedef struct crl_policy crl_policy;
+
+/* Policy file format version this crl writes and reads. */
+#define CRL_POLICY_FORMAT_VERSION 1
+/* Largest policy file the loader accepts (bytes). */
+#define CRL_POLICY_MAX_BYTES ((size_t)1 << 30)
+
+typedef enum {
+    CRL_POLICY_DETERMINISTIC = 0, /* tanh(mean): what crl evaluates with */
+    CRL_POLICY_SAMPLE = 1         /* tanh(mean + std * N(0,1)), noise from your rng */
+} crl_policy_mode;
+
+/* ---- loading ---------------------------------------------------------------- */
+
+/* Read and check a policy file. On failure *out is NULL, nothing is leaked
+ * and errbuf (errlen bytes, may be NULL) says why in one line: not a file,
+ * empty, not a crl policy (magic), a newer format, truncated, checksum
+ * mismatch, or an impossible size or value (checked before anything is
+ * allocated from it). CRL_EIO, CRL_ECORRUPT, CRL_EVERSION, CRL_ENOMEM. */
+int crl_policy_load(const char *path, crl_policy **out, char *errbuf, size_t errlen);
+/* The same from n bytes in memory (copied; data may be freed afterwards). */
+int crl_policy_load_mem(const void *data, size_t n, crl_policy **out, char *errbuf,
+                        size_t errlen);
+/* Another policy object sharing p's weights, with its own workspace (same
+ * batch size) and no MuJoCo bindings: one per thread. */
+int crl_policy_clone(const crl_policy *p, crl_policy **out, char *errbuf, size_t errlen);
+/* Free a policy (clones may be freed in any order, on any thread). Safe
+ * with NULL. */
+void crl_policy_free(crl_policy *p);
+
+/* ---- what is in it ---------------------------------------------------------- */
+
+int crl_policy_obs_dim(const crl_policy *p);
+int crl_policy_act_dim(const crl_policy *p);
+int crl_policy_num_tasks(const crl_policy *p);
+/* The crl task name of a task ("push", "halfcheetah-moon", ...; the MJCF
+ * path for a run trained on a user MJCF), or NULL for a bad index. */
+const char *crl_policy_task_name(const crl_policy *p, int task);
+/* Scenario position the task had in its run (-1 for a single-env run). */
+int crl_policy_task_position(const crl_policy *p, int task);
+/* Episode length and physics steps per env step of a task (0 if unknown). */
+int crl_policy_task_max_steps(const crl_policy *p, int task);
+int crl_policy_task_frame_skip(const crl_policy *p, int task);
+/* The method the agent was trained with ("ft1", "packnet", "sac", ...) and
+ * the crl version that wrote the file. */
+const char *crl_policy_method(const crl_policy *p);
+const char *crl_policy_crl_version(const crl_policy *p);
+/* Message of the last failed call on p ("" if none). */
+const char *crl_policy_error(const crl_policy *p);
+
+/* ---- acting on observations you built -------------------------------------- */
+
+/* One action (act_dim floats in [-1, 1]) for one observation (obs_dim
+ * floats) of task (0 .. num_tasks-1). mode CRL_POLICY_SAMPLE draws act_dim
+ * normals from rng (required then; ignored otherwise). Allocates nothing.
+ * CRL_EINVAL for a bad task, mode or a NULL argument. */
+int crl_policy_act(crl_policy *p, int task, const float *obs, float *action,
+                   crl_policy_mode mode, crl_rng *rng);
+/* B rows at once (obs B x obs_dim, action B x act_dim, row-major), B <= the
+ * batch size set with crl_policy_set_batch (1 after loading). Allocates
+ * nothing. Floating-point rounding of a batch depends on its size (BLAS
+ * blocking): row i equals crl_policy_act on that row only when B is the same,
+ * which matters for bit-for-bit comparisons with `crl eval` (it acts on all
+ * its episodes as one batch). */
+int crl_policy_act_batch(crl_policy *p, int task, int B, const float *obs, float *action,
+                         crl_policy_mode mode, crl_rng *rng);
+/* Size p's workspace for batches of up to max_batch rows (allocates). */
+int crl_policy_set_batch(crl_policy *p, int max_batch);
+
+/* ---- acting in your MuJoCo simulation -----------------------------------------
+ * For the built-in crl tasks. Your model must be the task's: compile the
+ * MJCF that `crl export --task-xml TASK` (or crl_policy_write_task_xml)
+ * writes, then call crl_policy_prepare_model once on it. One env step is:
+ *
+ *     crl_policy_act_mj(p, task, m, d);            observation -> ctrl/mocap
+ *     for (k = 0; k < frame_skip; k++) mj_step(m, d);
+ *     crl_policy_outcome_mj(p, task, m, d, &out);  reward, success, done
+ *
+ * and crl_policy_reset_mj starts an episode exactly as crl does for a seed.
+ * The outcome call is optional (act_mj completes a step that was not asked
+ * for). The first call for a task on a model compiles crl's description of
+ * the task and binds it (allocates, may fail); later calls allocate nothing.
+ * p keeps one episode state per task: for several mjData side by side use
+ * one crl_policy_env each (below). */
+
+typedef struct {
+    float reward;  /* of the step (crl's rewards are float) */
+    int success;   /* task success at this step */
+    int terminal;  /* a true terminal state */
+    int truncated; /* episode length reached (or the physics diverged) */
+    int steps;     /* env steps in this episode so far */
+} crl_policy_step;
+
+/* Write the task's MJCF (one self-contained file) to path. */
+int crl_policy_write_task_xml(const crl_policy *p, int task, const char *path,
+                              char *errbuf, size_t errlen);
+/* Apply the task's physics modifiers (locomotion variants: gravity,
+ * friction, body scale) to a model you compiled from that MJCF, and check
+ * that it is the task's model. Call exactly once per compiled model (a
+ * second call applies the factors again); a no-op for tasks without
+ * modifiers. The result equals crl's own model of the task field for field. */
+int crl_policy_prepare_model(const crl_policy *p, int task, struct mjModel_ *m,
+                             char *errbuf, size_t errlen);
+
+/* Start an episode on d: mj_resetData, the task's initial state for seed
+ * (objects, goal, joint noise: the state crl_env_reset draws), mj_forward. */
+int crl_policy_reset_mj(crl_policy *p, int task, const struct mjModel_ *m,
+                        struct mjData_ *d, uint64_t seed);
+/* Build the task's observation from m and d, act deterministically, and
+ * apply the action as crl does: d->ctrl (through the task's action
+ * modifiers) or, for manipulation tasks, the mocap target of the hand. */
+int crl_policy_act_mj(crl_policy *p, int task, const struct mjModel_ *m,
+                      struct mjData_ *d);
+/* Outcome of the step applied by the last act_mj (after your mj_step calls). */
+int crl_policy_outcome_mj(crl_policy *p, int task, const struct mjModel_ *m,
+                          struct mjData_ *d, crl_policy_step *out);
+
+/* ---- one episode state per mjData ------------------------------------------- */
+
+typedef struct crl_policy_env crl_policy_env;
+
+/* Bind task of p to model m (as prepared above). m must outlive env; env
+ * may outlive p. Allocates. */
+int crl_policy_env_create(const crl_policy *p, int task, const struct mjModel_ *m,
+                          crl_policy_env **out, char *errbuf, size_t errlen);
+void crl_policy_env_free(crl_policy_env *env); /* safe with NULL */
+/* As crl_policy_reset_mj; writes the first observation if obs is not NULL. */
+void crl_policy_env_reset(crl_policy_env *env, struct mjData_ *d, uint64_t seed,
+                          float *obs);
+/* The observation (obs_dim floats) crl would give the agent now. */
+void crl_policy_env_observe(crl_policy_env *env, struct mjData_ *d, float *obs);
+/* Apply an action (act_dim floats, clipped to [-1, 1], NaN -> 0). Also
+ * zeroes d's bad-qpos/qvel/qacc warning counters, as crl does before its
+ * physics steps, to see a divergence in this step. */
+void crl_policy_env_apply(crl_policy_env *env, struct mjData_ *d, const float *action);
+/* Outcome of the last applied step, after your mj_step calls. */
+void crl_policy_env_outcome(crl_policy_env *env, struct mjData_ *d, crl_policy_step *out);
+
+/* ---- episodes as crl evaluates them ----------------------------------------- */
+
+/* The seed of episode k of `crl eval --seed seed` (and of crl's evaluation
+ * API): reset episode k with it to reproduce crl's episodes. */
+uint64_t crl_policy_eval_seed(uint64_t seed, int k);
+
+/* ---- writing policy files (crl side) ----------------------------------------- */
+
+/* Export the latest checkpoint of run_id in the run store db as a policy
+ * file at path: every task of the run, or only scenario position task
+ * (>= 0). Written to a temporary file and renamed, so path is never left
+ * half-written. CRL_ENOTFOUND (no such run or no checkpoint), CRL_EINVAL,
+ * CRL_EIO, CRL_ECORRUPT. */
+int crl_policy_export(const char *db, int64_t run_id, int task, const char *path,
+                      char *errbuf, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
