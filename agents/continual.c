@@ -32,6 +32,7 @@ void crl_continual_config_default(crl_continual_config *c) {
     c->steps_per_task = 1000000;
     c->eval_every = 20000;
     c->eval_episodes = 10;
+    c->log_train_every = CRL_LOG_TRAIN_EVERY;
     c->l2_coef = CRL_L2_COEF;
     c->ewc_coef = CRL_EWC_COEF;
     c->packnet_retrain = 0.1;
@@ -67,6 +68,7 @@ typedef struct {
     float *saved, *fisher;
     crl_rng env_rng, rng, eval_rng, res_rng;
     int64_t step, eval_idx, last_eval_step;
+    crl_episode *trec; /* --log-train-episodes: the current task's recorder */
 } cstate;
 
 /* ---- checkpoints ------------------------------------------------------------
@@ -216,6 +218,8 @@ static int eval_all(cstate *st, crl_store *store, int64_t run_id, int cur, crl_e
             run_id, st->step,          st->pos[cur],      st->pos[j],
             ne,     ne ? s / ne : 0.0, ne ? r / ne : 0.0, st->evs[j].ret[ne]};
         int rc = crl_store_eval(store, &row, err);
+        if (!rc)
+            rc = evaluator_log(&st->evs[j], store, run_id, st->step, st->pos[j], err);
         if (rc) return rc;
     }
     st->eval_idx++;
@@ -239,6 +243,7 @@ static void cstate_free(cstate *st) {
     if (st->has_reg) crl_reg_free(&st->reg);
     if (st->has_pk) crl_packnet_free(&st->pk);
     crl_sac_free(st->sac);
+    crl_episode_free(st->trec);
     crl_replay_free(&st->rb);
     if (st->kind == M_PM) crl_reservoir_free(&st->res);
     crl_batch_free(&st->batch);
@@ -454,7 +459,16 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                                        err)))
             goto out;
         crl_env *env = st.envs[k];
-        crl_env_reset(env, crl_rng_u64(&st.env_rng), obs);
+        crl_episode_free(st.trec);
+        st.trec = NULL;
+        if (c->log_train_every > 0 &&
+            (rc = crl_episode_create(st.specs[k], &st.trec, err)))
+            goto out;
+        int64_t ep_no = 0; /* training episodes of this task (since a resume) */
+        uint64_t ep_seed = crl_rng_u64(&st.env_rng);
+        crl_env_reset(env, ep_seed, obs);
+        if (st.trec && train_episode_logged(c->log_train_every, ep_no))
+            crl_episode_begin(st.trec, env, ep_seed);
         double ep_ret = 0;
         int ep_succ = 0;
         int64_t since_resume = 0;
@@ -466,6 +480,7 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                 crl_sac_act(st.sac, 1, obs, k, 0, NULL, act);
             crl_step_info info;
             crl_env_step(env, act, obs2, &info);
+            if (st.trec) crl_episode_add(st.trec, act, &info);
             if (st.kind == M_PM)
                 crl_reservoir_add(&st.res, &st.res_rng, obs, act, info.reward, obs2,
                                   info.terminal, k);
@@ -483,7 +498,17 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                 if (rec_n < 10) rec_n++;
                 ep_ret = 0;
                 ep_succ = 0;
-                crl_env_reset(env, crl_rng_u64(&st.env_rng), obs);
+                if (crl_episode_recording(st.trec)) {
+                    crl_episode_end(st.trec, env);
+                    if ((rc = episode_log(store, st.trec, run_id, st.step, st.pos[k],
+                                          "train", (int)ep_no, 0, err)))
+                        goto out;
+                }
+                ep_no++;
+                ep_seed = crl_rng_u64(&st.env_rng);
+                crl_env_reset(env, ep_seed, obs);
+                if (st.trec && train_episode_logged(c->log_train_every, ep_no))
+                    crl_episode_begin(st.trec, env, ep_seed);
             }
             /* A resumed task refills its buffer before updating again. */
             if (t + 1 >= sc->update_after && since_resume >= sc->update_after &&

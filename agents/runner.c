@@ -17,6 +17,7 @@ void crl_train_config_default(crl_train_config *c) {
     c->steps = 100000;
     c->eval_every = 20000;
     c->eval_episodes = 10;
+    c->log_train_every = CRL_LOG_TRAIN_EVERY;
     c->threads = 0;
     crl_sac_config_default(&c->sac, 0, 0, 1);
 }
@@ -34,6 +35,9 @@ uint64_t eval_seed(uint64_t seed, int64_t eval_idx, int ep) {
 void evaluator_free(evaluator *ev) {
     if (ev->envs)
         for (int i = 0; i < ev->n; i++) crl_env_free(ev->envs[i]);
+    if (ev->rec)
+        for (int i = 0; i < ev->n; i++) crl_episode_free(ev->rec[i]);
+    free(ev->rec);
     free(ev->envs);
     free(ev->obs);
     free(ev->act);
@@ -53,12 +57,15 @@ int evaluator_init(evaluator *ev, const crl_env_spec *spec, int n, crl_err *err)
     ev->ret = malloc(sizeof(float) * (size_t)n);
     ev->done = malloc(sizeof(int) * (size_t)n);
     ev->succ = malloc(sizeof(int) * (size_t)n);
-    if (!ev->envs || !ev->obs || !ev->act || !ev->ret || !ev->done || !ev->succ) {
+    ev->rec = calloc((size_t)n, sizeof *ev->rec);
+    if (!ev->envs || !ev->obs || !ev->act || !ev->ret || !ev->done || !ev->succ ||
+        !ev->rec) {
         evaluator_free(ev);
         return crl_errf(err, CRL_ENOMEM, "eval: out of memory");
     }
     for (int i = 0; i < n; i++) {
         int rc = crl_env_create(spec, &ev->envs[i], err);
+        if (!rc) rc = crl_episode_create(spec, &ev->rec[i], err);
         if (rc) {
             evaluator_free(ev);
             return rc;
@@ -75,10 +82,12 @@ void evaluator_run(evaluator *ev, crl_sac *sac, int task, int n_stoch,
     const int O = crl_env_obs_dim(spec), A = crl_env_act_dim(spec);
     for (int i = 0; i < ev->n; i++) {
         crl_env_reset(ev->envs[i], seeds[i], ev->obs + (size_t)i * O);
+        crl_episode_begin(ev->rec[i], ev->envs[i], seeds[i]);
         ev->ret[i] = 0;
         ev->done[i] = 0;
         ev->succ[i] = 0;
     }
+    ev->n_stoch = n_stoch;
     int active = ev->n;
     while (active > 0) {
         if (n_stoch > 0) crl_sac_act(sac, n_stoch, ev->obs, task, 0, rng, ev->act);
@@ -90,14 +99,51 @@ void evaluator_run(evaluator *ev, crl_sac *sac, int task, int n_stoch,
             crl_step_info info;
             crl_env_step(ev->envs[i], ev->act + (size_t)i * A, ev->obs + (size_t)i * O,
                          &info);
+            crl_episode_add(ev->rec[i], ev->act + (size_t)i * A, &info);
             ev->ret[i] += info.reward;
             if (info.success) ev->succ[i] = 1;
             if (info.terminal || info.truncated) {
+                crl_episode_end(ev->rec[i], ev->envs[i]);
                 ev->done[i] = 1;
                 active--;
             }
         }
     }
+}
+
+int episode_log(crl_store *store, const crl_episode *rec, int64_t run_id, int64_t step,
+                int task_idx, const char *kind, int episode, int deterministic,
+                crl_err *err) {
+    crl_episode_info in;
+    int rc = crl_episode_get(rec, &in, err);
+    if (rc) return rc;
+    crl_episode_row row = {.run_id = run_id,
+                           .step = step,
+                           .task_idx = task_idx,
+                           .kind = kind,
+                           .episode = episode,
+                           .deterministic = deterministic,
+                           .env_seed = in.seed,
+                           .length = in.length,
+                           .ret = in.ret,
+                           .success = in.success,
+                           .env = in.env,
+                           .mujoco_version = in.mujoco_version,
+                           .model_hash = in.model_hash,
+                           .modifiers = in.modifiers,
+                           .data = in.blob,
+                           .data_n = in.blob_n};
+    return crl_store_episode(store, &row, err);
+}
+
+int evaluator_log(const evaluator *ev, crl_store *store, int64_t run_id, int64_t step,
+                  int task_idx, crl_err *err) {
+    for (int i = 0; i < ev->n; i++) {
+        int rc = episode_log(store, ev->rec[i], run_id, step, task_idx, "eval", i,
+                             i >= ev->n_stoch, err);
+        if (rc) return rc;
+    }
+    return CRL_OK;
 }
 
 int crl_evaluate(crl_sac *sac, const crl_env_spec *env, int task, int episodes,
@@ -211,6 +257,7 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
     crl_replay rb = {0};
     crl_batch batch = {0};
     evaluator ev = {0};
+    crl_episode *trec = NULL; /* --log-train-episodes */
     uint64_t *eval_seeds = NULL;
     float *obs = NULL, *obs2 = NULL, *act = NULL;
     const int task = 0;
@@ -236,6 +283,7 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
     if ((rc = crl_replay_init(&rb, O, A, cap, err))) goto out;
     if ((rc = crl_batch_alloc(&batch, sc.batch, O, A, err))) goto out;
     if ((rc = crl_env_create(spec, &env, err))) goto out;
+    if (cfg->log_train_every > 0 && (rc = crl_episode_create(spec, &trec, err))) goto out;
     const int n_eval = cfg->eval_episodes + 1;
     if ((rc = evaluator_init(&ev, spec, n_eval, err))) goto out;
     eval_seeds = malloc(sizeof(uint64_t) * (size_t)n_eval);
@@ -265,7 +313,10 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
     recent rec = {0};
     double ep_ret = 0;
     int ep_succ = 0;
-    crl_env_reset(env, crl_rng_u64(&rs.env_rng), obs);
+    uint64_t ep_seed = crl_rng_u64(&rs.env_rng);
+    crl_env_reset(env, ep_seed, obs);
+    if (trec && train_episode_logged(cfg->log_train_every, rs.episodes))
+        crl_episode_begin(trec, env, ep_seed);
     double t0 = crl_now(), t_last = t0, rate = 0;
     int64_t step_last = 0, updates = 0, eval_idx = 0;
     double sum_q = 0, sum_pi = 0, sum_alpha = 0, sum_logp = 0;
@@ -279,6 +330,7 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
         }
         crl_step_info info;
         crl_env_step(env, act, obs2, &info);
+        if (trec) crl_episode_add(trec, act, &info);
         if (rs.step + 1 == nan_step) info.reward = NAN;
         crl_replay_add(&rb, obs, act, info.reward, obs2, info.terminal, task);
         ep_ret += info.reward;
@@ -289,10 +341,19 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
             recent_push(&rec, ep_ret, ep_succ);
             crl_store_metric(store, run_id, rs.step, "train/return", ep_ret, NULL);
             crl_store_metric(store, run_id, rs.step, "train/success", ep_succ, NULL);
+            if (crl_episode_recording(trec)) {
+                crl_episode_end(trec, env);
+                if ((rc = episode_log(store, trec, run_id, rs.step, task, "train",
+                                      (int)rs.episodes, 0, err)))
+                    goto out;
+            }
             rs.episodes++;
             ep_ret = 0;
             ep_succ = 0;
-            crl_env_reset(env, crl_rng_u64(&rs.env_rng), obs);
+            ep_seed = crl_rng_u64(&rs.env_rng);
+            crl_env_reset(env, ep_seed, obs);
+            if (trec && train_episode_logged(cfg->log_train_every, rs.episodes))
+                crl_episode_begin(trec, env, ep_seed);
         }
 
         if (rs.step >= sc.update_after && rs.step % sc.update_every == 0) {
@@ -337,6 +398,7 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
             crl_eval_row row = {run_id,          rs.step,         task,      task, ne,
                                 ne ? s / ne : 0, ne ? r / ne : 0, ev.ret[ne]};
             if ((rc = crl_store_eval(store, &row, err))) goto out;
+            if ((rc = evaluator_log(&ev, store, run_id, rs.step, task, err))) goto out;
             crl_store_metric(store, run_id, rs.step, "eval/det_success", ev.succ[ne],
                              NULL);
             if ((rc = crl_store_flush(store, err))) goto out;
@@ -388,6 +450,7 @@ out:
     free(obs2);
     free(act);
     evaluator_free(&ev);
+    crl_episode_free(trec);
     crl_batch_free(&batch);
     crl_replay_free(&rb);
     if (env) crl_env_free(env);

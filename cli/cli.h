@@ -10,6 +10,7 @@ int cmd_report(int argc, char **argv); /* cli/cmd_report.c */ /* cli/cmd_train.c
 int cmd_tasks(int argc, char **argv);                         /* cli/cmd_tasks.c */
 int cmd_scenarios(int argc, char **argv);                     /* cli/cmd_tasks.c */
 int cmd_scripted(int argc, char **argv);                      /* cli/cmd_tasks.c */
+int cmd_replay(int argc, char **argv);                        /* cli/cmd_replay.c */
 int cmd_render(int argc, char **argv);                        /* cli/cmd_viz.c */
 int cmd_view(int argc, char **argv);                          /* cli/cmd_viz.c */
 int cmd_plot(int argc, char **argv);                          /* cli/cmd_viz.c */

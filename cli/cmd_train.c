@@ -1,4 +1,5 @@
 /* crl train: one SAC run, recorded in the store. */
+#include <ctype.h>
 #include <math.h>
 #include <mujoco/mujoco.h>
 #include <signal.h>
@@ -74,12 +75,15 @@ static void on_progress(const crl_progress *p, void *vctx) {
 }
 
 #define TRAIN_MAX_OPTS 48
+#define CRL_STR_(x)    #x
+#define CRL_STR(x)     CRL_STR_(x)
 
 /* The flag table of `crl train`, pointing into the caller's variables. It
  * also restores a run's stored configuration (resume, eval). */
 static int train_defs(opt_def *defs, crl_train_config *c, crl_continual_config *cc,
                       const char **db, const char **xml_reward, const char **xml_target,
-                      int *quiet, int64_t *resume, int64_t *single_task) {
+                      int *quiet, int64_t *resume, int64_t *single_task,
+                      const char **log_train) {
     crl_sac_config *s = &c->sac;
     const opt_def tmp[] = {
         {"scenario", OPT_STR, &cc->scenario, 0, 0,
@@ -113,6 +117,10 @@ static int train_defs(opt_def *defs, crl_train_config *c, crl_continual_config *
          1},
         {"eval-episodes", OPT_INT, &c->eval_episodes, 0, 1000,
          "stochastic episodes per evaluation (+1 deterministic)", 1},
+        {"log-train-episodes", OPT_STR, log_train, 0, 0,
+         "training episodes kept for 'crl replay': every:N (the 1st, N+1th, ... of "
+         "a task) or none; evaluation episodes are always kept",
+         1},
         {"threads", OPT_INT, &c->threads, 0, 256,
          "compute threads (0: one per core; the update uses up to 2)", 1},
         {"lr", OPT_FLOAT, &s->lr, 1e-8, 10, "Adam learning rate", 1},
@@ -136,6 +144,25 @@ static int train_defs(opt_def *defs, crl_train_config *c, crl_continual_config *
     _Static_assert(sizeof tmp / sizeof tmp[0] <= TRAIN_MAX_OPTS, "raise TRAIN_MAX_OPTS");
     memcpy(defs, tmp, sizeof tmp);
     return n;
+}
+
+/* --log-train-episodes every:N | none -> N (0 for none); -1 if malformed. */
+static int parse_log_train(const char *s) {
+    if (!s) return CRL_LOG_TRAIN_EVERY;
+    if (!strcmp(s, "none")) return 0;
+    char *end = NULL;
+    if (strncmp(s, "every:", 6) != 0 || !isdigit((unsigned char)s[6])) return -1;
+    long v = strtol(s + 6, &end, 10);
+    if (*end || v < 1 || v > 1000000000L) return -1;
+    return (int)v;
+}
+
+static int bad_log_train(const char *s) {
+    fprintf(stderr,
+            "crl train: --log-train-episodes must be every:N (N >= 1) or none, got "
+            "'%s'\n",
+            s);
+    return 2;
 }
 
 /* Restore the options of run_id from its stored config_json (so a resumed
@@ -170,7 +197,8 @@ static int load_run_config(crl_store *store, int64_t run_id, const opt_def *defs
 
 static int train_continual(crl_train_config *c, crl_continual_config *cc,
                            const opt_def *defs, int n, const char *db, int64_t resume,
-                           int single_task, int quiet, opt_strs *keep) {
+                           int single_task, int quiet, opt_strs *keep,
+                           const char *const *log_train) {
     crl_err err = {0};
     int rc;
     if ((rc = crl_blas_init(1, &err))) {
@@ -201,6 +229,10 @@ static int train_continual(crl_train_config *c, crl_continual_config *cc,
     }
     if (c->threads <= 0) c->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     c->sac.threads = c->threads >= 2 ? 2 : 1;
+    if ((cc->log_train_every = parse_log_train(*log_train)) < 0) {
+        crl_store_close(store);
+        return bad_log_train(*log_train);
+    }
     cc->seed = c->seed;
     cc->eval_every = c->eval_every;
     cc->eval_episodes = c->eval_episodes;
@@ -277,9 +309,10 @@ int cmd_train(int argc, char **argv) {
     crl_continual_config_default(&cc);
     cc.scenario = NULL;
     int64_t resume = 0, single_task = -1;
+    const char *log_train = "every:" CRL_STR(CRL_LOG_TRAIN_EVERY);
     opt_def defs[TRAIN_MAX_OPTS];
     const int n = train_defs(defs, &c, &cc, &db, &xml_reward, &xml_target, &quiet,
-                             &resume, &single_task);
+                             &resume, &single_task, &log_train);
     const char *usage = "--db FILE [--env TASK | --env-xml FILE] [--steps N] [options]";
     int rc = opts_parse("train", defs, n, argc, argv, usage);
     if (rc) return rc == 1 ? 0 : rc;
@@ -288,10 +321,15 @@ int cmd_train(int argc, char **argv) {
         return 2;
     }
 
+    /* Checked before anything is created (a resumed run's stored value is
+     * checked again once restored). */
+    if (parse_log_train(log_train) < 0) return bad_log_train(log_train);
+    c.log_train_every = parse_log_train(log_train);
+
     if (resume || cc.scenario) {
         opt_strs keep = {0};
-        rc =
-            train_continual(&c, &cc, defs, n, db, resume, (int)single_task, quiet, &keep);
+        rc = train_continual(&c, &cc, defs, n, db, resume, (int)single_task, quiet, &keep,
+                             &log_train);
         opts_strs_free(&keep);
         return rc;
     }
@@ -426,9 +464,10 @@ int cmd_eval(int argc, char **argv) {
     const char *tdb = NULL, *xml_reward = "forward", *xml_target = NULL;
     int quiet = 0;
     int64_t resume = 0, single_task = -1;
+    const char *log_train = NULL;
     opt_def defs[TRAIN_MAX_OPTS];
     const int n = train_defs(defs, &c, &cc, &tdb, &xml_reward, &xml_target, &quiet,
-                             &resume, &single_task);
+                             &resume, &single_task, &log_train);
     crl_err err = {0};
     crl_store *store = NULL;
     opt_strs keep = {0};

@@ -297,3 +297,337 @@ int crl_env_scripted_action(crl_env *e, float *act) {
     t->scripted(e, act);
     return CRL_OK;
 }
+
+/* ---- state snapshots (crl_env_get_state / set_state) -----------------------
+ * Little-endian, explicit byte order; layout in docs/replay.md. A 56-byte
+ * header (magic, flags, the model's sizes, the step count, time), then the
+ * f64 arrays, the last action (f32), the generator and the task's state. */
+
+#define STATE_MAGIC 0x31535243u /* "CRS1" */
+#define STATE_HEAD  56
+#define STATE_RNG   44 /* 4 x u64, i32 has_spare, f64 spare */
+enum { STATE_APPLIED = 1, STATE_USERDATA = 2 };
+
+static void put_u32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint32_t get_u32(const unsigned char *p) {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+static void put_u64(unsigned char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint64_t get_u64(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+static void put_f64s(unsigned char *p, const double *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint64_t u;
+        memcpy(&u, &x[i], 8);
+        put_u64(p + 8 * i, u);
+    }
+}
+static void get_f64s(const unsigned char *p, double *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint64_t u = get_u64(p + 8 * i);
+        memcpy(&x[i], &u, 8);
+    }
+}
+
+/* Bitwise: -0.0 is not zero here, so that leaving an array out and restoring
+ * zeros is exact. */
+static int all_zero_bits(const double *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint64_t u;
+        memcpy(&u, &x[i], 8);
+        if (u) return 0;
+    }
+    return 1;
+}
+
+typedef struct {
+    uint32_t flags, nq, nv, na, nu, nmocap, nbody, nuser, act_dim, task_size;
+    size_t qpos, qvel, act, ctrl, warm, mpos, mquat, qfrc, xfrc, user, last, rng, task,
+        total;
+} state_layout;
+
+/* Offsets from the sizes and flags (0 = section absent). */
+static void layout_finish(state_layout *L) {
+    size_t o = STATE_HEAD;
+    L->qpos = o, o += 8 * (size_t)L->nq;
+    L->qvel = o, o += 8 * (size_t)L->nv;
+    L->act = o, o += 8 * (size_t)L->na;
+    L->ctrl = o, o += 8 * (size_t)L->nu;
+    L->warm = o, o += 8 * (size_t)L->nv;
+    L->mpos = o, o += 24 * (size_t)L->nmocap;
+    L->mquat = o, o += 32 * (size_t)L->nmocap;
+    L->qfrc = L->xfrc = L->user = 0;
+    if (L->flags & STATE_APPLIED) {
+        L->qfrc = o, o += 8 * (size_t)L->nv;
+        L->xfrc = o, o += 48 * (size_t)L->nbody;
+    }
+    if (L->flags & STATE_USERDATA) L->user = o, o += 8 * (size_t)L->nuser;
+    L->last = o, o += 4 * (size_t)L->act_dim;
+    L->rng = o, o += STATE_RNG;
+    L->task = o, o += L->task_size;
+    L->total = o;
+}
+
+static void layout_of_spec(const crl_env_spec *s, uint32_t flags, state_layout *L) {
+    const mjModel *m = s->m;
+    memset(L, 0, sizeof *L);
+    L->flags = flags;
+    L->nq = (uint32_t)m->nq;
+    L->nv = (uint32_t)m->nv;
+    L->na = (uint32_t)m->na;
+    L->nu = (uint32_t)m->nu;
+    L->nmocap = (uint32_t)m->nmocap;
+    L->nbody = (uint32_t)m->nbody;
+    L->nuser = (uint32_t)m->nuserdata;
+    L->act_dim = (uint32_t)s->act_dim;
+    L->task_size = (uint32_t)s->task->state_size;
+    layout_finish(L);
+}
+
+/* The layout a snapshot's header claims; CRL_ECORRUPT if it cannot be one. */
+static int layout_of_buf(const unsigned char *p, size_t n, state_layout *L,
+                         crl_err *err) {
+    memset(L, 0, sizeof *L);
+    if (n < STATE_HEAD || get_u32(p) != STATE_MAGIC)
+        return crl_errf(err, CRL_ECORRUPT, "not an env state snapshot");
+    uint32_t *f[] = {&L->flags,  &L->nq,    &L->nv,    &L->na,      &L->nu,
+                     &L->nmocap, &L->nbody, &L->nuser, &L->act_dim, &L->task_size};
+    for (int i = 0; i < 10; i++) {
+        *f[i] = get_u32(p + 4 + 4 * i);
+        /* Keeps every offset below 2^40: no size_t overflow. */
+        if (i > 0 && *f[i] > (1u << 24))
+            return crl_errf(err, CRL_ECORRUPT, "env state snapshot: implausible sizes");
+    }
+    if (L->flags & ~(uint32_t)(STATE_APPLIED | STATE_USERDATA))
+        return crl_errf(err, CRL_ECORRUPT, "env state snapshot: unknown flags 0x%x",
+                        (unsigned)L->flags);
+    layout_finish(L);
+    if (L->total != n)
+        return crl_errf(err, CRL_ECORRUPT,
+                        "env state snapshot is %zu bytes, its header says %zu", n,
+                        L->total);
+    return CRL_OK;
+}
+
+size_t crl_env_state_size(const crl_env_spec *s) {
+    state_layout L;
+    layout_of_spec(s, STATE_APPLIED | STATE_USERDATA, &L);
+    return L.total;
+}
+
+size_t crl_env_get_state(const crl_env *e, void *buf) {
+    const crl_env_spec *s = e->spec;
+    const mjModel *m = s->m;
+    const mjData *d = e->d;
+    uint32_t flags = 0;
+    if (!all_zero_bits(d->qfrc_applied, (size_t)m->nv) ||
+        !all_zero_bits(d->xfrc_applied, 6 * (size_t)m->nbody))
+        flags |= STATE_APPLIED;
+    if (!all_zero_bits(d->userdata, (size_t)m->nuserdata)) flags |= STATE_USERDATA;
+    state_layout L;
+    layout_of_spec(s, flags, &L);
+    unsigned char *p = buf;
+    const uint32_t head[11] = {STATE_MAGIC, L.flags, L.nq,    L.nv,      L.na,       L.nu,
+                               L.nmocap,    L.nbody, L.nuser, L.act_dim, L.task_size};
+    for (int i = 0; i < 11; i++) put_u32(p + 4 * i, head[i]);
+    put_u32(p + 44, (uint32_t)e->steps);
+    put_f64s(p + 48, &d->time, 1);
+    put_f64s(p + L.qpos, d->qpos, L.nq);
+    put_f64s(p + L.qvel, d->qvel, L.nv);
+    put_f64s(p + L.act, d->act, L.na);
+    put_f64s(p + L.ctrl, d->ctrl, L.nu);
+    put_f64s(p + L.warm, d->qacc_warmstart, L.nv);
+    put_f64s(p + L.mpos, d->mocap_pos, 3 * (size_t)L.nmocap);
+    put_f64s(p + L.mquat, d->mocap_quat, 4 * (size_t)L.nmocap);
+    if (L.qfrc) {
+        put_f64s(p + L.qfrc, d->qfrc_applied, L.nv);
+        put_f64s(p + L.xfrc, d->xfrc_applied, 6 * (size_t)L.nbody);
+    }
+    if (L.user) put_f64s(p + L.user, d->userdata, L.nuser);
+    for (uint32_t i = 0; i < L.act_dim; i++) {
+        uint32_t u;
+        memcpy(&u, &e->act[i], 4);
+        put_u32(p + L.last + 4 * i, u);
+    }
+    for (int i = 0; i < 4; i++) put_u64(p + L.rng + 8 * i, e->rng.s[i]);
+    put_u32(p + L.rng + 32, (uint32_t)e->rng.has_spare);
+    put_f64s(p + L.rng + 36, &e->rng.spare, 1);
+    if (L.task_size) memcpy(p + L.task, e->task_state, L.task_size);
+    return L.total;
+}
+
+/* The physics part of a snapshot into d. */
+static void put_physics(const mjModel *m, mjData *d, const unsigned char *p,
+                        const state_layout *L) {
+    get_f64s(p + 48, &d->time, 1);
+    get_f64s(p + L->qpos, d->qpos, L->nq);
+    get_f64s(p + L->qvel, d->qvel, L->nv);
+    get_f64s(p + L->act, d->act, L->na);
+    get_f64s(p + L->ctrl, d->ctrl, L->nu);
+    get_f64s(p + L->warm, d->qacc_warmstart, L->nv);
+    get_f64s(p + L->mpos, d->mocap_pos, 3 * (size_t)L->nmocap);
+    get_f64s(p + L->mquat, d->mocap_quat, 4 * (size_t)L->nmocap);
+    if (L->qfrc) {
+        get_f64s(p + L->qfrc, d->qfrc_applied, L->nv);
+        get_f64s(p + L->xfrc, d->xfrc_applied, 6 * (size_t)L->nbody);
+    } else {
+        memset(d->qfrc_applied, 0, sizeof(mjtNum) * (size_t)m->nv);
+        memset(d->xfrc_applied, 0, sizeof(mjtNum) * 6 * (size_t)m->nbody);
+    }
+    if (L->user)
+        get_f64s(p + L->user, d->userdata, L->nuser);
+    else if (m->nuserdata)
+        memset(d->userdata, 0, sizeof(mjtNum) * (size_t)m->nuserdata);
+}
+
+int crl_env_set_state(crl_env *e, const void *buf, size_t n, crl_err *err) {
+    const crl_env_spec *s = e->spec;
+    const mjModel *m = s->m;
+    mjData *d = e->d;
+    const unsigned char *p = buf;
+    state_layout L, want;
+    if (!buf) return crl_errf(err, CRL_EINVAL, "crl_env_set_state: no snapshot");
+    int rc = layout_of_buf(p, n, &L, err);
+    if (rc) return rc;
+    layout_of_spec(s, L.flags, &want);
+    if (memcmp(&L, &want, sizeof L) != 0)
+        return crl_errf(err, CRL_ECORRUPT,
+                        "env state snapshot does not fit task '%s' (nq %u nv %u na %u nu "
+                        "%u nmocap %u act %u task state %u bytes, the task has %u %u %u "
+                        "%u %u %u %u)",
+                        s->task->name, (unsigned)L.nq, (unsigned)L.nv, (unsigned)L.na,
+                        (unsigned)L.nu, (unsigned)L.nmocap, (unsigned)L.act_dim,
+                        (unsigned)L.task_size, (unsigned)want.nq, (unsigned)want.nv,
+                        (unsigned)want.na, (unsigned)want.nu, (unsigned)want.nmocap,
+                        (unsigned)want.act_dim, (unsigned)want.task_size);
+    e->steps = (int)get_u32(p + 44);
+    for (uint32_t i = 0; i < L.act_dim; i++) {
+        uint32_t u = get_u32(p + L.last + 4 * i);
+        memcpy(&e->act[i], &u, 4);
+    }
+    for (int i = 0; i < 4; i++) e->rng.s[i] = get_u64(p + L.rng + 8 * i);
+    e->rng.has_spare = (int)get_u32(p + L.rng + 32);
+    get_f64s(p + L.rng + 36, &e->rng.spare, 1);
+    if (L.task_size) memcpy(e->task_state, p + L.task, L.task_size);
+    /* Positions, contacts and sensors for the hooks that read them (the
+     * observation, a task's pre-step frame). But mj_forward writes state too:
+     * it saves its solution as the next warm start, and MuJoCo 2.2's
+     * kinematics normalises free and ball joint quaternions in qpos in place,
+     * which is not idempotent in the last bit. The next mj_step must start
+     * from the recorded state, so all of it is written again afterwards. */
+    put_physics(m, d, p, &L);
+    mj_forward(m, d);
+    put_physics(m, d, p, &L);
+    return CRL_OK;
+}
+
+/* First bitwise difference of two f64 arrays (NULL = absent = zeros). */
+static int diff_f64(const char *name, const unsigned char *a, const unsigned char *b,
+                    size_t count, char *what, size_t n) {
+    for (size_t i = 0; i < count; i++) {
+        uint64_t ua = a ? get_u64(a + 8 * i) : 0, ub = b ? get_u64(b + 8 * i) : 0;
+        if (ua == ub) continue;
+        double x, y;
+        memcpy(&x, &ua, 8);
+        memcpy(&y, &ub, 8);
+        snprintf(what, n, "%s[%zu] %.17g vs %.17g", name, i, x, y);
+        return 1;
+    }
+    return 0;
+}
+
+int crl_env_state_diff(const crl_env_spec *s, const void *a, size_t na, const void *b,
+                       size_t nb, char *what, size_t n) {
+    (void)s;
+    state_layout A, B;
+    const unsigned char *pa = a, *pb = b;
+    int ba = layout_of_buf(pa, na, &A, NULL), bb = layout_of_buf(pb, nb, &B, NULL);
+    if (ba || bb) {
+        snprintf(what, n, "%s snapshot is malformed", ba ? "first" : "second");
+        return 1;
+    }
+    state_layout A0 = A, B0 = B;
+    A0.flags = B0.flags = 0;
+    layout_finish(&A0);
+    layout_finish(&B0);
+    if (memcmp(&A0, &B0, sizeof A0) != 0) {
+        snprintf(what, n, "snapshot sizes differ (nq %u/%u nv %u/%u nu %u/%u)",
+                 (unsigned)A.nq, (unsigned)B.nq, (unsigned)A.nv, (unsigned)B.nv,
+                 (unsigned)A.nu, (unsigned)B.nu);
+        return 1;
+    }
+    if (get_u32(pa + 44) != get_u32(pb + 44)) {
+        snprintf(what, n, "step count %u vs %u", (unsigned)get_u32(pa + 44),
+                 (unsigned)get_u32(pb + 44));
+        return 1;
+    }
+    struct {
+        const char *name;
+        size_t oa, ob, count;
+    } f[] = {
+        {"time", 48, 48, 1},
+        {"qpos", A.qpos, B.qpos, A.nq},
+        {"qvel", A.qvel, B.qvel, A.nv},
+        {"act", A.act, B.act, A.na},
+        {"ctrl", A.ctrl, B.ctrl, A.nu},
+        {"qacc_warmstart", A.warm, B.warm, A.nv},
+        {"mocap_pos", A.mpos, B.mpos, 3 * (size_t)A.nmocap},
+        {"mocap_quat", A.mquat, B.mquat, 4 * (size_t)A.nmocap},
+        {"qfrc_applied", A.qfrc, B.qfrc, A.nv},
+        {"xfrc_applied", A.xfrc, B.xfrc, 6 * (size_t)A.nbody},
+        {"userdata", A.user, B.user, A.nuser},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (diff_f64(f[i].name, f[i].oa ? pa + f[i].oa : NULL,
+                     f[i].ob ? pb + f[i].ob : NULL, f[i].count, what, n))
+            return 1;
+    for (uint32_t i = 0; i < A.act_dim; i++)
+        if (get_u32(pa + A.last + 4 * i) != get_u32(pb + B.last + 4 * i)) {
+            snprintf(what, n, "last action[%u]", (unsigned)i);
+            return 1;
+        }
+    if (memcmp(pa + A.rng, pb + B.rng, STATE_RNG) != 0) {
+        snprintf(what, n, "the env's random generator");
+        return 1;
+    }
+    for (uint32_t i = 0; i < A.task_size; i++)
+        if (pa[A.task + i] != pb[B.task + i]) {
+            snprintf(what, n, "task state byte %u of %u", (unsigned)i,
+                     (unsigned)A.task_size);
+            return 1;
+        }
+    if (what && n) what[0] = '\0';
+    return 0;
+}
+
+int crl_env_model_hash(const crl_env_spec *s, char hex[17], crl_err *err) {
+    /* mj_sizeModel over-counts and mj_saveModel leaves the last few KB
+     * unwritten: zero them, or the hash would depend on the heap. */
+    int size = mj_sizeModel(s->m);
+    unsigned char *buf = size > 0 ? calloc(1, (size_t)size) : NULL;
+    if (!buf) return crl_errf(err, CRL_ENOMEM, "out of memory hashing a model");
+    mj_saveModel(s->m, NULL, buf, size);
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < size; i++) {
+        h ^= buf[i];
+        h *= 1099511628211ull;
+    }
+    free(buf);
+    snprintf(hex, 17, "%016llx", (unsigned long long)h);
+    return CRL_OK;
+}
+
+void crl_env_modifiers(const crl_env_spec *s, char *buf, size_t n) {
+    if (!buf || !n) return;
+    snprintf(buf, n, "{}");
+    if (s->task->modifiers) s->task->modifiers(s, buf, n);
+}

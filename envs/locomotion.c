@@ -25,6 +25,7 @@
  *                       reaches the motors (halfcheetah 0.1, ant 0.5)
  * terminal when the torso height (qpos[2]) leaves [z_min, z_max] (ant only).
  * success is always 0. */
+#include <stdio.h>
 #include <string.h>
 
 #include "task.h"
@@ -264,6 +265,36 @@ static void loco_reward(crl_env *e, const float *act, crl_step_info *info) {
     info->success = 0;
 }
 
+/* The modifiers of an episode record (crl_env_modifiers): every factor (1 =
+ * unchanged), the disabled action dims and the zeroed observation dims. */
+static void loco_modifiers(const crl_env_spec *s, char *buf, size_t n) {
+    const loco_variant *v = variant_of(s);
+    const loco_data *data = s->task_data;
+    size_t k = 0;
+#define LOCO_PUT(...)                                                                    \
+    do {                                                                                 \
+        int w_ = snprintf(k < n ? buf + k : NULL, k < n ? n - k : 0, __VA_ARGS__);       \
+        if (w_ > 0) k += (size_t)w_;                                                     \
+    } while (0)
+    LOCO_PUT("{\"body\":\"%s\",\"gravity\":%.17g,\"friction\":%.17g,\"feet\":%.17g,"
+             "\"torso\":%.17g,\"inverted\":%d,\"disabled\":[",
+             v->body->name, factor(v->gravity), factor(v->friction), factor(v->feet),
+             factor(v->torso), v->inverted);
+    for (int i = 0, first = 1; i < s->act_dim; i++)
+        if ((v->disabled >> i) & 1u) {
+            LOCO_PUT("%s%d", first ? "" : ",", i);
+            first = 0;
+        }
+    LOCO_PUT("],\"defective\":[");
+    for (int i = 0, first = 1; v->defective && i < s->obs_dim; i++)
+        if (data->zero[i]) {
+            LOCO_PUT("%s%d", first ? "" : ",", i);
+            first = 0;
+        }
+    LOCO_PUT("]}");
+#undef LOCO_PUT
+}
+
 /* ---- the tasks ---------------------------------------------------------------- */
 
 #define LOCO_TASK(id, name_, desc_, model_, obs_, act_, body_, ...)                      \
@@ -285,6 +316,7 @@ static void loco_reward(crl_env *e, const float *act, crl_step_info *info) {
         .reward = loco_reward,                                                           \
         .group = "locomotion",                                                           \
         .variant = &id##_v,                                                              \
+        .modifiers = loco_modifiers,                                                     \
     };
 
 #define CHEETAH(id, name_, desc_, ...)                                                   \

@@ -53,6 +53,12 @@ struct crl_task_def {
     /* Optional per-definition constant (e.g. a modifier list for a
      * locomotion variant), read by setup. */
     const void *variant;
+    /* Optional: write the task's modifiers / options as a one-line JSON
+     * object into buf (n bytes), for episode records (crl_env_modifiers).
+     * NULL: "{}". Everything an episode needs beyond that lives in
+     * task_state, which snapshots copy byte for byte: so task state must be
+     * plain data (no pointers). */
+    void (*modifiers)(const crl_env_spec *s, char *buf, size_t n);
 };
 
 struct crl_env_spec {

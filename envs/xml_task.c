@@ -100,6 +100,57 @@ static void xml_observe(const crl_env *e, float *obs) {
     for (int i = 0; i < m->nv; i++) obs[k++] = (float)d->qvel[i];
 }
 
+/* s as a JSON string or null (quotes, backslashes and control bytes escaped) at
+ * buf + *k; *k advances past what fits. */
+static void json_str(char *buf, size_t n, size_t *k, const char *s) {
+    if (!s) { /* an unnamed body or site */
+        if (*k + 5 < n) *k += (size_t)snprintf(buf + *k, n - *k, "null");
+        return;
+    }
+    if (*k + 1 < n) buf[(*k)++] = '"';
+    for (; s && *s && *k + 7 < n; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            buf[(*k)++] = '\\';
+            buf[(*k)++] = (char)c;
+        } else if (c < 0x20) {
+            *k += (size_t)snprintf(buf + *k, n - *k, "\\u%04x", c);
+        } else {
+            buf[(*k)++] = (char)c;
+        }
+    }
+    if (*k + 1 < n) buf[(*k)++] = '"';
+    buf[*k < n ? *k : n - 1] = '\0';
+}
+
+/* What crl_env_spec_create_xml needs to make this task again (an episode
+ * record's modifiers): the file, the reward choice with its body or site
+ * and target, the episode length and frame skip. */
+static void xml_modifiers(const crl_env_spec *s, char *buf, size_t n) {
+    const xml_data *x = data_of(s);
+    size_t k = 0;
+    if (n < 2) return;
+    k += (size_t)snprintf(buf, n, "{\"xml\":");
+    if (k >= n) k = n - 1;
+    json_str(buf, n, &k, x->name);
+    if (k + 1 >= n) return;
+    if (x->reward == CRL_XML_REWARD_FORWARD) {
+        k += (size_t)snprintf(buf + k, n - k, ",\"reward\":\"forward\",\"body\":");
+        if (k >= n) return;
+        json_str(buf, n, &k, mj_id2name(s->m, mjOBJ_BODY, x->body));
+    } else {
+        k += (size_t)snprintf(buf + k, n - k, ",\"reward\":\"reach\",\"site\":");
+        if (k >= n) return;
+        json_str(buf, n, &k, mj_id2name(s->m, mjOBJ_SITE, x->site));
+        if (k < n)
+            k += (size_t)snprintf(buf + k, n - k, ",\"target\":[%.17g,%.17g,%.17g]",
+                                  x->target[0], x->target[1], x->target[2]);
+    }
+    if (k < n)
+        snprintf(buf + k, n - k, ",\"max_steps\":%d,\"frame_skip\":%d}", s->max_steps,
+                 s->frame_skip);
+}
+
 /* mj_loadXML records the last model in a MuJoCo global; load one at a time. */
 static pthread_mutex_t xml_load_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -208,6 +259,7 @@ int crl_env_spec_create_xml(const char *path, const crl_xml_task *opts,
         .observe = xml_observe,
         .reward = xml_reward,
         .group = "user",
+        .modifiers = xml_modifiers,
     };
     s->obs_dim = x->def.obs_dim;
     s->act_dim = x->def.act_dim;

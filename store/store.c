@@ -92,6 +92,28 @@ static const char *const MIGRATIONS[] = {
     /* 1 -> 2: the deterministic episode's return of each evaluation (the
      * locomotion score). NULL in rows written before. */
     "ALTER TABLE evals ADD COLUMN det_return REAL;\n",
+    /* 2 -> 3: logged episodes, each with the record that replays it exactly
+     * (docs/replay.md). The unique key lets a resumed run replace an
+     * episode it logs again. */
+    "CREATE TABLE episodes (\n"
+    "  id             INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  run_id         INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  step           INTEGER NOT NULL CHECK (step >= 0),\n"
+    "  task_idx       INTEGER NOT NULL CHECK (task_idx >= 0),\n"
+    "  kind           TEXT NOT NULL CHECK (kind IN ('eval','train')),\n"
+    "  episode        INTEGER NOT NULL CHECK (episode >= 0),\n"
+    "  deterministic  INTEGER NOT NULL CHECK (deterministic IN (0,1)),\n"
+    "  env            TEXT NOT NULL,\n"
+    "  env_seed       INTEGER NOT NULL,\n"
+    "  length         INTEGER NOT NULL CHECK (length >= 0),\n"
+    "  ep_return      REAL,\n"
+    "  success        INTEGER NOT NULL CHECK (success IN (0,1)),\n"
+    "  mujoco_version TEXT NOT NULL,\n"
+    "  model_hash     TEXT NOT NULL,\n"
+    "  modifiers      TEXT NOT NULL DEFAULT '{}',\n"
+    "  data           BLOB NOT NULL,\n"
+    "  UNIQUE (run_id, kind, task_idx, step, episode)\n"
+    ");\n",
 };
 _Static_assert(sizeof MIGRATIONS / sizeof MIGRATIONS[0] == CRL_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -115,6 +137,10 @@ enum {
     ST_RUNS,
     ST_RUN_GET,
     ST_EVALS,
+    ST_EPISODE,
+    ST_EPISODE_GET,
+    ST_EPISODES,
+    ST_EPISODES_META,
     ST__COUNT
 };
 
@@ -159,6 +185,24 @@ static const char *const SQL[ST__COUNT] = {
     [ST_EVALS] = "SELECT run_id, step, train_task_idx, eval_task_idx, episodes,"
                  " success_rate, mean_return, det_return FROM evals WHERE run_id = ?1"
                  " ORDER BY step, eval_task_idx",
+    [ST_EPISODE] =
+        "INSERT INTO episodes (run_id, step, task_idx, kind, episode, deterministic, env,"
+        " env_seed, length, ep_return, success, mujoco_version, model_hash, modifiers,"
+        " data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+        " ON CONFLICT (run_id, kind, task_idx, step, episode) DO UPDATE SET"
+        " deterministic = excluded.deterministic, env = excluded.env,"
+        " env_seed = excluded.env_seed, length = excluded.length,"
+        " ep_return = excluded.ep_return, success = excluded.success,"
+        " mujoco_version = excluded.mujoco_version, model_hash = excluded.model_hash,"
+        " modifiers = excluded.modifiers, data = excluded.data",
+#define EPISODE_COLUMNS                                                                  \
+    "SELECT id, run_id, step, task_idx, kind, episode, deterministic, env, env_seed,"    \
+    " length, ep_return, success, mujoco_version, model_hash, modifiers, "
+    [ST_EPISODE_GET] = EPISODE_COLUMNS "data, length(data) FROM episodes WHERE id = ?1",
+    [ST_EPISODES] =
+        EPISODE_COLUMNS "data, length(data) FROM episodes WHERE run_id = ?1 ORDER BY id",
+    [ST_EPISODES_META] =
+        EPISODE_COLUMNS "NULL, length(data) FROM episodes WHERE run_id = ?1 ORDER BY id",
 };
 
 struct crl_store {
@@ -1098,6 +1142,139 @@ int crl_store_evals(crl_store *s, int64_t run_id, int (*cb)(const crl_eval_row *
         };
         if (cb(&row, ctx)) break;
     }
+    stmt_put(st, temp);
+    return ret;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Episodes                                                                  */
+
+int crl_store_episode(crl_store *s, const crl_episode_row *r, crl_err *err) {
+    if (!s || !r || !r->kind || !r->env || !r->mujoco_version || !r->model_hash ||
+        (r->data_n > 0 && !r->data))
+        return crl_errf(err, CRL_EINVAL, "crl_store_episode: bad argument");
+    if (r->step < 0 || r->task_idx < 0 || r->episode < 0 || r->length < 0 ||
+        (strcmp(r->kind, "eval") != 0 && strcmp(r->kind, "train") != 0))
+        return crl_errf(err, CRL_EINVAL,
+                        "%s: bad episode row (run %lld step %lld: kind '%s', negative "
+                        "step, index or length?)",
+                        s->path, (long long)r->run_id, (long long)r->step, r->kind);
+    int ret = txn_begin(s, err);
+    if (ret != CRL_OK) return ret;
+    sqlite3_stmt *st;
+    int temp;
+    ret = stmt_get(s, ST_EPISODE, &st, &temp, err);
+    if (ret == CRL_OK) {
+        int rc = sqlite3_bind_int64(st, 1, r->run_id);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, r->step);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(st, 3, r->task_idx);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 4, r->kind, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(st, 5, r->episode);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(st, 6, r->deterministic != 0);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 7, r->env, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 8, u64_to_i64(r->env_seed));
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(st, 9, r->length);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_double(st, 10, r->ret); /* NaN -> NULL */
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(st, 11, r->success != 0);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(st, 12, r->mujoco_version, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(st, 13, r->model_hash, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(st, 14, r->modifiers ? r->modifiers : "{}", -1,
+                                   SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = r->data_n > 0
+                     ? sqlite3_bind_blob64(st, 15, r->data, (sqlite3_uint64)r->data_n,
+                                           SQLITE_STATIC)
+                     : sqlite3_bind_zeroblob(st, 15, 0);
+        ret = rc == SQLITE_OK ? step_write(s, st, r->run_id, err, "cannot insert episode")
+                              : fail(s, err, rc, "cannot bind episode");
+        stmt_put(st, temp);
+    }
+    return batch_account(s, ret, err);
+}
+
+static void fill_episode_row(crl_episode_row *r, sqlite3_stmt *st) {
+    memset(r, 0, sizeof *r);
+    r->id = sqlite3_column_int64(st, 0);
+    r->run_id = sqlite3_column_int64(st, 1);
+    r->step = sqlite3_column_int64(st, 2);
+    r->task_idx = sqlite3_column_int(st, 3);
+    r->kind = (const char *)sqlite3_column_text(st, 4);
+    r->episode = sqlite3_column_int(st, 5);
+    r->deterministic = sqlite3_column_int(st, 6);
+    r->env = (const char *)sqlite3_column_text(st, 7);
+    r->env_seed = i64_to_u64(sqlite3_column_int64(st, 8));
+    r->length = sqlite3_column_int(st, 9);
+    r->ret = column_real(st, 10);
+    r->success = sqlite3_column_int(st, 11);
+    r->mujoco_version = (const char *)sqlite3_column_text(st, 12);
+    r->model_hash = (const char *)sqlite3_column_text(st, 13);
+    r->modifiers = (const char *)sqlite3_column_text(st, 14);
+    r->data = sqlite3_column_blob(st, 15);
+    r->data_n = (size_t)sqlite3_column_int64(st, 16);
+    if (!r->kind) r->kind = "";
+    if (!r->env) r->env = "";
+    if (!r->mujoco_version) r->mujoco_version = "";
+    if (!r->model_hash) r->model_hash = "";
+    if (!r->modifiers) r->modifiers = "{}";
+}
+
+/* Step an episode query, calling cb per row; *rows counts them. */
+static int episode_rows(crl_store *s, sqlite3_stmt *st, int with_data,
+                        int (*cb)(const crl_episode_row *, void *), void *ctx, int *rows,
+                        const char *what, crl_err *err) {
+    *rows = 0;
+    for (;;) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE) return CRL_OK;
+        if (rc != SQLITE_ROW) return fail(s, err, rc, "%s", what);
+        crl_episode_row r;
+        fill_episode_row(&r, st);
+        /* A NULL from sqlite3_column_blob with bytes to give is an
+         * out-of-memory, not an empty blob. */
+        if (with_data && !r.data && r.data_n > 0)
+            return crl_errf(err, CRL_ENOMEM, "%s: out of memory reading episode %lld",
+                            s->path, (long long)r.id);
+        if (!with_data) r.data = NULL;
+        (*rows)++;
+        if (cb(&r, ctx)) return CRL_OK;
+    }
+}
+
+int crl_store_episode_get(crl_store *s, int64_t id,
+                          int (*cb)(const crl_episode_row *, void *), void *ctx,
+                          crl_err *err) {
+    if (!s || !cb)
+        return crl_errf(err, CRL_EINVAL, "crl_store_episode_get: bad argument");
+    sqlite3_stmt *st;
+    int temp, rows = 0, ret = stmt_get(s, ST_EPISODE_GET, &st, &temp, err);
+    if (ret != CRL_OK) return ret;
+    int rc = sqlite3_bind_int64(st, 1, id);
+    ret = rc == SQLITE_OK
+              ? episode_rows(s, st, 1, cb, ctx, &rows, "cannot read episode", err)
+              : fail(s, err, rc, "cannot bind episode id");
+    if (ret == CRL_OK && rows == 0)
+        ret = crl_errf(err, CRL_ENOTFOUND, "%s has no episode %lld", s->path,
+                       (long long)id);
+    stmt_put(st, temp);
+    return ret;
+}
+
+int crl_store_episodes(crl_store *s, int64_t run_id, int with_data,
+                       int (*cb)(const crl_episode_row *, void *), void *ctx,
+                       crl_err *err) {
+    if (!s || !cb) return crl_errf(err, CRL_EINVAL, "crl_store_episodes: bad argument");
+    sqlite3_stmt *st;
+    int temp,
+        rows = 0,
+        ret = stmt_get(s, with_data ? ST_EPISODES : ST_EPISODES_META, &st, &temp, err);
+    if (ret != CRL_OK) return ret;
+    int rc = sqlite3_bind_int64(st, 1, run_id);
+    ret = rc == SQLITE_OK ? episode_rows(s, st, with_data, cb, ctx, &rows,
+                                         "cannot read episodes", err)
+                          : fail(s, err, rc, "cannot bind run id");
     stmt_put(st, temp);
     return ret;
 }

@@ -927,10 +927,16 @@ END_TEST
 
 START_TEST(test_refuse_newer_version) {
     crl_err e = {0};
+    /* The version right after ours, and a far one. */
+    char next_sql[128], next_msg[32];
+    snprintf(next_sql, sizeof next_sql,
+             "PRAGMA application_id = 1129466929; PRAGMA user_version = %d;",
+             CRL_STORE_SCHEMA_VERSION + 1);
+    snprintf(next_msg, sizeof next_msg, "version %d", CRL_STORE_SCHEMA_VERSION + 1);
     const char *sql[] = {
         "PRAGMA application_id = 1129466929; PRAGMA user_version = 99;"
         "CREATE TABLE runs_v99 (x);",
-        "PRAGMA application_id = 1129466929; PRAGMA user_version = 3;",
+        next_sql,
     };
     ck_assert_int_eq(1129466929, CRL_STORE_APP_ID);
     for (int i = 0; i < 2; i++) {
@@ -942,8 +948,7 @@ START_TEST(test_refuse_newer_version) {
         crl_store *s = (crl_store *)1;
         FAILS(CRL_EVERSION, crl_store_open(path, 1, &s, &e));
         ck_assert_ptr_null(s);
-        ck_assert_msg(strstr(e.msg, path) &&
-                          strstr(e.msg, i ? "version 3" : "version 99"),
+        ck_assert_msg(strstr(e.msg, path) && strstr(e.msg, i ? next_msg : "version 99"),
                       "%s", e.msg);
         assert_unchanged(path, &before);
     }
@@ -1061,7 +1066,8 @@ START_TEST(test_migrate_v1_to_v2) {
     sqlite3 *db = raw_open(path, 0);
     ck_assert_int_eq(sqlite3_exec(db,
                                   "ALTER TABLE evals DROP COLUMN det_return;"
-                                  " DELETE FROM schema_migrations WHERE version = 2;"
+                                  " DROP TABLE episodes;" /* v3 */
+                                  " DELETE FROM schema_migrations WHERE version >= 2;"
                                   " PRAGMA user_version = 1;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
@@ -1069,7 +1075,7 @@ START_TEST(test_migrate_v1_to_v2) {
     ck_assert_int_eq(raw_count(path, "PRAGMA user_version"), 1);
 
     s = open_store(path, 0);
-    ck_assert_int_eq(raw_count(path, "PRAGMA user_version"), 2);
+    ck_assert_int_eq(raw_count(path, "PRAGMA user_version"), CRL_STORE_SCHEMA_VERSION);
     crl_eval_row got = {0};
     OK(crl_store_evals(s, id, keep_first_eval, &got, &e));
     ck_assert(got.step == 100 && got.success_rate == 0.5 && got.mean_return == 47.0);

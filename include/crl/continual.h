@@ -25,6 +25,7 @@ typedef struct {
     int64_t steps_per_task; /* env steps per task */
     int64_t eval_every;     /* env steps between evaluations of every task */
     int eval_episodes;      /* stochastic episodes per task (+1 deterministic) */
+    int log_train_every;    /* log training episodes 0, N, 2N, ... of a task (0: none) */
     double l2_coef;         /* CW 1e5 */
     double ewc_coef;        /* CW 1e4 */
     double packnet_retrain; /* retraining updates after a prune, as a fraction of
@@ -39,7 +40,8 @@ void crl_continual_config_default(crl_continual_config *c);
 /* Train run_id through the scenario. resume != 0 continues from the run's
  * latest checkpoint (the replay buffer of the interrupted task restarts
  * empty; evaluation rows at the same steps are replaced, never duplicated).
- * Writes tasks, evals, metrics ("model/params" at each task end,
+ * Writes tasks, evals, episodes (every evaluation episode, and training
+ * episodes per log_train_every), metrics ("model/params" at each task end,
  * "wall_time_s") and a checkpoint at every task end and on interruption.
  * Marks the run finished, interrupted (CRL_EINTR) or failed. */
 int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t run_id,

@@ -6,6 +6,7 @@
 #include "blas.h"
 #include "continual.h"
 #include "env.h"
+#include "episode.h"
 #include "methods.h"
 #include "metrics.h"
 #include "nn.h"

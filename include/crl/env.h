@@ -95,6 +95,39 @@ int crl_env_steps_taken(const crl_env *e); /* in this episode */
 struct mjData_ *crl_env_data(crl_env *e);  /* physics state */
 const crl_env_spec *crl_env_get_spec(const crl_env *e);
 
+/* ---- state snapshots (exact replay) ---------------------------------------
+ * A snapshot holds everything the next crl_env_step reads, so that restoring
+ * it into any instance of the same spec continues bit for bit: the physics
+ * state MuJoCo 2.2's mj_step reads (time, qpos, qvel, act, ctrl,
+ * qacc_warmstart, mocap pose, applied forces, userdata), the episode's step
+ * count, the last action, the env's generator and the task's own state
+ * (goal, per-episode draws, ...). Byte layout: docs/replay.md. */
+
+/* Largest snapshot of an instance of s, in bytes. */
+size_t crl_env_state_size(const crl_env_spec *s);
+/* Write a snapshot of e into buf (crl_env_state_size bytes); returns the
+ * bytes written (applied forces and userdata are left out while all zero).
+ * Reads only; no allocation. */
+size_t crl_env_get_state(const crl_env *e, void *buf);
+/* Restore a snapshot of n bytes taken from an instance of the same task.
+ * Derived quantities are recomputed (mj_forward) without disturbing the
+ * solver's warm start. CRL_ECORRUPT (e unchanged) if the snapshot is
+ * malformed or its sizes do not match this spec. No allocation. */
+int crl_env_set_state(crl_env *e, const void *buf, size_t n, crl_err *err);
+/* Compare two snapshots of spec s bit for bit: 0 if identical, else 1 with
+ * the first difference described in what ("qpos[3] 0.25 vs 0.5"). */
+int crl_env_state_diff(const crl_env_spec *s, const void *a, size_t na, const void *b,
+                       size_t nb, char *what, size_t n);
+
+/* Hash of the compiled model (64-bit FNV-1a of MuJoCo's binary model
+ * format), written as 16 lowercase hex digits into hex[17]. It covers every
+ * physics modifier, which edit the model. CRL_ENOMEM. */
+int crl_env_model_hash(const crl_env_spec *s, char hex[17], crl_err *err);
+/* The task's modifiers and options as a one-line JSON object ("{}" for a
+ * task without any); for a task from an MJCF file, what
+ * crl_env_spec_create_xml needs to make it again. Truncated to n bytes. */
+void crl_env_modifiers(const crl_env_spec *s, char *buf, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -25,7 +25,12 @@ typedef struct {
     int eval_episodes;  /* stochastic episodes per evaluation (+1 deterministic) */
     int threads;        /* BLAS threads (recorded; set by the caller) */
     crl_sac_config sac; /* obs/act dims are filled from the env */
+    /* Log training episodes 0, N, 2N, ... for replay (0: none). */
+    int log_train_every;
 } crl_train_config;
+
+/* Default of --log-train-episodes: every 10th training episode. */
+#define CRL_LOG_TRAIN_EVERY 10
 
 /* Defaults: CW SAC, eval every 20,000 steps with 10 + 1 episodes. */
 void crl_train_config_default(crl_train_config *c);
@@ -44,7 +49,8 @@ typedef struct {
 typedef void (*crl_progress_fn)(const crl_progress *p, void *ctx);
 
 /* Train run_id (already created in the store with status running) to
- * completion. Writes tasks, evals, metrics and checkpoints; marks the run
+ * completion. Writes tasks, evals, episodes (every evaluation episode, and
+ * training episodes per log_train_every), metrics and checkpoints; marks the run
  * finished, interrupted (when *stop becomes non-zero: returns CRL_EINTR after
  * a checkpoint) or failed (NaN and other errors, after a checkpoint of the
  * last good state). progress is called about once a second. */

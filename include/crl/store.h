@@ -18,7 +18,7 @@ extern "C" {
 #endif
 
 #define CRL_STORE_APP_ID         0x43524C31 /* "CRL1" */
-#define CRL_STORE_SCHEMA_VERSION 2
+#define CRL_STORE_SCHEMA_VERSION 3
 
 typedef struct crl_store crl_store;
 
@@ -69,6 +69,42 @@ typedef struct {
     double det_return;   /* of the deterministic episode; NAN if none (v2) */
 } crl_eval_row;
 int crl_store_eval(crl_store *s, const crl_eval_row *row, crl_err *err);
+
+/* One logged episode (docs/schema.md, table episodes; docs/replay.md for
+ * data). On insert, id is ignored; the strings and data are copied. */
+typedef struct {
+    int64_t id;
+    int64_t run_id;
+    int64_t step;      /* eval: the evaluation's step; train: the step it ended at */
+    int task_idx;      /* scenario position of the episode's task */
+    const char *kind;  /* "eval" or "train" */
+    int episode;       /* eval: index in its evaluation; train: index in its task */
+    int deterministic; /* 1: the policy's mean action */
+    uint64_t env_seed;
+    int length; /* env steps */
+    double ret; /* undiscounted return (NaN is stored as NULL) */
+    int success;
+    const char *env;            /* task name (or the MJCF file) */
+    const char *mujoco_version; /* mj_versionString() at record time */
+    const char *model_hash;     /* crl_env_model_hash */
+    const char *modifiers;      /* JSON object, crl_env_modifiers */
+    const void *data;           /* the episode record (crl_episode_get) */
+    size_t data_n;
+} crl_episode_row;
+
+/* Batched like evals. The same (run, kind, task, step, episode) again (a
+ * resumed run) replaces the row. CRL_ENOTFOUND if the run does not exist. */
+int crl_store_episode(crl_store *s, const crl_episode_row *row, crl_err *err);
+/* Episode id: cb is called once with the row, whose pointers stay valid
+ * during the call. CRL_ENOTFOUND if there is no such episode. */
+int crl_store_episode_get(crl_store *s, int64_t id,
+                          int (*cb)(const crl_episode_row *, void *), void *ctx,
+                          crl_err *err);
+/* Episodes of a run in id order (with_data 0: data NULL, data_n still set);
+ * a non-zero return from cb stops. */
+int crl_store_episodes(crl_store *s, int64_t run_id, int with_data,
+                       int (*cb)(const crl_episode_row *, void *), void *ctx,
+                       crl_err *err);
 
 /* Store a checkpoint blob; commits the pending batch in the same transaction,
  * so a checkpoint never refers to evals that were lost. */
