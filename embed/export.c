@@ -211,6 +211,18 @@ static int export_continual(export_state *x, const run_cfg *cfg, int64_t run_id,
     if (!sc)
         return crl_errf(err, CRL_ECORRUPT, "run %lld: unknown scenario '%s'",
                         (long long)run_id, cfg->scenario);
+    /* Methods whose policy is one network with a head per task, ftn and
+     * packnet; anything else (CSP, L2M, ...) needs its own sections. */
+    static const char *const known[] = {"ft1",    "l2",  "ewc",    "pm",
+                                        "single", "ftn", "packnet"};
+    int ok = 0;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        ok |= !strcmp(cfg->method, known[i]);
+    if (!ok)
+        return crl_errf(err, CRL_EINVAL,
+                        "run %lld: exporting method '%s' is not supported yet (ft1, l2, "
+                        "ewc, pm, single, ftn and packnet are)",
+                        (long long)run_id, cfg->method);
     const int single = !strcmp(cfg->method, "single");
     if (single && (cfg->single_task < 0 || cfg->single_task >= sc->n_tasks))
         return crl_errf(err, CRL_ECORRUPT, "run %lld: single-task position %d",

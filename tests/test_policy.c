@@ -382,6 +382,30 @@ START_TEST(test_export_one_task) {
     ck_assert_int_eq(crl_policy_export(g_db[R_SINGLE], 1, 1, path, msg, sizeof msg),
                      CRL_EINVAL);
 
+    /* A method without an export (yet), and a damaged checkpoint. */
+    char db[400];
+    snprintf(db, sizeof db, "%s/other.db", g_dir);
+    crl_store *st = NULL;
+    crl_err err = {0};
+    ck_assert(crl_store_open(db, 1, &st, &err) == CRL_OK);
+    const char *methods[2] = {"csp", "ft1"};
+    for (int i = 0; i < 2; i++) {
+        crl_kv kv[4] = {{"scenario", "t1", 0},
+                        {"method", methods[i], 0},
+                        {"hidden", NULL, HIDDEN},
+                        {"layers", NULL, LAYERS}};
+        int64_t id = 0;
+        ck_assert(crl_store_run_create(st, methods[i], "t1", 0, kv, 4, &id, &err) ==
+                  CRL_OK);
+        ck_assert(crl_store_checkpoint_put(st, id, 0, 10, "CRLCON01garbage", 15, &err) ==
+                  CRL_OK);
+    }
+    crl_store_close(st);
+    ck_assert_int_eq(crl_policy_export(db, 1, -1, path, msg, sizeof msg), CRL_EINVAL);
+    ck_assert_msg(strstr(msg, "'csp' is not supported yet") != NULL, "%s", msg);
+    ck_assert_int_eq(crl_policy_export(db, 2, -1, path, msg, sizeof msg), CRL_ECORRUPT);
+    ck_assert_msg(strstr(msg, "not a continual-run checkpoint") != NULL, "%s", msg);
+
     crl_policy *p = load_ok(g_pol[R_SINGLE]);
     ck_assert_str_eq(crl_policy_task_name(p, 0), "halfcheetah-moon");
     ck_assert_int_eq(crl_policy_task_position(p, 0), -1);
