@@ -201,7 +201,7 @@ static int verify_one(ep_loaded *l, int quiet_ok) {
 typedef struct {
     int64_t *ids;
     int n, cap;
-    int listed;
+    int oom;
 } id_list;
 
 static int collect_cb(const crl_episode_row *r, void *vctx) {
@@ -209,7 +209,10 @@ static int collect_cb(const crl_episode_row *r, void *vctx) {
     if (l->n == l->cap) {
         int cap = l->cap ? 2 * l->cap : 256;
         int64_t *p = realloc(l->ids, sizeof *p * (size_t)cap);
-        if (!p) return 1;
+        if (!p) {
+            l->oom = 1;
+            return 1;
+        }
         l->ids = p;
         l->cap = cap;
     }
@@ -248,8 +251,7 @@ static int verify_all(crl_store *store, spec_cache *cache, int64_t run, const ch
     }
     id_list ids = {0};
     rc = crl_store_episodes(store, run, 0, collect_cb, &ids, &err);
-    if (!rc && ids.n > 0 && ids.n < ids.cap && ids.ids == NULL)
-        rc = crl_errf(&err, CRL_ENOMEM, "out of memory");
+    if (!rc && ids.oom) rc = crl_errf(&err, CRL_ENOMEM, "out of memory listing episodes");
     if (rc) {
         free(ids.ids);
         fprintf(stderr, "crl replay: %s\n", err.msg);
@@ -313,12 +315,12 @@ typedef struct {
     double ret;
     int success, show_success;
     char text[160];
+    crl_err err; /* why a reset failed */
 } player;
 
 static int player_reset(void *vctx, mjData **d) {
     player *p = vctx;
-    crl_err err = {0};
-    int rc = crl_episode_restore(p->env, &p->l->data, &err);
+    int rc = crl_episode_restore(p->env, &p->l->data, &p->err);
     if (rc) return rc;
     p->t = 0;
     p->ret = 0;
@@ -390,8 +392,7 @@ static int write_frames(ep_loaded *l, const char *dir, int w, int h, int *writte
     if (!rc) rc = crl_render_open(&r, crl_env_model(l->spec), w, h, err);
     mjData *d = NULL;
     crl_render_overlay ov;
-    if (!rc && (rc = player_reset(&p, &d)) != 0)
-        crl_errf(err, rc, "the episode's initial state does not fit its task");
+    if (!rc && (rc = player_reset(&p, &d)) != 0) *err = p.err;
     if (!rc) player_overlay(&p, 0.0f, &ov);
     for (int k = 0; !rc; k++) {
         snprintf(path, sizeof path, "%s/" FRAME_PATTERN, dir, k);
@@ -478,7 +479,7 @@ static int watch_window(ep_loaded *l, double fps) {
     }
     crl_env_free(p.env);
     if (rc) {
-        fprintf(stderr, "crl replay: %s\n", err.msg);
+        fprintf(stderr, "crl replay: %s\n", err.msg[0] ? err.msg : p.err.msg);
         return 1;
     }
     return 0;
