@@ -162,6 +162,9 @@ void crl_render_close(crl_renderer *r) {
     if (r->ctx && r->fb) osm.make_current(r->ctx, r->fb, GL_UNSIGNED_BYTE, r->w, r->h);
     if (r->have_con) mjr_freeContext(&r->con);
     if (r->have_scene) mjv_freeScene(&r->scn);
+    /* Release the context before destroying it (Mesa keeps the current
+     * one's framebuffer otherwise). */
+    if (r->ctx) osm.make_current(NULL, NULL, 0, 0, 0);
     if (r->ctx) osm.destroy(r->ctx);
     free(r->fb);
     free(r->flip);

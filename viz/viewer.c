@@ -2,6 +2,7 @@
  * resets and steps, the viewer decides when (play, pause, single step,
  * speed), draws, and moves the camera. */
 #include <GLFW/glfw3.h>
+#include <dlfcn.h>
 #include <math.h>
 #include <mujoco/mujoco.h>
 #include <stdio.h>
@@ -277,6 +278,12 @@ int crl_viewer_run(const mjModel *m, const crl_viewer_source *src,
 
     int rc = viz_gl_claim(VIZ_GL_WINDOW, err);
     if (rc) return rc;
+    /* MuJoCo keeps the GL entry points it resolved for the whole process,
+     * but glfwTerminate unloads libGL: hold one reference of our own so a
+     * second window in this process does not call into an unloaded library
+     * (never released, on purpose). */
+    static void *libgl;
+    if (!libgl) libgl = dlopen("libGL.so.1", RTLD_LAZY | RTLD_LOCAL);
     glfw_last_error[0] = '\0';
     glfwSetErrorCallback(on_glfw_error);
     if (!glfwInit()) {
