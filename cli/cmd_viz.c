@@ -517,9 +517,10 @@ int cmd_view(int argc, char **argv) {
     rc = crl_viewer_run(m, &src, &o, &err);
     if (rc && v.err.code) err = v.err;
     if (!rc)
-        printf("viewer closed: %lld steps, %d episode%s finished, %d frames in %.1f s\n",
+        printf("viewer closed: %lld steps, %d episode%s finished, %d frames in %.1f s, "
+               "speed %gx\n",
                (long long)stats.steps, stats.episodes, stats.episodes == 1 ? "" : "s",
-               stats.frames, stats.seconds);
+               stats.frames, stats.seconds, stats.speed);
 out:
     if (rc) fprintf(stderr, "crl view: %s\n", err.msg);
     free(v.obs);

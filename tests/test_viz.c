@@ -555,6 +555,17 @@ START_TEST(test_viewer_under_xvfb) {
     ck_assert_msg(code == 0, "exit %d: %s", code, slurp(err_path));
     ck_assert(strstr(slurp(out_path), "viewer closed") != NULL);
     ck_assert_msg(crl_now() - t0 < 40, "timeout 2 s took %.0f s", crl_now() - t0);
+
+    /* Scripted keys through the keyboard handlers: pause at once, three
+     * single steps, reset, one more step; cameras, help and overlay toggled;
+     * speed x2 x2 x0.5; quit. Exactly 4 steps at 2x, closed by 'q'. */
+    setenv("CRL_VIEWER_KEYS", "space,.,.,.,r,right,c,c,h,o,+,+,-,q", 1);
+    code = run_viewer(NULL, (char *const[]){"--task", "push", "--timeout", "60", NULL});
+    unsetenv("CRL_VIEWER_KEYS");
+    ck_assert_msg(code == 0, "exit %d: %s", code, slurp(err_path));
+    o = slurp(out_path);
+    ck_assert_msg(strstr(o, "viewer closed: 4 steps") != NULL, "stdout: %s", o);
+    ck_assert_msg(strstr(o, "speed 2x") != NULL, "stdout: %s", o);
     cleanup();
 }
 END_TEST

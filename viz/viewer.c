@@ -252,6 +252,36 @@ static int screenshot(viewer *v, GLFWwindow *w, const char *path, crl_err *err) 
     return rc;
 }
 
+/* Feed the next scripted key (see crl_viewer_opts.keys) through the same
+ * handlers as the keyboard. *p walks the string. */
+static void scripted_key(GLFWwindow *w, const char **p) {
+    static const struct {
+        const char *name;
+        int key;
+        unsigned ch;
+    } keys[] = {{"space", GLFW_KEY_SPACE, 0},
+                {"right", GLFW_KEY_RIGHT, 0},
+                {"backspace", GLFW_KEY_BACKSPACE, 0},
+                {"esc", GLFW_KEY_ESCAPE, 0},
+                {"r", GLFW_KEY_R, 0},
+                {"c", GLFW_KEY_C, 0},
+                {"h", GLFW_KEY_H, 0},
+                {"o", GLFW_KEY_O, 0},
+                {"q", GLFW_KEY_Q, 0},
+                {".", 0, '.'},
+                {"+", 0, '+'},
+                {"-", 0, '-'}};
+    const char *s = *p;
+    if (!s || !*s) return;
+    size_t n = strcspn(s, ",");
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (strlen(keys[i].name) == n && !strncmp(s, keys[i].name, n)) {
+            if (keys[i].key) on_key(w, keys[i].key, 0, GLFW_PRESS, 0);
+            if (keys[i].ch) on_char(w, keys[i].ch);
+        }
+    *p = s[n] ? s + n + 1 : s + n;
+}
+
 static double env_number(const char *name) {
     const char *s = getenv(name);
     if (!s || !*s) return 0;
@@ -337,9 +367,11 @@ int crl_viewer_run(const mjModel *m, const crl_viewer_source *src,
         do_reset(v);
     }
 
+    const char *script = eff.keys ? eff.keys : getenv("CRL_VIEWER_KEYS");
     double t_start = crl_now(), t_last = t_start;
     while (rc == 0 && !v->quit && !glfwWindowShouldClose(win)) {
         glfwPollEvents();
+        scripted_key(win, &script);
         double now = crl_now(), dt = now - t_last;
         t_last = now;
         if (eff.timeout_s > 0 && now - t_start >= eff.timeout_s) break;
@@ -382,6 +414,7 @@ int crl_viewer_run(const mjModel *m, const crl_viewer_source *src,
         eff.stats->episodes = v->episodes;
         eff.stats->frames = v->frames;
         eff.stats->seconds = crl_now() - t_start;
+        eff.stats->speed = v->speed;
     }
     const char *shot = eff.screenshot ? eff.screenshot : getenv("CRL_VIEWER_SCREENSHOT");
     if (rc == 0 && shot && *shot && v->d) rc = screenshot(v, win, shot, err);

@@ -119,6 +119,7 @@ typedef struct {
     int episodes;   /* episodes that reached their end */
     int frames;     /* frames drawn */
     double seconds; /* wall time the window was open */
+    double speed;   /* speed multiplier at the end */
 } crl_viewer_stats;
 
 typedef struct {
@@ -139,6 +140,9 @@ typedef struct {
     const char *screenshot;  /* write the last frame shown to this PNG on close;
                                 NULL = CRL_VIEWER_SCREENSHOT, if set */
     crl_viewer_stats *stats; /* may be NULL */
+    const char *keys;        /* scripted key presses, one per drawn frame, comma
+                                separated: space . right + - r backspace c h o q esc
+                                (tests, demos); NULL = CRL_VIEWER_KEYS, if set */
 } crl_viewer_opts;
 
 /* Defaults: everything above at its "0 = default" value, camera AUTO. */
