@@ -100,6 +100,7 @@ int viz_overlay_text(const crl_render_overlay *ov, const char *extra, char *titl
 }
 
 int viz_font_scale(int height) {
+    if (height < 300) return mjFONTSCALE_50;
     if (height < 600) return mjFONTSCALE_100;
     if (height < 1100) return mjFONTSCALE_150;
     return mjFONTSCALE_200;
