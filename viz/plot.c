@@ -685,8 +685,12 @@ static int plot_matrix(const run_data *r, crl_plot_metric m, const crl_plot_opts
             } else {
                 cairo_set_source_rgb(cr, 0.93, 0.93, 0.93);
             }
-            cairo_rectangle(cr, x, y, cw + 0.5, ch + 0.5);
+            /* Whole-pixel cells without antialiasing: no seams between them. */
+            cairo_set_antialias(cr, CAIRO_ANTIALIAS_NONE);
+            cairo_rectangle(cr, floor(x), floor(y), ceil(x + cw) - floor(x),
+                            ceil(y + ch) - floor(y));
             cairo_fill(cr);
+            cairo_set_antialias(cr, CAIRO_ANTIALIAS_DEFAULT);
             /* Values in the cells when they fit. */
             if (isfinite(v)) {
                 snprintf(buf, sizeof buf, m == CRL_PLOT_SUCCESS ? "%.1f" : "%.0f", v);
@@ -738,18 +742,37 @@ static int plot_matrix(const run_data *r, crl_plot_metric m, const crl_plot_opts
         cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
         text(cr, a.x0 - 8, a.y0 + (i + 0.5) * ch, buf, fmin(fs, ch * 0.8), 0, 1, 0.5, 0);
     }
-    /* Column ticks: about eight steps, at column centres. */
-    int every = r->n_steps > 8 ? (r->n_steps + 7) / 8 : 1;
+    /* Column ticks at round step values (few columns: every column), placed
+     * by interpolating between the columns whose steps bracket them. */
     double span = (double)r->step[r->n_steps - 1];
-    for (int t = 0; t < r->n_steps; t += every) {
-        double x = a.x0 + (t + 0.5) * cw;
-        cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
-        cairo_set_line_width(cr, 1);
-        cairo_move_to(cr, x, a.y1);
-        cairo_line_to(cr, x, a.y1 + 5);
-        cairo_stroke(cr);
-        fmt_steps(buf, sizeof buf, (double)r->step[t], span);
-        text(cr, x, a.y1 + 8, buf, fs, 0, 0.5, 0, 0);
+    if (r->n_steps <= 12) {
+        for (int t = 0; t < r->n_steps; t++) {
+            double x = a.x0 + (t + 0.5) * cw;
+            cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
+            cairo_set_line_width(cr, 1);
+            cairo_move_to(cr, x, a.y1);
+            cairo_line_to(cr, x, a.y1 + 5);
+            cairo_stroke(cr);
+            fmt_steps(buf, sizeof buf, (double)r->step[t], span);
+            text(cr, x, a.y1 + 8, buf, fs, 0, 0.5, 0, 0);
+        }
+    } else {
+        double s0 = (double)r->step[0], ts = tick_step(s0, span, 7);
+        for (double v = ceil(s0 / ts - 1e-9) * ts; v <= span + ts * 1e-9; v += ts) {
+            int t = 0;
+            while (t + 1 < r->n_steps && (double)r->step[t + 1] <= v) t++;
+            double col = t;
+            if (t + 1 < r->n_steps)
+                col += (v - (double)r->step[t]) / (double)(r->step[t + 1] - r->step[t]);
+            double x = a.x0 + (col + 0.5) * cw;
+            cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
+            cairo_set_line_width(cr, 1);
+            cairo_move_to(cr, x, a.y1);
+            cairo_line_to(cr, x, a.y1 + 5);
+            cairo_stroke(cr);
+            fmt_steps(buf, sizeof buf, v, span);
+            text(cr, x, a.y1 + 8, buf, fs, 0, 0.5, 0, 0);
+        }
     }
     text(cr, (a.x0 + a.x1) / 2, a.y1 + 12 + 1.3 * fs, "evaluation (environment steps)",
          fs * 1.1, 0, 0.5, 0, 0);
