@@ -445,6 +445,25 @@ START_TEST(test_one_gl_platform_per_process) {
 }
 END_TEST
 
+/* A window that could not open (no display) binds nothing: offscreen
+ * frames still work in the same process. */
+START_TEST(test_failed_window_leaves_offscreen) {
+    setup();
+    crl_env_spec *spec = NULL;
+    crl_err err = {0};
+    ck_assert(crl_env_spec_create("pendulum", &spec, &err) == 0);
+    crl_viewer_source src = {NULL, dummy_reset, dummy_step};
+    ck_assert_int_eq(crl_viewer_run(crl_env_model(spec), &src, NULL, &err), CRL_EIO);
+    ck_assert_msg(strstr(err.msg, "DISPLAY is unset") != NULL, "%s", err.msg);
+    crl_renderer *r = NULL;
+    ck_assert_msg(crl_render_open(&r, crl_env_model(spec), 64, 48, &err) == 0, "%s",
+                  err.msg);
+    crl_render_close(r);
+    crl_env_spec_free(spec);
+    cleanup();
+}
+END_TEST
+
 /* ---- the command line ------------------------------------------------------------ */
 
 START_TEST(test_render_cli) {
@@ -786,6 +805,7 @@ int main(void) {
     tcase_add_test(tc, test_frames_of_two_steps_differ);
     tcase_add_test(tc, test_render_errors);
     tcase_add_test(tc, test_one_gl_platform_per_process);
+    tcase_add_test(tc, test_failed_window_leaves_offscreen);
     tcase_add_test(tc, test_render_cli);
     tcase_add_test(tc, test_view_without_display);
     tcase_add_test(tc, test_viewer_under_xvfb);

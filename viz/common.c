@@ -6,6 +6,7 @@
 #include "viz/internal.h"
 
 static atomic_int gl_platform; /* see internal.h: mirrors MuJoCo's own static */
+static atomic_int gl_bound;
 
 int viz_gl_claim(int platform, crl_err *err) {
     int expected = 0;
@@ -17,6 +18,16 @@ int viz_gl_claim(int platform, crl_err *err) {
                     "process); run them as separate commands",
                     platform == VIZ_GL_OSMESA ? "offscreen" : "window",
                     expected == VIZ_GL_OSMESA ? "offscreen" : "window");
+}
+
+void viz_gl_bound(void) {
+    atomic_store(&gl_bound, 1);
+}
+
+void viz_gl_release(int platform) {
+    if (atomic_load(&gl_bound)) return;
+    int expected = platform;
+    atomic_compare_exchange_strong(&gl_platform, &expected, 0);
 }
 
 void crl_render_overlay_init(crl_render_overlay *ov) {

@@ -15,6 +15,11 @@
  * viz, and it mirrors MuJoCo's own. */
 enum { VIZ_GL_OSMESA = 1, VIZ_GL_WINDOW = 2 };
 int viz_gl_claim(int platform, crl_err *err);
+/* MuJoCo bound its entry points (mjr_makeContext ran): the claim is final. */
+void viz_gl_bound(void);
+/* Give a claim back after opening failed before any mjr_makeContext, so the
+ * other kind stays possible; does nothing once bound. */
+void viz_gl_release(int platform);
 
 /* Apply cam to an mjvCamera for model m. CRL_EINVAL for an index the model
  * does not have. */

@@ -72,13 +72,16 @@ int crl_render_open(crl_renderer **out, const mjModel *m, int width, int height,
     if (width < 16 || width > 4096 || height < 16 || height > 4096)
         return crl_errf(err, CRL_EINVAL, "render: size %dx%d outside 16..4096", width,
                         height);
-    int rc = viz_gl_claim(VIZ_GL_OSMESA, err);
-    if (rc) return rc;
     pthread_once(&osm.once, osm_load);
     if (osm.why[0]) return crl_errf(err, CRL_ENOTFOUND, "%s", osm.why);
+    int rc = viz_gl_claim(VIZ_GL_OSMESA, err);
+    if (rc) return rc;
 
     crl_renderer *r = calloc(1, sizeof *r);
-    if (!r) return crl_errf(err, CRL_ENOMEM, "render: out of memory");
+    if (!r) {
+        viz_gl_release(VIZ_GL_OSMESA);
+        return crl_errf(err, CRL_ENOMEM, "render: out of memory");
+    }
     r->m = m;
     r->w = width;
     r->h = height;
@@ -86,15 +89,14 @@ int crl_render_open(crl_renderer **out, const mjModel *m, int width, int height,
     r->flip = malloc((size_t)width * height * 3);
     if (!r->fb || !r->flip) {
         crl_render_close(r);
+        viz_gl_release(VIZ_GL_OSMESA);
         return crl_errf(err, CRL_ENOMEM, "render: out of memory");
     }
     r->ctx = osm.create(OSMESA_RGBA, 24, 8, 0, NULL);
-    if (!r->ctx) {
+    if (!r->ctx) rc = crl_errf(err, CRL_EMUJOCO, "render: OSMesaCreateContextExt failed");
+    if (rc || (rc = make_current(r, err))) {
         crl_render_close(r);
-        return crl_errf(err, CRL_EMUJOCO, "render: OSMesaCreateContextExt failed");
-    }
-    if ((rc = make_current(r, err))) {
-        crl_render_close(r);
+        viz_gl_release(VIZ_GL_OSMESA); /* MuJoCo has not bound GL yet */
         return rc;
     }
     mjv_defaultScene(&r->scn);
@@ -109,6 +111,7 @@ int crl_render_open(crl_renderer **out, const mjModel *m, int width, int height,
     if (sized.vis.global.offwidth < width) sized.vis.global.offwidth = width;
     if (sized.vis.global.offheight < height) sized.vis.global.offheight = height;
     mjr_makeContext(&sized, &r->con, viz_font_scale(height));
+    viz_gl_bound();
     r->have_con = 1;
     mjr_setBuffer(mjFB_OFFSCREEN, &r->con);
     if (r->con.currentBuffer != mjFB_OFFSCREEN || r->con.offWidth < width ||

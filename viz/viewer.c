@@ -308,15 +308,10 @@ int crl_viewer_run(const mjModel *m, const crl_viewer_source *src,
 
     int rc = viz_gl_claim(VIZ_GL_WINDOW, err);
     if (rc) return rc;
-    /* MuJoCo keeps the GL entry points it resolved for the whole process,
-     * but glfwTerminate unloads libGL: hold one reference of our own so a
-     * second window in this process does not call into an unloaded library
-     * (never released, on purpose). */
-    static void *libgl;
-    if (!libgl) libgl = dlopen("libGL.so.1", RTLD_LAZY | RTLD_LOCAL);
     glfw_last_error[0] = '\0';
     glfwSetErrorCallback(on_glfw_error);
     if (!glfwInit()) {
+        viz_gl_release(VIZ_GL_WINDOW); /* nothing was bound: offscreen stays possible */
         const char *disp = getenv("DISPLAY");
         if (!disp || !*disp)
             return crl_errf(err, CRL_EIO,
@@ -330,9 +325,17 @@ int crl_viewer_run(const mjModel *m, const crl_viewer_source *src,
         glfwCreateWindow(width, height, eff.title ? eff.title : "crl", NULL, NULL);
     if (!win) {
         glfwTerminate();
+        viz_gl_release(VIZ_GL_WINDOW);
         return crl_errf(err, CRL_EIO, "cannot create a window: %s",
                         glfw_last_error[0] ? glfw_last_error : "unknown GLFW error");
     }
+    /* MuJoCo keeps the GL entry points it resolved for the whole process,
+     * but glfwTerminate unloads libGL: hold one reference of our own so a
+     * second window in this process does not call into an unloaded library
+     * (never released, on purpose). Only now that GLFW has loaded it: a
+     * libGL loaded without a window would steer MuJoCo's loader to GLX. */
+    static void *libgl;
+    if (!libgl) libgl = dlopen("libGL.so.1", RTLD_LAZY | RTLD_LOCAL);
     glfwMakeContextCurrent(win);
     glfwSwapInterval(1);
 
@@ -356,6 +359,7 @@ int crl_viewer_run(const mjModel *m, const crl_viewer_source *src,
     int fbw, fbh;
     glfwGetFramebufferSize(win, &fbw, &fbh);
     mjr_makeContext(m, &v->con, viz_font_scale(fbh));
+    viz_gl_bound();
     if ((rc = viz_camera_apply(m, &eff.camera, &v->cam, err)) == 0) {
         v->cam_index = v->cam.type == mjCAMERA_FIXED ? v->cam.fixedcamid : -1;
         glfwSetWindowUserPointer(win, v);
