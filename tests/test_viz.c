@@ -504,12 +504,26 @@ static int have_xvfb(void) {
     return access("/usr/bin/xvfb-run", X_OK) == 0;
 }
 
-/* xvfb-run -a [-s SCREEN] crl view ARGS...; returns the exit code. */
+/* xvfb-run -a [-s SCREEN] crl view ARGS...; returns the exit code. The
+ * search for a free display starts at a number of our own, and a start that
+ * lost the race for a display to another suite's Xvfb is retried. */
+static int run_viewer_once(const char *screen, char *const *args);
 static int run_viewer(const char *screen, char *const *args) {
-    char *argv[48];
+    for (int attempt = 0;; attempt++) {
+        int code = run_viewer_once(screen, args);
+        if (code == 0 || attempt == 2 || !strstr(slurp(err_path), "Xvfb failed to start"))
+            return code;
+    }
+}
+
+static int run_viewer_once(const char *screen, char *const *args) {
+    char *argv[48], num[16];
     int n = 0;
+    snprintf(num, sizeof num, "%d", 200 + (int)(getpid() % 500) * 4);
     argv[n++] = "/usr/bin/xvfb-run";
     argv[n++] = "-a";
+    argv[n++] = "-n";
+    argv[n++] = num;
     if (screen) {
         argv[n++] = "-s";
         argv[n++] = (char *)screen;
