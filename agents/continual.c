@@ -15,9 +15,9 @@
 #include "crl/reservoir.h"
 #include "crl/scenario.h"
 
-enum { M_FT1, M_FTN, M_L2, M_EWC, M_PACKNET, M_PM, M_SINGLE };
-static const char *const METHOD_NAMES[] = {"ft1",     "ftn", "l2",    "ewc",
-                                           "packnet", "pm",  "single"};
+enum { M_FT1, M_FTN, M_L2, M_EWC, M_PACKNET, M_PM, M_SINGLE, M_CSP };
+static const char *const METHOD_NAMES[] = {"ft1",     "ftn", "l2",     "ewc",
+                                           "packnet", "pm",  "single", "csp"};
 
 static int method_kind(const char *m) {
     for (int i = 0; i < (int)(sizeof METHOD_NAMES / sizeof METHOD_NAMES[0]); i++)
@@ -36,6 +36,7 @@ void crl_continual_config_default(crl_continual_config *c) {
     c->l2_coef = CRL_L2_COEF;
     c->ewc_coef = CRL_EWC_COEF;
     c->packnet_retrain = 0.1;
+    crl_csp_config_default(&c->csp);
     crl_sac_config_default(&c->sac, 0, 0, 1);
 }
 
@@ -63,7 +64,8 @@ typedef struct {
     crl_batch batch, fbatch;
     crl_reg reg;
     crl_packnet pk;
-    int has_reg, has_pk;
+    crl_csp csp;
+    int has_reg, has_pk, has_csp;
     float **ftn_actors; /* ftn: the actor of every finished task */
     float *saved, *fisher;
     crl_rng env_rng, rng, eval_rng, res_rng;
@@ -85,6 +87,7 @@ static int save_checkpoint(cstate *st, crl_store *store, int64_t run_id, int k, 
     int rc = crl_sac_save(st->sac, &sb, &sn, err);
     if (!rc && st->has_reg) rc = crl_reg_save(&st->reg, &mb, &mn, err);
     if (!rc && st->has_pk) rc = crl_packnet_save(&st->pk, &mb, &mn, err);
+    if (!rc && st->has_csp) rc = crl_csp_save(&st->csp, &mb, &mn, err);
     if (rc) {
         free(sb);
         return rc;
@@ -164,6 +167,7 @@ static int load_checkpoint(cstate *st, crl_store *store, int64_t run_id, int *k,
     rc = crl_sac_load(st->sac, sb, sn, err);
     if (!rc && st->has_reg) rc = crl_reg_load(&st->reg, mb, mn, err);
     if (!rc && st->has_pk) rc = crl_packnet_load(&st->pk, mb, mn, err);
+    if (!rc && st->has_csp) rc = crl_csp_load(&st->csp, mb, mn, err);
     for (int i = 0; !rc && i < n_ftn; i++) {
         st->ftn_actors[i] = malloc(st->na * sizeof(float));
         if (!st->ftn_actors[i]) rc = crl_errf(err, CRL_ENOMEM, "resume: out of memory");
@@ -184,6 +188,12 @@ static int load_checkpoint(cstate *st, crl_store *store, int64_t run_id, int *k,
  * packnet: the weights it owns); undo with restore_actor. */
 static int swap_actor(cstate *st, int j) {
     float *p = crl_sac_actor_params(st->sac);
+    if (st->has_csp) { /* CSP: the task's alpha; collection sets its own again */
+        float mix[CRL_CSP_MAX_K];
+        crl_csp_eval_mix(&st->csp, st->sac, j, mix);
+        crl_sac_set_act_mix(st->sac, mix);
+        return 0;
+    }
     if (st->kind == M_FTN && st->ftn_actors[j]) {
         memcpy(st->saved, p, st->na * sizeof(float));
         memcpy(p, st->ftn_actors[j], st->na * sizeof(float));
@@ -242,6 +252,7 @@ static void cstate_free(cstate *st) {
         for (int i = 0; i < st->n; i++) free(st->ftn_actors[i]);
     if (st->has_reg) crl_reg_free(&st->reg);
     if (st->has_pk) crl_packnet_free(&st->pk);
+    if (st->has_csp) crl_csp_free(&st->csp);
     crl_sac_free(st->sac);
     crl_episode_free(st->trec);
     crl_replay_free(&st->rb);
@@ -269,6 +280,7 @@ static int new_learner(cstate *st, int task, crl_err *err) {
     crl_sac_hooks h = {0};
     if (st->has_reg) crl_reg_hooks(&st->reg, &h);
     if (st->has_pk) crl_packnet_hooks(&st->pk, &h);
+    if (st->has_csp) crl_csp_hooks(&st->csp, &h);
     crl_sac_set_hooks(st->sac, &h);
     return CRL_OK;
 }
@@ -280,7 +292,7 @@ static int cstate_init(cstate *st, const crl_continual_config *c, crl_err *err) 
     if (st->kind < 0)
         return crl_errf(
             err, CRL_EINVAL,
-            "unknown method '%s' (known: ft1, ftn, l2, ewc, packnet, pm, single)",
+            "unknown method '%s' (known: ft1, ftn, l2, ewc, packnet, pm, single, csp)",
             c->method ? c->method : "");
     const crl_scenario *sc = crl_scenario_find(c->scenario ? c->scenario : "");
     if (!sc)
@@ -326,13 +338,22 @@ static int cstate_init(cstate *st, const crl_continual_config *c, crl_err *err) 
     st->sc.act_dim = crl_env_act_dim(st->specs[0]);
     st->sc.n_tasks = n; /* one head and one entropy coefficient per position */
     if (st->kind == M_PM) st->sc.batch = CRL_PM_BATCH;
+    if (st->kind == M_CSP) {
+        /* Room for one anchor per task; the critics read that many alpha
+         * columns. */
+        if (n > CRL_CSP_MAX_K)
+            return crl_errf(err, CRL_EINVAL, "csp: at most %d tasks", CRL_CSP_MAX_K);
+        st->sc.csp_anchors = n;
+        if ((rc = crl_csp_init(&st->csp, &c->csp, n, n, err))) return rc;
+        st->has_csp = 1;
+    }
     if (st->sc.max_act_batch < c->eval_episodes + 1)
         st->sc.max_act_batch = c->eval_episodes + 1;
     const int O = st->sc.obs_dim, A = st->sc.act_dim;
 
     /* Method state needs the actor's layout: make a learner first. */
     if ((rc = crl_sac_create(&st->sc, c->seed, &st->sac, err))) return rc;
-    st->na = crl_sac_actor(st->sac)->n_params;
+    st->na = crl_sac_actor_size(st->sac);
     if (st->kind == M_L2 || st->kind == M_EWC) {
         rc = crl_reg_init(&st->reg, crl_sac_actor(st->sac),
                           st->kind == M_L2 ? c->l2_coef : c->ewc_coef, err);
@@ -362,6 +383,9 @@ static int cstate_init(cstate *st, const crl_continual_config *c, crl_err *err) 
             return rc;
     }
     if ((rc = crl_batch_alloc(&st->batch, st->sc.batch, O, A, err))) return rc;
+    if (st->has_csp && ((rc = crl_replay_init_mix(&st->rb, st->sc.csp_anchors, err)) ||
+                        (rc = crl_batch_alloc_mix(&st->batch, st->sc.csp_anchors, err))))
+        return rc;
     crl_rng_seed_stream(&st->env_rng, c->seed, 20);
     crl_rng_seed_stream(&st->rng, c->seed, 21);
     crl_rng_seed_stream(&st->eval_rng, c->seed, 22);
@@ -418,6 +442,58 @@ static int task_end(cstate *st, int k, crl_err *err) {
     return rc;
 }
 
+/* ---- CSP's task end ------------------------------------------------------------ */
+
+typedef struct {
+    cstate *st;
+    int k;
+    uint64_t seed;
+} csp_roll;
+
+/* One deterministic validation episode of the learner at alpha `mix`. */
+static double csp_rollout(void *vctx, const float *mix, int max_steps, int64_t *steps) {
+    csp_roll *r = vctx;
+    cstate *st = r->st;
+    crl_env *env = st->envs[r->k];
+    float obs[256], act[64]; /* sizes checked by the runner */
+    crl_sac_set_act_mix(st->sac, mix);
+    crl_env_reset(env, r->seed, obs);
+    int len = crl_env_max_steps(st->specs[r->k]);
+    if (max_steps > 0 && max_steps < len) len = max_steps;
+    double ret = 0;
+    for (int i = 0; i < len; i++) {
+        crl_step_info info;
+        crl_sac_act(st->sac, 1, obs, r->k, 1, NULL, act);
+        crl_env_step(env, act, obs, &info);
+        ret += info.reward;
+        (*steps)++;
+        if (info.terminal || info.truncated) break;
+    }
+    return ret;
+}
+
+/* Grow or prune (crl_csp_task_end) on states from the task's buffer, with
+ * every validation rollout from the same seeded start; the decision goes to
+ * the metrics and the reserved env steps to the step counter. */
+static int csp_task_end(cstate *st, crl_store *store, int64_t run_id, int k,
+                        int64_t reserve, crl_err *err) {
+    crl_replay_sample(&st->rb, &st->rng, st->sc.batch, &st->batch);
+    csp_roll roll = {st, k, eval_seed(st->c->seed, 999999, k)};
+    crl_csp_decision d;
+    int rc = crl_csp_task_end(&st->csp, st->sac, k, &st->rng, st->batch.obs, st->batch.B,
+                              csp_rollout, &roll, &d, err);
+    if (rc) return rc;
+    st->step += reserve;
+    const char *keys[] = {"csp/kept", "csp/best_new", "csp/best_old", "csp/anchors",
+                          "csp/validation_steps"};
+    double vals[] = {d.kept, d.best_new, d.best_old, d.n_anchors, (double)d.val_steps};
+    for (int i = 0; i < 5; i++)
+        if (!isnan(vals[i]) &&
+            (rc = crl_store_metric(store, run_id, st->step, keys[i], vals[i], err)))
+            return rc;
+    return CRL_OK;
+}
+
 int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t run_id,
                       int resume, crl_progress_fn progress, void *ctx,
                       volatile sig_atomic_t *stop, crl_err *err) {
@@ -455,6 +531,24 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
         if (st.kind != M_PM) crl_replay_clear(&st.rb);
         if (st.has_pk && t == 0 && (rc = crl_packnet_task_start(&st.pk, k, err)))
             goto out;
+        if (st.has_csp && t == 0 &&
+            (rc = crl_csp_task_start(&st.csp, st.sac, k,
+                                     c->seed + 104729u * (uint64_t)(k + 1), err)))
+            goto out;
+        /* CSP: the grow-or-prune rollouts are counted in the task's steps. */
+        const int64_t reserve =
+            st.has_csp
+                ? crl_csp_validation_budget(&st.csp, crl_sac_subspace(st.sac)->n_anchors,
+                                            crl_env_max_steps(st.specs[k]))
+                : 0;
+        if (reserve >= c->steps_per_task) {
+            rc = crl_errf(err, CRL_EINVAL,
+                          "csp: the validation rollouts take %lld env steps, more than "
+                          "--steps-per-task; lower --csp-candidates or --csp-val-steps",
+                          (long long)reserve);
+            goto out;
+        }
+        int ep_start = 1; /* CSP redraws its collection alpha at episode starts */
         if ((rc = crl_store_task_start(store, run_id, st.pos[k], st.names[k], st.step - t,
                                        err)))
             goto out;
@@ -472,7 +566,10 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
         double ep_ret = 0;
         int ep_succ = 0;
         int64_t since_resume = 0;
-        for (; t < c->steps_per_task; t++) {
+        for (; t < c->steps_per_task - reserve; t++) {
+            const float *mix =
+                st.has_csp ? crl_csp_collect(&st.csp, st.sac, &st.rng, ep_start) : NULL;
+            ep_start = 0;
             if (t < sc->start_steps)
                 for (int j = 0; j < A; j++)
                     act[j] = (float)crl_rng_range(&st.rng, -1.0, 1.0);
@@ -485,7 +582,8 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                 crl_reservoir_add(&st.res, &st.res_rng, obs, act, info.reward, obs2,
                                   info.terminal, k);
             else
-                crl_replay_add(&st.rb, obs, act, info.reward, obs2, info.terminal, k);
+                crl_replay_add_mix(&st.rb, obs, act, info.reward, obs2, info.terminal, k,
+                                   mix);
             ep_ret += info.reward;
             ep_succ |= info.success != 0;
             memcpy(obs, obs2, sizeof(float) * (size_t)O);
@@ -505,6 +603,7 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                         goto out;
                 }
                 ep_no++;
+                ep_start = 1;
                 ep_seed = crl_rng_u64(&st.env_rng);
                 crl_env_reset(env, ep_seed, obs);
                 if (st.trec && train_episode_logged(c->log_train_every, ep_no))
@@ -562,11 +661,20 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                 goto out;
             }
         }
+        if (st.has_csp) {
+            if ((rc = csp_task_end(&st, store, run_id, k, reserve, err))) goto out;
+            if (reserve &&
+                st.step / c->eval_every != (st.step - reserve) / c->eval_every &&
+                (rc = eval_all(&st, store, run_id, k, err)))
+                goto out;
+        }
         if ((rc = task_end(&st, k, err))) goto out;
         if ((rc = crl_store_task_end(store, run_id, st.pos[k], st.step, err))) goto out;
-        crl_store_metric(store, run_id, st.step, "model/params",
-                         crl_continual_model_params(c->method, (double)st.na, k + 1),
-                         NULL);
+        crl_store_metric(
+            store, run_id, st.step, "model/params",
+            st.has_csp ? (double)crl_subspace_n_params(crl_sac_subspace(st.sac))
+                       : crl_continual_model_params(c->method, (double)st.na, k + 1),
+            NULL);
         if ((rc = save_checkpoint(&st, store, run_id, k, c->steps_per_task, err)))
             goto out;
     }

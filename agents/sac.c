@@ -13,6 +13,7 @@
 #include "crl/sac.h"
 
 #include "core/blob.h"
+#include "crl/subspace.h"
 
 #include "core/lanes.h"
 
@@ -44,6 +45,17 @@ struct crl_sac {
     crl_rng rng;     /* update noise and nothing else */
     crl_rng act_rng; /* exploration noise */
     crl_sac_hooks hooks;
+    /* CSP (c.csp_anchors = K > 0): the actor is a subspace with room for K
+     * anchors and the critics read K alpha columns after [obs, act]. The
+     * plain actor spec above still describes one anchor. */
+    int K;
+    crl_subspace sub;
+    crl_subspace_ws sws_lo, sws_hi, sws_o2, sws_act;
+    size_t tr_lo, tr_hi; /* the actor entries that train: [tr_lo, tr_hi) */
+    float *mix_u;        /* 2B x K: alphas of the pi(o) rows, then the pi(o2) rows */
+    float *mix_cmp;      /* 2B x n: the same, compacted to the n anchors in use */
+    float *act_mix;      /* K: the alpha crl_sac_act uses */
+    float *act_cmp;      /* max_act_batch x n */
 };
 
 void crl_sac_config_default(crl_sac_config *c, int obs_dim, int act_dim, int n_tasks) {
@@ -110,7 +122,9 @@ int crl_sac_create(const crl_sac_config *c, uint64_t seed, crl_sac **out, crl_er
     if (!s) return crl_errf(err, CRL_ENOMEM, "sac: out of memory");
     s->c = *c;
     const int O = c->obs_dim, A = c->act_dim, B = c->batch, T = c->n_tasks;
-    const int Q = O + A;
+    const int K = c->csp_anchors > 0 ? c->csp_anchors : 0;
+    const int Q = O + A + K;
+    s->K = K;
 
     crl_mlp_spec as, cs;
     crl_mlp_spec_cw(&as, O, 2 * A, T, c->layers, c->hidden);
@@ -120,12 +134,17 @@ int crl_sac_create(const crl_sac_config *c, uint64_t seed, crl_sac **out, crl_er
         goto fail;
     s->na = s->actor.n_params;
     s->nc = s->critic.n_params;
+    if (K) {
+        if ((rc = crl_subspace_init(&s->sub, &as, K, err))) goto fail;
+        s->na = s->sub.capacity;
+    }
 
     const size_t B2 = 2 * (size_t)B;
     size_t nf = 2 * s->na + 6 * s->nc + 2 * (size_t)T;
     nf += s->na + B2 * A + B2 * A + B2 + B2 * Q + (size_t)B * Q + B + B2 + B2 +
           2 * (size_t)B * A + (size_t)B * A + B + (size_t)B * 2 * A + B;
     nf += (size_t)c->max_act_batch * A;
+    nf += 4 * B2 * K + (size_t)K + (size_t)c->max_act_batch * K;
     s->mem = calloc(nf, sizeof(float));
     s->heads2 = calloc(B2, sizeof(int));
     s->act_heads = calloc((size_t)c->max_act_batch, sizeof(int));
@@ -158,16 +177,26 @@ int crl_sac_create(const crl_sac_config *c, uint64_t seed, crl_sac **out, crl_er
     TAKE(s->dout, (size_t)B * 2 * A);
     TAKE(s->alpha_row, B);
     TAKE(s->act_out_eps, (size_t)c->max_act_batch * A);
+    TAKE(s->mix_u, 2 * B2 * K);
+    TAKE(s->mix_cmp, 2 * B2 * K);
+    TAKE(s->act_mix, (size_t)K);
+    TAKE(s->act_cmp, (size_t)c->max_act_batch * K);
 #undef TAKE
 
-    if ((rc = crl_mlp_ws_alloc(&s->ws_lo, &s->actor, B / 2 > 0 ? B / 2 : 1, err)) ||
-        (rc = crl_mlp_ws_alloc(&s->ws_hi, &s->actor, B - B / 2, err)) ||
-        (rc = crl_mlp_ws_alloc(&s->ws_o2, &s->actor, B, err)) ||
-        (rc = crl_mlp_ws_alloc(&s->ws_t1, &s->critic, B, err)) ||
+    if (K ? ((rc = crl_subspace_ws_alloc(&s->sws_lo, &s->sub, B / 2 > 0 ? B / 2 : 1,
+                                         err)) ||
+             (rc = crl_subspace_ws_alloc(&s->sws_hi, &s->sub, B - B / 2, err)) ||
+             (rc = crl_subspace_ws_alloc(&s->sws_o2, &s->sub, B, err)) ||
+             (rc = crl_subspace_ws_alloc(&s->sws_act, &s->sub, c->max_act_batch, err)))
+          : ((rc = crl_mlp_ws_alloc(&s->ws_lo, &s->actor, B / 2 > 0 ? B / 2 : 1, err)) ||
+             (rc = crl_mlp_ws_alloc(&s->ws_hi, &s->actor, B - B / 2, err)) ||
+             (rc = crl_mlp_ws_alloc(&s->ws_o2, &s->actor, B, err)) ||
+             (rc = crl_mlp_ws_alloc(&s->ws_act, &s->actor, c->max_act_batch, err))))
+        goto fail;
+    if ((rc = crl_mlp_ws_alloc(&s->ws_t1, &s->critic, B, err)) ||
         (rc = crl_mlp_ws_alloc(&s->ws_t2, &s->critic, B, err)) ||
         (rc = crl_mlp_ws_alloc(&s->ws_q1, &s->critic, (int)B2, err)) ||
         (rc = crl_mlp_ws_alloc(&s->ws_q2, &s->critic, (int)B2, err)) ||
-        (rc = crl_mlp_ws_alloc(&s->ws_act, &s->actor, c->max_act_batch, err)) ||
         (rc = crl_adam_init(&s->opt_actor, s->na, c->lr, err)) ||
         (rc = crl_adam_init(&s->opt_critic, 2 * s->nc, c->lr, err)) ||
         (rc = crl_adam_init(&s->opt_alpha, (size_t)T, c->lr, err)) ||
@@ -178,7 +207,15 @@ int crl_sac_create(const crl_sac_config *c, uint64_t seed, crl_sac **out, crl_er
      * change the update noise. */
     crl_rng init;
     crl_rng_seed_stream(&init, seed, 1);
-    crl_mlp_init_params(&s->actor, s->actor_p, &init);
+    if (K) {
+        /* Anchor 0 draws exactly what crl_mlp_init_params would. */
+        crl_subspace_init_params(&s->sub, s->actor_p, &init);
+        crl_sac_subspace_changed(s);
+    } else {
+        crl_mlp_init_params(&s->actor, s->actor_p, &init);
+        s->tr_lo = 0;
+        s->tr_hi = s->na;
+    }
     crl_mlp_init_params(&s->critic, s->critic_p, &init);
     crl_mlp_init_params(&s->critic, s->critic_p + s->nc, &init);
     memcpy(s->target_p, s->critic_p, 2 * s->nc * sizeof(float));
@@ -203,6 +240,10 @@ void crl_sac_free(crl_sac *s) {
     crl_mlp_ws_free(&s->ws_q1);
     crl_mlp_ws_free(&s->ws_q2);
     crl_mlp_ws_free(&s->ws_act);
+    crl_subspace_ws_free(&s->sws_lo);
+    crl_subspace_ws_free(&s->sws_hi);
+    crl_subspace_ws_free(&s->sws_o2);
+    crl_subspace_ws_free(&s->sws_act);
     crl_adam_free(&s->opt_actor);
     crl_adam_free(&s->opt_critic);
     crl_adam_free(&s->opt_alpha);
@@ -248,8 +289,16 @@ void crl_sac_act(crl_sac *s, int B, const float *obs, int task, int deterministi
     const int A = s->c.act_dim;
     if (B > s->c.max_act_batch) B = s->c.max_act_batch;
     for (int i = 0; i < B; i++) s->act_heads[i] = task;
-    const float *out =
-        crl_mlp_forward(&s->actor, s->actor_p, &s->ws_act, obs, B, s->act_heads);
+    const float *out;
+    if (s->K) {
+        const int n = s->sub.n_anchors;
+        for (int i = 0; i < B; i++)
+            memcpy(s->act_cmp + (size_t)i * n, s->act_mix, sizeof(float) * n);
+        out = crl_subspace_forward(&s->sub, s->actor_p, &s->sws_act, obs, B, s->act_cmp,
+                                   s->act_heads);
+    } else {
+        out = crl_mlp_forward(&s->actor, s->actor_p, &s->ws_act, obs, B, s->act_heads);
+    }
     if (deterministic) {
         crl_tgauss_forward(B, A, out, NULL, act, NULL);
         return;
@@ -259,12 +308,48 @@ void crl_sac_act(crl_sac *s, int B, const float *obs, int task, int deterministi
     crl_tgauss_forward(B, A, out, s->act_out_eps, act, NULL);
 }
 
-/* Build rows [obs_i, act_i] of the critic input. */
-static void cat_rows(int B, int O, int A, const float *obs, const float *act, float *x) {
+/* Build rows [obs_i, act_i] of the critic input, and for CSP the K alpha
+ * columns [obs_i, act_i, mix_i] (mix rows of K floats). */
+static void cat_rows(int B, int O, int A, int K, const float *obs, const float *act,
+                     const float *mix, float *x) {
+    const int Q = O + A + K;
     for (int i = 0; i < B; i++) {
-        memcpy(x + (size_t)i * (O + A), obs + (size_t)i * O, sizeof(float) * O);
-        memcpy(x + (size_t)i * (O + A) + O, act + (size_t)i * A, sizeof(float) * A);
+        memcpy(x + (size_t)i * Q, obs + (size_t)i * O, sizeof(float) * O);
+        memcpy(x + (size_t)i * Q + O, act + (size_t)i * A, sizeof(float) * A);
+        if (K) memcpy(x + (size_t)i * Q + O + A, mix + (size_t)i * K, sizeof(float) * K);
     }
+}
+
+/* ---- the actor, plain or a CSP subspace --------------------------------------
+ * Workspaces by role: 0 = pi(o) rows [0,B0), 1 = pi(o) rows [B0,B), 2 = pi(o2).
+ * mix: rows x K alphas (CSP only), compacted into cmp (rows x n), which must
+ * stay alive until the backward of the same role. */
+static const float *actor_fwd(crl_sac *s, int role, const float *x, int rows,
+                              const int *heads, const float *mix, float *cmp) {
+    if (!s->K) {
+        crl_mlp_ws *ws = role == 0 ? &s->ws_lo : role == 1 ? &s->ws_hi : &s->ws_o2;
+        return crl_mlp_forward(&s->actor, s->actor_p, ws, x, rows, heads);
+    }
+    const int n = s->sub.n_anchors, K = s->K;
+    for (int i = 0; i < rows; i++)
+        memcpy(cmp + (size_t)i * n, mix + (size_t)i * K, sizeof(float) * n);
+    crl_subspace_ws *ws = role == 0 ? &s->sws_lo : role == 1 ? &s->sws_hi : &s->sws_o2;
+    return crl_subspace_forward(&s->sub, s->actor_p, ws, x, rows, cmp, heads);
+}
+
+static const float *actor_out(const crl_sac *s, int role) {
+    if (!s->K) return role == 0 ? s->ws_lo.out : role == 1 ? s->ws_hi.out : s->ws_o2.out;
+    return role == 0 ? s->sws_lo.out : role == 1 ? s->sws_hi.out : s->sws_o2.out;
+}
+
+/* Weight gradients of the last forward of a role, accumulated into g. */
+static void actor_bwd(crl_sac *s, int role, float *g, const float *dout, int rows) {
+    if (!s->K)
+        crl_mlp_backward(&s->actor, s->actor_p, g, role == 0 ? &s->ws_lo : &s->ws_hi,
+                         dout, rows, NULL);
+    else
+        crl_subspace_backward(&s->sub, s->actor_p, g, role == 0 ? &s->sws_lo : &s->sws_hi,
+                              dout, rows, NULL, NULL);
 }
 
 /* ---- the update, in phases run on two lanes ---------------------------------
@@ -298,7 +383,7 @@ static void phase(void *vctx, int lane) {
     update_ctx *u = vctx;
     crl_sac *s = u->s;
     const crl_batch *b = u->b;
-    const int O = s->c.obs_dim, A = s->c.act_dim, B = b->B, Q = O + A;
+    const int O = s->c.obs_dim, A = s->c.act_dim, B = b->B, K = s->K, Q = O + A + K;
     const int B0 = B / 2, B1 = B - B0;
     const float invB = 1.0f / (float)B;
     const size_t nc = s->nc;
@@ -306,22 +391,24 @@ static void phase(void *vctx, int lane) {
     switch (u->phase) {
     case PH_ACTOR:
         if (lane == 0) { /* pi(o) on both halves, then the critic input rows */
-            const float *lo =
-                crl_mlp_forward(&s->actor, s->actor_p, &s->ws_lo, b->obs, B0, b->task);
+            const float *lo = actor_fwd(s, 0, b->obs, B0, b->task, s->mix_u, s->mix_cmp);
             crl_tgauss_forward(B0, A, lo, u->eps, s->pi, s->logp);
-            const float *hi = crl_mlp_forward(&s->actor, s->actor_p, &s->ws_hi,
-                                              b->obs + (size_t)B0 * O, B1, b->task + B0);
+            const float *hi =
+                actor_fwd(s, 1, b->obs + (size_t)B0 * O, B1, b->task + B0,
+                          s->mix_u + (size_t)B0 * K, s->mix_cmp + (size_t)B0 * K);
             crl_tgauss_forward(B1, A, hi, u->eps + (size_t)B0 * A, s->pi + (size_t)B0 * A,
                                s->logp + B0);
-            cat_rows(B, O, A, b->obs, b->act, s->xq);
-            cat_rows(B, O, A, b->obs, s->pi, s->xq + (size_t)B * Q);
+            cat_rows(B, O, A, K, b->obs, b->act, b->mix, s->xq);
+            cat_rows(B, O, A, K, b->obs, s->pi, s->mix_u, s->xq + (size_t)B * Q);
             for (int i = 0; i < B; i++) s->heads2[i] = s->heads2[B + i] = b->task[i];
         } else { /* pi(o2) and the target input rows */
             const float *o2 =
-                crl_mlp_forward(&s->actor, s->actor_p, &s->ws_o2, b->obs2, B, b->task);
+                actor_fwd(s, 2, b->obs2, B, b->task, s->mix_u + (size_t)B * K,
+                          s->mix_cmp + (size_t)B * K);
             crl_tgauss_forward(B, A, o2, u->eps + (size_t)B * A, s->pi + (size_t)B * A,
                                s->logp + B);
-            cat_rows(B, O, A, b->obs2, s->pi + (size_t)B * A, s->xt);
+            cat_rows(B, O, A, K, b->obs2, s->pi + (size_t)B * A, s->mix_u + (size_t)B * K,
+                     s->xt);
         }
         break;
     case PH_TARGET:
@@ -388,17 +475,17 @@ static void phase(void *vctx, int lane) {
             for (int j = 0; j < A; j++) s->dpi[(size_t)i * A + j] = g1[j] + g2[j];
             s->dlogp[i] = s->alpha_row[i] * invB;
         }
-        crl_mlp_ws *ws = lane ? &s->ws_hi : &s->ws_lo;
         float *dout = s->dout + (size_t)r0 * 2 * A;
-        crl_tgauss_backward(n, A, ws->out, u->eps + (size_t)r0 * A,
+        crl_tgauss_backward(n, A, actor_out(s, lane), u->eps + (size_t)r0 * A,
                             s->dpi + (size_t)r0 * A, s->dlogp + r0, dout);
         float *g = lane ? s->actor_g2 : s->actor_g;
-        memset(g, 0, sizeof(float) * s->na);
-        crl_mlp_backward(&s->actor, s->actor_p, g, ws, dout, n, NULL);
+        memset(g + s->tr_lo, 0, sizeof(float) * (s->tr_hi - s->tr_lo));
+        actor_bwd(s, lane, g, dout, n);
         break;
     }
     case PH_SUM: { /* actor_g += actor_g2 and the finiteness checks, by halves */
-        size_t h = s->na / 2, lo = lane ? h : 0, hi = lane ? s->na : h;
+        size_t h = s->tr_lo + (s->tr_hi - s->tr_lo) / 2;
+        size_t lo = lane ? h : s->tr_lo, hi = lane ? s->tr_hi : h;
         for (size_t i = lo; i < hi; i++) s->actor_g[i] += s->actor_g2[i];
         u->finite[lane] = crl_all_finite(s->actor_g + lo, hi - lo) &&
                           crl_all_finite(s->critic_g + (size_t)lane * nc, nc);
@@ -408,11 +495,11 @@ static void phase(void *vctx, int lane) {
         /* Balance: Adam costs about 1 unit per entry and Polyak 0.5. Lane 0
          * takes the actor, alpha and critic entries [0, r); lane 1 the
          * critic entries [r, 2nc). */
-        size_t n2 = 2 * nc;
-        size_t r = nc > s->na / 3 ? nc - s->na / 3 : 0;
+        size_t n2 = 2 * nc, ntr = s->tr_hi - s->tr_lo;
+        size_t r = nc > ntr / 3 ? nc - ntr / 3 : 0;
         if (lane == 0) {
             crl_adam_step_range(&s->opt_actor, s->actor_p, s->actor_g,
-                                s->hooks.actor_trainable, 0, s->na);
+                                s->hooks.actor_trainable, s->tr_lo, s->tr_hi);
             crl_adam_step_range(&s->opt_alpha, s->log_alpha, s->log_alpha_g, NULL, 0,
                                 (size_t)s->c.n_tasks);
             crl_adam_step_range(&s->opt_critic, s->critic_p, s->critic_g, NULL, 0, r);
@@ -475,12 +562,31 @@ int crl_sac_compute_grads(crl_sac *s, const crl_batch *b, const float *eps,
     return CRL_OK;
 }
 
+/* CSP: one alpha per row of pi(o) and pi(o2), from the method's collection
+ * distribution (hooks.draw_mix), else flat over the anchors in use. */
+static void draw_update_mix(crl_sac *s, int rows) {
+    const int n = s->sub.n_anchors, K = s->K;
+    if (s->hooks.draw_mix) {
+        s->hooks.draw_mix(s->hooks.ctx, &s->rng, rows, n, s->mix_u);
+        return;
+    }
+    for (int r = 0; r < rows; r++) {
+        float *m = s->mix_u + (size_t)r * K;
+        memset(m, 0, sizeof(float) * K);
+        crl_dirichlet_flat(&s->rng, n, m, NULL);
+    }
+}
+
 int crl_sac_update(crl_sac *s, const crl_batch *b, crl_sac_stats *st, crl_err *err) {
     const int A = s->c.act_dim;
     if (b->B != s->c.batch)
         return crl_errf(err, CRL_EINVAL, "sac: batch of %d rows, configured %d", b->B,
                         s->c.batch);
+    if (s->K && b->mix_dim != s->K)
+        return crl_errf(err, CRL_EINVAL, "sac: CSP batch needs %d alpha columns, has %d",
+                        s->K, b->mix_dim);
     for (int i = 0; i < 2 * b->B * A; i++) s->eps[i] = (float)crl_rng_normal(&s->rng);
+    if (s->K) draw_update_mix(s, 2 * b->B);
     crl_sac_stats local;
     if (!st) st = &local;
     int rc = crl_sac_compute_grads(s, b, s->eps, st);
@@ -503,8 +609,93 @@ void crl_sac_reset_optimizers(crl_sac *s) {
     crl_adam_reset(&s->opt_alpha);
 }
 
+/* ---- CSP access ------------------------------------------------------------- */
+
+crl_subspace *crl_sac_subspace(crl_sac *s) {
+    return s->K ? &s->sub : NULL;
+}
+
+size_t crl_sac_actor_size(const crl_sac *s) {
+    return s->na;
+}
+
+void crl_sac_subspace_changed(crl_sac *s) {
+    if (!s->K) return;
+    /* Trainable anchors are the contiguous block [n_frozen, n_anchors); the
+     * shared LayerNorm in front of anchor 0 trains only while nothing is
+     * frozen, which is also contiguous with that block. */
+    s->tr_lo = s->sub.n_frozen ? crl_subspace_anchor_offset(&s->sub, s->sub.n_frozen) : 0;
+    s->tr_hi = crl_subspace_n_params(&s->sub);
+    if (s->tr_hi < s->tr_lo) s->tr_hi = s->tr_lo;
+    /* Acting defaults to the centre of the subspace. */
+    memset(s->act_mix, 0, sizeof(float) * (size_t)s->K);
+    for (int i = 0; i < s->sub.n_anchors; i++) s->act_mix[i] = 1.0f / s->sub.n_anchors;
+}
+
+void crl_sac_set_act_mix(crl_sac *s, const float *mix) {
+    if (s->K) memcpy(s->act_mix, mix, sizeof(float) * (size_t)s->K);
+}
+
+const float *crl_sac_act_mix(const crl_sac *s) {
+    return s->K ? s->act_mix : NULL;
+}
+
+float *crl_sac_update_mix(crl_sac *s) {
+    return s->K ? s->mix_u : NULL;
+}
+
+void crl_sac_reset_critics(crl_sac *s, uint64_t seed) {
+    crl_rng init;
+    crl_rng_seed_stream(&init, seed, 4);
+    crl_mlp_init_params(&s->critic, s->critic_p, &init);
+    crl_mlp_init_params(&s->critic, s->critic_p + s->nc, &init);
+    memcpy(s->target_p, s->critic_p, 2 * s->nc * sizeof(float));
+    crl_adam_reset(&s->opt_critic);
+}
+
+int crl_sac_score_mix(crl_sac *s, const float *obs, int B, int task, int n_mix,
+                      const float *mixes, double *scores, crl_err *err) {
+    if (!s->K) return crl_errf(err, CRL_EINVAL, "sac: not a CSP learner");
+    if (B < 1 || B > s->c.batch)
+        return crl_errf(err, CRL_EINVAL, "sac: score batch %d outside 1..%d", B,
+                        s->c.batch);
+    const int O = s->c.obs_dim, A = s->c.act_dim, K = s->K, n = s->sub.n_anchors;
+    for (int i = 0; i < B; i++) s->heads2[i] = task;
+    for (int m = 0; m < n_mix; m++) {
+        const float *mix = mixes + (size_t)m * K;
+        for (int i = 0; i < B; i++) {
+            memcpy(s->mix_cmp + (size_t)i * n, mix, sizeof(float) * n);
+            memcpy(s->mix_u + (size_t)i * K, mix, sizeof(float) * K);
+        }
+        const float *out = crl_subspace_forward(&s->sub, s->actor_p, &s->sws_o2, obs, B,
+                                                s->mix_cmp, s->heads2);
+        crl_tgauss_forward(B, A, out, NULL, s->pi, NULL);
+        cat_rows(B, O, A, K, obs, s->pi, s->mix_u, s->xt);
+        const float *q =
+            crl_mlp_forward(&s->critic, s->critic_p, &s->ws_t1, s->xt, B, s->heads2);
+        double sum = 0;
+        for (int i = 0; i < B; i++) sum += q[i];
+        scores[m] = sum / B;
+    }
+    return CRL_OK;
+}
+
 double crl_sac_flops_per_update(const crl_sac *s) {
     const double B = s->c.batch;
+    if (s->K) {
+        /* Actor: forward 2B rows through n anchors, weight gradients of the
+         * trainable anchor only, input gradients above the first layer
+         * through all n; critics as below (wider input). */
+        const double n = s->sub.n_anchors;
+        const double Ma = crl_mlp_macs_per_row(&s->actor);
+        const double Mq = crl_mlp_macs_per_row(&s->critic);
+        const double H = s->c.hidden;
+        const double fa = s->c.obs_dim * H, fq = (s->c.obs_dim + s->c.act_dim + s->K) * H;
+        double macs = 2 * B * n * Ma + 2 * B * Mq + 4 * B * Mq + 2 * B * Mq +
+                      2 * (2 * B * (Mq - fq) + B * s->c.act_dim * H) + B * Ma +
+                      B * n * (Ma - fa);
+        return 2.0 * macs;
+    }
     const double Ma = crl_mlp_macs_per_row(&s->actor);
     const double Mq = crl_mlp_macs_per_row(&s->critic);
     const double H = s->c.hidden;
@@ -522,20 +713,27 @@ double crl_sac_flops_per_update(const crl_sac *s) {
  * Little-endian host layout (crl targets x86-64 and aarch64 Linux):
  *   "CRLSAC01", u32 obs, act, tasks, hidden, layers, u64 na, nc,
  *   actor, critics, targets, log_alpha, then for each optimiser (actor,
- *   critic, alpha) i64 t, m, v, then the two generators. */
+ *   critic, alpha) i64 t, m, v, then the two generators.
+ * A CSP learner writes "CRLSACS1" and, after the sizes, u32 K, n_anchors,
+ * n_frozen and u64 used; its actor parameters and actor moments are written
+ * for the first `used` entries only (the anchors in use; the rest of the
+ * capacity is zero). */
 
 static const char SAC_MAGIC[8] = {'C', 'R', 'L', 'S', 'A', 'C', '0', '1'};
+static const char CSP_MAGIC[8] = {'C', 'R', 'L', 'S', 'A', 'C', 'S', '1'};
 
-static void put_adam(crl_wbuf *w, const crl_adam *a) {
+static void put_adam(crl_wbuf *w, const crl_adam *a, size_t n) {
     crl_wbuf_put(w, &a->t, 8);
-    crl_wbuf_put(w, a->m, a->n * sizeof(float));
-    crl_wbuf_put(w, a->v, a->n * sizeof(float));
+    crl_wbuf_put(w, a->m, n * sizeof(float));
+    crl_wbuf_put(w, a->v, n * sizeof(float));
 }
 
-static void get_adam(crl_rbuf *r, crl_adam *a) {
+static void get_adam(crl_rbuf *r, crl_adam *a, size_t n) {
     crl_rbuf_get(r, &a->t, 8);
-    crl_rbuf_get(r, a->m, a->n * sizeof(float));
-    crl_rbuf_get(r, a->v, a->n * sizeof(float));
+    crl_rbuf_get(r, a->m, n * sizeof(float));
+    crl_rbuf_get(r, a->v, n * sizeof(float));
+    memset(a->m + n, 0, (a->n - n) * sizeof(float));
+    memset(a->v + n, 0, (a->n - n) * sizeof(float));
 }
 
 int crl_sac_save(const crl_sac *s, void **blob, size_t *n, crl_err *err) {
@@ -544,16 +742,24 @@ int crl_sac_save(const crl_sac *s, void **blob, size_t *n, crl_err *err) {
                         (uint32_t)s->c.n_tasks, (uint32_t)s->c.hidden,
                         (uint32_t)s->c.layers};
     uint64_t sizes[2] = {s->na, s->nc};
-    crl_wbuf_put(&w, SAC_MAGIC, 8);
+    size_t used = s->K ? crl_subspace_n_params(&s->sub) : s->na;
+    crl_wbuf_put(&w, s->K ? CSP_MAGIC : SAC_MAGIC, 8);
     crl_wbuf_put(&w, dims, sizeof dims);
     crl_wbuf_put(&w, sizes, sizeof sizes);
-    crl_wbuf_put(&w, s->actor_p, s->na * sizeof(float));
+    if (s->K) {
+        uint32_t sub[3] = {(uint32_t)s->K, (uint32_t)s->sub.n_anchors,
+                           (uint32_t)s->sub.n_frozen};
+        uint64_t u = used;
+        crl_wbuf_put(&w, sub, sizeof sub);
+        crl_wbuf_put(&w, &u, 8);
+    }
+    crl_wbuf_put(&w, s->actor_p, used * sizeof(float));
     crl_wbuf_put(&w, s->critic_p, 2 * s->nc * sizeof(float));
     crl_wbuf_put(&w, s->target_p, 2 * s->nc * sizeof(float));
     crl_wbuf_put(&w, s->log_alpha, (size_t)s->c.n_tasks * sizeof(float));
-    put_adam(&w, &s->opt_actor);
-    put_adam(&w, &s->opt_critic);
-    put_adam(&w, &s->opt_alpha);
+    put_adam(&w, &s->opt_actor, used);
+    put_adam(&w, &s->opt_critic, s->opt_critic.n);
+    put_adam(&w, &s->opt_alpha, s->opt_alpha.n);
     crl_wbuf_put_rng(&w, &s->rng);
     crl_wbuf_put_rng(&w, &s->act_rng);
     if (w.bad) {
@@ -573,8 +779,11 @@ int crl_sac_load(crl_sac *s, const void *blob, size_t n, crl_err *err) {
     crl_rbuf_get(&r, magic, 8);
     crl_rbuf_get(&r, dims, sizeof dims);
     crl_rbuf_get(&r, sizes, sizeof sizes);
-    if (r.bad || memcmp(magic, SAC_MAGIC, 8) != 0)
-        return crl_errf(err, CRL_ECORRUPT, "sac checkpoint: bad magic");
+    if (r.bad || memcmp(magic, s->K ? CSP_MAGIC : SAC_MAGIC, 8) != 0)
+        return crl_errf(err, CRL_ECORRUPT,
+                        memcmp(magic, s->K ? SAC_MAGIC : CSP_MAGIC, 8) == 0
+                            ? "sac checkpoint: CSP and plain learners do not mix"
+                            : "sac checkpoint: bad magic");
     if (dims[0] != (uint32_t)s->c.obs_dim || dims[1] != (uint32_t)s->c.act_dim ||
         dims[2] != (uint32_t)s->c.n_tasks || dims[3] != (uint32_t)s->c.hidden ||
         dims[4] != (uint32_t)s->c.layers || sizes[0] != s->na || sizes[1] != s->nc)
@@ -583,25 +792,43 @@ int crl_sac_load(crl_sac *s, const void *blob, size_t n, crl_err *err) {
                         "configured %d/%d/%d tasks/%dx%d",
                         dims[0], dims[1], dims[2], dims[4], dims[3], s->c.obs_dim,
                         s->c.act_dim, s->c.n_tasks, s->c.layers, s->c.hidden);
+    size_t used = s->na;
+    uint32_t sub[3] = {0, 0, 0};
+    if (s->K) {
+        uint64_t u = 0;
+        crl_rbuf_get(&r, sub, sizeof sub);
+        crl_rbuf_get(&r, &u, 8);
+        if (r.bad || sub[0] != (uint32_t)s->K || sub[1] < 1 || sub[1] > sub[0] ||
+            sub[2] > sub[1] ||
+            u != s->sub.n_shared + (uint64_t)sub[1] * s->sub.anchor_size)
+            return crl_errf(err, CRL_ECORRUPT, "sac checkpoint: bad subspace header");
+        used = (size_t)u;
+    }
     /* Check the exact size before writing anything, so a truncated or padded
      * blob leaves the learner untouched. */
     const size_t T = (size_t)s->c.n_tasks;
-    size_t expect = r.off + (s->na + 4 * s->nc + T) * sizeof(float) + 3 * 8 +
-                    (2 * s->na + 4 * s->nc + 2 * T) * sizeof(float) +
+    size_t expect = r.off + (used + 4 * s->nc + T) * sizeof(float) + 3 * 8 +
+                    (2 * used + 4 * s->nc + 2 * T) * sizeof(float) +
                     2 * (sizeof s->rng.s + 4 + 8);
     if (n != expect)
         return crl_errf(err, CRL_ECORRUPT, "sac checkpoint: %zu bytes, expected %zu", n,
                         expect);
-    crl_rbuf_get(&r, s->actor_p, s->na * sizeof(float));
+    crl_rbuf_get(&r, s->actor_p, used * sizeof(float));
+    memset(s->actor_p + used, 0, (s->na - used) * sizeof(float));
     crl_rbuf_get(&r, s->critic_p, 2 * s->nc * sizeof(float));
     crl_rbuf_get(&r, s->target_p, 2 * s->nc * sizeof(float));
     crl_rbuf_get(&r, s->log_alpha, (size_t)s->c.n_tasks * sizeof(float));
-    get_adam(&r, &s->opt_actor);
-    get_adam(&r, &s->opt_critic);
-    get_adam(&r, &s->opt_alpha);
+    get_adam(&r, &s->opt_actor, used);
+    get_adam(&r, &s->opt_critic, s->opt_critic.n);
+    get_adam(&r, &s->opt_alpha, s->opt_alpha.n);
     crl_rbuf_get_rng(&r, &s->rng);
     crl_rbuf_get_rng(&r, &s->act_rng);
     if (r.bad || r.off != n)
         return crl_errf(err, CRL_ECORRUPT, "sac checkpoint: truncated or trailing bytes");
+    if (s->K) {
+        s->sub.n_anchors = (int)sub[1];
+        s->sub.n_frozen = (int)sub[2];
+        crl_sac_subspace_changed(s);
+    }
     return CRL_OK;
 }

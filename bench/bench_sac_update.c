@@ -29,11 +29,15 @@ static double sgemm_rate_once(double seconds) {
     return 2.0 * M * N * K * it / t / 1e9;
 }
 
-static void bench_shape(const char *name, int obs, int act, int layers, int hidden,
-                        int batch, double seconds, double sgemm, int lanes) {
+/* anchors > 0: a CSP learner grown to that many anchors (all but the last
+ * frozen), every row with its own alpha. Returns the best rate. */
+static double bench_shape(const char *name, int obs, int act, int layers, int hidden,
+                          int batch, double seconds, double sgemm, int lanes,
+                          int anchors) {
     crl_sac_config c;
     crl_sac_config_default(&c, obs, act, 1);
     c.threads = lanes;
+    c.csp_anchors = anchors;
     c.layers = layers;
     c.hidden = hidden;
     c.batch = batch;
@@ -47,6 +51,17 @@ static void bench_shape(const char *name, int obs, int act, int layers, int hidd
     crl_batch_alloc(&b, batch, obs, act, NULL);
     crl_rng r;
     crl_rng_seed(&r, 5);
+    if (anchors > 0) {
+        crl_subspace *sub = crl_sac_subspace(s);
+        while (sub->n_anchors < anchors) {
+            crl_subspace_freeze_all(sub);
+            crl_subspace_add_anchor(sub, crl_sac_actor_params(s), NULL);
+        }
+        crl_sac_subspace_changed(s);
+        crl_batch_alloc_mix(&b, anchors, NULL);
+        for (int i = 0; i < batch; i++)
+            crl_dirichlet_flat(&r, anchors, b.mix + (size_t)i * anchors, NULL);
+    }
     for (int i = 0; i < batch * obs; i++) b.obs[i] = (float)crl_rng_normal(&r);
     for (int i = 0; i < batch * obs; i++) b.obs2[i] = (float)crl_rng_normal(&r);
     for (int i = 0; i < batch * act; i++) b.act[i] = (float)crl_rng_range(&r, -1, 1);
@@ -87,6 +102,7 @@ static void bench_shape(const char *name, int obs, int act, int layers, int hidd
            100.0 * ups * flops / 1e9 / sgemm);
     crl_batch_free(&b);
     crl_sac_free(s);
+    return ups;
 }
 
 /* Best of five windows, like the update rates. */
@@ -100,17 +116,31 @@ static double sgemm_rate(double seconds) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 0;
+    int threads = 0, anchors = 8;
     double seconds = 8.0;
+    const char *method = "sac";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
             seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--method") && i + 1 < argc)
+            method = argv[++i];
+        else if (!strcmp(argv[i], "--anchors") && i + 1 < argc)
+            anchors = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_sac_update [--threads N] [--seconds S]\n");
+            fprintf(stderr, "usage: bench_sac_update [--threads N] [--seconds S] "
+                            "[--method sac|csp] [--anchors N]\n");
             return 2;
         }
+    }
+    if (strcmp(method, "sac") && strcmp(method, "csp")) {
+        fprintf(stderr, "bench_sac_update: unknown --method '%s' (sac or csp)\n", method);
+        return 2;
+    }
+    if (anchors < 1 || anchors > 64) {
+        fprintf(stderr, "bench_sac_update: --anchors must be in 1..64\n");
+        return 2;
     }
     crl_err err = {0};
     if (crl_blas_init(threads, &err)) {
@@ -127,12 +157,20 @@ int main(int argc, char **argv) {
     printf("sgemm_128x256x256_%dt: %.1f GFLOPS\n", threads, sg);
     /* crl's way: the update on `threads` lanes of single-threaded BLAS. */
     crl_blas_set_threads(1);
-    bench_shape("cw", 39, 4, 4, 256, 128, seconds, sg, threads);
-    bench_shape("small", 17, 6, 2, 256, 256, seconds, sg, threads);
+    double plain = bench_shape("cw", 39, 4, 4, 256, 128, seconds, sg, threads, 0);
+    if (!strcmp(method, "csp")) {
+        /* CSP at the CW shape: the actor holds `anchors` anchors. */
+        char name[32];
+        snprintf(name, sizeof name, "cw_csp%d", anchors);
+        double csp = bench_shape(name, 39, 4, 4, 256, 128, seconds, sg, threads, anchors);
+        printf("sac_update_%s_cost_ratio: %.2f x plain\n", name, plain / csp);
+        return 0;
+    }
+    bench_shape("small", 17, 6, 2, 256, 256, seconds, sg, threads, 0);
     if (threads > 1) {
         /* For comparison: one lane, OpenBLAS splitting each GEMM. */
         crl_blas_set_threads(threads);
-        bench_shape("cw_openblas_threads", 39, 4, 4, 256, 128, seconds, sg, 1);
+        bench_shape("cw_openblas_threads", 39, 4, 4, 256, 128, seconds, sg, 1, 0);
     }
     return 0;
 }

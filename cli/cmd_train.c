@@ -74,7 +74,7 @@ static void on_progress(const crl_progress *p, void *vctx) {
     fflush(stderr);
 }
 
-#define TRAIN_MAX_OPTS 48
+#define TRAIN_MAX_OPTS 64
 #define CRL_STR_(x)    #x
 #define CRL_STR(x)     CRL_STR_(x)
 
@@ -89,13 +89,25 @@ static int train_defs(opt_def *defs, crl_train_config *c, crl_continual_config *
         {"scenario", OPT_STR, &cc->scenario, 0, 0,
          "continual run through a scenario (see 'crl scenarios')", 1},
         {"method", OPT_STR, &cc->method, 0, 0,
-         "with --scenario: ft1, ftn, l2, ewc, packnet, pm or single", 1},
+         "with --scenario: ft1, ftn, l2, ewc, packnet, pm, single or csp", 1},
         {"steps-per-task", OPT_I64, &cc->steps_per_task, 1, 1e12,
          "with --scenario: env steps per task", 1},
         {"l2-coef", OPT_DOUBLE, &cc->l2_coef, 0, 1e12, "l2 penalty coefficient", 1},
         {"ewc-coef", OPT_DOUBLE, &cc->ewc_coef, 0, 1e12, "ewc penalty coefficient", 1},
         {"packnet-retrain", OPT_DOUBLE, &cc->packnet_retrain, 0, 10,
          "packnet retraining updates after a prune, as a fraction of steps per task", 1},
+        {"csp-repeat-alpha", OPT_INT, &cc->csp.repeat_alpha, 1, 1e9,
+         "csp: env steps between draws of the collection alpha", 1},
+        {"csp-peaked", OPT_INT, &cc->csp.peaked, 0, 1,
+         "csp: 1 draws new-subspace alphas from Dirichlet(1,..,1,n^2), 0 flat", 1},
+        {"csp-scored", OPT_INT, &cc->csp.n_scored, 1, 1e7,
+         "csp: alphas scored by the critic per subspace at a task end", 1},
+        {"csp-candidates", OPT_INT, &cc->csp.n_candidates, 2, 1e5,
+         "csp: best-scored alphas rolled out at a task end (half new, half old)", 1},
+        {"csp-val-steps", OPT_INT, &cc->csp.val_steps, 0, 1e9,
+         "csp: env steps per validation rollout (0: one episode)", 1},
+        {"csp-epsilon", OPT_DOUBLE, &cc->csp.epsilon, 0, 1e6,
+         "csp: keep a new anchor iff best_new > best_old + epsilon |best_old|", 1},
         {"single-task", OPT_I64, single_task, -1, 1e6,
          "with --method single: only this scenario position (default: all)", 1},
         {"resume", OPT_I64, resume, 1, 9e18,

@@ -28,9 +28,19 @@ int crl_batch_alloc(crl_batch *b, int max_B, int obs_dim, int act_dim, crl_err *
     return CRL_OK;
 }
 
+int crl_batch_alloc_mix(crl_batch *b, int mix_dim, crl_err *err) {
+    if (mix_dim <= 0)
+        return crl_errf(err, CRL_EINVAL, "batch: bad mix width %d", mix_dim);
+    free(b->mix);
+    b->mix = calloc((size_t)b->cap * mix_dim, sizeof(float));
+    b->mix_dim = b->mix ? mix_dim : 0;
+    return b->mix ? CRL_OK : crl_errf(err, CRL_ENOMEM, "batch: out of memory");
+}
+
 void crl_batch_free(crl_batch *b) {
     if (b) free(b->obs);
     if (b) free(b->task);
+    if (b) free(b->mix);
     if (b) memset(b, 0, sizeof *b);
 }
 
@@ -59,7 +69,18 @@ int crl_replay_init(crl_replay *r, int obs_dim, int act_dim, int64_t capacity,
     return CRL_OK;
 }
 
+int crl_replay_init_mix(crl_replay *r, int mix_dim, crl_err *err) {
+    if (mix_dim <= 0)
+        return crl_errf(err, CRL_EINVAL, "replay: bad mix width %d", mix_dim);
+    free(r->mix);
+    r->mix = calloc((size_t)r->capacity * mix_dim, sizeof(float));
+    r->mix_dim = r->mix ? mix_dim : 0;
+    return r->mix ? CRL_OK
+                  : crl_errf(err, CRL_ENOMEM, "replay: cannot allocate the mix column");
+}
+
 void crl_replay_free(crl_replay *r) {
+    free(r->mix);
     free(r->obs);
     free(r->obs2);
     free(r->act);
@@ -76,7 +97,19 @@ void crl_replay_clear(crl_replay *r) {
 
 void crl_replay_add(crl_replay *r, const float *obs, const float *act, float rew,
                     const float *obs2, int done, int task) {
+    crl_replay_add_mix(r, obs, act, rew, obs2, done, task, NULL);
+}
+
+void crl_replay_add_mix(crl_replay *r, const float *obs, const float *act, float rew,
+                        const float *obs2, int done, int task, const float *mix) {
     int64_t i = r->next;
+    if (r->mix_dim) {
+        float *m = r->mix + i * r->mix_dim;
+        if (mix)
+            memcpy(m, mix, sizeof(float) * r->mix_dim);
+        else
+            memset(m, 0, sizeof(float) * r->mix_dim);
+    }
     memcpy(r->obs + i * r->obs_dim, obs, sizeof(float) * r->obs_dim);
     memcpy(r->obs2 + i * r->obs_dim, obs2, sizeof(float) * r->obs_dim);
     memcpy(r->act + i * r->act_dim, act, sizeof(float) * r->act_dim);
@@ -98,6 +131,9 @@ void crl_replay_sample(const crl_replay *r, crl_rng *rng, int B, crl_batch *out)
         out->rew[k] = r->rew[i];
         out->done[k] = r->done[i];
         out->task[k] = r->task[i];
+        if (out->mix_dim && out->mix_dim == r->mix_dim)
+            memcpy(out->mix + (size_t)k * r->mix_dim, r->mix + i * r->mix_dim,
+                   sizeof(float) * r->mix_dim);
     }
     out->B = B;
 }

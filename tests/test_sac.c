@@ -535,6 +535,198 @@ START_TEST(test_learns_pendulum) {
 }
 END_TEST
 
+/* ---- CSP: the subspace actor inside the one SAC update ------------------- */
+
+enum { KC = 3 };
+
+static crl_sac *csp_sac(uint64_t seed, int csp) {
+    crl_sac_config c;
+    crl_sac_config_default(&c, O, A, T);
+    c.hidden = 24;
+    c.layers = 3;
+    c.batch = B;
+    c.csp_anchors = csp;
+    crl_sac *s = NULL;
+    crl_err err = {0};
+    ck_assert_msg(crl_sac_create(&c, seed, &s, &err) == CRL_OK, "%s", err.msg);
+    return s;
+}
+
+/* Grow to n anchors (the first n - 1 frozen), each new anchor moved away
+ * from the mean so that the anchors differ. */
+static void csp_grow(crl_sac *s, int n, uint64_t seed) {
+    crl_subspace *sub = crl_sac_subspace(s);
+    float *p = crl_sac_actor_params(s);
+    crl_rng r;
+    crl_rng_seed(&r, seed);
+    while (sub->n_anchors < n) {
+        crl_subspace_freeze_all(sub);
+        ck_assert_int_eq(crl_subspace_add_anchor(sub, p, NULL), 0);
+        size_t off = crl_subspace_anchor_offset(sub, sub->n_anchors - 1);
+        for (size_t i = 0; i < sub->anchor_size; i++)
+            p[off + i] += 0.1f * (float)crl_rng_normal(&r);
+    }
+    crl_sac_subspace_changed(s);
+}
+
+static void random_mix(crl_rng *r, int rows, int n, float *mix) {
+    for (int i = 0; i < rows; i++) {
+        memset(mix + (size_t)i * KC, 0, sizeof(float) * KC);
+        crl_dirichlet_flat(r, n, mix + (size_t)i * KC, NULL);
+    }
+}
+
+/* alpha = e_i gives exactly the plain learner of the same seed: anchor 0 is
+ * drawn like the plain actor, and a grown anchor starts at the mean (of one
+ * anchor: itself). */
+START_TEST(test_csp_onehot_is_plain) {
+    crl_sac *p = csp_sac(21, 0), *s = csp_sac(21, KC);
+    crl_rng r;
+    crl_rng_seed(&r, 22);
+    float obs[4 * O], a1[4 * A], a2[4 * A];
+    for (int i = 0; i < 4 * O; i++) obs[i] = (float)crl_rng_normal(&r);
+    crl_sac_act(p, 4, obs, 1, 1, NULL, a1);
+    float e0[KC] = {1, 0, 0}, e1[KC] = {0, 1, 0};
+    crl_sac_set_act_mix(s, e0);
+    crl_sac_act(s, 4, obs, 1, 1, NULL, a2);
+    ck_assert(memcmp(a1, a2, sizeof a1) == 0);
+    crl_subspace *sub = crl_sac_subspace(s);
+    crl_subspace_freeze_all(sub);
+    ck_assert_int_eq(crl_subspace_add_anchor(sub, crl_sac_actor_params(s), NULL), 0);
+    crl_sac_subspace_changed(s);
+    crl_sac_set_act_mix(s, e1);
+    crl_sac_act(s, 4, obs, 1, 1, NULL, a2);
+    ck_assert(memcmp(a1, a2, sizeof a1) == 0);
+    ck_assert(crl_sac_subspace(p) == NULL);
+    crl_sac_free(p);
+    crl_sac_free(s);
+}
+END_TEST
+
+/* Finite differences through the subspace actor and the alpha-conditioned
+ * critics, with a different alpha on every row (3 anchors, 2 frozen). */
+START_TEST(test_csp_grads_fd) {
+    crl_sac *s = csp_sac(23, KC);
+    csp_grow(s, 3, 24);
+    crl_sac_log_alpha(s)[0] = -0.7f;
+    crl_sac_log_alpha(s)[1] = 0.3f;
+    crl_batch b;
+    ck_assert_int_eq(crl_batch_alloc(&b, B, O, A, NULL), 0);
+    ck_assert_int_eq(crl_batch_alloc_mix(&b, KC, NULL), 0);
+    fill_batch(&b, 25);
+    crl_rng r;
+    crl_rng_seed(&r, 26);
+    random_mix(&r, B, 3, b.mix);
+    random_mix(&r, 2 * B, 3, crl_sac_update_mix(s));
+    float eps[2 * B * A];
+    for (int i = 0; i < 2 * B * A; i++) eps[i] = (float)crl_rng_normal(&r);
+    ck_assert_int_eq(crl_sac_compute_grads(s, &b, eps, NULL), CRL_OK);
+    float *ga, *gc;
+    crl_sac_grads(s, &ga, &gc, NULL);
+    const crl_subspace *sub = crl_sac_subspace(s);
+    size_t lo = crl_subspace_anchor_offset(sub, 2), hi = crl_subspace_n_params(sub);
+    size_t nc = crl_sac_critic(s)->n_params, ntr = hi - lo;
+    float *gcc = malloc(sizeof(float) * 2 * nc), *gat = malloc(sizeof(float) * ntr);
+    memcpy(gcc, gc, sizeof(float) * 2 * nc);
+    memcpy(gat, ga + lo, sizeof(float) * ntr);
+    /* Frozen anchors and the shared LayerNorm get no gradient at all. */
+    for (size_t i = 0; i < lo; i++) ck_assert_msg(ga[i] == 0.0f, "frozen grad at %zu", i);
+    double norm = 0;
+    for (size_t i = 0; i < ntr; i++) norm += (double)gat[i] * gat[i];
+    ck_assert(norm > 1e-8);
+    ck_assert_int_eq(fd_check(s, &b, eps, crl_sac_critic_params(s, 0), gcc, 2 * nc,
+                              LOSS_Q, 120, "csp dLq/dcritic"),
+                     0);
+    ck_assert_int_eq(fd_check(s, &b, eps, crl_sac_actor_params(s) + lo, gat, ntr, LOSS_PI,
+                              150, "csp dLpi/danchor"),
+                     0);
+    free(gcc);
+    free(gat);
+    crl_batch_free(&b);
+    crl_sac_free(s);
+}
+END_TEST
+
+/* Training moves only the newest anchor; removing it afterwards gives back
+ * every parameter exactly as it was before the anchor was added. */
+START_TEST(test_csp_frozen_and_prune) {
+    crl_sac *s = csp_sac(27, KC);
+    csp_grow(s, 2, 28);
+    crl_subspace *sub = crl_sac_subspace(s);
+    float *p = crl_sac_actor_params(s);
+    size_t cap = crl_sac_actor_size(s), a1 = crl_subspace_anchor_offset(sub, 1);
+    /* "Before the task": the subspace with one frozen anchor. */
+    ck_assert_int_eq(crl_subspace_remove_last(sub, p, NULL), 0);
+    float *before = malloc(sizeof(float) * cap);
+    memcpy(before, p, sizeof(float) * cap);
+    crl_subspace_freeze_all(sub);
+    ck_assert_int_eq(crl_subspace_add_anchor(sub, p, NULL), 0);
+    crl_sac_subspace_changed(s);
+    float *added = malloc(sizeof(float) * cap);
+    memcpy(added, p, sizeof(float) * cap);
+    crl_batch b;
+    ck_assert_int_eq(crl_batch_alloc(&b, B, O, A, NULL), 0);
+    ck_assert_int_eq(crl_batch_alloc_mix(&b, KC, NULL), 0);
+    fill_batch(&b, 29);
+    crl_rng r;
+    crl_rng_seed(&r, 30);
+    random_mix(&r, B, 2, b.mix);
+    for (int k = 0; k < 10; k++) ck_assert_int_eq(crl_sac_update(s, &b, NULL, NULL), 0);
+    ck_assert(memcmp(p, added, sizeof(float) * a1) == 0); /* frozen */
+    ck_assert(memcmp(p + a1, added + a1, sizeof(float) * sub->anchor_size) != 0);
+    ck_assert_int_eq(crl_subspace_remove_last(sub, p, NULL), 0); /* prune */
+    crl_sac_subspace_changed(s);
+    ck_assert(memcmp(p, before, sizeof(float) * cap) == 0);
+    free(before);
+    free(added);
+    crl_batch_free(&b);
+    crl_sac_free(s);
+}
+END_TEST
+
+/* A CSP checkpoint restores the anchors in use and continues bit-exactly;
+ * plain and CSP blobs do not load into each other. */
+START_TEST(test_csp_checkpoint) {
+    crl_sac *s = csp_sac(31, KC);
+    csp_grow(s, 2, 32);
+    crl_batch b;
+    ck_assert_int_eq(crl_batch_alloc(&b, B, O, A, NULL), 0);
+    ck_assert_int_eq(crl_batch_alloc_mix(&b, KC, NULL), 0);
+    fill_batch(&b, 33);
+    crl_rng r;
+    crl_rng_seed(&r, 34);
+    random_mix(&r, B, 2, b.mix);
+    for (int k = 0; k < 3; k++) ck_assert_int_eq(crl_sac_update(s, &b, NULL, NULL), 0);
+    void *blob;
+    size_t n;
+    ck_assert_int_eq(crl_sac_save(s, &blob, &n, NULL), 0);
+    for (int k = 0; k < 3; k++) ck_assert_int_eq(crl_sac_update(s, &b, NULL, NULL), 0);
+    crl_sac *t = csp_sac(999, KC);
+    crl_err err = {0};
+    ck_assert_int_eq(crl_sac_load(t, blob, n - 1, &err), CRL_ECORRUPT);
+    ck_assert_int_eq(crl_sac_load(t, blob, n, &err), CRL_OK);
+    ck_assert_int_eq(crl_sac_subspace(t)->n_anchors, 2);
+    ck_assert_int_eq(crl_sac_subspace(t)->n_frozen, 1);
+    for (int k = 0; k < 3; k++) ck_assert_int_eq(crl_sac_update(t, &b, NULL, NULL), 0);
+    ck_assert(memcmp(crl_sac_actor_params(s), crl_sac_actor_params(t),
+                     crl_sac_actor_size(s) * 4) == 0);
+    crl_sac *plain = csp_sac(1, 0);
+    ck_assert_int_eq(crl_sac_load(plain, blob, n, &err), CRL_ECORRUPT);
+    ck_assert(strstr(err.msg, "do not mix") != NULL);
+    /* A CSP batch without its alpha column is refused, nothing applied. */
+    crl_batch nb;
+    ck_assert_int_eq(crl_batch_alloc(&nb, B, O, A, NULL), 0);
+    fill_batch(&nb, 35);
+    ck_assert_int_eq(crl_sac_update(t, &nb, NULL, &err), CRL_EINVAL);
+    crl_batch_free(&nb);
+    crl_sac_free(plain);
+    free(blob);
+    crl_sac_free(t);
+    crl_sac_free(s);
+    crl_batch_free(&b);
+}
+END_TEST
+
 int main(void) {
     crl_blas_init(1, NULL);
     Suite *s = suite_create("sac");
@@ -547,6 +739,10 @@ int main(void) {
     tcase_add_test(g, test_checkpoint_roundtrip);
     tcase_add_test(g, test_task_heads_and_alphas_separate);
     tcase_add_test(g, test_training_step_no_malloc);
+    tcase_add_test(g, test_csp_onehot_is_plain);
+    tcase_add_test(g, test_csp_grads_fd);
+    tcase_add_test(g, test_csp_frozen_and_prune);
+    tcase_add_test(g, test_csp_checkpoint);
     suite_add_tcase(s, g);
     TCase *r = tcase_create("runs");
     tcase_set_timeout(r, 600);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "base.h"
+#include "methods.h"
 #include "runner.h"
 #include "sac.h"
 #include "store.h"
@@ -30,6 +31,7 @@ typedef struct {
     double ewc_coef;        /* CW 1e4 */
     double packnet_retrain; /* retraining updates after a prune, as a fraction of
                                steps_per_task (CW: 100k of 1M = 0.1) */
+    crl_csp_config csp;     /* method csp */
     crl_sac_config sac;     /* obs/act/n_tasks are filled from the scenario */
 } crl_continual_config;
 

@@ -171,6 +171,88 @@ void crl_packnet_hooks(crl_packnet *p, crl_sac_hooks *hooks);
 int crl_packnet_save(const crl_packnet *p, void **blob, size_t *n, crl_err *err);
 int crl_packnet_load(crl_packnet *p, const void *blob, size_t n, crl_err *err);
 
+/* ---- csp: a growing subspace of policies (docs/subspace.md) ---------------
+ * The subspace itself lives in the learner (crl_sac with csp_anchors = K,
+ * K = the scenario's length: at most one anchor per task). crl_csp holds the
+ * method's side: the alpha of every finished task, the alpha used for data
+ * collection, and the grow-or-prune decision at a task end. */
+
+#define CRL_CSP_MAX_K        64 /* tasks (anchors) a CSP run can have */
+#define CRL_CSP_REPEAT_ALPHA 25 /* env steps between collection alpha draws */
+#define CRL_CSP_SCORED       4096
+#define CRL_CSP_CANDIDATES   20
+#define CRL_CSP_EPSILON      0.1
+
+typedef struct {
+    int repeat_alpha; /* redraw the collection alpha every this many steps */
+    int peaked;       /* new-subspace draws: 0 flat Dirichlet(1..1), 1 peaked */
+    int n_scored;     /* alphas scored by the critic per subspace */
+    int n_candidates; /* candidates rolled out: half new, half old */
+    int val_steps;    /* env steps per validation rollout, 0 = one episode */
+    double epsilon;   /* keep the new anchor iff best_new > best_old + eps |best_old| */
+} crl_csp_config;
+
+void crl_csp_config_default(crl_csp_config *c);
+
+typedef struct {
+    crl_csp_config c;
+    int K, n_tasks;
+    float *table;     /* n_tasks x K: the alpha each finished task uses */
+    uint8_t *has;     /* n_tasks: 1 once a task's alpha is stored */
+    float *cur;       /* K: the collection alpha now */
+    int64_t since;    /* env steps since cur was drawn */
+    int64_t episodes; /* collection episodes so far in the task (even: new half) */
+    float *scratch;   /* scoring: 2 x n_scored x K alphas, scores, order */
+    double *scores;
+    int *order;
+} crl_csp;
+
+typedef struct {
+    int task;          /* scenario-local task index */
+    int kept;          /* 1: the new anchor stays; 0: pruned */
+    double best_new;   /* best validation return in the new subspace */
+    double best_old;   /* best in the old one (NAN on the first task) */
+    int n_anchors;     /* after the decision */
+    int64_t val_steps; /* env steps the rollouts took */
+} crl_csp_decision;
+
+/* Rollout callback of the decision: one deterministic episode (at most
+ * max_steps env steps) of the learner acting with alpha `mix`; returns its
+ * return and adds the env steps taken to *steps. */
+typedef double (*crl_csp_rollout_fn)(void *ctx, const float *mix, int max_steps,
+                                     int64_t *steps);
+
+int crl_csp_init(crl_csp *m, const crl_csp_config *c, int K, int n_tasks, crl_err *err);
+void crl_csp_free(crl_csp *m);
+/* hooks.draw_mix = the collection distribution, per row (even rows: the
+ * new subspace, flat or peaked; odd rows: the old one). */
+void crl_csp_hooks(crl_csp *m, crl_sac_hooks *hooks);
+/* Task start: for task > 0 freeze every anchor, add one at their mean and
+ * build new critics (seeded from seed); task 0 keeps the single anchor.
+ * CRL_EINVAL if the subspace is full. */
+int crl_csp_task_start(crl_csp *m, crl_sac *sac, int task, uint64_t seed, crl_err *err);
+/* The collection alpha for the next env step (K floats): redrawn at an
+ * episode start (episode_start != 0) and every repeat_alpha steps,
+ * alternating new / old subspace by episode. Also sets the learner's act
+ * alpha. */
+const float *crl_csp_collect(crl_csp *m, crl_sac *sac, crl_rng *rng, int episode_start);
+/* The alpha that evaluates task j now (K floats): its stored alpha, or the
+ * centre of the current subspace for a task without one. */
+void crl_csp_eval_mix(const crl_csp *m, const crl_sac *sac, int task, float *out);
+/* Task end: score n_scored alphas of each subspace with the critic on the
+ * states obs (B rows), roll out the best n_candidates / 2 of each, and keep
+ * or prune the new anchor by the epsilon rule; store the task's alpha. On
+ * the first task there is nothing to decide: alpha = [1]. */
+int crl_csp_task_end(crl_csp *m, crl_sac *sac, int task, crl_rng *rng, const float *obs,
+                     int B, crl_csp_rollout_fn rollout, void *ctx, crl_csp_decision *d,
+                     crl_err *err);
+/* Env steps the decision of a task with n_anchors (after the add) takes at
+ * most, given the episode length: the rollouts are counted inside the task's
+ * budget. */
+int64_t crl_csp_validation_budget(const crl_csp *m, int n_anchors, int episode_len);
+int crl_csp_save(const crl_csp *m, void **blob, size_t *n, crl_err *err);
+int crl_csp_load(crl_csp *m, const void *blob, size_t n, crl_err *err);
+
 #ifdef __cplusplus
 }
 #endif

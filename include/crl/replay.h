@@ -20,11 +20,15 @@ typedef struct {
     float *obs2; /* B x obs_dim */
     float *done; /* B, 1 = terminal (not truncation) */
     int *task;   /* B, task index (selects heads and entropy coefficient) */
+    int mix_dim; /* CSP: columns of mix, 0 if none */
+    float *mix;  /* B x mix_dim: the CSP alpha the transition was collected with */
 } crl_batch;
 
 /* Allocate a batch of up to max_B rows (one allocation). */
 int crl_batch_alloc(crl_batch *b, int max_B, int obs_dim, int act_dim, crl_err *err);
 void crl_batch_free(crl_batch *b);
+/* Give a batch a mix column of mix_dim floats per row (CSP's alpha). */
+int crl_batch_alloc_mix(crl_batch *b, int mix_dim, crl_err *err);
 
 /* FIFO ring buffer of transitions with task ids. The arrays are allocated
  * once at init (untouched pages cost no memory until written). */
@@ -36,10 +40,16 @@ typedef struct {
     int64_t added; /* total ever added */
     float *obs, *act, *rew, *obs2, *done;
     int32_t *task;
+    int mix_dim; /* 0, or floats of mix per transition (crl_replay_init_mix) */
+    float *mix;
 } crl_replay;
 
 int crl_replay_init(crl_replay *r, int obs_dim, int act_dim, int64_t capacity,
                     crl_err *err);
+/* Store a mix vector (CSP's alpha, mix_dim floats) with every transition,
+ * written by crl_replay_add_mix and sampled into batches that have a mix
+ * column of the same width. Call after crl_replay_init. */
+int crl_replay_init_mix(crl_replay *r, int mix_dim, crl_err *err);
 void crl_replay_free(crl_replay *r);
 /* Forget every transition (Continual World clears at a task change). */
 void crl_replay_clear(crl_replay *r);
@@ -48,6 +58,9 @@ void crl_replay_add(crl_replay *r, const float *obs, const float *act, float rew
                     const float *obs2, int done, int task);
 /* Draw B transitions uniformly with replacement into out (B <= its size).
  * Requires r->size > 0. No allocation. */
+/* crl_replay_add plus the transition's mix (mix_dim floats, or NULL = 0). */
+void crl_replay_add_mix(crl_replay *r, const float *obs, const float *act, float rew,
+                        const float *obs2, int done, int task, const float *mix);
 void crl_replay_sample(const crl_replay *r, crl_rng *rng, int B, crl_batch *out);
 
 #ifdef __cplusplus

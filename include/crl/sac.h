@@ -13,6 +13,7 @@
 #include "base.h"
 #include "nn.h"
 #include "replay.h"
+#include "subspace.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,6 +37,10 @@ typedef struct {
     int max_act_batch;    /* rows crl_sac_act may take at once (eval batches) */
     int threads;          /* 1, or 2: the update runs on two lanes of single-
                              threaded BLAS (results do not depend on it) */
+    int csp_anchors;      /* 0: a plain MLP actor. K > 0: a CSP subspace actor
+                             with room for K anchors (starts with 1), and critics
+                             that read [obs, act, alpha] with alpha zero-padded
+                             to K columns. */
 } crl_sac_config;
 
 /* The Continual World defaults of ../shared/specs/methods.md. */
@@ -54,6 +59,10 @@ typedef struct {
     double (*actor_penalty)(void *ctx, const float *params, float *grads, size_t n);
     /* Actor entries that Adam may change (0 = frozen), or NULL. */
     const uint8_t *actor_trainable;
+    /* CSP: fill rows x K alphas (zero beyond the n anchors in use) for the
+     * update's pi(o) rows [0,B) and pi(o2) rows [B,2B), drawing from rng.
+     * NULL: flat Dirichlet over the n anchors. */
+    void (*draw_mix)(void *ctx, crl_rng *rng, int rows, int n, float *mix);
 } crl_sac_hooks;
 
 typedef struct {
@@ -97,6 +106,34 @@ float *crl_sac_log_alpha(crl_sac *s);                /* n_tasks entries */
 int crl_sac_compute_grads(crl_sac *s, const crl_batch *b, const float *eps,
                           crl_sac_stats *st);
 void crl_sac_grads(crl_sac *s, float **actor, float **critics, float **log_alpha);
+
+/* ---- CSP (csp_anchors > 0) ----------------------------------------------
+ * The subspace is owned by the learner; a method freezes, adds or removes
+ * anchors on it (subspace.h, on crl_sac_actor_params) and then calls
+ * crl_sac_subspace_changed. Batches must carry a mix column of K floats
+ * (the alpha each transition was collected with). */
+/* The actor's subspace, or NULL for a plain learner. */
+crl_subspace *crl_sac_subspace(crl_sac *s);
+/* Floats of crl_sac_actor_params (the subspace capacity for CSP). */
+size_t crl_sac_actor_size(const crl_sac *s);
+/* Re-read the anchor counts after a freeze / add / remove: the trainable
+ * block becomes anchors [n_frozen, n_anchors) and acting resets to the
+ * centre of the subspace. */
+void crl_sac_subspace_changed(crl_sac *s);
+/* The alpha (K floats, zero beyond n) crl_sac_act uses from now on. */
+void crl_sac_set_act_mix(crl_sac *s, const float *mix);
+const float *crl_sac_act_mix(const crl_sac *s);
+/* The update's alphas (2B x K): drawn by crl_sac_update; tests that call
+ * crl_sac_compute_grads directly set them here. NULL for a plain learner. */
+float *crl_sac_update_mix(crl_sac *s);
+/* New critics (fresh initialisation from seed, targets = critics, zeroed
+ * critic moments): CSP builds a new critic at every task. */
+void crl_sac_reset_critics(crl_sac *s, uint64_t seed);
+/* Score each of n_mix alphas (rows of K floats) by the mean over the B
+ * states obs of Q1(o, a, alpha) with a the deterministic action of the
+ * policy at alpha (B <= batch). CRL_EINVAL for a plain learner. */
+int crl_sac_score_mix(crl_sac *s, const float *obs, int B, int task, int n_mix,
+                      const float *mixes, double *scores, crl_err *err);
 
 /* FLOPs of one update (2 per multiply-accumulate), for benchmarks. */
 double crl_sac_flops_per_update(const crl_sac *s);

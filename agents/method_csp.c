@@ -1,0 +1,279 @@
+/* CSP, the method's side: collection alphas, the alpha table and the
+ * grow-or-prune decision. The subspace and its update live in the learner
+ * (crl_sac with csp_anchors > 0, subspace/subspace.c). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/blob.h"
+#include "crl/methods.h"
+#include "crl/subspace.h"
+
+void crl_csp_config_default(crl_csp_config *c) {
+    c->repeat_alpha = CRL_CSP_REPEAT_ALPHA;
+    c->peaked = 0;
+    c->n_scored = CRL_CSP_SCORED;
+    c->n_candidates = CRL_CSP_CANDIDATES;
+    c->val_steps = 0;
+    c->epsilon = CRL_CSP_EPSILON;
+}
+
+int crl_csp_init(crl_csp *m, const crl_csp_config *c, int K, int n_tasks, crl_err *err) {
+    memset(m, 0, sizeof *m);
+    if (K < 1 || n_tasks < 1)
+        return crl_errf(err, CRL_EINVAL, "csp: needs at least one task");
+    if (c->repeat_alpha < 1 || c->n_scored < 1 || c->n_candidates < 2 ||
+        c->val_steps < 0 || !(c->epsilon >= 0))
+        return crl_errf(err, CRL_EINVAL,
+                        "csp: --csp-repeat-alpha, --csp-scored >= 1, --csp-candidates "
+                        ">= 2, --csp-val-steps >= 0, --csp-epsilon >= 0");
+    m->c = *c;
+    m->K = K;
+    m->n_tasks = n_tasks;
+    m->table = calloc((size_t)n_tasks * K, sizeof(float));
+    m->has = calloc((size_t)n_tasks, 1);
+    m->cur = calloc((size_t)K, sizeof(float));
+    m->scratch = malloc((size_t)c->n_scored * K * sizeof(float));
+    m->scores = malloc((size_t)c->n_scored * sizeof(double));
+    m->order = malloc((size_t)c->n_candidates * sizeof(int));
+    if (!m->table || !m->has || !m->cur || !m->scratch || !m->scores || !m->order) {
+        crl_csp_free(m);
+        return crl_errf(err, CRL_ENOMEM, "csp: out of memory");
+    }
+    m->cur[0] = 1.0f;
+    m->since = c->repeat_alpha;
+    return CRL_OK;
+}
+
+void crl_csp_free(crl_csp *m) {
+    free(m->table);
+    free(m->has);
+    free(m->cur);
+    free(m->scratch);
+    free(m->scores);
+    free(m->order);
+    memset(m, 0, sizeof *m);
+}
+
+/* One alpha of the collection distribution into out (K floats): the new
+ * subspace (all n anchors, flat or peaked) or the old one (n - 1 anchors,
+ * 0 on the newest). With one anchor there is only [1]. */
+static void draw(const crl_csp *m, crl_rng *rng, int n, int new_half, float *out) {
+    memset(out, 0, sizeof(float) * (size_t)m->K);
+    if (n == 1) {
+        out[0] = 1.0f;
+        return;
+    }
+    if (!new_half)
+        crl_dirichlet_old(rng, n, out, NULL);
+    else if (m->c.peaked)
+        crl_dirichlet_peaked(rng, n, out, NULL);
+    else
+        crl_dirichlet_flat(rng, n, out, NULL);
+}
+
+static void draw_mix(void *ctx, crl_rng *rng, int rows, int n, float *mix) {
+    const crl_csp *m = ctx;
+    for (int r = 0; r < rows; r++) draw(m, rng, n, r % 2 == 0, mix + (size_t)r * m->K);
+}
+
+void crl_csp_hooks(crl_csp *m, crl_sac_hooks *hooks) {
+    memset(hooks, 0, sizeof *hooks);
+    hooks->ctx = m;
+    hooks->draw_mix = draw_mix;
+}
+
+int crl_csp_task_start(crl_csp *m, crl_sac *sac, int task, uint64_t seed, crl_err *err) {
+    crl_subspace *sub = crl_sac_subspace(sac);
+    if (!sub) return crl_errf(err, CRL_EINVAL, "csp: the learner has no subspace");
+    m->episodes = 0;
+    m->since = m->c.repeat_alpha;
+    if (task > 0) {
+        crl_subspace_freeze_all(sub);
+        int rc = crl_subspace_add_anchor(sub, crl_sac_actor_params(sac), err);
+        if (rc) return rc;
+        crl_sac_subspace_changed(sac);
+        crl_sac_reset_critics(sac, seed);
+    }
+    return CRL_OK;
+}
+
+const float *crl_csp_collect(crl_csp *m, crl_sac *sac, crl_rng *rng, int episode_start) {
+    const crl_subspace *sub = crl_sac_subspace(sac);
+    if (episode_start) {
+        m->episodes++;
+        m->since = m->c.repeat_alpha;
+    }
+    if (m->since >= m->c.repeat_alpha) {
+        /* Episode 1, 3, 5, ... of the task: the new subspace. */
+        draw(m, rng, sub->n_anchors, m->episodes % 2 == 1, m->cur);
+        m->since = 0;
+    }
+    m->since++;
+    crl_sac_set_act_mix(sac, m->cur);
+    return m->cur;
+}
+
+void crl_csp_eval_mix(const crl_csp *m, const crl_sac *sac, int task, float *out) {
+    if (task >= 0 && task < m->n_tasks && m->has[task]) {
+        memcpy(out, m->table + (size_t)task * m->K, sizeof(float) * (size_t)m->K);
+        return;
+    }
+    const crl_subspace *sub = crl_sac_subspace((crl_sac *)sac);
+    memset(out, 0, sizeof(float) * (size_t)m->K);
+    for (int i = 0; i < sub->n_anchors; i++) out[i] = 1.0f / (float)sub->n_anchors;
+}
+
+static int n_old_candidates(const crl_csp *m, int n) {
+    /* With two anchors the old subspace is the single point [1, 0]. */
+    return n - 1 == 1 ? 1 : m->c.n_candidates / 2;
+}
+
+int64_t crl_csp_validation_budget(const crl_csp *m, int n_anchors, int episode_len) {
+    if (n_anchors < 2) return 0;
+    int len =
+        m->c.val_steps > 0 && m->c.val_steps < episode_len ? m->c.val_steps : episode_len;
+    return (int64_t)(m->c.n_candidates / 2 + n_old_candidates(m, n_anchors)) * len;
+}
+
+/* Draw n_scored alphas of one subspace, score them with the critic and put
+ * the best `keep` (by descending score) into m->order as indices into
+ * m->scratch. */
+static int best_by_critic(crl_csp *m, crl_sac *sac, int task, crl_rng *rng, int n,
+                          int new_half, const float *obs, int B, int keep, crl_err *err) {
+    const int N = m->c.n_scored, K = m->K;
+    for (int i = 0; i < N; i++) {
+        float *a = m->scratch + (size_t)i * K;
+        if (new_half) {
+            memset(a, 0, sizeof(float) * K);
+            crl_dirichlet_flat(rng, n, a, NULL);
+        } else {
+            draw(m, rng, n, 0, a);
+        }
+    }
+    int rc = crl_sac_score_mix(sac, obs, B, task, N, m->scratch, m->scores, err);
+    if (rc) return rc;
+    for (int k = 0; k < keep; k++) {
+        int best = -1;
+        for (int i = 0; i < N; i++) {
+            if (isnan(m->scores[i])) continue;
+            if (best < 0 || m->scores[i] > m->scores[best]) best = i;
+        }
+        if (best < 0)
+            return crl_errf(err, CRL_ENAN, "csp: the critic scores are not finite");
+        m->order[k] = best;
+        m->scores[best] = NAN; /* taken */
+    }
+    return CRL_OK;
+}
+
+/* Roll out the `keep` candidates of m->order; the best return and its alpha. */
+static double rollout_best(crl_csp *m, int keep, crl_csp_rollout_fn rollout, void *ctx,
+                           int max_steps, int64_t *steps, float *best_mix) {
+    double best = -INFINITY;
+    for (int k = 0; k < keep; k++) {
+        const float *a = m->scratch + (size_t)m->order[k] * m->K;
+        double r = rollout(ctx, a, max_steps, steps);
+        if (r > best || k == 0) {
+            best = r;
+            memcpy(best_mix, a, sizeof(float) * (size_t)m->K);
+        }
+    }
+    return best;
+}
+
+int crl_csp_task_end(crl_csp *m, crl_sac *sac, int task, crl_rng *rng, const float *obs,
+                     int B, crl_csp_rollout_fn rollout, void *ctx, crl_csp_decision *d,
+                     crl_err *err) {
+    crl_subspace *sub = crl_sac_subspace(sac);
+    if (!sub) return crl_errf(err, CRL_EINVAL, "csp: the learner has no subspace");
+    if (task < 0 || task >= m->n_tasks)
+        return crl_errf(err, CRL_EINVAL, "csp: task %d out of range", task);
+    const int n = sub->n_anchors, K = m->K;
+    float *alpha = m->table + (size_t)task * K;
+    memset(d, 0, sizeof *d);
+    d->task = task;
+    d->best_old = NAN;
+    d->best_new = NAN;
+    if (n == 1) { /* the first task: plain SAC on one anchor */
+        memset(alpha, 0, sizeof(float) * K);
+        alpha[0] = 1.0f;
+        m->has[task] = 1;
+        d->kept = 1;
+        d->n_anchors = 1;
+        return CRL_OK;
+    }
+    const int max_steps = m->c.val_steps;
+    float *best_new = malloc(2 * sizeof(float) * (size_t)K);
+    if (!best_new) return crl_errf(err, CRL_ENOMEM, "csp: out of memory");
+    float *best_old = best_new + K;
+    int keep_new = m->c.n_candidates / 2, keep_old = n_old_candidates(m, n);
+    int64_t steps = 0;
+    int rc = best_by_critic(m, sac, task, rng, n, 1, obs, B, keep_new, err);
+    if (!rc)
+        d->best_new =
+            rollout_best(m, keep_new, rollout, ctx, max_steps, &steps, best_new);
+    if (!rc) rc = best_by_critic(m, sac, task, rng, n, 0, obs, B, keep_old, err);
+    if (!rc)
+        d->best_old =
+            rollout_best(m, keep_old, rollout, ctx, max_steps, &steps, best_old);
+    if (!rc) {
+        /* (1 + eps) * best_old for positive returns, and the same margin,
+         * eps * |best_old|, when returns are negative: the new anchor must
+         * beat the old subspace by a fraction of its return's magnitude. */
+        d->kept = d->best_new > d->best_old + m->c.epsilon * fabs(d->best_old);
+        if (!d->kept) {
+            rc = crl_subspace_remove_last(sub, crl_sac_actor_params(sac), err);
+            crl_sac_subspace_changed(sac);
+        }
+        memcpy(alpha, d->kept ? best_new : best_old, sizeof(float) * K);
+        m->has[task] = 1;
+        d->n_anchors = sub->n_anchors;
+        d->val_steps = steps;
+    }
+    free(best_new);
+    return rc;
+}
+
+/* Checkpoint: "CSP1", i32 K, n_tasks, the alpha table, has, cur, i64 since,
+ * episodes. */
+int crl_csp_save(const crl_csp *m, void **blob, size_t *n, crl_err *err) {
+    crl_wbuf w = {0};
+    int32_t dims[2] = {m->K, m->n_tasks};
+    crl_wbuf_put(&w, "CSP1", 4);
+    crl_wbuf_put(&w, dims, sizeof dims);
+    crl_wbuf_put(&w, m->table, (size_t)m->n_tasks * m->K * sizeof(float));
+    crl_wbuf_put(&w, m->has, (size_t)m->n_tasks);
+    crl_wbuf_put(&w, m->cur, (size_t)m->K * sizeof(float));
+    crl_wbuf_put(&w, &m->since, 8);
+    crl_wbuf_put(&w, &m->episodes, 8);
+    if (w.bad) {
+        free(w.p);
+        return crl_errf(err, CRL_ENOMEM, "csp: out of memory while saving");
+    }
+    *blob = w.p;
+    *n = w.n;
+    return CRL_OK;
+}
+
+int crl_csp_load(crl_csp *m, const void *blob, size_t n, crl_err *err) {
+    crl_rbuf r = {blob, n, 0, 0};
+    char magic[4];
+    int32_t dims[2];
+    crl_rbuf_get(&r, magic, 4);
+    crl_rbuf_get(&r, dims, sizeof dims);
+    if (r.bad || memcmp(magic, "CSP1", 4) != 0 || dims[0] != m->K ||
+        dims[1] != m->n_tasks)
+        return crl_errf(err, CRL_ECORRUPT, "csp checkpoint: does not fit this run");
+    size_t expect = r.off + (size_t)m->n_tasks * m->K * sizeof(float) +
+                    (size_t)m->n_tasks + (size_t)m->K * sizeof(float) + 16;
+    if (n != expect)
+        return crl_errf(err, CRL_ECORRUPT, "csp checkpoint: %zu bytes, expected %zu", n,
+                        expect);
+    crl_rbuf_get(&r, m->table, (size_t)m->n_tasks * m->K * sizeof(float));
+    crl_rbuf_get(&r, m->has, (size_t)m->n_tasks);
+    crl_rbuf_get(&r, m->cur, (size_t)m->K * sizeof(float));
+    crl_rbuf_get(&r, &m->since, 8);
+    crl_rbuf_get(&r, &m->episodes, 8);
+    return r.bad ? crl_errf(err, CRL_ECORRUPT, "csp checkpoint: truncated") : CRL_OK;
+}
