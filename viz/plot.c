@@ -1051,7 +1051,14 @@ static void bar_panel(cairo_t *cr, const axes *box, const char *name,
             text(cr, xc, ax_y(&a, 0) - 4, "n/a", fs * 0.75, 0, 0.5, 1, 0);
         }
         cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-        text(cr, xc, a.y1 + 6, g[k].label, fs * 0.85, 0, 0.5, 0, 0);
+        /* Method names: smaller when they crowd, slanted when still too wide. */
+        double lf = fs * 0.85;
+        while (lf > fs * 0.72 && text_width(cr, g[k].label, lf, 0) > slot * 0.95)
+            lf -= 0.5;
+        if (text_width(cr, g[k].label, lf, 0) <= slot * 0.95)
+            text(cr, xc, a.y1 + 6, g[k].label, lf, 0, 0.5, 0, 0);
+        else
+            text(cr, xc + 2, a.y1 + 4, g[k].label, lf, 0, 1, 0, -M_PI / 6);
     }
     cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
     cairo_set_line_width(cr, 1.2);
@@ -1128,7 +1135,7 @@ static int plot_compare(crl_store *store, const crl_plot_opts *o, canvas *c,
     /* Without Continual World metrics the curves take the whole width. */
     axes a;
     a.x0 = 30 + 5.5 * fs;
-    a.x1 = have_rep ? c->w * 0.52 : c->w - 30;
+    a.x1 = have_rep ? c->w * 0.47 : c->w - 30;
     a.y0 = 30 + 5 * fs;
     a.y1 = c->h - (30 + 6 * fs);
     a.xmin = 0;
