@@ -1,18 +1,14 @@
 /* crl render / view / plot: pictures of tasks, live policies, and runs. */
-#include <math.h>
 #include <mujoco/mujoco.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/opts.h"
-#include "crl/blas.h"
 #include "crl/env.h"
-#include "crl/runner.h"
-#include "crl/sac.h"
-#include "crl/store.h"
+#include "crl/policy.h"
 #include "crl/viz.h"
 
 /* opts.c knows long flags only: accept the customary "-o FILE" (and
@@ -221,8 +217,8 @@ typedef struct {
     float *obs, *act;
     int ad;
     policy_kind kind;
-    crl_sac *sac;
-    int head, deterministic;
+    crl_policy *pol; /* POLICY_RUN */
+    int pol_task, deterministic;
     crl_rng rng;
     uint64_t seed;
     int episode, show_success, succeeded;
@@ -249,7 +245,10 @@ static int view_step(void *ctx, struct mjData_ **d, crl_render_overlay *ov) {
     } else if (v->kind == POLICY_RANDOM) {
         for (int k = 0; k < v->ad; k++) v->act[k] = (float)crl_rng_range(&v->rng, -1, 1);
     } else {
-        crl_sac_act(v->sac, 1, v->obs, v->head, v->deterministic, &v->rng, v->act);
+        int rc = crl_policy_act(
+            v->pol, v->pol_task, v->obs, v->act,
+            v->deterministic ? CRL_POLICY_DETERMINISTIC : CRL_POLICY_SAMPLE, &v->rng);
+        if (rc) return crl_errf(&v->err, rc, "policy: %s", crl_policy_error(v->pol));
     }
     crl_step_info info = {0};
     crl_env_step(v->env, v->act, v->obs, &info);
@@ -266,102 +265,23 @@ static int view_step(void *ctx, struct mjData_ **d, crl_render_overlay *ov) {
     return !(info.terminal || info.truncated);
 }
 
-/* Number of a stored option from a run's config_json; NAN if absent. */
-static double config_num(crl_store *store, const char *json, const char *key) {
-    sqlite3_stmt *st = NULL;
-    double x = NAN;
-    if (sqlite3_prepare_v2(crl_store_db(store),
-                           "SELECT json_extract(?1, '$.\"' || ?2 || '\"')", -1, &st,
-                           NULL) != SQLITE_OK)
-        return x;
-    sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-        x = sqlite3_column_double(st, 0);
-    sqlite3_finalize(st);
-    return x;
-}
-
-/* String option of a config (copied into buf); "" if absent. */
-static void config_str(crl_store *store, const char *json, const char *key, char *buf,
-                       size_t cap) {
-    sqlite3_stmt *st = NULL;
-    buf[0] = '\0';
-    if (sqlite3_prepare_v2(crl_store_db(store),
-                           "SELECT json_extract(?1, '$.\"' || ?2 || '\"')", -1, &st,
-                           NULL) != SQLITE_OK)
-        return;
-    sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT)
-        snprintf(buf, cap, "%s", (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-}
-
-/* Restore the learner of a single-env run (crl train --env) from its latest
- * checkpoint. Fills env_name with the run's task. Continual runs keep
- * method-specific policies inside their own checkpoint format, which agents/
- * does not expose yet: they are refused with a message saying so. */
-static int load_run_policy(const char *db, int64_t run, int pos, crl_sac **out,
-                           char *env_name, size_t cap, int64_t *ckpt_step, crl_err *err) {
-    crl_store *store = NULL;
-    char *json = NULL;
-    void *blob = NULL;
-    crl_sac *sac = NULL;
-    crl_run_info info;
-    int rc = crl_store_open(db, 0, &store, err);
-    if (!rc) rc = crl_store_run_get(store, run, &info, &json, err);
-    if (rc) goto out;
-    char scenario[64];
-    config_str(store, json, "scenario", scenario, sizeof scenario);
-    config_str(store, json, "env", env_name, cap);
-    if (scenario[0] || !env_name[0]) {
-        rc = crl_errf(err, CRL_EINVAL,
-                      "run %lld is a continual run (%s on %s): viewing its per-task "
-                      "policies needs a policy API from agents/ that does not exist yet; "
-                      "single-env runs (crl train --env) can be viewed",
-                      (long long)run, info.method, info.scenario);
-        goto out;
-    }
-    if (pos > 0) {
-        rc = crl_errf(err, CRL_EINVAL, "run %lld trained one task: :%d is out of range",
-                      (long long)run, pos);
-        goto out;
-    }
-    double obs = config_num(store, json, "obs_dim"),
-           act = config_num(store, json, "act_dim");
-    double hidden = config_num(store, json, "hidden"),
-           layers = config_num(store, json, "layers");
-    if (!(obs >= 1 && act >= 1 && hidden >= 1 && layers >= 1)) {
-        rc = crl_errf(err, CRL_ECORRUPT,
-                      "run %lld: its configuration lacks the network shape",
-                      (long long)run);
-        goto out;
-    }
-    crl_sac_config c;
-    crl_sac_config_default(&c, (int)obs, (int)act, 1);
-    c.hidden = (int)hidden;
-    c.layers = (int)layers;
-    c.max_act_batch = 1;
-    c.threads = 1;
-    int tidx;
-    size_t n = 0, sn = 0;
-    const void *sb = NULL;
-    if (!(rc = crl_sac_create(&c, 0, &sac, err)) &&
-        !(rc = crl_store_checkpoint_latest(store, run, &tidx, ckpt_step, &blob, &n,
-                                           err)) &&
-        !(rc = crl_checkpoint_learner(blob, n, &sb, &sn, NULL, err)))
-        rc = crl_sac_load(sac, sb, sn, err);
-out:
-    if (rc) {
-        crl_sac_free(sac);
-        sac = NULL;
-    }
-    *out = sac;
-    free(blob);
-    free(json);
-    crl_store_close(store);
-    return rc;
+/* The policy of a run's latest checkpoint through the embedding API (the
+ * same export `crl export` writes, so every method it can export can be
+ * watched): scenario position pos, or every task when pos < 0. The file is
+ * written to a temporary path and removed once loaded. */
+static int load_run_policy(const char *db, int64_t run, int pos, crl_policy **out,
+                           crl_err *err) {
+    char path[4096], ebuf[512] = "";
+    const char *tmp = getenv("TMPDIR");
+    snprintf(path, sizeof path, "%s/crl-view-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    int fd = mkstemp(path);
+    if (fd < 0) return crl_errf(err, CRL_EIO, "cannot make a temporary file in %s", path);
+    close(fd);
+    int rc = crl_policy_export(db, run, pos, path, ebuf, sizeof ebuf);
+    if (!rc) rc = crl_policy_load(path, out, ebuf, sizeof ebuf);
+    unlink(path);
+    if (rc) return crl_errf(err, rc, "%s", ebuf);
+    return CRL_OK;
 }
 
 int cmd_view(int argc, char **argv) {
@@ -421,25 +341,37 @@ int cmd_view(int argc, char **argv) {
         char *end = NULL;
         long long run = strtoll(policy, &end, 10);
         long pos = 0;
-        if (end && *end == ':') pos = strtol(end + 1, &end, 10);
+        int has_pos = end && *end == ':';
+        if (has_pos) pos = strtol(end + 1, &end, 10);
         if (run < 1 || !end || *end || pos < 0) {
             fprintf(stderr,
                     "crl view: --policy expects RUN_ID or RUN_ID:TASK, got '%s'\n",
                     policy);
             return 2;
         }
-        int64_t step = 0;
-        if ((rc = crl_blas_init(1, &err)) ||
-            (rc = load_run_policy(db, run, (int)pos, &v.sac, run_env, sizeof run_env,
-                                  &step, &err))) {
+        if ((rc = load_run_policy(db, run, has_pos ? (int)pos : -1, &v.pol, &err))) {
             fprintf(stderr, "crl view: %s\n", err.msg);
             return cli_exit_code(rc);
         }
+        /* Which of the file's tasks: the one exported, or the one named by
+         * --task, or the first. */
+        int nt = crl_policy_num_tasks(v.pol);
+        v.pol_task = 0;
+        if (task && !has_pos) {
+            v.pol_task = -1;
+            for (int i = 0; i < nt && v.pol_task < 0; i++)
+                if (!strcmp(crl_policy_task_name(v.pol, i), task)) v.pol_task = i;
+            if (v.pol_task < 0) v.pol_task = 0; /* e.g. a modifier of the run's task */
+        }
+        snprintf(run_env, sizeof run_env, "%s", crl_policy_task_name(v.pol, v.pol_task));
         v.kind = POLICY_RUN;
         v.deterministic = !stochastic;
         if (!task) task = run_env;
-        snprintf(info, sizeof info, "run %lld, step %lld, %s", run, (long long)step,
-                 stochastic ? "stochastic" : "deterministic");
+        int at = crl_policy_task_position(v.pol, v.pol_task);
+        char where[48] = "";
+        if (at >= 0) snprintf(where, sizeof where, ", task %d (%s)", at, run_env);
+        snprintf(info, sizeof info, "run %lld %s%s, %s", run, crl_policy_method(v.pol),
+                 where, stochastic ? "stochastic" : "deterministic");
     } else {
         v.kind = random ? POLICY_RANDOM : POLICY_SCRIPTED;
     }
@@ -449,7 +381,7 @@ int cmd_view(int argc, char **argv) {
         if (!strcmp(list[i].name, task)) found = i;
     if (found < 0) {
         fprintf(stderr, "crl view: unknown task '%s' (see 'crl tasks')\n", task);
-        crl_sac_free(v.sac);
+        crl_policy_free(v.pol);
         return 2;
     }
     if (v.kind == POLICY_SCRIPTED && !list[found].has_scripted) {
@@ -471,18 +403,15 @@ int cmd_view(int argc, char **argv) {
     if ((rc = crl_env_spec_create(task, &v.spec, &err)) ||
         (rc = crl_env_create(v.spec, &v.env, &err)))
         goto out;
-    if (v.sac) {
-        const crl_sac_config *sc = crl_sac_get_config(v.sac);
-        if (sc->obs_dim != crl_env_obs_dim(v.spec) ||
-            sc->act_dim != crl_env_act_dim(v.spec)) {
-            rc =
-                crl_errf(&err, CRL_EINVAL,
-                         "the run's policy takes %d observations and %d actions; task %s "
-                         "has %d and %d",
-                         sc->obs_dim, sc->act_dim, task, crl_env_obs_dim(v.spec),
-                         crl_env_act_dim(v.spec));
-            goto out;
-        }
+    if (v.pol && (crl_policy_obs_dim(v.pol) != crl_env_obs_dim(v.spec) ||
+                  crl_policy_act_dim(v.pol) != crl_env_act_dim(v.spec))) {
+        rc =
+            crl_errf(&err, CRL_EINVAL,
+                     "the run's policy takes %d observations and %d actions; task %s has "
+                     "%d and %d",
+                     crl_policy_obs_dim(v.pol), crl_policy_act_dim(v.pol), task,
+                     crl_env_obs_dim(v.spec), crl_env_act_dim(v.spec));
+        goto out;
     }
     v.ad = crl_env_act_dim(v.spec);
     v.obs = calloc((size_t)crl_env_obs_dim(v.spec), sizeof *v.obs);
@@ -527,7 +456,7 @@ out:
     free(v.act);
     crl_env_free(v.env);
     crl_env_spec_free(v.spec);
-    crl_sac_free(v.sac);
+    crl_policy_free(v.pol);
     return cli_exit_code(rc);
 }
 

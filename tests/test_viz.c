@@ -603,6 +603,36 @@ START_TEST(test_viewer_under_xvfb) {
 }
 END_TEST
 
+/* crl view --policy: a run's checkpoint drives the window (a tiny run trained
+ * here; the policy goes through the embedding API's export). */
+START_TEST(test_view_policy) {
+    setup();
+    char db[300];
+    snprintf(db, sizeof db, "%s/run.db", dir);
+    int code = RUN("train", "--env", "pendulum", "--db", db, "--steps", "300", "--hidden",
+                   "16", "--layers", "1", "--start-steps", "100", "--update-after", "100",
+                   "--eval-every", "300", "--eval-episodes", "1", "--quiet");
+    ck_assert_msg(code == 0, "train: exit %d: %s", code, slurp(err_path));
+    expect_one_line_error(RUN("view", "--db", db, "--policy", "7"), 1, "run 7");
+    expect_one_line_error(RUN("view", "--db", db, "--policy", "1:3"), 2, "task 3");
+    expect_one_line_error(RUN("view", "--db", db, "--policy", "1", "--task", "push"), 2,
+                          "observations");
+    expect_one_line_error(RUN("view", "--db", db, "--policy", "x1"), 2, "RUN_ID");
+    if (!have_xvfb()) {
+        fprintf(stderr, "test_view_policy: window part SKIPPED: no xvfb-run\n");
+        cleanup();
+        return;
+    }
+    code =
+        run_viewer(NULL, (char *const[]){"--db", db, "--policy", "1", "--max-steps", "30",
+                                         "--speed", "8", "--timeout", "60", NULL});
+    ck_assert_msg(code == 0, "exit %d: %s", code, slurp(err_path));
+    ck_assert_msg(strstr(slurp(out_path), "viewer closed: 30 steps") != NULL, "%s",
+                  slurp(out_path));
+    cleanup();
+}
+END_TEST
+
 /* ---- video ------------------------------------------------------------------------ */
 
 static void write_script(const char *path, const char *body) {
@@ -823,6 +853,7 @@ int main(void) {
     tcase_add_test(tc, test_render_cli);
     tcase_add_test(tc, test_view_without_display);
     tcase_add_test(tc, test_viewer_under_xvfb);
+    tcase_add_test(tc, test_view_policy);
     tcase_add_test(tc, test_video_through_ffmpeg);
     tcase_add_test(tc, test_plots);
     suite_add_tcase(s, tc);
