@@ -336,7 +336,7 @@ int cmd_view(int argc, char **argv) {
     }
     crl_err err = {0};
     view_src v = {0};
-    char run_env[128] = "", info[160] = "";
+    char run_env[128] = "", info[400] = "";
     if (policy) {
         char *end = NULL;
         long long run = strtoll(policy, &end, 10);
@@ -368,7 +368,7 @@ int cmd_view(int argc, char **argv) {
         v.deterministic = !stochastic;
         if (!task) task = run_env;
         int at = crl_policy_task_position(v.pol, v.pol_task);
-        char where[48] = "";
+        char where[192] = "";
         if (at >= 0) snprintf(where, sizeof where, ", task %d (%s)", at, run_env);
         snprintf(info, sizeof info, "run %lld %s%s, %s", run, crl_policy_method(v.pol),
                  where, stochastic ? "stochastic" : "deterministic");
@@ -423,7 +423,7 @@ int cmd_view(int argc, char **argv) {
     const struct mjModel_ *m = crl_env_model(v.spec);
     crl_viewer_opts o;
     crl_viewer_opts_default(&o);
-    char title[192];
+    char title[640];
     snprintf(title, sizeof title, "crl view: %s (%s)", task, info);
     o.title = title;
     o.width = width;
