@@ -367,8 +367,9 @@ int cmd_train(int argc, char **argv) {
         }
     }
     crl_env_spec *spec = NULL;
-    if ((rc = c.env_xml ? crl_env_spec_create_xml(c.env_xml, &c.xml, &spec, &err)
-                        : crl_env_spec_create(c.env, &spec, &err))) {
+    if ((rc = c.env_xml && *c.env_xml
+                  ? crl_env_spec_create_xml(c.env_xml, &c.xml, &spec, &err)
+                  : crl_env_spec_create(c.env, &spec, &err))) {
         fprintf(stderr, "crl train: %s\n", err.msg);
         return 2;
     }
@@ -492,7 +493,8 @@ int cmd_eval(int argc, char **argv) {
     }
     c.sac.threads = 1;
     double ret = 0, sr = 0;
-    if (!cc.scenario) { /* a single-env run of crl train --env */
+    /* A single-env run (crl train --env) stores an empty scenario. */
+    if (!cc.scenario || !*cc.scenario) {
         crl_env_spec *spec = NULL;
         crl_sac *sac = NULL;
         void *blob = NULL;
@@ -500,8 +502,9 @@ int cmd_eval(int argc, char **argv) {
         const void *sb = NULL;
         int tidx;
         int64_t step;
-        if (!(rc = c.env_xml ? crl_env_spec_create_xml(c.env_xml, &c.xml, &spec, &err)
-                             : crl_env_spec_create(c.env, &spec, &err))) {
+        if (!(rc = c.env_xml && *c.env_xml
+                       ? crl_env_spec_create_xml(c.env_xml, &c.xml, &spec, &err)
+                       : crl_env_spec_create(c.env, &spec, &err))) {
             c.sac.obs_dim = crl_env_obs_dim(spec);
             c.sac.act_dim = crl_env_act_dim(spec);
             c.sac.n_tasks = 1;
@@ -524,6 +527,13 @@ int cmd_eval(int argc, char **argv) {
         if (spec) crl_env_spec_free(spec);
     } else {
         const crl_scenario *sc = crl_scenario_find(cc.scenario);
+        if (!sc) {
+            fprintf(stderr, "crl eval: run %lld names unknown scenario '%s'\n",
+                    (long long)run, cc.scenario);
+            crl_store_close(store);
+            opts_strs_free(&keep);
+            return 1;
+        }
         int t0 = task >= 0 ? (int)task : 0, t1 = task >= 0 ? (int)task + 1 : sc->n_tasks;
         if (!strcmp(cc.method, "single")) t0 = (int)single_task, t1 = t0 + 1;
         cc.single_task = (int)single_task;

@@ -165,6 +165,11 @@ START_TEST(test_short_run_finishes) {
     ck_assert_int_eq(RUN("runs", "--db", db), 0);
     char *o = slurp(out_path);
     ck_assert(strstr(o, "finished") != NULL && strstr(o, "pendulum") != NULL);
+    /* crl eval re-evaluates a single-env run's checkpoint (it once took the
+     * stored empty scenario for a continual run and crashed). */
+    ck_assert_int_eq(RUN("eval", "--db", db, "--run", "1", "--episodes", "2"), 0);
+    o = slurp(out_path);
+    ck_assert_msg(strstr(o, "task 0 pendulum: mean_return") != NULL, "%s", o);
 }
 END_TEST
 
