@@ -20,5 +20,6 @@
 #include "scenario.h"
 #include "store.h"
 #include "subspace.h"
+#include "viz.h"
 
 #endif
