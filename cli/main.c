@@ -22,9 +22,11 @@ static const struct {
     {"tasks", cmd_tasks, "list every task with its sizes"},
     {"scenarios", cmd_scenarios, "list the scenarios and their tasks"},
     {"scripted", cmd_scripted, "success rate of a task's scripted (or random) policy"},
-    {"replay", cmd_replay, "verify, watch or film a logged episode (exact re-simulation)"},
+    {"replay", cmd_replay,
+     "verify, watch or film a logged episode (exact re-simulation)"},
     {"render", cmd_render, "one headless frame of a task's initial scene (PNG)"},
-    {"view", cmd_view, "watch a policy, the scripted policy or random actions in a window"},
+    {"view", cmd_view,
+     "watch a policy, the scripted policy or random actions in a window"},
     {"plot", cmd_plot, "learning curves, success matrix or method comparison (PNG/SVG)"},
     {"export", cmd_export, "write a run's policy (.crlp) or a task's MJCF for embedding"},
 };
