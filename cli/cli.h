@@ -14,6 +14,8 @@ int cmd_replay(int argc, char **argv);                        /* cli/cmd_replay.
 int cmd_render(int argc, char **argv);                        /* cli/cmd_viz.c */
 int cmd_view(int argc, char **argv);                          /* cli/cmd_viz.c */
 int cmd_plot(int argc, char **argv);                          /* cli/cmd_viz.c */
+int cmd_sweep(int argc, char **argv);                         /* cli/cmd_sweep.c */
+int cmd_merge(int argc, char **argv);                         /* cli/cmd_merge.c */
 
 /* Exit code for a crl status. */
 int cli_exit_code(int status);

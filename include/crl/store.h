@@ -139,6 +139,29 @@ int crl_store_run_get(crl_store *s, int64_t run_id, crl_run_info *info,
 int crl_store_evals(crl_store *s, int64_t run_id, int (*cb)(const crl_eval_row *, void *),
                     void *ctx, crl_err *err);
 
+/* Merge shard stores into one (store/merge.c, docs/sweeps.md). Every shard
+ * is checked first (a crl database of exactly this schema version, passing
+ * SQLite's quick_check); one that is not refuses the whole merge and out is
+ * not created or touched. Then, in one transaction, each shard run is copied
+ * with a new run id (rows of every table keyed by run id, INTEGER PRIMARY
+ * KEYs renumbered and references to them followed). Table merge_runs of out
+ * remembers each run by identity (created_at, method, scenario, seed,
+ * config_json) and content: a run merged again unchanged adds nothing, a
+ * copy that got further (finished, later step, more rows) replaces the
+ * merged one under the same id, an older copy is left out. note (may be
+ * NULL) receives one line per shard skipped or run left out. */
+typedef struct {
+    int shards;       /* shards read */
+    int runs_added;   /* new runs */
+    int runs_updated; /* merged before, replaced by a copy that got further */
+    int runs_same;    /* merged before, unchanged: nothing added */
+    int runs_older;   /* a copy behind (or beside) the merged one: left out */
+    int64_t rows;     /* rows written, runs included */
+} crl_merge_stats;
+int crl_store_merge(const char *out_path, const char *const *shards, int n_shards,
+                    void (*note)(const char *msg, void *ctx), void *ctx,
+                    crl_merge_stats *stats, crl_err *err);
+
 /* The underlying handle, for read-only queries by report code. */
 struct sqlite3;
 struct sqlite3 *crl_store_db(crl_store *s);

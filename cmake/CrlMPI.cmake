@@ -1,0 +1,17 @@
+# Optional MPI for `crl sweep` (cli/cmd_sweep.c): only the crl executable
+# links it, the library never does. Without an MPI (or with -DCRL_MPI=OFF)
+# crl sweep runs its jobs locally and refuses to run under mpirun.
+function(crl_use_mpi target)
+  if(NOT CRL_MPI)
+    message(STATUS "crl sweep: MPI off (CRL_MPI=OFF), local jobs only")
+    return()
+  endif()
+  find_package(MPI COMPONENTS C QUIET)
+  if(MPI_C_FOUND)
+    target_compile_definitions(${target} PRIVATE CRL_HAVE_MPI=1)
+    target_link_libraries(${target} PRIVATE MPI::MPI_C)
+    message(STATUS "crl sweep: MPI ${MPI_C_VERSION} found, mpirun supported")
+  else()
+    message(STATUS "crl sweep: no MPI found (libopenmpi-dev), local jobs only")
+  endif()
+endfunction()
