@@ -15,9 +15,9 @@
 #include "crl/reservoir.h"
 #include "crl/scenario.h"
 
-enum { M_FT1, M_FTN, M_L2, M_EWC, M_PACKNET, M_PM, M_SINGLE, M_CSP };
-static const char *const METHOD_NAMES[] = {"ft1",     "ftn", "l2",     "ewc",
-                                           "packnet", "pm",  "single", "csp"};
+enum { M_FT1, M_FTN, M_L2, M_EWC, M_PACKNET, M_PM, M_SINGLE, M_CSP, M_L2M, M_MT };
+static const char *const METHOD_NAMES[] = {"ft1", "ftn",    "l2",  "ewc", "packnet",
+                                           "pm",  "single", "csp", "l2m", "mt"};
 
 static int method_kind(const char *m) {
     for (int i = 0; i < (int)(sizeof METHOD_NAMES / sizeof METHOD_NAMES[0]); i++)
@@ -37,6 +37,7 @@ void crl_continual_config_default(crl_continual_config *c) {
     c->ewc_coef = CRL_EWC_COEF;
     c->packnet_retrain = 0.1;
     crl_csp_config_default(&c->csp);
+    crl_l2m_config_default(&c->l2m);
     crl_sac_config_default(&c->sac, 0, 0, 1);
 }
 
@@ -65,7 +66,8 @@ typedef struct {
     crl_reg reg;
     crl_packnet pk;
     crl_csp csp;
-    int has_reg, has_pk, has_csp;
+    crl_l2m l2m;
+    int has_reg, has_pk, has_csp, has_l2m;
     float **ftn_actors; /* ftn: the actor of every finished task */
     float *saved, *fisher;
     crl_rng env_rng, rng, eval_rng, res_rng;
@@ -88,6 +90,7 @@ static int save_checkpoint(cstate *st, crl_store *store, int64_t run_id, int k, 
     if (!rc && st->has_reg) rc = crl_reg_save(&st->reg, &mb, &mn, err);
     if (!rc && st->has_pk) rc = crl_packnet_save(&st->pk, &mb, &mn, err);
     if (!rc && st->has_csp) rc = crl_csp_save(&st->csp, &mb, &mn, err);
+    if (!rc && st->has_l2m) rc = crl_l2m_save(&st->l2m, &mb, &mn, err);
     if (rc) {
         free(sb);
         return rc;
@@ -126,6 +129,24 @@ static int save_checkpoint(cstate *st, crl_store *store, int64_t run_id, int k, 
      * from growing by one learner per evaluation. */
     if (rc == CRL_OK) rc = crl_store_checkpoint_prune(store, run_id, st->step, err);
     return rc;
+}
+
+int crl_continual_checkpoint_learner(const void *blob, size_t n, const void **sac_blob,
+                                     size_t *sac_n, crl_err *err) {
+    crl_rbuf r = {blob, n, 0, 0};
+    char magic[8];
+    uint64_t sn = 0;
+    crl_rng g;
+    crl_rbuf_get(&r, magic, 8);
+    crl_rbuf_take(&r, 4 + 4 + 3 * 8);
+    for (int i = 0; i < 4; i++) crl_rbuf_get_rng(&r, &g);
+    crl_rbuf_get(&r, &sn, 8);
+    const void *sb = crl_rbuf_take(&r, sn);
+    if (r.bad || memcmp(magic, CON_MAGIC, 8) != 0)
+        return crl_errf(err, CRL_ECORRUPT, "not a continual-run checkpoint");
+    *sac_blob = sb;
+    *sac_n = (size_t)sn;
+    return CRL_OK;
 }
 
 /* Restore from the latest checkpoint; *k and *t say where to continue. */
@@ -168,6 +189,7 @@ static int load_checkpoint(cstate *st, crl_store *store, int64_t run_id, int *k,
     if (!rc && st->has_reg) rc = crl_reg_load(&st->reg, mb, mn, err);
     if (!rc && st->has_pk) rc = crl_packnet_load(&st->pk, mb, mn, err);
     if (!rc && st->has_csp) rc = crl_csp_load(&st->csp, mb, mn, err);
+    if (!rc && st->has_l2m) rc = crl_l2m_load(&st->l2m, mb, mn, err);
     for (int i = 0; !rc && i < n_ftn; i++) {
         st->ftn_actors[i] = malloc(st->na * sizeof(float));
         if (!st->ftn_actors[i]) rc = crl_errf(err, CRL_ENOMEM, "resume: out of memory");
@@ -188,6 +210,11 @@ static int load_checkpoint(cstate *st, crl_store *store, int64_t run_id, int *k,
  * packnet: the weights it owns); undo with restore_actor. */
 static int swap_actor(cstate *st, int j) {
     float *p = crl_sac_actor_params(st->sac);
+    if (st->has_l2m) { /* L2M: evaluation routing (no task id unless oracle) */
+        crl_err e;
+        crl_l2m_eval_route(&st->l2m, st->sac, &e);
+        return 0;
+    }
     if (st->has_csp) { /* CSP: the task's alpha; collection sets its own again */
         float mix[CRL_CSP_MAX_K];
         crl_csp_eval_mix(&st->csp, st->sac, j, mix);
@@ -211,14 +238,46 @@ static void restore_actor(cstate *st) {
     memcpy(crl_sac_actor_params(st->sac), st->saved, st->na * sizeof(float));
 }
 
+/* L2M: which modulator the `rows` episodes of task j just used (the tally of
+ * crl_sac_l2m_track), as metrics at the eval step: l2m/route/<pos> = the
+ * modulator most episodes mostly used, l2m/route_frac/<pos> = the fraction
+ * of episodes that mostly used it, l2m/route_acc/<pos> = the fraction that
+ * mostly used the modulator task j trained (once j has trained). */
+static int l2m_log_route(cstate *st, crl_store *store, int64_t run_id, int j, int rows,
+                         crl_err *err) {
+    crl_sac_l2m_track(st->sac, NULL, 0, NULL);
+    int modal;
+    double frac, acc;
+    crl_l2m_route_summary(&st->l2m, rows, st->l2m.train_mod[j], &modal, &frac, &acc);
+    const char *what[3] = {"route", "route_frac", "route_acc"};
+    const double val[3] = {modal, frac, acc};
+    for (int i = 0; i < 3; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "l2m/%s/%d", what[i], st->pos[j]);
+        int rc = isnan(val[i])
+                     ? CRL_OK
+                     : crl_store_metric(store, run_id, st->step, key, val[i], err);
+        if (rc) return rc;
+    }
+    return CRL_OK;
+}
+
 static int eval_all(cstate *st, crl_store *store, int64_t run_id, int cur, crl_err *err) {
     const int ne = st->c->eval_episodes;
     for (int j = 0; j < st->n; j++) {
         for (int e = 0; e <= ne; e++)
             st->seeds[e] = eval_seed(st->c->seed, st->eval_idx, 1000 * st->pos[j] + e);
         int swapped = swap_actor(st, j);
+        if (st->has_l2m) { /* tally each episode's modulators */
+            memset(st->l2m.hist, 0, sizeof(int32_t) * (size_t)(ne + 1) * st->l2m.M);
+            crl_sac_l2m_track(st->sac, st->evs[j].obs, ne + 1, st->l2m.hist);
+        }
         evaluator_run(&st->evs[j], st->sac, j, ne, st->seeds, &st->eval_rng);
         if (swapped) restore_actor(st);
+        if (st->has_l2m) {
+            int rc = l2m_log_route(st, store, run_id, j, ne + 1, err);
+            if (rc) return rc;
+        }
         double r = 0, s = 0;
         for (int e = 0; e < ne; e++) {
             r += st->evs[j].ret[e];
@@ -234,6 +293,11 @@ static int eval_all(cstate *st, crl_store *store, int64_t run_id, int cur, crl_e
     }
     st->eval_idx++;
     st->last_eval_step = st->step;
+    if (st->has_l2m) { /* back to the training routes */
+        int rc = crl_l2m_task_start(&st->l2m, st->sac, cur < st->n ? cur : st->n - 1, 0,
+                                    0, err);
+        if (rc) return rc;
+    }
     return crl_store_flush(store, err);
 }
 
@@ -253,6 +317,7 @@ static void cstate_free(cstate *st) {
     if (st->has_reg) crl_reg_free(&st->reg);
     if (st->has_pk) crl_packnet_free(&st->pk);
     if (st->has_csp) crl_csp_free(&st->csp);
+    if (st->has_l2m) crl_l2m_free(&st->l2m);
     crl_sac_free(st->sac);
     crl_episode_free(st->trec);
     crl_replay_free(&st->rb);
@@ -277,6 +342,10 @@ static int new_learner(cstate *st, int task, crl_err *err) {
     uint64_t seed = st->c->seed + (st->kind == M_FTN ? 7919u * (uint64_t)task : 0);
     int rc = crl_sac_create(&st->sc, seed, &st->sac, err);
     if (rc) return rc;
+    /* L2M: the frozen base (a resumed run's checkpoint brings its own). */
+    if (st->kind == M_L2M)
+        memcpy(crl_sac_l2m_base(st->sac), st->c->l2m_base->params,
+               st->c->l2m_base->n * sizeof(float));
     crl_sac_hooks h = {0};
     if (st->has_reg) crl_reg_hooks(&st->reg, &h);
     if (st->has_pk) crl_packnet_hooks(&st->pk, &h);
@@ -292,7 +361,8 @@ static int cstate_init(cstate *st, const crl_continual_config *c, crl_err *err) 
     if (st->kind < 0)
         return crl_errf(
             err, CRL_EINVAL,
-            "unknown method '%s' (known: ft1, ftn, l2, ewc, packnet, pm, single, csp)",
+            "unknown method '%s' (known: ft1, ftn, l2, ewc, packnet, pm, single, csp, "
+            "l2m, mt)",
             c->method ? c->method : "");
     const crl_scenario *sc = crl_scenario_find(c->scenario ? c->scenario : "");
     if (!sc)
@@ -349,6 +419,13 @@ static int cstate_init(cstate *st, const crl_continual_config *c, crl_err *err) 
     }
     if (st->sc.max_act_batch < c->eval_episodes + 1)
         st->sc.max_act_batch = c->eval_episodes + 1;
+    if (st->kind == M_L2M) {
+        if ((rc = crl_l2m_sac_config(&c->l2m, c->l2m_base, &st->sc, err)) ||
+            (rc = crl_l2m_init(&st->l2m, &c->l2m, c->l2m.pool, n, st->sc.max_act_batch,
+                               err)))
+            return rc;
+        st->has_l2m = 1;
+    }
     const int O = st->sc.obs_dim, A = st->sc.act_dim;
 
     /* Method state needs the actor's layout: make a learner first. */
@@ -378,9 +455,9 @@ static int cstate_init(cstate *st, const crl_continual_config *c, crl_err *err) 
         if ((rc = crl_reservoir_init(&st->res, O, A, cap < total ? cap : total, err)))
             return rc;
     } else {
-        if ((rc = crl_replay_init(
-                 &st->rb, O, A, cap < c->steps_per_task ? cap : c->steps_per_task, err)))
-            return rc;
+        /* mt: one buffer holds every task's transitions. */
+        int64_t per = c->steps_per_task * (st->kind == M_MT ? n : 1);
+        if ((rc = crl_replay_init(&st->rb, O, A, cap < per ? cap : per, err))) return rc;
     }
     if ((rc = crl_batch_alloc(&st->batch, st->sc.batch, O, A, err))) return rc;
     if (st->has_csp && ((rc = crl_replay_init_mix(&st->rb, st->sc.csp_anchors, err)) ||
@@ -439,6 +516,19 @@ static int task_end(cstate *st, int k, crl_err *err) {
     default:
         break;
     }
+    return rc;
+}
+
+/* L2M's task end: the modulator the task trained, and the pool's use so far
+ * (metrics l2m/train_mod/<pos>, l2m/used). */
+static int l2m_task_end(cstate *st, crl_store *store, int64_t run_id, int k,
+                        crl_err *err) {
+    char key[64];
+    snprintf(key, sizeof key, "l2m/train_mod/%d", st->pos[k]);
+    int mod = crl_l2m_task_end(&st->l2m, st->sac, k);
+    int used = crl_pool_n_used(crl_sac_pool(st->sac), crl_sac_l2m_counts(st->sac));
+    int rc = mod < 0 ? CRL_OK : crl_store_metric(store, run_id, st->step, key, mod, err);
+    if (!rc) rc = crl_store_metric(store, run_id, st->step, "l2m/used", used, err);
     return rc;
 }
 
@@ -502,7 +592,10 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
     int k0 = 0;
     int64_t t0 = 0;
     if (!rc && resume) rc = load_checkpoint(&st, store, run_id, &k0, &t0, err);
-    if (!rc && resume && k0 < st.n && t0 >= c->steps_per_task) {
+    /* mt: one phase over every task, with all the tasks' budget. */
+    const int mt = st.kind == M_MT, n_phases = mt ? 1 : st.n;
+    const int64_t budget = c->steps_per_task * (mt ? st.n : 1);
+    if (!rc && resume && k0 < n_phases && t0 >= budget) {
         k0++; /* the checkpoint is a task end */
         t0 = 0;
     }
@@ -522,8 +615,9 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
     double rec_ret[10] = {0};
     int rec_succ[10] = {0}, rec_n = 0, rec_next = 0;
 
-    for (int k = k0; k < st.n; k++) {
+    for (int k = k0; k < n_phases; k++) {
         int64_t t = k == k0 ? t0 : 0;
+        int cur = k; /* the task acting now (mt: changes every episode) */
         /* Task start (CW): fresh buffer and optimiser moments, same networks. */
         if (st.kind == M_FTN && k > 0 && t == 0 && (rc = new_learner(&st, k, err)))
             goto out;
@@ -535,13 +629,17 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
             (rc = crl_csp_task_start(&st.csp, st.sac, k,
                                      c->seed + 104729u * (uint64_t)(k + 1), err)))
             goto out;
+        if (st.has_l2m &&
+            (rc = crl_l2m_task_start(&st.l2m, st.sac, k, t == 0,
+                                     c->seed + 104729u * (uint64_t)(k + 1), err)))
+            goto out;
         /* CSP: the grow-or-prune rollouts are counted in the task's steps. */
         const int64_t reserve =
             st.has_csp
                 ? crl_csp_validation_budget(&st.csp, crl_sac_subspace(st.sac)->n_anchors,
                                             crl_env_max_steps(st.specs[k]))
                 : 0;
-        if (reserve >= c->steps_per_task) {
+        if (reserve >= budget) {
             rc = crl_errf(err, CRL_EINVAL,
                           "csp: the validation rollouts take %lld env steps, more than "
                           "--steps-per-task; lower --csp-candidates or --csp-val-steps",
@@ -549,13 +647,15 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
             goto out;
         }
         int ep_start = 1; /* CSP redraws its collection alpha at episode starts */
-        if ((rc = crl_store_task_start(store, run_id, st.pos[k], st.names[k], st.step - t,
-                                       err)))
-            goto out;
+        for (int j = mt ? 0 : k; j < (mt ? st.n : k + 1); j++)
+            if ((rc = crl_store_task_start(store, run_id, st.pos[j], st.names[j],
+                                           st.step - t, err)))
+                goto out;
         crl_env *env = st.envs[k];
         crl_episode_free(st.trec);
         st.trec = NULL;
-        if (c->log_train_every > 0 &&
+        /* mt switches envs every episode: no training-episode records. */
+        if (c->log_train_every > 0 && !mt &&
             (rc = crl_episode_create(st.specs[k], &st.trec, err)))
             goto out;
         int64_t ep_no = 0; /* training episodes of this task (since a resume) */
@@ -566,7 +666,7 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
         double ep_ret = 0;
         int ep_succ = 0;
         int64_t since_resume = 0;
-        for (; t < c->steps_per_task - reserve; t++) {
+        for (; t < budget - reserve; t++) {
             const float *mix =
                 st.has_csp ? crl_csp_collect(&st.csp, st.sac, &st.rng, ep_start) : NULL;
             ep_start = 0;
@@ -574,16 +674,16 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                 for (int j = 0; j < A; j++)
                     act[j] = (float)crl_rng_range(&st.rng, -1.0, 1.0);
             else
-                crl_sac_act(st.sac, 1, obs, k, 0, NULL, act);
+                crl_sac_act(st.sac, 1, obs, cur, 0, NULL, act);
             crl_step_info info;
             crl_env_step(env, act, obs2, &info);
             if (st.trec) crl_episode_add(st.trec, act, &info);
             if (st.kind == M_PM)
                 crl_reservoir_add(&st.res, &st.res_rng, obs, act, info.reward, obs2,
-                                  info.terminal, k);
+                                  info.terminal, cur);
             else
-                crl_replay_add_mix(&st.rb, obs, act, info.reward, obs2, info.terminal, k,
-                                   mix);
+                crl_replay_add_mix(&st.rb, obs, act, info.reward, obs2, info.terminal,
+                                   cur, mix);
             ep_ret += info.reward;
             ep_succ |= info.success != 0;
             memcpy(obs, obs2, sizeof(float) * (size_t)O);
@@ -604,6 +704,10 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                 }
                 ep_no++;
                 ep_start = 1;
+                if (mt) { /* the next task, round-robin */
+                    cur = (cur + 1) % st.n;
+                    env = st.envs[cur];
+                }
                 ep_seed = crl_rng_u64(&st.env_rng);
                 crl_env_reset(env, ep_seed, obs);
                 if (st.trec && train_episode_logged(c->log_train_every, ep_no))
@@ -623,7 +727,7 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                 if ((rc = eval_all(&st, store, run_id, k, err))) goto out;
                 /* A checkpoint at every evaluation, so that a run cut off (a
                  * crash, the end of a working session) resumes from there. */
-                if (t + 1 < c->steps_per_task &&
+                if (t + 1 < budget &&
                     (rc = save_checkpoint(&st, store, run_id, k, t + 1, err)))
                     goto out;
             }
@@ -669,14 +773,17 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                 goto out;
         }
         if ((rc = task_end(&st, k, err))) goto out;
-        if ((rc = crl_store_task_end(store, run_id, st.pos[k], st.step, err))) goto out;
+        if (st.has_l2m && (rc = l2m_task_end(&st, store, run_id, k, err))) goto out;
+        for (int j = mt ? 0 : k; j < (mt ? st.n : k + 1); j++)
+            if ((rc = crl_store_task_end(store, run_id, st.pos[j], st.step, err)))
+                goto out;
         crl_store_metric(
             store, run_id, st.step, "model/params",
-            st.has_csp ? (double)crl_subspace_n_params(crl_sac_subspace(st.sac))
-                       : crl_continual_model_params(c->method, (double)st.na, k + 1),
+            st.has_csp   ? (double)crl_subspace_n_params(crl_sac_subspace(st.sac))
+            : st.has_l2m ? (double)(crl_sac_pool(st.sac)->base.n_params + st.na)
+                         : crl_continual_model_params(c->method, (double)st.na, k + 1),
             NULL);
-        if ((rc = save_checkpoint(&st, store, run_id, k, c->steps_per_task, err)))
-            goto out;
+        if ((rc = save_checkpoint(&st, store, run_id, k, budget, err))) goto out;
     }
     if (st.last_eval_step != st.step &&
         (rc = eval_all(&st, store, run_id, st.n - 1, err)))

@@ -56,6 +56,17 @@ struct crl_sac {
     float *mix_cmp;      /* 2B x n: the same, compacted to the n anchors in use */
     float *act_mix;      /* K: the alpha crl_sac_act uses */
     float *act_cmp;      /* max_act_batch x n */
+    /* L2M (c.l2m_pool = M > 0): the actor spec above is the frozen base's;
+     * actor_p is the pool's flat buffer and base_p the base's parameters. */
+    int L;
+    crl_pool pool;
+    crl_pool_ws pws_lo, pws_hi, pws_o2, pws_act;
+    float *base_p;
+    int64_t *counts; /* M usage counts */
+    int *l2m_heads;  /* max(2B, max_act_batch) x c.l2m_head */
+    crl_pool_route rt_train, rt_act;
+    uintptr_t trk_lo, trk_hi; /* crl_sac_l2m_track: the tracked obs rows */
+    int32_t *trk_hist;
 };
 
 void crl_sac_config_default(crl_sac_config *c, int obs_dim, int act_dim, int n_tasks) {
@@ -111,6 +122,17 @@ static int check_config(const crl_sac_config *c, crl_err *err) {
     if (c->batch < 2) return crl_errf(err, CRL_EINVAL, "sac: --batch must be >= 2");
     if (c->max_act_batch <= 0)
         return crl_errf(err, CRL_EINVAL, "sac: max_act_batch must be > 0");
+    if (c->l2m_pool < 0) return crl_errf(err, CRL_EINVAL, "sac: --l2m-pool must be >= 1");
+    if (c->l2m_pool > 0) {
+        if (c->csp_anchors > 0)
+            return crl_errf(err, CRL_EINVAL, "sac: an actor is CSP or L2M, not both");
+        if (c->l2m_base_tasks < 1 || c->l2m_head < 0 || c->l2m_head >= c->l2m_base_tasks)
+            return crl_errf(err, CRL_EINVAL,
+                            "sac: L2M base head %d not in 0..%d (the base's heads)",
+                            c->l2m_head, c->l2m_base_tasks - 1);
+        if (!isfinite(c->l2m_pull) || c->l2m_pull < 0)
+            return crl_errf(err, CRL_EINVAL, "sac: --l2m-pull must be >= 0");
+    }
     return CRL_OK;
 }
 
@@ -125,9 +147,10 @@ int crl_sac_create(const crl_sac_config *c, uint64_t seed, crl_sac **out, crl_er
     const int K = c->csp_anchors > 0 ? c->csp_anchors : 0;
     const int Q = O + A + K;
     s->K = K;
+    s->L = c->l2m_pool > 0 ? c->l2m_pool : 0;
 
     crl_mlp_spec as, cs;
-    crl_mlp_spec_cw(&as, O, 2 * A, T, c->layers, c->hidden);
+    crl_mlp_spec_cw(&as, O, 2 * A, s->L ? c->l2m_base_tasks : T, c->layers, c->hidden);
     crl_mlp_spec_cw(&cs, Q, 1, T, c->layers, c->hidden);
     if ((rc = crl_mlp_init(&s->actor, &as, err)) ||
         (rc = crl_mlp_init(&s->critic, &cs, err)))
@@ -137,6 +160,26 @@ int crl_sac_create(const crl_sac_config *c, uint64_t seed, crl_sac **out, crl_er
     if (K) {
         if ((rc = crl_subspace_init(&s->sub, &as, K, err))) goto fail;
         s->na = s->sub.capacity;
+    }
+    if (s->L) {
+        if ((rc = crl_pool_init(&s->pool, &s->actor, (crl_pool_kind)c->l2m_kind, s->L,
+                                c->l2m_rank, c->l2m_scale, err)))
+            goto fail;
+        s->na = s->pool.n_params;
+        const size_t nh = (size_t)(2 * B > c->max_act_batch ? 2 * B : c->max_act_batch);
+        s->base_p = calloc(s->actor.n_params, sizeof(float));
+        s->counts = calloc((size_t)s->L, sizeof(int64_t));
+        s->l2m_heads = calloc(nh, sizeof(int));
+        if (!s->base_p || !s->counts || !s->l2m_heads) {
+            rc = crl_errf(err, CRL_ENOMEM, "sac: out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < nh; i++) s->l2m_heads[i] = c->l2m_head;
+        if ((rc = crl_pool_ws_alloc(&s->pws_lo, &s->pool, B / 2 > 0 ? B / 2 : 1, err)) ||
+            (rc = crl_pool_ws_alloc(&s->pws_hi, &s->pool, B - B / 2, err)) ||
+            (rc = crl_pool_ws_alloc(&s->pws_o2, &s->pool, B, err)) ||
+            (rc = crl_pool_ws_alloc(&s->pws_act, &s->pool, c->max_act_batch, err)))
+            goto fail;
     }
 
     const size_t B2 = 2 * (size_t)B;
@@ -188,10 +231,12 @@ int crl_sac_create(const crl_sac_config *c, uint64_t seed, crl_sac **out, crl_er
              (rc = crl_subspace_ws_alloc(&s->sws_hi, &s->sub, B - B / 2, err)) ||
              (rc = crl_subspace_ws_alloc(&s->sws_o2, &s->sub, B, err)) ||
              (rc = crl_subspace_ws_alloc(&s->sws_act, &s->sub, c->max_act_batch, err)))
-          : ((rc = crl_mlp_ws_alloc(&s->ws_lo, &s->actor, B / 2 > 0 ? B / 2 : 1, err)) ||
-             (rc = crl_mlp_ws_alloc(&s->ws_hi, &s->actor, B - B / 2, err)) ||
-             (rc = crl_mlp_ws_alloc(&s->ws_o2, &s->actor, B, err)) ||
-             (rc = crl_mlp_ws_alloc(&s->ws_act, &s->actor, c->max_act_batch, err))))
+          : !s->L &&
+                ((rc = crl_mlp_ws_alloc(&s->ws_lo, &s->actor, B / 2 > 0 ? B / 2 : 1,
+                                        err)) ||
+                 (rc = crl_mlp_ws_alloc(&s->ws_hi, &s->actor, B - B / 2, err)) ||
+                 (rc = crl_mlp_ws_alloc(&s->ws_o2, &s->actor, B, err)) ||
+                 (rc = crl_mlp_ws_alloc(&s->ws_act, &s->actor, c->max_act_batch, err))))
         goto fail;
     if ((rc = crl_mlp_ws_alloc(&s->ws_t1, &s->critic, B, err)) ||
         (rc = crl_mlp_ws_alloc(&s->ws_t2, &s->critic, B, err)) ||
@@ -211,6 +256,10 @@ int crl_sac_create(const crl_sac_config *c, uint64_t seed, crl_sac **out, crl_er
         /* Anchor 0 draws exactly what crl_mlp_init_params would. */
         crl_subspace_init_params(&s->sub, s->actor_p, &init);
         crl_sac_subspace_changed(s);
+    } else if (s->L) {
+        crl_pool_init_params(&s->pool, s->actor_p, &init);
+        s->tr_lo = 0;
+        s->tr_hi = s->na;
     } else {
         crl_mlp_init_params(&s->actor, s->actor_p, &init);
         s->tr_lo = 0;
@@ -244,6 +293,13 @@ void crl_sac_free(crl_sac *s) {
     crl_subspace_ws_free(&s->sws_hi);
     crl_subspace_ws_free(&s->sws_o2);
     crl_subspace_ws_free(&s->sws_act);
+    crl_pool_ws_free(&s->pws_lo);
+    crl_pool_ws_free(&s->pws_hi);
+    crl_pool_ws_free(&s->pws_o2);
+    crl_pool_ws_free(&s->pws_act);
+    free(s->base_p);
+    free(s->counts);
+    free(s->l2m_heads);
     crl_adam_free(&s->opt_actor);
     crl_adam_free(&s->opt_critic);
     crl_adam_free(&s->opt_alpha);
@@ -284,13 +340,42 @@ void crl_sac_grads(crl_sac *s, float **actor, float **critics, float **log_alpha
     if (log_alpha) *log_alpha = s->log_alpha_g;
 }
 
+/* The train (act = 0) or act route, with the learner's counts and, for an
+ * oracle act route, the acting task. */
+static crl_pool_route l2m_route(const crl_sac *s, int act, int task) {
+    crl_pool_route r = act ? s->rt_act : s->rt_train;
+    r.counts = s->counts;
+    if (act && r.mode == CRL_POOL_ROUTE_ORACLE) r.task = task;
+    return r;
+}
+
+/* L2M acting: the modulated base on B rows, and the tally of
+ * crl_sac_l2m_track. An oracle task outside the route's slices falls back
+ * to plain cosine routing. */
+static const float *l2m_act(crl_sac *s, int B, const float *obs, int task) {
+    crl_pool_route r = l2m_route(s, 1, task);
+    if (r.mode == CRL_POOL_ROUTE_ORACLE && (task < 0 || task >= r.n_tasks))
+        r.mode = CRL_POOL_ROUTE_COS;
+    crl_pool_forward(&s->pool, s->base_p, s->actor_p, &s->pws_act, obs, B, s->l2m_heads,
+                     &r, NULL);
+    const uintptr_t o = (uintptr_t)obs, row = sizeof(float) * (size_t)s->c.obs_dim;
+    if (s->trk_hist && o >= s->trk_lo && o < s->trk_hi && (o - s->trk_lo) % row == 0) {
+        const size_t r0 = (o - s->trk_lo) / row, rows = (s->trk_hi - s->trk_lo) / row;
+        for (size_t i = 0; i < (size_t)B && r0 + i < rows; i++)
+            s->trk_hist[(r0 + i) * (size_t)s->L + (size_t)s->pws_act.sel[i]]++;
+    }
+    return s->pws_act.out;
+}
+
 void crl_sac_act(crl_sac *s, int B, const float *obs, int task, int deterministic,
                  crl_rng *rng, float *act) {
     const int A = s->c.act_dim;
     if (B > s->c.max_act_batch) B = s->c.max_act_batch;
     for (int i = 0; i < B; i++) s->act_heads[i] = task;
     const float *out;
-    if (s->K) {
+    if (s->L) {
+        out = l2m_act(s, B, obs, task);
+    } else if (s->K) {
         const int n = s->sub.n_anchors;
         for (int i = 0; i < B; i++)
             memcpy(s->act_cmp + (size_t)i * n, s->act_mix, sizeof(float) * n);
@@ -326,6 +411,13 @@ static void cat_rows(int B, int O, int A, int K, const float *obs, const float *
  * stay alive until the backward of the same role. */
 static const float *actor_fwd(crl_sac *s, int role, const float *x, int rows,
                               const int *heads, const float *mix, float *cmp) {
+    if (s->L) {
+        crl_pool_ws *ws = role == 0 ? &s->pws_lo : role == 1 ? &s->pws_hi : &s->pws_o2;
+        const crl_pool_route r = l2m_route(s, 0, 0);
+        crl_pool_forward(&s->pool, s->base_p, s->actor_p, ws, x, rows, s->l2m_heads, &r,
+                         NULL);
+        return ws->out;
+    }
     if (!s->K) {
         crl_mlp_ws *ws = role == 0 ? &s->ws_lo : role == 1 ? &s->ws_hi : &s->ws_o2;
         return crl_mlp_forward(&s->actor, s->actor_p, ws, x, rows, heads);
@@ -338,13 +430,18 @@ static const float *actor_fwd(crl_sac *s, int role, const float *x, int rows,
 }
 
 static const float *actor_out(const crl_sac *s, int role) {
+    if (s->L)
+        return role == 0 ? s->pws_lo.out : role == 1 ? s->pws_hi.out : s->pws_o2.out;
     if (!s->K) return role == 0 ? s->ws_lo.out : role == 1 ? s->ws_hi.out : s->ws_o2.out;
     return role == 0 ? s->sws_lo.out : role == 1 ? s->sws_hi.out : s->sws_o2.out;
 }
 
 /* Weight gradients of the last forward of a role, accumulated into g. */
 static void actor_bwd(crl_sac *s, int role, float *g, const float *dout, int rows) {
-    if (!s->K)
+    if (s->L)
+        crl_pool_backward(&s->pool, s->base_p, s->actor_p, g,
+                          role == 0 ? &s->pws_lo : &s->pws_hi, dout);
+    else if (!s->K)
         crl_mlp_backward(&s->actor, s->actor_p, g, role == 0 ? &s->ws_lo : &s->ws_hi,
                          dout, rows, NULL);
     else
@@ -377,6 +474,7 @@ typedef struct {
     int phase;
     int finite[2]; /* gradients of each lane's half are finite */
     double q_loss, pi_loss, logp_sum, q_sum, alpha_sum, alpha_loss;
+    double pull[2]; /* L2M: each lane's share of the key pull term */
 } update_ctx;
 
 static void phase(void *vctx, int lane) {
@@ -481,6 +579,12 @@ static void phase(void *vctx, int lane) {
         float *g = lane ? s->actor_g2 : s->actor_g;
         memset(g + s->tr_lo, 0, sizeof(float) * (s->tr_hi - s->tr_lo));
         actor_bwd(s, lane, g, dout, n);
+        /* L2M: the key pull term over all B pi(o) rows, as this lane's n/B
+         * share of the mean; its gradient lands in the keys block only. */
+        if (s->L)
+            u->pull[lane] =
+                crl_pool_pull(&s->pool, s->actor_p, lane ? &s->pws_hi : &s->pws_lo,
+                              s->c.l2m_pull * (float)n / (float)B, g);
         break;
     }
     case PH_SUM: { /* actor_g += actor_g2 and the finiteness checks, by halves */
@@ -534,6 +638,7 @@ int crl_sac_compute_grads(crl_sac *s, const crl_batch *b, const float *eps,
     double penalty = 0;
     if (s->hooks.actor_penalty)
         penalty = s->hooks.actor_penalty(s->hooks.ctx, s->actor_p, s->actor_g, s->na);
+    if (s->L) penalty += u.pull[0] + u.pull[1];
 
     /* alpha loss = -mean(log_alpha[task] * (logp + H)), logp held fixed. */
     double alpha_loss = 0;
@@ -595,6 +700,10 @@ int crl_sac_update(crl_sac *s, const crl_batch *b, crl_sac_stats *st, crl_err *e
                         "sac: non-finite loss or gradient (q_loss %g, pi_loss %g); "
                         "nothing applied",
                         st->q_loss, st->pi_loss);
+    if (s->L) { /* usage counts: the routing of the actor-loss rows */
+        crl_pool_count(&s->pool, &s->pws_lo, s->counts);
+        crl_pool_count(&s->pool, &s->pws_hi, s->counts);
+    }
     crl_adam_tick(&s->opt_critic);
     crl_adam_tick(&s->opt_actor);
     crl_adam_tick(&s->opt_alpha);
@@ -680,6 +789,43 @@ int crl_sac_score_mix(crl_sac *s, const float *obs, int B, int task, int n_mix,
     return CRL_OK;
 }
 
+/* ---- L2M access ---------------------------------------------------------------- */
+
+const crl_pool *crl_sac_pool(const crl_sac *s) {
+    return s->L ? &s->pool : NULL;
+}
+
+float *crl_sac_l2m_base(crl_sac *s) {
+    return s->L ? s->base_p : NULL;
+}
+
+int64_t *crl_sac_l2m_counts(crl_sac *s) {
+    return s->L ? s->counts : NULL;
+}
+
+int crl_sac_l2m_set_route(crl_sac *s, const crl_pool_route *train,
+                          const crl_pool_route *act, crl_err *err) {
+    if (!s->L) return crl_errf(err, CRL_EINVAL, "sac: not an L2M learner");
+    crl_pool_route t = *train, a = *act;
+    t.counts = a.counts = s->counts;
+    if (a.mode == CRL_POOL_ROUTE_ORACLE) a.task = 0; /* checked per call */
+    if (t.mode == CRL_POOL_ROUTE_FIXED || a.mode == CRL_POOL_ROUTE_FIXED)
+        return crl_errf(err, CRL_EINVAL, "sac: L2M routes cannot be FIXED");
+    int rc = crl_pool_route_rows(&s->pool, s->actor_p, NULL, 0, &t, NULL, err);
+    if (!rc) rc = crl_pool_route_rows(&s->pool, s->actor_p, NULL, 0, &a, NULL, err);
+    if (rc) return rc;
+    s->rt_train = *train;
+    s->rt_act = *act;
+    return CRL_OK;
+}
+
+void crl_sac_l2m_track(crl_sac *s, const float *obs_base, int rows, int32_t *hist) {
+    s->trk_hist = s->L && obs_base && hist && rows > 0 ? hist : NULL;
+    s->trk_lo = (uintptr_t)obs_base;
+    s->trk_hi =
+        s->trk_lo + sizeof(float) * (size_t)s->c.obs_dim * (size_t)(rows > 0 ? rows : 0);
+}
+
 double crl_sac_flops_per_update(const crl_sac *s) {
     const double B = s->c.batch;
     if (s->K) {
@@ -700,6 +846,16 @@ double crl_sac_flops_per_update(const crl_sac *s) {
     const double Mq = crl_mlp_macs_per_row(&s->critic);
     const double H = s->c.hidden;
     const double fa = s->c.obs_dim * H, fq = (s->c.obs_dim + s->c.act_dim) * H;
+    /* L2M: the base's MACs plus, per row and hidden layer, r (in + out) for
+     * LoRA's x A and (x A) B forward, twice that backward (no base dW). */
+    double lora = 0;
+    if (s->L && s->pool.kind == CRL_POOL_LORA)
+        for (int l = 0, in = s->c.obs_dim; l < s->c.layers; l++, in = s->c.hidden)
+            lora += (double)s->pool.rank * (in + H);
+    if (s->L)
+        return 2.0 * (2 * B * (Ma + lora) + 2 * B * Mq + 4 * B * Mq + 2 * B * Mq +
+                      2 * (2 * B * (Mq - fq) + B * s->c.act_dim * H) + B * (Ma - fa) +
+                      2 * B * lora);
     /* actor fwd 2B rows; targets 2 x B; critics fwd 2 x 2B; critics dW 2 x B;
      * critics dX 2 x 2B rows above the first layer plus the action block of
      * the first layer for B rows; actor dW B rows and dX above the first
@@ -721,6 +877,11 @@ double crl_sac_flops_per_update(const crl_sac *s) {
 
 static const char SAC_MAGIC[8] = {'C', 'R', 'L', 'S', 'A', 'C', '0', '1'};
 static const char CSP_MAGIC[8] = {'C', 'R', 'L', 'S', 'A', 'C', 'S', '1'};
+static const char L2M_MAGIC[8] = {'C', 'R', 'L', 'S', 'A', 'C', 'L', '1'};
+
+static const char *sac_magic(const crl_sac *s) {
+    return s->K ? CSP_MAGIC : s->L ? L2M_MAGIC : SAC_MAGIC;
+}
 
 static void put_adam(crl_wbuf *w, const crl_adam *a, size_t n) {
     crl_wbuf_put(w, &a->t, 8);
@@ -743,7 +904,7 @@ int crl_sac_save(const crl_sac *s, void **blob, size_t *n, crl_err *err) {
                         (uint32_t)s->c.layers};
     uint64_t sizes[2] = {s->na, s->nc};
     size_t used = s->K ? crl_subspace_n_params(&s->sub) : s->na;
-    crl_wbuf_put(&w, s->K ? CSP_MAGIC : SAC_MAGIC, 8);
+    crl_wbuf_put(&w, sac_magic(s), 8);
     crl_wbuf_put(&w, dims, sizeof dims);
     crl_wbuf_put(&w, sizes, sizeof sizes);
     if (s->K) {
@@ -752,6 +913,14 @@ int crl_sac_save(const crl_sac *s, void **blob, size_t *n, crl_err *err) {
         uint64_t u = used;
         crl_wbuf_put(&w, sub, sizeof sub);
         crl_wbuf_put(&w, &u, 8);
+    }
+    if (s->L) { /* the pool's shape, then the frozen base */
+        uint32_t l2m[5] = {(uint32_t)s->L, (uint32_t)s->pool.kind, (uint32_t)s->pool.rank,
+                           (uint32_t)s->c.l2m_base_tasks, (uint32_t)s->c.l2m_head};
+        uint64_t nb = s->actor.n_params;
+        crl_wbuf_put(&w, l2m, sizeof l2m);
+        crl_wbuf_put(&w, &nb, 8);
+        crl_wbuf_put(&w, s->base_p, nb * sizeof(float));
     }
     crl_wbuf_put(&w, s->actor_p, used * sizeof(float));
     crl_wbuf_put(&w, s->critic_p, 2 * s->nc * sizeof(float));
@@ -762,6 +931,7 @@ int crl_sac_save(const crl_sac *s, void **blob, size_t *n, crl_err *err) {
     put_adam(&w, &s->opt_alpha, s->opt_alpha.n);
     crl_wbuf_put_rng(&w, &s->rng);
     crl_wbuf_put_rng(&w, &s->act_rng);
+    if (s->L) crl_wbuf_put(&w, s->counts, (size_t)s->L * sizeof(int64_t));
     if (w.bad) {
         free(w.p);
         return crl_errf(err, CRL_ENOMEM, "sac: out of memory while saving");
@@ -779,10 +949,11 @@ int crl_sac_load(crl_sac *s, const void *blob, size_t n, crl_err *err) {
     crl_rbuf_get(&r, magic, 8);
     crl_rbuf_get(&r, dims, sizeof dims);
     crl_rbuf_get(&r, sizes, sizeof sizes);
-    if (r.bad || memcmp(magic, s->K ? CSP_MAGIC : SAC_MAGIC, 8) != 0)
+    if (r.bad || memcmp(magic, sac_magic(s), 8) != 0)
         return crl_errf(err, CRL_ECORRUPT,
-                        memcmp(magic, s->K ? SAC_MAGIC : CSP_MAGIC, 8) == 0
-                            ? "sac checkpoint: CSP and plain learners do not mix"
+                        !memcmp(magic, SAC_MAGIC, 8) || !memcmp(magic, CSP_MAGIC, 8) ||
+                                !memcmp(magic, L2M_MAGIC, 8)
+                            ? "sac checkpoint: plain, CSP and L2M learners do not mix"
                             : "sac checkpoint: bad magic");
     if (dims[0] != (uint32_t)s->c.obs_dim || dims[1] != (uint32_t)s->c.act_dim ||
         dims[2] != (uint32_t)s->c.n_tasks || dims[3] != (uint32_t)s->c.hidden ||
@@ -804,15 +975,31 @@ int crl_sac_load(crl_sac *s, const void *blob, size_t n, crl_err *err) {
             return crl_errf(err, CRL_ECORRUPT, "sac checkpoint: bad subspace header");
         used = (size_t)u;
     }
+    size_t nb = 0, l2m_off = 0;
+    if (s->L) {
+        uint32_t l2m[5];
+        uint64_t nb64 = 0;
+        crl_rbuf_get(&r, l2m, sizeof l2m);
+        crl_rbuf_get(&r, &nb64, 8);
+        if (r.bad || l2m[0] != (uint32_t)s->L || l2m[1] != (uint32_t)s->pool.kind ||
+            l2m[2] != (uint32_t)s->pool.rank || l2m[3] != (uint32_t)s->c.l2m_base_tasks ||
+            l2m[4] != (uint32_t)s->c.l2m_head || nb64 != s->actor.n_params)
+            return crl_errf(err, CRL_ECORRUPT,
+                            "sac checkpoint: the L2M pool or base does not match");
+        nb = (size_t)nb64;
+        l2m_off = r.off;
+        r.off += nb * sizeof(float);
+    }
     /* Check the exact size before writing anything, so a truncated or padded
      * blob leaves the learner untouched. */
     const size_t T = (size_t)s->c.n_tasks;
     size_t expect = r.off + (used + 4 * s->nc + T) * sizeof(float) + 3 * 8 +
                     (2 * used + 4 * s->nc + 2 * T) * sizeof(float) +
-                    2 * (sizeof s->rng.s + 4 + 8);
+                    2 * (sizeof s->rng.s + 4 + 8) + (size_t)s->L * sizeof(int64_t);
     if (n != expect)
         return crl_errf(err, CRL_ECORRUPT, "sac checkpoint: %zu bytes, expected %zu", n,
                         expect);
+    if (s->L) memcpy(s->base_p, (const char *)blob + l2m_off, nb * sizeof(float));
     crl_rbuf_get(&r, s->actor_p, used * sizeof(float));
     memset(s->actor_p + used, 0, (s->na - used) * sizeof(float));
     crl_rbuf_get(&r, s->critic_p, 2 * s->nc * sizeof(float));
@@ -823,6 +1010,7 @@ int crl_sac_load(crl_sac *s, const void *blob, size_t n, crl_err *err) {
     get_adam(&r, &s->opt_alpha, s->opt_alpha.n);
     crl_rbuf_get_rng(&r, &s->rng);
     crl_rbuf_get_rng(&r, &s->act_rng);
+    if (s->L) crl_rbuf_get(&r, s->counts, (size_t)s->L * sizeof(int64_t));
     if (r.bad || r.off != n)
         return crl_errf(err, CRL_ECORRUPT, "sac checkpoint: truncated or trailing bytes");
     if (s->K) {

@@ -1,8 +1,8 @@
 /* SAC update throughput at the Continual World shape and a small shape.
  * Prints `name: value unit` lines: the best one-second window (what the code
  * can do) and the median (what a possibly shared machine gave it). Usage:
- * bench_sac_update [--threads N]
- * [--seconds S]. */
+ * bench_sac_update [--threads N] [--seconds S] [--method sac|csp|l2m]
+ * [--anchors N] [--pool M]. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,14 +30,25 @@ static double sgemm_rate_once(double seconds) {
 }
 
 /* anchors > 0: a CSP learner grown to that many anchors (all but the last
- * frozen), every row with its own alpha. Returns the best rate. */
+ * frozen), every row with its own alpha. l2m > 0: an L2M learner with that
+ * many LoRA modulators of rank 8 over a random base, every modulator
+ * non-zero (a zero B is skipped) and random keys, so that rows spread over
+ * many modulators (the worst case of grouping). Returns the best rate. */
 static double bench_shape(const char *name, int obs, int act, int layers, int hidden,
-                          int batch, double seconds, double sgemm, int lanes,
-                          int anchors) {
+                          int batch, double seconds, double sgemm, int lanes, int anchors,
+                          int l2m) {
     crl_sac_config c;
     crl_sac_config_default(&c, obs, act, 1);
     c.threads = lanes;
     c.csp_anchors = anchors;
+    if (l2m > 0) {
+        c.l2m_pool = l2m;
+        c.l2m_kind = CRL_POOL_LORA;
+        c.l2m_rank = CRL_POOL_DEFAULT_RANK;
+        c.l2m_scale = CRL_POOL_DEFAULT_SCALE;
+        c.l2m_pull = 0.5f;
+        c.l2m_base_tasks = 1;
+    }
     c.layers = layers;
     c.hidden = hidden;
     c.batch = batch;
@@ -51,6 +62,13 @@ static double bench_shape(const char *name, int obs, int act, int layers, int hi
     crl_batch_alloc(&b, batch, obs, act, NULL);
     crl_rng r;
     crl_rng_seed(&r, 5);
+    if (l2m > 0) {
+        const crl_pool *pool = crl_sac_pool(s);
+        crl_mlp_init_params(&pool->base, crl_sac_l2m_base(s), &r);
+        float *p = crl_sac_actor_params(s);
+        for (size_t i = (size_t)pool->M * pool->key_dim; i < pool->n_params; i++)
+            p[i] += 0.01f * (float)crl_rng_normal(&r);
+    }
     if (anchors > 0) {
         crl_subspace *sub = crl_sac_subspace(s);
         while (sub->n_anchors < anchors) {
@@ -116,7 +134,7 @@ static double sgemm_rate(double seconds) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 0, anchors = 8;
+    int threads = 0, anchors = 8, pool = CRL_POOL_DEFAULT_M;
     double seconds = 8.0;
     const char *method = "sac";
     for (int i = 1; i < argc; i++) {
@@ -128,14 +146,21 @@ int main(int argc, char **argv) {
             method = argv[++i];
         else if (!strcmp(argv[i], "--anchors") && i + 1 < argc)
             anchors = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--pool") && i + 1 < argc)
+            pool = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_sac_update [--threads N] [--seconds S] "
-                            "[--method sac|csp] [--anchors N]\n");
+                            "[--method sac|csp|l2m] [--anchors N] [--pool M]\n");
             return 2;
         }
     }
-    if (strcmp(method, "sac") && strcmp(method, "csp")) {
-        fprintf(stderr, "bench_sac_update: unknown --method '%s' (sac or csp)\n", method);
+    if (strcmp(method, "sac") && strcmp(method, "csp") && strcmp(method, "l2m")) {
+        fprintf(stderr, "bench_sac_update: unknown --method '%s' (sac, csp or l2m)\n",
+                method);
+        return 2;
+    }
+    if (pool < 1 || pool > 4096) {
+        fprintf(stderr, "bench_sac_update: --pool must be in 1..4096\n");
         return 2;
     }
     if (anchors < 1 || anchors > 64) {
@@ -157,20 +182,29 @@ int main(int argc, char **argv) {
     printf("sgemm_128x256x256_%dt: %.1f GFLOPS\n", threads, sg);
     /* crl's way: the update on `threads` lanes of single-threaded BLAS. */
     crl_blas_set_threads(1);
-    double plain = bench_shape("cw", 39, 4, 4, 256, 128, seconds, sg, threads, 0);
+    double plain = bench_shape("cw", 39, 4, 4, 256, 128, seconds, sg, threads, 0, 0);
     if (!strcmp(method, "csp")) {
         /* CSP at the CW shape: the actor holds `anchors` anchors. */
         char name[32];
         snprintf(name, sizeof name, "cw_csp%d", anchors);
-        double csp = bench_shape(name, 39, 4, 4, 256, 128, seconds, sg, threads, anchors);
+        double csp =
+            bench_shape(name, 39, 4, 4, 256, 128, seconds, sg, threads, anchors, 0);
         printf("sac_update_%s_cost_ratio: %.2f x plain\n", name, plain / csp);
         return 0;
     }
-    bench_shape("small", 17, 6, 2, 256, 256, seconds, sg, threads, 0);
+    if (!strcmp(method, "l2m")) {
+        /* L2M at the CW shape: M LoRA modulators of rank 8 (spec: <= 1.5x). */
+        char name[32];
+        snprintf(name, sizeof name, "cw_l2m%d", pool);
+        double l2m = bench_shape(name, 39, 4, 4, 256, 128, seconds, sg, threads, 0, pool);
+        printf("sac_update_%s_cost_ratio: %.2f x plain\n", name, plain / l2m);
+        return 0;
+    }
+    bench_shape("small", 17, 6, 2, 256, 256, seconds, sg, threads, 0, 0);
     if (threads > 1) {
         /* For comparison: one lane, OpenBLAS splitting each GEMM. */
         crl_blas_set_threads(threads);
-        bench_shape("cw_openblas_threads", 39, 4, 4, 256, 128, seconds, sg, 1, 0);
+        bench_shape("cw_openblas_threads", 39, 4, 4, 256, 128, seconds, sg, 1, 0, 0);
     }
     return 0;
 }

@@ -89,7 +89,9 @@ static int train_defs(opt_def *defs, crl_train_config *c, crl_continual_config *
         {"scenario", OPT_STR, &cc->scenario, 0, 0,
          "continual run through a scenario (see 'crl scenarios')", 1},
         {"method", OPT_STR, &cc->method, 0, 0,
-         "with --scenario: ft1, ftn, l2, ewc, packnet, pm, single or csp", 1},
+         "with --scenario: ft1, ftn, l2, ewc, packnet, pm, single, csp, l2m or mt "
+         "(multi-task)",
+         1},
         {"steps-per-task", OPT_I64, &cc->steps_per_task, 1, 1e12,
          "with --scenario: env steps per task", 1},
         {"l2-coef", OPT_DOUBLE, &cc->l2_coef, 0, 1e12, "l2 penalty coefficient", 1},
@@ -108,6 +110,20 @@ static int train_defs(opt_def *defs, crl_train_config *c, crl_continual_config *
          "csp: env steps per validation rollout (0: one episode)", 1},
         {"csp-epsilon", OPT_DOUBLE, &cc->csp.epsilon, 0, 1e6,
          "csp: keep a new anchor iff best_new > best_old + epsilon |best_old|", 1},
+        {"modulator", OPT_STR, &cc->l2m.modulator, 0, 0, "l2m: lora or ia3", 1},
+        {"l2m-pool", OPT_INT, &cc->l2m.pool, 1, 4096, "l2m: modulators in the pool", 1},
+        {"l2m-rank", OPT_INT, &cc->l2m.rank, 1, 4096, "l2m: LoRA rank", 1},
+        {"l2m-scale", OPT_FLOAT, &cc->l2m.scale, 0, 1e6, "l2m: LoRA scale", 1},
+        {"l2m-pull", OPT_FLOAT, &cc->l2m.pull, 0, 1e6,
+         "l2m: key pull coefficient (loss - c mean cos(query, key))", 1},
+        {"l2m-oracle", OPT_FLAG, &cc->l2m.oracle, 0, 0,
+         "l2m: split the pool per task by task id (the oracle variant)", 1},
+        {"base", OPT_STR, &cc->l2m.base, 0, 0,
+         "l2m: the frozen base, RUN[:TASK] (a stored learner's actor; TASK = its head, "
+         "default 0)",
+         1},
+        {"base-db", OPT_STR, &cc->l2m.base_db, 0, 0,
+         "l2m: store holding the --base run (default: --db)", 1},
         {"single-task", OPT_I64, single_task, -1, 1e6,
          "with --method single: only this scenario position (default: all)", 1},
         {"resume", OPT_I64, resume, 1, 9e18,
@@ -207,6 +223,42 @@ static int load_run_config(crl_store *store, int64_t run_id, const opt_def *defs
     return rc;
 }
 
+/* l2m: the frozen base named by --base RUN[:TASK] (--base-db, default db):
+ * the actor of the run's latest checkpoint (a single-env or a continual
+ * run), head TASK. */
+static int load_l2m_base(const crl_continual_config *cc, const char *db, crl_l2m_base *b,
+                         crl_err *err) {
+    if (!cc->l2m.base || !*cc->l2m.base)
+        return crl_errf(err, CRL_EINVAL,
+                        "--method l2m needs --base RUN[:TASK] (e.g. a 'crl train "
+                        "--scenario pretrain --method mt' run)");
+    char *end = NULL;
+    long long run = strtoll(cc->l2m.base, &end, 10);
+    long task = 0;
+    if (end && *end == ':') task = strtol(end + 1, &end, 10);
+    if (run < 1 || task < 0 || task > 1000000 || !end || *end)
+        return crl_errf(err, CRL_EINVAL, "--base must be RUN[:TASK], got '%s'",
+                        cc->l2m.base);
+    const char *path = cc->l2m.base_db && *cc->l2m.base_db ? cc->l2m.base_db : db;
+    crl_store *st = NULL;
+    void *blob = NULL;
+    size_t n = 0, sn = 0;
+    const void *sb = NULL;
+    int idx;
+    int64_t step;
+    int rc = crl_store_open(path, 0, &st, err);
+    if (!rc) rc = crl_store_checkpoint_latest(st, run, &idx, &step, &blob, &n, err);
+    if (rc == CRL_ENOTFOUND)
+        rc = crl_errf(err, CRL_EINVAL, "--base %s: run %lld has no checkpoint in %s",
+                      cc->l2m.base, run, path);
+    if (!rc && crl_checkpoint_learner(blob, n, &sb, &sn, NULL, err) != CRL_OK)
+        rc = crl_continual_checkpoint_learner(blob, n, &sb, &sn, err);
+    if (!rc) rc = crl_l2m_base_parse(sb, sn, (int)task, b, err);
+    free(blob);
+    crl_store_close(st);
+    return rc;
+}
+
 static int train_continual(crl_train_config *c, crl_continual_config *cc,
                            const opt_def *defs, int n, const char *db, int64_t resume,
                            int single_task, int quiet, opt_strs *keep,
@@ -249,6 +301,15 @@ static int train_continual(crl_train_config *c, crl_continual_config *cc,
     cc->eval_every = c->eval_every;
     cc->eval_episodes = c->eval_episodes;
     cc->sac = c->sac;
+    crl_l2m_base base = {0};
+    if (!strcmp(cc->method, "l2m")) {
+        if ((rc = load_l2m_base(cc, db, &base, &err))) {
+            fprintf(stderr, "crl train: %s\n", err.msg);
+            crl_store_close(store);
+            return cli_exit_code(rc) == 2 ? 2 : 1;
+        }
+        cc->l2m_base = &base;
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -298,17 +359,20 @@ static int train_continual(crl_train_config *c, crl_continual_config *cc,
         if (rc == CRL_EINTR) {
             fprintf(stderr, "crl train: run %lld %s\n", (long long)run_id, err.msg);
             crl_store_close(store);
+            crl_l2m_base_free(&base);
             return 130;
         }
         if (rc) {
             fprintf(stderr, "crl train: run %lld failed: %s\n", (long long)run_id,
                     err.msg);
             crl_store_close(store);
+            crl_l2m_base_free(&base);
             return cli_exit_code(rc) == 2 ? 2 : 1;
         }
         if (resume) break;
     }
     crl_store_close(store);
+    crl_l2m_base_free(&base);
     return 0;
 }
 
@@ -539,6 +603,11 @@ int cmd_eval(int argc, char **argv) {
         cc.single_task = (int)single_task;
         cc.sac = c.sac;
         cc.seed = c.seed;
+        crl_l2m_base base = {0};
+        if (!strcmp(cc.method, "l2m")) {
+            rc = load_l2m_base(&cc, db, &base, &err);
+            cc.l2m_base = &base;
+        }
         for (int t = t0; !rc && t < t1; t++) {
             rc = crl_continual_eval(&cc, store, run, t, episodes, !stochastic, seed, &ret,
                                     &sr, &err);
@@ -548,6 +617,7 @@ int cmd_eval(int argc, char **argv) {
                     t, sc->tasks[t], ret, sr, episodes,
                     stochastic ? "stochastic" : "deterministic");
         }
+        crl_l2m_base_free(&base);
     }
     crl_store_close(store);
     opts_strs_free(&keep);

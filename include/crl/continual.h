@@ -20,7 +20,10 @@ extern "C" {
 
 typedef struct {
     const char *scenario; /* crl_scenario_find name */
-    const char *method;   /* ft1, ftn, l2, ewc, packnet, pm, single */
+    const char *method;   /* ft1, ftn, l2, ewc, packnet, pm, single, csp, l2m; mt:
+                             multi-task SAC over every task of the scenario at
+                             once (tasks interleaved per episode, round-robin;
+                             budget steps_per_task x tasks) */
     int single_task;      /* method single: the scenario position to train */
     uint64_t seed;
     int64_t steps_per_task; /* env steps per task */
@@ -32,7 +35,13 @@ typedef struct {
     double packnet_retrain; /* retraining updates after a prune, as a fraction of
                                steps_per_task (CW: 100k of 1M = 0.1) */
     crl_csp_config csp;     /* method csp */
+    crl_l2m_config l2m;     /* method l2m */
     crl_sac_config sac;     /* obs/act/n_tasks are filled from the scenario */
+    /* l2m: the frozen base (crl_l2m_base_parse of a stored learner); the
+     * caller keeps it alive during the call. Resumes and evaluations need
+     * it too (for its shape); the parameters then come from the run's own
+     * checkpoint, which holds the base. */
+    const crl_l2m_base *l2m_base;
 } crl_continual_config;
 
 /* Continual World defaults: eval every 20,000 steps with 10 + 1 episodes,
@@ -58,6 +67,12 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
 int crl_continual_eval(const crl_continual_config *c, crl_store *store, int64_t run_id,
                        int task, int episodes, int deterministic, uint64_t seed,
                        double *mean_return, double *success_rate, crl_err *err);
+
+/* The learner part of a continual-run checkpoint: points *sac_blob into
+ * blob (for crl_sac_load, or crl_l2m_base_parse). CRL_ECORRUPT if blob is
+ * not one. */
+int crl_continual_checkpoint_learner(const void *blob, size_t n, const void **sac_blob,
+                                     size_t *sac_n, crl_err *err);
 
 /* Parameters needed at inference for all tasks trained so far, for a method
  * after `tasks_done` tasks (ftn: one actor per task; others: one actor). */

@@ -23,6 +23,7 @@
 
 #include "base.h"
 #include "nn.h"
+#include "pool.h"
 #include "sac.h"
 
 #ifdef __cplusplus
@@ -252,6 +253,82 @@ int crl_csp_task_end(crl_csp *m, crl_sac *sac, int task, crl_rng *rng, const flo
 int64_t crl_csp_validation_budget(const crl_csp *m, int n_anchors, int episode_len);
 int crl_csp_save(const crl_csp *m, void **blob, size_t *n, crl_err *err);
 int crl_csp_load(crl_csp *m, const void *blob, size_t n, crl_err *err);
+
+/* ---- l2m: a modulation pool over a frozen pre-trained actor (docs/l2m.md) ----
+ * The base is the actor of a stored plain learner (crl_l2m_base_parse); the
+ * pool and the routing live in the learner (crl_sac with l2m_pool = M > 0,
+ * pool.h). crl_l2m holds the method's side: routes per task, the modulator
+ * each task trained (the modal one of its update rows) and the per-episode
+ * routing tally of evaluations. */
+
+#define CRL_L2M_PULL 0.5f
+
+typedef struct {
+    int pool;              /* M modulators (30) */
+    const char *modulator; /* "lora" (default) or "ia3" */
+    int rank;              /* LoRA rank (8) */
+    float scale;           /* LoRA scale (2) */
+    float pull;            /* key pull coefficient (0.5) */
+    int oracle;            /* 1: per-task slices of the pool by task id */
+    /* Where the base comes from, for the command line and the run record
+     * (the library takes the base itself, crl_l2m_base): "RUN[:TASK]" and
+     * the store holding RUN (NULL: the run's own store). */
+    const char *base, *base_db;
+} crl_l2m_config;
+
+void crl_l2m_config_default(crl_l2m_config *c);
+/* "lora" -> CRL_POOL_LORA, "ia3" -> CRL_POOL_IA3, else -1. */
+int crl_l2m_kind(const char *modulator);
+
+/* A frozen base: the actor of a plain learner. */
+typedef struct {
+    int obs_dim, act_dim, n_tasks, hidden, layers;
+    int head;      /* the head L2M uses (RUN:TASK) */
+    size_t n;      /* actor parameters */
+    float *params; /* malloc'd */
+} crl_l2m_base;
+
+/* Take the actor out of a crl_sac_save blob of a PLAIN learner (CRL_EINVAL
+ * for CSP or L2M learners, CRL_ECORRUPT for anything else). */
+int crl_l2m_base_parse(const void *sac_blob, size_t n, int head, crl_l2m_base *b,
+                       crl_err *err);
+void crl_l2m_base_free(crl_l2m_base *b);
+/* Fill the L2M fields of a learner config (shape checked against the base:
+ * CRL_EINVAL with a message naming the mismatch). */
+int crl_l2m_sac_config(const crl_l2m_config *c, const crl_l2m_base *b, crl_sac_config *sc,
+                       crl_err *err);
+
+typedef struct {
+    crl_l2m_config c;
+    int n_tasks, M;
+    int64_t *start; /* M: usage counts at the current task's start */
+    int *train_mod; /* n_tasks: modal modulator of each finished task, -1 */
+    int32_t *hist;  /* max_rows x M: the evaluation tally */
+    int max_rows;
+} crl_l2m;
+
+int crl_l2m_init(crl_l2m *m, const crl_l2m_config *c, int M, int n_tasks, int max_rows,
+                 crl_err *err);
+void crl_l2m_free(crl_l2m *m);
+/* Task start: routes for training task `task` (first task plain cosine,
+ * later ones the usage-weighted score; oracle: the task's slice), and the
+ * counts snapshot. fresh != 0 (a task's first step) also gives the learner
+ * new critics seeded from seed, and zeroes its Adam moments. */
+int crl_l2m_task_start(crl_l2m *m, crl_sac *sac, int task, int fresh, uint64_t seed,
+                       crl_err *err);
+/* Evaluation routing (plain cosine, or oracle by the acting task); undo with
+ * crl_l2m_task_start(..., fresh = 0). */
+int crl_l2m_eval_route(crl_l2m *m, crl_sac *sac, crl_err *err);
+/* Task end: train_mod[task] = the modulator with the most update rows
+ * during the task (-1 if none). Returns it. */
+int crl_l2m_task_end(crl_l2m *m, crl_sac *sac, int task);
+/* Of the tally of `rows` episodes (hist): *modal = the modulator most
+ * episodes mostly used, *frac = the fraction of episodes whose own mode it
+ * is, *acc = the fraction whose mode is `trained` (NAN if trained < 0). */
+void crl_l2m_route_summary(const crl_l2m *m, int rows, int trained, int *modal,
+                           double *frac, double *acc);
+int crl_l2m_save(const crl_l2m *m, void **blob, size_t *n, crl_err *err);
+int crl_l2m_load(crl_l2m *m, const void *blob, size_t n, crl_err *err);
 
 #ifdef __cplusplus
 }

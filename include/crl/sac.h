@@ -12,6 +12,7 @@
 
 #include "base.h"
 #include "nn.h"
+#include "pool.h"
 #include "replay.h"
 #include "subspace.h"
 
@@ -41,6 +42,20 @@ typedef struct {
                              with room for K anchors (starts with 1), and critics
                              that read [obs, act, alpha] with alpha zero-padded
                              to K columns. */
+    /* L2M (l2m_pool = M > 0): the actor is a FROZEN base crl_mlp (obs ->
+     * 2 act, l2m_base_tasks heads, the same layers x hidden) modulated by a
+     * pool of M modulators (pool.h). The actor parameters (crl_sac_actor_params,
+     * gradients, Adam) are the pool's flat buffer [keys | modulators]; the
+     * base lives in its own buffer (crl_sac_l2m_base) that nothing writes
+     * but crl_sac_load. Every row goes through base head l2m_head, so acting
+     * needs no task id. Critics are plain. */
+    int l2m_pool;
+    int l2m_kind;       /* crl_pool_kind: CRL_POOL_LORA or CRL_POOL_IA3 */
+    int l2m_rank;       /* LoRA rank r (8) */
+    float l2m_scale;    /* LoRA scale s (2) */
+    float l2m_pull;     /* key pull coefficient (0.5) */
+    int l2m_base_tasks; /* heads of the base network */
+    int l2m_head;       /* the base head every row uses */
 } crl_sac_config;
 
 /* The Continual World defaults of ../shared/specs/methods.md. */
@@ -134,6 +149,31 @@ void crl_sac_reset_critics(crl_sac *s, uint64_t seed);
  * policy at alpha (B <= batch). CRL_EINVAL for a plain learner. */
 int crl_sac_score_mix(crl_sac *s, const float *obs, int B, int task, int n_mix,
                       const float *mixes, double *scores, crl_err *err);
+
+/* ---- L2M (l2m_pool > 0) --------------------------------------------------
+ * The update routes its pi(o) and pi(o2) rows with the TRAIN route, acting
+ * with the ACT route (crl_sac_l2m_set_route). The actor loss gets the key
+ * pull term -l2m_pull * mean_r cos(q_r, k_sel[r]) over the pi(o) rows: its
+ * value is crl_sac_stats.penalty and its gradient goes to the keys only;
+ * the modulators learn from the SAC actor loss only. Every crl_sac_update
+ * adds the routing of its pi(o) rows to the usage counts. */
+/* The pool, or NULL for a learner that is not L2M. */
+const crl_pool *crl_sac_pool(const crl_sac *s);
+/* The frozen base parameters (pool->base.n_params floats; write them once,
+ * after creation), or NULL. */
+float *crl_sac_l2m_base(crl_sac *s);
+/* Usage counts (M int64), kept across tasks and in checkpoints, or NULL. */
+int64_t *crl_sac_l2m_counts(crl_sac *s);
+/* Routing of the update rows (train) and of crl_sac_act (act). counts is
+ * ignored (the learner's own counts are used); for an ORACLE act route the
+ * task is crl_sac_act's task argument. CRL_EINVAL for a bad route or a
+ * learner that is not L2M. */
+int crl_sac_l2m_set_route(crl_sac *s, const crl_pool_route *train,
+                          const crl_pool_route *act, crl_err *err);
+/* Tally, per row of the caller's observation array obs_base (rows x obs_dim),
+ * the modulator every crl_sac_act call on rows inside it routes to:
+ * hist[r * M + m] += 1 (hist: rows x M, zeroed by the caller). NULL stops. */
+void crl_sac_l2m_track(crl_sac *s, const float *obs_base, int rows, int32_t *hist);
 
 /* FLOPs of one update (2 per multiply-accumulate), for benchmarks. */
 double crl_sac_flops_per_update(const crl_sac *s);

@@ -1,0 +1,271 @@
+/* L2M, the method's side (docs/l2m.md): the frozen base taken from a stored
+ * learner, the routes of each task, the modulator each task trained and the
+ * routing tally of evaluations. The modulated actor itself is part of the
+ * one SAC update (agents/sac.c, l2m_pool > 0) on top of the pool
+ * (subspace/pool.c). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/blob.h"
+#include "crl/methods.h"
+
+void crl_l2m_config_default(crl_l2m_config *c) {
+    c->pool = CRL_POOL_DEFAULT_M;
+    c->modulator = "lora";
+    c->rank = CRL_POOL_DEFAULT_RANK;
+    c->scale = CRL_POOL_DEFAULT_SCALE;
+    c->pull = CRL_L2M_PULL;
+    c->oracle = 0;
+}
+
+int crl_l2m_kind(const char *modulator) {
+    if (modulator && !strcmp(modulator, "lora")) return CRL_POOL_LORA;
+    if (modulator && !strcmp(modulator, "ia3")) return CRL_POOL_IA3;
+    return -1;
+}
+
+/* ---- the base ---------------------------------------------------------------
+ * A plain learner's blob starts "CRLSAC01", u32 obs, act, tasks, hidden,
+ * layers, u64 na, nc, then the na actor floats (agents/sac.c). */
+
+int crl_l2m_base_parse(const void *sac_blob, size_t n, int head, crl_l2m_base *b,
+                       crl_err *err) {
+    memset(b, 0, sizeof *b);
+    crl_rbuf r = {sac_blob, n, 0, 0};
+    char magic[8];
+    uint32_t dims[5];
+    uint64_t sizes[2];
+    crl_rbuf_get(&r, magic, 8);
+    crl_rbuf_get(&r, dims, sizeof dims);
+    crl_rbuf_get(&r, sizes, sizeof sizes);
+    if (r.bad) return crl_errf(err, CRL_ECORRUPT, "l2m base: not a learner checkpoint");
+    if (!memcmp(magic, "CRLSACS1", 8) || !memcmp(magic, "CRLSACL1", 8))
+        return crl_errf(err, CRL_EINVAL,
+                        "l2m base: a %s learner; the base must be a plain SAC actor",
+                        magic[6] == 'S' ? "CSP" : "L2M");
+    if (memcmp(magic, "CRLSAC01", 8) != 0)
+        return crl_errf(err, CRL_ECORRUPT, "l2m base: not a learner checkpoint");
+    crl_mlp_spec as;
+    crl_mlp m;
+    if (dims[0] < 1 || dims[1] < 1 || dims[2] < 1 || dims[3] < 1 || dims[4] < 1 ||
+        dims[4] > CRL_MLP_MAX_HIDDEN || dims[0] > 65536 || dims[1] > 65536 ||
+        dims[2] > 65536 || dims[3] > 65536)
+        return crl_errf(err, CRL_ECORRUPT, "l2m base: bad learner shape");
+    crl_mlp_spec_cw(&as, (int)dims[0], 2 * (int)dims[1], (int)dims[2], (int)dims[4],
+                    (int)dims[3]);
+    int rc = crl_mlp_init(&m, &as, err);
+    if (rc) return rc;
+    if (sizes[0] != m.n_params)
+        return crl_errf(err, CRL_ECORRUPT,
+                        "l2m base: %llu actor parameters, expected %zu",
+                        (unsigned long long)sizes[0], m.n_params);
+    if (head < 0 || head >= (int)dims[2])
+        return crl_errf(err, CRL_EINVAL, "l2m base: task %d not in 0..%u (its heads)",
+                        head, dims[2] - 1);
+    const void *p = crl_rbuf_take(&r, m.n_params * sizeof(float));
+    if (r.bad) return crl_errf(err, CRL_ECORRUPT, "l2m base: truncated learner");
+    b->params = malloc(m.n_params * sizeof(float));
+    if (!b->params) return crl_errf(err, CRL_ENOMEM, "l2m base: out of memory");
+    memcpy(b->params, p, m.n_params * sizeof(float));
+    b->obs_dim = (int)dims[0];
+    b->act_dim = (int)dims[1];
+    b->n_tasks = (int)dims[2];
+    b->hidden = (int)dims[3];
+    b->layers = (int)dims[4];
+    b->head = head;
+    b->n = m.n_params;
+    return CRL_OK;
+}
+
+void crl_l2m_base_free(crl_l2m_base *b) {
+    if (!b) return;
+    free(b->params);
+    memset(b, 0, sizeof *b);
+}
+
+int crl_l2m_sac_config(const crl_l2m_config *c, const crl_l2m_base *b, crl_sac_config *sc,
+                       crl_err *err) {
+    const int kind = crl_l2m_kind(c->modulator);
+    if (kind < 0)
+        return crl_errf(err, CRL_EINVAL, "--modulator must be lora or ia3, got '%s'",
+                        c->modulator ? c->modulator : "");
+    if (!b || !b->params)
+        return crl_errf(err, CRL_EINVAL, "l2m needs a base actor: --base RUN[:TASK]");
+    if (b->obs_dim != sc->obs_dim || b->act_dim != sc->act_dim)
+        return crl_errf(err, CRL_EINVAL,
+                        "l2m: the base acts on obs %d / act %d, the scenario has %d / %d",
+                        b->obs_dim, b->act_dim, sc->obs_dim, sc->act_dim);
+    if (b->hidden != sc->hidden || b->layers != sc->layers)
+        return crl_errf(
+            err, CRL_EINVAL,
+            "l2m: the base is %d x %d (layers x hidden); run with --layers %d "
+            "--hidden %d",
+            b->layers, b->hidden, b->layers, b->hidden);
+    if (c->pool < 1 || (kind == CRL_POOL_LORA && c->rank < 1))
+        return crl_errf(err, CRL_EINVAL, "l2m: --l2m-pool and --l2m-rank must be >= 1");
+    if (c->oracle && c->pool < sc->n_tasks)
+        return crl_errf(err, CRL_EINVAL,
+                        "l2m oracle: %d modulators cannot be split over %d tasks",
+                        c->pool, sc->n_tasks);
+    sc->l2m_pool = c->pool;
+    sc->l2m_kind = kind;
+    sc->l2m_rank = kind == CRL_POOL_LORA ? c->rank : 0;
+    sc->l2m_scale = c->scale;
+    sc->l2m_pull = c->pull;
+    sc->l2m_base_tasks = b->n_tasks;
+    sc->l2m_head = b->head;
+    return CRL_OK;
+}
+
+/* ---- the method state --------------------------------------------------------- */
+
+int crl_l2m_init(crl_l2m *m, const crl_l2m_config *c, int M, int n_tasks, int max_rows,
+                 crl_err *err) {
+    memset(m, 0, sizeof *m);
+    if (M < 1 || n_tasks < 1 || max_rows < 1)
+        return crl_errf(err, CRL_EINVAL, "l2m: bad sizes");
+    m->c = *c;
+    m->M = M;
+    m->n_tasks = n_tasks;
+    m->max_rows = max_rows;
+    m->start = calloc((size_t)M, sizeof *m->start);
+    m->train_mod = malloc((size_t)n_tasks * sizeof *m->train_mod);
+    m->hist = calloc((size_t)max_rows * (size_t)M, sizeof *m->hist);
+    if (!m->start || !m->train_mod || !m->hist) {
+        crl_l2m_free(m);
+        return crl_errf(err, CRL_ENOMEM, "l2m: out of memory");
+    }
+    for (int i = 0; i < n_tasks; i++) m->train_mod[i] = -1;
+    return CRL_OK;
+}
+
+void crl_l2m_free(crl_l2m *m) {
+    free(m->start);
+    free(m->train_mod);
+    free(m->hist);
+    memset(m, 0, sizeof *m);
+}
+
+int crl_l2m_task_start(crl_l2m *m, crl_sac *sac, int task, int fresh, uint64_t seed,
+                       crl_err *err) {
+    crl_pool_route r = {0};
+    if (m->c.oracle) {
+        r.mode = CRL_POOL_ROUTE_ORACLE;
+        r.task = task;
+        r.n_tasks = m->n_tasks;
+    } else {
+        r.mode = task > 0 ? CRL_POOL_ROUTE_USAGE : CRL_POOL_ROUTE_COS;
+    }
+    /* Collection acts with the routing that trains. */
+    int rc = crl_sac_l2m_set_route(sac, &r, &r, err);
+    if (rc) return rc;
+    if (fresh) {
+        memcpy(m->start, crl_sac_l2m_counts(sac), sizeof(int64_t) * (size_t)m->M);
+        /* A fresh, unmodulated critic per task. */
+        if (task > 0) crl_sac_reset_critics(sac, seed);
+        crl_sac_reset_optimizers(sac);
+    }
+    return CRL_OK;
+}
+
+int crl_l2m_eval_route(crl_l2m *m, crl_sac *sac, crl_err *err) {
+    crl_pool_route r = {0};
+    r.mode = m->c.oracle ? CRL_POOL_ROUTE_ORACLE : CRL_POOL_ROUTE_COS;
+    r.n_tasks = m->n_tasks;
+    crl_pool_route t = r;
+    if (m->c.oracle) t.task = 0;
+    /* The train route is not used while evaluating; keep it valid. */
+    return crl_sac_l2m_set_route(sac, &t, &r, err);
+}
+
+int crl_l2m_task_end(crl_l2m *m, crl_sac *sac, int task) {
+    const int64_t *c = crl_sac_l2m_counts(sac);
+    int best = -1;
+    int64_t best_n = 0;
+    for (int i = 0; i < m->M; i++)
+        if (c[i] - m->start[i] > best_n) {
+            best_n = c[i] - m->start[i];
+            best = i;
+        }
+    if (task >= 0 && task < m->n_tasks) m->train_mod[task] = best;
+    return best;
+}
+
+/* The modulator row r of the tally used most (first of ties), -1 if none. */
+static int row_mode(const crl_l2m *m, int r) {
+    const int32_t *h = m->hist + (size_t)r * m->M;
+    int mode = -1;
+    int32_t best = 0;
+    for (int j = 0; j < m->M; j++)
+        if (h[j] > best) {
+            best = h[j];
+            mode = j;
+        }
+    return mode;
+}
+
+void crl_l2m_route_summary(const crl_l2m *m, int rows, int trained, int *modal,
+                           double *frac, double *acc) {
+    if (rows > m->max_rows) rows = m->max_rows;
+    int n_valid = 0, n_trained = 0, best_m = -1, best_v = 0;
+    for (int r = 0; r < rows; r++) {
+        const int mode = row_mode(m, r);
+        n_valid += mode >= 0;
+        n_trained += mode >= 0 && mode == trained;
+    }
+    /* Each episode votes for its own mode; M and rows are small. */
+    for (int cand = 0; cand < m->M; cand++) {
+        int v = 0;
+        for (int r = 0; r < rows; r++) v += row_mode(m, r) == cand;
+        if (v > best_v) {
+            best_v = v;
+            best_m = cand;
+        }
+    }
+    *modal = best_m;
+    *frac = n_valid ? (double)best_v / n_valid : NAN;
+    *acc = trained >= 0 && n_valid ? (double)n_trained / n_valid : NAN;
+}
+
+/* ---- checkpoint: "CRLL2M01", i32 M, i32 n_tasks, start counts, train_mod --- */
+
+static const char L2M_MAGIC[8] = {'C', 'R', 'L', 'L', '2', 'M', '0', '1'};
+
+int crl_l2m_save(const crl_l2m *m, void **blob, size_t *n, crl_err *err) {
+    crl_wbuf w = {0};
+    int32_t dims[2] = {m->M, m->n_tasks};
+    crl_wbuf_put(&w, L2M_MAGIC, 8);
+    crl_wbuf_put(&w, dims, sizeof dims);
+    crl_wbuf_put(&w, m->start, sizeof(int64_t) * (size_t)m->M);
+    for (int i = 0; i < m->n_tasks; i++) {
+        int32_t t = m->train_mod[i];
+        crl_wbuf_put(&w, &t, 4);
+    }
+    if (w.bad) {
+        free(w.p);
+        return crl_errf(err, CRL_ENOMEM, "l2m: out of memory while saving");
+    }
+    *blob = w.p;
+    *n = w.n;
+    return CRL_OK;
+}
+
+int crl_l2m_load(crl_l2m *m, const void *blob, size_t n, crl_err *err) {
+    crl_rbuf r = {blob, n, 0, 0};
+    char magic[8];
+    int32_t dims[2];
+    crl_rbuf_get(&r, magic, 8);
+    crl_rbuf_get(&r, dims, sizeof dims);
+    if (r.bad || memcmp(magic, L2M_MAGIC, 8) != 0 || dims[0] != m->M ||
+        dims[1] != m->n_tasks ||
+        n != 16 + sizeof(int64_t) * (size_t)m->M + 4 * (size_t)m->n_tasks)
+        return crl_errf(err, CRL_ECORRUPT, "l2m checkpoint: does not match the run");
+    crl_rbuf_get(&r, m->start, sizeof(int64_t) * (size_t)m->M);
+    for (int i = 0; i < m->n_tasks; i++) {
+        int32_t t = -1;
+        crl_rbuf_get(&r, &t, 4);
+        m->train_mod[i] = t >= -1 && t < m->M ? t : -1;
+    }
+    return r.bad ? crl_errf(err, CRL_ECORRUPT, "l2m checkpoint: truncated") : CRL_OK;
+}

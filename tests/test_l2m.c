@@ -1,0 +1,535 @@
+/* L2M through the one SAC update (agents/sac.c with l2m_pool > 0) and the
+ * method (agents/method_l2m.c, the continual runner, the CLI).
+ *
+ * Pool-level properties are tested in tests/test_pool.c and not repeated
+ * here: routing picks the argmax cosine with ties to the lowest index
+ * (test_routing_argmax_and_ties), the inverse-count penalty on a worked
+ * example (test_usage_penalty_worked_example), oracle slices
+ * (test_oracle_slices), grouped batches equal per-row computation
+ * (test_grouped_equals_per_sample), LoRA / IA3 backward and key pull
+ * gradients by finite differences at the pool level (test_backward_fd,
+ * test_pull_fd). Here: the same properties seen through the learner. */
+#include <check.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "crl/continual.h"
+#include "crl/methods.h"
+#include "crl/replay.h"
+#include "crl/runner.h"
+#include "crl/sac.h"
+#include "crl/store.h"
+#include "malloc_count.h"
+
+enum { O = 5, A = 2, TB = 2, T = 3, B = 12, M = 4, R = 3, H = 16, L = 3 };
+
+static void base_config(crl_sac_config *c, int n_tasks) {
+    crl_sac_config_default(c, O, A, n_tasks);
+    c->hidden = H;
+    c->layers = L;
+    c->batch = B;
+}
+
+/* A plain learner with TB heads whose actor is the base; its blob. */
+static crl_sac *plain_base(uint64_t seed, void **blob, size_t *n) {
+    crl_sac_config c;
+    base_config(&c, TB);
+    crl_sac *s = NULL;
+    crl_err err = {0};
+    ck_assert_msg(crl_sac_create(&c, seed, &s, &err) == CRL_OK, "%s", err.msg);
+    /* Nonzero biases and LayerNorm away from 1/0, as after training. */
+    crl_rng r;
+    crl_rng_seed(&r, seed + 1);
+    float *p = crl_sac_actor_params(s);
+    for (size_t i = 0; i < crl_sac_actor(s)->n_params; i++)
+        p[i] += 0.1f * (float)crl_rng_normal(&r);
+    if (blob) ck_assert_int_eq(crl_sac_save(s, blob, n, &err), CRL_OK);
+    return s;
+}
+
+/* An L2M learner (T tasks) over the base of `plain`, head `head`. */
+static crl_sac *l2m_learner(crl_sac *plain, int kind, int head, int threads,
+                            uint64_t seed) {
+    void *blob = NULL;
+    size_t n = 0;
+    crl_err err = {0};
+    ck_assert_int_eq(crl_sac_save(plain, &blob, &n, &err), CRL_OK);
+    crl_l2m_base base;
+    ck_assert_msg(crl_l2m_base_parse(blob, n, head, &base, &err) == CRL_OK, "%s",
+                  err.msg);
+    free(blob);
+    crl_l2m_config lc;
+    crl_l2m_config_default(&lc);
+    lc.pool = M;
+    lc.rank = R;
+    lc.modulator = kind == CRL_POOL_IA3 ? "ia3" : "lora";
+    crl_sac_config c;
+    base_config(&c, T);
+    c.threads = threads;
+    ck_assert_msg(crl_l2m_sac_config(&lc, &base, &c, &err) == CRL_OK, "%s", err.msg);
+    crl_sac *s = NULL;
+    ck_assert_msg(crl_sac_create(&c, seed, &s, &err) == CRL_OK, "%s", err.msg);
+    ck_assert_uint_eq(crl_sac_pool(s)->base.n_params, base.n);
+    memcpy(crl_sac_l2m_base(s), base.params, base.n * sizeof(float));
+    crl_l2m_base_free(&base);
+    return s;
+}
+
+static void fill_batch(crl_batch *b, uint64_t seed, int task) {
+    crl_rng r;
+    crl_rng_seed(&r, seed);
+    for (int i = 0; i < B * O; i++) b->obs[i] = (float)crl_rng_normal(&r);
+    for (int i = 0; i < B * O; i++) b->obs2[i] = (float)crl_rng_normal(&r);
+    for (int i = 0; i < B * A; i++) b->act[i] = (float)crl_rng_range(&r, -0.95, 0.95);
+    for (int i = 0; i < B; i++) {
+        b->rew[i] = (float)crl_rng_normal(&r);
+        b->done[i] = (i % 5 == 0) ? 1.0f : 0.0f;
+        b->task[i] = task;
+    }
+    b->B = B;
+}
+
+/* A fresh pool is the identity: crl_sac_act of the L2M learner equals the
+ * plain learner's on the base head, bit for bit, for LoRA and IA3,
+ * deterministic and stochastic (same noise), whatever the routing. */
+START_TEST(test_fresh_pool_is_base) {
+    for (int kind = 0; kind < 2; kind++) {
+        crl_sac *plain = plain_base(11, NULL, NULL);
+        crl_sac *s = l2m_learner(plain, kind, 1, 1, 12);
+        float obs[8 * O], a0[8 * A], a1[8 * A];
+        crl_rng r;
+        crl_rng_seed(&r, 13);
+        for (int i = 0; i < 8 * O; i++) obs[i] = 2.0f * (float)crl_rng_normal(&r);
+        /* Task ids differ on purpose: L2M always uses base head 1. */
+        crl_sac_act(plain, 8, obs, 1, 1, NULL, a0);
+        crl_sac_act(s, 8, obs, 0, 1, NULL, a1);
+        ck_assert_int_eq(memcmp(a0, a1, sizeof a0), 0);
+        crl_rng r0, r1;
+        crl_rng_seed(&r0, 14);
+        crl_rng_seed(&r1, 14);
+        crl_sac_act(plain, 8, obs, 1, 0, &r0, a0);
+        crl_sac_act(s, 8, obs, 2, 0, &r1, a1);
+        ck_assert_int_eq(memcmp(a0, a1, sizeof a0), 0);
+        /* And the plain learner's other head differs (the test can fail). */
+        crl_sac_act(plain, 8, obs, 0, 1, NULL, a0);
+        crl_sac_act(s, 8, obs, 0, 1, NULL, a1);
+        ck_assert_int_ne(memcmp(a0, a1, sizeof a0), 0);
+        crl_sac_free(s);
+        crl_sac_free(plain);
+    }
+}
+END_TEST
+
+/* Central differences of the full actor loss (SAC actor loss + key pull)
+ * against crl_sac_compute_grads, on modulator and key entries. Modulators
+ * are randomised first so that LoRA's A gets a gradient (B = 0 at init). */
+static void grads_fd(int kind) {
+    crl_sac *plain = plain_base(21, NULL, NULL);
+    crl_sac *s = l2m_learner(plain, kind, 0, 1, 22);
+    const crl_pool *pool = crl_sac_pool(s);
+    float *p = crl_sac_actor_params(s);
+    crl_rng r;
+    crl_rng_seed(&r, 23);
+    for (size_t i = (size_t)M * pool->key_dim; i < pool->n_params; i++)
+        p[i] += 0.3f * (float)crl_rng_normal(&r);
+    crl_batch b;
+    ck_assert_int_eq(crl_batch_alloc(&b, B, O, A, NULL), 0);
+    fill_batch(&b, 24, 1);
+    float eps[2 * B * A];
+    for (int i = 0; i < 2 * B * A; i++) eps[i] = (float)crl_rng_normal(&r);
+    crl_sac_stats st;
+    ck_assert_int_eq(crl_sac_compute_grads(s, &b, eps, &st), CRL_OK);
+    ck_assert(st.penalty < 0); /* the pull term is in */
+    float *g;
+    crl_sac_grads(s, &g, NULL, NULL);
+    const size_t n = pool->n_params;
+    float *ga = malloc(n * sizeof(float));
+    memcpy(ga, g, n * sizeof(float));
+    /* Rows route to at least two modulators: gradients in >= 2 blocks. */
+    int live = 0;
+    for (int m = 0; m < M; m++) {
+        size_t o = crl_pool_mod_offset(pool, m);
+        double nm = 0;
+        for (size_t i = 0; i < pool->mod_size; i++) nm += fabs(ga[o + i]);
+        live += nm > 0;
+    }
+    ck_assert_int_ge(live, 2);
+    int bad = 0, checked = 0;
+    for (size_t i = 0; i < n; i += 1 + n / 150) {
+        if (ga[i] == 0.0f && i < (size_t)M * pool->key_dim) continue; /* unrouted key */
+        const float keep = p[i], h = 2e-3f;
+        crl_sac_stats sp, sm;
+        p[i] = keep + h;
+        crl_sac_compute_grads(s, &b, eps, &sp);
+        p[i] = keep - h;
+        crl_sac_compute_grads(s, &b, eps, &sm);
+        p[i] = keep;
+        double fd = (sp.pi_loss - sm.pi_loss) / (2.0 * h), an = ga[i];
+        double tol = 2e-2 * fmax(fabs(fd), fabs(an)) + 2e-4;
+        checked++;
+        if (fabs(fd - an) > tol) {
+            if (bad < 5)
+                fprintf(stderr, "%s dL/dpool[%zu]: analytic %.6g, fd %.6g\n",
+                        kind ? "ia3" : "lora", i, an, fd);
+            bad++;
+        }
+    }
+    ck_assert_int_ge(checked, 100);
+    ck_assert_int_eq(bad, 0);
+    free(ga);
+    crl_batch_free(&b);
+    crl_sac_free(s);
+    crl_sac_free(plain);
+}
+
+START_TEST(test_grads_fd_lora) {
+    grads_fd(CRL_POOL_LORA);
+}
+END_TEST
+
+START_TEST(test_grads_fd_ia3) {
+    grads_fd(CRL_POOL_IA3);
+}
+END_TEST
+
+/* The pull term's value, worked out independently: q = the base's layer-1
+ * embedding from crl_mlp_forward (post[0]), cos in double against every
+ * key, routed to the max (plain cosine), penalty = -0.5 mean cos. */
+START_TEST(test_pull_value_by_hand) {
+    crl_sac *plain = plain_base(31, NULL, NULL);
+    crl_sac *s = l2m_learner(plain, CRL_POOL_LORA, 0, 1, 32);
+    const crl_pool *pool = crl_sac_pool(s);
+    const int D = pool->key_dim;
+    crl_batch b;
+    ck_assert_int_eq(crl_batch_alloc(&b, B, O, A, NULL), 0);
+    fill_batch(&b, 33, 0);
+    float eps[2 * B * A] = {0};
+    crl_sac_stats st;
+    ck_assert_int_eq(crl_sac_compute_grads(s, &b, eps, &st), CRL_OK);
+    crl_mlp_ws ws;
+    ck_assert_int_eq(crl_mlp_ws_alloc(&ws, crl_sac_actor(s), B, NULL), 0);
+    crl_mlp_forward(crl_sac_actor(s), crl_sac_l2m_base(s), &ws, b.obs, B, NULL);
+    const float *keys = crl_sac_actor_params(s);
+    double sum = 0;
+    for (int r = 0; r < B; r++) {
+        const float *q = ws.post[0] + (size_t)r * D;
+        double best = -2;
+        for (int m = 0; m < M; m++) {
+            double qk = 0, qq = 0, kk = 0;
+            for (int j = 0; j < D; j++) {
+                qk += (double)q[j] * keys[m * D + j];
+                qq += (double)q[j] * q[j];
+                kk += (double)keys[m * D + j] * keys[m * D + j];
+            }
+            best = fmax(best, qk / sqrt(qq * kk));
+        }
+        sum += best;
+    }
+    ck_assert_double_eq_tol(st.penalty, -0.5 * sum / B, 1e-9);
+    crl_mlp_ws_free(&ws);
+    crl_batch_free(&b);
+    crl_sac_free(s);
+    crl_sac_free(plain);
+}
+END_TEST
+
+/* Usage counts through the learner: every update adds its B actor rows;
+ * with the usage route a heavily used modulator is avoided. Worked case:
+ * counts (10^6, 0, 0, 0) give modulator 0 a weight of 1/(10^6+1), so no row
+ * can pick it (its score is at most 1e-6, another's is (cos+1)/2, which is
+ * above that unless cos = -1). */
+START_TEST(test_counts_and_usage_route) {
+    crl_sac *plain = plain_base(41, NULL, NULL);
+    crl_sac *s = l2m_learner(plain, CRL_POOL_LORA, 0, 1, 42);
+    crl_batch b;
+    ck_assert_int_eq(crl_batch_alloc(&b, B, O, A, NULL), 0);
+    crl_err err = {0};
+    int64_t *c = crl_sac_l2m_counts(s);
+    /* Plain cosine first: find where the batch goes. */
+    fill_batch(&b, 43, 0);
+    ck_assert_int_eq(crl_sac_update(s, &b, NULL, &err), CRL_OK);
+    int64_t tot = 0, top = 0;
+    int topm = 0;
+    for (int m = 0; m < M; m++) {
+        tot += c[m];
+        if (c[m] > top) top = c[m], topm = m;
+    }
+    ck_assert_int_eq(tot, B);
+    /* Usage route with the top modulator "worn out". */
+    for (int m = 0; m < M; m++) c[m] = m == topm ? 1000000 : 0;
+    crl_pool_route r = {.mode = CRL_POOL_ROUTE_USAGE};
+    ck_assert_int_eq(crl_sac_l2m_set_route(s, &r, &r, &err), CRL_OK);
+    ck_assert_int_eq(crl_sac_update(s, &b, NULL, &err), CRL_OK);
+    tot = 0;
+    for (int m = 0; m < M; m++) tot += c[m];
+    ck_assert_int_eq(c[topm], 1000000);
+    ck_assert_int_eq(tot, 1000000 + B);
+    ck_assert_int_ge(crl_pool_n_used(crl_sac_pool(s), c), 2);
+    crl_batch_free(&b);
+    crl_sac_free(s);
+    crl_sac_free(plain);
+}
+END_TEST
+
+/* Several tasks of training (usage routing, fresh critics, an oracle
+ * learner too): the base stays bit-identical to the checkpoint it came
+ * from, the pool moves, and a checkpoint round trip restores everything
+ * (base, pool, counts). */
+START_TEST(test_base_frozen_through_training) {
+    for (int oracle = 0; oracle < 2; oracle++) {
+        void *blob = NULL;
+        size_t n = 0;
+        crl_sac *plain = plain_base(51, &blob, &n);
+        crl_err err = {0};
+        crl_l2m_base ref;
+        ck_assert_int_eq(crl_l2m_base_parse(blob, n, 1, &ref, &err), CRL_OK);
+        free(blob);
+        crl_sac *s = l2m_learner(plain, oracle ? CRL_POOL_IA3 : CRL_POOL_LORA, 1, 2, 52);
+        crl_l2m_config lc;
+        crl_l2m_config_default(&lc);
+        lc.oracle = oracle;
+        crl_l2m m;
+        ck_assert_int_eq(crl_l2m_init(&m, &lc, M, T, 4, &err), CRL_OK);
+        const size_t np = crl_sac_pool(s)->n_params;
+        float *p0 = malloc(np * sizeof(float));
+        memcpy(p0, crl_sac_actor_params(s), np * sizeof(float));
+        crl_batch b;
+        ck_assert_int_eq(crl_batch_alloc(&b, B, O, A, NULL), 0);
+        for (int task = 0; task < T; task++) {
+            ck_assert_int_eq(crl_l2m_task_start(&m, s, task, 1, 60 + task, &err), CRL_OK);
+            for (int u = 0; u < 40; u++) {
+                fill_batch(&b, 1000 * task + u, task);
+                ck_assert_msg(crl_sac_update(s, &b, NULL, &err) == CRL_OK, "%s", err.msg);
+            }
+            int mod = crl_l2m_task_end(&m, s, task);
+            ck_assert_int_ge(mod, 0);
+            if (oracle) /* inside the task's slice [t*M/T, (t+1)*M/T) */
+                ck_assert(mod >= task * M / T && mod < (task + 1) * M / T);
+        }
+        ck_assert_int_eq(memcmp(crl_sac_l2m_base(s), ref.params, ref.n * sizeof(float)),
+                         0);
+        ck_assert_int_ne(memcmp(crl_sac_actor_params(s), p0, np * sizeof(float)), 0);
+        int64_t tot = 0;
+        for (int i = 0; i < M; i++) tot += crl_sac_l2m_counts(s)[i];
+        ck_assert_int_eq(tot, (int64_t)T * 40 * B);
+        /* Round trip. */
+        void *sb = NULL;
+        size_t sn = 0;
+        ck_assert_int_eq(crl_sac_save(s, &sb, &sn, &err), CRL_OK);
+        crl_sac *s2 = l2m_learner(plain, oracle ? CRL_POOL_IA3 : CRL_POOL_LORA, 1, 1, 99);
+        memset(crl_sac_l2m_base(s2), 0, ref.n * sizeof(float));
+        ck_assert_msg(crl_sac_load(s2, sb, sn, &err) == CRL_OK, "%s", err.msg);
+        ck_assert_int_eq(memcmp(crl_sac_l2m_base(s2), ref.params, ref.n * sizeof(float)),
+                         0);
+        ck_assert_int_eq(
+            memcmp(crl_sac_actor_params(s2), crl_sac_actor_params(s), np * sizeof(float)),
+            0);
+        ck_assert_int_eq(
+            memcmp(crl_sac_l2m_counts(s2), crl_sac_l2m_counts(s), M * sizeof(int64_t)),
+            0);
+        /* A plain learner refuses the blob. */
+        ck_assert_int_eq(crl_sac_load(plain, sb, sn, &err), CRL_ECORRUPT);
+        /* And the L2M blob is not a base. */
+        crl_l2m_base bad;
+        ck_assert_int_eq(crl_l2m_base_parse(sb, sn, 0, &bad, &err), CRL_EINVAL);
+        free(sb);
+        crl_sac_free(s2);
+        crl_batch_free(&b);
+        free(p0);
+        crl_l2m_free(&m);
+        crl_l2m_base_free(&ref);
+        crl_sac_free(s);
+        crl_sac_free(plain);
+    }
+}
+END_TEST
+
+/* crl_l2m_route_summary on a hand-made tally: 5 episodes of M = 4. */
+START_TEST(test_route_summary) {
+    crl_l2m_config lc;
+    crl_l2m_config_default(&lc);
+    crl_l2m m;
+    ck_assert_int_eq(crl_l2m_init(&m, &lc, 4, 2, 6, NULL), CRL_OK);
+    const int32_t h[6][4] = {{0, 9, 1, 0}, {0, 5, 5, 0}, {0, 0, 7, 1},
+                             {3, 4, 0, 0}, {0, 0, 0, 0}, {0, 0, 8, 0}};
+    memcpy(m.hist, h, sizeof h);
+    int modal;
+    double frac, acc;
+    /* Modes: 1, 1 (tie -> lowest), 2, 1, none, 2: modal 1 with 3 of 5. */
+    crl_l2m_route_summary(&m, 6, 2, &modal, &frac, &acc);
+    ck_assert_int_eq(modal, 1);
+    ck_assert_double_eq_tol(frac, 3.0 / 5.0, 1e-12);
+    ck_assert_double_eq_tol(acc, 2.0 / 5.0, 1e-12);
+    crl_l2m_route_summary(&m, 6, -1, &modal, &frac, &acc);
+    ck_assert(isnan(acc));
+    crl_l2m_free(&m);
+}
+END_TEST
+
+/* The L2M training step allocates nothing (two lanes, usage routing, acting
+ * with the tally on). */
+START_TEST(test_l2m_step_no_malloc) {
+#if HAVE_MALLOC_COUNT
+    crl_sac *plain = plain_base(61, NULL, NULL);
+    crl_sac *s = l2m_learner(plain, CRL_POOL_LORA, 0, 2, 62);
+    crl_err err = {0};
+    crl_pool_route r = {.mode = CRL_POOL_ROUTE_USAGE};
+    ck_assert_int_eq(crl_sac_l2m_set_route(s, &r, &r, &err), CRL_OK);
+    crl_batch b;
+    ck_assert_int_eq(crl_batch_alloc(&b, B, O, A, NULL), 0);
+    float obs[3 * O] = {0.1f, -0.2f, 0.3f}, act[3 * A];
+    int32_t hist[3 * M] = {0};
+    crl_sac_l2m_track(s, obs, 3, hist);
+    long before = 0;
+    int bad = 0;
+    for (int u = 0; u < 60; u++) {
+        if (u == 20) before = alloc_calls();
+        fill_batch(&b, 70 + u, 1);
+        bad += crl_sac_update(s, &b, NULL, &err) != CRL_OK;
+        crl_sac_act(s, 3, obs, 1, 0, NULL, act);
+    }
+    long calls = alloc_calls() - before;
+    ck_assert_int_eq(bad, 0);
+    ck_assert_msg(calls == 0, "%ld allocations in 40 L2M steps", calls);
+    int32_t tally = 0;
+    for (int i = 0; i < 3 * M; i++) tally += hist[i];
+    ck_assert_int_eq(tally, 3 * 60);
+    crl_batch_free(&b);
+    crl_sac_free(s);
+    crl_sac_free(plain);
+#else
+    fprintf(stderr, "test_l2m_step_no_malloc: skipped (no malloc interposition)\n");
+#endif
+}
+END_TEST
+
+/* ---- the CLI: pretrain with mt, then l2m and l2m-oracle on t1 ------------- */
+
+static char dir[256], db[300];
+
+static const char *bin(void) {
+    const char *b = getenv("CRL_BIN");
+    return b ? b : "./crl";
+}
+
+static int run(char *const argv[]) {
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        if (!getenv("CRL_TEST_VERBOSE")) {
+            freopen("/dev/null", "w", stdout);
+            freopen("/dev/null", "w", stderr);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int st = 0;
+    ck_assert(waitpid(pid, &st, 0) == pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+#define RUN(...) run((char *const[]){(char *)bin(), __VA_ARGS__, NULL})
+#define TINY                                                                             \
+    "--eval-every", "400", "--eval-episodes", "2", "--hidden", "16", "--layers", "2",    \
+        "--start-steps", "100", "--update-after", "100", "--batch", "32", "--threads",   \
+        "1", "--quiet", "--db", db
+
+static double q(const char *sql) {
+    sqlite3 *h;
+    ck_assert_int_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert_msg(sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK, "%s",
+                  sqlite3_errmsg(h));
+    double v = -1;
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_double(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+START_TEST(test_cli_pretrain_then_l2m) {
+    snprintf(dir, sizeof dir, "/tmp/crl_test_l2m_XXXXXX");
+    ck_assert(mkdtemp(dir) != NULL);
+    snprintf(db, sizeof db, "%s/l.db", dir);
+    /* Multi-task pre-training: 7 tasks x 200 steps, one episode each. */
+    ck_assert_int_eq(RUN("train", "--scenario", "pretrain", "--method", "mt",
+                         "--steps-per-task", "200", TINY),
+                     0);
+    ck_assert_int_eq(q("SELECT count(*) FROM runs WHERE id = 1 AND status = 'finished'"),
+                     1);
+    /* Every task had a window over the whole run and was evaluated. */
+    ck_assert_int_eq(q("SELECT count(*) FROM tasks WHERE run_id = 1 AND start_step = 0 "
+                       "AND end_step = 1400"),
+                     7);
+    ck_assert_int_eq(
+        q("SELECT count(DISTINCT eval_task_idx) FROM evals WHERE run_id = 1"), 7);
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "l2m", "--base", "1:2",
+                         "--l2m-pool", "6", "--l2m-rank", "2", "--steps-per-task", "400",
+                         TINY),
+                     0);
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "l2m", "--base", "1",
+                         "--l2m-oracle", "--modulator", "ia3", "--l2m-pool", "6",
+                         "--steps-per-task", "400", TINY),
+                     0);
+    ck_assert_int_eq(q("SELECT count(*) FROM runs WHERE method = 'l2m' AND status = "
+                       "'finished'"),
+                     2);
+    /* 3 tasks x 400 steps, eval every 400: 3 evaluations of 3 tasks each. */
+    ck_assert_int_eq(q("SELECT count(*) FROM evals WHERE run_id = 2"), 9);
+    ck_assert_int_eq(q("SELECT count(*) FROM evals WHERE run_id = 3"), 9);
+    /* Routing is stored per (eval step, task); oracle tasks stay in their
+     * slices of 6 / 3 = 2 modulators. */
+    ck_assert_int_eq(q("SELECT count(*) FROM metrics WHERE run_id = 2 AND key LIKE "
+                       "'l2m/route/%'"),
+                     9);
+    ck_assert_int_eq(q("SELECT count(*) FROM metrics WHERE run_id = 3 AND key = "
+                       "'l2m/train_mod/2' AND value >= 4 AND value < 6"),
+                     1);
+    ck_assert_int_eq(q("SELECT count(*) FROM metrics WHERE run_id = 3 AND key = "
+                       "'l2m/route/0' AND value >= 0 AND value < 2"),
+                     3);
+    ck_assert(q("SELECT max(value) FROM metrics WHERE run_id = 2 AND key = 'l2m/used'") >=
+              1);
+    /* A bad base is a clear flag error. */
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "l2m", "--base", "9",
+                         "--steps-per-task", "400", TINY),
+                     2);
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "l2m",
+                         "--steps-per-task", "400", TINY),
+                     2);
+    /* crl eval re-creates the l2m learner from the run's record. */
+    ck_assert_int_eq(
+        RUN("eval", "--db", db, "--run", "2", "--task", "1", "--episodes", "1"), 0);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+int main(void) {
+    Suite *su = suite_create("l2m");
+    TCase *tc = tcase_create("learner");
+    tcase_add_test(tc, test_fresh_pool_is_base);
+    tcase_add_test(tc, test_grads_fd_lora);
+    tcase_add_test(tc, test_grads_fd_ia3);
+    tcase_add_test(tc, test_pull_value_by_hand);
+    tcase_add_test(tc, test_counts_and_usage_route);
+    tcase_add_test(tc, test_base_frozen_through_training);
+    tcase_add_test(tc, test_route_summary);
+    tcase_add_test(tc, test_l2m_step_no_malloc);
+    suite_add_tcase(su, tc);
+    TCase *cli = tcase_create("cli");
+    tcase_set_timeout(cli, 120);
+    tcase_add_test(cli, test_cli_pretrain_then_l2m);
+    suite_add_tcase(su, cli);
+    SRunner *sr = srunner_create(su);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
