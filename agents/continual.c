@@ -519,8 +519,9 @@ static int task_end(cstate *st, int k, crl_err *err) {
     return rc;
 }
 
-/* L2M's task end: the modulator the task trained, and the pool's use so far
- * (metrics l2m/train_mod/<pos>, l2m/used). */
+/* L2M's task end: the modulator the task trained, the pool's use so far and
+ * the parameter counts (metrics l2m/train_mod/<pos>, l2m/used,
+ * l2m/base_params, l2m/pool_params). */
 static int l2m_task_end(cstate *st, crl_store *store, int64_t run_id, int k,
                         crl_err *err) {
     char key[64];
@@ -529,6 +530,13 @@ static int l2m_task_end(cstate *st, crl_store *store, int64_t run_id, int k,
     int used = crl_pool_n_used(crl_sac_pool(st->sac), crl_sac_l2m_counts(st->sac));
     int rc = mod < 0 ? CRL_OK : crl_store_metric(store, run_id, st->step, key, mod, err);
     if (!rc) rc = crl_store_metric(store, run_id, st->step, "l2m/used", used, err);
+    const crl_pool *pool = crl_sac_pool(st->sac);
+    if (!rc)
+        rc = crl_store_metric(store, run_id, st->step, "l2m/base_params",
+                              (double)pool->base.n_params, err);
+    if (!rc)
+        rc = crl_store_metric(store, run_id, st->step, "l2m/pool_params",
+                              (double)pool->n_params, err);
     return rc;
 }
 

@@ -446,6 +446,57 @@ static void list_task(char *buf, size_t cap, const char *name, int pos) {
         snprintf(buf + len, cap - len, "%s%s (%d)", len ? ", " : "", name, pos);
 }
 
+/* l2m groups: a note per run with the pool (size, modulator, rank), the
+ * parameter counts (metrics l2m/base_params and l2m/pool_params; their sum
+ * is the run's "model/params") and the modulators used (the last
+ * "l2m/used"). */
+static int l2m_note(sqlite3 *db, const run_key *keys, int g0, int g1, crl_report *rep,
+                    crl_err *err) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(
+            db,
+            "SELECT json_extract(r.config_json, '$.\"l2m-pool\"'),"
+            " json_extract(r.config_json, '$.modulator'),"
+            " json_extract(r.config_json, '$.\"l2m-rank\"'),"
+            " json_extract(r.config_json, '$.\"l2m-oracle\"'),"
+            " json_extract(r.config_json, '$.base'),"
+            " (SELECT value FROM metrics m WHERE m.run_id = r.id AND m.key = 'l2m/used'"
+            "  ORDER BY m.step DESC LIMIT 1),"
+            " (SELECT value FROM metrics m WHERE m.run_id = r.id AND m.key = "
+            "  'l2m/base_params' ORDER BY m.step DESC LIMIT 1),"
+            " (SELECT value FROM metrics m WHERE m.run_id = r.id AND m.key = "
+            "  'l2m/pool_params' ORDER BY m.step DESC LIMIT 1)"
+            " FROM runs r WHERE r.id = ?1",
+            -1, &st, NULL) != SQLITE_OK)
+        return db_fail(db, err, "l2m runs");
+    int rc = CRL_OK;
+    for (int g = g0; g < g1 && !rc; g++) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, keys[g].id);
+        if (sqlite3_step(st) != SQLITE_ROW) continue;
+        const unsigned char *mod = sqlite3_column_text(st, 1);
+        const unsigned char *base = sqlite3_column_text(st, 4);
+        int oracle = sqlite3_column_int(st, 3);
+        char used[32] = "?", params[96] = "?";
+        if (sqlite3_column_type(st, 5) != SQLITE_NULL)
+            snprintf(used, sizeof used, "%d", sqlite3_column_int(st, 5));
+        if (sqlite3_column_type(st, 6) != SQLITE_NULL &&
+            sqlite3_column_type(st, 7) != SQLITE_NULL)
+            snprintf(params, sizeof params, "%.0f (base) + %.0f (pool)",
+                     sqlite3_column_double(st, 6), sqlite3_column_double(st, 7));
+        rc = add_note(
+            rep, err,
+            "l2m run %lld (%s, seed %llu): pool of %d %s modulators%s (rank %d), "
+            "base %s; parameters at inference %s; %s modulators used",
+            (long long)keys[g].id, keys[g].scenario, (unsigned long long)keys[g].seed,
+            sqlite3_column_int(st, 0), mod ? (const char *)mod : "lora",
+            oracle ? " split per task" : "", sqlite3_column_int(st, 2),
+            base ? (const char *)base : "?", params, used);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static int do_group(crl_store *store, const run_key *keys, int n_keys, int g0, int g1,
                     crl_report *rep, crl_err *err) {
     const run_key *k0 = &keys[g0];
@@ -662,6 +713,9 @@ static int do_group(crl_store *store, const run_key *keys, int n_keys, int g0, i
         }
     }
 
+    if (!strncmp(k0->method, "l2m", 3) &&
+        (rc = l2m_note(crl_store_db(store), keys, g0, g1, rep, err)))
+        goto out;
     crl_report_row *rows = realloc(rep->rows, (size_t)(rep->n_rows + 1) * sizeof *rows);
     if (!rows) {
         rc = crl_errf(err, CRL_ENOMEM, "report: out of memory");

@@ -303,7 +303,10 @@ static int train_continual(crl_train_config *c, crl_continual_config *cc,
     cc->sac = c->sac;
     crl_l2m_base base = {0};
     if (!strcmp(cc->method, "l2m")) {
-        if ((rc = load_l2m_base(cc, db, &base, &err))) {
+        if (crl_l2m_kind(cc->l2m.modulator) < 0)
+            rc = crl_errf(&err, CRL_EINVAL, "--modulator must be lora or ia3, got '%s'",
+                          cc->l2m.modulator ? cc->l2m.modulator : "");
+        if (rc || (rc = load_l2m_base(cc, db, &base, &err))) {
             fprintf(stderr, "crl train: %s\n", err.msg);
             crl_store_close(store);
             return cli_exit_code(rc) == 2 ? 2 : 1;
@@ -343,7 +346,17 @@ static int train_continual(crl_train_config *c, crl_continual_config *cc,
             /* The report's key for the budget (flag names use hyphens). */
             kv[nkv++] = (crl_kv){"steps_per_task", NULL, (double)cc->steps_per_task};
             single_task = stored_single;
-            if ((rc = crl_store_run_create(store, cc->method, sc->name, c->seed, kv, nkv,
+            /* The runs table's method is the report's row label: the l2m
+             * variants get their own rows (l2m-oracle, l2m-ia3, ...); the
+             * configuration keeps method = l2m and the flags. */
+            char label[32];
+            snprintf(label, sizeof label, "%s%s%s", cc->method,
+                     !strcmp(cc->method, "l2m") && cc->l2m.oracle ? "-oracle" : "",
+                     !strcmp(cc->method, "l2m") &&
+                             crl_l2m_kind(cc->l2m.modulator) == CRL_POOL_IA3
+                         ? "-ia3"
+                         : "");
+            if ((rc = crl_store_run_create(store, label, sc->name, c->seed, kv, nkv,
                                            &run_id, &err))) {
                 fprintf(stderr, "crl train: %s\n", err.msg);
                 crl_store_close(store);

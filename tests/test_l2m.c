@@ -476,8 +476,9 @@ START_TEST(test_cli_pretrain_then_l2m) {
                          "--l2m-oracle", "--modulator", "ia3", "--l2m-pool", "6",
                          "--steps-per-task", "400", TINY),
                      0);
-    ck_assert_int_eq(q("SELECT count(*) FROM runs WHERE method = 'l2m' AND status = "
-                       "'finished'"),
+    /* The variants are labelled apart (the report's rows). */
+    ck_assert_int_eq(q("SELECT count(*) FROM runs WHERE status = 'finished' AND ((id = 2 "
+                       "AND method = 'l2m') OR (id = 3 AND method = 'l2m-oracle-ia3'))"),
                      2);
     /* 3 tasks x 400 steps, eval every 400: 3 evaluations of 3 tasks each. */
     ck_assert_int_eq(q("SELECT count(*) FROM evals WHERE run_id = 2"), 9);
@@ -502,10 +503,26 @@ START_TEST(test_cli_pretrain_then_l2m) {
     ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "l2m",
                          "--steps-per-task", "400", TINY),
                      2);
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "l2m", "--base", "1",
+                         "--modulator", "lorra", "--steps-per-task", "400", TINY),
+                     2);
+    ck_assert_int_eq(q("SELECT count(*) FROM runs"), 3); /* none was created */
     /* crl eval re-creates the l2m learner from the run's record. */
     ck_assert_int_eq(
         RUN("eval", "--db", db, "--run", "2", "--task", "1", "--episodes", "1"), 0);
-    char cmd[700];
+    /* crl report: the pool, the parameter counts and the modulators used. */
+    char cmd[700], out[8192] = "";
+    snprintf(cmd, sizeof cmd, "%s report --db %s --scenario t1 2>&1", bin(), db);
+    FILE *f = popen(cmd, "r");
+    ck_assert(f != NULL);
+    size_t got = fread(out, 1, sizeof out - 1, f);
+    out[got] = 0;
+    ck_assert_int_eq(pclose(f), 0);
+    ck_assert_msg(
+        strstr(out, "l2m run 2 (t1, seed 0): pool of 6 lora modulators (rank 2)"), "%s",
+        out);
+    ck_assert_msg(strstr(out, "pool of 6 ia3 modulators split per task"), "%s", out);
+    ck_assert_msg(strstr(out, "(base) + "), "%s", out);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     ck_assert_int_eq(system(cmd), 0);
 }
