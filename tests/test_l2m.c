@@ -297,6 +297,7 @@ START_TEST(test_base_frozen_through_training) {
         ck_assert_int_eq(crl_l2m_init(&m, &lc, M, T, 4, &err), CRL_OK);
         const size_t np = crl_sac_pool(s)->n_params;
         float *p0 = malloc(np * sizeof(float));
+        float *ends = malloc((size_t)T * np * sizeof(float));
         memcpy(p0, crl_sac_actor_params(s), np * sizeof(float));
         crl_batch b;
         ck_assert_int_eq(crl_batch_alloc(&b, B, O, A, NULL), 0);
@@ -310,6 +311,25 @@ START_TEST(test_base_frozen_through_training) {
             ck_assert_int_ge(mod, 0);
             if (oracle) /* inside the task's slice [t*M/T, (t+1)*M/T) */
                 ck_assert(mod >= task * M / T && mod < (task + 1) * M / T);
+            memcpy(ends + (size_t)task * np, crl_sac_actor_params(s), np * sizeof(float));
+        }
+        /* Oracle: a finished task's modulators and keys never move again
+         * (zero gradients with moments zeroed at each task change). */
+        const crl_pool *pl = crl_sac_pool(s);
+        for (int task = 0; oracle && task < T - 1; task++) {
+            const float *now = crl_sac_actor_params(s), *then = ends + (size_t)task * np;
+            for (int j = task * M / T; j < (task + 1) * M / T; j++) {
+                size_t o = crl_pool_mod_offset(pl, j), ko = (size_t)j * pl->key_dim;
+                ck_assert_int_eq(memcmp(now + o, then + o, pl->mod_size * sizeof(float)),
+                                 0);
+                ck_assert_int_eq(memcmp(now + ko, then + ko, pl->key_dim * sizeof(float)),
+                                 0);
+            }
+            /* ... while its own slice did move during its task. */
+            ck_assert_int_ne(memcmp(then + crl_pool_mod_offset(pl, task * M / T),
+                                    p0 + crl_pool_mod_offset(pl, task * M / T),
+                                    pl->mod_size * sizeof(float)),
+                             0);
         }
         ck_assert_int_eq(memcmp(crl_sac_l2m_base(s), ref.params, ref.n * sizeof(float)),
                          0);
@@ -341,6 +361,7 @@ START_TEST(test_base_frozen_through_training) {
         crl_sac_free(s2);
         crl_batch_free(&b);
         free(p0);
+        free(ends);
         crl_l2m_free(&m);
         crl_l2m_base_free(&ref);
         crl_sac_free(s);
