@@ -311,7 +311,6 @@ static int train_continual(crl_train_config *c, crl_continual_config *cc,
             crl_store_close(store);
             return cli_exit_code(rc) == 2 ? 2 : 1;
         }
-        cc->l2m_base = &base;
     }
 
     struct sigaction sa;
@@ -367,7 +366,9 @@ static int train_continual(crl_train_config *c, crl_continual_config *cc,
         }
         printf("run %lld\n", (long long)run_id);
         fflush(stdout);
-        rc = crl_continual_run(cc, store, run_id, resume != 0, on_progress, &pctx,
+        crl_continual_config run_cc = *cc; /* l2m: with the base loaded above */
+        run_cc.l2m_base = base.params ? &base : NULL;
+        rc = crl_continual_run(&run_cc, store, run_id, resume != 0, on_progress, &pctx,
                                &g_stop, &err);
         if (rc == CRL_EINTR) {
             fprintf(stderr, "crl train: run %lld %s\n", (long long)run_id, err.msg);

@@ -161,7 +161,7 @@ static void grads_fd(int kind) {
     ck_assert_int_ge(live, 2);
     int bad = 0, checked = 0;
     for (size_t i = 0; i < n; i += 1 + n / 150) {
-        if (ga[i] == 0.0f && i < (size_t)M * pool->key_dim) continue; /* unrouted key */
+        if (i < (size_t)M * pool->key_dim && ga[i] == 0.0f) continue; /* unrouted key */
         const float keep = p[i], h = 2e-3f;
         crl_sac_stats sp, sm;
         p[i] = keep + h;
@@ -443,8 +443,8 @@ static int run(char *const argv[]) {
     ck_assert(pid >= 0);
     if (pid == 0) {
         if (!getenv("CRL_TEST_VERBOSE")) {
-            freopen("/dev/null", "w", stdout);
-            freopen("/dev/null", "w", stderr);
+            if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
+                _exit(126);
         }
         execv(argv[0], argv);
         _exit(127);
