@@ -11,6 +11,7 @@
  * test_pull_fd). Here: the same properties seen through the learner. */
 #include <check.h>
 #include <math.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -438,6 +439,24 @@ static const char *bin(void) {
     return b ? b : "./crl";
 }
 
+static pid_t spawn(char *const argv[]) {
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
+            _exit(126);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int wait_code(pid_t pid) {
+    int st = 0;
+    ck_assert(waitpid(pid, &st, 0) == pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 static int run(char *const argv[]) {
     pid_t pid = fork();
     ck_assert(pid >= 0);
@@ -463,6 +482,7 @@ static int run(char *const argv[]) {
 static double q(const char *sql) {
     sqlite3 *h;
     ck_assert_int_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(h, 5000);
     sqlite3_stmt *st;
     ck_assert_msg(sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK, "%s",
                   sqlite3_errmsg(h));
@@ -531,6 +551,67 @@ START_TEST(test_cli_pretrain_then_l2m) {
     /* crl eval re-creates the l2m learner from the run's record. */
     ck_assert_int_eq(
         RUN("eval", "--db", db, "--run", "2", "--task", "1", "--episodes", "1"), 0);
+    /* Resume: an l2m run killed without warning in its second task
+     * continues to complete rows, none twice. */
+    pid_t pid = spawn((char *const[]){
+        (char *)bin(), "train", "--scenario", "t1", "--method", "l2m", "--base", "1:2",
+        "--steps-per-task", "5000", TINY, "--eval-every", "1000", NULL});
+    int started = 0;
+    for (int i = 0; i < 20000 && !started; i++) {
+        usleep(5000);
+        started = q("SELECT count(*) FROM tasks WHERE run_id = 4 AND idx = 1") == 1;
+    }
+    ck_assert(started);
+    kill(pid, SIGKILL);
+    ck_assert_int_eq(wait_code(pid), 128 + SIGKILL);
+    ck_assert(q("SELECT count(*) FROM tasks WHERE run_id = 4 AND end_step IS NOT NULL") <
+              3);
+    ck_assert_int_eq(RUN("train", "--resume", "4", "--db", db, "--quiet"), 0);
+    ck_assert_int_eq(q("SELECT count(*) FROM evals WHERE run_id = 4"), 45);
+    ck_assert_int_eq(q("SELECT count(DISTINCT step || '/' || eval_task_idx) FROM evals "
+                       "WHERE run_id = 4"),
+                     45);
+    ck_assert_int_eq(q("SELECT count(*) FROM metrics WHERE run_id = 4 AND key LIKE "
+                       "'l2m/route/%'"),
+                     45);
+    /* After three tasks and a resume, the base in the run's checkpoint is
+     * bit for bit run 1's actor. */
+    crl_store *st = NULL;
+    crl_err err = {0};
+    void *b1 = NULL, *b4 = NULL;
+    size_t n1 = 0, n4 = 0, s1 = 0, s4 = 0;
+    const void *l1 = NULL, *l4 = NULL;
+    int idx;
+    int64_t step;
+    ck_assert_int_eq(crl_store_open(db, 0, &st, &err), CRL_OK);
+    ck_assert_int_eq(crl_store_checkpoint_latest(st, 1, &idx, &step, &b1, &n1, &err), 0);
+    ck_assert_int_eq(crl_store_checkpoint_latest(st, 4, &idx, &step, &b4, &n4, &err), 0);
+    crl_store_close(st);
+    ck_assert_int_eq(crl_continual_checkpoint_learner(b1, n1, &l1, &s1, &err), CRL_OK);
+    ck_assert_int_eq(crl_continual_checkpoint_learner(b4, n4, &l4, &s4, &err), CRL_OK);
+    crl_l2m_base base;
+    ck_assert_int_eq(crl_l2m_base_parse(l1, s1, 2, &base, &err), CRL_OK);
+    crl_l2m_config lc;
+    crl_l2m_config_default(&lc);
+    crl_sac_config sc;
+    crl_sac_config_default(&sc, base.obs_dim, base.act_dim, 3);
+    sc.hidden = 16;
+    sc.layers = 2;
+    sc.batch = 32;
+    ck_assert_int_eq(crl_l2m_sac_config(&lc, &base, &sc, &err), CRL_OK);
+    crl_sac *s4l = NULL;
+    ck_assert_int_eq(crl_sac_create(&sc, 0, &s4l, &err), CRL_OK);
+    ck_assert_msg(crl_sac_load(s4l, l4, s4, &err) == CRL_OK, "%s", err.msg);
+    ck_assert_int_eq(memcmp(crl_sac_l2m_base(s4l), base.params, base.n * sizeof(float)),
+                     0);
+    int64_t rows = 0;
+    for (int i = 0; i < lc.pool; i++) rows += crl_sac_l2m_counts(s4l)[i];
+    ck_assert(rows > 0);
+    crl_sac_free(s4l);
+    crl_l2m_base_free(&base);
+    free(b1);
+    free(b4);
+
     /* crl report: the pool, the parameter counts and the modulators used. */
     char cmd[700], out[8192] = "";
     snprintf(cmd, sizeof cmd, "%s report --db %s --scenario t1 2>&1", bin(), db);
