@@ -371,6 +371,39 @@ START_TEST(test_base_frozen_through_training) {
 }
 END_TEST
 
+/* One lane or two: the same pool, counts and critics bit for bit (the
+ * lanes split the rows, never the arithmetic of a row or a sum). */
+START_TEST(test_lanes_bit_identical) {
+    crl_sac *plain = plain_base(81, NULL, NULL);
+    crl_sac *s1 = l2m_learner(plain, CRL_POOL_LORA, 0, 1, 82);
+    crl_sac *s2 = l2m_learner(plain, CRL_POOL_LORA, 0, 2, 82);
+    crl_err err = {0};
+    crl_pool_route r = {.mode = CRL_POOL_ROUTE_USAGE};
+    ck_assert_int_eq(crl_sac_l2m_set_route(s1, &r, &r, &err), CRL_OK);
+    ck_assert_int_eq(crl_sac_l2m_set_route(s2, &r, &r, &err), CRL_OK);
+    crl_batch b;
+    ck_assert_int_eq(crl_batch_alloc(&b, B, O, A, NULL), 0);
+    for (int u = 0; u < 30; u++) {
+        fill_batch(&b, 90 + u, u % T);
+        ck_assert_int_eq(crl_sac_update(s1, &b, NULL, &err), CRL_OK);
+        ck_assert_int_eq(crl_sac_update(s2, &b, NULL, &err), CRL_OK);
+    }
+    const size_t np = crl_sac_pool(s1)->n_params, nc = crl_sac_critic(s1)->n_params;
+    ck_assert_int_eq(
+        memcmp(crl_sac_actor_params(s1), crl_sac_actor_params(s2), np * sizeof(float)),
+        0);
+    ck_assert_int_eq(memcmp(crl_sac_critic_params(s1, 0), crl_sac_critic_params(s2, 0),
+                            2 * nc * sizeof(float)),
+                     0);
+    ck_assert_int_eq(
+        memcmp(crl_sac_l2m_counts(s1), crl_sac_l2m_counts(s2), M * sizeof(int64_t)), 0);
+    crl_batch_free(&b);
+    crl_sac_free(s1);
+    crl_sac_free(s2);
+    crl_sac_free(plain);
+}
+END_TEST
+
 /* crl_l2m_route_summary on a hand-made tally: 5 episodes of M = 4. */
 START_TEST(test_route_summary) {
     crl_l2m_config lc;
@@ -640,6 +673,7 @@ int main(void) {
     tcase_add_test(tc, test_counts_and_usage_route);
     tcase_add_test(tc, test_base_frozen_through_training);
     tcase_add_test(tc, test_route_summary);
+    tcase_add_test(tc, test_lanes_bit_identical);
     tcase_add_test(tc, test_l2m_step_no_malloc);
     suite_add_tcase(su, tc);
     TCase *cli = tcase_create("cli");
