@@ -17,6 +17,9 @@ int cmd_plot(int argc, char **argv);                          /* cli/cmd_viz.c *
 int cmd_sweep(int argc, char **argv);                         /* cli/cmd_sweep.c */
 int cmd_merge(int argc, char **argv);                         /* cli/cmd_merge.c */
 
+/* The MPI library crl sweep uses under mpirun, NULL if built without one. */
+const char *cli_mpi_version(void); /* cli/cmd_sweep.c */
+
 /* Exit code for a crl status. */
 int cli_exit_code(int status);
 

@@ -79,6 +79,7 @@ typedef struct {
     int tty;
     double t_start, last_line;
     double work_total, work_before; /* cost units */
+    int lost_workers;               /* MPI: ranks that went silent */
 } sweep;
 
 static volatile sig_atomic_t g_stop = 0;
@@ -583,6 +584,15 @@ static pid_t job_spawn(const sweep *sw, job *j, const char *where, char *why,
         prctl(PR_SET_PDEATHSIG, SIGTERM);
 #endif
         if (getppid() != parent) _exit(126);
+        /* The job's pid in its log (only async-signal-safe calls here: an
+         * MPI rank has threads). */
+        char line[48] = "== job pid ", digits[24];
+        int nd = 0, len = 11;
+        for (long v = (long)getpid(); v > 0 && nd < 20; v /= 10)
+            digits[nd++] = (char)('0' + v % 10);
+        while (nd > 0) line[len++] = digits[--nd];
+        line[len++] = '\n';
+        if (write(fd, line, (size_t)len) < 0) _exit(126);
         int null = open("/dev/null", O_RDONLY);
         if (null >= 0) dup2(null, 0);
         dup2(fd, 1);
@@ -590,7 +600,8 @@ static pid_t job_spawn(const sweep *sw, job *j, const char *where, char *why,
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         execv(sw->exe, (char *const *)argv);
-        dprintf(2, "crl sweep: cannot run %s: %s\n", sw->exe, strerror(errno));
+        static const char msg[] = "crl sweep: cannot run the crl executable\n";
+        if (write(2, msg, sizeof msg - 1) < 0) _exit(127);
         _exit(127);
     }
     int e = errno;
@@ -793,7 +804,7 @@ static int under_mpi_launcher(long *size) {
 }
 
 #ifdef CRL_HAVE_MPI
-enum { T_REQ = 1, T_JOB, T_STOP, T_DONE, T_PROG, T_BYE, T_HELLO };
+enum { T_REQ = 1, T_JOB, T_STOP, T_DONE, T_PROG, T_BYE, T_HELLO, T_EXIT };
 
 static void mpi_send(const int64_t *v, int n, int to, int tag) {
     MPI_Send((void *)v, n, MPI_INT64_T, to, tag, MPI_COMM_WORLD);
@@ -878,6 +889,21 @@ static void mpi_worker(sweep *sw, int rank) {
     }
     int64_t m[1] = {0};
     mpi_send(m, 1, 0, T_BYE);
+    /* Rank 0's verdict: finalize together, or (a worker was lost, and
+     * MPI_Finalize would wait for it forever) leave without. */
+    for (;;) {
+        int flag = 0;
+        MPI_Status ms;
+        if (MPI_Iprobe(0, T_EXIT, MPI_COMM_WORLD, &flag, &ms) == MPI_SUCCESS && flag) {
+            MPI_Recv(m, 1, MPI_INT64_T, 0, T_EXIT, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            if (m[0]) {
+                fflush(NULL);
+                _exit((int)m[0] - 1);
+            }
+            return;
+        }
+        nap(0.05);
+    }
 }
 
 /* Rank 0: hands out jobs in order, longest first, as workers ask. */
@@ -961,6 +987,7 @@ static void mpi_coordinator(sweep *sw, int size) {
             if (gone[r] || now - heard[r] < sw->worker_timeout) continue;
             gone[r] = 2;
             n_gone++;
+            sw->lost_workers++;
             int lost = 0;
             for (int i = 0; i < sw->n_jobs; i++) {
                 job *j = &sw->job[i];
@@ -983,11 +1010,33 @@ static void mpi_coordinator(sweep *sw, int size) {
         status_line(sw, 0);
         nap(0.05);
     }
+    int bad = 0;
+    for (int i = 0; i < sw->n_jobs; i++)
+        bad |= sw->job[i].state == J_FAIL || sw->job[i].state == J_LOST;
+    for (int r = 1; r < size; r++)
+        if (gone[r] == 1) {
+            /* 0: finalize; 1 + code: leave with that exit code (every rank
+             * leaving with it makes mpirun's own code non-zero). */
+            int64_t m[1] = {sw->lost_workers > 0 ? 1 + bad : 0};
+            mpi_send(m, 1, r, T_EXIT);
+        }
     free(heard);
     free(host);
     free(gone);
 }
 #endif
+
+const char *cli_mpi_version(void) {
+#ifdef CRL_HAVE_MPI
+    static char v[MPI_MAX_LIBRARY_VERSION_STRING];
+    int n = 0;
+    if (MPI_Get_library_version(v, &n) != MPI_SUCCESS) return "yes";
+    v[strcspn(v, ",\n")] = 0; /* the first clause: "Open MPI v4.1.4" */
+    return v;
+#else
+    return NULL;
+#endif
+}
 
 /* ------------------------------------------------------------------------ */
 /* The command                                                               */
@@ -1019,12 +1068,6 @@ static int check_train_flags(const sweep *sw) {
 }
 
 static int prepare(sweep *sw) {
-    ssize_t n = readlink("/proc/self/exe", sw->exe, sizeof sw->exe - 1);
-    if (n <= 0) {
-        fprintf(stderr, "crl sweep: cannot find the crl executable (/proc/self/exe)\n");
-        return 1;
-    }
-    sw->exe[n] = 0;
     int rc = check_train_flags(sw);
     if (rc) {
         if (rc == 2)
@@ -1091,7 +1134,7 @@ static int prepare(sweep *sw) {
 static int summary(sweep *sw) {
     int c[6] = {0};
     for (int i = 0; i < sw->n_jobs; i++) c[sw->job[i].state]++;
-    status_line(sw, 1);
+    if (sw->tty) status_line(sw, 1);
     for (int i = 0; i < sw->n_jobs; i++) {
         const job *j = &sw->job[i];
         if (j->state == J_FAIL || j->state == J_LOST)
@@ -1102,6 +1145,27 @@ static int summary(sweep *sw) {
     }
     int bad = c[J_FAIL] + c[J_LOST];
     int unfinished = c[J_WAIT] + c[J_RUN];
+    /* For scripts (mpirun --enable-recovery does not pass our exit code on
+     * once a rank died): "ok" or "incomplete", then the jobs left. */
+    char path[PATH_CAP];
+    snprintf(path, sizeof path, "%s/sweep.status", sw->out);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "%s finished %d failed %d lost %d not-run %d\n",
+                bad || unfinished ? "incomplete" : "ok", c[J_DONE] + c[J_SKIP], c[J_FAIL],
+                c[J_LOST], unfinished);
+        for (int i = 0; i < sw->n_jobs; i++) {
+            const job *j = &sw->job[i];
+            if (j->state == J_FAIL || j->state == J_LOST || j->state == J_WAIT ||
+                j->state == J_RUN)
+                fprintf(f, "%s %s\n",
+                        j->state == J_FAIL   ? "failed"
+                        : j->state == J_LOST ? "lost"
+                                             : "not-run",
+                        j->name);
+        }
+        if (fclose(f) != 0) fprintf(stderr, "crl sweep: cannot write %s\n", path);
+    }
     if (bad || unfinished)
         fprintf(stderr,
                 "crl sweep: %d of %d jobs finished, %d failed, %d lost, %d not run; "
@@ -1133,6 +1197,16 @@ int cmd_sweep(int argc, char **argv) {
         return rc < 0 ? 0 : rc;
     }
     sw.tty = isatty(2);
+    /* Every rank runs its jobs with the crl it is itself. */
+    ssize_t n_exe = readlink("/proc/self/exe", sw.exe, sizeof sw.exe - 1);
+    if (n_exe <= 0) {
+        fprintf(stderr, "crl sweep: cannot find the crl executable (/proc/self/exe)\n");
+        free(sw.pass);
+        free(sw.job);
+        free(sw.order);
+        return 1;
+    }
+    sw.exe[n_exe] = 0;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -1186,6 +1260,19 @@ int cmd_sweep(int argc, char **argv) {
             run_local(&sw);
         }
         if (rank == 0 && go) rc = summary(&sw);
+        if (rank == 0 && sw.lost_workers) {
+            /* MPI_Finalize would wait for the lost ranks too: every rank
+             * leaves without it (the workers were told so), which ends the
+             * MPI job with a non-zero code (MPI_Abort's code would be lost
+             * under mpirun --enable-recovery). Everything is reported and
+             * no job is running. */
+            fprintf(stderr, "crl sweep: ending the MPI job (%d worker%s lost)\n",
+                    sw.lost_workers, sw.lost_workers == 1 ? "" : "s");
+            fflush(stderr);
+            fflush(stdout);
+            if (sw.lock_fd >= 0) close(sw.lock_fd);
+            _exit(rc ? rc : 1);
+        }
         MPI_Finalize();
         if (rank != 0) rc = 0;
         goto done;

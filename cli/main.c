@@ -57,6 +57,8 @@ static int version(void) {
     printf("threads: %d (SAC update on %d lane%s of single-threaded BLAS; --threads to "
            "change)\n",
            lanes, lanes, lanes > 1 ? "s" : "");
+    const char *mpi = cli_mpi_version();
+    printf("MPI: %s\n", mpi ? mpi : "none (crl sweep runs its jobs locally only)");
     return 0;
 }
 
