@@ -78,8 +78,8 @@ typedef struct {
     int lock_fd;
     int tty;
     double t_start, last_line;
-    double work_total, work_before; /* cost units */
-    int lost_workers;               /* MPI: ranks that went silent */
+    double work_total; /* cost units of the jobs this run has to do */
+    int lost_workers;  /* MPI: ranks that went silent */
 } sweep;
 
 static volatile sig_atomic_t g_stop = 0;
@@ -667,17 +667,19 @@ static void status_line(sweep *sw, int final) {
     if (!final && now - sw->last_line < (sw->tty ? 0.5 : 30.0)) return;
     sw->last_line = now;
     int c[6] = {0};
-    double work = 0;
+    double work = 0, dropped = 0;
     for (int i = 0; i < sw->n_jobs; i++) {
         const job *j = &sw->job[i];
         c[j->state]++;
         if (j->state == J_DONE) work += j->cost;
+        /* Jobs that failed here will not be done this time. */
+        if ((j->state == J_FAIL || j->state == J_LOST) && j->t0 > 0) dropped += j->cost;
         if (j->state == J_RUN && j->step > 0 && j->steps > 0)
             work += j->cost * (double)(j->step < j->steps ? j->step : j->steps) /
                     (double)j->steps;
     }
-    work -= sw->work_before;
-    double el = now - sw->t_start, left = sw->work_total - work;
+    double total = sw->work_total - dropped;
+    double el = now - sw->t_start, left = total - work;
     double eta = work > 0 && el > 1 ? left / (work / el) : NAN;
     char e[32];
     fmt_eta(eta, e, sizeof e);
@@ -686,8 +688,8 @@ static void status_line(sweep *sw, int final) {
             "%s%s",
             sw->tty ? "\r\033[K" : "", sw->scenario, c[J_DONE] + c[J_SKIP], sw->n_jobs,
             c[J_RUN], c[J_FAIL] + c[J_LOST], c[J_WAIT],
-            sw->work_total > 0 ? 100.0 * (work > 0 ? work : 0) / sw->work_total : 100.0,
-            e, sw->tty && !final ? "" : "\n");
+            total > 0 ? 100.0 * (work < total ? work : total) / total : 100.0, e,
+            sw->tty && !final ? "" : "\n");
     fflush(stderr);
 }
 
@@ -1092,7 +1094,6 @@ static int prepare(sweep *sw) {
         inspect(sw, &sw->job[i]);
         c[sw->job[i].state]++;
         resumes += sw->job[i].resume != 0;
-        if (sw->job[i].state == J_SKIP) sw->work_before += sw->job[i].cost;
         if (sw->job[i].state != J_SKIP && sw->job[i].state != J_FAIL)
             sw->work_total += sw->job[i].cost;
         if (sw->job[i].state == J_FAIL)

@@ -198,7 +198,8 @@ static void add_text(char **acc, char *more) {
     free(more);
 }
 
-/* Sort the lines of a text (so a union of shards compares with a merge). */
+/* Sort the lines of a text (so a union of shards compares with a merge);
+ * takes t and gives back a new malloc'd text. */
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -217,6 +218,7 @@ static char *sorted_lines(char *t) {
         if (i + 1 < k) strcat(out, "\n");
     }
     free(v);
+    free(t);
     return out;
 }
 
@@ -259,7 +261,6 @@ START_TEST(test_union_and_renumbering) {
         add_text(&u, rows_text(b, qs[k]));
         char *want = sorted_lines(u), *got = sorted_lines(rows_text(out, qs[k]));
         ck_assert_str_eq(got, want);
-        free(u);
         free(want);
         free(got);
     }
