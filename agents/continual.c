@@ -582,6 +582,11 @@ static int csp_task_end(cstate *st, crl_store *store, int64_t run_id, int k,
                               csp_rollout, &roll, &d, err);
     if (rc) return rc;
     st->step += reserve;
+    crl_csp_row row = {
+        run_id,     st->pos[k], st->step,    d.kept,
+        d.best_new, d.best_old, d.n_anchors, st->csp.table + (size_t)k * st->csp.K,
+        d.n_anchors};
+    if ((rc = crl_store_csp_decision(store, &row, err))) return rc;
     const char *keys[] = {"csp/kept", "csp/best_new", "csp/best_old", "csp/anchors",
                           "csp/validation_steps"};
     double vals[] = {d.kept, d.best_new, d.best_old, d.n_anchors, (double)d.val_steps};

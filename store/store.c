@@ -114,6 +114,21 @@ static const char *const MIGRATIONS[] = {
     "  data           BLOB NOT NULL,\n"
     "  UNIQUE (run_id, kind, task_idx, step, episode)\n"
     ");\n",
+    /* 3 -> 4: CSP's grow-or-prune decision at every task end (docs/subspace.md):
+     * whether the new anchor stayed, the best validation returns of the new
+     * and the old subspace, the anchors after the decision and the alpha the
+     * task keeps (a JSON array over the anchors). */
+    "CREATE TABLE csp_decisions (\n"
+    "  run_id    INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  task_idx  INTEGER NOT NULL CHECK (task_idx >= 0),\n"
+    "  step      INTEGER NOT NULL CHECK (step >= 0),\n"
+    "  kept      INTEGER NOT NULL CHECK (kept IN (0,1)),\n"
+    "  best_new  REAL,\n"
+    "  best_old  REAL,\n"
+    "  n_anchors INTEGER NOT NULL CHECK (n_anchors >= 1),\n"
+    "  alpha     TEXT NOT NULL,\n"
+    "  PRIMARY KEY (run_id, task_idx)\n"
+    ");\n",
 };
 _Static_assert(sizeof MIGRATIONS / sizeof MIGRATIONS[0] == CRL_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -141,6 +156,7 @@ enum {
     ST_EPISODE_GET,
     ST_EPISODES,
     ST_EPISODES_META,
+    ST_CSP_DECISION,
     ST__COUNT
 };
 
@@ -166,6 +182,10 @@ static const char *const SQL[ST__COUNT] = {
                       " ON CONFLICT (run_id, idx) DO UPDATE SET name = excluded.name,"
                       " start_step = excluded.start_step, end_step = NULL",
     [ST_TASK_END] = "UPDATE tasks SET end_step = ?3 WHERE run_id = ?1 AND idx = ?2",
+    [ST_CSP_DECISION] =
+        "INSERT OR REPLACE INTO csp_decisions (run_id, task_idx, step, kept,"
+        " best_new, best_old, n_anchors, alpha)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_METRIC] = "INSERT INTO metrics (run_id, step, key, value) VALUES (?1, ?2, ?3, ?4)"
                   " ON CONFLICT (run_id, key, step) DO UPDATE SET value = excluded.value",
     [ST_EVAL] =
@@ -938,6 +958,40 @@ int crl_store_metric(crl_store *s, int64_t run_id, int64_t step, const char *key
         if (rc == SQLITE_OK) rc = sqlite3_bind_double(st, 4, value); /* NaN -> NULL */
         ret = rc == SQLITE_OK ? step_write(s, st, run_id, err, "cannot insert metric")
                               : fail(s, err, rc, "cannot bind metric");
+        stmt_put(st, temp);
+    }
+    return batch_account(s, ret, err);
+}
+
+int crl_store_csp_decision(crl_store *s, const crl_csp_row *row, crl_err *err) {
+    if (!s || !row || row->task_idx < 0 || row->step < 0 || row->n_anchors < 1 ||
+        row->n_alpha < 1 || row->n_alpha > 1024 || !row->alpha)
+        return crl_errf(err, CRL_EINVAL, "crl_store_csp_decision: bad argument");
+    char json[1024 * 18 + 4];
+    size_t off = 0;
+    json[off++] = '[';
+    for (int i = 0; i < row->n_alpha; i++)
+        off += (size_t)snprintf(json + off, sizeof json - off, "%s%.9g", i ? "," : "",
+                                (double)row->alpha[i]);
+    snprintf(json + off, sizeof json - off, "]");
+    int ret = txn_begin(s, err);
+    if (ret != CRL_OK) return ret;
+    sqlite3_stmt *st;
+    int temp;
+    ret = stmt_get(s, ST_CSP_DECISION, &st, &temp, err);
+    if (ret == CRL_OK) {
+        int rc = sqlite3_bind_int64(st, 1, row->run_id);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(st, 2, row->task_idx);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 3, row->step);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(st, 4, row->kept ? 1 : 0);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_double(st, 5, row->best_new); /* NaN: NULL */
+        if (rc == SQLITE_OK) rc = sqlite3_bind_double(st, 6, row->best_old);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(st, 7, row->n_anchors);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 8, json, -1, SQLITE_TRANSIENT);
+        ret = rc == SQLITE_OK
+                  ? step_write(s, st, row->run_id, err, "cannot insert csp decision")
+                  : fail(s, err, rc, "cannot bind csp decision");
         stmt_put(st, temp);
     }
     return batch_account(s, ret, err);

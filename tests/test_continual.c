@@ -200,6 +200,48 @@ START_TEST(test_ftn_trains_fresh_networks) {
 }
 END_TEST
 
+/* CSP through the runner: a decision row per task, the anchors it reports
+ * match the model size, every task is evaluated at every point, and the
+ * rollouts are counted inside each task's steps. */
+START_TEST(test_csp_run) {
+    setup();
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "csp",
+                         "--csp-candidates", "4", "--csp-val-steps", "50", "--csp-scored",
+                         "64", SMALL),
+                     0);
+    ck_assert_int_eq(q("SELECT count(*) FROM runs WHERE status = 'finished'"), 1);
+    ck_assert_int_eq(q("SELECT count(*) FROM evals"), 27);
+    ck_assert_int_eq(q("SELECT count(*) FROM tasks WHERE end_step - start_step = 900"),
+                     3);
+    ck_assert_int_eq(q("SELECT count(*) FROM csp_decisions"), 3);
+    /* Task 0 keeps its single anchor with alpha [1]. */
+    ck_assert_int_eq(
+        q("SELECT kept * 10 + n_anchors FROM csp_decisions WHERE task_idx = 0"), 11);
+    ck_assert_int_eq(q("SELECT alpha = '[1]' FROM csp_decisions WHERE task_idx = 0"), 1);
+    /* Later tasks: 2 new candidates and 1 old (the single point [1, 0]) of 50
+     * steps each; anchors grow by one exactly when kept. */
+    ck_assert_int_eq(q("SELECT count(*) FROM metrics WHERE key = 'csp/validation_steps' "
+                       "AND value = 150"),
+                     2);
+    ck_assert_int_eq(q("SELECT count(*) FROM csp_decisions a JOIN csp_decisions b "
+                       "ON b.task_idx = a.task_idx + 1 "
+                       "WHERE b.n_anchors <> a.n_anchors + b.kept"),
+                     0);
+    ck_assert_int_eq(q("SELECT count(*) FROM csp_decisions "
+                       "WHERE json_array_length(alpha) <> n_anchors"),
+                     0);
+    /* Model size = shared LayerNorm + anchors x anchor size: the same
+     * increment for every added anchor, none when pruned. */
+    long p0 = q("SELECT value FROM metrics WHERE key = 'model/params' AND step = 900");
+    long p2 = q("SELECT value FROM metrics WHERE key = 'model/params' AND step = 2700");
+    long a2 = q("SELECT n_anchors FROM csp_decisions WHERE task_idx = 2");
+    ck_assert(p0 > 0);
+    ck_assert_int_eq(p2 == p0, a2 == 1);
+    /* crl eval restores the subspace and the alpha table. */
+    ck_assert_int_eq(RUN("eval", "--db", db, "--run", "1", "--episodes", "2"), 0);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("continual");
     TCase *tc = tcase_create("continual");
@@ -208,6 +250,7 @@ int main(void) {
     tcase_add_test(tc, test_resume_after_sigkill);
     tcase_add_test(tc, test_single_references);
     tcase_add_test(tc, test_ftn_trains_fresh_networks);
+    tcase_add_test(tc, test_csp_run);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -659,16 +659,18 @@ START_TEST(test_migrate_v2_to_v3) {
     crl_eval_row ev = {run, 100, 0, 0, 1, 0.5, 3.0, 4.0};
     OK(crl_store_eval(st, &ev, &err));
     crl_store_close(st);
-    raw_exec(path, "DROP TABLE episodes; DELETE FROM schema_migrations WHERE version = 3;"
+    raw_exec(path, "DROP TABLE episodes; DROP TABLE csp_decisions;"
+                   " DELETE FROM schema_migrations WHERE version >= 3;"
                    " PRAGMA user_version = 2;");
     ck_assert_int_eq(raw_int(path, "PRAGMA user_version"), 2);
     ck_assert_int_eq(
         raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'episodes'"), 0);
 
     OK(crl_store_open(path, 0, &st, &err));
-    ck_assert_int_eq(raw_int(path, "PRAGMA user_version"), 3);
-    ck_assert_int_eq(CRL_STORE_SCHEMA_VERSION, 3);
-    ck_assert_int_eq(raw_int(path, "SELECT max(version) FROM schema_migrations"), 3);
+    /* v2 -> v3 (episodes), then v3 -> v4 (csp_decisions). */
+    ck_assert_int_eq(raw_int(path, "PRAGMA user_version"), 4);
+    ck_assert_int_eq(CRL_STORE_SCHEMA_VERSION, 4);
+    ck_assert_int_eq(raw_int(path, "SELECT max(version) FROM schema_migrations"), 4);
     ck_assert_int_eq(raw_int(path, "SELECT count(*) FROM evals WHERE det_return = 4.0"),
                      1);
     crl_episode_row row = {0,   run, 100,        0,       "eval", 0,    1,   5, 10,

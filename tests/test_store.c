@@ -438,6 +438,47 @@ START_TEST(test_metrics) {
 }
 END_TEST
 
+START_TEST(test_csp_decisions) {
+    crl_err e = {0};
+    const char *path = tpath("csp.db");
+    crl_store *s = open_store(path, 1);
+    int64_t id = new_run(s, "csp", 1);
+    const float a0[1] = {1.0f}, a1[2] = {0.25f, 0.75f}, a1b[1] = {1.0f};
+    crl_csp_row r0 = {id, 0, 1000, 1, NAN, NAN, 1, a0, 1};
+    crl_csp_row r1 = {id, 1, 2000, 1, 5.5, -3.25, 2, a1, 2};
+    OK(crl_store_csp_decision(s, &r0, &e));
+    OK(crl_store_csp_decision(s, &r1, &e));
+    /* Written again for the same task (a resumed run): replaced. */
+    crl_csp_row r1b = {id, 1, 2000, 0, 1.0, 2.0, 1, a1b, 1};
+    OK(crl_store_csp_decision(s, &r1b, &e));
+    OK(crl_store_csp_decision(s, &r1, &e));
+    crl_csp_row bad = r1;
+    bad.n_alpha = 0;
+    FAILS(CRL_EINVAL, crl_store_csp_decision(s, &bad, &e));
+    bad = r1;
+    bad.run_id = id + 1;
+    FAILS(CRL_ENOTFOUND, crl_store_csp_decision(s, &bad, &e));
+    OK(crl_store_flush(s, &e));
+    sqlite3 *db = raw_open(path, 1);
+    ck_assert_int_eq(q_int(db, "SELECT count(*) FROM csp_decisions"), 2);
+    ck_assert_int_eq(q_int(db, "SELECT best_new IS NULL AND best_old IS NULL "
+                               "FROM csp_decisions WHERE task_idx = 0"),
+                     1);
+    ck_assert(q_double(db, "SELECT best_old FROM csp_decisions WHERE task_idx = 1") ==
+              -3.25);
+    ck_assert_int_eq(q_int(db, "SELECT kept * 10 + n_anchors FROM csp_decisions "
+                               "WHERE task_idx = 1"),
+                     12);
+    ck_assert(q_double(db, "SELECT json_extract(alpha, '$[1]') FROM csp_decisions "
+                           "WHERE task_idx = 1") == 0.75);
+    ck_assert_int_eq(q_int(db, "SELECT json_array_length(alpha) FROM csp_decisions "
+                               "WHERE task_idx = 1"),
+                     2);
+    sqlite3_close(db);
+    crl_store_close(s);
+}
+END_TEST
+
 typedef struct {
     int n;
     crl_eval_row rows[16];
@@ -1066,7 +1107,8 @@ START_TEST(test_migrate_v1_to_v2) {
     sqlite3 *db = raw_open(path, 0);
     ck_assert_int_eq(sqlite3_exec(db,
                                   "ALTER TABLE evals DROP COLUMN det_return;"
-                                  " DROP TABLE episodes;" /* v3 */
+                                  " DROP TABLE episodes;"      /* v3 */
+                                  " DROP TABLE csp_decisions;" /* v4 */
                                   " DELETE FROM schema_migrations WHERE version >= 2;"
                                   " PRAGMA user_version = 1;",
                                   NULL, NULL, NULL),
@@ -1284,6 +1326,7 @@ static Suite *store_suite(void) {
     tcase_add_test(tc, test_run_status);
     tcase_add_test(tc, test_tasks);
     tcase_add_test(tc, test_metrics);
+    tcase_add_test(tc, test_csp_decisions);
     tcase_add_test(tc, test_evals);
     tcase_add_test(tc, test_checkpoints);
     tcase_add_test(tc, test_runs_listing);

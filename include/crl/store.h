@@ -18,7 +18,7 @@ extern "C" {
 #endif
 
 #define CRL_STORE_APP_ID         0x43524C31 /* "CRL1" */
-#define CRL_STORE_SCHEMA_VERSION 3
+#define CRL_STORE_SCHEMA_VERSION 4
 
 typedef struct crl_store crl_store;
 
@@ -69,6 +69,21 @@ typedef struct {
     double det_return;   /* of the deterministic episode; NAN if none (v2) */
 } crl_eval_row;
 int crl_store_eval(crl_store *s, const crl_eval_row *row, crl_err *err);
+
+/* CSP's decision at the end of task task_idx (table csp_decisions; a row
+ * written again for the same task, e.g. after a resume, replaces it). alpha:
+ * the n_alpha weights the task keeps, stored as a JSON array. */
+typedef struct {
+    int64_t run_id;
+    int task_idx;
+    int64_t step;
+    int kept;
+    double best_new, best_old; /* NaN is stored as NULL */
+    int n_anchors;
+    const float *alpha;
+    int n_alpha;
+} crl_csp_row;
+int crl_store_csp_decision(crl_store *s, const crl_csp_row *row, crl_err *err);
 
 /* One logged episode (docs/schema.md, table episodes; docs/replay.md for
  * data). On insert, id is ignored; the strings and data are copied. */
