@@ -3,7 +3,8 @@
  * and compared with the shards; the same sweep run locally with --jobs 2
  * gives the same evaluation rows job for job; a job killed in the middle
  * of a local sweep, and a worker rank killed in the middle of an MPI sweep,
- * are reported, and rerunning the command completes them. The MPI parts are
+ * are reported, and rerunning the command completes them; a job killed
+ * under MPI fails the sweep (mpirun exits non-zero). The MPI parts are
  * skipped (with a note) when mpirun is missing or crl was built without MPI. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <check.h>
@@ -455,6 +456,32 @@ START_TEST(test_killed_worker_mpi) {
 }
 END_TEST
 
+START_TEST(test_killed_job_mpi) {
+    if (!have_mpi()) {
+        fprintf(stderr, "test_sweep: no mpirun or crl without MPI: MPI job fault test "
+                        "skipped\n");
+        return;
+    }
+    char d[128];
+    snprintf(d, sizeof d, "%s/j", g_dir);
+    char *argv[64];
+    int n = mpi_prefix(argv, 0);
+    char *rest[] = {"sweep", "--out", d, FAULT_ARGS};
+    for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++) argv[n++] = rest[i];
+    argv[n] = NULL;
+    pid_t sweep = spawn(argv, "j1");
+    pid_t job = pid_after_checkpoint("j", "packnet-seed1", "== job pid");
+    ck_assert_int_eq(kill(job, SIGKILL), 0);
+    /* The worker lives on and reports; rank 0's exit code is mpirun's. */
+    int code = wait_for(sweep, 120);
+    ck_assert_msg(code != 0 && code != -1, "mpirun exit %d", code);
+    assert_has("j1.err", "crl sweep: packnet-seed1 FAILED on rank ");
+    assert_has("j1.err", "killed by signal 9");
+    assert_has("j1.err", "crl sweep: ft1-seed1 finished");
+    assert_has("j/sweep.status", "incomplete finished 1 failed 1 lost 0");
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("sweep");
     TCase *tc = tcase_create("sweep");
@@ -463,6 +490,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_mpi_sweep_merge_and_local);
     tcase_add_test(tc, test_killed_job_local);
     tcase_add_test(tc, test_killed_worker_mpi);
+    tcase_add_test(tc, test_killed_job_mpi);
     suite_add_tcase(s, tc);
     return s;
 }
