@@ -147,36 +147,37 @@ static const char *const FORBIDDEN[] = {"db",  "resume",      "method",  "seed",
                                         "env", "single-task", "env-xml", "steps"};
 
 static void sweep_usage(FILE *f) {
-    fprintf(
-        f,
-        "usage: crl sweep --scenario S --methods M1,M2,... --seeds 1-10 --out DIR\n"
-        "                 [--jobs N] [--single-seeds SEEDS|none] [crl train flags]\n\n"
-        "Runs every method x seed through scenario S, plus the single-task reference\n"
-        "runs forward transfer needs (one per distinct task and seed), each job a\n"
-        "`crl train` process with its own shard DIR/shards/<job>.db and log\n"
-        "DIR/logs/<job>.log. Under mpirun (crl built with MPI) rank 0 hands out jobs\n"
-        "to the other ranks. Rerunning the same command skips finished jobs and\n"
-        "resumes interrupted ones. Then: crl merge DIR/shards/*.db -o DIR/study.db\n\n"
-        "options:\n"
-        "  --scenario S           scenario (see 'crl scenarios')\n"
-        "  --methods LIST         comma-separated: ft1, ftn, l2, ewc, packnet, pm, csp, "
-        "l2m\n"
-        "  --seeds SEEDS          e.g. 1-10 or 1,3,5\n"
-        "  --single-seeds SEEDS   seeds of the reference runs (default: --seeds; none: "
-        "no references)\n"
-        "  --out DIR              sweep directory (created)\n"
-        "  --jobs N               jobs at a time, locally or per MPI worker (default: 1 "
-        "per\n"
-        "                         two cores locally, 1 per MPI worker)\n"
-        "  --worker-timeout S     MPI: seconds of silence after which a worker's jobs "
-        "are "
-        "lost\n"
-        "                         (default 120)\n"
-        "  --dry-run              print the jobs and what a run would do, run nothing\n"
-        "  --quiet                events only, no progress line\n"
-        "  --help                 show this help\n"
-        "Any other flag is passed to every `crl train` (e.g. --steps-per-task 100000\n"
-        "--threads 1); see 'crl train --help'.\n");
+    static const char *const lines[] = {
+        "usage: crl sweep --scenario S --methods M1,M2,... --seeds 1-10 --out DIR",
+        "                 [--jobs N] [--single-seeds SEEDS|none] [crl train flags]",
+        "",
+        "Runs every method x seed through scenario S, plus the single-task reference",
+        "runs forward transfer needs (one per distinct task and seed), each job a",
+        "`crl train` process with its own shard DIR/shards/JOB.db and log",
+        "DIR/logs/JOB.log. Under mpirun (crl built with MPI) rank 0 hands out jobs",
+        "to the other ranks. Rerunning the same command skips finished jobs and",
+        "resumes interrupted ones. Then: crl merge DIR/shards/*.db -o DIR/study.db",
+        "(docs/sweeps.md).",
+        "",
+        "options:",
+        "  --scenario S           scenario (see 'crl scenarios')",
+        "  --methods LIST         comma-separated: ft1 ftn l2 ewc packnet pm csp l2m",
+        "  --seeds SEEDS          e.g. 1-10 or 1,3,5",
+        "  --single-seeds SEEDS   seeds of the reference runs (default: --seeds;",
+        "                         none: no references)",
+        "  --out DIR              sweep directory (created)",
+        "  --jobs N               jobs at a time: locally (default: one per two",
+        "                         cores) or per MPI worker (default 1)",
+        "  --worker-timeout S     MPI: seconds of silence after which a worker and",
+        "                         its jobs are lost (default 120)",
+        "  --dry-run              list the jobs and what a run would do with each",
+        "  --quiet                job events only, no progress line",
+        "  --help                 show this help",
+        "Any other flag goes to every `crl train` (e.g. --steps-per-task 100000",
+        "--threads 1); see 'crl train --help'.",
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        fprintf(f, "%s\n", lines[i]);
 }
 
 static int parse_args(sweep *sw, int argc, char **argv) {
@@ -272,7 +273,7 @@ static int parse_args(sweep *sw, int argc, char **argv) {
  * none of its own). */
 static int build_jobs(sweep *sw) {
     const char *m[MAX_METHODS];
-    int n_m = 0, want_single = 0;
+    int n_m = 0;
     static char methods_copy[1024];
     snprintf(methods_copy, sizeof methods_copy, "%s", sw->methods);
     for (char *save = NULL, *tok = strtok_r(methods_copy, ",", &save); tok;
@@ -285,10 +286,8 @@ static int build_jobs(sweep *sw) {
                 tok);
             return 2;
         }
-        if (!strcmp(tok, "single")) {
-            want_single = 1;
-            continue;
-        }
+        /* The references are jobs of their own (--single-seeds). */
+        if (!strcmp(tok, "single")) continue;
         for (int k = 0; k < n_m; k++)
             if (!strcmp(m[k], tok)) {
                 fprintf(stderr, "crl sweep: method '%s' is listed twice\n", tok);
@@ -300,7 +299,6 @@ static int build_jobs(sweep *sw) {
         }
         m[n_m++] = tok;
     }
-    (void)want_single;
     static uint64_t seeds[MAX_SEEDS], sseeds[MAX_SEEDS];
     int n_s = parse_seeds(sw->seeds, seeds), n_ss = 0;
     if (n_s <= 0) {
@@ -326,6 +324,10 @@ static int build_jobs(sweep *sw) {
         if (!seen) pos[n_pos++] = p;
     }
     sw->n_jobs = n_m * n_s + n_pos * n_ss;
+    if (sw->n_jobs == 0) {
+        fprintf(stderr, "crl sweep: no jobs (no method and --single-seeds none)\n");
+        return 2;
+    }
     sw->job = calloc((size_t)sw->n_jobs, sizeof *sw->job);
     sw->order = calloc((size_t)sw->n_jobs, sizeof *sw->order);
     if (!sw->job || !sw->order) return 1;
