@@ -44,7 +44,8 @@
 #define PATH_CAP    4096
 #define WHY_CAP     (PATH_CAP + 640)
 
-enum { J_WAIT, J_RUN, J_DONE, J_SKIP, J_FAIL, J_LOST };
+/* J_INT: the job stopped on SIGINT/SIGTERM (exit 130) with a checkpoint. */
+enum { J_WAIT, J_RUN, J_DONE, J_SKIP, J_FAIL, J_LOST, J_INT, J__N };
 
 typedef struct {
     char name[64];
@@ -668,14 +669,15 @@ static void status_line(sweep *sw, int final) {
     double now = crl_now();
     if (!final && now - sw->last_line < (sw->tty ? 0.5 : 30.0)) return;
     sw->last_line = now;
-    int c[6] = {0};
+    int c[J__N] = {0};
     double work = 0, dropped = 0;
     for (int i = 0; i < sw->n_jobs; i++) {
         const job *j = &sw->job[i];
         c[j->state]++;
         if (j->state == J_DONE) work += j->cost;
         /* Jobs that failed here will not be done this time. */
-        if ((j->state == J_FAIL || j->state == J_LOST) && j->t0 > 0) dropped += j->cost;
+        if ((j->state == J_FAIL || j->state == J_LOST || j->state == J_INT) && j->t0 > 0)
+            dropped += j->cost;
         if (j->state == J_RUN && j->step > 0 && j->steps > 0)
             work += j->cost * (double)(j->step < j->steps ? j->step : j->steps) /
                     (double)j->steps;
@@ -714,6 +716,10 @@ static void job_finished(sweep *sw, job *j, int code, const char *where) {
         j->state = J_DONE;
         j->step = j->steps;
         event(sw, "%s finished in %.1f s%s", j->name, wall, where);
+    } else if (code == 130) {
+        j->state = J_INT;
+        event(sw, "%s interrupted after %.1f s%s (checkpoint written)", j->name, wall,
+              where);
     } else {
         j->state = J_FAIL;
         describe_exit(sw, j);
@@ -1091,7 +1097,7 @@ static int prepare(sweep *sw) {
         if ((rc = take_lock(sw))) return rc;
     }
     if ((rc = check_conf(sw))) return rc;
-    int c[6] = {0}, resumes = 0;
+    int c[J__N] = {0}, resumes = 0;
     for (int i = 0; i < sw->n_jobs; i++) {
         inspect(sw, &sw->job[i]);
         c[sw->job[i].state]++;
@@ -1135,7 +1141,7 @@ static int prepare(sweep *sw) {
 }
 
 static int summary(sweep *sw) {
-    int c[6] = {0};
+    int c[J__N] = {0};
     for (int i = 0; i < sw->n_jobs; i++) c[sw->job[i].state]++;
     if (sw->tty) status_line(sw, 1);
     for (int i = 0; i < sw->n_jobs; i++) {
@@ -1143,35 +1149,36 @@ static int summary(sweep *sw) {
         if (j->state == J_FAIL || j->state == J_LOST)
             fprintf(stderr, "crl sweep: %s %s: %s\n",
                     j->state == J_LOST ? "lost" : "failed", j->name, j->why);
-        else if (j->state == J_RUN || (j->state == J_WAIT && g_stop))
-            fprintf(stderr, "crl sweep: not finished: %s\n", j->name);
+        else if (j->state == J_RUN || j->state == J_INT || (j->state == J_WAIT && g_stop))
+            fprintf(stderr, "crl sweep: not finished: %s%s\n", j->name,
+                    j->state == J_INT ? " (interrupted)" : "");
     }
     int bad = c[J_FAIL] + c[J_LOST];
-    int unfinished = c[J_WAIT] + c[J_RUN];
+    int unfinished = c[J_WAIT] + c[J_RUN] + c[J_INT];
     /* For scripts (mpirun --enable-recovery does not pass our exit code on
      * once a rank died): "ok" or "incomplete", then the jobs left. */
     char path[PATH_CAP];
     snprintf(path, sizeof path, "%s/sweep.status", sw->out);
     FILE *f = fopen(path, "w");
     if (f) {
-        fprintf(f, "%s finished %d failed %d lost %d not-run %d\n",
+        fprintf(f, "%s finished %d failed %d lost %d unfinished %d\n",
                 bad || unfinished ? "incomplete" : "ok", c[J_DONE] + c[J_SKIP], c[J_FAIL],
                 c[J_LOST], unfinished);
         for (int i = 0; i < sw->n_jobs; i++) {
             const job *j = &sw->job[i];
             if (j->state == J_FAIL || j->state == J_LOST || j->state == J_WAIT ||
-                j->state == J_RUN)
+                j->state == J_RUN || j->state == J_INT)
                 fprintf(f, "%s %s\n",
                         j->state == J_FAIL   ? "failed"
                         : j->state == J_LOST ? "lost"
-                                             : "not-run",
+                                             : "unfinished",
                         j->name);
         }
         if (fclose(f) != 0) fprintf(stderr, "crl sweep: cannot write %s\n", path);
     }
     if (bad || unfinished)
         fprintf(stderr,
-                "crl sweep: %d of %d jobs finished, %d failed, %d lost, %d not run; "
+                "crl sweep: %d of %d jobs finished, %d failed, %d lost, %d unfinished; "
                 "rerun the same command to resume them\n",
                 c[J_DONE] + c[J_SKIP], sw->n_jobs, c[J_FAIL], c[J_LOST], unfinished);
     else

@@ -412,6 +412,25 @@ START_TEST(test_killed_job_local) {
 }
 END_TEST
 
+START_TEST(test_interrupted_local) {
+    char d[128], shard[192];
+    snprintf(d, sizeof d, "%s/i", g_dir);
+    snprintf(shard, sizeof shard, "%s/shards/packnet-seed1.db", d);
+    pid_t sweep = spawn((char *const[]){(char *)bin(), "sweep", "--out", d, "--jobs", "2",
+                                        FAULT_ARGS, NULL},
+                        "i1");
+    pid_after_checkpoint("i", "packnet-seed1", "== job pid");
+    /* Ctrl-C: every job checkpoints and stops, the sweep says so. */
+    ck_assert_int_eq(kill(sweep, SIGINT), 0);
+    ck_assert_int_eq(wait_for(sweep, 60), 130);
+    assert_has("i1.err", "crl sweep: packnet-seed1 interrupted after");
+    assert_has("i1.err", "rerun the same command to resume them");
+    assert_has("i/sweep.status", "unfinished packnet-seed1");
+    ck_assert_int_eq(q1(shard, "SELECT count(*) FROM runs WHERE status = 'interrupted'"),
+                     1);
+}
+END_TEST
+
 START_TEST(test_killed_worker_mpi) {
     if (!have_mpi()) {
         fprintf(stderr, "test_sweep: no mpirun or crl without MPI: worker fault test "
@@ -489,6 +508,7 @@ static Suite *suite(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_mpi_sweep_merge_and_local);
     tcase_add_test(tc, test_killed_job_local);
+    tcase_add_test(tc, test_interrupted_local);
     tcase_add_test(tc, test_killed_worker_mpi);
     tcase_add_test(tc, test_killed_job_mpi);
     suite_add_tcase(s, tc);
