@@ -871,7 +871,8 @@ static void mpi_worker(sweep *sw, int rank) {
                 j->t0 = crl_now();
                 j->pid = g_stop ? -1 : job_spawn(sw, j, where, why, sizeof why);
                 if (j->pid < 0) {
-                    int64_t d[2] = {m[0], 127};
+                    /* Stopping: the job did not start (a rerun runs it). */
+                    int64_t d[2] = {m[0], g_stop ? 130 : 127};
                     mpi_send(d, 2, 0, T_DONE);
                 } else {
                     j->state = J_RUN;
