@@ -497,6 +497,49 @@ static int l2m_note(sqlite3 *db, const run_key *keys, int g0, int g1, crl_report
     return rc;
 }
 
+/* csp groups: a note per run with the anchors it ended with (table
+ * csp_decisions), the tasks, which tasks kept their new anchor, and the
+ * growth factor of the model (last / first "model/params"). */
+static int csp_note(sqlite3 *db, const run_key *keys, int g0, int g1, crl_report *rep,
+                    crl_err *err) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(
+            db,
+            "SELECT (SELECT n_anchors FROM csp_decisions d WHERE d.run_id = r.id"
+            "        ORDER BY d.task_idx DESC LIMIT 1),"
+            " (SELECT count(*) FROM csp_decisions d WHERE d.run_id = r.id),"
+            " (SELECT group_concat(task_idx, ',') FROM (SELECT task_idx FROM"
+            "  csp_decisions d WHERE d.run_id = r.id AND d.kept AND d.task_idx > 0"
+            "  ORDER BY task_idx)),"
+            " (SELECT value FROM metrics m WHERE m.run_id = r.id AND"
+            "  m.key = 'model/params' ORDER BY m.step DESC LIMIT 1) /"
+            " (SELECT value FROM metrics m WHERE m.run_id = r.id AND"
+            "  m.key = 'model/params' ORDER BY m.step LIMIT 1)"
+            " FROM runs r WHERE r.id = ?1",
+            -1, &st, NULL) != SQLITE_OK)
+        return db_fail(db, err, "csp runs");
+    int rc = CRL_OK;
+    for (int g = g0; g < g1 && !rc; g++) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, keys[g].id);
+        if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_type(st, 0) == SQLITE_NULL)
+            continue;
+        const unsigned char *kept = sqlite3_column_text(st, 2);
+        char growth[32] = "?";
+        if (sqlite3_column_type(st, 3) != SQLITE_NULL)
+            snprintf(growth, sizeof growth, "%.2f", sqlite3_column_double(st, 3));
+        rc = add_note(rep, err,
+                      "csp run %lld (%s, seed %llu): %d anchors after %d tasks "
+                      "(new anchor kept on tasks: %s), growth factor %s",
+                      (long long)keys[g].id, keys[g].scenario,
+                      (unsigned long long)keys[g].seed, sqlite3_column_int(st, 0),
+                      sqlite3_column_int(st, 1),
+                      kept && *kept ? (const char *)kept : "none", growth);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static int do_group(crl_store *store, const run_key *keys, int n_keys, int g0, int g1,
                     crl_report *rep, crl_err *err) {
     const run_key *k0 = &keys[g0];
@@ -715,6 +758,9 @@ static int do_group(crl_store *store, const run_key *keys, int n_keys, int g0, i
 
     if (!strncmp(k0->method, "l2m", 3) &&
         (rc = l2m_note(crl_store_db(store), keys, g0, g1, rep, err)))
+        goto out;
+    if (!strcmp(k0->method, "csp") &&
+        (rc = csp_note(crl_store_db(store), keys, g0, g1, rep, err)))
         goto out;
     crl_report_row *rows = realloc(rep->rows, (size_t)(rep->n_rows + 1) * sizeof *rows);
     if (!rows) {

@@ -237,6 +237,9 @@ START_TEST(test_csp_run) {
     long a2 = q("SELECT n_anchors FROM csp_decisions WHERE task_idx = 2");
     ck_assert(p0 > 0);
     ck_assert_int_eq(p2 == p0, a2 == 1);
+    /* crl report names the anchors and the growth factor of the run. */
+    ck_assert_int_eq(RUN("report", "--db", db, "--format", "csv"), 0);
+    ck_assert_int_eq(RUN("report", "--db", db), 0);
     /* crl eval restores the subspace and the alpha table. */
     ck_assert_int_eq(RUN("eval", "--db", db, "--run", "1", "--episodes", "2"), 0);
 }
