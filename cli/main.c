@@ -29,7 +29,8 @@ static const struct {
      "watch a policy, the scripted policy or random actions in a window"},
     {"plot", cmd_plot, "learning curves, success matrix or method comparison (PNG/SVG)"},
     {"export", cmd_export, "write a run's policy (.crlp) or a task's MJCF for embedding"},
-    {"sweep", cmd_sweep, "methods x seeds of a scenario as jobs, locally or under mpirun"},
+    {"sweep", cmd_sweep,
+     "methods x seeds of a scenario as jobs, locally or under mpirun"},
     {"merge", cmd_merge, "combine shard databases into one (renumbered run ids)"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
