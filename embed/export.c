@@ -32,6 +32,8 @@
 typedef struct {
     char scenario[128], method[32], env[256], env_xml[1024];
     int single_task, hidden, layers, obs_dim, act_dim, xml_steps;
+    int l2m_oracle;   /* l2m: routes by task id when evaluating */
+    double l2m_scale; /* l2m: the LoRA scale (not in the learner blob) */
 } run_cfg;
 
 static void copy_text(char *dst, size_t n, const unsigned char *src) {
@@ -49,6 +51,7 @@ static int read_config(crl_store *store, int64_t run_id, run_cfg *cfg, crl_err *
     crl_sac_config_default(&d, 0, 0, 1);
     cfg->hidden = d.hidden;
     cfg->layers = d.layers;
+    cfg->l2m_scale = CRL_POOL_DEFAULT_SCALE;
     snprintf(cfg->method, sizeof cfg->method, "%s", info.method);
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(crl_store_db(store), "SELECT key, atom FROM json_each(?1)", -1,
@@ -73,6 +76,8 @@ static int read_config(crl_store *store, int64_t run_id, run_cfg *cfg, crl_err *
         if (!strcmp(k, "obs_dim")) cfg->obs_dim = iv;
         if (!strcmp(k, "act_dim")) cfg->act_dim = iv;
         if (!strcmp(k, "xml-steps")) cfg->xml_steps = iv;
+        if (!strcmp(k, "l2m-oracle")) cfg->l2m_oracle = iv;
+        if (!strcmp(k, "l2m-scale")) cfg->l2m_scale = sqlite3_column_double(st, 1);
     }
     sqlite3_finalize(st);
     free(json);
@@ -96,6 +101,9 @@ typedef struct {
     int has_pk;
     float **ftn; /* continual ftn actors (owned) */
     int n_ftn;
+    float **anchors; /* csp: each anchor as a plain network (owned) */
+    int n_anchors;
+    float *alpha; /* csp: the alpha table (owned) */
     char info[600];
 } export_state;
 
@@ -103,6 +111,9 @@ static void state_free(export_state *x) {
     for (int i = 0; x->mods && i < x->d.n_tasks; i++) free(x->mods[i]);
     for (int i = 0; x->specs && i < x->n_specs; i++) crl_env_spec_free(x->specs[i]);
     for (int i = 0; x->ftn && i < x->n_ftn; i++) free(x->ftn[i]);
+    for (int i = 0; x->anchors && i < x->n_anchors; i++) free(x->anchors[i]);
+    free(x->anchors);
+    free(x->alpha);
     if (x->has_pk) crl_packnet_free(&x->pk);
     crl_sac_free(x->sac);
     free(x->tasks);
@@ -147,14 +158,33 @@ static int builtin_task(export_state *x, int k, const char *name, int position,
     return CRL_OK;
 }
 
+/* The learner of the run's shape. csp_anchors > 0: a CSP learner with room
+ * for that many anchors; l2m (5 values, or NULL): an L2M learner with the
+ * pool shape its blob records (crl_sac_save: M, kind, rank, base heads,
+ * base head) and the run's LoRA scale. */
 static int make_learner(export_state *x, const run_cfg *cfg, int obs, int act,
-                        int n_tasks, crl_err *err) {
+                        int n_tasks, int csp_anchors, const uint32_t *l2m, crl_err *err) {
     crl_sac_config sc;
     crl_sac_config_default(&sc, obs, act, n_tasks);
     sc.hidden = cfg->hidden;
     sc.layers = cfg->layers;
     sc.max_act_batch = 1;
     sc.threads = 1;
+    sc.csp_anchors = csp_anchors;
+    if (l2m) {
+        if (l2m[0] < 1 || l2m[0] > POL_MAX_POOL || l2m[1] > CRL_POOL_IA3 ||
+            l2m[2] > POL_MAX_RANK || l2m[3] < 1 || l2m[3] > POL_MAX_HEADS ||
+            l2m[4] >= l2m[3])
+            return crl_errf(err, CRL_ECORRUPT,
+                            "the L2M learner's pool header is corrupt");
+        sc.l2m_pool = (int)l2m[0];
+        sc.l2m_kind = (int)l2m[1];
+        sc.l2m_rank = (int)l2m[2];
+        sc.l2m_scale = (float)cfg->l2m_scale;
+        sc.l2m_pull = CRL_L2M_PULL;
+        sc.l2m_base_tasks = (int)l2m[3];
+        sc.l2m_head = (int)l2m[4];
+    }
     return crl_sac_create(&sc, 0, &x->sac, err);
 }
 
@@ -191,7 +221,7 @@ static int export_single(export_state *x, const run_cfg *cfg, int task, const vo
     }
     const void *sb = NULL;
     size_t sn = 0;
-    if ((rc = make_learner(x, cfg, t->obs_dim, t->act_dim, 1, err)) ||
+    if ((rc = make_learner(x, cfg, t->obs_dim, t->act_dim, 1, 0, NULL, err)) ||
         (rc = crl_checkpoint_learner(blob, bn, &sb, &sn, NULL, err)) ||
         (rc = crl_sac_load(x->sac, sb, sn, err)))
         return rc;
@@ -205,23 +235,71 @@ static int export_single(export_state *x, const run_cfg *cfg, int task, const vo
 /* ---- continual runs
  * ------------------------------------------------------------------------ */
 
+/* CSP: each anchor in use as a plain network (the shared LayerNorm in
+ * each), and per file task the alpha crl evaluates it with
+ * (crl_csp_eval_mix: its stored alpha, or the centre of the subspace),
+ * restricted to the anchors in use (crl_sac_act reads no more). */
+static int export_csp(export_state *x, int n, int count, const void *mb, size_t mn,
+                      crl_err *err) {
+    crl_subspace *sub = crl_sac_subspace(x->sac);
+    const crl_mlp *m = crl_sac_actor(x->sac);
+    const float *params = crl_sac_actor_params(x->sac);
+    crl_csp_config cc;
+    crl_csp_config_default(&cc);
+    crl_csp csp;
+    int rc = crl_csp_init(&csp, &cc, n, n, err);
+    if (rc) return rc;
+    if ((rc = crl_csp_load(&csp, mb, mn, err))) {
+        crl_csp_free(&csp);
+        return rc;
+    }
+    const int na = sub->n_anchors;
+    free((void *)x->nets);
+    x->nets = calloc((size_t)na, sizeof *x->nets);
+    x->anchors = calloc((size_t)na, sizeof *x->anchors);
+    float mix[CRL_CSP_MAX_K];
+    x->alpha = malloc(sizeof(float) * (size_t)na * (size_t)count);
+    if (!x->nets || !x->anchors || !x->alpha) rc = CRL_ENOMEM;
+    for (int i = 0; !rc && i < na; i++) {
+        if (!(x->anchors[i] = malloc(sizeof(float) * m->n_params))) {
+            rc = CRL_ENOMEM;
+            break;
+        }
+        x->n_anchors++;
+        crl_subspace_anchor_to_mlp(sub, params, i, m, x->anchors[i]);
+        x->nets[i] = x->anchors[i];
+    }
+    for (int k = 0; !rc && k < count; k++) {
+        crl_csp_eval_mix(&csp, x->sac, x->tasks[k].head, mix);
+        memcpy(x->alpha + (size_t)k * na, mix, sizeof(float) * (size_t)na);
+        x->tasks[k].net = 0;
+    }
+    crl_csp_free(&csp);
+    if (rc) return crl_errf(err, CRL_ENOMEM, "export: out of memory");
+    x->d.method = POL_METHOD_CSP;
+    x->d.n_nets = na;
+    x->d.csp_alpha = x->alpha;
+    return CRL_OK;
+}
+
 static int export_continual(export_state *x, const run_cfg *cfg, int64_t run_id, int task,
                             const void *blob, size_t bn, crl_err *err) {
     const crl_scenario *sc = crl_scenario_find(cfg->scenario);
     if (!sc)
         return crl_errf(err, CRL_ECORRUPT, "run %lld: unknown scenario '%s'",
                         (long long)run_id, cfg->scenario);
-    /* Methods whose policy is one network with a head per task, ftn and
-     * packnet; anything else (CSP, L2M, ...) needs its own sections. */
-    static const char *const known[] = {"ft1",    "l2",  "ewc",    "pm",
-                                        "single", "ftn", "packnet"};
+    /* Methods whose policy is one network with a head per task, ftn,
+     * packnet, and CSP and L2M with their own sections (mt is a base for
+     * L2M, not a continual agent to export). */
+    static const char *const known[] = {"ft1", "l2",      "ewc", "pm", "single",
+                                        "ftn", "packnet", "csp", "l2m"};
     int ok = 0;
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         ok |= !strcmp(cfg->method, known[i]);
     if (!ok)
         return crl_errf(err, CRL_EINVAL,
-                        "run %lld: exporting method '%s' is not supported yet (ft1, l2, "
-                        "ewc, pm, single, ftn and packnet are)",
+                        "run %lld: exporting method '%s' is not supported (ft1, l2, ewc, "
+                        "pm, single, ftn, packnet, csp and l2m are)",
                         (long long)run_id, cfg->method);
     const int single = !strcmp(cfg->method, "single");
     if (single && (cfg->single_task < 0 || cfg->single_task >= sc->n_tasks))
@@ -246,8 +324,6 @@ static int export_continual(export_state *x, const run_cfg *cfg, int64_t run_id,
     }
     if (rc) return rc;
     const int O = x->tasks[0].obs_dim, A = x->tasks[0].act_dim;
-    if ((rc = make_learner(x, cfg, O, A, n, err))) return rc;
-    const size_t na = crl_sac_actor(x->sac)->n_params;
 
     /* CRLCON01: magic, i32 task, i32 n_ftn, i64 task steps, i64 step, i64 eval
      * index, four generators, u64 + learner blob, u64 + method blob, n_ftn
@@ -267,6 +343,26 @@ static int export_continual(export_state *x, const run_cfg *cfg, int64_t run_id,
     const void *sb = crl_rbuf_take(&r, sn);
     crl_rbuf_get(&r, &mn, 8);
     const void *mb = crl_rbuf_take(&r, mn);
+    const int is_csp = !strcmp(cfg->method, "csp"), is_l2m = !strcmp(cfg->method, "l2m");
+    /* L2M: the pool's shape from the learner blob ("CRLSACL1", u32 obs, act,
+     * tasks, hidden, layers, u64 na, nc, u32 M, kind, rank, base heads, base
+     * head: agents/sac.c); crl_sac_load checks the rest. */
+    uint32_t l2m[5] = {0, 0, 0, 0, 0};
+    if (is_l2m && !r.bad) {
+        crl_rbuf lr = {sb, sn, 0, 0};
+        char lm[8];
+        crl_rbuf_get(&lr, lm, 8);
+        lr.off += 5 * 4 + 2 * 8;
+        crl_rbuf_get(&lr, l2m, sizeof l2m);
+        if (lr.bad || memcmp(lm, "CRLSACL1", 8) != 0)
+            return crl_errf(err, CRL_ECORRUPT,
+                            "run %lld: its latest checkpoint holds no L2M learner",
+                            (long long)run_id);
+    }
+    if (!r.bad &&
+        (rc = make_learner(x, cfg, O, A, n, is_csp ? n : 0, is_l2m ? l2m : NULL, err)))
+        return rc;
+    const size_t na = x->sac ? crl_sac_actor(x->sac)->n_params : 0;
     if (r.bad || memcmp(magic, "CRLCON01", 8) != 0 || n_ftn < 0 || n_ftn > n ||
         bn - r.off != (size_t)n_ftn * na * sizeof(float))
         return crl_errf(
@@ -290,6 +386,27 @@ static int export_continual(export_state *x, const run_cfg *cfg, int64_t run_id,
             x->d.pk_task = x->pk.task;
             x->d.pk_tasks = n;
             for (int k = 0; k < count; k++) x->tasks[k].view = x->tasks[k].head;
+        }
+    } else if (is_csp) {
+        if ((rc = export_csp(x, n, count, mb, mn, err))) return rc;
+    } else if (is_l2m) {
+        const crl_pool *pool = crl_sac_pool(x->sac);
+        x->nets[0] = crl_sac_l2m_base(x->sac);
+        x->d.method = POL_METHOD_L2M;
+        x->d.l2m_kind = (int)pool->kind;
+        x->d.l2m_M = pool->M;
+        x->d.l2m_rank = pool->rank;
+        x->d.l2m_scale = pool->scale;
+        x->d.l2m_route = cfg->l2m_oracle ? POL_ROUTE_ORACLE : POL_ROUTE_COSINE;
+        x->d.l2m_route_tasks = cfg->l2m_oracle ? n : 0;
+        x->d.l2m_n_params = pool->n_params;
+        x->d.l2m_params = learner;
+        /* Every row goes through the base head L2M trained with; evaluation
+         * routes by cosine, or by task id inside the task's slice (oracle),
+         * as crl_l2m_eval_route sets it. */
+        for (int k = 0; k < count; k++) {
+            x->tasks[k].view = cfg->l2m_oracle ? x->tasks[k].head : -1;
+            x->tasks[k].head = (int)l2m[4];
         }
     } else if (!strcmp(cfg->method, "ftn")) {
         /* Task j acts with its own finished actor, a task not finished yet

@@ -20,7 +20,7 @@
 #define POL_TRAILER      4
 #define POL_MIN_SIZE     (POL_HEADER_SIZE + POL_TRAILER)
 
-/* Method tags (META). 4 and 5 are reserved for CSP and L2M. */
+/* Method tags (META). */
 enum {
     POL_METHOD_PLAIN = 1,
     POL_METHOD_FTN = 2,
@@ -45,6 +45,12 @@ enum { POL_NORM_NONE = 0, POL_NORM_AFFINE = 1 };
 #define POL_MAX_HEADS   4096
 #define POL_MAX_STR     4096
 #define POL_MAX_DERIVED ((size_t)1 << 30) /* bytes of per-task packnet views */
+#define POL_MAX_ANCHORS 64                /* CSP anchors (CRL_CSP_MAX_K) */
+#define POL_MAX_POOL    4096              /* L2M modulators */
+#define POL_MAX_RANK    4096              /* L2M LoRA rank */
+
+/* L2M routing (L2MP). */
+enum { POL_ROUTE_COSINE = 0, POL_ROUTE_ORACLE = 1 };
 
 /* ---- little-endian encoding ------------------------------------------------- */
 
@@ -118,6 +124,18 @@ typedef struct {
     const float *const *net_params;
     const int16_t *pk_owner; /* POL_METHOD_PACKNET: mlp->n_params owners */
     int pk_task, pk_tasks;   /* packnet's current task and task count */
+    /* POL_METHOD_CSP: n_nets anchors (net_params[i] is anchor i as a plain
+     * network); csp_alpha holds n_tasks rows of n_nets floats, one per file
+     * task. */
+    const float *csp_alpha;
+    /* POL_METHOD_L2M: network 0 is the frozen base; the pool's layout, its
+     * l2m_n_params floats, and the evaluation routing (tasks' view = the
+     * oracle task). */
+    int l2m_kind, l2m_M, l2m_rank;
+    float l2m_scale;
+    int l2m_route, l2m_route_tasks;
+    size_t l2m_n_params;
+    const float *l2m_params;
     int n_tasks;
     const crl_pf_task *tasks;
     const char *info; /* ancillary text, may be NULL */

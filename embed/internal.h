@@ -8,6 +8,8 @@
 #include "crl/env.h"
 #include "crl/nn.h"
 #include "crl/policy.h"
+#include "crl/pool.h"
+#include "crl/subspace.h"
 
 typedef struct {
     crl_mlp mlp;
@@ -23,6 +25,7 @@ typedef struct {
     float *act_lo, *act_hi;
     int act_identity;    /* bounds are [-1, 1]: the tanh output as is */
     const float *params; /* the parameters this task acts with */
+    const float *alpha;  /* CSP: the task's point of the subspace (n anchors) */
     crl_env_spec *spec;  /* crl's own model of the task, made on first use */
 } pol_task;
 
@@ -40,6 +43,15 @@ typedef struct {
     int n_tasks;
     pol_task *tasks;
     float *views; /* packnet: one parameter vector per task */
+    /* CSP: the subspace rebuilt from the anchor networks, and the alpha
+     * table (n_tasks x n_anchors). */
+    crl_subspace sub;
+    float *sub_params, *alpha;
+    /* L2M: the pool over network 0 (the frozen base) and the evaluation
+     * routing (POL_ROUTE_*; route_tasks = the oracle's task count). */
+    crl_pool pool;
+    float *pool_params;
+    int route, route_tasks;
     int obs_dim, act_dim;
     pthread_mutex_t lock;
 } pol_core;
@@ -48,6 +60,9 @@ struct crl_policy {
     pol_core *c;
     int max_batch;
     crl_mlp_ws ws;
+    crl_subspace_ws sws;          /* CSP */
+    crl_pool_ws pws;              /* L2M */
+    float *mix;                   /* CSP: max_batch x n_anchors alphas */
     float *xin;                   /* max_batch x obs_dim: normalised observations */
     float *eps;                   /* max_batch x act_dim: sampling noise */
     int *heads;                   /* max_batch */

@@ -2,8 +2,9 @@
  * layout is docs/policy-format.md; every size read from a file is checked
  * against the bytes that are actually there before anything is allocated
  * from it. Acting reuses the training code's forward pass (crl_mlp_forward,
- * crl_tgauss_forward) and packnet's view (crl_packnet_view), so actions are
- * the training code's bit for bit. */
+ * crl_tgauss_forward), packnet's view (crl_packnet_view), CSP's subspace
+ * forward (crl_subspace_forward) and L2M's modulated forward
+ * (crl_pool_forward), so actions are the training code's bit for bit. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -60,6 +61,9 @@ static void core_free(pol_core *c) {
     free(c->nets);
     free(c->tasks);
     free(c->views);
+    free(c->sub_params);
+    free(c->alpha);
+    free(c->pool_params);
     free(c->method_name);
     free(c->scenario);
     pthread_mutex_destroy(&c->lock);
@@ -149,7 +153,7 @@ typedef struct {
 
 static int is_known(const char *tag) {
     return !strcmp(tag, "META") || !strcmp(tag, "NET ") || !strcmp(tag, "TASK") ||
-           !strcmp(tag, "PKNT");
+           !strcmp(tag, "PKNT") || !strcmp(tag, "CSPT") || !strcmp(tag, "L2MP");
 }
 
 /* ---- sections
@@ -165,18 +169,15 @@ static int parse_meta(pol_core *c, const section *s, char *eb, size_t el) {
     c->step = (int64_t)rd_u64(&r);
     c->seed = rd_u64(&r);
     if (r.bad) return BAD("META section truncated");
-    if (method == POL_METHOD_CSP || method == POL_METHOD_L2M)
-        return pol_fail(eb, el, CRL_EVERSION,
-                        "method %s (tag %u) is not supported by this crl %s: upgrade crl",
-                        method == POL_METHOD_CSP ? "CSP" : "L2M", method,
-                        CRL_VERSION_STRING);
-    if (method < POL_METHOD_PLAIN || method > POL_METHOD_PACKNET)
+    if (method < POL_METHOD_PLAIN || method > POL_METHOD_L2M)
         return BAD("unknown method tag %u", method);
     if (nt < 1 || nt > POL_MAX_TASKS)
         return BAD("%u tasks (must be 1..%d)", nt, POL_MAX_TASKS);
     if (nn < 1 || nn > POL_MAX_NETS)
         return BAD("%u networks (must be 1..%d)", nn, POL_MAX_NETS);
-    if (method != POL_METHOD_FTN && nn != 1)
+    if (method == POL_METHOD_CSP && nn > POL_MAX_ANCHORS)
+        return BAD("CSP with %u anchor networks (at most %d)", nn, POL_MAX_ANCHORS);
+    if (method != POL_METHOD_FTN && method != POL_METHOD_CSP && nn != 1)
         return BAD("method tag %u with %u networks (needs exactly 1)", method, nn);
     c->method = (int)method;
     c->n_tasks = (int)nt;
@@ -270,8 +271,16 @@ static int parse_task(pol_core *c, pol_task *t, const section *s, int idx, int p
     if (od != (uint32_t)sp->in_dim || 2 * (uint64_t)ad != (uint64_t)sp->out_dim)
         return BAD("task %d: observation %u / action %u do not fit network %u (%d -> %d)",
                    idx, od, ad, net, sp->in_dim, sp->out_dim);
-    if (c->method == POL_METHOD_PACKNET ? (view < 0 || view >= pk_tasks) : view != -1)
+    if (c->method == POL_METHOD_L2M && c->route == POL_ROUTE_ORACLE) {
+        if (view < 0 || view >= c->route_tasks)
+            return BAD("task %d: oracle routing task %d of %d", idx, view,
+                       c->route_tasks);
+    } else if (c->method == POL_METHOD_PACKNET ? (view < 0 || view >= pk_tasks)
+                                               : view != -1) {
         return BAD("task %d: packnet view %d is impossible", idx, view);
+    }
+    if (c->method == POL_METHOD_CSP && net != 0)
+        return BAD("task %d: network %u (CSP tasks act with all anchors: 0)", idx, net);
     if (pos < -1 || kind < POL_ENV_BUILTIN || kind > POL_ENV_USER_MJCF || fs > 1000000 ||
         ms > 1000000000)
         return BAD(
@@ -373,6 +382,117 @@ static int parse_packnet(pol_core *c, const section *s, int *pk_tasks, char *eb,
     return rc;
 }
 
+/* CSP: the alpha table, then the subspace rebuilt from the anchor networks
+ * (network i = anchor i with the shared LayerNorm) in the training code's
+ * layout (crl/subspace.h), checked by mapping each anchor back with
+ * crl_subspace_anchor_to_mlp. */
+static int parse_csp(pol_core *c, const section *s, char *eb, size_t el) {
+    rd r = {s->p, s->n, 0, 0};
+    uint32_t na = rd_u32(&r), rows = rd_u32(&r), z0 = rd_u32(&r), z1 = rd_u32(&r);
+    if (r.bad) return BAD("CSPT section truncated");
+    if (na != (uint32_t)c->n_nets || rows != (uint32_t)c->n_tasks || z0 || z1)
+        return BAD("CSP: %u anchors x %u alpha rows for %d networks and %d tasks", na,
+                   rows, c->n_nets, c->n_tasks);
+    /* na <= 64, rows <= 4096: no overflow. */
+    if (left(&r) != 4 * (size_t)na * rows)
+        return BAD("CSP: %zu bytes of alpha table, expected %zu", left(&r),
+                   4 * (size_t)na * rows);
+    if (!(c->alpha = malloc(4 * (size_t)na * rows)))
+        return pol_fail(eb, el, CRL_ENOMEM, "out of memory");
+    if (rd_f32s(&r, c->alpha, (size_t)na * rows, 1))
+        return BAD("CSP: an alpha is NaN or infinite");
+    for (uint32_t t = 0; t < rows; t++) {
+        double sum = 0;
+        for (uint32_t i = 0; i < na; i++) {
+            float a = c->alpha[(size_t)t * na + i];
+            if (!(a >= 0.0f && a <= 1.0f))
+                return BAD("CSP: alpha %u of task %u is %g, not in [0, 1]", i, t,
+                           (double)a);
+            sum += a;
+        }
+        if (fabs(sum - 1.0) > 1e-3)
+            return BAD("CSP: the alpha of task %u sums to %g, not 1", t, sum);
+    }
+    const crl_mlp *m = &c->nets[0].mlp;
+    crl_err err;
+    if (crl_subspace_init(&c->sub, &m->spec, (int)na, &err))
+        return BAD("CSP: %s", err.msg);
+    c->sub.n_anchors = (int)na;
+    c->sub.n_frozen = (int)na;
+    /* capacity = n_shared + na * anchor_size <= the NET floats read above. */
+    c->sub_params = calloc(c->sub.capacity, sizeof(float));
+    float *check = malloc(sizeof(float) * m->n_params);
+    int rc =
+        c->sub_params && check ? CRL_OK : pol_fail(eb, el, CRL_ENOMEM, "out of memory");
+    const crl_mlp_spec *sp = &m->spec;
+    const size_t h0 = (size_t)sp->hidden[0];
+    if (!rc && sp->layernorm_first) {
+        memcpy(c->sub_params + c->sub.ln_g, c->nets[0].params + m->ln_g, 4 * h0);
+        memcpy(c->sub_params + c->sub.ln_b, c->nets[0].params + m->ln_b, 4 * h0);
+    }
+    for (int i = 0; !rc && i < (int)na; i++) {
+        const float *src = c->nets[i].params;
+        if (sp->layernorm_first &&
+            (memcmp(src + m->ln_g, c->nets[0].params + m->ln_g, 4 * h0) ||
+             memcmp(src + m->ln_b, c->nets[0].params + m->ln_b, 4 * h0))) {
+            rc = BAD("CSP: anchor %d has another LayerNorm than anchor 0 (they share it)",
+                     i);
+            break;
+        }
+        /* In both layouts a hidden layer's W and b are adjacent, as are all
+         * head weights and all head biases. */
+        float *a = c->sub_params + crl_subspace_anchor_offset(&c->sub, i);
+        for (int k = 0; k < sp->n_hidden; k++)
+            memcpy(a + c->sub.W[k], src + m->W[k],
+                   4 * (c->sub.b[k] - c->sub.W[k] + (size_t)sp->hidden[k]));
+        memcpy(a + c->sub.head_W, src + m->head_W,
+               4 * (c->sub.anchor_size - c->sub.head_W));
+        crl_subspace_anchor_to_mlp(&c->sub, c->sub_params, i, m, check);
+        if (memcmp(check, src, sizeof(float) * m->n_params))
+            rc = BAD("CSP: anchor %d does not map onto the subspace layout", i);
+    }
+    free(check);
+    return rc;
+}
+
+/* L2M: the pool's layout over network 0 (the base), checked against the
+ * bytes present before its parameters are allocated. */
+static int parse_l2m(pol_core *c, const section *s, char *eb, size_t el) {
+    rd r = {s->p, s->n, 0, 0};
+    uint32_t net = rd_u32(&r), kind = rd_u32(&r), M = rd_u32(&r), rank = rd_u32(&r);
+    float scale = rd_f32(&r);
+    uint32_t route = rd_u32(&r), rtasks = rd_u32(&r), z = rd_u32(&r);
+    uint64_t np = rd_u64(&r);
+    if (r.bad) return BAD("L2MP section truncated");
+    if (net != 0 || kind > CRL_POOL_IA3 || M < 1 || M > POL_MAX_POOL || z != 0)
+        return BAD("L2M: network %u, modulator kind %u, %u modulators: impossible "
+                   "(1..%d)",
+                   net, kind, M, POL_MAX_POOL);
+    if (kind == CRL_POOL_LORA ? rank < 1 || rank > POL_MAX_RANK || !isfinite(scale)
+                              : rank != 0)
+        return BAD("L2M: rank %u, scale %g impossible (LoRA: rank 1..%d; IA3: 0)", rank,
+                   (double)scale, POL_MAX_RANK);
+    if (route > POL_ROUTE_ORACLE ||
+        (route == POL_ROUTE_ORACLE ? rtasks < 1 || rtasks > M : rtasks != 0))
+        return BAD("L2M: routing %u over %u tasks with %u modulators is impossible",
+                   route, rtasks, M);
+    crl_err err;
+    if (crl_pool_init(&c->pool, &c->nets[0].mlp, (crl_pool_kind)kind, (int)M, (int)rank,
+                      scale, &err))
+        return BAD("L2M: %s", err.msg);
+    /* Widths <= 65536, <= 8 layers, M and rank <= 4096: n_params < 2^46. */
+    if (np != c->pool.n_params || left(&r) != 4 * np)
+        return BAD("L2M: %llu pool parameters in %zu bytes, its layout has %zu",
+                   (unsigned long long)np, left(&r), c->pool.n_params);
+    if (!(c->pool_params = malloc(4 * np)))
+        return pol_fail(eb, el, CRL_ENOMEM, "out of memory");
+    if (rd_f32s(&r, c->pool_params, np, 1))
+        return BAD("L2M: a pool parameter is NaN or infinite");
+    c->route = (int)route;
+    c->route_tasks = (int)rtasks;
+    return CRL_OK;
+}
+
 static int parse(pol_core *c, const unsigned char *b, size_t n, char *eb, size_t el) {
     if (n == 0) return BAD("empty file");
     if (n < POL_MAGIC_LEN || memcmp(b, POL_MAGIC, POL_MAGIC_LEN) != 0)
@@ -418,8 +538,8 @@ static int parse(pol_core *c, const unsigned char *b, size_t n, char *eb, size_t
     section *secs = calloc(count, sizeof *secs);
     if (!secs) return pol_fail(eb, el, CRL_ENOMEM, "out of memory");
     rd r = {b, n - POL_TRAILER, POL_HEADER_SIZE, 0};
-    int rc = CRL_OK, n_net = 0, n_task = 0, n_pk = 0, pk_tasks = 0;
-    const section *pks = NULL;
+    int rc = CRL_OK, n_net = 0, n_task = 0, n_pk = 0, pk_tasks = 0, n_csp = 0, n_l2m = 0;
+    const section *pks = NULL, *csps = NULL, *l2ms = NULL;
     for (uint32_t i = 0; !rc && i < count; i++) {
         section *s = &secs[i];
         const unsigned char *h = take(&r, POL_SECTION_HEAD);
@@ -458,6 +578,8 @@ static int parse(pol_core *c, const unsigned char *b, size_t n, char *eb, size_t
         n_net += !strcmp(s->tag, "NET ");
         n_task += !strcmp(s->tag, "TASK");
         if (!strcmp(s->tag, "PKNT")) n_pk++, pks = s;
+        if (!strcmp(s->tag, "CSPT")) n_csp++, csps = s;
+        if (!strcmp(s->tag, "L2MP")) n_l2m++, l2ms = s;
     }
     if (!rc && left(&r)) rc = BAD("%zu bytes after the last section", left(&r));
     if (!rc) rc = parse_meta(c, &secs[0], eb, el);
@@ -467,6 +589,10 @@ static int parse(pol_core *c, const unsigned char *b, size_t n, char *eb, size_t
         rc = BAD("%d TASK sections, META says %d", n_task, c->n_tasks);
     if (!rc && n_pk != (c->method == POL_METHOD_PACKNET))
         rc = BAD("%d PKNT sections for method tag %d", n_pk, c->method);
+    if (!rc && n_csp != (c->method == POL_METHOD_CSP))
+        rc = BAD("%d CSPT sections for method tag %d", n_csp, c->method);
+    if (!rc && n_l2m != (c->method == POL_METHOD_L2M))
+        rc = BAD("%d L2MP sections for method tag %d", n_l2m, c->method);
     if (!rc) {
         c->nets = calloc((size_t)c->n_nets, sizeof *c->nets);
         c->tasks = calloc((size_t)c->n_tasks, sizeof *c->tasks);
@@ -489,11 +615,15 @@ static int parse(pol_core *c, const unsigned char *b, size_t n, char *eb, size_t
         if (pr.bad || pk_tasks < 1 || pk_tasks > INT16_MAX)
             rc = BAD("packnet: section truncated or impossible task count");
     }
+    /* L2M's routing is needed to check the tasks' views. */
+    if (!rc && l2ms) rc = parse_l2m(c, l2ms, eb, el);
+    if (!rc && csps) rc = parse_csp(c, csps, eb, el);
     for (uint32_t i = 0; !rc && i < count; i++)
         if (!strcmp(secs[i].tag, "TASK")) {
             pol_task *t = &c->tasks[it];
             rc = parse_task(c, t, &secs[i], it, pk_tasks, eb, el);
             if (!rc) t->params = c->nets[t->net].params;
+            if (!rc && c->alpha) t->alpha = c->alpha + (size_t)it * c->sub.n_anchors;
             if (!rc &&
                 (t->obs_dim != c->tasks[0].obs_dim || t->act_dim != c->tasks[0].act_dim))
                 rc = BAD("task %d has other observation/action sizes than task 0", it);
@@ -513,29 +643,50 @@ static int parse(pol_core *c, const unsigned char *b, size_t n, char *eb, size_t
 /* ---- policy objects ------------------------------------------------------------------
  */
 
+static void free_ws(crl_mlp_ws *ws, crl_subspace_ws *sws, crl_pool_ws *pws, float *xin,
+                    float *eps, int *heads, float *mix) {
+    crl_mlp_ws_free(ws);
+    crl_subspace_ws_free(sws);
+    crl_pool_ws_free(pws);
+    free(xin);
+    free(eps);
+    free(heads);
+    free(mix);
+}
+
 static int alloc_ws(crl_policy *p, int max_batch, crl_err *err) {
     const pol_core *c = p->c;
     crl_mlp_ws ws;
+    crl_subspace_ws sws;
+    crl_pool_ws pws;
+    memset(&sws, 0, sizeof sws);
+    memset(&pws, 0, sizeof pws);
+    float *mix = NULL;
     int rc = crl_mlp_ws_alloc(&ws, &c->nets[0].mlp, max_batch, err);
     if (rc) return rc;
+    if (c->method == POL_METHOD_CSP) {
+        rc = crl_subspace_ws_alloc(&sws, &c->sub, max_batch, err);
+        mix = malloc(sizeof(float) * (size_t)max_batch * (size_t)c->sub.n_anchors);
+        if (!rc && !mix) rc = crl_errf(err, CRL_ENOMEM, "out of memory");
+    }
+    if (!rc && c->method == POL_METHOD_L2M)
+        rc = crl_pool_ws_alloc(&pws, &c->pool, max_batch, err);
     float *xin = malloc(sizeof(float) * (size_t)max_batch * c->obs_dim);
     float *eps = malloc(sizeof(float) * (size_t)max_batch * c->act_dim);
     int *heads = malloc(sizeof(int) * (size_t)max_batch);
-    if (!xin || !eps || !heads) {
-        crl_mlp_ws_free(&ws);
-        free(xin);
-        free(eps);
-        free(heads);
-        return crl_errf(err, CRL_ENOMEM, "out of memory");
+    if (!rc && (!xin || !eps || !heads)) rc = crl_errf(err, CRL_ENOMEM, "out of memory");
+    if (rc) {
+        free_ws(&ws, &sws, &pws, xin, eps, heads, mix);
+        return rc;
     }
-    crl_mlp_ws_free(&p->ws);
-    free(p->xin);
-    free(p->eps);
-    free(p->heads);
+    free_ws(&p->ws, &p->sws, &p->pws, p->xin, p->eps, p->heads, p->mix);
     p->ws = ws;
+    p->sws = sws;
+    p->pws = pws;
     p->xin = xin;
     p->eps = eps;
     p->heads = heads;
+    p->mix = mix;
     p->max_batch = max_batch;
     return CRL_OK;
 }
@@ -554,10 +705,7 @@ static int make_policy(pol_core *c, int max_batch, crl_policy **out, crl_err *er
             rc = crl_errf(err, CRL_ENOMEM, "out of memory");
     }
     if (rc) {
-        crl_mlp_ws_free(&p->ws);
-        free(p->xin);
-        free(p->eps);
-        free(p->heads);
+        free_ws(&p->ws, &p->sws, &p->pws, p->xin, p->eps, p->heads, p->mix);
         free(p->obs1);
         free(p->act1);
         free(p->envs);
@@ -673,10 +821,7 @@ int crl_policy_clone(const crl_policy *p, crl_policy **out, char *errbuf, size_t
 void crl_policy_free(crl_policy *p) {
     if (!p) return;
     pol_free_envs(p);
-    crl_mlp_ws_free(&p->ws);
-    free(p->xin);
-    free(p->eps);
-    free(p->heads);
+    free_ws(&p->ws, &p->sws, &p->pws, p->xin, p->eps, p->heads, p->mix);
     free(p->obs1);
     free(p->act1);
     free(p->envs);
@@ -772,8 +917,31 @@ int crl_policy_act_batch(crl_policy *p, int task, int B, const float *obs, float
         x = p->xin;
     }
     for (int i = 0; i < B; i++) p->heads[i] = t->head;
-    const float *out =
-        crl_mlp_forward(&p->c->nets[t->net].mlp, t->params, &p->ws, x, B, p->heads);
+    const pol_core *c = p->c;
+    const float *out;
+    if (c->method == POL_METHOD_CSP) {
+        /* crl_sac_act of a CSP learner: the task's alpha on every row. */
+        const int n = c->sub.n_anchors;
+        for (int i = 0; i < B; i++)
+            memcpy(p->mix + (size_t)i * n, t->alpha, sizeof(float) * (size_t)n);
+        out =
+            crl_subspace_forward(&c->sub, c->sub_params, &p->sws, x, B, p->mix, p->heads);
+    } else if (c->method == POL_METHOD_L2M) {
+        /* crl_sac_act of an L2M learner with the evaluation route. */
+        crl_pool_route r;
+        memset(&r, 0, sizeof r);
+        r.mode =
+            c->route == POL_ROUTE_ORACLE ? CRL_POOL_ROUTE_ORACLE : CRL_POOL_ROUTE_COS;
+        r.task = t->view;
+        r.n_tasks = c->route_tasks;
+        crl_err e;
+        if (crl_pool_forward(&c->pool, c->nets[0].params, c->pool_params, &p->pws, x, B,
+                             p->heads, &r, &e))
+            return pol_set_err(p, CRL_EINVAL, "%s", e.msg);
+        out = p->pws.out;
+    } else {
+        out = crl_mlp_forward(&c->nets[t->net].mlp, t->params, &p->ws, x, B, p->heads);
+    }
     if (mode == CRL_POLICY_SAMPLE) {
         /* The draw order of crl_sac_act: row by row, dim by dim. */
         for (int i = 0; i < B * A; i++) p->eps[i] = (float)crl_rng_normal(rng);

@@ -160,6 +160,33 @@ int crl_pf_write(const crl_pf_desc *d, unsigned char **out, size_t *n, crl_err *
         sections++;
     }
 
+    if (d->method == POL_METHOD_CSP) {
+        at = begin_section(&b, "CSPT");
+        put_u32(&b, (uint32_t)d->n_nets);
+        put_u32(&b, (uint32_t)d->n_tasks);
+        put_u32(&b, 0);
+        put_u32(&b, 0);
+        put_f32s(&b, d->csp_alpha, (size_t)d->n_tasks * (size_t)d->n_nets);
+        end_section(&b, at);
+        sections++;
+    }
+
+    if (d->method == POL_METHOD_L2M) {
+        at = begin_section(&b, "L2MP");
+        put_u32(&b, 0);
+        put_u32(&b, (uint32_t)d->l2m_kind);
+        put_u32(&b, (uint32_t)d->l2m_M);
+        put_u32(&b, (uint32_t)d->l2m_rank);
+        put_f32(&b, d->l2m_scale);
+        put_u32(&b, (uint32_t)d->l2m_route);
+        put_u32(&b, (uint32_t)d->l2m_route_tasks);
+        put_u32(&b, 0);
+        put_u64(&b, (uint64_t)d->l2m_n_params);
+        put_f32s(&b, d->l2m_params, d->l2m_n_params);
+        end_section(&b, at);
+        sections++;
+    }
+
     for (int i = 0; i < d->n_tasks; i++) {
         const crl_pf_task *t = &d->tasks[i];
         at = begin_section(&b, "TASK");

@@ -66,9 +66,13 @@ void *realloc(void *p, size_t n) {
 
 static char g_dir[256];
 /* t1 (push, window-close, hammer) with three methods; a single-env run
- * (crl train --env); method single on one task of a locomotion scenario. */
-enum { R_PLAIN, R_FTN, R_PACKNET, R_SINGLE, R_LOCO, N_RUNS };
-static const char *const RUN_NAMES[N_RUNS] = {"ft1", "ftn", "packnet", "sac", "single"};
+ * (crl train --env); method single on one task of a locomotion scenario;
+ * CSP on t1; L2M on t1 over an mt base (run 1 of the l2m store): LoRA with
+ * cosine routing (run 2) and IA3 with oracle routing (run 3). */
+enum { R_PLAIN, R_FTN, R_PACKNET, R_SINGLE, R_LOCO, R_CSP, R_L2M, R_L2MO, N_RUNS };
+static const char *const RUN_NAMES[N_RUNS] = {"ft1",    "ftn", "packnet", "sac",
+                                              "single", "csp", "l2m",     "l2m-oracle"};
+static const int64_t RUN_ID[N_RUNS] = {1, 1, 1, 1, 1, 1, 2, 3};
 static char g_db[N_RUNS][320], g_pol[N_RUNS][320];
 
 #define HIDDEN 32
@@ -116,10 +120,35 @@ static void train_runs(void) {
     if (!mkdtemp(g_dir)) abort();
     char out[8192];
     for (int r = 0; r < N_RUNS; r++) {
-        snprintf(g_db[r], sizeof g_db[r], "%s/%s.db", g_dir, RUN_NAMES[r]);
+        snprintf(g_db[r], sizeof g_db[r], "%s/%s.db", g_dir,
+                 RUN_NAMES[r == R_L2MO ? R_L2M : r]);
         snprintf(g_pol[r], sizeof g_pol[r], "%s/%s.crlp", g_dir, RUN_NAMES[r]);
+        /* The mt base of the L2M runs: 7 tasks x 200 steps. */
+        if (r == R_L2M &&
+            sh(out, sizeof out,
+               "%s train --db %s --scenario pretrain --method mt --steps-per-task 200 "
+               "" TRAIN_SMALL,
+               bin(), g_db[r])) {
+            fprintf(stderr, "test_policy: the mt base failed: %s\n", out);
+            abort();
+        }
         int rc =
-            r == R_SINGLE
+            r == R_CSP ? sh(out, sizeof out,
+                            "%s train --db %s --scenario t1 --method csp --seed 2 "
+                            "--csp-candidates 2 --csp-val-steps 20 --csp-scored 16 "
+                            "--csp-epsilon 0 --steps-per-task 300 " TRAIN_SMALL,
+                            bin(), g_db[r])
+            : r == R_L2M
+                ? sh(out, sizeof out,
+                     "%s train --db %s --scenario t1 --method l2m --base 1:2 "
+                     "--l2m-pool 6 --l2m-rank 2 --steps-per-task 300 " TRAIN_SMALL,
+                     bin(), g_db[r])
+            : r == R_L2MO
+                ? sh(out, sizeof out,
+                     "%s train --db %s --scenario t1 --method l2m --base 1 --l2m-oracle "
+                     "--modulator ia3 --l2m-pool 6 --steps-per-task 300 " TRAIN_SMALL,
+                     bin(), g_db[r])
+            : r == R_SINGLE
                 ? sh(out, sizeof out,
                      "%s train --db %s --env halfcheetah-moon --steps 300 " TRAIN_SMALL,
                      bin(), g_db[r])
@@ -138,7 +167,7 @@ static void train_runs(void) {
             abort();
         }
         char msg[600];
-        if (crl_policy_export(g_db[r], 1, -1, g_pol[r], msg, sizeof msg)) {
+        if (crl_policy_export(g_db[r], RUN_ID[r], -1, g_pol[r], msg, sizeof msg)) {
             fprintf(stderr, "test_policy: export of %s failed: %s\n", RUN_NAMES[r], msg);
             abort();
         }
@@ -149,6 +178,9 @@ static void remove_dir(void) {
     char out[256];
     if (g_dir[0]) sh(out, sizeof out, "rm -rf %s", g_dir);
 }
+
+static unsigned char *read_all(const char *path, size_t *n);
+static size_t section_at(const unsigned char *b, size_t n, const char *tag, int idx);
 
 static crl_policy *load_ok(const char *path) {
     char err[600] = "";
@@ -163,18 +195,23 @@ static crl_policy *load_ok(const char *path) {
 typedef struct {
     crl_sac *sac;
     int n;          /* the run's tasks */
-    float **actors; /* per task: the parameters the task acts with */
+    float **actors; /* per task: the parameters the task acts with (not CSP, L2M) */
     size_t na;
+    int csp;                     /* a CSP learner: acts with mix[task] */
+    float mix[3][CRL_CSP_MAX_K]; /* crl_csp_eval_mix of each task */
+    int l2m;                     /* an L2M learner: routes as crl evaluates */
 } reference;
 
 static void ref_free(reference *r) {
-    for (int i = 0; i < r->n; i++) free(r->actors[i]);
+    for (int i = 0; r->actors && i < r->n; i++) free(r->actors[i]);
     free(r->actors);
     crl_sac_free(r->sac);
 }
 
-/* Restore run 1 of db with the training API: crl_sac_load for the learner,
- * packnet's own view per task, ftn's stored actors. */
+/* Restore the run with the training API: crl_sac_load for the learner,
+ * packnet's own view per task, ftn's stored actors, CSP's evaluation alphas
+ * (crl_csp_load, crl_csp_eval_mix), L2M's evaluation routing
+ * (crl_l2m_eval_route). */
 static void ref_load(int run, reference *r) {
     crl_err err = {0};
     crl_store *st = NULL;
@@ -183,16 +220,40 @@ static void ref_load(int run, reference *r) {
     int tidx;
     int64_t step;
     ck_assert_msg(crl_store_open(g_db[run], 0, &st, &err) == CRL_OK, "%s", err.msg);
-    ck_assert(crl_store_checkpoint_latest(st, 1, &tidx, &step, &blob, &bn, &err) ==
-              CRL_OK);
+    ck_assert(crl_store_checkpoint_latest(st, RUN_ID[run], &tidx, &step, &blob, &bn,
+                                          &err) == CRL_OK);
     crl_store_close(st);
     const int single = run == R_SINGLE;
+    memset(r, 0, sizeof *r);
     r->n = single ? 1 : 3;
+    r->csp = run == R_CSP;
+    r->l2m = run == R_L2M || run == R_L2MO;
     crl_sac_config sc;
     crl_sac_config_default(&sc, single ? 17 : 39, single ? 6 : 4, r->n);
     sc.hidden = HIDDEN;
     sc.layers = LAYERS;
     sc.max_act_batch = 16;
+    crl_l2m_config lc;
+    crl_l2m_config_default(&lc);
+    if (r->csp) sc.csp_anchors = 3; /* one per task of t1 */
+    float no_weights = 0;
+    if (r->l2m) {
+        /* As the fixture trained them: 6 modulators over the 7-head mt base,
+         * LoRA rank 2 through base head 2, or IA3 through head 0 with oracle
+         * routing. */
+        crl_l2m_base base = {.obs_dim = 39,
+                             .act_dim = 4,
+                             .n_tasks = 7,
+                             .hidden = HIDDEN,
+                             .layers = LAYERS,
+                             .head = run == R_L2M ? 2 : 0,
+                             .params = &no_weights}; /* only the shape is read */
+        lc.pool = 6;
+        lc.rank = 2;
+        lc.modulator = run == R_L2M ? "lora" : "ia3";
+        lc.oracle = run == R_L2MO;
+        ck_assert_msg(crl_l2m_sac_config(&lc, &base, &sc, &err) == CRL_OK, "%s", err.msg);
+    }
     ck_assert(crl_sac_create(&sc, 0, &r->sac, &err) == CRL_OK);
     r->na = crl_sac_actor(r->sac)->n_params;
     r->actors = calloc((size_t)r->n, sizeof *r->actors);
@@ -218,6 +279,29 @@ static void ref_load(int run, reference *r) {
         ck_assert(!rb.bad);
     }
     ck_assert_msg(crl_sac_load(r->sac, sb, sn, &err) == CRL_OK, "%s", err.msg);
+    if (r->csp) {
+        crl_csp_config cc;
+        crl_csp_config_default(&cc);
+        crl_csp csp;
+        ck_assert(crl_csp_init(&csp, &cc, 3, 3, &err) == CRL_OK);
+        ck_assert_msg(crl_csp_load(&csp, mb, mn, &err) == CRL_OK, "%s", err.msg);
+        for (int j = 0; j < 3; j++) {
+            ck_assert(csp.has[j]); /* the run finished: every task has its alpha */
+            crl_csp_eval_mix(&csp, r->sac, j, r->mix[j]);
+        }
+        crl_csp_free(&csp);
+        free(blob);
+        return;
+    }
+    if (r->l2m) {
+        crl_l2m m;
+        ck_assert(crl_l2m_init(&m, &lc, 6, 3, 16, &err) == CRL_OK);
+        ck_assert_msg(crl_l2m_load(&m, mb, mn, &err) == CRL_OK, "%s", err.msg);
+        ck_assert_msg(crl_l2m_eval_route(&m, r->sac, &err) == CRL_OK, "%s", err.msg);
+        crl_l2m_free(&m);
+        free(blob);
+        return;
+    }
     const float *learner = crl_sac_actor_params(r->sac);
     crl_packnet pk;
     if (run == R_PACKNET) {
@@ -243,7 +327,10 @@ static void ref_load(int run, reference *r) {
 /* Deterministic (or sampled, with a copy of rng) training-code actions. */
 static void ref_act(reference *r, int task, int B, const float *obs, int det,
                     crl_rng *rng, float *act) {
-    memcpy(crl_sac_actor_params(r->sac), r->actors[task], r->na * sizeof(float));
+    if (r->csp)
+        crl_sac_set_act_mix(r->sac, r->mix[task]);
+    else if (!r->l2m)
+        memcpy(crl_sac_actor_params(r->sac), r->actors[task], r->na * sizeof(float));
     crl_sac_act(r->sac, B, obs, task, det, rng, act);
 }
 
@@ -332,6 +419,30 @@ START_TEST(test_act_bitwise_ftn) {
 }
 END_TEST
 
+/* CSP: every task acts at its stored alpha in a subspace of more than one
+ * anchor (the run keeps one: seed 2, epsilon 0). */
+START_TEST(test_act_bitwise_csp) {
+    check_bitwise(R_CSP);
+    crl_policy *p = load_ok(g_pol[R_CSP]);
+    ck_assert_str_eq(crl_policy_method(p), "csp");
+    crl_policy_free(p);
+    size_t n;
+    unsigned char *b = read_all(g_pol[R_CSP], &n);
+    ck_assert_uint_ge(pol_get_u32(b + section_at(b, n, "CSPT", 0)), 2);
+    free(b);
+}
+END_TEST
+
+/* L2M: cosine routing (LoRA) and oracle routing by task (IA3). */
+START_TEST(test_act_bitwise_l2m) {
+    check_bitwise(R_L2M);
+    check_bitwise(R_L2MO);
+    crl_policy *p = load_ok(g_pol[R_L2MO]);
+    ck_assert_str_eq(crl_policy_method(p), "l2m");
+    crl_policy_free(p);
+}
+END_TEST
+
 START_TEST(test_act_bitwise_packnet) {
     check_bitwise(R_PACKNET);
     /* The views differ: task 0 acts with fewer weights than task 2. */
@@ -353,9 +464,12 @@ END_TEST
 START_TEST(test_export_one_task) {
     char path[400], msg[600];
     snprintf(path, sizeof path, "%s/one.crlp", g_dir);
-    for (int run = R_PLAIN; run <= R_PACKNET; run++) {
-        ck_assert_msg(crl_policy_export(g_db[run], 1, 2, path, msg, sizeof msg) == CRL_OK,
-                      "%s", msg);
+    static const int runs[] = {R_PLAIN, R_FTN, R_PACKNET, R_CSP, R_L2M, R_L2MO};
+    for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
+        const int run = runs[k];
+        ck_assert_msg(
+            crl_policy_export(g_db[run], RUN_ID[run], 2, path, msg, sizeof msg) == CRL_OK,
+            "%s", msg);
         crl_policy *one = load_ok(path), *all = load_ok(g_pol[run]);
         ck_assert_int_eq(crl_policy_num_tasks(one), 1);
         ck_assert_str_eq(crl_policy_task_name(one, 0), "hammer");
@@ -382,13 +496,14 @@ START_TEST(test_export_one_task) {
     ck_assert_int_eq(crl_policy_export(g_db[R_SINGLE], 1, 1, path, msg, sizeof msg),
                      CRL_EINVAL);
 
-    /* A method without an export (yet), and a damaged checkpoint. */
+    /* A method without an export (mt trains bases, not continual agents),
+     * and a damaged checkpoint. */
     char db[400];
     snprintf(db, sizeof db, "%s/other.db", g_dir);
     crl_store *st = NULL;
     crl_err err = {0};
     ck_assert(crl_store_open(db, 1, &st, &err) == CRL_OK);
-    const char *methods[2] = {"csp", "ft1"};
+    const char *methods[2] = {"mt", "ft1"};
     for (int i = 0; i < 2; i++) {
         crl_kv kv[4] = {{"scenario", "t1", 0},
                         {"method", methods[i], 0},
@@ -402,7 +517,7 @@ START_TEST(test_export_one_task) {
     }
     crl_store_close(st);
     ck_assert_int_eq(crl_policy_export(db, 1, -1, path, msg, sizeof msg), CRL_EINVAL);
-    ck_assert_msg(strstr(msg, "'csp' is not supported yet") != NULL, "%s", msg);
+    ck_assert_msg(strstr(msg, "'mt' is not supported") != NULL, "%s", msg);
     ck_assert_int_eq(crl_policy_export(db, 2, -1, path, msg, sizeof msg), CRL_ECORRUPT);
     ck_assert_msg(strstr(msg, "not a continual-run checkpoint") != NULL, "%s", msg);
 
@@ -858,7 +973,8 @@ START_TEST(test_malformed_refused) {
         {"META", 0, 4, 4, 0x7FFFFFFFu, "tasks"},          /* num_tasks */
         {"META", 0, 4, 4, 0, "tasks"},
         {"META", 0, 8, 4, 100000, "networks"}, /* num_nets */
-        {"META", 0, 0, 4, 4, "CSP"},           /* CSP, not yet */
+        {"META", 0, 0, 4, 4, "PKNT sections"}, /* CSP without its table */
+        {"META", 0, 0, 4, 5, "PKNT sections"}, /* L2M without its pool */
         {"META", 0, 0, 4, 77, "method"},
         {"TASK", 0, 0, 4, 0xFFFFFFFFu, "network"},       /* net index */
         {"TASK", 0, 4, 4, 1000000, "head"},              /* head */
@@ -877,8 +993,7 @@ START_TEST(test_malformed_refused) {
         if (cases[c].bytes == 8) pol_put_u64(b + at, cases[c].value);
         if (cases[c].bytes == 2) pol_put_u16(b + at, (uint16_t)cases[c].value);
         fix_crc(b, n);
-        expect_refused(b, n, cases[c].value == 4 ? CRL_EVERSION : CRL_ECORRUPT,
-                       cases[c].needle);
+        expect_refused(b, n, CRL_ECORRUPT, cases[c].needle);
     }
     /* A section length past the end, a section count that cannot fit. */
     memcpy(b, good, n);
@@ -908,6 +1023,88 @@ START_TEST(test_malformed_refused) {
     crl_policy_free(p);
     free(b);
     free(good);
+}
+END_TEST
+
+/* CSP and L2M sections with absurd or inconsistent values, with a valid
+ * checksum: refused with a message, before anything is allocated from them
+ * (expect_refused bounds the largest allocation by the file size). */
+START_TEST(test_malformed_csp_l2m_refused) {
+    const uint32_t nan_bits = 0x7FC00000u;
+    struct {
+        int run;
+        const char *tag;
+        int idx;
+        size_t field;
+        int bytes;
+        uint64_t value;
+        const char *needle;
+    } cases[] = {
+        {R_CSP, "META", 0, 8, 4, 65, "anchor networks"},         /* 65 anchors */
+        {R_CSP, "CSPT", 0, 0, 4, 0xFFFFFFFFu, "anchors x"},      /* anchor count */
+        {R_CSP, "CSPT", 0, 0, 4, 64, "anchors x"},               /* not META's */
+        {R_CSP, "CSPT", 0, 4, 4, 0x7FFFFFFFu, "alpha rows"},     /* rows */
+        {R_CSP, "CSPT", 0, 8, 4, 1, "anchors x"},                /* reserved */
+        {R_CSP, "CSPT", 0, 16, 4, nan_bits, "NaN"},              /* alpha */
+        {R_CSP, "CSPT", 0, 16, 4, 0x40000000u, "not in [0, 1]"}, /* 2.0 */
+        {R_CSP, "CSPT", 0, 16, 4, 0x3E800000u, "sums to"},       /* [0.25, 0, ..] */
+        {R_CSP, "TASK", 1, 0, 4, 1, "all anchors"},              /* network 1 */
+        {R_CSP, "TASK", 1, 8, 4, 0, "view"},                     /* a view */
+        {R_L2M, "META", 0, 8, 4, 2, "exactly 1"},                /* two networks */
+        {R_L2M, "L2MP", 0, 0, 4, 1, "network 1"},                /* not the base */
+        {R_L2M, "L2MP", 0, 4, 4, 9, "modulator kind"},           /* kind */
+        {R_L2M, "L2MP", 0, 8, 4, 0xFFFFFFFFu, "modulators"},     /* M */
+        {R_L2M, "L2MP", 0, 8, 4, 0, "modulators"},               /* M = 0 */
+        {R_L2M, "L2MP", 0, 8, 4, 4096, "pool parameters"},       /* real but absent */
+        {R_L2M, "L2MP", 0, 12, 4, 0x7FFFFFFFu, "rank"},          /* LoRA rank */
+        {R_L2M, "L2MP", 0, 12, 4, 4096, "pool parameters"},      /* real but absent */
+        {R_L2M, "L2MP", 0, 16, 4, nan_bits, "scale"},            /* LoRA scale */
+        {R_L2M, "L2MP", 0, 20, 4, 7, "routing"},                 /* routing */
+        {R_L2M, "L2MP", 0, 24, 4, 3, "routing"},                 /* cosine with tasks */
+        {R_L2M, "L2MP", 0, 32, 8, (uint64_t)1 << 61, "pool parameters"},
+        {R_L2M, "L2MP", 0, 40, 4, nan_bits, "NaN"},          /* a key */
+        {R_L2M, "TASK", 0, 8, 4, 0, "view"},                 /* cosine: no task */
+        {R_L2MO, "L2MP", 0, 12, 4, 2, "rank"},               /* IA3 has none */
+        {R_L2MO, "L2MP", 0, 24, 4, 7, "routing"},            /* 7 tasks, 6 mods */
+        {R_L2MO, "L2MP", 0, 24, 4, 0, "routing"},            /* oracle, 0 tasks */
+        {R_L2MO, "TASK", 1, 8, 4, 3, "oracle routing task"}, /* slice 3 of 3 */
+        {R_L2MO, "TASK", 1, 8, 4, 0xFFFFFFFFu, "oracle routing task"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t n;
+        unsigned char *b = read_all(g_pol[cases[c].run], &n);
+        size_t at = section_at(b, n, cases[c].tag, cases[c].idx);
+        ck_assert(at > 0);
+        at += cases[c].field;
+        if (cases[c].bytes == 4) pol_put_u32(b + at, (uint32_t)cases[c].value);
+        if (cases[c].bytes == 8) pol_put_u64(b + at, cases[c].value);
+        fix_crc(b, n);
+        expect_refused(b, n, CRL_ECORRUPT, cases[c].needle);
+        free(b);
+    }
+    /* The anchors share one LayerNorm: anchor 1 with another gain. */
+    size_t n;
+    unsigned char *b = read_all(g_pol[R_CSP], &n);
+    size_t net = section_at(b, n, "NET ", 1);
+    const uint32_t in = pol_get_u32(b + net), layers = pol_get_u32(b + net + 12),
+                   h0 = pol_get_u32(b + net + 16);
+    ck_assert_uint_eq(layers, LAYERS);
+    size_t gain = net + 16 + 4 * (size_t)layers + 32 + 4 * ((size_t)in * h0 + h0);
+    pol_put_u32(b + gain, pol_f32_bits(0.5f));
+    fix_crc(b, n);
+    expect_refused(b, n, CRL_ECORRUPT, "another LayerNorm");
+    /* Without its section (renamed ancillary), a CSP or L2M file is refused. */
+    free(b);
+    b = read_all(g_pol[R_CSP], &n);
+    memcpy(b + section_at(b, n, "CSPT", 0) - 16, "cspt", 4);
+    fix_crc(b, n);
+    expect_refused(b, n, CRL_ECORRUPT, "0 CSPT sections");
+    free(b);
+    b = read_all(g_pol[R_L2M], &n);
+    memcpy(b + section_at(b, n, "L2MP", 0) - 16, "l2mp", 4);
+    fix_crc(b, n);
+    expect_refused(b, n, CRL_ECORRUPT, "0 L2MP sections");
+    free(b);
 }
 END_TEST
 
@@ -1170,6 +1367,8 @@ int main(void) {
     tcase_add_test(tc, test_act_bitwise_plain);
     tcase_add_test(tc, test_act_bitwise_ftn);
     tcase_add_test(tc, test_act_bitwise_packnet);
+    tcase_add_test(tc, test_act_bitwise_csp);
+    tcase_add_test(tc, test_act_bitwise_l2m);
     tcase_add_test(tc, test_export_one_task);
     tcase_add_test(tc, test_cli_export);
     tcase_add_test(tc, test_task_xml_is_crls_model);
@@ -1178,6 +1377,7 @@ int main(void) {
     tcase_add_test(tc, test_act_allocates_nothing);
     tcase_add_test(tc, test_clones_on_threads);
     tcase_add_test(tc, test_malformed_refused);
+    tcase_add_test(tc, test_malformed_csp_l2m_refused);
     tcase_add_test(tc, test_files_refused);
     tcase_add_test(tc, test_fuzz_regressions);
     tcase_add_test(tc, test_exported_symbols);
