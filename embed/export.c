@@ -94,6 +94,7 @@ typedef struct {
     crl_pf_task *tasks;
     const float **nets;
     char **mods;
+    int n_alloc; /* entries of tasks and mods (the file's tasks once it succeeds) */
     crl_env_spec **specs;
     int n_specs;
     crl_sac *sac;
@@ -108,7 +109,7 @@ typedef struct {
 } export_state;
 
 static void state_free(export_state *x) {
-    for (int i = 0; x->mods && i < x->d.n_tasks; i++) free(x->mods[i]);
+    for (int i = 0; x->mods && i < x->n_alloc; i++) free(x->mods[i]);
     for (int i = 0; x->specs && i < x->n_specs; i++) crl_env_spec_free(x->specs[i]);
     for (int i = 0; x->ftn && i < x->n_ftn; i++) free(x->ftn[i]);
     for (int i = 0; x->anchors && i < x->n_anchors; i++) free(x->anchors[i]);
@@ -130,6 +131,7 @@ static int alloc_tasks(export_state *x, int n, crl_err *err) {
     x->specs = calloc((size_t)n, sizeof *x->specs);
     if (!x->tasks || !x->nets || !x->mods || !x->specs)
         return crl_errf(err, CRL_ENOMEM, "export: out of memory");
+    x->n_alloc = n;
     return CRL_OK;
 }
 

@@ -791,6 +791,23 @@ START_TEST(test_act_allocates_nothing) {
     }
     long calls0 = g_calls - before;
     ck_assert_int_eq(calls0, 0);
+    /* Nor do CSP's subspace forward and L2M's routed forward. */
+    static const int others[] = {R_CSP, R_L2M, R_L2MO};
+    for (size_t k = 0; k < sizeof others / sizeof others[0]; k++) {
+        crl_policy *q = load_ok(g_pol[others[k]]);
+        ck_assert_int_eq(crl_policy_set_batch(q, 8), CRL_OK);
+        crl_policy_act(q, 0, obs, act, CRL_POLICY_DETERMINISTIC, NULL);
+        before = g_calls;
+        for (int i = 0; i < 30; i++) {
+            obs[0] = (float)i;
+            crl_policy_act(q, i % 3, obs, act, CRL_POLICY_DETERMINISTIC, NULL);
+            crl_policy_act(q, i % 3, obs, act, CRL_POLICY_SAMPLE, &g);
+            crl_policy_act_batch(q, i % 3, 8, obs, act, CRL_POLICY_DETERMINISTIC, NULL);
+        }
+        calls0 = g_calls - before;
+        ck_assert_msg(calls0 == 0, "%s: %ld allocations", RUN_NAMES[others[k]], calls0);
+        crl_policy_free(q);
+    }
     /* act_mj allocates on the first call (binding), not after. */
     crl_err err = {0};
     crl_env_spec *s = NULL;
