@@ -20,6 +20,8 @@
 
 #include <mujoco/mjxmacro.h>
 #include <mujoco/mujoco.h>
+#include <signal.h>
+#include <sqlite3.h>
 
 #include "core/blob.h"
 #include "crl/blas.h"
@@ -67,12 +69,24 @@ void *realloc(void *p, size_t n) {
 static char g_dir[256];
 /* t1 (push, window-close, hammer) with three methods; a single-env run
  * (crl train --env); method single on one task of a locomotion scenario;
- * CSP on t1; L2M on t1 over an mt base (run 1 of the l2m store): LoRA with
- * cosine routing (run 2) and IA3 with oracle routing (run 3). */
-enum { R_PLAIN, R_FTN, R_PACKNET, R_SINGLE, R_LOCO, R_CSP, R_L2M, R_L2MO, N_RUNS };
-static const char *const RUN_NAMES[N_RUNS] = {"ft1",    "ftn", "packnet", "sac",
-                                              "single", "csp", "l2m",     "l2m-oracle"};
-static const int64_t RUN_ID[N_RUNS] = {1, 1, 1, 1, 1, 1, 2, 3};
+ * CSP on t1, finished, and interrupted in its second task (R_CSPMID); L2M
+ * on t1 over an mt base (run 1 of the l2m store): LoRA with cosine routing
+ * (run 2) and IA3 with oracle routing (run 3). */
+enum {
+    R_PLAIN,
+    R_FTN,
+    R_PACKNET,
+    R_SINGLE,
+    R_LOCO,
+    R_CSP,
+    R_CSPMID,
+    R_L2M,
+    R_L2MO,
+    N_RUNS
+};
+static const char *const RUN_NAMES[N_RUNS] = {
+    "ft1", "ftn", "packnet", "sac", "single", "csp", "csp-mid", "l2m", "l2m-oracle"};
+static const int64_t RUN_ID[N_RUNS] = {1, 1, 1, 1, 1, 1, 1, 2, 3};
 static char g_db[N_RUNS][320], g_pol[N_RUNS][320];
 
 #define HIDDEN 32
@@ -115,6 +129,49 @@ static int sh(char *out, size_t n, const char *fmt, ...) {
     "--start-steps 100 --update-after 100 --update-every 50 --batch 32 --hidden 32 "     \
     "--layers 2 --eval-every 300 --eval-episodes 0 --threads 1 --quiet"
 
+/* Rows of a count query on db (-1 if it cannot be read yet). */
+static int count_rows(const char *db, const char *sql) {
+    sqlite3 *h = NULL;
+    int v = -1;
+    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(h, 2000);
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(h);
+    return v;
+}
+
+/* A CSP run on t1 stopped (SIGINT: crl writes a checkpoint and exits 130)
+ * once its second task has begun: its checkpoint has two anchors, an alpha
+ * for task 0 only, and tasks 1 and 2 are evaluated at the centre. */
+static int train_interrupted_csp(const char *db) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "exec %s train --db %s --scenario t1 --method csp --csp-candidates 2 "
+             "--csp-val-steps 20 --csp-scored 16 --steps-per-task 6000 " TRAIN_SMALL
+             " >/dev/null 2>&1",
+             bin(), db);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int started = 0;
+    for (int i = 0; i < 24000 && !started; i++) {
+        usleep(5000);
+        started = count_rows(db, "SELECT count(*) FROM tasks WHERE idx = 1") == 1;
+    }
+    kill(pid, SIGINT);
+    int st = 0;
+    if (waitpid(pid, &st, 0) != pid) return -1;
+    return started && WIFEXITED(st) && WEXITSTATUS(st) == 130 ? 0 : -1;
+}
+
 static void train_runs(void) {
     snprintf(g_dir, sizeof g_dir, "/tmp/crl_test_policy_XXXXXX");
     if (!mkdtemp(g_dir)) abort();
@@ -133,11 +190,12 @@ static void train_runs(void) {
             abort();
         }
         int rc =
-            r == R_CSP ? sh(out, sizeof out,
-                            "%s train --db %s --scenario t1 --method csp --seed 2 "
-                            "--csp-candidates 2 --csp-val-steps 20 --csp-scored 16 "
-                            "--csp-epsilon 0 --steps-per-task 300 " TRAIN_SMALL,
-                            bin(), g_db[r])
+            r == R_CSPMID ? train_interrupted_csp(g_db[r])
+            : r == R_CSP  ? sh(out, sizeof out,
+                               "%s train --db %s --scenario t1 --method csp --seed 2 "
+                                "--csp-candidates 2 --csp-val-steps 20 --csp-scored 16 "
+                                "--csp-epsilon 0 --steps-per-task 300 " TRAIN_SMALL,
+                               bin(), g_db[r])
             : r == R_L2M
                 ? sh(out, sizeof out,
                      "%s train --db %s --scenario t1 --method l2m --base 1:2 "
@@ -226,7 +284,7 @@ static void ref_load(int run, reference *r) {
     const int single = run == R_SINGLE;
     memset(r, 0, sizeof *r);
     r->n = single ? 1 : 3;
-    r->csp = run == R_CSP;
+    r->csp = run == R_CSP || run == R_CSPMID;
     r->l2m = run == R_L2M || run == R_L2MO;
     crl_sac_config sc;
     crl_sac_config_default(&sc, single ? 17 : 39, single ? 6 : 4, r->n);
@@ -286,7 +344,9 @@ static void ref_load(int run, reference *r) {
         ck_assert(crl_csp_init(&csp, &cc, 3, 3, &err) == CRL_OK);
         ck_assert_msg(crl_csp_load(&csp, mb, mn, &err) == CRL_OK, "%s", err.msg);
         for (int j = 0; j < 3; j++) {
-            ck_assert(csp.has[j]); /* the run finished: every task has its alpha */
+            /* A finished run has an alpha for every task; the interrupted
+             * one for task 0 only. */
+            ck_assert_int_eq(csp.has[j], run == R_CSP || j == 0);
             crl_csp_eval_mix(&csp, r->sac, j, r->mix[j]);
         }
         crl_csp_free(&csp);
@@ -429,6 +489,23 @@ START_TEST(test_act_bitwise_csp) {
     size_t n;
     unsigned char *b = read_all(g_pol[R_CSP], &n);
     ck_assert_uint_ge(pol_get_u32(b + section_at(b, n, "CSPT", 0)), 2);
+    free(b);
+}
+END_TEST
+
+/* CSP interrupted in task 1: two anchors, the second still training; task
+ * 0 at its stored alpha [1, 0], tasks 1 and 2 at the centre [0.5, 0.5]. */
+START_TEST(test_act_bitwise_csp_unfinished) {
+    check_bitwise(R_CSPMID);
+    size_t n;
+    unsigned char *b = read_all(g_pol[R_CSPMID], &n);
+    size_t at = section_at(b, n, "CSPT", 0);
+    ck_assert_uint_eq(pol_get_u32(b + at), 2);
+    const float want[3][2] = {{1, 0}, {0.5f, 0.5f}, {0.5f, 0.5f}};
+    for (int t = 0; t < 3; t++)
+        for (int i = 0; i < 2; i++)
+            ck_assert_uint_eq(pol_get_u32(b + at + 16 + 4 * (size_t)(2 * t + i)),
+                              pol_f32_bits(want[t][i]));
     free(b);
 }
 END_TEST
@@ -1385,6 +1462,7 @@ int main(void) {
     tcase_add_test(tc, test_act_bitwise_ftn);
     tcase_add_test(tc, test_act_bitwise_packnet);
     tcase_add_test(tc, test_act_bitwise_csp);
+    tcase_add_test(tc, test_act_bitwise_csp_unfinished);
     tcase_add_test(tc, test_act_bitwise_l2m);
     tcase_add_test(tc, test_export_one_task);
     tcase_add_test(tc, test_cli_export);
