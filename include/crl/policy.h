@@ -74,7 +74,8 @@ int crl_policy_task_position(const crl_policy *p, int task);
 /* Episode length and physics steps per env step of a task (0 if unknown). */
 int crl_policy_task_max_steps(const crl_policy *p, int task);
 int crl_policy_task_frame_skip(const crl_policy *p, int task);
-/* The method the agent was trained with ("ft1", "packnet", "sac", ...) and
+/* The method the agent was trained with ("ft1", "packnet", "csp", "l2m",
+ * "sac", ...) and
  * the crl version that wrote the file. */
 const char *crl_policy_method(const crl_policy *p);
 const char *crl_policy_crl_version(const crl_policy *p);
@@ -94,7 +95,9 @@ int crl_policy_act(crl_policy *p, int task, const float *obs, float *action,
  * nothing. Floating-point rounding of a batch depends on its size (BLAS
  * blocking): row i equals crl_policy_act on that row only when B is the same,
  * which matters for bit-for-bit comparisons with `crl eval` (it acts on all
- * its episodes as one batch). */
+ * its episodes as one batch). An L2M policy also groups a batch's rows by the
+ * modulator each routes to, so a row's rounding depends on the rows that
+ * share it: the same batch gives the same actions. */
 int crl_policy_act_batch(crl_policy *p, int task, int B, const float *obs, float *action,
                          crl_policy_mode mode, crl_rng *rng);
 /* Size p's workspace for batches of up to max_batch rows (allocates). */
