@@ -75,8 +75,7 @@ int crl_policy_task_position(const crl_policy *p, int task);
 int crl_policy_task_max_steps(const crl_policy *p, int task);
 int crl_policy_task_frame_skip(const crl_policy *p, int task);
 /* The method the agent was trained with ("ft1", "packnet", "csp", "l2m",
- * "sac", ...) and
- * the crl version that wrote the file. */
+ * "sac", ...) and the crl version that wrote the file. */
 const char *crl_policy_method(const crl_policy *p);
 const char *crl_policy_crl_version(const crl_policy *p);
 /* Message of the last failed call on p ("" if none). */
