@@ -72,4 +72,23 @@ static inline void crl_rbuf_get_rng(crl_rbuf *r, crl_rng *g) {
     g->has_spare = hs;
 }
 
+/* Little-endian fixed-width fields at p, for record layouts that must read
+ * the same on any host (episode records, env state snapshots). */
+static inline void crl_le_put_u32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline uint32_t crl_le_get_u32(const unsigned char *p) {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+static inline void crl_le_put_u64(unsigned char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline uint64_t crl_le_get_u64(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
 #endif

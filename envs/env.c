@@ -1,6 +1,8 @@
 /* crl envs: the public env interface on top of the task vtable (task.h). */
 #include "task.h"
 
+#include "core/blob.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -308,32 +310,16 @@ int crl_env_scripted_action(crl_env *e, float *act) {
 #define STATE_RNG   44 /* 4 x u64, i32 has_spare, f64 spare */
 enum { STATE_APPLIED = 1, STATE_USERDATA = 2 };
 
-static void put_u32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint32_t get_u32(const unsigned char *p) {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-static void put_u64(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint64_t get_u64(const unsigned char *p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 static void put_f64s(unsigned char *p, const double *x, size_t n) {
     for (size_t i = 0; i < n; i++) {
         uint64_t u;
         memcpy(&u, &x[i], 8);
-        put_u64(p + 8 * i, u);
+        crl_le_put_u64(p + 8 * i, u);
     }
 }
 static void get_f64s(const unsigned char *p, double *x, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        uint64_t u = get_u64(p + 8 * i);
+        uint64_t u = crl_le_get_u64(p + 8 * i);
         memcpy(&x[i], &u, 8);
     }
 }
@@ -397,12 +383,12 @@ static void layout_of_spec(const crl_env_spec *s, uint32_t flags, state_layout *
 static int layout_of_buf(const unsigned char *p, size_t n, state_layout *L,
                          crl_err *err) {
     memset(L, 0, sizeof *L);
-    if (n < STATE_HEAD || get_u32(p) != STATE_MAGIC)
+    if (n < STATE_HEAD || crl_le_get_u32(p) != STATE_MAGIC)
         return crl_errf(err, CRL_ECORRUPT, "not an env state snapshot");
     uint32_t *f[] = {&L->flags,  &L->nq,    &L->nv,    &L->na,      &L->nu,
                      &L->nmocap, &L->nbody, &L->nuser, &L->act_dim, &L->task_size};
     for (int i = 0; i < 10; i++) {
-        *f[i] = get_u32(p + 4 + 4 * i);
+        *f[i] = crl_le_get_u32(p + 4 + 4 * i);
         /* Keeps every offset below 2^40: no size_t overflow. */
         if (i > 0 && *f[i] > (1u << 24))
             return crl_errf(err, CRL_ECORRUPT, "env state snapshot: implausible sizes");
@@ -438,8 +424,8 @@ size_t crl_env_get_state(const crl_env *e, void *buf) {
     unsigned char *p = buf;
     const uint32_t head[11] = {STATE_MAGIC, L.flags, L.nq,    L.nv,      L.na,       L.nu,
                                L.nmocap,    L.nbody, L.nuser, L.act_dim, L.task_size};
-    for (int i = 0; i < 11; i++) put_u32(p + 4 * i, head[i]);
-    put_u32(p + 44, (uint32_t)e->steps);
+    for (int i = 0; i < 11; i++) crl_le_put_u32(p + 4 * i, head[i]);
+    crl_le_put_u32(p + 44, (uint32_t)e->steps);
     put_f64s(p + 48, &d->time, 1);
     put_f64s(p + L.qpos, d->qpos, L.nq);
     put_f64s(p + L.qvel, d->qvel, L.nv);
@@ -456,10 +442,10 @@ size_t crl_env_get_state(const crl_env *e, void *buf) {
     for (uint32_t i = 0; i < L.act_dim; i++) {
         uint32_t u;
         memcpy(&u, &e->act[i], 4);
-        put_u32(p + L.last + 4 * i, u);
+        crl_le_put_u32(p + L.last + 4 * i, u);
     }
-    for (int i = 0; i < 4; i++) put_u64(p + L.rng + 8 * i, e->rng.s[i]);
-    put_u32(p + L.rng + 32, (uint32_t)e->rng.has_spare);
+    for (int i = 0; i < 4; i++) crl_le_put_u64(p + L.rng + 8 * i, e->rng.s[i]);
+    crl_le_put_u32(p + L.rng + 32, (uint32_t)e->rng.has_spare);
     put_f64s(p + L.rng + 36, &e->rng.spare, 1);
     if (L.task_size) memcpy(p + L.task, e->task_state, L.task_size);
     return L.total;
@@ -509,13 +495,13 @@ int crl_env_set_state(crl_env *e, const void *buf, size_t n, crl_err *err) {
                         (unsigned)L.task_size, (unsigned)want.nq, (unsigned)want.nv,
                         (unsigned)want.na, (unsigned)want.nu, (unsigned)want.nmocap,
                         (unsigned)want.act_dim, (unsigned)want.task_size);
-    e->steps = (int)get_u32(p + 44);
+    e->steps = (int)crl_le_get_u32(p + 44);
     for (uint32_t i = 0; i < L.act_dim; i++) {
-        uint32_t u = get_u32(p + L.last + 4 * i);
+        uint32_t u = crl_le_get_u32(p + L.last + 4 * i);
         memcpy(&e->act[i], &u, 4);
     }
-    for (int i = 0; i < 4; i++) e->rng.s[i] = get_u64(p + L.rng + 8 * i);
-    e->rng.has_spare = (int)get_u32(p + L.rng + 32);
+    for (int i = 0; i < 4; i++) e->rng.s[i] = crl_le_get_u64(p + L.rng + 8 * i);
+    e->rng.has_spare = (int)crl_le_get_u32(p + L.rng + 32);
     get_f64s(p + L.rng + 36, &e->rng.spare, 1);
     if (L.task_size) memcpy(e->task_state, p + L.task, L.task_size);
     /* Positions, contacts and sensors for the hooks that read them (the
@@ -534,7 +520,8 @@ int crl_env_set_state(crl_env *e, const void *buf, size_t n, crl_err *err) {
 static int diff_f64(const char *name, const unsigned char *a, const unsigned char *b,
                     size_t count, char *what, size_t n) {
     for (size_t i = 0; i < count; i++) {
-        uint64_t ua = a ? get_u64(a + 8 * i) : 0, ub = b ? get_u64(b + 8 * i) : 0;
+        uint64_t ua = a ? crl_le_get_u64(a + 8 * i) : 0,
+                 ub = b ? crl_le_get_u64(b + 8 * i) : 0;
         if (ua == ub) continue;
         double x, y;
         memcpy(&x, &ua, 8);
@@ -565,9 +552,9 @@ int crl_env_state_diff(const crl_env_spec *s, const void *a, size_t na, const vo
                  (unsigned)A.nu, (unsigned)B.nu);
         return 1;
     }
-    if (get_u32(pa + 44) != get_u32(pb + 44)) {
-        snprintf(what, n, "step count %u vs %u", (unsigned)get_u32(pa + 44),
-                 (unsigned)get_u32(pb + 44));
+    if (crl_le_get_u32(pa + 44) != crl_le_get_u32(pb + 44)) {
+        snprintf(what, n, "step count %u vs %u", (unsigned)crl_le_get_u32(pa + 44),
+                 (unsigned)crl_le_get_u32(pb + 44));
         return 1;
     }
     struct {
@@ -591,7 +578,7 @@ int crl_env_state_diff(const crl_env_spec *s, const void *a, size_t na, const vo
                      f[i].ob ? pb + f[i].ob : NULL, f[i].count, what, n))
             return 1;
     for (uint32_t i = 0; i < A.act_dim; i++)
-        if (get_u32(pa + A.last + 4 * i) != get_u32(pb + B.last + 4 * i)) {
+        if (crl_le_get_u32(pa + A.last + 4 * i) != crl_le_get_u32(pb + B.last + 4 * i)) {
             snprintf(what, n, "last action[%u]", (unsigned)i);
             return 1;
         }

@@ -8,6 +8,8 @@
  * crl_episode_create. */
 #include "crl/episode.h"
 
+#include "core/blob.h"
+
 #include <mujoco/mujoco.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,29 +41,13 @@ struct crl_episode {
 
 /* ---- little-endian fields ---------------------------------------------------- */
 
-static void put_u32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint32_t get_u32(const unsigned char *p) {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-static void put_u64(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint64_t get_u64(const unsigned char *p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 static void put_f32(unsigned char *p, float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
-    put_u32(p, u);
+    crl_le_put_u32(p, u);
 }
 static float get_f32(const unsigned char *p) {
-    uint32_t u = get_u32(p);
+    uint32_t u = crl_le_get_u32(p);
     float f;
     memcpy(&f, &u, 4);
     return f;
@@ -157,22 +143,22 @@ void crl_episode_end(crl_episode *r, const crl_env *e) {
     unsigned char *h = r->buf;
     memset(h, 0, EP_HEAD);
     memcpy(h, EP_MAGIC, 8);
-    put_u32(h + 8, EP_HEAD);
-    put_u32(h + 12, (uint32_t)r->flags);
-    put_u32(h + 16, (uint32_t)T);
-    put_u32(h + 20, (uint32_t)A);
-    put_u64(h + 24, r->seed);
+    crl_le_put_u32(h + 8, EP_HEAD);
+    crl_le_put_u32(h + 12, (uint32_t)r->flags);
+    crl_le_put_u32(h + 16, (uint32_t)T);
+    crl_le_put_u32(h + 20, (uint32_t)A);
+    crl_le_put_u64(h + 24, r->seed);
     memcpy(h + 32, r->hash, 16);
     memcpy(h + 48, r->version, strlen(r->version));
-    put_u32(h + 64, EP_HEAD);
-    put_u32(h + 68, (uint32_t)r->n0);
-    put_u32(h + 72, (uint32_t)steps_off);
-    put_u32(h + 76, (uint32_t)succ_off);
-    put_u32(h + 80, (uint32_t)final_off);
-    put_u32(h + 84, (uint32_t)n1);
+    crl_le_put_u32(h + 64, EP_HEAD);
+    crl_le_put_u32(h + 68, (uint32_t)r->n0);
+    crl_le_put_u32(h + 72, (uint32_t)steps_off);
+    crl_le_put_u32(h + 76, (uint32_t)succ_off);
+    crl_le_put_u32(h + 80, (uint32_t)final_off);
+    crl_le_put_u32(h + 84, (uint32_t)n1);
     uint64_t u;
     memcpy(&u, &r->ret, 8);
-    put_u64(h + 88, u);
+    crl_le_put_u64(h + 88, u);
     r->n = final_off + n1;
     r->closed = 1;
 }
@@ -230,10 +216,11 @@ int crl_episode_decode(const void *blob, size_t n, crl_episode_data *out, crl_er
         return crl_errf(err, CRL_ECORRUPT,
                         "episode record is truncated (%zu bytes, the header alone is %d)",
                         n, EP_HEAD);
-    uint32_t head = get_u32(p + 8), flags = get_u32(p + 12);
-    uint64_t T = get_u32(p + 16), A = get_u32(p + 20);
-    uint64_t o0 = get_u32(p + 64), n0 = get_u32(p + 68), os = get_u32(p + 72),
-             ob = get_u32(p + 76), o1 = get_u32(p + 80), n1 = get_u32(p + 84);
+    uint32_t head = crl_le_get_u32(p + 8), flags = crl_le_get_u32(p + 12);
+    uint64_t T = crl_le_get_u32(p + 16), A = crl_le_get_u32(p + 20);
+    uint64_t o0 = crl_le_get_u32(p + 64), n0 = crl_le_get_u32(p + 68),
+             os = crl_le_get_u32(p + 72), ob = crl_le_get_u32(p + 76),
+             o1 = crl_le_get_u32(p + 80), n1 = crl_le_get_u32(p + 84);
     if (head != EP_HEAD || (flags & ~(uint32_t)7) || A == 0 || A > 4096)
         return crl_errf(err, CRL_ECORRUPT,
                         "episode record has a damaged header (header %u bytes, flags "
@@ -253,13 +240,13 @@ int crl_episode_decode(const void *blob, size_t n, crl_episode_data *out, crl_er
                         (unsigned long long)(o1 + n1));
     out->length = (int)T;
     out->act_dim = (int)A;
-    out->seed = get_u64(p + 24);
+    out->seed = crl_le_get_u64(p + 24);
     memcpy(out->model_hash, p + 32, 16);
     memcpy(out->mujoco_version, p + 48, 16);
     out->ended = (flags & EP_ENDED) != 0;
     out->terminal = (flags & EP_TERMINAL) != 0;
     out->truncated = (flags & EP_TRUNCATED) != 0;
-    uint64_t u = get_u64(p + 88);
+    uint64_t u = crl_le_get_u64(p + 88);
     memcpy(&out->ret, &u, 8);
     out->act = malloc(sizeof(float) * (size_t)(T * A + 1));
     out->reward = malloc(sizeof(float) * (size_t)(T + 1));
