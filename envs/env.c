@@ -255,32 +255,41 @@ void crl_env_step(crl_env *e, const float *act, float *obs, crl_step_info *info)
     else
         crl_task_map_actions(e, e->act);
 
+    crl_task_step_begin(e);
+    for (int k = 0; k < s->frame_skip; k++) mj_step(m, d);
+    crl_step_info out;
+    crl_task_step_end(e, s->max_steps, &out);
+    if (obs) t->observe(e, obs);
+    if (info) *info = out;
+}
+
+void crl_task_step_begin(crl_env *e) {
     /* MuJoCo answers a NaN/Inf state by resetting mjData and counting a
      * warning. Clear the counters so a divergence in this step is visible. */
-    d->warning[mjWARN_BADQPOS].number = 0;
-    d->warning[mjWARN_BADQVEL].number = 0;
-    d->warning[mjWARN_BADQACC].number = 0;
-    for (int k = 0; k < s->frame_skip; k++) mj_step(m, d);
+    e->d->warning[mjWARN_BADQPOS].number = 0;
+    e->d->warning[mjWARN_BADQVEL].number = 0;
+    e->d->warning[mjWARN_BADQACC].number = 0;
+}
+
+void crl_task_step_end(crl_env *e, int max_steps, crl_step_info *out) {
+    const mjData *d = e->d;
     e->steps++;
     int diverged = d->warning[mjWARN_BADQPOS].number ||
                    d->warning[mjWARN_BADQVEL].number || d->warning[mjWARN_BADQACC].number;
-
-    crl_step_info out = {0};
-    t->reward(e, e->act, &out);
+    memset(out, 0, sizeof *out);
+    e->spec->task->reward(e, e->act, out);
     if (diverged) {
         /* The physics was reset under us: the transition is meaningless, so
          * end the episode without a reward and without claiming a terminal. */
-        out.reward = 0.0f;
-        out.success = 0;
-        out.terminal = 0;
-        out.truncated = 1;
-    } else if (!isfinite(out.reward)) {
-        out.reward = 0.0f;
-        out.truncated = 1;
+        out->reward = 0.0f;
+        out->success = 0;
+        out->terminal = 0;
+        out->truncated = 1;
+    } else if (!isfinite(out->reward)) {
+        out->reward = 0.0f;
+        out->truncated = 1;
     }
-    if (!out.terminal && e->steps >= s->max_steps) out.truncated = 1;
-    if (obs) t->observe(e, obs);
-    if (info) *info = out;
+    if (!out->terminal && e->steps >= max_steps) out->truncated = 1;
 }
 
 int crl_env_steps_taken(const crl_env *e) {

@@ -296,33 +296,15 @@ void crl_env_ext_apply(crl_env_ext *x, mjData *d, const float *act) {
     else
         crl_task_map_actions(e, e->act);
     /* As crl_env_step: a divergence in this step shows as a non-zero count. */
-    d->warning[mjWARN_BADQPOS].number = 0;
-    d->warning[mjWARN_BADQVEL].number = 0;
-    d->warning[mjWARN_BADQACC].number = 0;
+    crl_task_step_begin(e);
     x->pending = 1;
 }
 
 static void complete(crl_env_ext *x, mjData *d) {
     if (!x->pending) return;
-    const struct crl_task_def *t = x->spec.task;
     crl_env *e = &x->env;
     e->d = d;
-    e->steps++;
-    int diverged = d->warning[mjWARN_BADQPOS].number ||
-                   d->warning[mjWARN_BADQVEL].number || d->warning[mjWARN_BADQACC].number;
-    crl_step_info out = {0};
-    t->reward(e, e->act, &out);
-    if (diverged) {
-        out.reward = 0.0f;
-        out.success = 0;
-        out.terminal = 0;
-        out.truncated = 1;
-    } else if (!isfinite(out.reward)) {
-        out.reward = 0.0f;
-        out.truncated = 1;
-    }
-    if (!out.terminal && e->steps >= x->spec.max_steps) out.truncated = 1;
-    x->last = out;
+    crl_task_step_end(e, x->spec.max_steps, &x->last);
     x->pending = 0;
 }
 

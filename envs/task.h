@@ -111,6 +111,14 @@ int crl_envs_load_embedded(const char *file, mjModel **out, crl_err *err);
  * ctrlrange gets ctrl = a. */
 void crl_task_map_actions(crl_env *e, const float *act);
 
+/* The two halves of one env step around the caller's mj_step calls, shared
+ * by crl_env_step and the embedding API's caller-owned loop (external.c):
+ * crl_task_step_begin clears MuJoCo's divergence counters; crl_task_step_end
+ * counts the step, asks the task for reward and success, and turns a
+ * divergence or a non-finite reward into a truncation without reward. */
+void crl_task_step_begin(crl_env *e);
+void crl_task_step_end(crl_env *e, int max_steps, crl_step_info *out);
+
 /* Angle wrapped to [-pi, pi]. */
 double crl_wrap_angle(double a);
 
