@@ -261,7 +261,7 @@ static int load_l2m_base(const crl_continual_config *cc, const char *db, crl_l2m
 
 static int train_continual(crl_train_config *c, crl_continual_config *cc,
                            const opt_def *defs, int n, const char *db, int64_t resume,
-                           int single_task, int quiet, opt_strs *keep,
+                           int64_t *single_task_opt, int quiet, opt_strs *keep,
                            const char *const *log_train) {
     crl_err err = {0};
     int rc;
@@ -284,6 +284,8 @@ static int train_continual(crl_train_config *c, crl_continual_config *cc,
         crl_store_close(store);
         return rc == CRL_ENOTFOUND || rc == CRL_EINVAL ? 2 : 1;
     }
+    /* Read after load_run_config: a resumed single run restores its position. */
+    int single_task = (int)*single_task_opt;
     const crl_scenario *sc = crl_scenario_find(cc->scenario ? cc->scenario : "");
     if (!sc) {
         fprintf(stderr, "crl train: unknown scenario '%s' (see 'crl scenarios')\n",
@@ -333,10 +335,12 @@ static int train_continual(crl_train_config *c, crl_continual_config *cc,
     }
     for (int p = p0; p < p1 && !g_stop; p++) {
         int64_t run_id = resume;
-        int64_t stored_single = single_task;
         cc->single_task = p;
         if (!resume) {
-            if (single) single_task = p; /* stored in the config of this run */
+            /* The flag table points at *single_task_opt: set it to this run's
+             * position so that the stored configuration names it, and a resume
+             * finds it again. */
+            if (single) *single_task_opt = p;
             crl_kv kv[64];
             int nkv = opts_to_kv(defs, n, kv, 56);
             kv[nkv++] = (crl_kv){"blas_kernel", crl_blas_kernel(), 0};
@@ -344,7 +348,7 @@ static int train_continual(crl_train_config *c, crl_continual_config *cc,
             kv[nkv++] = (crl_kv){"mujoco_version", mj_versionString(), 0};
             /* The report's key for the budget (flag names use hyphens). */
             kv[nkv++] = (crl_kv){"steps_per_task", NULL, (double)cc->steps_per_task};
-            single_task = stored_single;
+            *single_task_opt = single_task;
             /* The runs table's method is the report's row label: the l2m
              * variants get their own rows (l2m-oracle, l2m-ia3, ...); the
              * configuration keeps method = l2m and the flags. */
@@ -418,7 +422,7 @@ int cmd_train(int argc, char **argv) {
 
     if (resume || cc.scenario) {
         opt_strs keep = {0};
-        rc = train_continual(&c, &cc, defs, n, db, resume, (int)single_task, quiet, &keep,
+        rc = train_continual(&c, &cc, defs, n, db, resume, &single_task, quiet, &keep,
                              &log_train);
         opts_strs_free(&keep);
         return rc;

@@ -143,6 +143,32 @@ START_TEST(test_single_references) {
     ck_assert_int_eq(
         q("SELECT count(*) FROM evals e WHERE e.eval_task_idx <> e.run_id - 1"), 0);
     ck_assert_int_eq(q("SELECT count(*) FROM evals"), 3 * 3);
+    /* Each run's stored configuration names its own position, */
+    ck_assert_int_eq(q("SELECT count(*) FROM runs "
+                       "WHERE json_extract(config_json, '$.single-task') = id - 1"),
+                     3);
+    /* so an interrupted reference of one position resumes where it was. */
+    pid_t pid = spawn((char *const[]){(char *)bin(), "train", "--scenario", "t1",
+                                      "--method", "single", "--single-task", "2", SMALL,
+                                      "--steps-per-task", "6000", NULL});
+    int started = 0;
+    for (int i = 0; i < 600 && !started; i++) {
+        usleep(100000);
+        started = q("SELECT count(*) FROM evals WHERE run_id = 4") >= 1;
+    }
+    ck_assert(started);
+    kill(pid, SIGKILL);
+    wait_code(pid);
+    ck_assert_int_eq(q("SELECT count(*) FROM tasks WHERE run_id = 4 AND end_step = 6000"),
+                     0);
+    ck_assert_int_eq(RUN("train", "--resume", "4", "--db", db, "--quiet"), 0);
+    ck_assert_int_eq(q("SELECT count(*) FROM tasks WHERE run_id = 4 AND idx = 2 "
+                       "AND start_step = 0 AND end_step = 6000"),
+                     1);
+    ck_assert_int_eq(q("SELECT count(*) FROM evals WHERE run_id = 4 AND "
+                       "eval_task_idx = 2"),
+                     20);
+    ck_assert_int_eq(q("SELECT count(*) FROM evals WHERE run_id = 4"), 20);
 }
 END_TEST
 
