@@ -15,6 +15,8 @@ enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
 
 typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int,
                          const float *, int, float, float *, int);
+typedef void (*sgemv_fn)(int, int, int, int, float, const float *, int, const float *,
+                         int, float, float *, int);
 typedef void (*set_threads_fn)(int);
 typedef int (*get_threads_fn)(void);
 typedef char *(*corename_fn)(void);
@@ -25,11 +27,12 @@ static struct {
     char msg[256];
     void *handle;
     sgemm_fn sgemm;
+    sgemv_fn sgemv;
     set_threads_fn set_threads;
     get_threads_fn get_threads;
     corename_fn corename;
     char how[200];
-} g_blas = {PTHREAD_ONCE_INIT, 0, "", NULL, NULL, NULL, NULL, NULL, ""};
+} g_blas = {PTHREAD_ONCE_INIT, 0, "", NULL, NULL, NULL, NULL, NULL, NULL, ""};
 
 /* The kernel OpenBLAS should use on this CPU, from the CPU's own feature
  * bits, or NULL when OpenBLAS's detection is good enough (no AVX2). */
@@ -83,14 +86,16 @@ static void blas_load(void) {
     }
     g_blas.handle = h;
     g_blas.sgemm = (sgemm_fn)dlsym(h, "cblas_sgemm");
+    g_blas.sgemv = (sgemv_fn)dlsym(h, "cblas_sgemv");
     g_blas.set_threads = (set_threads_fn)dlsym(h, "openblas_set_num_threads");
     g_blas.get_threads = (get_threads_fn)dlsym(h, "openblas_get_num_threads");
     g_blas.corename = (corename_fn)dlsym(h, "openblas_get_corename");
-    if (!g_blas.sgemm || !g_blas.set_threads || !g_blas.get_threads || !g_blas.corename) {
+    if (!g_blas.sgemm || !g_blas.sgemv || !g_blas.set_threads || !g_blas.get_threads ||
+        !g_blas.corename) {
         g_blas.status = CRL_ENOTFOUND;
         snprintf(g_blas.msg, sizeof g_blas.msg,
-                 "the loaded BLAS is not OpenBLAS (missing cblas_sgemm or "
-                 "openblas_get_corename)");
+                 "the loaded BLAS is not OpenBLAS (missing cblas_sgemm, cblas_sgemv "
+                 "or openblas_get_corename)");
         return;
     }
     g_blas.status = CRL_OK;
@@ -136,6 +141,15 @@ void crl_sgemm(char ta, char tb, int M, int N, int K, float alpha, const float *
          * process that checked it. Fail loudly rather than compute garbage. */
         fprintf(stderr, "crl: %s\n", g_blas.msg);
         abort();
+    }
+    if (M == 1 && ta == 'N') {
+        /* One row (acting on one observation): sgemm would pack B for a
+         * single row; sgemv streams it once, about 2x faster at 256 x 256. */
+        if (tb == 'N') /* c = a B, B is K x N: c = B^T a */
+            g_blas.sgemv(ROW_MAJOR, TRANS, K, N, alpha, B, ldb, A, 1, beta, C, 1);
+        else /* c = a B^T, B is N x K: c = B a */
+            g_blas.sgemv(ROW_MAJOR, NO_TRANS, N, K, alpha, B, ldb, A, 1, beta, C, 1);
+        return;
     }
     g_blas.sgemm(ROW_MAJOR, ta == 'T' ? TRANS : NO_TRANS, tb == 'T' ? TRANS : NO_TRANS, M,
                  N, K, alpha, A, lda, B, ldb, beta, C, ldc);
