@@ -39,6 +39,10 @@ struct crl_sac {
     float *eps, *pi, *logp, *xq, *xt, *y, *dq1, *dq2, *dxq1, *dxq2, *dpi, *dlogp, *dout,
         *alpha_row;
     int *heads2;
+    /* critic backward, per lane: the actor-loss rows it keeps, their heads,
+     * and its compact dQ/da over those rows */
+    int *keep_rows, *keep_heads;
+    float *dxc;
     /* acting scratch */
     float *act_out_eps;
     int *act_heads;
@@ -186,10 +190,11 @@ int crl_sac_create(const crl_sac_config *c, uint64_t seed, crl_sac **out, crl_er
     size_t nf = 2 * s->na + 6 * s->nc + 2 * (size_t)T;
     nf += s->na + B2 * A + B2 * A + B2 + B2 * Q + (size_t)B * Q + B + B2 + B2 +
           2 * (size_t)B * A + (size_t)B * A + B + (size_t)B * 2 * A + B;
+    nf += 2 * (size_t)B * A;
     nf += (size_t)c->max_act_batch * A;
     nf += 4 * B2 * K + (size_t)K + (size_t)c->max_act_batch * K;
     s->mem = calloc(nf, sizeof(float));
-    s->heads2 = calloc(B2, sizeof(int));
+    s->heads2 = calloc(B2 + 2 * B2 + 2 * (size_t)B, sizeof(int));
     s->act_heads = calloc((size_t)c->max_act_batch, sizeof(int));
     if (!s->mem || !s->heads2 || !s->act_heads) {
         rc = crl_errf(err, CRL_ENOMEM, "sac: out of memory");
@@ -216,6 +221,7 @@ int crl_sac_create(const crl_sac_config *c, uint64_t seed, crl_sac **out, crl_er
     TAKE(s->dxq1, (size_t)B * A);
     TAKE(s->dxq2, (size_t)B * A);
     TAKE(s->dpi, (size_t)B * A);
+    TAKE(s->dxc, 2 * (size_t)B * A);
     TAKE(s->dlogp, B);
     TAKE(s->dout, (size_t)B * 2 * A);
     TAKE(s->alpha_row, B);
@@ -225,6 +231,8 @@ int crl_sac_create(const crl_sac_config *c, uint64_t seed, crl_sac **out, crl_er
     TAKE(s->act_mix, (size_t)K);
     TAKE(s->act_cmp, (size_t)c->max_act_batch * K);
 #undef TAKE
+    s->keep_heads = s->heads2 + B2;
+    s->keep_rows = s->keep_heads + 2 * B2;
 
     if (K ? ((rc = crl_subspace_ws_alloc(&s->sws_lo, &s->sub, B / 2 > 0 ? B / 2 : 1,
                                          err)) ||
@@ -457,15 +465,7 @@ static void actor_bwd(crl_sac *s, int role, float *g, const float *dout, int row
  * lo = [0, B0) and hi = [B0, B), each with its own actor workspace, so that
  * the actor backward also splits over the lanes. */
 
-enum {
-    PH_ACTOR,
-    PH_TARGET,
-    PH_CRITIC_FWD,
-    PH_CRITIC_BWD,
-    PH_ACTOR_BWD,
-    PH_SUM,
-    PH_APPLY
-};
+enum { PH_ACTOR, PH_CRITIC_FWD, PH_CRITIC_BWD, PH_ACTOR_BWD, PH_SUM, PH_APPLY };
 
 typedef struct {
     crl_sac *s;
@@ -509,20 +509,12 @@ static void phase(void *vctx, int lane) {
                      s->xt);
         }
         break;
-    case PH_TARGET:
+    case PH_CRITIC_FWD:
+        /* This lane's target critic on [o2, pi(o2)], then its critic on the
+         * 2B rows [o, a; o, pi(o)]. The Bellman target, which needs both
+         * target critics, is formed at the start of the next phase. */
         crl_mlp_forward(&s->critic, s->target_p + (size_t)lane * nc,
                         lane ? &s->ws_t2 : &s->ws_t1, s->xt, B, b->task);
-        break;
-    case PH_CRITIC_FWD:
-        if (lane == 0) { /* the Bellman target; lane 1 reads it next phase */
-            const float gamma = s->c.gamma;
-            const float *t1 = s->ws_t1.out, *t2 = s->ws_t2.out;
-            for (int i = 0; i < B; i++) {
-                float qt = t1[i] < t2[i] ? t1[i] : t2[i];
-                s->y[i] = b->rew[i] + gamma * (1.0f - b->done[i]) *
-                                          (qt - s->alpha_row[i] * s->logp[B + i]);
-            }
-        }
         crl_mlp_forward(&s->critic, s->critic_p + (size_t)lane * nc,
                         lane ? &s->ws_q2 : &s->ws_q1, s->xq, 2 * B, s->heads2);
         break;
@@ -533,11 +525,21 @@ static void phase(void *vctx, int lane) {
         const float *q = lane ? s->ws_q2.out : s->ws_q1.out;
         const float *q1 = s->ws_q1.out, *q2 = s->ws_q2.out;
         float *dq = lane ? s->dq2 : s->dq1;
+        int *rows = s->keep_rows + (size_t)lane * B;
+        int m = 0;
+        const float gamma = s->c.gamma;
+        const float *t1 = s->ws_t1.out, *t2 = s->ws_t2.out;
         for (int i = 0; i < B; i++) {
-            dq[i] = (q[i] - s->y[i]) * invB;
+            /* The Bellman target; both lanes form it, lane 0 keeps it. */
+            float qt = t1[i] < t2[i] ? t1[i] : t2[i];
+            float y = b->rew[i] + gamma * (1.0f - b->done[i]) *
+                                      (qt - s->alpha_row[i] * s->logp[B + i]);
+            if (lane == 0) s->y[i] = y;
+            dq[i] = (q[i] - y) * invB;
             int first = q1[B + i] <= q2[B + i];
-            dq[B + i] = (first == (lane == 0)) ? -invB : 0.0f;
+            if (first == (lane == 0)) rows[m++] = B + i;
         }
+        for (int k = 0; k < m; k++) dq[B + k] = -invB;
         if (lane == 0) {
             double ql = 0, pl = 0, lp = 0, qs = 0, as = 0;
             for (int i = 0; i < B; i++) {
@@ -557,10 +559,20 @@ static void phase(void *vctx, int lane) {
         }
         float *g = s->critic_g + (size_t)lane * nc;
         memset(g, 0, sizeof(float) * nc);
-        /* dQ/da of the actor-loss rows only: rows [B, 2B), columns [O, O+A). */
-        crl_mlp_backward_dx_block(&s->critic, s->critic_p + (size_t)lane * nc, g,
-                                  lane ? &s->ws_q2 : &s->ws_q1, dq, B,
-                                  lane ? s->dxq2 : s->dxq1, B, O, A);
+        /* The actor-loss rows where the other critic is the smaller one carry
+         * no gradient here: drop them (about B/2 of the 2B rows), then take
+         * dQ/da of the kept ones, columns [O, O+A), and scatter it back. */
+        crl_mlp_ws *ws = lane ? &s->ws_q2 : &s->ws_q1;
+        crl_mlp_ws_keep_rows(&s->critic, ws, B, rows, m,
+                             s->keep_heads + (size_t)lane * 2 * B);
+        float *dxc = s->dxc + (size_t)lane * B * A;
+        crl_mlp_backward_dx_block(&s->critic, s->critic_p + (size_t)lane * nc, g, ws, dq,
+                                  B, dxc, B, O, A);
+        float *dx = lane ? s->dxq2 : s->dxq1;
+        memset(dx, 0, sizeof(float) * (size_t)B * A);
+        for (int k = 0; k < m; k++)
+            memcpy(dx + (size_t)(rows[k] - B) * A, dxc + (size_t)k * A,
+                   sizeof(float) * A);
         break;
     }
     case PH_ACTOR_BWD: {
@@ -630,7 +642,6 @@ int crl_sac_compute_grads(crl_sac *s, const crl_batch *b, const float *eps,
     update_ctx u = {.s = s, .b = b, .eps = eps};
     for (int i = 0; i < B; i++) s->alpha_row[i] = expf(s->log_alpha[b->task[i]]);
     run_phase(&u, PH_ACTOR);
-    run_phase(&u, PH_TARGET);
     run_phase(&u, PH_CRITIC_FWD);
     run_phase(&u, PH_CRITIC_BWD);
     run_phase(&u, PH_ACTOR_BWD);
@@ -838,7 +849,7 @@ double crl_sac_flops_per_update(const crl_sac *s) {
         const double H = s->c.hidden;
         const double fa = s->c.obs_dim * H, fq = (s->c.obs_dim + s->c.act_dim + s->K) * H;
         double macs = 2 * B * n * Ma + 2 * B * Mq + 4 * B * Mq + 2 * B * Mq +
-                      2 * (2 * B * (Mq - fq) + B * s->c.act_dim * H) + B * Ma +
+                      3 * B * (Mq - fq) + B * s->c.act_dim * H + B * Ma +
                       B * n * (Ma - fa);
         return 2.0 * macs;
     }
@@ -853,15 +864,16 @@ double crl_sac_flops_per_update(const crl_sac *s) {
         for (int l = 0, in = s->c.obs_dim; l < s->c.layers; l++, in = s->c.hidden)
             lora += (double)s->pool.rank * (in + H);
     if (s->L)
-        return 2.0 * (2 * B * (Ma + lora) + 2 * B * Mq + 4 * B * Mq + 2 * B * Mq +
-                      2 * (2 * B * (Mq - fq) + B * s->c.act_dim * H) + B * (Ma - fa) +
-                      2 * B * lora);
+        return 2.0 *
+               (2 * B * (Ma + lora) + 2 * B * Mq + 4 * B * Mq + 2 * B * Mq +
+                3 * B * (Mq - fq) + B * s->c.act_dim * H + B * (Ma - fa) + 2 * B * lora);
     /* actor fwd 2B rows; targets 2 x B; critics fwd 2 x 2B; critics dW 2 x B;
-     * critics dX 2 x 2B rows above the first layer plus the action block of
-     * the first layer for B rows; actor dW B rows and dX above the first
-     * layer. */
-    double macs = 2 * B * Ma + 2 * B * Mq + 4 * B * Mq + 2 * B * Mq +
-                  2 * (2 * B * (Mq - fq) + B * s->c.act_dim * H) + B * Ma + B * (Ma - fa);
+     * critics dX above the first layer for the B value-loss rows each plus
+     * the actor-loss rows where that critic is the minimum (B between the
+     * two), and the action block of the first layer for those B rows; actor
+     * dW B rows and dX above the first layer. */
+    double macs = 2 * B * Ma + 2 * B * Mq + 4 * B * Mq + 2 * B * Mq + 3 * B * (Mq - fq) +
+                  B * s->c.act_dim * H + B * Ma + B * (Ma - fa);
     return 2.0 * macs;
 }
 

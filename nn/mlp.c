@@ -321,6 +321,33 @@ void crl_mlp_backward_dx_block(const crl_mlp *m, const float *params, float *gra
     }
 }
 
+/* Rows rows[k] of a (ws->B x w) buffer move to r0 + k (ascending, so a row
+ * never lands on one still to be read). */
+static void keep(float *buf, int w, int r0, const int *rows, int n) {
+    for (int k = 0; k < n; k++)
+        if (rows[k] != r0 + k)
+            memcpy(buf + (size_t)(r0 + k) * w, buf + (size_t)rows[k] * w,
+                   (size_t)w * sizeof *buf);
+}
+
+void crl_mlp_ws_keep_rows(const crl_mlp *m, crl_mlp_ws *ws, int r0, const int *rows,
+                          int n, int *head_out) {
+    const crl_mlp_spec *s = &m->spec;
+    assert(r0 >= 0 && n >= 0 && r0 + n <= ws->B);
+    for (int i = 0; i < s->n_hidden; i++) keep(ws->post[i], s->hidden[i], r0, rows, n);
+    if (s->layernorm_first) {
+        keep(ws->ln_xhat, s->hidden[0], r0, rows, n);
+        keep(ws->ln_rstd, 1, r0, rows, n);
+    }
+    if (ws->head) {
+        if (head_out != ws->head)
+            memcpy(head_out, ws->head, (size_t)r0 * sizeof *head_out);
+        for (int k = 0; k < n; k++) head_out[r0 + k] = ws->head[rows[k]];
+        ws->head = head_out;
+    }
+    ws->B = r0 + n;
+}
+
 double crl_mlp_macs_per_row(const crl_mlp *m) {
     const crl_mlp_spec *s = &m->spec;
     double macs = 0.0;

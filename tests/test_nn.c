@@ -830,6 +830,69 @@ START_TEST(test_mlp_dx_block_matches_full) {
 }
 END_TEST
 
+/* Dropping rows whose output gradient is zero changes nothing: the weight
+ * gradient from the first rows and the input gradient of the kept rows
+ * equal a full backward where the dropped rows carry dout = 0 (mixed heads,
+ * so that the kept rows' heads must move with them). */
+START_TEST(test_mlp_keep_rows_matches_zero_dout) {
+    crl_mlp_spec sp;
+    crl_mlp_spec_cw(&sp, 9, 2, 3, 3, 16);
+    crl_mlp m;
+    ck_assert_int_eq(crl_mlp_init(&m, &sp, NULL), 0);
+    float *p = malloc(sizeof(float) * m.n_params);
+    float *g1 = calloc(m.n_params, sizeof(float)),
+          *g2 = calloc(m.n_params, sizeof(float));
+    crl_rng r;
+    crl_rng_seed(&r, 78);
+    crl_mlp_init_params(&m, p, &r);
+    enum { B = 12, R0 = 4 };
+    const int keep[] = {5, 8, 9, 11}; /* of rows [R0, B) */
+    const int n = 4;
+    float x[B * 9], dout[B * 2], dk[B * 2], full[B * 9], block[B * 9];
+    int head[B], head_out[B];
+    for (int i = 0; i < B * 9; i++) x[i] = (float)crl_rng_normal(&r);
+    for (int i = 0; i < B; i++) head[i] = (i * 7) % 3;
+    for (int i = 0; i < B * 2; i++) dout[i] = (float)crl_rng_normal(&r);
+    /* The full backward sees zeros on the rows [R0, B) not kept. */
+    for (int i = R0; i < B; i++) {
+        int kept = 0;
+        for (int k = 0; k < n; k++) kept |= keep[k] == i;
+        if (!kept) dout[i * 2] = dout[i * 2 + 1] = 0.0f;
+    }
+    memcpy(dk, dout, sizeof(float) * R0 * 2);
+    for (int k = 0; k < n; k++) {
+        dk[(R0 + k) * 2] = dout[keep[k] * 2];
+        dk[(R0 + k) * 2 + 1] = dout[keep[k] * 2 + 1];
+    }
+    crl_mlp_ws ws;
+    ck_assert_int_eq(crl_mlp_ws_alloc(&ws, &m, B, NULL), 0);
+    crl_mlp_forward(&m, p, &ws, x, B, head);
+    crl_mlp_backward(&m, p, g1, &ws, dout, R0, full);
+    const float *out = crl_mlp_forward(&m, p, &ws, x, B, head);
+    float out_before[B * 2];
+    memcpy(out_before, out, sizeof out_before);
+    crl_mlp_ws_keep_rows(&m, &ws, R0, keep, n, head_out);
+    ck_assert_int_eq(ws.B, R0 + n);
+    ck_assert(ws.head == head_out);
+    for (int k = 0; k < n; k++) ck_assert_int_eq(head_out[R0 + k], head[keep[k]]);
+    ck_assert(memcmp(ws.out, out_before, sizeof out_before) == 0); /* untouched */
+    crl_mlp_backward(&m, p, g2, &ws, dk, R0, block);
+    for (size_t i = 0; i < m.n_params; i++)
+        ck_assert_msg(fabsf(g1[i] - g2[i]) <= 1e-6f * (1 + fabsf(g1[i])), "param %zu", i);
+    for (int i = 0; i < R0 + n; i++) {
+        const int src = i < R0 ? i : keep[i - R0];
+        for (int j = 0; j < 9; j++)
+            ck_assert_msg(fabsf(block[i * 9 + j] - full[src * 9 + j]) <=
+                              1e-6f * (1 + fabsf(full[src * 9 + j])),
+                          "row %d col %d", i, j);
+    }
+    crl_mlp_ws_free(&ws);
+    free(p);
+    free(g1);
+    free(g2);
+}
+END_TEST
+
 static Suite *nn_suite(void) {
     Suite *s = suite_create("nn");
     TCase *tc = tcase_create("core");
@@ -845,6 +908,7 @@ static Suite *nn_suite(void) {
     tcase_add_test(tc, test_mlp_layout_and_init);
     tcase_add_test(tc, test_mlp_bad_spec);
     tcase_add_test(tc, test_mlp_dx_block_matches_full);
+    tcase_add_test(tc, test_mlp_keep_rows_matches_zero_dout);
     tcase_add_test(tc, test_no_alloc_in_hot_paths);
     tcase_add_loop_test(tc, test_tgauss_backward_fd, 0, 4);
     tcase_add_test(tc, test_tgauss_logp_direct);

@@ -131,6 +131,18 @@ void crl_mlp_backward_dx_block(const crl_mlp *m, const float *params, float *gra
                                crl_mlp_ws *ws, const float *dout, int dw_rows, float *dx,
                                int dx_row0, int dx_col0, int dx_cols);
 
+/* Keep rows [0, r0) of the last forward on ws and, after them, the n rows
+ * listed in rows (ascending, each >= r0), moved up to r0, r0 + 1, ...; ws->B
+ * becomes r0 + n. Only what backward reads moves (activations, LayerNorm
+ * state, heads), so a following backward may take weight gradients from
+ * rows below r0 only: the input x is the caller's and stays where it is.
+ * ws->out is not touched (others may still read the forward's outputs). With per-row
+ * heads, head_out (ws->max_batch ints) receives the kept rows' heads and ws->head points
+ * to it. SAC drops the actor-loss rows that do not reach a critic (the other critic is
+ * the minimum). */
+void crl_mlp_ws_keep_rows(const crl_mlp *m, crl_mlp_ws *ws, int r0, const int *rows,
+                          int n, int *head_out);
+
 /* Multiply-accumulates of one forward row (for FLOP accounting). */
 double crl_mlp_macs_per_row(const crl_mlp *m);
 
