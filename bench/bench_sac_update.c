@@ -29,16 +29,20 @@ static double sgemm_rate_once(double seconds) {
     return 2.0 * M * N * K * it / t / 1e9;
 }
 
-/* anchors > 0: a CSP learner grown to that many anchors (all but the last
- * frozen), every row with its own alpha. l2m > 0: an L2M learner with that
- * many LoRA modulators of rank 8 over a random base, every modulator
- * non-zero (a zero B is skipped) and random keys, so that rows spread over
- * many modulators (the worst case of grouping); l2m_one: every row routes
- * to one modulator (a task that has settled on its modulator). Returns the
- * best rate. */
-static double bench_shape(const char *name, int obs, int act, int layers, int hidden,
-                          int batch, double seconds, double sgemm, int lanes, int anchors,
-                          int l2m, int l2m_one) {
+/* One learner with a fixed random batch. anchors > 0: a CSP learner grown to
+ * that many anchors (all but the last frozen), every row with its own alpha.
+ * l2m > 0: an L2M learner with that many LoRA modulators of rank 8 over a
+ * random base, every modulator non-zero (a zero B is skipped) and random
+ * keys, so that rows spread over many modulators (the worst case of
+ * grouping); l2m_one: every row routes to one modulator (a task that has
+ * settled on its modulator). */
+typedef struct {
+    crl_sac *s;
+    crl_batch b;
+} learner;
+
+static void learner_make(learner *L, int obs, int act, int layers, int hidden, int batch,
+                         int lanes, int anchors, int l2m, int l2m_one) {
     crl_sac_config c;
     crl_sac_config_default(&c, obs, act, 1);
     c.threads = lanes;
@@ -60,8 +64,8 @@ static double bench_shape(const char *name, int obs, int act, int layers, int hi
         fprintf(stderr, "bench_sac_update: %s\n", err.msg);
         exit(1);
     }
-    crl_batch b;
-    crl_batch_alloc(&b, batch, obs, act, NULL);
+    crl_batch *b = &L->b;
+    crl_batch_alloc(b, batch, obs, act, NULL);
     crl_rng r;
     crl_rng_seed(&r, 5);
     if (l2m > 0) {
@@ -81,51 +85,102 @@ static double bench_shape(const char *name, int obs, int act, int layers, int hi
             crl_subspace_add_anchor(sub, crl_sac_actor_params(s), NULL);
         }
         crl_sac_subspace_changed(s);
-        crl_batch_alloc_mix(&b, anchors, NULL);
+        crl_batch_alloc_mix(b, anchors, NULL);
         for (int i = 0; i < batch; i++)
-            crl_dirichlet_flat(&r, anchors, b.mix + (size_t)i * anchors, NULL);
+            crl_dirichlet_flat(&r, anchors, b->mix + (size_t)i * anchors, NULL);
     }
-    for (int i = 0; i < batch * obs; i++) b.obs[i] = (float)crl_rng_normal(&r);
-    for (int i = 0; i < batch * obs; i++) b.obs2[i] = (float)crl_rng_normal(&r);
-    for (int i = 0; i < batch * act; i++) b.act[i] = (float)crl_rng_range(&r, -1, 1);
+    for (int i = 0; i < batch * obs; i++) b->obs[i] = (float)crl_rng_normal(&r);
+    for (int i = 0; i < batch * obs; i++) b->obs2[i] = (float)crl_rng_normal(&r);
+    for (int i = 0; i < batch * act; i++) b->act[i] = (float)crl_rng_range(&r, -1, 1);
     for (int i = 0; i < batch; i++) {
-        b.rew[i] = (float)crl_rng_normal(&r);
-        b.done[i] = 0;
-        b.task[i] = 0;
+        b->rew[i] = (float)crl_rng_normal(&r);
+        b->done[i] = 0;
+        b->task[i] = 0;
     }
-    for (int i = 0; i < 20; i++) crl_sac_update(s, &b, NULL, NULL);
-    /* Rate in windows of about one second: the best window is what the code
-     * can do, the median what a shared machine gave it. */
-    enum { MAXW = 64 };
-    double rates[MAXW];
-    int nw = 0;
-    double t_end = crl_now() + seconds;
-    while (nw < MAXW && (nw < 3 || crl_now() < t_end)) {
-        long n = 0;
-        double t0 = crl_now(), t;
-        do {
-            for (int i = 0; i < 10; i++) crl_sac_update(s, &b, NULL, NULL);
-            n += 10;
-        } while ((t = crl_now() - t0) < 1.0);
-        rates[nw++] = n / t;
-    }
-    for (int i = 1; i < nw; i++) /* insertion sort, nw is small */
-        for (int k = i; k > 0 && rates[k] < rates[k - 1]; k--) {
-            double tmp = rates[k];
-            rates[k] = rates[k - 1];
-            rates[k - 1] = tmp;
+    for (int i = 0; i < 20; i++) crl_sac_update(s, b, NULL, NULL);
+    L->s = s;
+}
+
+static void learner_free(learner *L) {
+    crl_batch_free(&L->b);
+    crl_sac_free(L->s);
+}
+
+/* Updates per second over one window of about `len` seconds. */
+static double window(learner *L, double len) {
+    long n = 0;
+    double t0 = crl_now(), t;
+    do {
+        for (int i = 0; i < 10; i++) crl_sac_update(L->s, &L->b, NULL, NULL);
+        n += 10;
+    } while ((t = crl_now() - t0) < len);
+    return n / t;
+}
+
+static void sort(double *v, int n) { /* insertion sort, n is small */
+    for (int i = 1; i < n; i++)
+        for (int k = i; k > 0 && v[k] < v[k - 1]; k--) {
+            double tmp = v[k];
+            v[k] = v[k - 1];
+            v[k - 1] = tmp;
         }
+}
+
+/* The lines of one shape from its window rates: the best window is what the
+ * code can do, the median what a shared machine gave it. Returns the best. */
+static double report(const char *name, const learner *L, double *rates, int nw,
+                     double sgemm) {
+    sort(rates, nw);
     double ups = rates[nw - 1], med = rates[nw / 2];
-    double flops = crl_sac_flops_per_update(s);
+    double flops = crl_sac_flops_per_update(L->s);
     printf("sac_update_%s: %.1f updates/s\n", name, ups);
     printf("sac_update_%s_median: %.1f updates/s\n", name, med);
     printf("sac_update_%s_flops: %.1f MFLOP/update\n", name, flops / 1e6);
     printf("sac_update_%s_gflops: %.1f GFLOPS\n", name, ups * flops / 1e9);
     printf("sac_update_%s_sgemm_fraction: %.1f %%\n", name,
            100.0 * ups * flops / 1e9 / sgemm);
-    crl_batch_free(&b);
-    crl_sac_free(s);
     return ups;
+}
+
+enum { MAXW = 64 };
+
+/* One learner alone, in windows of one second. */
+static double bench_shape(const char *name, int obs, int act, int layers, int hidden,
+                          int batch, double seconds, double sgemm, int lanes) {
+    learner L;
+    learner_make(&L, obs, act, layers, hidden, batch, lanes, 0, 0, 0);
+    double rates[MAXW];
+    int nw = 0;
+    double t_end = crl_now() + seconds;
+    while (nw < MAXW && (nw < 3 || crl_now() < t_end)) rates[nw++] = window(&L, 1.0);
+    double best = report(name, &L, rates, nw, sgemm);
+    learner_free(&L);
+    return best;
+}
+
+/* A plain learner and a variant at the same shape, in alternating
+ * half-second windows, so that the machine's drift (up to 30% over tens of
+ * seconds on a shared VM) hits both alike. The cost ratio is the median of
+ * the ratios of adjacent windows; the ratio of the two best windows is
+ * printed beside it. */
+static void bench_pair(const char *name, learner *plain, learner *var, double seconds,
+                       double sgemm) {
+    double rp[MAXW], rv[MAXW], ratio[MAXW];
+    int nw = 0;
+    double t_end = crl_now() + 2 * seconds;
+    while (nw < MAXW && (nw < 5 || crl_now() < t_end)) {
+        rp[nw] = window(plain, 0.5);
+        rv[nw] = window(var, 0.5);
+        ratio[nw] = rp[nw] / rv[nw];
+        nw++;
+    }
+    double bp = report("cw", plain, rp, nw, sgemm);
+    double bv = report(name, var, rv, nw, sgemm);
+    sort(ratio, nw);
+    printf("sac_update_%s_cost_ratio: %.2f x plain\n", name, ratio[nw / 2]);
+    printf("sac_update_%s_cost_ratio_range: %.2f-%.2f x plain\n", name, ratio[0],
+           ratio[nw - 1]);
+    printf("sac_update_%s_cost_ratio_best_windows: %.2f x plain\n", name, bp / bv);
 }
 
 /* Best of five windows, like the update rates. */
@@ -187,34 +242,37 @@ int main(int argc, char **argv) {
     printf("sgemm_128x256x256_%dt: %.1f GFLOPS\n", threads, sg);
     /* crl's way: the update on `threads` lanes of single-threaded BLAS. */
     crl_blas_set_threads(1);
-    double plain = bench_shape("cw", 39, 4, 4, 256, 128, seconds, sg, threads, 0, 0, 0);
-    if (!strcmp(method, "csp")) {
-        /* CSP at the CW shape: the actor holds `anchors` anchors. */
+    if (!strcmp(method, "csp") || !strcmp(method, "l2m")) {
+        learner plain, var;
+        learner_make(&plain, 39, 4, 4, 256, 128, threads, 0, 0, 0);
         char name[32];
-        snprintf(name, sizeof name, "cw_csp%d", anchors);
-        double csp =
-            bench_shape(name, 39, 4, 4, 256, 128, seconds, sg, threads, anchors, 0, 0);
-        printf("sac_update_%s_cost_ratio: %.2f x plain\n", name, plain / csp);
+        if (!strcmp(method, "csp")) {
+            /* CSP at the CW shape: the actor holds `anchors` anchors. */
+            snprintf(name, sizeof name, "cw_csp%d", anchors);
+            learner_make(&var, 39, 4, 4, 256, 128, threads, anchors, 0, 0);
+            bench_pair(name, &plain, &var, seconds, sg);
+            learner_free(&var);
+        } else {
+            /* L2M at the CW shape: M LoRA modulators of rank 8 (spec: <= 1.5x),
+             * rows spread over the pool, then all rows on one modulator. */
+            snprintf(name, sizeof name, "cw_l2m%d", pool);
+            learner_make(&var, 39, 4, 4, 256, 128, threads, 0, pool, 0);
+            bench_pair(name, &plain, &var, seconds, sg);
+            learner_free(&var);
+            snprintf(name, sizeof name, "cw_l2m%d_one", pool);
+            learner_make(&var, 39, 4, 4, 256, 128, threads, 0, pool, 1);
+            bench_pair(name, &plain, &var, seconds, sg);
+            learner_free(&var);
+        }
+        learner_free(&plain);
         return 0;
     }
-    if (!strcmp(method, "l2m")) {
-        /* L2M at the CW shape: M LoRA modulators of rank 8 (spec: <= 1.5x),
-         * rows spread over the pool, then all rows on one modulator. */
-        char name[32];
-        snprintf(name, sizeof name, "cw_l2m%d", pool);
-        double l2m =
-            bench_shape(name, 39, 4, 4, 256, 128, seconds, sg, threads, 0, pool, 0);
-        printf("sac_update_%s_cost_ratio: %.2f x plain\n", name, plain / l2m);
-        snprintf(name, sizeof name, "cw_l2m%d_one", pool);
-        l2m = bench_shape(name, 39, 4, 4, 256, 128, seconds, sg, threads, 0, pool, 1);
-        printf("sac_update_%s_cost_ratio: %.2f x plain\n", name, plain / l2m);
-        return 0;
-    }
-    bench_shape("small", 17, 6, 2, 256, 256, seconds, sg, threads, 0, 0, 0);
+    bench_shape("cw", 39, 4, 4, 256, 128, seconds, sg, threads);
+    bench_shape("small", 17, 6, 2, 256, 256, seconds, sg, threads);
     if (threads > 1) {
         /* For comparison: one lane, OpenBLAS splitting each GEMM. */
         crl_blas_set_threads(threads);
-        bench_shape("cw_openblas_threads", 39, 4, 4, 256, 128, seconds, sg, 1, 0, 0, 0);
+        bench_shape("cw_openblas_threads", 39, 4, 4, 256, 128, seconds, sg, 1);
     }
     return 0;
 }
