@@ -744,6 +744,9 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                     (rc = save_checkpoint(&st, store, run_id, k, t + 1, err)))
                     goto out;
             }
+            /* Batched rows hold the file's write lock: release it within
+             * the batch age, so that other runs can write to the same file. */
+            if ((rc = crl_store_tick(store, err))) goto out;
             double now = crl_now();
             if (progress && now - t_last >= 1.0) {
                 double inst = (double)(st.step - step_last) / (now - t_last);

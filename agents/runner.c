@@ -337,6 +337,9 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
         if (info.success) ep_succ = 1;
         memcpy(obs, obs2, sizeof(float) * (size_t)O);
         rs.step++;
+        /* Batched rows hold the file's write lock: release it within the
+         * batch age, so that other runs can write to the same file. */
+        if ((rc = crl_store_tick(store, err))) goto out;
         if (info.terminal || info.truncated) {
             recent_push(&rec, ep_ret, ep_succ);
             crl_store_metric(store, run_id, rs.step, "train/return", ep_ret, NULL);

@@ -10,7 +10,10 @@
  *    lazily started BEGIN IMMEDIATE transaction that is committed by flush,
  *    by any non-batched write (run, status, task, checkpoint), by close, or
  *    automatically once it holds BATCH_MAX_ROWS rows or is BATCH_MAX_SECONDS
- *    old (checked at the next batched write). */
+ *    old (checked at the next batched write, and by crl_store_tick, which the
+ *    trainers call every step: the batch holds the write lock, and a trainer
+ *    that logs only every few seconds would otherwise hold it that long and
+ *    lock out a second trainer writing to the same file). */
 #include "crl/store.h"
 
 #include <errno.h>
@@ -746,6 +749,11 @@ void crl_store_close(crl_store *s) {
 
 int crl_store_flush(crl_store *s, crl_err *err) {
     if (!s) return crl_errf(err, CRL_EINVAL, "crl_store_flush: store is NULL");
+    return txn_commit(s, err);
+}
+
+int crl_store_tick(crl_store *s, crl_err *err) {
+    if (!s || !s->in_txn || crl_now() - s->batch_t0 < BATCH_MAX_SECONDS) return CRL_OK;
     return txn_commit(s, err);
 }
 

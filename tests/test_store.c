@@ -1315,6 +1315,37 @@ START_TEST(test_lock_gives_ebusy) {
 }
 END_TEST
 
+/* A batch holds the write lock. A writer that logs a row only now and then
+ * must not keep it past the batch age: crl_store_tick commits an old batch
+ * (and leaves a young one alone), so a second writer gets in. */
+START_TEST(test_tick_releases_old_batch) {
+    crl_err e = {0};
+    const char *path = tpath("tick.db");
+    crl_store *a = open_store(path, 1);
+    int64_t id = new_run(a, "ft1", 1);
+    setenv("CRL_BUSY_TIMEOUT_MS", "100", 1);
+    crl_store *b = open_store(path, 0);
+    OK(crl_store_metric(a, id, 1, "sparse", 1, &e)); /* opens a batch */
+    OK(crl_store_tick(a, &e));                       /* young: kept */
+    FAILS(CRL_EBUSY, crl_store_metric(b, id, 2, "other", 2, &e));
+    usleep(2100 * 1000);
+    /* Without the tick, a would hold the lock until its next batched row. */
+    FAILS(CRL_EBUSY, crl_store_metric(b, id, 2, "other", 2, &e));
+    OK(crl_store_tick(a, &e));
+    OK(crl_store_metric(b, id, 2, "other", 2, &e));
+    OK(crl_store_flush(b, &e));
+    OK(crl_store_tick(NULL, &e));
+    crl_store_close(b);
+    crl_store_close(a);
+    unsetenv("CRL_BUSY_TIMEOUT_MS");
+    sqlite3 *db = raw_open(path, 1);
+    ck_assert_int_eq(q_int(db, "SELECT count(*) FROM metrics WHERE key IN"
+                               " ('sparse', 'other')"),
+                     2);
+    sqlite3_close(db);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 
 static Suite *store_suite(void) {
@@ -1360,6 +1391,7 @@ static Suite *store_suite(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_two_processes);
     tcase_add_test(tc, test_lock_gives_ebusy);
+    tcase_add_test(tc, test_tick_releases_old_batch);
     suite_add_tcase(s, tc);
     return s;
 }

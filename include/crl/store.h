@@ -31,6 +31,11 @@ int crl_store_open(const char *path, int create, crl_store **out, crl_err *err);
 void crl_store_close(crl_store *s);
 /* Commit the pending batch of metrics/evals writes. */
 int crl_store_flush(crl_store *s, crl_err *err);
+/* Commit the pending batch if it is older than the batch age limit (2 s);
+ * otherwise do nothing (one clock read). A batch holds the file's write
+ * lock, so a long loop that writes rows only now and then calls this often
+ * (the trainers: every env step) to let other processes write. */
+int crl_store_tick(crl_store *s, crl_err *err);
 
 /* One configuration entry: a number or a string (str != NULL). */
 typedef struct {
