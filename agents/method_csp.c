@@ -16,6 +16,7 @@ void crl_csp_config_default(crl_csp_config *c) {
     c->n_candidates = CRL_CSP_CANDIDATES;
     c->val_steps = 0;
     c->epsilon = CRL_CSP_EPSILON;
+    c->prior_alphas = 1;
 }
 
 int crl_csp_init(crl_csp *m, const crl_csp_config *c, int K, int n_tasks, crl_err *err) {
@@ -129,11 +130,33 @@ static int n_old_candidates(const crl_csp *m, int n) {
     return n - 1 == 1 ? 1 : m->c.n_candidates / 2;
 }
 
+/* Is stored alpha t the first of its value among the stored alphas (other
+ * than `skip`)? Tasks that reused the same point are rolled out once. */
+static int first_of_its_value(const crl_csp *m, int t, int skip) {
+    const size_t bytes = sizeof(float) * (size_t)m->K;
+    for (int u = 0; u < t; u++)
+        if (u != skip && m->has[u] &&
+            !memcmp(m->table + (size_t)u * m->K, m->table + (size_t)t * m->K, bytes))
+            return 0;
+    return 1;
+}
+
+/* Distinct stored alphas of the tasks other than `task`. */
+static int n_priors(const crl_csp *m, int task) {
+    if (!m->c.prior_alphas) return 0;
+    int n = 0;
+    for (int t = 0; t < m->n_tasks; t++)
+        n += t != task && m->has[t] && first_of_its_value(m, t, task);
+    return n;
+}
+
 int64_t crl_csp_validation_budget(const crl_csp *m, int n_anchors, int episode_len) {
     if (n_anchors < 2) return 0;
     int len =
         m->c.val_steps > 0 && m->c.val_steps < episode_len ? m->c.val_steps : episode_len;
-    return (int64_t)(m->c.n_candidates / 2 + n_old_candidates(m, n_anchors)) * len;
+    return (int64_t)(m->c.n_candidates / 2 + n_old_candidates(m, n_anchors) +
+                     n_priors(m, -1)) *
+           len;
 }
 
 /* Draw n_scored alphas of one subspace, score them with the critic and put
@@ -217,6 +240,24 @@ int crl_csp_task_end(crl_csp *m, crl_sac *sac, int task, crl_rng *rng, const flo
     if (!rc)
         d->best_old =
             rollout_best(m, keep_old, rollout, ctx, max_steps, &steps, best_old);
+    /* crl's adaptation: the alphas earlier tasks settled on are known-good
+     * points of the old subspace, so they are candidates too (a repeated
+     * task then finds its old policy even when the fresh critic ranks the
+     * Dirichlet samples near it low). Rolled out once per distinct value,
+     * and not again when the critic already picked the same point. */
+    for (int t = 0; !rc && m->c.prior_alphas && t < m->n_tasks; t++) {
+        if (t == task || !m->has[t] || !first_of_its_value(m, t, task)) continue;
+        const float *a = m->table + (size_t)t * K;
+        int seen = 0;
+        for (int k = 0; k < keep_old && !seen; k++)
+            seen = !memcmp(a, m->scratch + (size_t)m->order[k] * K, sizeof(float) * K);
+        if (seen) continue;
+        double r = rollout(ctx, a, max_steps, &steps);
+        if (r > d->best_old) {
+            d->best_old = r;
+            memcpy(best_old, a, sizeof(float) * (size_t)K);
+        }
+    }
     if (!rc) {
         /* (1 + eps) * best_old for positive returns, and the same margin,
          * eps * |best_old|, when returns are negative: the new anchor must

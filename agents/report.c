@@ -759,7 +759,7 @@ static int do_group(crl_store *store, const run_key *keys, int n_keys, int g0, i
     if (!strncmp(k0->method, "l2m", 3) &&
         (rc = l2m_note(crl_store_db(store), keys, g0, g1, rep, err)))
         goto out;
-    if (!strcmp(k0->method, "csp") &&
+    if (!strncmp(k0->method, "csp", 3) &&
         (rc = csp_note(crl_store_db(store), keys, g0, g1, rep, err)))
         goto out;
     crl_report_row *rows = realloc(rep->rows, (size_t)(rep->n_rows + 1) * sizeof *rows);

@@ -110,6 +110,10 @@ static int train_defs(opt_def *defs, crl_train_config *c, crl_continual_config *
          "csp: env steps per validation rollout (0: one episode)", 1},
         {"csp-epsilon", OPT_DOUBLE, &cc->csp.epsilon, 0, 1e6,
          "csp: keep a new anchor iff best_new > best_old + epsilon |best_old|", 1},
+        {"csp-prior-alphas", OPT_INT, &cc->csp.prior_alphas, 0, 1,
+         "csp: 1 also validates the alphas of earlier tasks as old candidates, 0 the "
+         "paper's rule",
+         1},
         {"modulator", OPT_STR, &cc->l2m.modulator, 0, 0, "l2m: lora or ia3", 1},
         {"l2m-pool", OPT_INT, &cc->l2m.pool, 1, 4096, "l2m: modulators in the pool", 1},
         {"l2m-rank", OPT_INT, &cc->l2m.rank, 1, 4096, "l2m: LoRA rank", 1},
@@ -341,8 +345,9 @@ static int train_continual(crl_train_config *c, crl_continual_config *cc,
              * position so that the stored configuration names it, and a resume
              * finds it again. */
             if (single) *single_task_opt = p;
-            crl_kv kv[64];
-            int nkv = opts_to_kv(defs, n, kv, 56);
+            /* Every stored flag fits (n <= TRAIN_MAX_OPTS), then the extras. */
+            crl_kv kv[TRAIN_MAX_OPTS + 8];
+            int nkv = opts_to_kv(defs, n, kv, TRAIN_MAX_OPTS);
             kv[nkv++] = (crl_kv){"blas_kernel", crl_blas_kernel(), 0};
             kv[nkv++] = (crl_kv){"crl_version", CRL_VERSION_STRING, 0};
             kv[nkv++] = (crl_kv){"mujoco_version", mj_versionString(), 0};
@@ -350,15 +355,16 @@ static int train_continual(crl_train_config *c, crl_continual_config *cc,
             kv[nkv++] = (crl_kv){"steps_per_task", NULL, (double)cc->steps_per_task};
             *single_task_opt = single_task;
             /* The runs table's method is the report's row label: the l2m
-             * variants get their own rows (l2m-oracle, l2m-ia3, ...); the
-             * configuration keeps method = l2m and the flags. */
+             * variants get their own rows (l2m-oracle, l2m-ia3, ...), and so
+             * does CSP with the paper's candidate rule (csp-paper); the
+             * configuration keeps method = l2m / csp and the flags. */
             char label[32];
-            snprintf(label, sizeof label, "%s%s%s", cc->method,
-                     !strcmp(cc->method, "l2m") && cc->l2m.oracle ? "-oracle" : "",
-                     !strcmp(cc->method, "l2m") &&
-                             crl_l2m_kind(cc->l2m.modulator) == CRL_POOL_IA3
-                         ? "-ia3"
-                         : "");
+            const int is_l2m = !strcmp(cc->method, "l2m");
+            snprintf(label, sizeof label, "%s%s%s%s", cc->method,
+                     is_l2m && cc->l2m.oracle ? "-oracle" : "",
+                     is_l2m && crl_l2m_kind(cc->l2m.modulator) == CRL_POOL_IA3 ? "-ia3"
+                                                                               : "",
+                     !strcmp(cc->method, "csp") && !cc->csp.prior_alphas ? "-paper" : "");
             if ((rc = crl_store_run_create(store, label, sc->name, c->seed, kv, nkv,
                                            &run_id, &err))) {
                 fprintf(stderr, "crl train: %s\n", err.msg);
@@ -478,8 +484,8 @@ int cmd_train(int argc, char **argv) {
         return cli_exit_code(rc) == 2 ? 1 : cli_exit_code(rc);
     }
 
-    crl_kv kv[64];
-    int nkv = opts_to_kv(defs, n, kv, 48);
+    crl_kv kv[TRAIN_MAX_OPTS + 8]; /* every stored flag, then the extras */
+    int nkv = opts_to_kv(defs, n, kv, TRAIN_MAX_OPTS);
     c.sac.obs_dim = obs_dim;
     c.sac.act_dim = act_dim;
     kv[nkv++] = (crl_kv){"obs_dim", NULL, obs_dim};

@@ -191,6 +191,8 @@ typedef struct {
     int n_candidates; /* candidates rolled out: half new, half old */
     int val_steps;    /* env steps per validation rollout, 0 = one episode */
     double epsilon;   /* keep the new anchor iff best_new > best_old + eps |best_old| */
+    int prior_alphas; /* 1: also roll out the stored alphas of earlier tasks as
+                         old-subspace candidates (crl's adaptation, docs/csp.md) */
 } crl_csp_config;
 
 void crl_csp_config_default(crl_csp_config *c);
@@ -241,9 +243,11 @@ const float *crl_csp_collect(crl_csp *m, crl_sac *sac, crl_rng *rng, int episode
  * centre of the current subspace for a task without one. */
 void crl_csp_eval_mix(const crl_csp *m, const crl_sac *sac, int task, float *out);
 /* Task end: score n_scored alphas of each subspace with the critic on the
- * states obs (B rows), roll out the best n_candidates / 2 of each, and keep
- * or prune the new anchor by the epsilon rule; store the task's alpha. On
- * the first task there is nothing to decide: alpha = [1]. */
+ * states obs (B rows), roll out the best n_candidates / 2 of each (and, with
+ * prior_alphas, every distinct stored alpha of an earlier task as an old
+ * candidate), and keep or prune the new anchor by the epsilon rule; store
+ * the task's alpha. On the first task there is nothing to decide: alpha =
+ * [1]. */
 int crl_csp_task_end(crl_csp *m, crl_sac *sac, int task, crl_rng *rng, const float *obs,
                      int B, crl_csp_rollout_fn rollout, void *ctx, crl_csp_decision *d,
                      crl_err *err);
