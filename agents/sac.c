@@ -51,7 +51,11 @@ struct crl_sac {
     crl_sac_hooks hooks;
     /* CSP (c.csp_anchors = K > 0): the actor is a subspace with room for K
      * anchors and the critics read K alpha columns after [obs, act]. The
-     * plain actor spec above still describes one anchor. */
+     * plain actor spec above still describes one anchor. The CSP actor has
+     * one output head, shared by every task: a task is told apart by its
+     * alpha alone, so an earlier task's alpha is a usable policy for a new
+     * task (with a head per task, every old anchor would hold an untrained
+     * head for it). The critics keep a head per task. */
     int K;
     crl_subspace sub;
     crl_subspace_ws sws_lo, sws_hi, sws_o2, sws_act;
@@ -154,7 +158,8 @@ int crl_sac_create(const crl_sac_config *c, uint64_t seed, crl_sac **out, crl_er
     s->L = c->l2m_pool > 0 ? c->l2m_pool : 0;
 
     crl_mlp_spec as, cs;
-    crl_mlp_spec_cw(&as, O, 2 * A, s->L ? c->l2m_base_tasks : T, c->layers, c->hidden);
+    crl_mlp_spec_cw(&as, O, 2 * A, s->L ? c->l2m_base_tasks : K ? 1 : T, c->layers,
+                    c->hidden);
     crl_mlp_spec_cw(&cs, Q, 1, T, c->layers, c->hidden);
     if ((rc = crl_mlp_init(&s->actor, &as, err)) ||
         (rc = crl_mlp_init(&s->critic, &cs, err)))
@@ -388,7 +393,7 @@ void crl_sac_act(crl_sac *s, int B, const float *obs, int task, int deterministi
         for (int i = 0; i < B; i++)
             memcpy(s->act_cmp + (size_t)i * n, s->act_mix, sizeof(float) * n);
         out = crl_subspace_forward(&s->sub, s->actor_p, &s->sws_act, obs, B, s->act_cmp,
-                                   s->act_heads);
+                                   NULL);
     } else {
         out = crl_mlp_forward(&s->actor, s->actor_p, &s->ws_act, obs, B, s->act_heads);
     }
@@ -434,7 +439,7 @@ static const float *actor_fwd(crl_sac *s, int role, const float *x, int rows,
     for (int i = 0; i < rows; i++)
         memcpy(cmp + (size_t)i * n, mix + (size_t)i * K, sizeof(float) * n);
     crl_subspace_ws *ws = role == 0 ? &s->sws_lo : role == 1 ? &s->sws_hi : &s->sws_o2;
-    return crl_subspace_forward(&s->sub, s->actor_p, ws, x, rows, cmp, heads);
+    return crl_subspace_forward(&s->sub, s->actor_p, ws, x, rows, cmp, NULL);
 }
 
 static const float *actor_out(const crl_sac *s, int role) {
@@ -788,7 +793,7 @@ int crl_sac_score_mix(crl_sac *s, const float *obs, int B, int task, int n_mix,
             memcpy(s->mix_u + (size_t)i * K, mix, sizeof(float) * K);
         }
         const float *out = crl_subspace_forward(&s->sub, s->actor_p, &s->sws_o2, obs, B,
-                                                s->mix_cmp, s->heads2);
+                                                s->mix_cmp, NULL);
         crl_tgauss_forward(B, A, out, NULL, s->pi, NULL);
         cat_rows(B, O, A, K, obs, s->pi, s->mix_u, s->xt);
         const float *q =

@@ -275,6 +275,7 @@ static int export_csp(export_state *x, int n, int count, const void *mb, size_t 
         crl_csp_eval_mix(&csp, x->sac, x->tasks[k].head, mix);
         memcpy(x->alpha + (size_t)k * na, mix, sizeof(float) * (size_t)na);
         x->tasks[k].net = 0;
+        x->tasks[k].head = 0; /* the CSP actor's one head (agents/sac.c) */
     }
     crl_csp_free(&csp);
     if (rc) return crl_errf(err, CRL_ENOMEM, "export: out of memory");
