@@ -125,17 +125,46 @@ static int route_check(const crl_pool *p, const crl_pool_route *route, crl_err *
     return crl_errf(err, CRL_EINVAL, "pool: unknown routing mode %d", (int)route->mode);
 }
 
-/* cos(q, k) in double; 0 when either vector is 0 (no direction to match). */
+/* q . k in float with eight independent partial sums, combined in a fixed
+ * order: the same bits on every machine (no reassociation is left to the
+ * compiler), and no 4-cycle dependency chain per term as a single running
+ * sum would have. Routing calls it B x M times per forward. */
+static float dot8(int D, const float *q, const float *k) {
+    float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int j = 0;
+    for (; j + 8 <= D; j += 8)
+        for (int l = 0; l < 8; l++) a[l] += q[j + l] * k[j + l];
+    for (int l = 0; j < D; j++, l++) a[l] += q[j] * k[j];
+    return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+}
+
+/* |v|^2 in double. */
+static double sqnorm(int D, const float *v) {
+    double s = 0.0;
+    for (int j = 0; j < D; j++) s += (double)v[j] * v[j];
+    return s;
+}
+
+/* cos from the dot product and the squared norms; 0 when either vector is 0
+ * (no direction to match). */
+static double cos_of(float dot, double qq, double kk) {
+    if (qq == 0.0 || kk == 0.0) return 0.0;
+    return (double)dot / (sqrt(qq) * sqrt(kk));
+}
+
+/* cos(q, k) as routing computes it (crl_pool_route_rows, crl_pool_scores). */
+static double route_cos(int D, const float *q, const float *k) {
+    return cos_of(dot8(D, q, k), sqnorm(D, q), sqnorm(D, k));
+}
+
+/* cos(q, k) all in double, for the pull term's value and gradient. */
 static double cosine(int D, const float *q, const float *k, double *qq_out,
                      double *kk_out) {
-    double dot = 0.0, qq = 0.0, kk = 0.0;
-    for (int j = 0; j < D; j++) {
-        dot += (double)q[j] * k[j];
-        qq += (double)q[j] * q[j];
-        kk += (double)k[j] * k[j];
-    }
-    if (qq_out) *qq_out = qq;
-    if (kk_out) *kk_out = kk;
+    double dot = 0.0;
+    for (int j = 0; j < D; j++) dot += (double)q[j] * k[j];
+    const double qq = sqnorm(D, q), kk = sqnorm(D, k);
+    *qq_out = qq;
+    *kk_out = kk;
     if (qq == 0.0 || kk == 0.0) return 0.0;
     return dot / (sqrt(qq) * sqrt(kk));
 }
@@ -181,7 +210,7 @@ int crl_pool_scores(const crl_pool *p, const float *params, const float *q,
             m < lo || m >= hi
                 ? -INFINITY
                 : score_of(route, m,
-                           cosine(D, q, params + p->keys + (size_t)m * D, NULL, NULL),
+                           route_cos(D, q, params + p->keys + (size_t)m * D),
                            cmin);
     return CRL_OK;
 }
@@ -204,20 +233,35 @@ int crl_pool_route_rows(const crl_pool *p, const float *params, const float *q, 
     int lo, hi;
     route_range(p, route, &lo, &hi);
     const double cmin = usage_cmin(p, route);
-    for (int r = 0; r < B; r++) {
-        const float *qr = q + (size_t)r * D;
-        int best = lo;
-        double best_s = -INFINITY;
-        for (int m = lo; m < hi; m++) {
-            const double sc =
-                score_of(route, m, cosine(D, qr, keys + (size_t)m * D, NULL, NULL), cmin);
-            /* Strict >: ties go to the lowest index. */
-            if (sc > best_s) {
-                best_s = sc;
-                best = m;
+    /* Keys in blocks of KB, each key's squared norm computed once per block
+     * (not once per row); each row's best so far carries over in sel and
+     * best_s. Strict >: ties go to the lowest index. */
+    enum { KB = 64 };
+    double kk[KB];
+    for (int m0 = lo; m0 < hi; m0 += KB) {
+        const int m1 = m0 + KB < hi ? m0 + KB : hi;
+        for (int m = m0; m < m1; m++) kk[m - m0] = sqnorm(D, keys + (size_t)m * D);
+        for (int r = 0; r < B; r++) {
+            const float *qr = q + (size_t)r * D;
+            const double qq = sqnorm(D, qr);
+            int best = m0 == lo ? lo : sel[r];
+            double best_s =
+                m0 == lo ? -INFINITY
+                         : score_of(route, best,
+                                    cos_of(dot8(D, qr, keys + (size_t)best * D), qq,
+                                           sqnorm(D, keys + (size_t)best * D)),
+                                    cmin);
+            for (int m = m0; m < m1; m++) {
+                const double sc = score_of(
+                    route, m, cos_of(dot8(D, qr, keys + (size_t)m * D), qq, kk[m - m0]),
+                    cmin);
+                if (sc > best_s) {
+                    best_s = sc;
+                    best = m;
+                }
             }
+            sel[r] = best;
         }
-        sel[r] = best;
     }
     return CRL_OK;
 }
