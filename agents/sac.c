@@ -158,8 +158,11 @@ int crl_sac_create(const crl_sac_config *c, uint64_t seed, crl_sac **out, crl_er
     s->L = c->l2m_pool > 0 ? c->l2m_pool : 0;
 
     crl_mlp_spec as, cs;
-    crl_mlp_spec_cw(&as, O, 2 * A, s->L ? c->l2m_base_tasks : K ? 1 : T, c->layers,
-                    c->hidden);
+    crl_mlp_spec_cw(&as, O, 2 * A,
+                    s->L ? c->l2m_base_tasks
+                    : K  ? 1
+                         : T,
+                    c->layers, c->hidden);
     crl_mlp_spec_cw(&cs, Q, 1, T, c->layers, c->hidden);
     if ((rc = crl_mlp_init(&s->actor, &as, err)) ||
         (rc = crl_mlp_init(&s->critic, &cs, err)))

@@ -209,8 +209,7 @@ int crl_pool_scores(const crl_pool *p, const float *params, const float *q,
         scores[m] =
             m < lo || m >= hi
                 ? -INFINITY
-                : score_of(route, m,
-                           route_cos(D, q, params + p->keys + (size_t)m * D),
+                : score_of(route, m, route_cos(D, q, params + p->keys + (size_t)m * D),
                            cmin);
     return CRL_OK;
 }
@@ -245,12 +244,12 @@ int crl_pool_route_rows(const crl_pool *p, const float *params, const float *q, 
             const float *qr = q + (size_t)r * D;
             const double qq = sqnorm(D, qr);
             int best = m0 == lo ? lo : sel[r];
-            double best_s =
-                m0 == lo ? -INFINITY
-                         : score_of(route, best,
-                                    cos_of(dot8(D, qr, keys + (size_t)best * D), qq,
-                                           sqnorm(D, keys + (size_t)best * D)),
-                                    cmin);
+            double best_s = m0 == lo
+                                ? -INFINITY
+                                : score_of(route, best,
+                                           cos_of(dot8(D, qr, keys + (size_t)best * D),
+                                                  qq, sqnorm(D, keys + (size_t)best * D)),
+                                           cmin);
             for (int m = m0; m < m1; m++) {
                 const double sc = score_of(
                     route, m, cos_of(dot8(D, qr, keys + (size_t)m * D), qq, kk[m - m0]),

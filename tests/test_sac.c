@@ -600,7 +600,9 @@ static crl_sac *csp_sac_tasks(uint64_t seed, int csp, int tasks) {
     return s;
 }
 
-static crl_sac *csp_sac(uint64_t seed, int csp) { return csp_sac_tasks(seed, csp, T); }
+static crl_sac *csp_sac(uint64_t seed, int csp) {
+    return csp_sac_tasks(seed, csp, T);
+}
 
 /* Grow to n anchors (the first n - 1 frozen), each new anchor moved away
  * from the mean so that the anchors differ. */
