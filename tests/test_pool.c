@@ -274,6 +274,71 @@ START_TEST(test_routing_argmax_and_ties) {
 }
 END_TEST
 
+/* More keys than routing's block of 64 norms: the best of each row carries
+ * across blocks, ties across blocks still go to the lowest index, and the
+ * usage-weighted and oracle routes agree with an independent double argmax
+ * of crl_pool_scores' formula. */
+START_TEST(test_routing_many_keys) {
+    crl_rng rng;
+    crl_rng_seed(&rng, 23);
+    crl_mlp m;
+    float *bp;
+    make_base(&m, &bp, &rng);
+    enum { M = 150, B = 40 };
+    crl_pool p;
+    ck_assert_int_eq(crl_pool_init(&p, &m, CRL_POOL_IA3, M, 0, 0, NULL), 0);
+    float *pp = fbuf(p.n_params);
+    crl_pool_init_params(&p, pp, &rng);
+    const int D = p.key_dim;
+    float *q = fbuf(B * D);
+    fd_normal(&rng, q, B * D);
+    /* Row 0 points exactly along key 10, which keys 100 and 140 repeat (at
+     * other lengths): a three-way tie across blocks 0, 1 and 2 -> 10. Row 1
+     * points along key 120 (block 1), which nothing repeats -> 120. */
+    float *k10 = pp + p.keys + 10 * D;
+    for (int j = 0; j < D; j++) {
+        pp[p.keys + 100 * D + j] = 2.0f * k10[j];
+        pp[p.keys + 140 * D + j] = 0.5f * k10[j];
+        q[j] = 4.0f * k10[j];
+        q[D + j] = pp[p.keys + 120 * D + j];
+    }
+    int64_t counts[M];
+    for (int k = 0; k < M; k++) counts[k] = (k * 7919) % 13;
+    const crl_pool_route routes[3] = {
+        {.mode = CRL_POOL_ROUTE_COS},
+        {.mode = CRL_POOL_ROUTE_USAGE, .counts = counts},
+        {.mode = CRL_POOL_ROUTE_ORACLE, .task = 1, .n_tasks = 2}};
+    for (int v = 0; v < 3; v++) {
+        int sel[B];
+        ck_assert_int_eq(crl_pool_route_rows(&p, pp, q, B, &routes[v], sel, NULL), 0);
+        if (v == 0) {
+            ck_assert_int_eq(sel[0], 10);
+            ck_assert_int_eq(sel[1], 120);
+        }
+        const int lo = v == 2 ? M / 2 : 0;
+        int cmin = counts[0];
+        for (int k = 1; k < M; k++) cmin = counts[k] < cmin ? (int)counts[k] : cmin;
+        for (int r = 2; r < B; r++) {
+            int best = -1;
+            double bs = -INFINITY;
+            for (int k = lo; k < M; k++) {
+                double d = 0, a = 0, b = 0;
+                for (int j = 0; j < D; j++) {
+                    const double u = q[r * D + j], w = pp[p.keys + k * D + j];
+                    d += u * w, a += u * u, b += w * w;
+                }
+                double c = d / sqrt(a * b);
+                if (v == 1) c = 0.5 * (c + 1.0) * ((1.0 + cmin) / (1.0 + counts[k]));
+                if (c > bs) bs = c, best = k;
+            }
+            ck_assert_msg(sel[r] == best, "route %d row %d: %d, argmax %d", v, r, sel[r],
+                          best);
+        }
+    }
+    free(bp), free(pp), free(q);
+}
+END_TEST
+
 START_TEST(test_usage_penalty_worked_example) {
     crl_rng rng;
     crl_rng_seed(&rng, 21);
@@ -565,6 +630,7 @@ static Suite *pool_suite(void) {
     tcase_add_loop_test(tc, test_fresh_is_identity, 0, 2);
     tcase_add_loop_test(tc, test_backward_fd, 0, 2);
     tcase_add_test(tc, test_routing_argmax_and_ties);
+    tcase_add_test(tc, test_routing_many_keys);
     tcase_add_test(tc, test_usage_penalty_worked_example);
     tcase_add_test(tc, test_oracle_slices);
     tcase_add_loop_test(tc, test_grouped_equals_per_sample, 0, 2);
