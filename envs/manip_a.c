@@ -18,7 +18,8 @@
  *            distance at reset (so place = 0.1 at the start)
  * with tol(d, margin) = 1 / (1 + 9 (d / margin)^2) (long tail, 0.1 at the
  * margin). Object tasks: 1 reach + 1 grasp + 7 place; push-wall measures
- * place along the shortest path around the wall. reach: 9 place(tcp).
+ * place along the shortest path around the wall, shelf-place along a path
+ * over the goal board's front edge. reach: 9 place(tcp).
  * stick-pull: see reward_stick. Every formula climbs monotonically along
  * the scripted policy's path (checked in tests/test_manip_a.c). */
 #include "manip.h"
@@ -159,6 +160,45 @@ static double wall_path_dist(const double *p, const double *g) {
     return sqrt(dxy * dxy + dz * dz);
 }
 
+/* shelf-place's shaping distance: the length of a path of the cube's centre
+ * to the goal that enters the goal compartment over the front edge of the goal
+ * board. The straight segment from a cube on the table to the goal runs into
+ * the lower compartments, and the straight distance has a local minimum with
+ * the cube pushed in under the goal board (0.30 from the goal, against 0.42
+ * at reset), which is where SAC ended up. Let y_f be the shelf's front face.
+ * - Cube in front of the shelf (y < y_f): where the straight segment crosses
+ *   y = y_f, lift the crossing to at least z_e (the board's top plus the
+ *   cube's half size plus 1 cm) and clamp its x into the opening (side walls
+ *   inflated by the cube's half size and 2 cm); path = |cube - v| + |v - goal|
+ *   through that point v. Where the segment clears the edge, v lies on it and
+ *   path = |cube - goal|.
+ * - Cube inside the shelf's footprint below the goal board (z < 0.30): the
+ *   path goes back out through v = (clamped x, y_f, z_e).
+ * - Otherwise (on or above the goal board, inside): the straight distance.
+ * Continuous in front of the shelf; pulling a cube out of a lower compartment
+ * towards the front edge shortens it. */
+#define SHELF_HALF_DEPTH 0.08
+#define SHELF_OPEN_X     0.07 /* inner half width 0.11 - 0.02 - 0.02 */
+#define SHELF_EDGE_Z     0.33 /* board top 0.30 + 0.02 + 0.01 */
+#define SHELF_BOARD_TOP  0.30
+static double shelf_path_dist(const double *p, const double *g) {
+    double yf = g[1] - SHELF_HALF_DEPTH, v[3];
+    if (p[1] < yf) {
+        double t = (yf - p[1]) / (g[1] - p[1]);
+        v[0] = p[0] + t * (g[0] - p[0]);
+        v[2] = p[2] + t * (g[2] - p[2]);
+        if (v[2] < SHELF_EDGE_Z) v[2] = SHELF_EDGE_Z;
+    } else if (p[2] < SHELF_BOARD_TOP) {
+        v[0] = p[0];
+        v[2] = SHELF_EDGE_Z;
+    } else {
+        return manip_dist(p, g);
+    }
+    v[0] = manip_clamp(v[0], g[0] - SHELF_OPEN_X, g[0] + SHELF_OPEN_X);
+    v[1] = yf;
+    return manip_dist(p, v) + manip_dist(v, g);
+}
+
 /* ---- reset ---------------------------------------------------------------- */
 
 static void set_goal(crl_env *e, const double g[3]) {
@@ -219,6 +259,8 @@ static void reset_shelf(crl_env *e, crl_rng *rng) {
     mp[1] = sh[1];
     mp[2] = 0.0;
     place_object(e, p, CUBE_Z, sh, SHELF_GOAL_Z);
+    double pp[3] = {p[0], p[1], CUBE_Z}, gg[3] = {sh[0], sh[1], SHELF_GOAL_Z};
+    ma_s(e)->d0 = shelf_path_dist(pp, gg);
     manip_reset_hand(e, NULL);
 }
 
@@ -312,7 +354,7 @@ static void reward_push_wall(crl_env *e, const float *act, crl_step_info *info) 
     reward_object(e, PUSH_SUCCESS, wall_path_dist, info);
 }
 static void reward_shelf(crl_env *e, const float *act, crl_step_info *info) {
-    reward_object(e, SHELF_SUCCESS, NULL, info);
+    reward_object(e, SHELF_SUCCESS, shelf_path_dist, info);
 }
 static void reward_pick_place(crl_env *e, const float *act, crl_step_info *info) {
     reward_object(e, PICK_SUCCESS, NULL, info);

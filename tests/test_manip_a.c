@@ -548,6 +548,56 @@ START_TEST(test_success_matches_spec) {
 }
 END_TEST
 
+/* ---- shelf-place's shaping path ------------------------------------------- */
+
+/* The reward with the cube resting at `pos` and the open hand 0.25 above it
+ * (so reach and grasp are the same for every pos): only the place term moves. */
+static float shelf_reward_at(crl_env *e, double x, double y, double z) {
+    const mjModel *m = e->spec->m;
+    double *cube = e->d->qpos + m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, "cube")];
+    double *hand = e->d->qpos + m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, "hand_free")];
+    const double q[7] = {x, y, z, 1.0, 0.0, 0.0, 0.0};
+    memcpy(cube, q, sizeof q);
+    hand[0] = x;
+    hand[1] = y;
+    hand[2] = z + 0.25;
+    float act[ACT_DIM] = {0};
+    crl_step_info info;
+    e->spec->task->reward(e, act, &info);
+    ck_assert(!info.success);
+    return info.reward;
+}
+
+/* The straight 3-D distance has a local minimum with the cube pushed in under
+ * the goal board (0.30 from the goal) where SAC got stuck. The shaping path
+ * enters over the board's front edge: lifting the cube in front of the shelf
+ * beats pushing it under the board, and pulling it back out towards the front
+ * edge raises the reward. The straight distance fails both. */
+START_TEST(test_shelf_path_over_the_edge) {
+    crl_env_spec *s = make_spec("shelf-place");
+    crl_env *e = make_env(s);
+    float obs[OBS_DIM];
+    for (uint64_t seed = 0; seed < 5; seed++) {
+        crl_env_reset(e, seed, obs);
+        const double gx = obs[36], gy = obs[37];
+        ck_assert(fabs(obs[38] - 0.32) < 1e-6);
+        float under = shelf_reward_at(e, gx, gy, 0.02);
+        float pulled = shelf_reward_at(e, gx, gy - 0.10, 0.02);
+        float lifted = shelf_reward_at(e, gx, gy - 0.30, 0.33);
+        float in = shelf_reward_at(e, gx, gy - 0.075, 0.33);
+        ck_assert_msg(pulled > under + 0.01f,
+                      "seed %d: pulled out %g, under the board %g", (int)seed, pulled,
+                      under);
+        ck_assert_msg(lifted > under + 0.3f, "seed %d: lifted %g, under the board %g",
+                      (int)seed, lifted, under);
+        ck_assert_msg(in > lifted, "seed %d: in the goal compartment %g, lifted %g",
+                      (int)seed, in, lifted);
+    }
+    crl_env_free(e);
+    crl_env_spec_free(s);
+}
+END_TEST
+
 /* ---- no allocation while stepping ----------------------------------------- */
 
 static long mj_allocs;
@@ -640,6 +690,7 @@ static Suite *manip_a_suite(void) {
     tcase_add_loop_test(tc, test_success_matches_spec, 0, NTASKS);
     tcase_add_loop_test(tc, test_step_does_not_allocate, 0, NTASKS);
     tcase_add_test(tc, test_tolerance);
+    tcase_add_test(tc, test_shelf_path_over_the_edge);
     suite_add_tcase(s, tc);
     return s;
 }
