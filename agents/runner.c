@@ -218,6 +218,51 @@ static int save_checkpoint(crl_store *store, int64_t run_id, int task, crl_sac *
     free(sblob);
     rc = crl_store_checkpoint_put(store, run_id, task, rs->step, blob, head + sn, err);
     free(blob);
+    /* Only the latest is ever read (resume, eval, export). */
+    if (rc == CRL_OK) rc = crl_store_checkpoint_prune(store, run_id, rs->step, err);
+    return rc;
+}
+
+/* The inverse of save_checkpoint: the learner and the runner state of
+ * run_id's latest checkpoint. */
+static int load_checkpoint(crl_store *store, int64_t run_id, crl_sac *sac,
+                           runner_state *rs, crl_err *err) {
+    void *blob = NULL;
+    size_t n = 0;
+    int idx;
+    int64_t step;
+    int rc = crl_store_checkpoint_latest(store, run_id, &idx, &step, &blob, &n, err);
+    if (rc == CRL_ENOTFOUND)
+        return crl_errf(err, CRL_EINVAL,
+                        "run %lld has no checkpoint to resume from (it stopped before "
+                        "its first evaluation)",
+                        (long long)run_id);
+    if (rc) return rc;
+    const size_t head = 8 + 16 + 2 * (32 + 4 + 8);
+    if (n < head || memcmp(blob, RUN_MAGIC, 8) != 0) {
+        free(blob);
+        return crl_errf(err, CRL_ECORRUPT,
+                        "run %lld: its checkpoint is not a single-env one",
+                        (long long)run_id);
+    }
+    const unsigned char *p = blob;
+    memcpy(&rs->step, p + 8, 8);
+    memcpy(&rs->episodes, p + 16, 8);
+    p += 24;
+    crl_rng *g[2] = {&rs->env_rng, &rs->rng};
+    for (int i = 0; i < 2; i++) {
+        int32_t hs;
+        memcpy(g[i]->s, p, 32);
+        memcpy(&hs, p + 32, 4);
+        memcpy(&g[i]->spare, p + 36, 8);
+        g[i]->has_spare = hs;
+        p += 44;
+    }
+    rc = crl_sac_load(sac, (const unsigned char *)blob + head, n - head, err);
+    free(blob);
+    if (!rc && rs->step < 0)
+        rc = crl_errf(err, CRL_ECORRUPT, "run %lld: checkpoint step %lld",
+                      (long long)run_id, (long long)rs->step);
     return rc;
 }
 
@@ -301,7 +346,15 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
     crl_rng eval_rng;
     crl_rng_seed_stream(&eval_rng, cfg->seed, 12);
 
-    if ((rc = crl_store_task_start(store, run_id, task, env_name, 0, err))) goto out;
+    if (cfg->resume) {
+        if ((rc = load_checkpoint(store, run_id, sac, &rs, err))) goto out;
+        /* The evaluation noise is not checkpointed: a stream of its own per
+         * resume step. */
+        crl_rng_seed_stream(&eval_rng, cfg->seed ^ (uint64_t)rs.step, 12);
+        if ((rc = crl_store_run_set_status(store, run_id, "running", err))) goto out;
+    } else if ((rc = crl_store_task_start(store, run_id, task, env_name, 0, err))) {
+        goto out;
+    }
 
     /* Fault injection for tests, in SQLite's spirit: CRL_TEST_NAN_AT_STEP=N
      * turns the reward of env step N into NaN, which must fail the run with a
@@ -318,11 +371,12 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
     if (trec && train_episode_logged(cfg->log_train_every, rs.episodes))
         crl_episode_begin(trec, env, ep_seed);
     double t0 = crl_now(), t_last = t0, rate = 0;
-    int64_t step_last = 0, updates = 0, eval_idx = 0;
+    const int64_t step0 = rs.step; /* 0, or the resumed checkpoint's step */
+    int64_t step_last = step0, updates = 0, eval_idx = step0 / cfg->eval_every;
     double sum_q = 0, sum_pi = 0, sum_alpha = 0, sum_logp = 0;
     int n_stats = 0;
 
-    for (rs.step = 0; rs.step < cfg->steps;) {
+    while (rs.step < cfg->steps) {
         if (rs.step < sc.start_steps) {
             for (int j = 0; j < A; j++) act[j] = (float)crl_rng_range(&rs.rng, -1.0, 1.0);
         } else {
@@ -359,7 +413,10 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
                 crl_episode_begin(trec, env, ep_seed);
         }
 
-        if (rs.step >= sc.update_after && rs.step % sc.update_every == 0) {
+        /* A resumed run refills its (empty) buffer before updating again. */
+        if (rs.step >= sc.update_after &&
+            rs.step - step0 >= (step0 ? sc.update_after : 0) &&
+            rs.step % sc.update_every == 0) {
             for (int64_t k = 0; k < sc.update_every; k++) {
                 crl_replay_sample(&rb, &rs.rng, sc.batch, &batch);
                 crl_sac_stats st;
@@ -406,6 +463,10 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
                              NULL);
             if ((rc = crl_store_flush(store, err))) goto out;
             eval_idx++;
+            /* A crash or SIGKILL loses at most the steps since this point. */
+            if (rs.step < cfg->steps &&
+                (rc = save_checkpoint(store, run_id, task, sac, &rs, err)))
+                goto out;
         }
 
         double now = crl_now();

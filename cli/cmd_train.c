@@ -400,6 +400,22 @@ static int train_continual(crl_train_config *c, crl_continual_config *cc,
     return 0;
 }
 
+/* Whether run `id` of db is a single-env run (method "sac"). Any failure
+ * says no: the continual path then reports it. */
+static int resumed_env_run(const char *db, int64_t id) {
+    crl_store *st = NULL;
+    crl_run_info info;
+    int yes = crl_store_open(db, 0, &st, NULL) == CRL_OK &&
+              crl_store_run_get(st, id, &info, NULL, NULL) == CRL_OK &&
+              strcmp(info.method, "sac") == 0;
+    crl_store_close(st);
+    return yes;
+}
+
+static int train_env(crl_train_config *cp, const opt_def *defs, int n, const char *db,
+                     const char *xml_reward, const char *xml_target, int quiet,
+                     int64_t resume);
+
 int cmd_train(int argc, char **argv) {
     crl_train_config c;
     crl_train_config_default(&c);
@@ -426,14 +442,51 @@ int cmd_train(int argc, char **argv) {
     if (parse_log_train(log_train) < 0) return bad_log_train(log_train);
     c.log_train_every = parse_log_train(log_train);
 
-    if (resume || cc.scenario) {
-        opt_strs keep = {0};
+    /* A resumed single-env run (method "sac") continues here; every other
+     * resume goes through the continual runner, which reports unknown runs. */
+    opt_strs keep = {0};
+    if (resume && resumed_env_run(db, resume)) {
+        crl_err err = {0};
+        crl_store *store = NULL;
+        char status[16] = "";
+        rc = crl_store_open(db, 0, &store, &err);
+        if (!rc) rc = load_run_config(store, resume, defs, n, status, &keep, &err);
+        if (!rc && strcmp(status, "finished") == 0)
+            rc = crl_errf(&err, CRL_EINVAL, "run %lld is already finished",
+                          (long long)resume);
+        crl_store_close(store);
+        if (rc) {
+            fprintf(stderr, "crl train: %s\n", err.msg);
+            opts_strs_free(&keep);
+            return rc == CRL_ENOTFOUND || rc == CRL_EINVAL ? 2 : 1;
+        }
+        /* The stored configuration names empty strings for unset flags. */
+        if (c.env_xml && !*c.env_xml) c.env_xml = NULL;
+        if (xml_target && !*xml_target) xml_target = NULL;
+        if (parse_log_train(log_train) < 0) {
+            opts_strs_free(&keep);
+            return bad_log_train(log_train);
+        }
+        c.log_train_every = parse_log_train(log_train);
+        c.resume = 1;
+    } else if (resume || cc.scenario) {
         rc = train_continual(&c, &cc, defs, n, db, resume, &single_task, quiet, &keep,
                              &log_train);
         opts_strs_free(&keep);
         return rc;
     }
+    rc = train_env(&c, defs, n, db, xml_reward, xml_target, quiet, resume);
+    opts_strs_free(&keep);
+    return rc;
+}
 
+/* One single-env run (--env or --env-xml), new or resumed (c->resume, run
+ * `resume`). */
+static int train_env(crl_train_config *cp, const opt_def *defs, int n, const char *db,
+                     const char *xml_reward, const char *xml_target, int quiet,
+                     int64_t resume) {
+    crl_train_config c = *cp;
+    int rc;
     crl_err err = {0};
     if (c.env_xml) {
         if (!strcmp(xml_reward, "forward")) {
@@ -496,14 +549,14 @@ int cmd_train(int argc, char **argv) {
     kv[nkv++] = (crl_kv){"crl_version", CRL_VERSION_STRING, 0};
     kv[nkv++] = (crl_kv){"mujoco_version", mj_versionString(), 0};
 
-    int64_t run_id = 0;
-    if ((rc = crl_store_run_create(store, "sac", env_label, c.seed, kv, nkv, &run_id,
-                                   &err))) {
+    int64_t run_id = resume;
+    if (!c.resume && (rc = crl_store_run_create(store, "sac", env_label, c.seed, kv, nkv,
+                                                &run_id, &err))) {
         fprintf(stderr, "crl train: %s\n", err.msg);
         crl_store_close(store);
         return 1;
     }
-    printf("run %lld\n", (long long)run_id);
+    printf(c.resume ? "run %lld (resumed)\n" : "run %lld\n", (long long)run_id);
     fflush(stdout);
     if (!quiet)
         fprintf(stderr, "crl: OpenBLAS kernel %s, SAC update on %d thread%s\n",

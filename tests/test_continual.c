@@ -1,7 +1,8 @@
 /* The continual runner through the real binary: every method completes a
  * scenario with one evaluation row per (step, task); a run killed with
  * SIGKILL in task 2 resumes to complete rows without duplicates; single
- * writes one reference run per scenario position. */
+ * writes one reference run per scenario position; a single-env run killed
+ * after an evaluation resumes from it. */
 #include "crl/sac.h"
 
 #include <check.h>
@@ -172,6 +173,65 @@ START_TEST(test_single_references) {
 }
 END_TEST
 
+/* A single-env run (crl train --env) checkpoints at every evaluation: killed
+ * after its first one, it resumes from there to a complete, finished run
+ * with one evaluation row per step and only the latest checkpoint kept. */
+START_TEST(test_env_run_resumes_after_sigkill) {
+    setup();
+    pid_t pid = spawn((char *const[]){(char *)bin(),
+                                      "train",
+                                      "--env",
+                                      "pendulum",
+                                      "--steps",
+                                      "30000",
+                                      "--eval-every",
+                                      "1000",
+                                      "--eval-episodes",
+                                      "1",
+                                      "--hidden",
+                                      "32",
+                                      "--layers",
+                                      "2",
+                                      "--start-steps",
+                                      "200",
+                                      "--update-after",
+                                      "200",
+                                      "--threads",
+                                      "1",
+                                      "--quiet",
+                                      "--db",
+                                      db,
+                                      NULL});
+    int started = 0;
+    for (int i = 0; i < 600 && !started; i++) {
+        usleep(50000);
+        if (access(db, F_OK) == 0) started = q("SELECT count(*) FROM evals") >= 1;
+    }
+    ck_assert(started);
+    kill(pid, SIGKILL);
+    wait_code(pid);
+    ck_assert_int_eq(q("SELECT count(*) FROM runs WHERE status = 'running'"), 1);
+    long done = q("SELECT max(step) FROM evals");
+    ck_assert(done >= 1000 && done < 30000);
+    /* The checkpoint of an evaluation (the kill may fall between an
+     * evaluation's rows and its checkpoint). */
+    ck_assert_int_eq(q("SELECT count(*) FROM checkpoints"), 1);
+    long ck = q("SELECT step FROM checkpoints");
+    ck_assert(ck % 1000 == 0 && ck >= done - 1000 && ck <= done);
+    ck_assert_int_eq(RUN("train", "--resume", "1", "--db", db, "--quiet"), 0);
+    ck_assert_int_eq(q("SELECT count(*) FROM runs WHERE status = 'finished'"), 1);
+    ck_assert_int_eq(q("SELECT count(*) FROM evals"), 30);
+    ck_assert_int_eq(q("SELECT count(DISTINCT step) FROM evals"), 30);
+    ck_assert_int_eq(
+        q("SELECT count(*) FROM tasks WHERE start_step = 0 AND end_step = 30000"), 1);
+    ck_assert_int_eq(q("SELECT count(*) FROM checkpoints WHERE step = 30000"), 1);
+    ck_assert_int_eq(q("SELECT count(*) FROM checkpoints"), 1);
+    /* A finished run cannot be resumed; an unknown one is a clear error. */
+    ck_assert_int_eq(RUN("train", "--resume", "1", "--db", db, "--quiet"), 2);
+    ck_assert_int_eq(RUN("train", "--resume", "7", "--db", db, "--quiet"), 2);
+}
+END_TEST
+
 /* The checkpoint's trailing ftn actors (see the layout comment in
  * agents/continual.c: the blob ends with one actor per finished task). */
 static float *ckpt_tail(size_t nbytes) {
@@ -278,6 +338,7 @@ int main(void) {
     tcase_add_test(tc, test_every_method_completes);
     tcase_add_test(tc, test_resume_after_sigkill);
     tcase_add_test(tc, test_single_references);
+    tcase_add_test(tc, test_env_run_resumes_after_sigkill);
     tcase_add_test(tc, test_ftn_trains_fresh_networks);
     tcase_add_test(tc, test_csp_run);
     suite_add_tcase(s, tc);

@@ -27,6 +27,9 @@ typedef struct {
     crl_sac_config sac; /* obs/act dims are filled from the env */
     /* Log training episodes 0, N, 2N, ... for replay (0: none). */
     int log_train_every;
+    /* Continue run_id from its latest checkpoint instead of starting it
+     * (crl train --resume of a single-env run). */
+    int resume;
 } crl_train_config;
 
 /* Default of --log-train-episodes: every 10th training episode. */
@@ -50,10 +53,14 @@ typedef void (*crl_progress_fn)(const crl_progress *p, void *ctx);
 
 /* Train run_id (already created in the store with status running) to
  * completion. Writes tasks, evals, episodes (every evaluation episode, and
- * training episodes per log_train_every), metrics and checkpoints; marks the run
- * finished, interrupted (when *stop becomes non-zero: returns CRL_EINTR after
- * a checkpoint) or failed (NaN and other errors, after a checkpoint of the
- * last good state). progress is called about once a second. */
+ * training episodes per log_train_every), metrics and checkpoints (after every
+ * evaluation, only the latest kept); marks the run finished, interrupted (when
+ * *stop becomes non-zero: returns CRL_EINTR after a checkpoint) or failed
+ * (NaN and other errors, after a checkpoint of the last good state). With
+ * c->resume it restores the latest checkpoint (learner, step, episode count,
+ * generators) and continues from its step in a fresh episode; the replay
+ * buffer is not checkpointed, so updates wait until update_after new steps
+ * have refilled it. progress is called about once a second. */
 int crl_train_run(const crl_train_config *c, crl_store *store, int64_t run_id,
                   crl_progress_fn progress, void *ctx, volatile sig_atomic_t *stop,
                   crl_err *err);
