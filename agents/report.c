@@ -446,10 +446,37 @@ static void list_task(char *buf, size_t cap, const char *name, int pos) {
         snprintf(buf + len, cap - len, "%s%s (%d)", len ? ", " : "", name, pos);
 }
 
+/* The routing accuracy of each task at run_id's last evaluation (metrics
+ * "l2m/route_acc/<pos>" at their highest step, in position order), as
+ * "a, b, c (mean m)" in buf; "-" if none was stored. */
+static void l2m_route_acc(sqlite3 *db, int64_t run_id, char *buf, size_t cap) {
+    sqlite3_stmt *st = NULL;
+    snprintf(buf, cap, "-");
+    if (sqlite3_prepare_v2(db,
+                           "SELECT value FROM metrics WHERE run_id = ?1 AND key LIKE "
+                           "'l2m/route_acc/%' AND step = (SELECT max(step) FROM metrics "
+                           "WHERE run_id = ?1 AND key LIKE 'l2m/route_acc/%') "
+                           "ORDER BY CAST(substr(key, 15) AS INTEGER)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_int64(st, 1, run_id);
+    size_t len = 0;
+    double sum = 0;
+    int n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW && len < cap) {
+        double v = sqlite3_column_double(st, 0);
+        len += (size_t)snprintf(buf + len, cap - len, "%s%.2f", n ? ", " : "", v);
+        sum += v;
+        n++;
+    }
+    if (n && len < cap) snprintf(buf + len, cap - len, " (mean %.2f)", sum / n);
+    sqlite3_finalize(st);
+}
+
 /* l2m groups: a note per run with the pool (size, modulator, rank), the
  * parameter counts (metrics l2m/base_params and l2m/pool_params; their sum
- * is the run's "model/params") and the modulators used (the last
- * "l2m/used"). */
+ * is the run's "model/params"), the modulators used (the last "l2m/used")
+ * and the routing accuracy per task at the last evaluation. */
 static int l2m_note(sqlite3 *db, const run_key *keys, int g0, int g1, crl_report *rep,
                     crl_err *err) {
     sqlite3_stmt *st = NULL;
@@ -484,14 +511,17 @@ static int l2m_note(sqlite3 *db, const run_key *keys, int g0, int g1, crl_report
             sqlite3_column_type(st, 7) != SQLITE_NULL)
             snprintf(params, sizeof params, "%.0f (base) + %.0f (pool)",
                      sqlite3_column_double(st, 6), sqlite3_column_double(st, 7));
+        char acc[160];
+        l2m_route_acc(db, keys[g].id, acc, sizeof acc);
         rc = add_note(
             rep, err,
             "l2m run %lld (%s, seed %llu): pool of %d %s modulators%s (rank %d), "
-            "base %s; parameters at inference %s; %s modulators used",
+            "base %s; parameters at inference %s; %s modulators used; routing accuracy "
+            "per task at the last evaluation %s",
             (long long)keys[g].id, keys[g].scenario, (unsigned long long)keys[g].seed,
             sqlite3_column_int(st, 0), mod ? (const char *)mod : "lora",
             oracle ? " split per task" : "", sqlite3_column_int(st, 2),
-            base ? (const char *)base : "?", params, used);
+            base ? (const char *)base : "?", params, used, acc);
     }
     sqlite3_finalize(st);
     return rc;

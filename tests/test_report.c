@@ -355,6 +355,34 @@ START_TEST(test_manip_numbers) {
 }
 END_TEST
 
+/* The l2m note: modulators used, and the routing accuracy per task read at
+ * the run's last evaluation, in position order. */
+START_TEST(test_l2m_note) {
+    setup();
+    crl_store *s = open_db(1);
+    const double p_pm[3] = {1000, 1000, 1000};
+    /* l2m: routing accuracy stored at steps 60 and 90 (positions out of
+     * order, and pos 10 after pos 2); the note reads the step-90 values in
+     * position order: 1, 0.5, 0 and 0.25 (mean 0.4375). */
+    int64_t l2m = add_run(s, "l2m", "t1", 1, 30, 10, M1, 0, p_pm, 100);
+    const char *keys[4] = {"l2m/route_acc/10", "l2m/route_acc/2", "l2m/route_acc/0",
+                           "l2m/route_acc/1"};
+    const double at90[4] = {0.25, 0, 1, 0.5};
+    for (int k = 0; k < 4; k++) {
+        crl_store_metric(s, l2m, 60, keys[k], 0.75, NULL);
+        crl_store_metric(s, l2m, 90, keys[k], at90[k], NULL);
+    }
+    crl_store_metric(s, l2m, 90, "l2m/used", 7, NULL);
+    crl_store_close(s);
+    crl_report r = build(NULL);
+    ck_assert_int_eq(r.n_rows, 1);
+    ck_assert_str_eq(r.rows[0].method, "l2m");
+    ck_assert(has_note(&r, "; 7 modulators used; routing accuracy per task at the last "
+                           "evaluation 1.00, 0.50, 0.00, 0.25 (mean 0.44)"));
+    crl_report_free(&r);
+}
+END_TEST
+
 /* Forward transfer's notes, and references pooled by task name. Every run is
  * a staircase (AUC_i = val[i]); 30 steps per task, an eval every 10. */
 START_TEST(test_ft_notes_and_pooling) {
@@ -816,6 +844,7 @@ int main(void) {
     TCase *tc = tcase_create("report");
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_add_test(tc, test_manip_numbers);
+    tcase_add_test(tc, test_l2m_note);
     tcase_add_test(tc, test_ft_notes_and_pooling);
     tcase_add_test(tc, test_locomotion);
     tcase_add_test(tc, test_nothing_to_report);
