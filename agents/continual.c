@@ -737,6 +737,10 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                 updates += sc->update_every;
             }
             if (st.step % c->eval_every == 0) {
+                /* L2M: the evaluation at a task's last step already knows the
+                 * modulator trained on it (the counts are final), so that it
+                 * logs the task's own routing accuracy too. */
+                if (st.has_l2m && t + 1 == budget) crl_l2m_task_end(&st.l2m, st.sac, k);
                 if ((rc = eval_all(&st, store, run_id, k, err))) goto out;
                 /* A checkpoint at every evaluation, so that a run cut off (a
                  * crash, the end of a working session) resumes from there. */

@@ -562,6 +562,14 @@ START_TEST(test_cli_pretrain_then_l2m) {
     ck_assert_int_eq(q("SELECT count(*) FROM metrics WHERE run_id = 2 AND key LIKE "
                        "'l2m/route/%'"),
                      9);
+    /* Routing accuracy from the evaluation at a task's last step on (which
+     * already knows the task's trained modulator): 1 + 2 + 3 rows. */
+    ck_assert_int_eq(q("SELECT count(*) FROM metrics WHERE run_id = 2 AND key LIKE "
+                       "'l2m/route_acc/%'"),
+                     6);
+    ck_assert_int_eq(q("SELECT count(*) FROM metrics WHERE run_id = 2 AND key = "
+                       "'l2m/route_acc/2' AND step = 1200"),
+                     1);
     ck_assert_int_eq(q("SELECT count(*) FROM metrics WHERE run_id = 3 AND key = "
                        "'l2m/train_mod/2' AND value >= 4 AND value < 6"),
                      1);
