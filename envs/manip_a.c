@@ -355,18 +355,29 @@ static void reward_push_wall(crl_env *e, const float *act, crl_step_info *info) 
     reward_object(e, PUSH_SUCCESS, wall_path_dist, info);
 }
 /* shelf-place: 1 reach + 1 grasp + 1.5 grasp * lifted + 6 place(path), with
- * lifted = tol(cube z, flat from 0.06 up, margin 0.04, gaussian): 0.1 for a
- * cube resting on the table, 1 from 4 cm up. Single-task SAC with the
- * place term alone (weight 7) learnt to hold the cube on the table and never
- * lifted it in 200k steps; a lift pays here as soon as it happens, as in
- * hammer. */
+ *   grasp  = tol(|tcp - cube|, flat to 0.02, margin 0.05, gaussian)
+ *            x tol(opening, flat in [0.30, w], margin 0.2, gaussian),
+ *            w = the opening of fingers closed on the cube (0.45; holding it
+ *            reads 0.40): fingers closed on nothing score about 0;
+ *   lifted = tol(cube z, flat from 0.06 up, margin 0.04, gaussian): 0.1 for a
+ *            cube resting on the table, 1 from 4 cm up.
+ * Single-task SAC with 1 reach + 1 grasp + 7 place learnt to close the
+ * fingers on top of the cube, which the shared one-sided grasp score
+ * (closed on anything) pays in full, and never lifted it. */
+static double shelf_grasp(const crl_env *e, const double *obj) {
+    double near = manip_tolerance(manip_dist(manip_tcp(e), obj), 0.0, 0.02, 0.05,
+                                  MANIP_GAUSSIAN, 0.1);
+    double w = CUBE_W / (2.0 * MANIP_FINGER_MAX) + 0.05;
+    return near * manip_tolerance(manip_opening(e), 0.30, w, 0.2, MANIP_GAUSSIAN, 0.1);
+}
+
 static void reward_shelf(crl_env *e, const float *act, crl_step_info *info) {
     manip_sync(e);
     const ma_data *dd = ma_d(e);
     const ma_state *st = ma_s(e);
     const double *obj = e->d->xpos + 3 * dd->obj_body;
     double d = manip_dist(obj, st->ms.goal);
-    double grasp = grasp_term(e);
+    double grasp = shelf_grasp(e, obj);
     double lifted =
         manip_tolerance(obj[2], CUBE_Z + 0.04, 1.0, 0.04, MANIP_GAUSSIAN, 0.1);
     double shaped = W_REACH * reach_term(e, obj) + W_GRASP * grasp +

@@ -598,6 +598,38 @@ START_TEST(test_shelf_path_over_the_edge) {
 }
 END_TEST
 
+/* shelf-place's grasp needs the cube between the fingers: with the cube
+ * lifted in the scripted grip, snapping the fingers shut (as if closed on
+ * nothing) loses the grasp and lift terms (2.5 of the reward). The shared
+ * one-sided grasp score pays fingers closed on anything in full. */
+START_TEST(test_shelf_grasp_needs_the_cube) {
+    crl_env_spec *s = make_spec("shelf-place");
+    crl_env *e = make_env(s);
+    const mjModel *m = s->m;
+    float obs[OBS_DIM], act[ACT_DIM] = {0};
+    crl_step_info info;
+    crl_env_reset(e, 0, obs);
+    int k = 0;
+    while (obs[6] < 0.08 && k++ < EP_STEPS) {
+        crl_env_scripted_action(e, act);
+        crl_env_step(e, act, obs, &info);
+    }
+    ck_assert(obs[6] >= 0.08 && !info.success);
+    e->spec->task->reward(e, act, &info);
+    float held = info.reward;
+    const char *fingers[2] = {"lfinger", "rfinger"};
+    for (int f = 0; f < 2; f++) {
+        int j = mj_name2id(m, mjOBJ_JOINT, fingers[f]);
+        e->d->qpos[m->jnt_qposadr[j]] = m->jnt_range[2 * j];
+    }
+    e->spec->task->reward(e, act, &info);
+    ck_assert_msg(info.reward < held - 2.0f, "held %g, fingers shut %g", held,
+                  info.reward);
+    crl_env_free(e);
+    crl_env_spec_free(s);
+}
+END_TEST
+
 /* ---- no allocation while stepping ----------------------------------------- */
 
 static long mj_allocs;
@@ -691,6 +723,7 @@ static Suite *manip_a_suite(void) {
     tcase_add_loop_test(tc, test_step_does_not_allocate, 0, NTASKS);
     tcase_add_test(tc, test_tolerance);
     tcase_add_test(tc, test_shelf_path_over_the_edge);
+    tcase_add_test(tc, test_shelf_grasp_needs_the_cube);
     suite_add_tcase(s, tc);
     return s;
 }
