@@ -264,15 +264,23 @@ static int l2m_log_route(cstate *st, crl_store *store, int64_t run_id, int j, in
 
 static int eval_all(cstate *st, crl_store *store, int64_t run_id, int cur, crl_err *err) {
     const int ne = st->c->eval_episodes;
+    const int64_t idx = st->c->eval_fixed ? 0 : st->eval_idx;
     for (int j = 0; j < st->n; j++) {
         for (int e = 0; e <= ne; e++)
-            st->seeds[e] = eval_seed(st->c->seed, st->eval_idx, 1000 * st->pos[j] + e);
+            st->seeds[e] = eval_seed(st->c->seed, idx, 1000 * st->pos[j] + e);
+        /* --eval-fixed: the action noise of task j's episodes restarts from
+         * the same state at every evaluation. */
+        crl_rng fixed, *noise = &st->eval_rng;
+        if (st->c->eval_fixed) {
+            crl_rng_seed_stream(&fixed, st->c->seed ^ 0xE7A2ull, (uint64_t)st->pos[j]);
+            noise = &fixed;
+        }
         int swapped = swap_actor(st, j);
         if (st->has_l2m) { /* tally each episode's modulators */
             memset(st->l2m.hist, 0, sizeof(int32_t) * (size_t)(ne + 1) * st->l2m.M);
             crl_sac_l2m_track(st->sac, st->evs[j].obs, ne + 1, st->l2m.hist);
         }
-        evaluator_run(&st->evs[j], st->sac, j, ne, st->seeds, &st->eval_rng);
+        evaluator_run(&st->evs[j], st->sac, j, ne, st->seeds, noise);
         if (swapped) restore_actor(st);
         if (st->has_l2m) {
             int rc = l2m_log_route(st, store, run_id, j, ne + 1, err);

@@ -128,6 +128,10 @@ static int train_defs(opt_def *defs, crl_train_config *c, crl_continual_config *
          1},
         {"base-db", OPT_STR, &cc->l2m.base_db, 0, 0,
          "l2m: store holding the --base run (default: --db)", 1},
+        {"eval-fixed", OPT_FLAG, &cc->eval_fixed, 0, 0,
+         "scenarios: every evaluation of a task runs the same episodes (initial states "
+         "and action noise), so an unchanged policy scores exactly the same",
+         1},
         {"single-task", OPT_I64, single_task, -1, 1e6,
          "with --method single: only this scenario position (default: all)", 1},
         {"resume", OPT_I64, resume, 1, 9e18,

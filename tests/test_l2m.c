@@ -653,6 +653,26 @@ START_TEST(test_cli_pretrain_then_l2m) {
     free(b1);
     free(b4);
 
+    /* Oracle with --eval-fixed (run 5): task 0's modulators are never touched
+     * after it, and its evaluations rerun the same episodes, so its scores
+     * after its end are identical (forgetting exactly 0); task 1's change
+     * between 400 and 800, while it trains. */
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "l2m", "--base", "1",
+                         "--l2m-oracle", "--l2m-pool", "6", "--steps-per-task", "400",
+                         "--eval-fixed", TINY),
+                     0);
+    ck_assert_int_eq(
+        q("SELECT count(*) FROM evals WHERE run_id = 5 AND eval_task_idx = 0 "
+          "AND step >= 400"),
+        3);
+    ck_assert_int_eq(q("SELECT count(DISTINCT mean_return || '/' || det_return || '/' || "
+                       "success_rate) FROM evals WHERE run_id = 5 AND eval_task_idx = 0 "
+                       "AND step >= 400"),
+                     1);
+    ck_assert_int_eq(q("SELECT count(DISTINCT mean_return) FROM evals WHERE run_id = 5 "
+                       "AND eval_task_idx = 1 AND step IN (400, 800)"),
+                     2);
+
     /* crl report: the pool, the parameter counts and the modulators used. */
     char cmd[700], out[8192] = "";
     snprintf(cmd, sizeof cmd, "%s report --db %s --scenario t1 2>&1", bin(), db);

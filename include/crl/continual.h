@@ -29,6 +29,10 @@ typedef struct {
     int64_t steps_per_task; /* env steps per task */
     int64_t eval_every;     /* env steps between evaluations of every task */
     int eval_episodes;      /* stochastic episodes per task (+1 deterministic) */
+    int eval_fixed;         /* every evaluation of a task runs the same episodes
+                               (initial states and action noise), so an unchanged
+                               policy scores exactly the same (default 0: fresh
+                               episodes at every evaluation) */
     int log_train_every;    /* log training episodes 0, N, 2N, ... of a task (0: none) */
     double l2_coef;         /* CW 1e5 */
     double ewc_coef;        /* CW 1e4 */
