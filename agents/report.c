@@ -511,17 +511,19 @@ static int l2m_note(sqlite3 *db, const run_key *keys, int g0, int g1, crl_report
             sqlite3_column_type(st, 7) != SQLITE_NULL)
             snprintf(params, sizeof params, "%.0f (base) + %.0f (pool)",
                      sqlite3_column_double(st, 6), sqlite3_column_double(st, 7));
-        char acc[160];
+        char acc[160], rank[32] = "";
         l2m_route_acc(db, keys[g].id, acc, sizeof acc);
+        int ia3 = mod && strcmp((const char *)mod, "ia3") == 0;
+        if (!ia3) snprintf(rank, sizeof rank, " (rank %d)", sqlite3_column_int(st, 2));
         rc = add_note(
             rep, err,
-            "l2m run %lld (%s, seed %llu): pool of %d %s modulators%s (rank %d), "
+            "l2m run %lld (%s, seed %llu): pool of %d %s modulators%s%s, "
             "base %s; parameters at inference %s; %s modulators used; routing accuracy "
             "per task at the last evaluation %s",
             (long long)keys[g].id, keys[g].scenario, (unsigned long long)keys[g].seed,
             sqlite3_column_int(st, 0), mod ? (const char *)mod : "lora",
-            oracle ? " split per task" : "", sqlite3_column_int(st, 2),
-            base ? (const char *)base : "?", params, used, acc);
+            oracle ? " split per task" : "", rank, base ? (const char *)base : "?",
+            params, used, acc);
     }
     sqlite3_finalize(st);
     return rc;

@@ -684,7 +684,8 @@ START_TEST(test_cli_pretrain_then_l2m) {
     ck_assert_msg(
         strstr(out, "l2m run 2 (t1, seed 0): pool of 6 lora modulators (rank 2)"), "%s",
         out);
-    ck_assert_msg(strstr(out, "pool of 6 ia3 modulators split per task"), "%s", out);
+    ck_assert_msg(strstr(out, "pool of 6 ia3 modulators split per task, base 1;"), "%s",
+                  out);
     ck_assert_msg(strstr(out, "(base) + "), "%s", out);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     ck_assert_int_eq(system(cmd), 0);
