@@ -181,6 +181,7 @@ int crl_evaluate(crl_sac *sac, const crl_env_spec *env, int task, int episodes,
  * then the learner's own blob (crl_sac_save). */
 
 static const char RUN_MAGIC[8] = {'C', 'R', 'L', 'R', 'U', 'N', '0', '1'};
+#define RUN_HEAD (8 + 16 + 2 * (32 + 4 + 8)) /* bytes before the learner's blob */
 
 typedef struct {
     int64_t step, episodes;
@@ -193,7 +194,7 @@ static int save_checkpoint(crl_store *store, int64_t run_id, int task, crl_sac *
     size_t sn = 0;
     int rc = crl_sac_save(sac, &sblob, &sn, err);
     if (rc) return rc;
-    size_t head = 8 + 16 + 2 * (32 + 4 + 8);
+    size_t head = RUN_HEAD;
     unsigned char *blob = malloc(head + sn);
     if (!blob) {
         free(sblob);
@@ -238,7 +239,7 @@ static int load_checkpoint(crl_store *store, int64_t run_id, crl_sac *sac,
                         "its first evaluation)",
                         (long long)run_id);
     if (rc) return rc;
-    const size_t head = 8 + 16 + 2 * (32 + 4 + 8);
+    const size_t head = RUN_HEAD;
     if (n < head || memcmp(blob, RUN_MAGIC, 8) != 0) {
         free(blob);
         return crl_errf(err, CRL_ECORRUPT,
@@ -268,7 +269,7 @@ static int load_checkpoint(crl_store *store, int64_t run_id, crl_sac *sac,
 
 int crl_checkpoint_learner(const void *blob, size_t n, const void **sac_blob,
                            size_t *sac_n, int64_t *step, crl_err *err) {
-    const size_t head = 8 + 16 + 2 * (32 + 4 + 8);
+    const size_t head = RUN_HEAD;
     if (n < head || memcmp(blob, RUN_MAGIC, 8) != 0)
         return crl_errf(err, CRL_ECORRUPT, "not a crl run checkpoint");
     if (step) memcpy(step, (const char *)blob + 8, 8);
