@@ -420,6 +420,49 @@ static int train_env(crl_train_config *cp, const opt_def *defs, int n, const cha
                      const char *xml_reward, const char *xml_target, int quiet,
                      int64_t resume);
 
+/* The first of names given on the command line as --name or --name=V, or
+ * NULL. */
+static const char *given_flag(int argc, char **argv, const char *const *names) {
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--", 2) != 0) continue;
+        const char *a = argv[i] + 2;
+        for (const char *const *nm = names; *nm; nm++) {
+            size_t l = strlen(*nm);
+            if (strncmp(a, *nm, l) == 0 && (a[l] == 0 || a[l] == '=')) return *nm;
+        }
+    }
+    return NULL;
+}
+
+/* Flags of one kind of run given to the other kind would be silently
+ * ignored: refuse them with one line instead. */
+static const char *const CONTINUAL_ONLY[] = {
+    "scenario",         "method",          "steps-per-task",   "l2-coef",
+    "ewc-coef",         "packnet-retrain", "csp-repeat-alpha", "csp-peaked",
+    "csp-scored",       "csp-candidates",  "csp-val-steps",    "csp-epsilon",
+    "csp-prior-alphas", "modulator",       "l2m-pool",         "l2m-rank",
+    "l2m-scale",        "l2m-pull",        "l2m-oracle",       "base",
+    "base-db",          "eval-fixed",      "single-task",      NULL};
+static const char *const ENV_ONLY[] = {"env",       "env-xml",  "xml-reward",
+                                       "xml-body",  "xml-site", "xml-target",
+                                       "xml-steps", "steps",    NULL};
+
+static int misplaced_flag(int argc, char **argv, int continual) {
+    const char *f = given_flag(argc, argv, continual ? ENV_ONLY : CONTINUAL_ONLY);
+    if (!f) return 0;
+    if (continual)
+        fprintf(stderr,
+                "crl train: --%s does not apply to a continual run (--scenario or its "
+                "--resume)%s\n",
+                f, strcmp(f, "steps") == 0 ? "; use --steps-per-task" : "");
+    else
+        fprintf(stderr,
+                "crl train: --%s applies only to continual runs (--scenario); this is a "
+                "single-task run (--env, --env-xml or its --resume)\n",
+                f);
+    return 2;
+}
+
 int cmd_train(int argc, char **argv) {
     crl_train_config c;
     crl_train_config_default(&c);
@@ -449,7 +492,9 @@ int cmd_train(int argc, char **argv) {
     /* A resumed single-env run (method "sac") continues here; every other
      * resume goes through the continual runner, which reports unknown runs. */
     opt_strs keep = {0};
-    if (resume && resumed_env_run(db, resume)) {
+    const int env_resume = resume && resumed_env_run(db, resume);
+    if (misplaced_flag(argc, argv, !env_resume && (resume || cc.scenario))) return 2;
+    if (env_resume) {
         crl_err err = {0};
         crl_store *store = NULL;
         char status[16] = "";

@@ -87,6 +87,20 @@ START_TEST(test_bad_usage) {
     expect_one_line_error(RUN("train", "--db", db, "--lr"), 2, "--lr");
     expect_one_line_error(RUN("train", "--steps", "10"), 2, "--db");
     expect_one_line_error(RUN("train", "--db", db, "--env", "nope"), 2, "pendulum");
+    /* A flag of the other kind of run is refused, not silently ignored (the
+     * tiny budgets keep a run short if it wrongly starts). */
+    expect_one_line_error(
+        RUN("train", "--db", db, "--env", "push", "--steps", "1", "--method", "ewc"), 2,
+        "--method applies only to continual runs");
+    expect_one_line_error(
+        RUN("train", "--db", db, "--env", "push", "--steps", "1", "--eval-fixed"), 2,
+        "--eval-fixed");
+    expect_one_line_error(RUN("train", "--db", db, "--scenario", "cw10",
+                              "--steps-per-task", "1", "--steps=100"),
+                          2, "--steps does not apply to a continual run");
+    expect_one_line_error(RUN("train", "--db", db, "--scenario", "cw10",
+                              "--steps-per-task", "1", "--env", "push"),
+                          2, "--env does not apply");
     /* None of those created the database. */
     struct stat sb;
     ck_assert(stat(db, &sb) != 0);
