@@ -20,6 +20,9 @@ int cmd_merge(int argc, char **argv);                         /* cli/cmd_merge.c
 /* The MPI library crl sweep uses under mpirun, NULL if built without one. */
 const char *cli_mpi_version(void); /* cli/cmd_sweep.c */
 
+/* A progress line's time left: "45s", "12m07s" or "3h05m" ("--" if unknown). */
+void cli_fmt_eta(double s, char *buf, size_t n); /* cli/cmd_train.c */
+
 /* Exit code for a crl status. */
 int cli_exit_code(int status);
 

@@ -653,17 +653,6 @@ static void describe_exit(const sweep *sw, job *j) {
 /* ------------------------------------------------------------------------ */
 /* Progress                                                                  */
 
-static void fmt_eta(double s, char *buf, size_t n) {
-    if (!isfinite(s) || s < 0)
-        snprintf(buf, n, "--");
-    else if (s < 120)
-        snprintf(buf, n, "%.0fs", s);
-    else if (s < 7200)
-        snprintf(buf, n, "%.0fm%02.0fs", floor(s / 60), fmod(s, 60));
-    else
-        snprintf(buf, n, "%.0fh%02.0fm", floor(s / 3600), fmod(floor(s / 60), 60));
-}
-
 static void status_line(sweep *sw, int final) {
     if (sw->quiet) return;
     double now = crl_now();
@@ -686,7 +675,7 @@ static void status_line(sweep *sw, int final) {
     double el = now - sw->t_start, left = total - work;
     double eta = work > 0 && el > 1 ? left / (work / el) : NAN;
     char e[32];
-    fmt_eta(eta, e, sizeof e);
+    cli_fmt_eta(eta, e, sizeof e);
     fprintf(stderr,
             "%ssweep %s: %d/%d done, %d running, %d failed, %d waiting | %.0f%% | ETA "
             "%s%s",

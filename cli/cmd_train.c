@@ -43,15 +43,20 @@ typedef struct {
     double last_print;
 } progress_ctx;
 
-static void fmt_eta(double s, char *buf, size_t n) {
-    if (!isfinite(s) || s < 0)
+/* "45s", "12m07s" or "3h05m": whole seconds first, so 719.6 s is 12m00s, not
+ * 11m60s. */
+void cli_fmt_eta(double s, char *buf, size_t n) {
+    if (!isfinite(s) || s < 0 || s > 1e9) {
         snprintf(buf, n, "--");
-    else if (s < 120)
-        snprintf(buf, n, "%.0fs", s);
-    else if (s < 7200)
-        snprintf(buf, n, "%.0fm%02.0fs", floor(s / 60), fmod(s, 60));
+        return;
+    }
+    long t = lround(s);
+    if (t < 120)
+        snprintf(buf, n, "%lds", t);
+    else if (t < 7200)
+        snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
     else
-        snprintf(buf, n, "%.0fh%02.0fm", floor(s / 3600), fmod(floor(s / 60), 60));
+        snprintf(buf, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
 }
 
 static void on_progress(const crl_progress *p, void *vctx) {
@@ -63,7 +68,7 @@ static void on_progress(const crl_progress *p, void *vctx) {
     if (!ctx->tty && !final && now - ctx->last_print < 10.0) return;
     ctx->last_print = now;
     char eta[32], ret[48] = "return --";
-    fmt_eta(p->eta_s, eta, sizeof eta);
+    cli_fmt_eta(p->eta_s, eta, sizeof eta);
     if (isfinite(p->recent_return))
         snprintf(ret, sizeof ret, "return %.1f, success %.2f", p->recent_return,
                  p->recent_success);
