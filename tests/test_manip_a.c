@@ -570,9 +570,12 @@ static float shelf_reward_at(crl_env *e, double x, double y, double z) {
 
 /* The straight 3-D distance has a local minimum with the cube pushed in under
  * the goal board (0.30 from the goal) where SAC got stuck. The shaping path
- * enters over the board's front edge: lifting the cube in front of the shelf
- * beats pushing it under the board, and pulling it back out towards the front
- * edge raises the reward. The straight distance fails both. */
+ * enters over the board's front edge: pushing the cube into the bottom
+ * compartment pays less than leaving it where it started, lifting it in
+ * front of the shelf beats pushing it under the board, and pulling it back
+ * out towards the front edge raises the reward, and so does pulling a held
+ * cube back until the palm is clear of the board (so that it can go up). The
+ * straight distance fails all of them. */
 START_TEST(test_shelf_path_over_the_edge) {
     crl_env_spec *s = make_spec("shelf-place");
     crl_env *e = make_env(s);
@@ -581,15 +584,27 @@ START_TEST(test_shelf_path_over_the_edge) {
         crl_env_reset(e, seed, obs);
         const double gx = obs[36], gy = obs[37];
         ck_assert(fabs(obs[38] - 0.32) < 1e-6);
+        const double cx = obs[4], cy = obs[5], cz = obs[6];
+        float start = shelf_reward_at(e, cx, cy, cz);
         float under = shelf_reward_at(e, gx, gy, 0.02);
         float pulled = shelf_reward_at(e, gx, gy - 0.10, 0.02);
         float lifted = shelf_reward_at(e, gx, gy - 0.30, 0.33);
         float in = shelf_reward_at(e, gx, gy - 0.075, 0.33);
+        /* Carried at z 0.23 with the palm under the board's front edge, and
+         * pulled back until the palm is clear (the way up). */
+        float wedged = shelf_reward_at(e, gx, gy - 0.07, 0.23);
+        float clear = shelf_reward_at(e, gx, gy - 0.16, 0.23);
+        ck_assert_msg(under < start,
+                      "seed %d: pushed into the bottom compartment %g, "
+                      "cube where it started %g",
+                      (int)seed, under, start);
         ck_assert_msg(pulled > under + 0.01f,
                       "seed %d: pulled out %g, under the board %g", (int)seed, pulled,
                       under);
         ck_assert_msg(lifted > under + 0.3f, "seed %d: lifted %g, under the board %g",
                       (int)seed, lifted, under);
+        ck_assert_msg(clear > wedged, "seed %d: palm clear %g, palm under the board %g",
+                      (int)seed, clear, wedged);
         ck_assert_msg(in > lifted, "seed %d: in the goal compartment %g, lifted %g",
                       (int)seed, in, lifted);
     }
