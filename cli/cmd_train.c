@@ -425,17 +425,13 @@ static int train_env(crl_train_config *cp, const opt_def *defs, int n, const cha
                      const char *xml_reward, const char *xml_target, int quiet,
                      int64_t resume);
 
-/* The first of names given on the command line as --name or --name=V, or
- * NULL. */
-static const char *given_flag(int argc, char **argv, const char *const *names) {
-    for (int i = 1; i < argc; i++) {
-        if (strncmp(argv[i], "--", 2) != 0) continue;
-        const char *a = argv[i] + 2;
-        for (const char *const *nm = names; *nm; nm++) {
-            size_t l = strlen(*nm);
-            if (strncmp(a, *nm, l) == 0 && (a[l] == 0 || a[l] == '=')) return *nm;
-        }
-    }
+/* The first of names that the command line gave (given[] from
+ * opts_parse_given over defs), or NULL. */
+static const char *given_flag(const opt_def *defs, int n, const unsigned char *given,
+                              const char *const *names) {
+    for (const char *const *nm = names; *nm; nm++)
+        for (int i = 0; i < n; i++)
+            if (given[i] && strcmp(defs[i].name, *nm) == 0) return *nm;
     return NULL;
 }
 
@@ -452,8 +448,9 @@ static const char *const ENV_ONLY[] = {"env",       "env-xml",  "xml-reward",
                                        "xml-body",  "xml-site", "xml-target",
                                        "xml-steps", "steps",    NULL};
 
-static int misplaced_flag(int argc, char **argv, int continual) {
-    const char *f = given_flag(argc, argv, continual ? ENV_ONLY : CONTINUAL_ONLY);
+static int misplaced_flag(const opt_def *defs, int n, const unsigned char *given,
+                          int continual) {
+    const char *f = given_flag(defs, n, given, continual ? ENV_ONLY : CONTINUAL_ONLY);
     if (!f) return 0;
     if (continual)
         fprintf(stderr,
@@ -482,7 +479,8 @@ int cmd_train(int argc, char **argv) {
     const int n = train_defs(defs, &c, &cc, &db, &xml_reward, &xml_target, &quiet,
                              &resume, &single_task, &log_train);
     const char *usage = "--db FILE [--env TASK | --env-xml FILE] [--steps N] [options]";
-    int rc = opts_parse("train", defs, n, argc, argv, usage);
+    unsigned char given[TRAIN_MAX_OPTS];
+    int rc = opts_parse_given("train", defs, n, argc, argv, usage, given);
     if (rc) return rc == 1 ? 0 : rc;
     if (!db) {
         fprintf(stderr, "crl train: --db FILE is required (see 'crl train --help')\n");
@@ -498,7 +496,7 @@ int cmd_train(int argc, char **argv) {
      * resume goes through the continual runner, which reports unknown runs. */
     opt_strs keep = {0};
     const int env_resume = resume && resumed_env_run(db, resume);
-    if (misplaced_flag(argc, argv, !env_resume && (resume || cc.scenario))) return 2;
+    if (misplaced_flag(defs, n, given, !env_resume && (resume || cc.scenario))) return 2;
     if (env_resume) {
         crl_err err = {0};
         crl_store *store = NULL;

@@ -120,8 +120,14 @@ void opts_help(FILE *f, const char *cmd, const opt_def *defs, int n, const char 
 
 int opts_parse(const char *cmd, const opt_def *defs, int n, int argc, char **argv,
                const char *usage) {
+    return opts_parse_given(cmd, defs, n, argc, argv, usage, NULL);
+}
+
+int opts_parse_given(const char *cmd, const opt_def *defs, int n, int argc, char **argv,
+                     const char *usage, unsigned char *given) {
     struct option lo[MAX_OPTS + 2];
     if (n > MAX_OPTS) n = MAX_OPTS;
+    if (given) memset(given, 0, (size_t)n);
     for (int i = 0; i < n; i++) {
         lo[i].name = defs[i].name;
         lo[i].has_arg = defs[i].type == OPT_FLAG ? no_argument : required_argument;
@@ -153,6 +159,7 @@ int opts_parse(const char *cmd, const opt_def *defs, int n, int argc, char **arg
         }
         int rc = parse_value(cmd, &defs[c - 1000], optarg ? optarg : "");
         if (rc) return rc;
+        if (given) given[c - 1000] = 1;
     }
     if (optind < argc) {
         fprintf(stderr, "crl %s: unexpected argument '%s' (see 'crl %s --help')\n", cmd,

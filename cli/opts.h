@@ -32,6 +32,10 @@ typedef struct {
  * --help was printed; 0 on success. */
 int opts_parse(const char *cmd, const opt_def *defs, int n, int argc, char **argv,
                const char *usage);
+/* opts_parse that also sets given[i] (n entries) to 1 for each option i on
+ * the command line (abbreviated or not) and 0 for the others. */
+int opts_parse_given(const char *cmd, const opt_def *defs, int n, int argc, char **argv,
+                     const char *usage, unsigned char *given);
 void opts_help(FILE *f, const char *cmd, const opt_def *defs, int n, const char *usage);
 /* Copies of restored string options, owned by the command that restored
  * them: free with opts_strs_free once the options are no longer used. */

@@ -387,10 +387,9 @@ static double shelf_near(const crl_env *e, const double *obj) {
     return manip_tolerance(manip_dist(manip_tcp(e), obj), 0.0, 0.02, 0.05, MANIP_GAUSSIAN,
                            0.1);
 }
-static double shelf_grasp(const crl_env *e, const double *obj) {
+static double shelf_grasp(const crl_env *e, double near) {
     double w = CUBE_W / (2.0 * MANIP_FINGER_MAX) + 0.05;
-    return shelf_near(e, obj) *
-           manip_tolerance(manip_opening(e), 0.30, w, 0.2, MANIP_GAUSSIAN, 0.1);
+    return near * manip_tolerance(manip_opening(e), 0.30, w, 0.2, MANIP_GAUSSIAN, 0.1);
 }
 
 static void reward_shelf(crl_env *e, const float *act, crl_step_info *info) {
@@ -399,11 +398,11 @@ static void reward_shelf(crl_env *e, const float *act, crl_step_info *info) {
     const ma_state *st = ma_s(e);
     const double *obj = e->d->xpos + 3 * dd->obj_body;
     double d = manip_dist(obj, st->ms.goal);
-    double grasp = shelf_grasp(e, obj);
+    double near = shelf_near(e, obj), grasp = shelf_grasp(e, near);
     double lifted =
         manip_tolerance(obj[2], CUBE_Z + 0.04, 1.0, 0.04, MANIP_GAUSSIAN, 0.1);
-    double shaped = W_REACH * reach_term(e, obj) + 0.5 * shelf_near(e, obj) +
-                    W_GRASP * grasp + 1.5 * grasp * lifted +
+    double shaped = W_REACH * reach_term(e, obj) + 0.5 * near + W_GRASP * grasp +
+                    1.5 * grasp * lifted +
                     5.5 * place_term(shelf_path_dist(obj, st->ms.goal), st->d0);
     finish(info, d <= SHELF_SUCCESS, shaped);
 }

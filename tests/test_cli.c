@@ -92,6 +92,10 @@ START_TEST(test_bad_usage) {
     expect_one_line_error(
         RUN("train", "--db", db, "--env", "push", "--steps", "1", "--method", "ewc"), 2,
         "--method applies only to continual runs");
+    /* getopt_long takes abbreviations: so does the check. */
+    expect_one_line_error(
+        RUN("train", "--db", db, "--env", "push", "--steps", "1", "--meth", "ewc"), 2,
+        "--method applies only to continual runs");
     expect_one_line_error(
         RUN("train", "--db", db, "--env", "push", "--steps", "1", "--eval-fixed"), 2,
         "--eval-fixed");
