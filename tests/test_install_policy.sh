@@ -8,7 +8,7 @@
 #      calls MuJoCo itself), links libcrl_policy and not libcrl, and its
 #      episodes of two old policy files (tests/data/v0: plain SAC on
 #      pendulum, packnet on window-close) give the summary lines `crl eval`
-#      of the old build printed.
+#      of the old build printed; so does a static link of libcrl_policy.a.
 #
 # usage: test_install_policy.sh BUILD_DIR SOURCE_DIR CRL_BINARY [EXTRA_CFLAGS]
 # EXTRA_CFLAGS: for a sanitizer build, whose library needs an instrumented
@@ -68,12 +68,24 @@ if grep -E 'libcrl\.so|libsqlite3|libcairo|libglfw' "$tmp/ldd-exe.txt" >"$tmp/ba
     fail "the example needs $(tr -s ' \t\n' ' ' <"$tmp/bad.txt")"
 fi
 
+# The static runtime, as examples/README.md links it: nothing of crl is
+# loaded at run time.
+sexe=$tmp/embed_mujoco_static
+# shellcheck disable=SC2086
+cc -std=c11 -O2 $extra "$src/examples/embed_mujoco.c" $(pkg-config --cflags crl-policy) \
+    "$lib/libcrl_policy.a" $(pkg-config --static --libs crl-policy | sed 's/-lcrl_policy //') \
+    -lmujoco -o "$sexe" >"$tmp/cc.log" 2>&1 ||
+    fail "static build of examples/embed_mujoco.c: $(cat "$tmp/cc.log")"
+if ldd "$sexe" | grep -E 'libcrl|libsqlite3|libcairo|libglfw' >"$tmp/bad.txt"; then
+    fail "the static example needs $(tr -s ' \t\n' ' ' <"$tmp/bad.txt")"
+fi
+
 # Its episodes are crl eval's (of the old build, tests/data/v0/evalN.txt): a
 # single-env run acts on N rows, a continual run on N + 1.
-check() { # POLICY TASK_INDEX TASK_NAME ROWS EVAL_FILE
+check() { # POLICY TASK_INDEX TASK_NAME ROWS EVAL_FILE [PROGRAM]
     "$crl" export --task-xml "$3" -o "$tmp/$3.xml" >/dev/null 2>"$tmp/err.txt" ||
         fail "crl export --task-xml $3: $(cat "$tmp/err.txt")"
-    "$exe" "$src/tests/data/v0/$1" "$tmp/$3.xml" --task "$2" --episodes 10 --rows "$4" \
+    "${6:-$exe}" "$src/tests/data/v0/$1" "$tmp/$3.xml" --task "$2" --episodes 10 --rows "$4" \
         >"$tmp/out.txt" 2>"$tmp/err.txt" ||
         fail "embed_mujoco $1 --task $2: $(cat "$tmp/err.txt")"
     got=$(grep "^task [0-9]* $3: " "$tmp/out.txt" | sed 's/ episodes).*//')
@@ -83,4 +95,5 @@ check() { # POLICY TASK_INDEX TASK_NAME ROWS EVAL_FILE
 }
 check run1.crlp 0 pendulum 10 eval1.txt
 check run2.crlp 1 window-close 11 eval2.txt
+check run1.crlp 0 pendulum 10 eval1.txt "$sexe"
 echo "test_install_policy: ok (libcrl_policy.so needs: $(awk '/=>/{print $1}' "$tmp/ldd.txt" | tr '\n' ' '))"
