@@ -42,7 +42,11 @@ test-asan: asan
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 CRL_SANITIZED=1 ctest --output-on-failure -j 2
 
 SOURCES = $(shell git ls-files '*.c' '*.h')
+# check-modules: the module map of docs/design.md (which module may include
+# which); its self-test runs it on small trees with violations.
 lint: deps
+	./scripts/check-modules
+	sh tests/test_check_modules.sh
 	clang-format --dry-run --Werror $(SOURCES)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --inline-suppr --suppress=missingIncludeSystem -I include -I include/crl \

@@ -267,7 +267,7 @@ static int eval_all(cstate *st, crl_store *store, int64_t run_id, int cur, crl_e
     const int64_t idx = st->c->eval_fixed ? 0 : st->eval_idx;
     for (int j = 0; j < st->n; j++) {
         for (int e = 0; e <= ne; e++)
-            st->seeds[e] = eval_seed(st->c->seed, idx, 1000 * st->pos[j] + e);
+            st->seeds[e] = crl_eval_seed(st->c->seed, idx, 1000 * st->pos[j] + e);
         /* --eval-fixed: the action noise of task j's episodes restarts from
          * the same state at every evaluation. */
         crl_rng fixed, *noise = &st->eval_rng;
@@ -584,7 +584,7 @@ static double csp_rollout(void *vctx, const float *mix, int max_steps, int64_t *
 static int csp_task_end(cstate *st, crl_store *store, int64_t run_id, int k,
                         int64_t reserve, crl_err *err) {
     crl_replay_sample(&st->rb, &st->rng, st->sc.batch, &st->batch);
-    csp_roll roll = {st, k, eval_seed(st->c->seed, 999999, k)};
+    csp_roll roll = {st, k, crl_eval_seed(st->c->seed, 999999, k)};
     crl_csp_decision d;
     int rc = crl_csp_task_end(&st->csp, st->sac, k, &st->rng, st->batch.obs, st->batch.B,
                               csp_rollout, &roll, &d, err);
@@ -859,7 +859,7 @@ int crl_continual_eval(const crl_continual_config *c, crl_store *store, int64_t 
         rc =
             crl_errf(err, CRL_EINVAL, "run %lld has no task %d", (long long)run_id, task);
     if (!rc) {
-        for (int e = 0; e < episodes; e++) st.seeds[e] = eval_seed(seed, 0, e);
+        for (int e = 0; e < episodes; e++) st.seeds[e] = crl_eval_seed(seed, 0, e);
         crl_rng rng;
         crl_rng_seed_stream(&rng, seed, 7);
         int swapped = swap_actor(&st, j);

@@ -25,8 +25,6 @@ void evaluator_free(evaluator *ev);
  * each episode's return in ret[] and success (at any step) in succ[]. */
 void evaluator_run(evaluator *ev, crl_sac *sac, int task, int n_stoch,
                    const uint64_t *seeds, crl_rng *rng);
-/* Seed of evaluation episode ep of evaluation eval_idx of a run. */
-uint64_t eval_seed(uint64_t seed, int64_t eval_idx, int ep);
 
 /* Store the closed record of rec as one episode row (batched). */
 int episode_log(crl_store *store, const crl_episode *rec, int64_t run_id, int64_t step,

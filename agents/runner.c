@@ -22,14 +22,6 @@ void crl_train_config_default(crl_train_config *c) {
     crl_sac_config_default(&c->sac, 0, 0, 1);
 }
 
-/* Seeds of evaluation episodes: a pure function of (run seed, eval index,
- * episode), so every evaluation of every run is reproducible on its own. */
-uint64_t eval_seed(uint64_t seed, int64_t eval_idx, int ep) {
-    crl_rng r;
-    crl_rng_seed_stream(&r, seed ^ 0xE7A1ull, (uint64_t)eval_idx * 4096u + (uint64_t)ep);
-    return crl_rng_u64(&r);
-}
-
 /* ---- batched evaluation (agents/evaluator.h) -------------------------------- */
 
 void evaluator_free(evaluator *ev) {
@@ -160,7 +152,7 @@ int crl_evaluate(crl_sac *sac, const crl_env_spec *env, int task, int episodes,
         evaluator_free(&ev);
         return crl_errf(err, CRL_ENOMEM, "evaluate: out of memory");
     }
-    for (int k = 0; k < episodes; k++) seeds[k] = eval_seed(seed, 0, k);
+    for (int k = 0; k < episodes; k++) seeds[k] = crl_eval_seed(seed, 0, k);
     crl_rng rng;
     crl_rng_seed_stream(&rng, seed, 7);
     evaluator_run(&ev, sac, task, deterministic ? 0 : episodes, seeds, &rng);
@@ -448,7 +440,7 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
 
         if (rs.step % cfg->eval_every == 0 || rs.step == cfg->steps) {
             for (int k = 0; k < n_eval; k++)
-                eval_seeds[k] = eval_seed(cfg->seed, eval_idx, k);
+                eval_seeds[k] = crl_eval_seed(cfg->seed, eval_idx, k);
             evaluator_run(&ev, sac, task, cfg->eval_episodes, eval_seeds, &eval_rng);
             double r = 0, s = 0;
             for (int k = 0; k < cfg->eval_episodes; k++) {

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "crl/env.h"
+#include "crl/export.h"
 #include "crl/policy.h"
 #include "crl/viz.h"
 

@@ -125,6 +125,15 @@ uint64_t crl_rng_below(crl_rng *r, uint64_t n) {
     return (uint64_t)(m >> 64);
 }
 
+/* A pure function of (run seed, eval index, episode), so every evaluation of
+ * every run is reproducible on its own; the trainer (agents/) and the policy
+ * runtime (embed/) must agree on it, hence it lives here. */
+uint64_t crl_eval_seed(uint64_t seed, int64_t eval_idx, int ep) {
+    crl_rng r;
+    crl_rng_seed_stream(&r, seed ^ 0xE7A1ull, (uint64_t)eval_idx * 4096u + (uint64_t)ep);
+    return crl_rng_u64(&r);
+}
+
 double crl_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);

@@ -2,9 +2,10 @@
  * layout is docs/policy-format.md; every size read from a file is checked
  * against the bytes that are actually there before anything is allocated
  * from it. Acting reuses the training code's forward pass (crl_mlp_forward,
- * crl_tgauss_forward), packnet's view (crl_packnet_view), CSP's subspace
- * forward (crl_subspace_forward) and L2M's modulated forward
- * (crl_pool_forward), so actions are the training code's bit for bit. */
+ * crl_tgauss_forward), packnet's view (crl_packnet_view's rule, in
+ * embed/packnet.h), CSP's subspace forward (crl_subspace_forward) and L2M's
+ * modulated forward (crl_pool_forward), so actions are the training code's
+ * bit for bit. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -15,11 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "agents/evaluator.h"
 #include "crl/blas.h"
-#include "crl/methods.h"
 #include "embed/format.h"
 #include "embed/internal.h"
+#include "embed/packnet.h"
 
 /* ---- errors ---------------------------------------------------------------------- */
 
@@ -330,7 +330,7 @@ static int parse_task(pol_core *c, pol_task *t, const section *s, int idx, int p
 }
 
 /* Packnet: validate the owners exactly as a packnet checkpoint is
- * validated, then make each task's view with the training code. */
+ * validated, then make each task's view (embed/packnet.h). */
 static int parse_packnet(pol_core *c, const section *s, int *pk_tasks, char *eb,
                          size_t el) {
     rd r = {s->p, s->n, 0, 0};
@@ -348,18 +348,17 @@ static int parse_packnet(pol_core *c, const section *s, int *pk_tasks, char *eb,
                    (unsigned long long)np, left(&r), n->mlp.n_params);
     const unsigned char *own = take(&r, 2 * np);
     *pk_tasks = (int)nt;
-    crl_packnet pk;
-    crl_err err;
-    if (crl_packnet_init(&pk, &n->mlp, (int)nt, &err))
-        return pol_fail(eb, el, err.code, "packnet: %s", err.msg);
+    pol_packnet pk;
+    if (pol_packnet_init(&pk, &n->mlp))
+        return pol_fail(eb, el, CRL_ENOMEM, "packnet: out of memory");
     /* Every parameter is shared until a kernel range says otherwise. */
     for (size_t i = 0; i < np; i++) {
         int16_t o = (int16_t)pol_get_u16(own + 2 * i);
-        int kernel = pk.owner[i] == CRL_PACKNET_FREE;
-        int ok = kernel ? (o == CRL_PACKNET_FREE || (o >= 0 && o <= cur))
-                        : o == CRL_PACKNET_SHARED;
+        int kernel = pk.owner[i] == POL_PACKNET_FREE;
+        int ok = kernel ? (o == POL_PACKNET_FREE || (o >= 0 && o <= cur))
+                        : o == POL_PACKNET_SHARED;
         if (!ok) {
-            crl_packnet_free(&pk);
+            pol_packnet_free(&pk);
             return BAD("packnet: owner %d of parameter %zu is impossible", o, i);
         }
         pk.owner[i] = o;
@@ -374,11 +373,11 @@ static int parse_packnet(pol_core *c, const section *s, int *pk_tasks, char *eb,
         if (!c->views) rc = pol_fail(eb, el, CRL_ENOMEM, "out of memory");
         for (int i = 0; !rc && i < c->n_tasks; i++) {
             float *v = c->views + (size_t)i * np;
-            crl_packnet_view(&pk, n->params, c->tasks[i].view, v);
+            pol_packnet_view(&pk, n->params, c->tasks[i].view, v);
             c->tasks[i].params = v;
         }
     }
-    crl_packnet_free(&pk);
+    pol_packnet_free(&pk);
     return rc;
 }
 
@@ -882,7 +881,7 @@ const char *crl_policy_error(const crl_policy *p) {
 }
 
 uint64_t crl_policy_eval_seed(uint64_t seed, int k) {
-    return eval_seed(seed, 0, k);
+    return crl_eval_seed(seed, 0, k);
 }
 
 /* ---- acting

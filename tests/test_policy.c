@@ -26,6 +26,7 @@
 #include "core/blob.h"
 #include "crl/blas.h"
 #include "crl/env.h"
+#include "crl/export.h"
 #include "crl/methods.h"
 #include "crl/policy.h"
 #include "crl/runner.h"

@@ -59,6 +59,10 @@ double crl_rng_range(crl_rng *r, double lo, double hi); /* [lo, hi) */
 double crl_rng_normal(crl_rng *r);                      /* N(0, 1) */
 uint64_t crl_rng_below(crl_rng *r, uint64_t n);         /* uniform in [0, n), n > 0 */
 
+/* Seed of episode ep of evaluation eval_idx of a run seeded with seed (crl's
+ * evaluations and `crl eval`, which is evaluation 0). */
+uint64_t crl_eval_seed(uint64_t seed, int64_t eval_idx, int ep);
+
 /* Monotonic wall clock in seconds. */
 double crl_now(void);
 

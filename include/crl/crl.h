@@ -7,6 +7,7 @@
 #include "continual.h"
 #include "env.h"
 #include "episode.h"
+#include "export.h"
 #include "methods.h"
 #include "metrics.h"
 #include "nn.h"

@@ -15,7 +15,12 @@
  * Threads: a crl_policy is used by one thread at a time (it owns a
  * workspace). Separate objects are independent, also on separate threads.
  * crl_policy_clone makes another object that shares the read-only weights
- * (cheap: one workspace) for another thread. */
+ * (cheap: one workspace) for another thread.
+ *
+ * This header is the whole API of the policy runtime, libcrl_policy (no run
+ * store, plots or windows: it links MuJoCo and, at run time, OpenBLAS); the
+ * full libcrl has it too. Writing policy files from a run store is
+ * crl_policy_export in export.h (libcrl only). */
 #ifndef CRL_POLICY_H
 #define CRL_POLICY_H
 
@@ -176,16 +181,6 @@ void crl_policy_env_outcome(crl_policy_env *env, struct mjData_ *d, crl_policy_s
 /* The seed of episode k of `crl eval --seed seed` (and of crl's evaluation
  * API): reset episode k with it to reproduce crl's episodes. */
 uint64_t crl_policy_eval_seed(uint64_t seed, int k);
-
-/* ---- writing policy files (crl side) ----------------------------------------- */
-
-/* Export the latest checkpoint of run_id in the run store db as a policy
- * file at path: every task of the run, or only scenario position task
- * (>= 0). Written to a temporary file and renamed, so path is never left
- * half-written. CRL_ENOTFOUND (no such run or no checkpoint), CRL_EINVAL,
- * CRL_EIO, CRL_ECORRUPT. */
-int crl_policy_export(const char *db, int64_t run_id, int task, const char *path,
-                      char *errbuf, size_t errlen);
 
 #ifdef __cplusplus
 }
