@@ -42,6 +42,24 @@ static int grow(void **arr, int *cap, int n, size_t sz, crl_err *err) {
     return CRL_OK;
 }
 
+/* After a query of run_id found no rows: CRL_ENOTFOUND if there is no such
+ * run (asked only then, so a run with rows costs no second query). */
+static int check_run(crl_store *s, int64_t run_id, crl_err *err) {
+    sqlite3_stmt *st;
+    int ret =
+        prepare(s, "SELECT 1 FROM runs WHERE id = ?1", &st, "cannot read runs", err);
+    if (ret) return ret;
+    int rc = sqlite3_bind_int64(st, 1, run_id);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        ret = crl_errf(err, CRL_ENOTFOUND, "%s: run %lld does not exist",
+                       crl_store_path(s), (long long)run_id);
+    else if (rc != SQLITE_ROW)
+        ret = crl_store_fail(s, err, rc, "cannot read run %lld", (long long)run_id);
+    sqlite3_finalize(st);
+    return ret;
+}
+
 const char *crl_store_sqlite_version(void) {
     return sqlite3_libversion();
 }
@@ -176,6 +194,7 @@ int crl_store_tasks(crl_store *s, int64_t run_id, crl_task_row **tasks, int *n,
         ret = crl_store_fail(s, err, rc, "cannot read the tasks of run %lld",
                              (long long)run_id);
     sqlite3_finalize(st);
+    if (ret == CRL_OK && *n == 0) ret = check_run(s, run_id, err);
     if (ret) {
         free(*tasks);
         *tasks = NULL;
@@ -203,6 +222,7 @@ int crl_store_checkpoint_count(crl_store *s, int64_t run_id, int64_t *n, crl_err
         ret = crl_store_fail(s, err, rc, "cannot count the checkpoints of run %lld",
                              (long long)run_id);
     sqlite3_finalize(st);
+    if (ret == CRL_OK && *n == 0) ret = check_run(s, run_id, err);
     return ret;
 }
 
@@ -212,7 +232,8 @@ int crl_store_checkpoint_count(crl_store *s, int64_t run_id, int64_t *n, crl_err
 /* Step st (bound, rc its binding status) calling cb per row; SQLITE_DONE at
  * the end or when cb stops. */
 static int metric_rows(sqlite3_stmt *st, int rc,
-                       int (*cb)(const crl_metric_row *, void *), void *ctx) {
+                       int (*cb)(const crl_metric_row *, void *), void *ctx, int *rows) {
+    *rows = 0;
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         rc = SQLITE_OK;
         crl_metric_row m = {
@@ -221,6 +242,7 @@ static int metric_rows(sqlite3_stmt *st, int rc,
             .key = (const char *)sqlite3_column_text(st, 1),
         };
         if (!m.key) m.key = "";
+        ++*rows;
         if (cb(&m, ctx)) return SQLITE_DONE;
     }
     return rc;
@@ -245,11 +267,13 @@ int crl_store_metrics(crl_store *s, int64_t run_id, const char *const *keys, int
     int rc = sqlite3_bind_int64(st, 1, run_id);
     for (int i = 0; rc == SQLITE_OK && i < n_keys; i++)
         rc = sqlite3_bind_text(st, i + 2, keys[i] ? keys[i] : "", -1, SQLITE_STATIC);
-    rc = metric_rows(st, rc, cb, ctx);
+    int rows;
+    rc = metric_rows(st, rc, cb, ctx, &rows);
     if (rc != SQLITE_DONE)
         ret = crl_store_fail(s, err, rc, "cannot read the metrics of run %lld",
                              (long long)run_id);
     sqlite3_finalize(st);
+    if (ret == CRL_OK && rows == 0) ret = check_run(s, run_id, err);
     return ret;
 }
 
@@ -272,12 +296,14 @@ int crl_store_metrics_last(crl_store *s, int64_t run_id, const char *const *keys
     for (int i = 0; rc == SQLITE_OK && i < n_keys; i++)
         rc = sqlite3_bind_text(st, i + 2, keys[i] ? keys[i] : "", -1, SQLITE_STATIC);
     if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    int found = 0;
     if (rc == SQLITE_ROW)
-        for (int i = 0; i < n_keys; i++) values[i] = column_real(st, i);
+        for (int i = 0; i < n_keys; i++) found |= !isnan(values[i] = column_real(st, i));
     else
         ret = crl_store_fail(s, err, rc, "cannot read the metrics of run %lld",
                              (long long)run_id);
     sqlite3_finalize(st);
+    if (ret == CRL_OK && !found) ret = check_run(s, run_id, err);
     return ret;
 }
 
@@ -297,11 +323,13 @@ int crl_store_metrics_family_last(crl_store *s, int64_t run_id, const char *pref
     if (ret) return ret;
     int rc = sqlite3_bind_int64(st, 1, run_id);
     if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 2, prefix, -1, SQLITE_STATIC);
-    rc = metric_rows(st, rc, cb, ctx);
+    int rows;
+    rc = metric_rows(st, rc, cb, ctx, &rows);
     if (rc != SQLITE_DONE)
         ret = crl_store_fail(s, err, rc, "cannot read the metrics of run %lld",
                              (long long)run_id);
     sqlite3_finalize(st);
+    if (ret == CRL_OK && rows == 0) ret = check_run(s, run_id, err);
     return ret;
 }
 
@@ -319,9 +347,10 @@ int crl_store_csp_decisions(crl_store *s, int64_t run_id,
                 " alpha FROM csp_decisions WHERE run_id = ?1 ORDER BY task_idx",
                 &st, "cannot read csp decisions", err);
     if (ret) return ret;
-    int rc = sqlite3_bind_int64(st, 1, run_id);
+    int rc = sqlite3_bind_int64(st, 1, run_id), rows = 0;
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         rc = SQLITE_OK;
+        rows++;
         crl_csp_decision_row d = {
             .run_id = sqlite3_column_int64(st, 0),
             .task_idx = sqlite3_column_int(st, 1),
@@ -339,5 +368,6 @@ int crl_store_csp_decisions(crl_store *s, int64_t run_id,
         ret = crl_store_fail(s, err, rc, "cannot read the csp decisions of run %lld",
                              (long long)run_id);
     sqlite3_finalize(st);
+    if (ret == CRL_OK && rows == 0) ret = check_run(s, run_id, err);
     return ret;
 }

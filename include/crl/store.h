@@ -187,7 +187,8 @@ int crl_store_merge(const char *out_path, const char *const *shards, int n_shard
  * through these and the queries above; SQL stays in store/. Arrays are
  * malloc'd by the store and freed with the matching _free (NULL is fine);
  * row callbacks get pointers valid during the call, and a non-zero return
- * stops the rows. A run with no rows gives an empty result, not an error. */
+ * stops the rows. Per-run reads of a run that does not exist give CRL_ENOTFOUND;
+ * an existing run with no rows gives an empty result. */
 
 /* The SQLite library's version string (static). */
 const char *crl_store_sqlite_version(void);
@@ -299,9 +300,10 @@ typedef struct {
     double num;
 } crl_json_value;
 
-/* Top-level members of the JSON text json (JSON null, "{}" when NULL), in
- * order: cb(key, value) per member (SQL json_each). CRL_ECORRUPT if json is
- * not valid JSON. */
+/* Top-level members of the JSON text json (NULL reads as "{}") in order:
+ * cb(key, value) per member, value as SQL json_each's atom (a member that
+ * is an array or object reads as null). CRL_ECORRUPT if json is not valid
+ * JSON. */
 int crl_store_json_each(crl_store *s, const char *json,
                         int (*cb)(const char *key, const crl_json_value *v, void *ctx),
                         void *ctx, crl_err *err);
@@ -313,7 +315,7 @@ int crl_store_json_extract(crl_store *s, const char *json, const char *const *pa
                            int (*cb)(const crl_json_value *values, void *ctx), void *ctx,
                            crl_err *err);
 
-/* A member of a JSON object being built: key and a value of type. NUM
+/* A member of a JSON object being built: key and a value of type. REAL
  * values that are not finite and TEXT that is NULL are written as null. */
 typedef struct crl_json_member {
     const char *key;
