@@ -391,9 +391,6 @@ static void list_task(char *buf, size_t cap, const char *name, int pos) {
         snprintf(buf + len, cap - len, "%s%s (%d)", len ? ", " : "", name, pos);
 }
 
-/* The routing accuracy of each task at run_id's last evaluation (metrics
- * "l2m/route_acc/<pos>" at their highest step, in position order), as
- * "a, b, c (mean m)" in buf; "-" if none was stored. */
 typedef struct {
     char *buf;
     size_t cap, len;
@@ -404,13 +401,18 @@ typedef struct {
 static int add_route_acc(const crl_metric_row *m, void *ctx) {
     acc_text *a = ctx;
     if (a->len >= a->cap) return 1;
-    a->len += (size_t)snprintf(a->buf + a->len, a->cap - a->len, "%s%.2f",
-                               a->n ? ", " : "", m->value);
-    a->sum += m->value;
+    /* A NULL value (a NaN written) has always counted as 0 here. */
+    double v = isnan(m->value) ? 0 : m->value;
+    a->len +=
+        (size_t)snprintf(a->buf + a->len, a->cap - a->len, "%s%.2f", a->n ? ", " : "", v);
+    a->sum += v;
     a->n++;
     return 0;
 }
 
+/* The routing accuracy of each task at run_id's last evaluation (metrics
+ * "l2m/route_acc/<pos>" at their highest step, in position order), as
+ * "a, b, c (mean m)" in buf; "-" if none was stored. */
 static void l2m_route_acc(crl_store *store, int64_t run_id, char *buf, size_t cap) {
     snprintf(buf, cap, "-");
     acc_text a = {buf, cap, 0, 0, 0};
