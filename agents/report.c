@@ -4,7 +4,6 @@
 #include "crl/report.h"
 
 #include <math.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,10 +26,6 @@ static int method_rank(const char *m) {
 
 static int is_locomotion(const char *scenario) {
     return !strncmp(scenario, "halfcheetah", 11) || !strncmp(scenario, "ant", 3);
-}
-
-static int db_fail(sqlite3 *db, crl_err *err, const char *what) {
-    return crl_errf(err, CRL_EIO, "report: cannot read %s: %s", what, sqlite3_errmsg(db));
 }
 
 /* Append a formatted note to r->notes. */
@@ -81,91 +76,59 @@ static int same_group(const run_key *a, const run_key *b) {
            a->spt == b->spt;
 }
 
-static void copy_text(char *dst, size_t cap, const unsigned char *src) {
-    snprintf(dst, cap, "%s", src ? (const char *)src : "");
-}
-
 /* Finished runs (optionally of one scenario), sorted by group. steps_per_task
  * comes from config_json, or else from the first task's window. */
-static int list_finished(sqlite3 *db, const char *scenario, run_key **out, int *n,
+static int list_finished(crl_store *store, const char *scenario, run_key **out, int *n,
                          crl_err *err) {
-    static const char *sql =
-        "SELECT r.id, r.method, r.scenario, r.seed,"
-        " CASE WHEN json_valid(r.config_json)"
-        "  THEN json_extract(r.config_json, '$.steps_per_task') END,"
-        " (SELECT t.end_step - t.start_step FROM tasks t WHERE t.run_id = r.id"
-        "  ORDER BY t.idx LIMIT 1)"
-        " FROM runs r WHERE r.status = 'finished' AND (?1 IS NULL OR r.scenario = ?1)";
-    sqlite3_stmt *st = NULL;
+    crl_finished_run *runs = NULL;
     *out = NULL;
     *n = 0;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        return db_fail(db, err, "runs");
-    sqlite3_bind_text(st, 1, scenario, -1, SQLITE_STATIC);
-    int cap = 0, rc = CRL_OK, s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? 2 * cap : 16;
-            run_key *k = realloc(*out, (size_t)cap * sizeof *k);
-            if (!k) {
-                rc = crl_errf(err, CRL_ENOMEM, "report: out of memory");
-                break;
-            }
-            *out = k;
-        }
-        run_key *k = &(*out)[(*n)++];
-        memset(k, 0, sizeof *k);
-        k->id = sqlite3_column_int64(st, 0);
-        copy_text(k->method, sizeof k->method, sqlite3_column_text(st, 1));
-        copy_text(k->scenario, sizeof k->scenario, sqlite3_column_text(st, 2));
-        k->seed = (uint64_t)sqlite3_column_int64(st, 3);
-        k->spt = -1;
-        int ty = sqlite3_column_type(st, 4);
-        if (ty == SQLITE_INTEGER || ty == SQLITE_FLOAT) {
-            double v = sqlite3_column_double(st, 4);
-            if (isfinite(v) && v > 0 && v < 9e18) k->spt = llround(v);
-        } else if (sqlite3_column_type(st, 5) == SQLITE_INTEGER) {
-            int64_t v = sqlite3_column_int64(st, 5);
-            if (v > 0) k->spt = v;
-        }
-    }
-    if (rc == CRL_OK && s != SQLITE_DONE) rc = db_fail(db, err, "runs");
-    sqlite3_finalize(st);
-    if (rc) {
-        free(*out);
-        *out = NULL;
+    int rc = crl_store_finished_runs(store, scenario, &runs, n, err);
+    if (rc) return rc;
+    *out = malloc((size_t)(*n ? *n : 1) * sizeof **out);
+    if (!*out) {
+        crl_store_finished_runs_free(runs);
         *n = 0;
-        return rc;
+        return crl_errf(err, CRL_ENOMEM, "report: out of memory");
     }
+    for (int i = 0; i < *n; i++) {
+        const crl_finished_run *f = &runs[i];
+        run_key *k = &(*out)[i];
+        memset(k, 0, sizeof *k);
+        k->id = f->id;
+        snprintf(k->method, sizeof k->method, "%s", f->method);
+        snprintf(k->scenario, sizeof k->scenario, "%s", f->scenario);
+        k->seed = f->seed;
+        k->spt = -1;
+        if (f->has_spt) {
+            double v = f->spt;
+            if (isfinite(v) && v > 0 && v < 9e18) k->spt = llround(v);
+        } else if (f->first_window > 0) {
+            k->spt = f->first_window;
+        }
+    }
+    crl_store_finished_runs_free(runs);
     if (*n > 1) qsort(*out, (size_t)*n, sizeof **out, cmp_key);
     return CRL_OK;
 }
 
 /* "2 unfinished runs ignored (1 running, 1 failed)". */
-static int note_unfinished(sqlite3 *db, const char *scenario, crl_report *r, int *total,
-                           crl_err *err) {
-    static const char *sql =
-        "SELECT status, count(*) FROM runs WHERE status <> 'finished'"
-        " AND (?1 IS NULL OR scenario = ?1) GROUP BY status"
-        " ORDER BY status";
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        return db_fail(db, err, "runs");
-    sqlite3_bind_text(st, 1, scenario, -1, SQLITE_STATIC);
+static int note_unfinished(crl_store *store, const char *scenario, crl_report *r,
+                           int *total, crl_err *err) {
+    crl_status_count *counts = NULL;
+    int n = 0;
+    *total = 0;
+    int rc = crl_store_unfinished_runs(store, scenario, &counts, &n, err);
+    if (rc) return rc;
     char parts[256] = "";
     size_t len = 0;
-    int s;
-    *total = 0;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        int c = sqlite3_column_int(st, 1);
-        const unsigned char *name = sqlite3_column_text(st, 0);
-        *total += c;
+    for (int i = 0; i < n; i++) {
+        *total += counts[i].count;
         if (len < sizeof parts)
             len += (size_t)snprintf(parts + len, sizeof parts - len, "%s%d %s",
-                                    len ? ", " : "", c, name ? (const char *)name : "?");
+                                    len ? ", " : "", counts[i].count, counts[i].status);
     }
-    sqlite3_finalize(st);
-    if (s != SQLITE_DONE) return db_fail(db, err, "runs");
+    crl_store_status_counts_free(counts);
     if (*total == 0) return CRL_OK;
     return add_note(r, err, "%d unfinished run%s ignored (%s)", *total,
                     *total == 1 ? "" : "s", parts);
@@ -183,7 +146,7 @@ typedef struct {
     crl_eval_row *evals;
     size_t n_evals, cap_evals;
     double *params; /* "model/params" in step order */
-    int n_params;
+    int n_params, cap_params;
     double wall; /* last "wall_time_s", NaN if none */
     int nomem;
 } run_data;
@@ -211,39 +174,47 @@ static int collect_eval(const crl_eval_row *row, void *ctx) {
     return 0;
 }
 
+static int collect_metric(const crl_metric_row *m, void *ctx) {
+    run_data *d = ctx;
+    if (!strcmp(m->key, "wall_time_s")) {
+        d->wall = m->value;
+        return 0;
+    }
+    if (d->n_params == d->cap_params) {
+        int cap = d->cap_params ? 2 * d->cap_params : 8;
+        double *p = realloc(d->params, (size_t)cap * sizeof *p);
+        if (!p) {
+            d->nomem = 1;
+            return 1;
+        }
+        d->params = p;
+        d->cap_params = cap;
+    }
+    d->params[d->n_params++] = m->value;
+    return 0;
+}
+
 /* Tasks, evals, model size and wall time of one run. */
 static int load_run(crl_store *store, int64_t id, run_data *d, crl_err *err) {
-    sqlite3 *db = crl_store_db(store);
     memset(d, 0, sizeof *d);
     d->wall = NAN;
-    sqlite3_stmt *st = NULL;
-    int rc = CRL_OK, s, cap = 0;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT idx, name, start_step, end_step FROM tasks"
-                           " WHERE run_id = ?1 ORDER BY idx",
-                           -1, &st, NULL) != SQLITE_OK)
-        return db_fail(db, err, "tasks");
-    sqlite3_bind_int64(st, 1, id);
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        if (d->n_tasks == cap) {
-            cap = cap ? 2 * cap : 8;
-            task_row *t = realloc(d->tasks, (size_t)cap * sizeof *t);
-            if (!t) {
-                rc = crl_errf(err, CRL_ENOMEM, "report: out of memory");
-                break;
-            }
-            d->tasks = t;
-        }
-        task_row *t = &d->tasks[d->n_tasks++];
-        t->idx = sqlite3_column_int(st, 0);
-        copy_text(t->name, sizeof t->name, sqlite3_column_text(st, 1));
-        t->start = sqlite3_column_int64(st, 2);
-        t->end =
-            sqlite3_column_type(st, 3) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 3);
-    }
-    if (rc == CRL_OK && s != SQLITE_DONE) rc = db_fail(db, err, "tasks");
-    sqlite3_finalize(st);
+    crl_task_row *tasks = NULL;
+    int rc = crl_store_tasks(store, id, &tasks, &d->n_tasks, err);
     if (rc) goto fail;
+    d->tasks = malloc((size_t)(d->n_tasks ? d->n_tasks : 1) * sizeof *d->tasks);
+    if (!d->tasks) {
+        crl_store_tasks_free(tasks);
+        rc = crl_errf(err, CRL_ENOMEM, "report: out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < d->n_tasks; i++) {
+        task_row *t = &d->tasks[i];
+        t->idx = tasks[i].idx;
+        snprintf(t->name, sizeof t->name, "%s", tasks[i].name);
+        t->start = tasks[i].start_step;
+        t->end = tasks[i].end_step;
+    }
+    crl_store_tasks_free(tasks);
 
     if ((rc = crl_store_evals(store, id, collect_eval, d, err))) goto fail;
     if (d->nomem) {
@@ -251,38 +222,12 @@ static int load_run(crl_store *store, int64_t id, run_data *d, crl_err *err) {
         goto fail;
     }
 
-    if (sqlite3_prepare_v2(db,
-                           "SELECT key, value FROM metrics WHERE run_id = ?1"
-                           " AND key IN ('model/params', 'wall_time_s') ORDER BY step",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = db_fail(db, err, "metrics");
+    static const char *const keys[] = {"model/params", "wall_time_s"};
+    if ((rc = crl_store_metrics(store, id, keys, 2, collect_metric, d, err))) goto fail;
+    if (d->nomem) {
+        rc = crl_errf(err, CRL_ENOMEM, "report: out of memory");
         goto fail;
     }
-    sqlite3_bind_int64(st, 1, id);
-    cap = 0;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *key = (const char *)sqlite3_column_text(st, 0);
-        double v = sqlite3_column_type(st, 1) == SQLITE_NULL
-                       ? NAN
-                       : sqlite3_column_double(st, 1);
-        if (key && !strcmp(key, "wall_time_s")) {
-            d->wall = v;
-            continue;
-        }
-        if (d->n_params == cap) {
-            cap = cap ? 2 * cap : 8;
-            double *p = realloc(d->params, (size_t)cap * sizeof *p);
-            if (!p) {
-                rc = crl_errf(err, CRL_ENOMEM, "report: out of memory");
-                break;
-            }
-            d->params = p;
-        }
-        d->params[d->n_params++] = v;
-    }
-    if (rc == CRL_OK && s != SQLITE_DONE) rc = db_fail(db, err, "metrics");
-    sqlite3_finalize(st);
-    if (rc) goto fail;
     return CRL_OK;
 fail:
     run_data_free(d);
@@ -446,129 +391,142 @@ static void list_task(char *buf, size_t cap, const char *name, int pos) {
         snprintf(buf + len, cap - len, "%s%s (%d)", len ? ", " : "", name, pos);
 }
 
+typedef struct {
+    char *buf;
+    size_t cap, len;
+    double sum;
+    int n;
+} acc_text;
+
+static int add_route_acc(const crl_metric_row *m, void *ctx) {
+    acc_text *a = ctx;
+    if (a->len >= a->cap) return 1;
+    /* A NULL value (a NaN written) has always counted as 0 here. */
+    double v = isnan(m->value) ? 0 : m->value;
+    a->len +=
+        (size_t)snprintf(a->buf + a->len, a->cap - a->len, "%s%.2f", a->n ? ", " : "", v);
+    a->sum += v;
+    a->n++;
+    return 0;
+}
+
 /* The routing accuracy of each task at run_id's last evaluation (metrics
  * "l2m/route_acc/<pos>" at their highest step, in position order), as
  * "a, b, c (mean m)" in buf; "-" if none was stored. */
-static void l2m_route_acc(sqlite3 *db, int64_t run_id, char *buf, size_t cap) {
-    sqlite3_stmt *st = NULL;
+static void l2m_route_acc(crl_store *store, int64_t run_id, char *buf, size_t cap) {
     snprintf(buf, cap, "-");
-    if (sqlite3_prepare_v2(db,
-                           "SELECT value FROM metrics WHERE run_id = ?1 AND key LIKE "
-                           "'l2m/route_acc/%' AND step = (SELECT max(step) FROM metrics "
-                           "WHERE run_id = ?1 AND key LIKE 'l2m/route_acc/%') "
-                           "ORDER BY CAST(substr(key, 15) AS INTEGER)",
-                           -1, &st, NULL) != SQLITE_OK)
-        return;
-    sqlite3_bind_int64(st, 1, run_id);
-    size_t len = 0;
-    double sum = 0;
-    int n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW && len < cap) {
-        double v = sqlite3_column_double(st, 0);
-        len += (size_t)snprintf(buf + len, cap - len, "%s%.2f", n ? ", " : "", v);
-        sum += v;
-        n++;
-    }
-    if (n && len < cap) snprintf(buf + len, cap - len, " (mean %.2f)", sum / n);
-    sqlite3_finalize(st);
+    acc_text a = {buf, cap, 0, 0, 0};
+    /* What could be read is shown; a failed read leaves "-" or a shorter list. */
+    (void)crl_store_metrics_family_last(store, run_id, "l2m/route_acc/", add_route_acc,
+                                        &a, NULL);
+    if (a.n && a.len < cap)
+        snprintf(buf + a.len, cap - a.len, " (mean %.2f)", a.sum / a.n);
+}
+
+/* The run's l2m configuration, as stored in config_json. */
+typedef struct {
+    int pool, rank, oracle;
+    char modulator[128], base[256];
+    int has_modulator, has_base;
+} l2m_config;
+
+static int take_l2m_config(const crl_json_value *v, void *ctx) {
+    l2m_config *c = ctx;
+    c->pool = (int)v[0].i;
+    if ((c->has_modulator = v[1].text != NULL))
+        snprintf(c->modulator, sizeof c->modulator, "%s", v[1].text);
+    c->rank = (int)v[2].i;
+    c->oracle = (int)v[3].i;
+    if ((c->has_base = v[4].text != NULL))
+        snprintf(c->base, sizeof c->base, "%s", v[4].text);
+    return 0;
 }
 
 /* l2m groups: a note per run with the pool (size, modulator, rank), the
  * parameter counts (metrics l2m/base_params and l2m/pool_params; their sum
  * is the run's "model/params"), the modulators used (the last "l2m/used")
  * and the routing accuracy per task at the last evaluation. */
-static int l2m_note(sqlite3 *db, const run_key *keys, int g0, int g1, crl_report *rep,
-                    crl_err *err) {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(
-            db,
-            "SELECT json_extract(r.config_json, '$.\"l2m-pool\"'),"
-            " json_extract(r.config_json, '$.modulator'),"
-            " json_extract(r.config_json, '$.\"l2m-rank\"'),"
-            " json_extract(r.config_json, '$.\"l2m-oracle\"'),"
-            " json_extract(r.config_json, '$.base'),"
-            " (SELECT value FROM metrics m WHERE m.run_id = r.id AND m.key = 'l2m/used'"
-            "  ORDER BY m.step DESC LIMIT 1),"
-            " (SELECT value FROM metrics m WHERE m.run_id = r.id AND m.key = "
-            "  'l2m/base_params' ORDER BY m.step DESC LIMIT 1),"
-            " (SELECT value FROM metrics m WHERE m.run_id = r.id AND m.key = "
-            "  'l2m/pool_params' ORDER BY m.step DESC LIMIT 1)"
-            " FROM runs r WHERE r.id = ?1",
-            -1, &st, NULL) != SQLITE_OK)
-        return db_fail(db, err, "l2m runs");
+static int l2m_note(crl_store *store, const run_key *keys, int g0, int g1,
+                    crl_report *rep, crl_err *err) {
+    static const char *const paths[] = {"$.\"l2m-pool\"", "$.modulator", "$.\"l2m-rank\"",
+                                        "$.\"l2m-oracle\"", "$.base"};
+    static const char *const last[] = {"l2m/used", "l2m/base_params", "l2m/pool_params"};
     int rc = CRL_OK;
     for (int g = g0; g < g1 && !rc; g++) {
-        sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, keys[g].id);
-        if (sqlite3_step(st) != SQLITE_ROW) continue;
-        const unsigned char *mod = sqlite3_column_text(st, 1);
-        const unsigned char *base = sqlite3_column_text(st, 4);
-        int oracle = sqlite3_column_int(st, 3);
+        char *json = NULL;
+        l2m_config c = {0};
+        double m[3];
+        /* A run that cannot be read gets no note, as before. */
+        int bad =
+            crl_store_run_get(store, keys[g].id, NULL, &json, NULL) ||
+            crl_store_json_extract(store, json, paths, 5, take_l2m_config, &c, NULL) ||
+            crl_store_metrics_last(store, keys[g].id, last, 3, m, NULL);
+        free(json);
+        if (bad) continue;
         char used[32] = "?", params[96] = "?";
-        if (sqlite3_column_type(st, 5) != SQLITE_NULL)
-            snprintf(used, sizeof used, "%d", sqlite3_column_int(st, 5));
-        if (sqlite3_column_type(st, 6) != SQLITE_NULL &&
-            sqlite3_column_type(st, 7) != SQLITE_NULL)
-            snprintf(params, sizeof params, "%.0f (base) + %.0f (pool)",
-                     sqlite3_column_double(st, 6), sqlite3_column_double(st, 7));
+        if (!isnan(m[0])) snprintf(used, sizeof used, "%d", (int)(int64_t)m[0]);
+        if (!isnan(m[1]) && !isnan(m[2]))
+            snprintf(params, sizeof params, "%.0f (base) + %.0f (pool)", m[1], m[2]);
         char acc[160], rank[32] = "";
-        l2m_route_acc(db, keys[g].id, acc, sizeof acc);
-        int ia3 = mod && strcmp((const char *)mod, "ia3") == 0;
-        if (!ia3) snprintf(rank, sizeof rank, " (rank %d)", sqlite3_column_int(st, 2));
+        l2m_route_acc(store, keys[g].id, acc, sizeof acc);
+        int ia3 = c.has_modulator && strcmp(c.modulator, "ia3") == 0;
+        if (!ia3) snprintf(rank, sizeof rank, " (rank %d)", c.rank);
         rc = add_note(
             rep, err,
             "l2m run %lld (%s, seed %llu): pool of %d %s modulators%s%s, "
             "base %s; parameters at inference %s; %s modulators used; routing accuracy "
             "per task at the last evaluation %s",
             (long long)keys[g].id, keys[g].scenario, (unsigned long long)keys[g].seed,
-            sqlite3_column_int(st, 0), mod ? (const char *)mod : "lora",
-            oracle ? " split per task" : "", rank, base ? (const char *)base : "?",
-            params, used, acc);
+            c.pool, c.has_modulator ? c.modulator : "lora",
+            c.oracle ? " split per task" : "", rank, c.has_base ? c.base : "?", params,
+            used, acc);
     }
-    sqlite3_finalize(st);
     return rc;
+}
+
+/* The decisions of one csp run, summed up. */
+typedef struct {
+    int n, last_anchors;
+    char kept[512];
+    size_t len;
+} csp_sum;
+
+static int add_decision(const crl_csp_decision_row *d, void *ctx) {
+    csp_sum *c = ctx;
+    c->n++;
+    c->last_anchors = d->n_anchors;
+    if (d->kept && d->task_idx > 0 && c->len < sizeof c->kept)
+        c->len += (size_t)snprintf(c->kept + c->len, sizeof c->kept - c->len, "%s%d",
+                                   c->len ? "," : "", d->task_idx);
+    return 0;
 }
 
 /* csp groups: a note per run with the anchors it ended with (table
  * csp_decisions), the tasks, which tasks kept their new anchor, and the
  * growth factor of the model (last / first "model/params"). */
-static int csp_note(sqlite3 *db, const run_key *keys, int g0, int g1, crl_report *rep,
-                    crl_err *err) {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(
-            db,
-            "SELECT (SELECT n_anchors FROM csp_decisions d WHERE d.run_id = r.id"
-            "        ORDER BY d.task_idx DESC LIMIT 1),"
-            " (SELECT count(*) FROM csp_decisions d WHERE d.run_id = r.id),"
-            " (SELECT group_concat(task_idx, ',') FROM (SELECT task_idx FROM"
-            "  csp_decisions d WHERE d.run_id = r.id AND d.kept AND d.task_idx > 0"
-            "  ORDER BY task_idx)),"
-            " (SELECT value FROM metrics m WHERE m.run_id = r.id AND"
-            "  m.key = 'model/params' ORDER BY m.step DESC LIMIT 1) /"
-            " (SELECT value FROM metrics m WHERE m.run_id = r.id AND"
-            "  m.key = 'model/params' ORDER BY m.step LIMIT 1)"
-            " FROM runs r WHERE r.id = ?1",
-            -1, &st, NULL) != SQLITE_OK)
-        return db_fail(db, err, "csp runs");
+static int csp_note(crl_store *store, const run_key *keys, const run_data *runs, int g0,
+                    int g1, crl_report *rep, crl_err *err) {
     int rc = CRL_OK;
     for (int g = g0; g < g1 && !rc; g++) {
-        sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, keys[g].id);
-        if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_type(st, 0) == SQLITE_NULL)
+        csp_sum c = {0};
+        if (crl_store_csp_decisions(store, keys[g].id, add_decision, &c, NULL) || !c.n)
             continue;
-        const unsigned char *kept = sqlite3_column_text(st, 2);
+        /* As SQL divides: NULL (shown "?") for a missing value, a zero divisor
+         * or a NaN quotient. */
+        const run_data *d = &runs[g - g0];
         char growth[32] = "?";
-        if (sqlite3_column_type(st, 3) != SQLITE_NULL)
-            snprintf(growth, sizeof growth, "%.2f", sqlite3_column_double(st, 3));
+        if (d->n_params > 0) {
+            double first = d->params[0], lastp = d->params[d->n_params - 1];
+            double q = isnan(first) || isnan(lastp) || first == 0 ? NAN : lastp / first;
+            if (!isnan(q)) snprintf(growth, sizeof growth, "%.2f", q);
+        }
         rc = add_note(rep, err,
                       "csp run %lld (%s, seed %llu): %d anchors after %d tasks "
                       "(new anchor kept on tasks: %s), growth factor %s",
                       (long long)keys[g].id, keys[g].scenario,
-                      (unsigned long long)keys[g].seed, sqlite3_column_int(st, 0),
-                      sqlite3_column_int(st, 1),
-                      kept && *kept ? (const char *)kept : "none", growth);
+                      (unsigned long long)keys[g].seed, c.last_anchors, c.n,
+                      c.len ? c.kept : "none", growth);
     }
-    sqlite3_finalize(st);
     return rc;
 }
 
@@ -788,11 +746,10 @@ static int do_group(crl_store *store, const run_key *keys, int n_keys, int g0, i
         }
     }
 
-    if (!strncmp(k0->method, "l2m", 3) &&
-        (rc = l2m_note(crl_store_db(store), keys, g0, g1, rep, err)))
+    if (!strncmp(k0->method, "l2m", 3) && (rc = l2m_note(store, keys, g0, g1, rep, err)))
         goto out;
     if (!strncmp(k0->method, "csp", 3) &&
-        (rc = csp_note(crl_store_db(store), keys, g0, g1, rep, err)))
+        (rc = csp_note(store, keys, runs, g0, g1, rep, err)))
         goto out;
     crl_report_row *rows = realloc(rep->rows, (size_t)(rep->n_rows + 1) * sizeof *rows);
     if (!rows) {
@@ -823,16 +780,13 @@ int crl_report_build(crl_store *store, const char *scenario, crl_report *out,
     if (!out) return crl_errf(err, CRL_EINVAL, "report: NULL output");
     memset(out, 0, sizeof *out);
     if (!store) return crl_errf(err, CRL_EINVAL, "report: NULL store");
-    sqlite3 *db = crl_store_db(store);
-    if (!db) return crl_errf(err, CRL_EINVAL, "report: store has no database");
     /* Other processes may be writing: read everything from one snapshot. */
-    int in_txn = sqlite3_get_autocommit(db) &&
-                 sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+    int in_txn = crl_store_read_begin(store);
 
     run_key *keys = NULL;
     int n_keys = 0, unfinished = 0, n_single = 0, rc;
-    if ((rc = note_unfinished(db, scenario, out, &unfinished, err))) goto out;
-    if ((rc = list_finished(db, scenario, &keys, &n_keys, err))) goto out;
+    if ((rc = note_unfinished(store, scenario, out, &unfinished, err))) goto out;
+    if ((rc = list_finished(store, scenario, &keys, &n_keys, err))) goto out;
     for (int g0 = 0, g1; g0 < n_keys; g0 = g1) {
         for (g1 = g0 + 1; g1 < n_keys && same_group(&keys[g0], &keys[g1]); g1++) {
         }
@@ -867,7 +821,7 @@ int crl_report_build(crl_store *store, const char *scenario, crl_report *out,
                       extra[0] ? ")" : "");
     }
 out:
-    if (in_txn) sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    crl_store_read_end(store, in_txn);
     free(keys);
     if (rc) crl_report_free(out);
     return rc;
@@ -1073,109 +1027,76 @@ static int format_csv(const crl_report *r, FILE *f) {
     return CRL_OK;
 }
 
-/* ---- json, through SQLite's JSON functions ---- */
+/* ---- json, through SQLite's JSON functions (crl_json_doc) ---- */
 
-static void bind_num(sqlite3_stmt *st, int i, double v) {
-    if (isfinite(v))
-        sqlite3_bind_double(st, i, v);
-    else
-        sqlite3_bind_null(st, i);
+static crl_json_member json_num(const char *key, double v) {
+    return (crl_json_member){.key = key, .type = CRL_JSON_REAL, .num = v};
 }
 
-static void bind_str_or_null(sqlite3_stmt *st, int i, const char *s) {
-    if (s && *s)
-        sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, i);
+static crl_json_member json_int(const char *key, int64_t v) {
+    return (crl_json_member){.key = key, .type = CRL_JSON_INT, .i = v};
 }
 
-#define CI_JSON(a, b, c)                                                                 \
-    "CASE WHEN ?" #a " IS NULL THEN NULL ELSE json_object('mean', ?" #a ", 'lo', ?" #b   \
-    ", 'hi', ?" #c ") END"
+static crl_json_member json_str_or_null(const char *key, const char *s) {
+    return (crl_json_member){
+        .key = key, .type = CRL_JSON_TEXT, .text = s && *s ? s : NULL};
+}
+
+/* A CI is an object only when its mean is a number. */
+static crl_json_member json_ci(const char *key, const crl_ci *c, crl_json_member m[3]) {
+    m[0] = json_num("mean", c->mean);
+    m[1] = json_num("lo", c->lo);
+    m[2] = json_num("hi", c->hi);
+    if (!isfinite(c->mean)) return (crl_json_member){.key = key, .type = CRL_JSON_NULL};
+    return (crl_json_member){
+        .key = key, .type = CRL_JSON_OBJECT, .members = m, .n_members = 3};
+}
 
 static int format_json(const crl_report *r, FILE *f, crl_err *err) {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *add_row = NULL, *add_note_st = NULL;
-    char *acc = NULL;
-    int rc = CRL_OK;
-    if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-        rc = crl_errf(err, CRL_ENOMEM, "report: cannot open an in-memory database");
-        goto out;
+    crl_json_doc *doc = NULL;
+    int rc = crl_json_doc_create("{\"rows\":[],\"notes\":[]}", &doc, err);
+    for (int i = 0; rc == CRL_OK && i < r->n_rows; i++) {
+        const crl_report_row *w = &r->rows[i];
+        crl_json_member ci[3][3];
+        crl_json_member m[] = {
+            json_str_or_null("scenario", w->scenario),
+            json_str_or_null("method", w->method),
+            w->steps_per_task >= 0
+                ? json_int("steps_per_task", w->steps_per_task)
+                : (crl_json_member){.key = "steps_per_task", .type = CRL_JSON_NULL},
+            json_int("n_tasks", w->n_tasks),
+            json_int("seeds", w->n_seeds),
+            json_str_or_null("score", w->score),
+            json_str_or_null("score_note", w->score_note),
+            json_ci("performance", &w->performance, ci[0]),
+            json_ci("forgetting", &w->forgetting, ci[1]),
+            json_ci("forward_transfer", &w->forward_transfer, ci[2]),
+            json_str_or_null("forward_transfer_note", w->ft_note),
+            json_int("reference_runs", w->n_ref_runs),
+            json_num("params", w->params),
+            json_num("growth", w->growth),
+            json_num("wall_time_s", w->wall_time_s),
+        };
+        /* scenario, method and score are always text, even when empty. */
+        m[0].text = w->scenario;
+        m[1].text = w->method;
+        m[5].text = w->score;
+        crl_json_member row = {.type = CRL_JSON_OBJECT,
+                               .members = m,
+                               .n_members = (int)(sizeof m / sizeof m[0])};
+        rc = crl_json_doc_append(doc, "$.rows", &row, err);
     }
-    static const char *row_sql =
-        "SELECT json_insert(?1, '$.rows[#]', json_object("
-        "'scenario', ?2, 'method', ?3, 'steps_per_task', ?4, 'n_tasks', ?5,"
-        "'seeds', ?6, 'score', ?7, 'score_note', ?8,"
-        "'performance', " CI_JSON(
-            9, 10,
-            11) ","
-                "'forgetting', " CI_JSON(
-                    12, 13,
-                    14) ","
-                        "'forward_transfer', " CI_JSON(
-                            15, 16,
-                            17) ","
-                                "'forward_transfer_note', ?18, 'reference_runs', ?19,"
-                                "'params', ?20, 'growth', ?21, 'wall_time_s', ?22))";
-    if (sqlite3_prepare_v2(db, row_sql, -1, &add_row, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "SELECT json_insert(?1, '$.notes[#]', ?2)", -1,
-                           &add_note_st, NULL) != SQLITE_OK) {
-        rc = crl_errf(err, CRL_EIO, "report: json: %s", sqlite3_errmsg(db));
-        goto out;
+    for (int i = 0; rc == CRL_OK && i < r->n_notes; i++) {
+        crl_json_member note = {.type = CRL_JSON_TEXT, .text = r->notes[i]};
+        rc = crl_json_doc_append(doc, "$.notes", &note, err);
     }
-    if (!(acc = strdup("{\"rows\":[],\"notes\":[]}"))) {
-        rc = crl_errf(err, CRL_ENOMEM, "report: out of memory");
-        goto out;
+    if (rc == CRL_OK) fprintf(f, "%s\n", crl_json_doc_text(doc));
+    crl_json_doc_free(doc);
+    if (rc && err && strncmp(err->msg, "report: ", 8)) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        crl_errf(err, rc, "report: %s", msg);
     }
-    for (int i = 0; i < r->n_rows + r->n_notes; i++) {
-        sqlite3_stmt *st = i < r->n_rows ? add_row : add_note_st;
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-        sqlite3_bind_text(st, 1, acc, -1, SQLITE_STATIC);
-        if (i < r->n_rows) {
-            const crl_report_row *w = &r->rows[i];
-            sqlite3_bind_text(st, 2, w->scenario, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, w->method, -1, SQLITE_STATIC);
-            if (w->steps_per_task >= 0) sqlite3_bind_int64(st, 4, w->steps_per_task);
-            sqlite3_bind_int(st, 5, w->n_tasks);
-            sqlite3_bind_int(st, 6, w->n_seeds);
-            sqlite3_bind_text(st, 7, w->score, -1, SQLITE_STATIC);
-            bind_str_or_null(st, 8, w->score_note);
-            const crl_ci *cis[3] = {&w->performance, &w->forgetting,
-                                    &w->forward_transfer};
-            for (int k = 0; k < 3; k++) {
-                /* A CI is an object only when its mean is a number. */
-                bind_num(st, 9 + 3 * k, cis[k]->mean);
-                bind_num(st, 10 + 3 * k, cis[k]->lo);
-                bind_num(st, 11 + 3 * k, cis[k]->hi);
-            }
-            bind_str_or_null(st, 18, w->ft_note);
-            sqlite3_bind_int(st, 19, w->n_ref_runs);
-            bind_num(st, 20, w->params);
-            bind_num(st, 21, w->growth);
-            bind_num(st, 22, w->wall_time_s);
-        } else {
-            sqlite3_bind_text(st, 2, r->notes[i - r->n_rows], -1, SQLITE_STATIC);
-        }
-        if (sqlite3_step(st) != SQLITE_ROW || !sqlite3_column_text(st, 0)) {
-            rc = crl_errf(err, CRL_EIO, "report: json: %s", sqlite3_errmsg(db));
-            goto out;
-        }
-        char *next = strdup((const char *)sqlite3_column_text(st, 0));
-        sqlite3_reset(st); /* acc was bound SQLITE_STATIC: release it first */
-        if (!next) {
-            rc = crl_errf(err, CRL_ENOMEM, "report: out of memory");
-            goto out;
-        }
-        free(acc);
-        acc = next;
-    }
-    fprintf(f, "%s\n", acc);
-out:
-    free(acc);
-    sqlite3_finalize(add_row);
-    sqlite3_finalize(add_note_st);
-    sqlite3_close(db);
     return rc;
 }
 

@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <math.h>
 #include <mujoco/mujoco.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,34 +49,38 @@ static void spec_cache_free(spec_cache *c) {
 
 /* A task from a user's MJCF file is made again from the options its
  * modifiers recorded (crl_env_modifiers). */
-static int xml_spec(crl_store *store, const char *mods, crl_env_spec **out,
-                    crl_err *err) {
-    sqlite3_stmt *st = NULL;
-    const char *sql = "SELECT json_extract(?1, '$.xml'), json_extract(?1, '$.reward'),"
-                      " json_extract(?1, '$.body'), json_extract(?1, '$.site'),"
-                      " json_extract(?1, '$.target[0]'), json_extract(?1, '$.target[1]'),"
-                      " json_extract(?1, '$.target[2]'), json_extract(?1, '$.max_steps'),"
-                      " json_extract(?1, '$.frame_skip')";
-    if (sqlite3_prepare_v2(crl_store_db(store), sql, -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_bind_text(st, 1, mods, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_finalize(st);
-        return crl_errf(err, CRL_ECORRUPT, "the episode's modifiers are not valid JSON");
-    }
-    const char *path = (const char *)sqlite3_column_text(st, 0);
-    const char *reward = (const char *)sqlite3_column_text(st, 1);
+typedef struct {
+    crl_env_spec **out;
+    crl_err *err;
+    int rc;
+} xml_make;
+
+static int make_xml_spec(const crl_json_value *v, void *ctx) {
+    xml_make *m = ctx;
+    const char *path = v[0].text;
+    const char *reward = v[1].text;
     crl_xml_task o = {0};
     o.reward = reward && !strcmp(reward, "reach") ? CRL_XML_REWARD_REACH
                                                   : CRL_XML_REWARD_FORWARD;
-    o.body = (const char *)sqlite3_column_text(st, 2);
-    o.site = (const char *)sqlite3_column_text(st, 3);
-    for (int k = 0; k < 3; k++) o.target[k] = sqlite3_column_double(st, 4 + k);
-    o.max_steps = sqlite3_column_int(st, 7);
-    o.frame_skip = sqlite3_column_int(st, 8);
-    int rc = path ? crl_env_spec_create_xml(path, &o, out, err)
-                  : crl_errf(err, CRL_ECORRUPT, "the episode's modifiers name no file");
-    sqlite3_finalize(st);
-    return rc;
+    o.body = v[2].text;
+    o.site = v[3].text;
+    for (int k = 0; k < 3; k++) o.target[k] = v[4 + k].num;
+    o.max_steps = (int)v[7].i;
+    o.frame_skip = (int)v[8].i;
+    m->rc = path ? crl_env_spec_create_xml(path, &o, m->out, m->err)
+                 : crl_errf(m->err, CRL_ECORRUPT, "the episode's modifiers name no file");
+    return 0;
+}
+
+static int xml_spec(crl_store *store, const char *mods, crl_env_spec **out,
+                    crl_err *err) {
+    static const char *const paths[] = {"$.xml",       "$.reward",    "$.body",
+                                        "$.site",      "$.target[0]", "$.target[1]",
+                                        "$.target[2]", "$.max_steps", "$.frame_skip"};
+    xml_make m = {out, err, CRL_OK};
+    if (crl_store_json_extract(store, mods, paths, 9, make_xml_spec, &m, NULL))
+        return crl_errf(err, CRL_ECORRUPT, "the episode's modifiers are not valid JSON");
+    return m.rc;
 }
 
 static int is_xml(const char *mods) {

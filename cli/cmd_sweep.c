@@ -32,8 +32,6 @@
 #include <mpi.h>
 #endif
 
-#include <sqlite3.h>
-
 #include "cli/cli.h"
 #include "crl/continual.h"
 #include "crl/scenario.h"
@@ -493,14 +491,8 @@ static void inspect(sweep *sw, job *j) {
     int rc = crl_store_runs(st, scan_run, &s, &err);
     int64_t ckpts = 0;
     if (!rc && !s.finished && !s.mismatch && s.latest) {
-        sqlite3_stmt *q = NULL;
-        if (sqlite3_prepare_v2(crl_store_db(st),
-                               "SELECT count(*) FROM checkpoints WHERE run_id = ?1", -1,
-                               &q, NULL) == SQLITE_OK) {
-            sqlite3_bind_int64(q, 1, s.latest);
-            if (sqlite3_step(q) == SQLITE_ROW) ckpts = sqlite3_column_int64(q, 0);
-        }
-        sqlite3_finalize(q);
+        /* Unreadable counts as none: the shard then starts over. */
+        if (crl_store_checkpoint_count(st, s.latest, &ckpts, NULL)) ckpts = 0;
     }
     crl_store_close(st);
     if (rc) {

@@ -13,7 +13,6 @@
 #include "crl/continual.h"
 #include "crl/runner.h"
 #include "crl/scenario.h"
-#include <sqlite3.h>
 
 static volatile sig_atomic_t g_stop = 0;
 
@@ -206,6 +205,26 @@ static int bad_log_train(const char *s) {
     return 2;
 }
 
+typedef struct {
+    const opt_def *defs;
+    int n;
+    opt_strs *keep;
+    int64_t run_id;
+    crl_err *err;
+    int rc;
+} config_load;
+
+static int set_stored_option(const char *key, const crl_json_value *v, void *ctx) {
+    config_load *c = ctx;
+    if (v->text && opts_set(c->defs, c->n, key, v->text, c->keep) < 0) {
+        c->rc =
+            crl_errf(c->err, CRL_ECORRUPT, "run %lld: stored option %s = '%s' is invalid",
+                     (long long)c->run_id, key, v->text);
+        return 1;
+    }
+    return 0;
+}
+
 /* Restore the options of run_id from its stored config_json (so a resumed
  * run continues with exactly the configuration it started with). */
 static int load_run_config(crl_store *store, int64_t run_id, const opt_def *defs, int n,
@@ -214,23 +233,14 @@ static int load_run_config(crl_store *store, int64_t run_id, const opt_def *defs
     char *json = NULL;
     int rc = crl_store_run_get(store, run_id, &info, &json, err);
     if (rc) return rc;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(crl_store_db(store), "SELECT key, atom FROM json_each(?1)", -1,
-                           &st, NULL) != SQLITE_OK) {
-        free(json);
-        return crl_errf(err, CRL_EIO, "cannot read the configuration of run %lld",
-                        (long long)run_id);
-    }
-    sqlite3_bind_text(st, 1, json, -1, SQLITE_TRANSIENT);
-    while (rc == CRL_OK && sqlite3_step(st) == SQLITE_ROW) {
-        const char *key = (const char *)sqlite3_column_text(st, 0);
-        const char *val = (const char *)sqlite3_column_text(st, 1);
-        if (key && val && opts_set(defs, n, key, val, keep) < 0)
-            rc = crl_errf(err, CRL_ECORRUPT,
-                          "run %lld: stored option %s = '%s' is invalid",
-                          (long long)run_id, key, val);
-    }
-    sqlite3_finalize(st);
+    config_load c = {defs, n, keep, run_id, err, CRL_OK};
+    /* A config_json that does not parse restores nothing, as it always did. */
+    int jr = crl_store_json_each(store, json, set_stored_option, &c, NULL);
+    if (c.rc)
+        rc = c.rc;
+    else if (jr && jr != CRL_ECORRUPT)
+        rc = crl_errf(err, CRL_EIO, "cannot read the configuration of run %lld",
+                      (long long)run_id);
     free(json);
     if (!rc && status) snprintf(status, 16, "%s", info.status);
     return rc;

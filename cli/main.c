@@ -1,12 +1,12 @@
 /* crl: the command-line tool. Parses, dispatches, prints. */
 #include <mujoco/mujoco.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "crl/blas.h"
+#include "crl/store.h"
 
 int cmd_export(int argc, char **argv); /* cli/cmd_export.c */
 
@@ -47,7 +47,7 @@ static int version(void) {
     crl_err err = {0};
     printf("crl %s\n", CRL_VERSION_STRING);
     printf("MuJoCo %s\n", mj_versionString());
-    printf("SQLite %s\n", sqlite3_libversion());
+    printf("SQLite %s\n", crl_store_sqlite_version());
     if (crl_blas_init(1, &err) != CRL_OK) {
         printf("BLAS: unavailable (%s)\n", err.msg);
         return 1;

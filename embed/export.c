@@ -13,8 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
 #include "core/blob.h"
 #include "crl/blas.h"
 #include "crl/env.h"
@@ -41,6 +39,25 @@ static void copy_text(char *dst, size_t n, const unsigned char *src) {
     snprintf(dst, n, "%s", src ? (const char *)src : "");
 }
 
+static int take_config(const char *k, const crl_json_value *val, void *ctx) {
+    run_cfg *cfg = ctx;
+    const unsigned char *v = (const unsigned char *)val->text;
+    int iv = (int)val->i;
+    if (!strcmp(k, "scenario")) copy_text(cfg->scenario, sizeof cfg->scenario, v);
+    if (!strcmp(k, "method")) copy_text(cfg->method, sizeof cfg->method, v);
+    if (!strcmp(k, "env")) copy_text(cfg->env, sizeof cfg->env, v);
+    if (!strcmp(k, "env-xml")) copy_text(cfg->env_xml, sizeof cfg->env_xml, v);
+    if (!strcmp(k, "single-task")) cfg->single_task = iv;
+    if (!strcmp(k, "hidden")) cfg->hidden = iv;
+    if (!strcmp(k, "layers")) cfg->layers = iv;
+    if (!strcmp(k, "obs_dim")) cfg->obs_dim = iv;
+    if (!strcmp(k, "act_dim")) cfg->act_dim = iv;
+    if (!strcmp(k, "xml-steps")) cfg->xml_steps = iv;
+    if (!strcmp(k, "l2m-oracle")) cfg->l2m_oracle = iv;
+    if (!strcmp(k, "l2m-scale")) cfg->l2m_scale = val->num;
+    return 0;
+}
+
 static int read_config(crl_store *store, int64_t run_id, run_cfg *cfg, crl_err *err) {
     crl_run_info info;
     char *json = NULL;
@@ -54,33 +71,8 @@ static int read_config(crl_store *store, int64_t run_id, run_cfg *cfg, crl_err *
     cfg->layers = d.layers;
     cfg->l2m_scale = CRL_POOL_DEFAULT_SCALE;
     snprintf(cfg->method, sizeof cfg->method, "%s", info.method);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(crl_store_db(store), "SELECT key, atom FROM json_each(?1)", -1,
-                           &st, NULL) != SQLITE_OK) {
-        free(json);
-        return crl_errf(err, CRL_EIO, "cannot read the configuration of run %lld",
-                        (long long)run_id);
-    }
-    sqlite3_bind_text(st, 1, json ? json : "{}", -1, SQLITE_TRANSIENT);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *k = (const char *)sqlite3_column_text(st, 0);
-        const unsigned char *v = sqlite3_column_text(st, 1);
-        int iv = sqlite3_column_int(st, 1);
-        if (!k) continue;
-        if (!strcmp(k, "scenario")) copy_text(cfg->scenario, sizeof cfg->scenario, v);
-        if (!strcmp(k, "method")) copy_text(cfg->method, sizeof cfg->method, v);
-        if (!strcmp(k, "env")) copy_text(cfg->env, sizeof cfg->env, v);
-        if (!strcmp(k, "env-xml")) copy_text(cfg->env_xml, sizeof cfg->env_xml, v);
-        if (!strcmp(k, "single-task")) cfg->single_task = iv;
-        if (!strcmp(k, "hidden")) cfg->hidden = iv;
-        if (!strcmp(k, "layers")) cfg->layers = iv;
-        if (!strcmp(k, "obs_dim")) cfg->obs_dim = iv;
-        if (!strcmp(k, "act_dim")) cfg->act_dim = iv;
-        if (!strcmp(k, "xml-steps")) cfg->xml_steps = iv;
-        if (!strcmp(k, "l2m-oracle")) cfg->l2m_oracle = iv;
-        if (!strcmp(k, "l2m-scale")) cfg->l2m_scale = sqlite3_column_double(st, 1);
-    }
-    sqlite3_finalize(st);
+    /* A config that does not parse leaves the defaults, as it always did. */
+    (void)crl_store_json_each(store, json, take_config, cfg, NULL);
     free(json);
     /* A single-env run's store row says "sac" and the env name. */
     if (!cfg->scenario[0] && !cfg->env[0] && !cfg->env_xml[0])

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "crl/store.h"
+#include "store/internal.h"
 
 #define MAX_TABLES 64
 #define MAX_COLS   64
@@ -818,7 +819,7 @@ int crl_store_merge(const char *out_path, const char *const *shards, int n_shard
         free(use);
         return ret;
     }
-    m.out = crl_store_db(store);
+    m.out = crl_store_sqlite(store);
     ret = exec_out(&m, "BEGIN IMMEDIATE");
     if (ret == CRL_OK) ret = exec_out(&m, MERGE_RUNS_SQL);
     for (int i = 0; ret == CRL_OK && i < n_shards; i++)

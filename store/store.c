@@ -16,6 +16,8 @@
  *    lock out a second trainer writing to the same file). */
 #include "crl/store.h"
 
+#include "store/internal.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <locale.h>
@@ -244,14 +246,11 @@ struct crl_store {
 /* Turn a failed sqlite3 call into a crl status with a one-line message that
  * names the file. Also notices when SQLite rolled our transaction back on its
  * own (I/O error, disk full, ...), so the caller learns the batch is gone. */
-static int fail(crl_store *s, crl_err *err, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(crl_store *s, crl_err *err, int rc, const char *fmt, ...) {
+static int vfail(crl_store *s, crl_err *err, int rc, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+static int vfail(crl_store *s, crl_err *err, int rc, const char *fmt, va_list ap) {
     char what[192];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
     const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
     char lost[128] = "";
     if (s->in_txn && s->db && sqlite3_get_autocommit(s->db)) {
@@ -290,6 +289,24 @@ static int fail(crl_store *s, crl_err *err, int rc, const char *fmt, ...) {
     default:
         return crl_errf(err, CRL_EIO, "%s: %s: %s%s", s->path, what, msg, lost);
     }
+}
+
+static int fail(crl_store *s, crl_err *err, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(crl_store *s, crl_err *err, int rc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int ret = vfail(s, err, rc, fmt, ap);
+    va_end(ap);
+    return ret;
+}
+
+int crl_store_fail(crl_store *s, crl_err *err, int rc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int ret = vfail(s, err, rc, fmt, ap);
+    va_end(ap);
+    return ret;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -740,8 +757,8 @@ void crl_store_close(crl_store *s) {
     if (s->in_txn && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     for (int i = 0; i < ST__COUNT; i++) sqlite3_finalize(s->st[i]);
-    /* close_v2: statements the caller prepared on crl_store_db() and forgot
-     * do not keep the file open forever. */
+    /* close_v2: a statement store/ code prepared on crl_store_sqlite() and
+     * forgot does not keep the file open forever. */
     if (s->db) (void)sqlite3_close_v2(s->db);
     free(s->path);
     free(s);
@@ -757,8 +774,12 @@ int crl_store_tick(crl_store *s, crl_err *err) {
     return txn_commit(s, err);
 }
 
-sqlite3 *crl_store_db(crl_store *s) {
+sqlite3 *crl_store_sqlite(crl_store *s) {
     return s ? s->db : NULL;
+}
+
+const char *crl_store_path(const crl_store *s) {
+    return s ? s->path : "";
 }
 
 /* ------------------------------------------------------------------------ */

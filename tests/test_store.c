@@ -131,6 +131,23 @@ static int64_t raw_count(const char *path, const char *sql) {
     return n;
 }
 
+static int count_row(const crl_metric_row *m, void *ctx) {
+    (void)m;
+    (*(int64_t *)ctx)++;
+    return 0;
+}
+
+/* Rows of metric key of run id as the store itself reads them (its pending
+ * batch included). */
+static int64_t count_metrics(crl_store *s, int64_t id, const char *key) {
+    crl_err e = {0};
+    int64_t n = 0;
+    const char *keys[] = {key};
+    int rc = crl_store_metrics(s, id, keys, 1, count_row, &n, &e);
+    ck_assert_msg(rc == CRL_OK, "metrics: %s", e.msg);
+    return n;
+}
+
 static int file_exists(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0;
@@ -715,7 +732,7 @@ START_TEST(test_batch_visibility) {
     crl_eval_row r = eval_row(id, 9, 0, 0, 0.5);
     OK(crl_store_eval(s, &r, &e));
     /* Pending: the writer sees its rows, another connection does not. */
-    ck_assert_int_eq(q_int(crl_store_db(s), "SELECT count(*) FROM metrics"), 10);
+    ck_assert_int_eq(count_metrics(s, id, "loss"), 10);
     ck_assert_int_eq(q_int(other, "SELECT count(*) FROM metrics"), 0);
     ck_assert_int_eq(q_int(other, "SELECT count(*) FROM evals"), 0);
     OK(crl_store_flush(s, &e));
@@ -730,8 +747,9 @@ START_TEST(test_batch_visibility) {
     ck_assert_int_eq(q_int(other, "SELECT count(*) FROM metrics"), 20);
     sqlite3_close(other);
     s = open_store(path, 0);
-    ck_assert_int_eq(q_int(crl_store_db(s), "SELECT count(*) FROM metrics"), 20);
+    ck_assert_int_eq(count_metrics(s, id, "loss"), 20);
     crl_store_close(s);
+    ck_assert_int_eq(raw_count(path, "SELECT count(*) FROM metrics"), 20);
 }
 END_TEST
 
@@ -854,11 +872,12 @@ START_TEST(test_crash_loses_only_pending_batch) {
     ck_assert(sibling_exists(path, "-wal")); /* it really died with the file open */
 
     crl_store *s = open_store(path, 0);
-    sqlite3 *db = crl_store_db(s);
+    sqlite3 *db = raw_open(path, 1); /* beside the store, which recovered the WAL */
     char buf[16];
     ck_assert_str_eq(q_text(db, "PRAGMA integrity_check", buf, sizeof buf), "ok");
     ck_assert_int_eq(q_int(db, "SELECT count(*) FROM metrics"), 10);
     ck_assert_int_eq(q_int(db, "SELECT max(step) FROM metrics"), 9);
+    sqlite3_close(db);
     void *blob;
     size_t n;
     int64_t step;
@@ -1042,7 +1061,10 @@ START_TEST(test_open_missing) {
     FAILS(CRL_EINVAL, crl_store_open(NULL, 1, &s, &e));
     ck_assert_int_eq(crl_store_open(tpath("x.db"), 1, NULL, &e), CRL_EINVAL);
     crl_store_close(NULL);
-    ck_assert_ptr_null(crl_store_db(NULL));
+    crl_task_row *tasks = (crl_task_row *)1;
+    int n_tasks = 1;
+    FAILS(CRL_EINVAL, crl_store_tasks(NULL, 1, &tasks, &n_tasks, &e));
+    ck_assert(tasks == NULL && n_tasks == 0);
     FAILS(CRL_EINVAL, crl_store_flush(NULL, &e));
 
     setenv("CRL_BUSY_TIMEOUT_MS", "soon", 1);
@@ -1278,10 +1300,11 @@ START_TEST(test_lock_gives_ebusy) {
     setenv("CRL_BUSY_TIMEOUT_MS", "200", 1);
     crl_store *b = open_store(path, 0);
 
-    /* a holds an exclusive write transaction through the raw handle. */
-    raw_exec(crl_store_db(a), "BEGIN EXCLUSIVE;"
-                              "INSERT INTO metrics (run_id, step, key, value)"
-                              " VALUES (1, 2, 'held', 2);");
+    /* Another connection holds an exclusive write transaction. */
+    sqlite3 *w = raw_open(path, 0);
+    raw_exec(w, "BEGIN EXCLUSIVE;"
+                "INSERT INTO metrics (run_id, step, key, value)"
+                " VALUES (1, 2, 'held', 2);");
     /* Opening while a writer holds the lock only reads, so it works. */
     crl_store *c = open_store(path, 0);
     crl_store_close(c);
@@ -1295,7 +1318,8 @@ START_TEST(test_lock_gives_ebusy) {
     /* Reading still works under WAL. */
     crl_run_info info;
     OK(crl_store_run_get(b, id, &info, NULL, &e));
-    raw_exec(crl_store_db(a), "COMMIT;");
+    raw_exec(w, "COMMIT;");
+    sqlite3_close(w);
 
     /* Lock released: b retries and succeeds; nothing was lost or duplicated. */
     OK(crl_store_metric(b, id, 3, "blocked", 3, &e));
@@ -1347,6 +1371,442 @@ START_TEST(test_tick_releases_old_batch) {
 END_TEST
 
 /* ------------------------------------------------------------------------ */
+/* Typed reads: what the report, plots, replay, sweeps and export read       */
+
+static void set_config_raw(const char *path, int64_t id, const char *json) {
+    sqlite3 *db = raw_open(path, 0);
+    char sql[256];
+    snprintf(sql, sizeof sql, "UPDATE runs SET config_json = '%s' WHERE id = %lld", json,
+             (long long)id);
+    raw_exec(db, sql);
+    sqlite3_close(db);
+}
+
+static int64_t run_in(crl_store *s, const char *scenario, uint64_t seed, const crl_kv *kv,
+                      int n_kv, const char *status) {
+    crl_err e = {0};
+    int64_t id = -1;
+    OK(crl_store_run_create(s, "ewc", scenario, seed, kv, n_kv, &id, &e));
+    if (status) OK(crl_store_run_set_status(s, id, status, &e));
+    return id;
+}
+
+START_TEST(test_typed_runs) {
+    crl_err e = {0};
+    const char *path = tpath("typed_runs.db");
+    crl_store *s = open_store(path, 1);
+    crl_kv spt400 = {"steps_per_task", NULL, 400};
+    crl_kv spt_text = {"steps_per_task", "400", 0};
+    crl_kv spt_frac = {"steps_per_task", NULL, 2.5};
+    int64_t a = run_in(s, "t1", 11, &spt400, 1, "finished");
+    int64_t b = run_in(s, "t1", 12, NULL, 0, "finished");
+    int64_t c = run_in(s, "t2", UINT64_MAX, &spt_text, 1, "finished");
+    int64_t d = run_in(s, "t1", 14, NULL, 0, NULL); /* running */
+    int64_t f1 = run_in(s, "t1", 15, NULL, 0, "failed");
+    int64_t f2 = run_in(s, "t2", 16, NULL, 0, "failed");
+    int64_t in = run_in(s, "t2", 17, NULL, 0, "interrupted");
+    int64_t h = run_in(s, "t1", 18, NULL, 0, "finished");
+    int64_t k = run_in(s, "t1", 19, &spt_frac, 1, "finished");
+    (void)d, (void)f1, (void)f2, (void)in;
+    /* Windows: a 0..300; b's lowest idx is inserted second, 0..500; c never ends. */
+    OK(crl_store_task_start(s, a, 0, "push", 0, &e));
+    OK(crl_store_task_end(s, a, 0, 300, &e));
+    OK(crl_store_task_start(s, b, 1, "reach", 500, &e));
+    OK(crl_store_task_end(s, b, 1, 650, &e));
+    OK(crl_store_task_start(s, b, 0, "push", 0, &e));
+    OK(crl_store_task_end(s, b, 0, 500, &e));
+    OK(crl_store_task_start(s, c, 0, "push", 0, &e));
+    set_config_raw(path, h, "not json {");
+
+    crl_finished_run *runs = NULL;
+    int n = -1;
+    OK(crl_store_finished_runs(s, NULL, &runs, &n, &e));
+    ck_assert_int_eq(n, 5);
+    const int64_t ids[] = {a, b, c, h, k};
+    for (int i = 0; i < 5; i++) ck_assert_int_eq(runs[i].id, ids[i]);
+    ck_assert_str_eq(runs[0].method, "ewc");
+    ck_assert_str_eq(runs[0].scenario, "t1");
+    ck_assert_uint_eq(runs[0].seed, 11);
+    ck_assert(runs[0].has_spt && runs[0].spt == 400 && runs[0].first_window == 300);
+    ck_assert(!runs[1].has_spt && isnan(runs[1].spt) && runs[1].first_window == 500);
+    /* A string is not a number; a task that never ended has no window. */
+    ck_assert_str_eq(runs[2].scenario, "t2");
+    ck_assert(runs[2].seed == UINT64_MAX);
+    ck_assert(!runs[2].has_spt && runs[2].first_window == -1);
+    /* config_json that is not JSON reads as no steps_per_task, not an error. */
+    ck_assert(!runs[3].has_spt && runs[3].first_window == -1);
+    ck_assert(runs[4].has_spt && runs[4].spt == 2.5);
+    crl_store_finished_runs_free(runs);
+
+    OK(crl_store_finished_runs(s, "t1", &runs, &n, &e));
+    ck_assert_int_eq(n, 4);
+    ck_assert(runs[0].id == a && runs[1].id == b && runs[2].id == h && runs[3].id == k);
+    crl_store_finished_runs_free(runs);
+    OK(crl_store_finished_runs(s, "nowhere", &runs, &n, &e));
+    ck_assert_int_eq(n, 0);
+    crl_store_finished_runs_free(runs);
+
+    crl_status_count *cnt = NULL;
+    OK(crl_store_unfinished_runs(s, NULL, &cnt, &n, &e));
+    ck_assert_int_eq(n, 3);
+    ck_assert(!strcmp(cnt[0].status, "failed") && cnt[0].count == 2);
+    ck_assert(!strcmp(cnt[1].status, "interrupted") && cnt[1].count == 1);
+    ck_assert(!strcmp(cnt[2].status, "running") && cnt[2].count == 1);
+    crl_store_status_counts_free(cnt);
+    OK(crl_store_unfinished_runs(s, "t2", &cnt, &n, &e));
+    ck_assert_int_eq(n, 2);
+    ck_assert(!strcmp(cnt[0].status, "failed") && cnt[0].count == 1);
+    ck_assert(!strcmp(cnt[1].status, "interrupted") && cnt[1].count == 1);
+    crl_store_status_counts_free(cnt);
+
+    FAILS(CRL_EINVAL, crl_store_finished_runs(s, NULL, NULL, &n, &e));
+    FAILS(CRL_EINVAL, crl_store_unfinished_runs(NULL, NULL, &cnt, &n, &e));
+    crl_store_close(s);
+}
+END_TEST
+
+START_TEST(test_typed_tasks_checkpoints) {
+    crl_err e = {0};
+    crl_store *s = open_store(tpath("typed_tasks.db"), 1);
+    int64_t id = new_run(s, "ewc", 1), empty = new_run(s, "ewc", 2);
+    OK(crl_store_task_start(s, id, 2, "window-open", 2000, &e));
+    OK(crl_store_task_start(s, id, 0, "push", 0, &e));
+    OK(crl_store_task_end(s, id, 0, 1000, &e));
+    OK(crl_store_task_start(s, id, 1, "reach", 1000, &e));
+    OK(crl_store_task_end(s, id, 1, 2000, &e));
+    crl_task_row *t = NULL;
+    int n = -1;
+    OK(crl_store_tasks(s, id, &t, &n, &e));
+    ck_assert_int_eq(n, 3);
+    ck_assert(t[0].idx == 0 && !strcmp(t[0].name, "push") && t[0].start_step == 0 &&
+              t[0].end_step == 1000);
+    ck_assert(t[1].idx == 1 && !strcmp(t[1].name, "reach") && t[1].start_step == 1000 &&
+              t[1].end_step == 2000);
+    /* Not ended: NULL in the table, -1 here. */
+    ck_assert(t[2].idx == 2 && !strcmp(t[2].name, "window-open") &&
+              t[2].start_step == 2000 && t[2].end_step == -1);
+    crl_store_tasks_free(t);
+    OK(crl_store_tasks(s, empty, &t, &n, &e));
+    ck_assert(n == 0 && t == NULL);
+    t = (crl_task_row *)1;
+    n = 7;
+    FAILS(CRL_ENOTFOUND, crl_store_tasks(s, empty + 1, &t, &n, &e));
+    ck_assert(n == 0 && t == NULL);
+
+    int64_t c = -1;
+    OK(crl_store_checkpoint_put(s, id, 0, 1000, "a", 1, &e));
+    OK(crl_store_checkpoint_put(s, id, 1, 2000, "bb", 2, &e));
+    OK(crl_store_checkpoint_count(s, id, &c, &e));
+    ck_assert_int_eq(c, 2);
+    OK(crl_store_checkpoint_count(s, empty, &c, &e));
+    ck_assert_int_eq(c, 0);
+    FAILS(CRL_ENOTFOUND, crl_store_checkpoint_count(s, empty + 1, &c, &e));
+    crl_store_close(s);
+}
+END_TEST
+
+typedef struct {
+    int n;
+    int64_t step[16];
+    char key[16][32];
+    double value[16];
+    int stop_after;
+} metric_rows;
+
+static int take_metric(const crl_metric_row *m, void *ctx) {
+    metric_rows *r = ctx;
+    if (r->n < 16) {
+        r->step[r->n] = m->step;
+        snprintf(r->key[r->n], sizeof r->key[r->n], "%s", m->key);
+        r->value[r->n] = m->value;
+    }
+    r->n++;
+    return r->stop_after && r->n >= r->stop_after;
+}
+
+START_TEST(test_typed_metrics) {
+    crl_err e = {0};
+    crl_store *s = open_store(tpath("typed_metrics.db"), 1);
+    int64_t id = new_run(s, "l2m", 1), other = new_run(s, "l2m", 2);
+    /* Written out of step order, with rows the reads must leave out. */
+    OK(crl_store_metric(s, id, 300, "model/params", 3000, &e));
+    OK(crl_store_metric(s, id, 100, "model/params", 1000, &e));
+    OK(crl_store_metric(s, id, 200, "model/params", 2000, &e));
+    OK(crl_store_metric(s, id, 300, "wall_time_s", 9.5, &e));
+    OK(crl_store_metric(s, id, 150, "wall_time_s", 4.25, &e));
+    OK(crl_store_metric(s, id, 50, "loss", 1, &e));
+    OK(crl_store_metric(s, other, 400, "model/params", 7, &e));
+    OK(crl_store_metric(s, id, 5, "nan_last", 1, &e));
+    OK(crl_store_metric(s, id, 6, "nan_last", NAN, &e));
+    const char *route[][2] = {{"l2m/route_acc/10", "0.1"},
+                              {"l2m/route_acc/2", "0.2"},
+                              {"l2m/route_acc/0", "0.3"}};
+    for (int i = 0; i < 3; i++) {
+        OK(crl_store_metric(s, id, 100, route[i][0], 0.9, &e));
+        OK(crl_store_metric(s, id, 300, route[i][0], atof(route[i][1]), &e));
+    }
+    OK(crl_store_metric(s, id, 200, "l2m/route_acc/5", 0.5,
+                        &e)); /* not at the last step */
+    OK(crl_store_metric(s, other, 900, "l2m/route_acc/0", 1, &e));
+
+    const char *keys[] = {"model/params", "wall_time_s"};
+    metric_rows r = {0};
+    OK(crl_store_metrics(s, id, keys, 2, take_metric, &r, &e));
+    ck_assert_int_eq(r.n, 5);
+    const int64_t steps[] = {100, 150, 200, 300, 300};
+    for (int i = 0; i < 5; i++) ck_assert_int_eq(r.step[i], steps[i]);
+    ck_assert(!strcmp(r.key[0], "model/params") && r.value[0] == 1000);
+    ck_assert(!strcmp(r.key[1], "wall_time_s") && r.value[1] == 4.25);
+    ck_assert(!strcmp(r.key[2], "model/params") && r.value[2] == 2000);
+    for (int i = 3; i < 5; i++)
+        ck_assert(!strcmp(r.key[i], "model/params") ? r.value[i] == 3000
+                                                    : r.value[i] == 9.5);
+    /* A non-zero return stops. */
+    metric_rows stop = {.stop_after = 2};
+    OK(crl_store_metrics(s, id, keys, 2, take_metric, &stop, &e));
+    ck_assert_int_eq(stop.n, 2);
+    const char *nan_key[] = {"nan_last"};
+    metric_rows nr = {0};
+    OK(crl_store_metrics(s, id, nan_key, 1, take_metric, &nr, &e));
+    ck_assert(nr.n == 2 && nr.value[0] == 1 && isnan(nr.value[1]));
+
+    const char *last_keys[] = {"model/params", "wall_time_s", "absent", "nan_last"};
+    double v[4] = {0, 0, 0, 0};
+    OK(crl_store_metrics_last(s, id, last_keys, 4, v, &e));
+    ck_assert(v[0] == 3000 && v[1] == 9.5 && isnan(v[2]));
+    ck_assert(isnan(v[3])); /* the NULL at the highest step, not the 1 before it */
+    OK(crl_store_metrics_last(s, other, keys, 2, v, &e));
+    ck_assert(v[0] == 7 && isnan(v[1]));
+
+    /* The family at its highest step (300), in numeric order of the suffix. */
+    metric_rows fr = {0};
+    OK(crl_store_metrics_family_last(s, id, "l2m/route_acc/", take_metric, &fr, &e));
+    ck_assert_int_eq(fr.n, 3);
+    ck_assert_str_eq(fr.key[0], "l2m/route_acc/0");
+    ck_assert_str_eq(fr.key[1], "l2m/route_acc/2");
+    ck_assert_str_eq(fr.key[2], "l2m/route_acc/10");
+    ck_assert(fr.value[0] == 0.3 && fr.value[1] == 0.2 && fr.value[2] == 0.1);
+    ck_assert(fr.step[0] == 300 && fr.step[2] == 300);
+    metric_rows none = {0};
+    OK(crl_store_metrics_family_last(s, id, "nothing/", take_metric, &none, &e));
+    ck_assert_int_eq(none.n, 0);
+
+    int64_t missing = other + 1;
+    FAILS(CRL_ENOTFOUND, crl_store_metrics(s, missing, keys, 2, take_metric, &r, &e));
+    FAILS(CRL_ENOTFOUND, crl_store_metrics_last(s, missing, keys, 2, v, &e));
+    FAILS(CRL_ENOTFOUND,
+          crl_store_metrics_family_last(s, missing, "l2m/", take_metric, &r, &e));
+    FAILS(CRL_EINVAL, crl_store_metrics(s, id, keys, 0, take_metric, &r, &e));
+    FAILS(CRL_EINVAL,
+          crl_store_metrics(s, id, keys, CRL_STORE_MAX_KEYS + 1, take_metric, &r, &e));
+    FAILS(CRL_EINVAL, crl_store_metrics_last(s, id, keys, 0, v, &e));
+    crl_store_close(s);
+}
+END_TEST
+
+typedef struct {
+    int n;
+    crl_csp_decision_row row[4];
+    char alpha[4][64];
+} csp_rows;
+
+static int take_csp(const crl_csp_decision_row *d, void *ctx) {
+    csp_rows *c = ctx;
+    if (c->n < 4) {
+        c->row[c->n] = *d;
+        snprintf(c->alpha[c->n], sizeof c->alpha[c->n], "%s", d->alpha_json);
+        c->row[c->n].alpha_json = NULL;
+    }
+    c->n++;
+    return 0;
+}
+
+START_TEST(test_typed_csp_decisions) {
+    crl_err e = {0};
+    crl_store *s = open_store(tpath("typed_csp.db"), 1);
+    int64_t id = new_run(s, "csp", 1), none = new_run(s, "csp", 2);
+    const float a0[1] = {1.0f}, a1[2] = {0.25f, 0.75f};
+    crl_csp_row r1 = {id, 1, 2000, 1, 5.5, -3.25, 2, a1, 2};
+    crl_csp_row r0 = {id, 0, 1000, 0, NAN, NAN, 1, a0, 1};
+    OK(crl_store_csp_decision(s, &r1, &e)); /* task 1 first: read back in task order */
+    OK(crl_store_csp_decision(s, &r0, &e));
+    csp_rows c = {0};
+    OK(crl_store_csp_decisions(s, id, take_csp, &c, &e));
+    ck_assert_int_eq(c.n, 2);
+    const crl_csp_decision_row *d0 = &c.row[0], *d1 = &c.row[1];
+    ck_assert(d0->run_id == id && d0->task_idx == 0 && d0->step == 1000 &&
+              d0->kept == 0 && d0->n_anchors == 1);
+    ck_assert(isnan(d0->best_new) && isnan(d0->best_old));
+    ck_assert_str_eq(c.alpha[0], "[1]");
+    ck_assert(d1->task_idx == 1 && d1->step == 2000 && d1->kept == 1 &&
+              d1->n_anchors == 2 && d1->best_new == 5.5 && d1->best_old == -3.25);
+    ck_assert_str_eq(c.alpha[1], "[0.25,0.75]");
+    csp_rows z = {0};
+    OK(crl_store_csp_decisions(s, none, take_csp, &z, &e));
+    ck_assert_int_eq(z.n, 0);
+    FAILS(CRL_ENOTFOUND, crl_store_csp_decisions(s, none + 1, take_csp, &z, &e));
+    FAILS(CRL_EINVAL, crl_store_csp_decisions(s, id, NULL, NULL, &e));
+    crl_store_close(s);
+}
+END_TEST
+
+typedef struct {
+    int n;
+    char key[8][16];
+    crl_json_value v[8];
+    char text[8][32];
+} json_rows;
+
+static int take_member(const char *key, const crl_json_value *v, void *ctx) {
+    json_rows *j = ctx;
+    if (j->n < 8) {
+        snprintf(j->key[j->n], sizeof j->key[j->n], "%s", key);
+        j->v[j->n] = *v;
+        snprintf(j->text[j->n], sizeof j->text[j->n], "%s", v->text ? v->text : "<null>");
+        j->v[j->n].text = NULL;
+    }
+    j->n++;
+    return 0;
+}
+
+static int take_values(const crl_json_value *v, void *ctx) {
+    json_rows *j = ctx;
+    for (int i = 0; i < 5; i++) {
+        j->v[i] = v[i];
+        snprintf(j->text[i], sizeof j->text[i], "%s", v[i].text ? v[i].text : "<null>");
+        j->v[i].text = NULL;
+    }
+    j->n = 5;
+    return 0;
+}
+
+START_TEST(test_json_reads) {
+    crl_err e = {0};
+    crl_store *s = open_store(tpath("json.db"), 1);
+    const char *doc = "{\"a\":12,\"b\":2.5,\"c\":\"7x\",\"d\":null,\"e\":[1,2],"
+                      "\"f\":true,\"a b\":\"sp\"}";
+    json_rows j = {0};
+    OK(crl_store_json_each(s, doc, take_member, &j, &e));
+    ck_assert_int_eq(j.n, 7);
+    const char *keys[] = {"a", "b", "c", "d", "e", "f", "a b"};
+    for (int i = 0; i < 7; i++) ck_assert_str_eq(j.key[i], keys[i]);
+    ck_assert(j.v[0].type == CRL_JSON_INT && j.v[0].i == 12 && j.v[0].num == 12);
+    ck_assert_str_eq(j.text[0], "12");
+    ck_assert(j.v[1].type == CRL_JSON_REAL && j.v[1].num == 2.5 && j.v[1].i == 2);
+    ck_assert_str_eq(j.text[1], "2.5");
+    /* SQL's conversions: text "7x" is 7 as an integer. */
+    ck_assert(j.v[2].type == CRL_JSON_TEXT && j.v[2].i == 7);
+    ck_assert_str_eq(j.text[2], "7x");
+    ck_assert(j.v[3].type == CRL_JSON_NULL && j.v[3].i == 0);
+    ck_assert_str_eq(j.text[3], "<null>");
+    ck_assert(j.v[4].type == CRL_JSON_NULL); /* an array member: no atom */
+    ck_assert(j.v[5].type == CRL_JSON_INT && j.v[5].i == 1);
+    ck_assert_str_eq(j.text[6], "sp");
+
+    json_rows empty = {0};
+    OK(crl_store_json_each(s, NULL, take_member, &empty, &e));
+    ck_assert_int_eq(empty.n, 0);
+    FAILS(CRL_ECORRUPT, crl_store_json_each(s, "{\"a\":", take_member, &empty, &e));
+
+    const char *paths[] = {"$.e[1]", "$.missing", "$.e", "$.\"a b\"", "$.b"};
+    json_rows x = {0};
+    OK(crl_store_json_extract(s, doc, paths, 5, take_values, &x, &e));
+    ck_assert(x.v[0].type == CRL_JSON_INT && x.v[0].i == 2);
+    ck_assert(x.v[1].type == CRL_JSON_NULL);
+    ck_assert_str_eq(x.text[1], "<null>");
+    ck_assert(x.v[2].type == CRL_JSON_TEXT);
+    ck_assert_str_eq(x.text[2], "[1,2]");
+    ck_assert_str_eq(x.text[3], "sp");
+    ck_assert(x.v[4].type == CRL_JSON_REAL && x.v[4].num == 2.5);
+    FAILS(CRL_ECORRUPT, crl_store_json_extract(s, "[1,", paths, 5, take_values, &x, &e));
+    FAILS(CRL_EINVAL, crl_store_json_extract(s, doc, paths, 0, take_values, &x, &e));
+
+    /* A run's config reads back exactly as written. */
+    crl_kv kv[] = {{"lr", NULL, 3e-4}, {"third", NULL, 1.0 / 3.0}, {"env", "ant", 0}};
+    int64_t id;
+    OK(crl_store_run_create(s, "sac", "ant", 1, kv, 3, &id, &e));
+    char *cfg = NULL;
+    OK(crl_store_run_get(s, id, NULL, &cfg, &e));
+    json_rows r = {0};
+    OK(crl_store_json_each(s, cfg, take_member, &r, &e));
+    free(cfg);
+    ck_assert_int_eq(r.n, 3);
+    ck_assert(r.v[0].num == 3e-4 && r.v[1].num == 1.0 / 3.0);
+    ck_assert_str_eq(r.text[2], "ant");
+    crl_store_close(s);
+}
+END_TEST
+
+START_TEST(test_json_doc) {
+    crl_err e = {0};
+    crl_json_doc *d = NULL;
+    OK(crl_json_doc_create("{\"rows\":[],\"notes\":[]}", &d, &e));
+    crl_json_member ci[2] = {{.key = "m", .type = CRL_JSON_REAL, .num = 1},
+                             {.key = "l", .type = CRL_JSON_REAL, .num = -2.5}};
+    crl_json_member m[] = {
+        {.key = "i", .type = CRL_JSON_INT, .i = 7},
+        {.key = "r", .type = CRL_JSON_REAL, .num = 0.1},
+        {.key = "nan", .type = CRL_JSON_REAL, .num = NAN},
+        {.key = "inf", .type = CRL_JSON_REAL, .num = INFINITY},
+        {.key = "t", .type = CRL_JSON_TEXT, .text = NULL},
+        {.key = "e", .type = CRL_JSON_TEXT, .text = ""},
+        {.key = "o", .type = CRL_JSON_OBJECT, .members = ci, .n_members = 2},
+        {.key = "z", .type = CRL_JSON_NULL},
+    };
+    crl_json_member row = {.type = CRL_JSON_OBJECT, .members = m, .n_members = 8};
+    OK(crl_json_doc_append(d, "$.rows", &row, &e));
+    crl_json_member note = {.type = CRL_JSON_TEXT, .text = "x \"q\""};
+    OK(crl_json_doc_append(d, "$.notes", &note, &e));
+    const char *want =
+        "{\"rows\":[{\"i\":7,\"r\":0.1,\"nan\":null,\"inf\":null,\"t\":null,"
+        "\"e\":\"\",\"o\":{\"m\":1.0,\"l\":-2.5},\"z\":null}],"
+        "\"notes\":[\"x \\\"q\\\"\"]}";
+    ck_assert_str_eq(crl_json_doc_text(d), want);
+    crl_json_member broken = {.type = CRL_JSON_OBJECT, .members = NULL, .n_members = 1};
+    FAILS(CRL_EINVAL, crl_json_doc_append(d, "$.rows", &broken, &e));
+    ck_assert_str_eq(crl_json_doc_text(d), want); /* a failed append changes nothing */
+    FAILS(CRL_EINVAL, crl_json_doc_append(NULL, "$.rows", &row, &e));
+    crl_json_doc_free(d);
+    crl_json_doc_free(NULL);
+}
+END_TEST
+
+static int count_finished(crl_store *s) {
+    crl_err e = {0};
+    crl_finished_run *runs = NULL;
+    int n = -1;
+    OK(crl_store_finished_runs(s, NULL, &runs, &n, &e));
+    crl_store_finished_runs_free(runs);
+    return n;
+}
+
+START_TEST(test_read_snapshot) {
+    crl_err e = {0};
+    const char *path = tpath("snap.db");
+    crl_store *a = open_store(path, 1);
+    crl_store *b = open_store(path, 0);
+    int began = crl_store_read_begin(a);
+    ck_assert_int_eq(began, 1);
+    ck_assert_int_eq(count_finished(a), 0); /* the snapshot starts at the first read */
+    int64_t id = run_in(b, "t1", 1, NULL, 0, "finished");
+    ck_assert_int_eq(count_finished(b), 1);
+    ck_assert_int_eq(count_finished(a), 0); /* a still reads its snapshot */
+    crl_store_read_end(a, began);
+    ck_assert_int_eq(count_finished(a), 1);
+    /* Inside a pending batch no snapshot begins, and the batch survives. */
+    OK(crl_store_metric(a, id, 1, "loss", 1, &e));
+    ck_assert_int_eq(crl_store_read_begin(a), 0);
+    crl_store_read_end(a, 0);
+    ck_assert_int_eq(count_metrics(a, id, "loss"), 1);
+    OK(crl_store_flush(a, &e));
+    ck_assert_int_eq(raw_count(path, "SELECT count(*) FROM metrics"), 1);
+    ck_assert_int_eq(crl_store_read_begin(NULL), 0);
+    crl_store_close(b);
+    crl_store_close(a);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
 
 static Suite *store_suite(void) {
     Suite *s = suite_create("store");
@@ -1361,6 +1821,18 @@ static Suite *store_suite(void) {
     tcase_add_test(tc, test_evals);
     tcase_add_test(tc, test_checkpoints);
     tcase_add_test(tc, test_runs_listing);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("typed reads");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_typed_runs);
+    tcase_add_test(tc, test_typed_tasks_checkpoints);
+    tcase_add_test(tc, test_typed_metrics);
+    tcase_add_test(tc, test_typed_csp_decisions);
+    tcase_add_test(tc, test_json_reads);
+    tcase_add_test(tc, test_json_doc);
+    tcase_add_test(tc, test_read_snapshot);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("batching");

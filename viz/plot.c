@@ -2,12 +2,11 @@
  *
  * Everything comes from the store: the run row, its tasks, its evals and,
  * for the comparison, crl_report_build's Continual World metrics. Reads are
- * plain SELECTs through crl_store_db, like the report's. */
+ * the store's typed reads, like the report's. */
 #include <cairo-svg.h>
 #include <cairo.h>
 #include <errno.h>
 #include <math.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,8 +82,8 @@ static int run_load(crl_store *store, int64_t run_id, run_data *r, crl_err *err)
     memset(r, 0, sizeof *r);
     int rc = crl_store_run_get(store, run_id, &r->info, NULL, err);
     if (rc) return rc;
-    sqlite3 *db = crl_store_db(store);
-    sqlite3_stmt *st = NULL;
+    crl_task_row *tasks = NULL;
+    int n_task_rows = 0;
     if ((rc = crl_store_evals(store, run_id, collect_row, r, err))) goto fail;
     if (r->oom) goto oom;
     if (r->n_rows == 0) {
@@ -96,17 +95,9 @@ static int run_load(crl_store *store, int64_t run_id, run_data *r, crl_err *err)
     for (size_t i = 0; i < r->n_rows; i++)
         if (r->rows[i].eval_task_idx + 1 > n) n = r->rows[i].eval_task_idx + 1;
     /* The tasks table names the positions (and may know more of them). */
-    if (sqlite3_prepare_v2(db, "SELECT max(idx) FROM tasks WHERE run_id = ?1", -1, &st,
-                           NULL) != SQLITE_OK) {
-        rc = crl_errf(err, CRL_EIO, "cannot read the tasks of run %lld: %s",
-                      (long long)run_id, sqlite3_errmsg(db));
-        goto fail;
-    }
-    sqlite3_bind_int64(st, 1, run_id);
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL &&
-        sqlite3_column_int(st, 0) + 1 > n)
-        n = sqlite3_column_int(st, 0) + 1;
-    sqlite3_finalize(st);
+    if ((rc = crl_store_tasks(store, run_id, &tasks, &n_task_rows, err))) goto fail;
+    if (n_task_rows > 0 && tasks[n_task_rows - 1].idx + 1 > n)
+        n = tasks[n_task_rows - 1].idx + 1;
     if (n > 10000) {
         rc = crl_errf(err, CRL_ECORRUPT, "run %lld: %d tasks", (long long)run_id, n);
         goto fail;
@@ -120,25 +111,17 @@ static int run_load(crl_store *store, int64_t run_id, run_data *r, crl_err *err)
         snprintf(r->name[i], sizeof r->name[i], "task %d", i);
         r->start[i] = r->end[i] = -1;
     }
-    if (sqlite3_prepare_v2(db,
-                           "SELECT idx, name, start_step, end_step FROM tasks "
-                           "WHERE run_id = ?1 ORDER BY idx",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = crl_errf(err, CRL_EIO, "cannot read the tasks of run %lld: %s",
-                      (long long)run_id, sqlite3_errmsg(db));
-        goto fail;
-    }
-    sqlite3_bind_int64(st, 1, run_id);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        int i = sqlite3_column_int(st, 0);
+    for (int k = 0; k < n_task_rows; k++) {
+        int i = tasks[k].idx;
         if (i < 0 || i >= n) continue;
-        const unsigned char *nm = sqlite3_column_text(st, 1);
-        if (nm) snprintf(r->name[i], sizeof r->name[i], "%s", (const char *)nm);
-        r->start[i] = sqlite3_column_int64(st, 2);
-        if (sqlite3_column_type(st, 3) != SQLITE_NULL)
-            r->end[i] = sqlite3_column_int64(st, 3);
+        /* Cut to the plot's label size. */
+        snprintf(r->name[i], sizeof r->name[i], "%.*s", (int)sizeof r->name[i] - 1,
+                 tasks[k].name);
+        r->start[i] = tasks[k].start_step;
+        if (tasks[k].end_step >= 0) r->end[i] = tasks[k].end_step;
     }
-    sqlite3_finalize(st);
+    crl_store_tasks_free(tasks);
+    tasks = NULL;
 
     /* Distinct steps, then the score matrices. */
     r->step = malloc(r->n_rows * sizeof *r->step);
@@ -184,6 +167,7 @@ static int run_load(crl_store *store, int64_t run_id, run_data *r, crl_err *err)
 oom:
     rc = crl_errf(err, CRL_ENOMEM, "plot: out of memory");
 fail:
+    crl_store_tasks_free(tasks);
     run_free(r);
     return rc;
 }

@@ -182,9 +182,162 @@ int crl_store_merge(const char *out_path, const char *const *shards, int n_shard
                     void (*note)(const char *msg, void *ctx), void *ctx,
                     crl_merge_stats *stats, crl_err *err);
 
-/* The underlying handle, for read-only queries by report code. */
-struct sqlite3;
-struct sqlite3 *crl_store_db(crl_store *s);
+/* ------------------------------------------------------------------------ */
+/* Typed reads (store/query.c). Code outside store/ reads the tables only
+ * through these and the queries above; SQL stays in store/. Arrays are
+ * malloc'd by the store and freed with the matching _free (NULL is fine);
+ * row callbacks get pointers valid during the call, and a non-zero return
+ * stops the rows. Per-run reads of a run that does not exist give CRL_ENOTFOUND;
+ * an existing run with no rows gives an empty result. */
+
+/* The SQLite library's version string (static). */
+const char *crl_store_sqlite_version(void);
+
+/* Read from one snapshot until crl_store_read_end, while other processes
+ * may be writing. Returns 1 if it began a read transaction, 0 if the store
+ * is inside one already (a pending batch, whose rows it then sees). */
+int crl_store_read_begin(crl_store *s);
+/* End the snapshot crl_store_read_begin began (began: its return value). */
+void crl_store_read_end(crl_store *s, int began);
+
+/* A finished run with its steps per task as stored. */
+typedef struct {
+    int64_t id;
+    char method[32];
+    char scenario[64];
+    uint64_t seed;
+    int has_spt;          /* config_json (valid JSON) has a numeric steps_per_task */
+    double spt;           /* that number (JSON true reads as 1) */
+    int64_t first_window; /* end_step - start_step of the lowest task idx; -1 if the
+                             run has no task or that task never ended */
+} crl_finished_run;
+/* The runs with status 'finished' (of scenario; NULL: every scenario) in id
+ * order into *runs (*n of them). */
+int crl_store_finished_runs(crl_store *s, const char *scenario, crl_finished_run **runs,
+                            int *n, crl_err *err);
+void crl_store_finished_runs_free(crl_finished_run *runs);
+
+typedef struct {
+    char status[16];
+    int count;
+} crl_status_count;
+/* Runs that are not finished (of scenario; NULL: all), counted per status
+ * in status order into *counts (*n statuses). */
+int crl_store_unfinished_runs(crl_store *s, const char *scenario,
+                              crl_status_count **counts, int *n, crl_err *err);
+void crl_store_status_counts_free(crl_status_count *counts);
+
+/* One row of table tasks. */
+typedef struct {
+    int idx;
+    char name[128];
+    int64_t start_step;
+    int64_t end_step; /* -1: the task has not ended (NULL) */
+} crl_task_row;
+/* The tasks of run_id in idx order into *tasks (*n of them). */
+int crl_store_tasks(crl_store *s, int64_t run_id, crl_task_row **tasks, int *n,
+                    crl_err *err);
+void crl_store_tasks_free(crl_task_row *tasks);
+
+/* Number of checkpoints stored for run_id. */
+int crl_store_checkpoint_count(crl_store *s, int64_t run_id, int64_t *n, crl_err *err);
+
+/* One metric value; value is NaN when stored NULL. */
+typedef struct {
+    int64_t step;
+    const char *key;
+    double value;
+} crl_metric_row;
+#define CRL_STORE_MAX_KEYS 16
+/* The metrics of run_id with one of keys[0..n_keys) (1..CRL_STORE_MAX_KEYS)
+ * in step order (rows of one step in no set order). */
+int crl_store_metrics(crl_store *s, int64_t run_id, const char *const *keys, int n_keys,
+                      int (*cb)(const crl_metric_row *, void *), void *ctx, crl_err *err);
+/* values[i]: the value of keys[i] at its highest step for run_id; NaN if
+ * it has none (or that value is NULL). One query. */
+int crl_store_metrics_last(crl_store *s, int64_t run_id, const char *const *keys,
+                           int n_keys, double *values, crl_err *err);
+/* A numbered family of keys prefix<i> (matched as SQL LIKE 'prefix%'): the
+ * rows at the highest step any of them has, in order of the integer i. */
+int crl_store_metrics_family_last(crl_store *s, int64_t run_id, const char *prefix,
+                                  int (*cb)(const crl_metric_row *, void *), void *ctx,
+                                  crl_err *err);
+
+/* One row of table csp_decisions as read back. */
+typedef struct {
+    int64_t run_id;
+    int task_idx;
+    int64_t step;
+    int kept;
+    double best_new, best_old; /* NaN when NULL */
+    int n_anchors;
+    const char *alpha_json; /* the kept weights as stored, a JSON array */
+} crl_csp_decision_row;
+/* The CSP decisions of run_id in task order. */
+int crl_store_csp_decisions(crl_store *s, int64_t run_id,
+                            int (*cb)(const crl_csp_decision_row *, void *), void *ctx,
+                            crl_err *err);
+
+/* ------------------------------------------------------------------------ */
+/* JSON through SQLite's JSON functions (store/json.c), so that text the
+ * store wrote (config_json, modifiers) reads back, and JSON output renders
+ * numbers, exactly as SQLite does. */
+
+typedef enum {
+    CRL_JSON_NULL, /* null, or a path that is absent */
+    CRL_JSON_INT,
+    CRL_JSON_REAL,
+    CRL_JSON_TEXT,  /* a string; an array or object read whole is its JSON text */
+    CRL_JSON_OBJECT /* only in crl_json_member: an object of members */
+} crl_json_type;
+
+/* A value read from JSON, with SQLite's conversions: text renders numbers
+ * (NULL for null), i and num convert text and numbers as SQL would. */
+typedef struct {
+    crl_json_type type;
+    const char *text;
+    int64_t i;
+    double num;
+} crl_json_value;
+
+/* Top-level members of the JSON text json (NULL reads as "{}") in order:
+ * cb(key, value) per member, value as SQL json_each's atom (a member that
+ * is an array or object reads as null). CRL_ECORRUPT if json is not valid
+ * JSON. */
+int crl_store_json_each(crl_store *s, const char *json,
+                        int (*cb)(const char *key, const crl_json_value *v, void *ctx),
+                        void *ctx, crl_err *err);
+/* values of paths[0..n_paths) ("$.a", "$.b[0]", ... at most
+ * CRL_STORE_MAX_KEYS) in json, passed to cb in one call. CRL_ECORRUPT if
+ * json is not valid JSON. */
+int crl_store_json_extract(crl_store *s, const char *json, const char *const *paths,
+                           int n_paths,
+                           int (*cb)(const crl_json_value *values, void *ctx), void *ctx,
+                           crl_err *err);
+
+/* A member of a JSON object being built: key and a value of type. REAL
+ * values that are not finite and TEXT that is NULL are written as null. */
+typedef struct crl_json_member {
+    const char *key;
+    crl_json_type type;
+    int64_t i;
+    double num;
+    const char *text;
+    const struct crl_json_member *members; /* CRL_JSON_OBJECT */
+    int n_members;
+} crl_json_member;
+
+/* A JSON document built by appending to its arrays (its own in-memory
+ * SQLite; needs no store). */
+typedef struct crl_json_doc crl_json_doc;
+/* A document starting as the JSON text json. */
+int crl_json_doc_create(const char *json, crl_json_doc **out, crl_err *err);
+/* Append v (its key is ignored) to the array at path ("$.rows"). */
+int crl_json_doc_append(crl_json_doc *d, const char *path, const crl_json_member *v,
+                        crl_err *err);
+/* The document's text, owned by d (valid until the next append or free). */
+const char *crl_json_doc_text(const crl_json_doc *d);
+void crl_json_doc_free(crl_json_doc *d);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,19 @@
+/* store/ private: what store's own files share. The SQLite handle stays
+ * behind this header; nothing outside store/ sees it. */
+#ifndef CRL_STORE_INTERNAL_H
+#define CRL_STORE_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "crl/store.h"
+
+/* The store's connection (NULL for a NULL store). */
+sqlite3 *crl_store_sqlite(crl_store *s);
+/* The file the store was opened on ("" for NULL). */
+const char *crl_store_path(const crl_store *s);
+/* A failed sqlite3 call rc as a crl status with a message naming the file
+ * (store.c's error mapping: CRL_EBUSY, CRL_ECORRUPT, CRL_EIO, ...). */
+int crl_store_fail(crl_store *s, crl_err *err, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif
