@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crl/methods.h"
+#include "crl/run.h"
 #include "crl/scenario.h"
 
 #define NAME_CAP 128
@@ -17,12 +19,10 @@
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
 
+/* The registry's order of the continual methods, then everything else. */
 static int method_rank(const char *m) {
-    static const char *const order[] = {"ft1",     "ftn", "l2",  "ewc",
-                                        "packnet", "pm",  "csp", "l2m"};
-    for (int i = 0; i < (int)(sizeof order / sizeof order[0]); i++)
-        if (!strcmp(m, order[i])) return i;
-    return 100;
+    int r = crl_method_rank(m);
+    return r >= 0 ? r : 100;
 }
 
 static int is_locomotion(const char *scenario) {
@@ -343,7 +343,7 @@ static const char *spt_text(int64_t spt, char *buf, size_t cap) {
     return buf;
 }
 
-/* Reference runs of (scenario, spt) among keys[0..n): method "single", one
+/* Reference runs of (scenario, spt) among keys[0..n): CRL_REPORT_REF_METHOD, one
  * task row at a scenario position whose name it carries, evals of that task
  * only. Runs that do not fit are noted and left out. */
 static int load_refs(crl_store *store, const run_key *keys, int n, const char *scenario,
@@ -477,17 +477,14 @@ static void l2m_route_acc(sqlite3 *db, int64_t run_id, char *buf, size_t cap) {
  * parameter counts (metrics l2m/base_params and l2m/pool_params; their sum
  * is the run's "model/params"), the modulators used (the last "l2m/used")
  * and the routing accuracy per task at the last evaluation. */
-static int l2m_note(sqlite3 *db, const run_key *keys, int g0, int g1, crl_report *rep,
-                    crl_err *err) {
+static int l2m_note(crl_store *store, const run_key *keys, int g0, int g1,
+                    crl_report *rep, crl_err *err) {
+    sqlite3 *db = crl_store_db(store);
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(
             db,
-            "SELECT json_extract(r.config_json, '$.\"l2m-pool\"'),"
-            " json_extract(r.config_json, '$.modulator'),"
-            " json_extract(r.config_json, '$.\"l2m-rank\"'),"
-            " json_extract(r.config_json, '$.\"l2m-oracle\"'),"
-            " json_extract(r.config_json, '$.base'),"
-            " (SELECT value FROM metrics m WHERE m.run_id = r.id AND m.key = 'l2m/used'"
+            "SELECT (SELECT value FROM metrics m WHERE m.run_id = r.id AND m.key = "
+            "'l2m/used'"
             "  ORDER BY m.step DESC LIMIT 1),"
             " (SELECT value FROM metrics m WHERE m.run_id = r.id AND m.key = "
             "  'l2m/base_params' ORDER BY m.step DESC LIMIT 1),"
@@ -501,29 +498,31 @@ static int l2m_note(sqlite3 *db, const run_key *keys, int g0, int g1, crl_report
         sqlite3_reset(st);
         sqlite3_bind_int64(st, 1, keys[g].id);
         if (sqlite3_step(st) != SQLITE_ROW) continue;
-        const unsigned char *mod = sqlite3_column_text(st, 1);
-        const unsigned char *base = sqlite3_column_text(st, 4);
-        int oracle = sqlite3_column_int(st, 3);
+        /* The pool's configuration (crl_run_config_load). */
+        crl_run_config cfg;
+        if (crl_run_config_load(store, keys[g].id, &cfg, NULL, NULL) != CRL_OK) continue;
+        const char *mod = cfg.l2m.modulator, *base = cfg.l2m.base;
+        int oracle = cfg.l2m.oracle;
         char used[32] = "?", params[96] = "?";
-        if (sqlite3_column_type(st, 5) != SQLITE_NULL)
-            snprintf(used, sizeof used, "%d", sqlite3_column_int(st, 5));
-        if (sqlite3_column_type(st, 6) != SQLITE_NULL &&
-            sqlite3_column_type(st, 7) != SQLITE_NULL)
+        if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+            snprintf(used, sizeof used, "%d", sqlite3_column_int(st, 0));
+        if (sqlite3_column_type(st, 1) != SQLITE_NULL &&
+            sqlite3_column_type(st, 2) != SQLITE_NULL)
             snprintf(params, sizeof params, "%.0f (base) + %.0f (pool)",
-                     sqlite3_column_double(st, 6), sqlite3_column_double(st, 7));
+                     sqlite3_column_double(st, 1), sqlite3_column_double(st, 2));
         char acc[160], rank[32] = "";
         l2m_route_acc(db, keys[g].id, acc, sizeof acc);
-        int ia3 = mod && strcmp((const char *)mod, "ia3") == 0;
-        if (!ia3) snprintf(rank, sizeof rank, " (rank %d)", sqlite3_column_int(st, 2));
+        int ia3 = crl_l2m_kind(mod) == CRL_POOL_IA3;
+        if (!ia3) snprintf(rank, sizeof rank, " (rank %d)", cfg.l2m.rank);
         rc = add_note(
             rep, err,
             "l2m run %lld (%s, seed %llu): pool of %d %s modulators%s%s, "
             "base %s; parameters at inference %s; %s modulators used; routing accuracy "
             "per task at the last evaluation %s",
             (long long)keys[g].id, keys[g].scenario, (unsigned long long)keys[g].seed,
-            sqlite3_column_int(st, 0), mod ? (const char *)mod : "lora",
-            oracle ? " split per task" : "", rank, base ? (const char *)base : "?",
-            params, used, acc);
+            cfg.l2m.pool, mod ? mod : "lora", oracle ? " split per task" : "", rank,
+            base ? base : "?", params, used, acc);
+        crl_run_config_free(&cfg);
     }
     sqlite3_finalize(st);
     return rc;
@@ -788,10 +787,11 @@ static int do_group(crl_store *store, const run_key *keys, int n_keys, int g0, i
         }
     }
 
-    if (!strncmp(k0->method, "l2m", 3) &&
-        (rc = l2m_note(crl_store_db(store), keys, g0, g1, rep, err)))
+    const crl_method *m0 = crl_method_of_label(k0->method);
+    const unsigned f0 = m0 ? m0->impl->flags : 0;
+    if ((f0 & CRL_METHOD_L2M_BASE) && (rc = l2m_note(store, keys, g0, g1, rep, err)))
         goto out;
-    if (!strncmp(k0->method, "csp", 3) &&
+    if ((f0 & CRL_METHOD_SUBSPACE) &&
         (rc = csp_note(crl_store_db(store), keys, g0, g1, rep, err)))
         goto out;
     crl_report_row *rows = realloc(rep->rows, (size_t)(rep->n_rows + 1) * sizeof *rows);
