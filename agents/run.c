@@ -96,8 +96,10 @@ static const key_def BUILD[] = {
 };
 static const key_def BUDGET = {"steps_per_task", K_I64, F(steps_per_task), 1, 1e12};
 
-#define KEY_AT(c, d, T)  ((T *)((char *)(c) + (d)->off))
-#define KEY_CAT(c, d, T) ((const T *)((const char *)(c) + (d)->off))
+/* A key's field, read and written through memcpy: the table holds offsets
+ * of fields of several types. */
+#define KEY_GET(c, d, var) memcpy(&(var), (const char *)(c) + (d)->off, sizeof(var))
+#define KEY_SET(c, d, var) memcpy((char *)(c) + (d)->off, &(var), sizeof(var))
 
 void crl_run_config_default(crl_run_config *c) {
     memset(c, 0, sizeof *c);
@@ -129,26 +131,36 @@ int crl_run_config_is_scenario(const crl_run_config *c) {
 
 static crl_kv kv_of(const crl_run_config *c, const key_def *d) {
     crl_kv e = {d->key, NULL, 0};
+    const char *sv;
+    int iv;
+    int64_t lv;
+    uint64_t uv;
+    float fv;
+    double dv;
     switch (d->type) {
-    case K_STR: {
-        const char *s = *KEY_CAT(c, d, const char *);
-        e.str = s ? s : "";
+    case K_STR:
+        KEY_GET(c, d, sv);
+        e.str = sv ? sv : "";
         break;
-    }
     case K_INT:
-        e.num = *KEY_CAT(c, d, int);
+        KEY_GET(c, d, iv);
+        e.num = iv;
         break;
     case K_I64:
-        e.num = (double)*KEY_CAT(c, d, int64_t);
+        KEY_GET(c, d, lv);
+        e.num = (double)lv;
         break;
     case K_U64:
-        e.num = (double)*KEY_CAT(c, d, uint64_t);
+        KEY_GET(c, d, uv);
+        e.num = (double)uv;
         break;
     case K_FLOAT:
-        e.num = *KEY_CAT(c, d, float);
+        KEY_GET(c, d, fv);
+        e.num = fv;
         break;
     case K_DOUBLE:
-        e.num = *KEY_CAT(c, d, double);
+        KEY_GET(c, d, dv);
+        e.num = dv;
         break;
     }
     return e;
@@ -212,7 +224,8 @@ static int set_key(crl_run_config *c, const key_def *d, const char *text, int is
         char *copy = strdup(text);
         if (!copy) return crl_errf(err, CRL_ENOMEM, "configuration: out of memory");
         c->owned[c->n_owned++] = copy;
-        *KEY_AT(c, d, const char *) = copy;
+        const char *sv = copy;
+        KEY_SET(c, d, sv);
         return CRL_OK;
     }
     double v = 0;
@@ -221,10 +234,12 @@ static int set_key(crl_run_config *c, const key_def *d, const char *text, int is
     if (d->type == K_FLOAT || d->type == K_DOUBLE) {
         v = strtod(text, &end);
         if (end == text || *end || !isfinite(v) || v < d->min || v > d->max) goto bad;
-        if (d->type == K_FLOAT)
-            *KEY_AT(c, d, float) = (float)v;
-        else
-            *KEY_AT(c, d, double) = v;
+        if (d->type == K_FLOAT) {
+            float fv = (float)v;
+            KEY_SET(c, d, fv);
+        } else {
+            KEY_SET(c, d, v);
+        }
         return CRL_OK;
     }
     if (d->type == K_U64 || d->type == K_I64) {
@@ -233,17 +248,23 @@ static int set_key(crl_run_config *c, const key_def *d, const char *text, int is
         long long iv = strtoll(text, &end, 10);
         if (end != text && !*end && !errno) {
             if ((double)iv < d->min || (double)iv > d->max) goto bad;
-            if (d->type == K_U64)
-                *KEY_AT(c, d, uint64_t) = (uint64_t)iv;
-            else
-                *KEY_AT(c, d, int64_t) = iv;
+            if (d->type == K_U64) {
+                uint64_t uv = (uint64_t)iv;
+                KEY_SET(c, d, uv);
+            } else {
+                int64_t lv = iv;
+                KEY_SET(c, d, lv);
+            }
             return CRL_OK;
         }
     }
     if (parse_whole(text, d->min, d->max, &v)) goto bad;
-    if (d->type == K_INT) *KEY_AT(c, d, int) = (int)v;
-    if (d->type == K_I64) *KEY_AT(c, d, int64_t) = (int64_t)v;
-    if (d->type == K_U64) *KEY_AT(c, d, uint64_t) = (uint64_t)v;
+    int iv = (int)v;
+    int64_t lv = (int64_t)v;
+    uint64_t uv = (uint64_t)v;
+    if (d->type == K_INT) KEY_SET(c, d, iv);
+    if (d->type == K_I64) KEY_SET(c, d, lv);
+    if (d->type == K_U64) KEY_SET(c, d, uv);
     return CRL_OK;
 bad:
     return crl_errf(err, CRL_ECORRUPT, "stored option %s = '%s' is invalid", d->key,
