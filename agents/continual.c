@@ -39,7 +39,9 @@ double crl_continual_model_params(const char *method, double actor_params,
 /* ---- checkpoints ------------------------------------------------------------
  * "CRLCON01", i32 task, i32 n_ftn, i64 steps done in the task, i64 global
  * step, i64 eval index, four generators (44 bytes each), u64 + learner blob,
- * u64 + method blob (crl_reg or crl_packnet, may be empty), n_ftn actors. */
+ * u64 + method blob (crl_method_impl.save, may be empty), n_ftn actors (the
+ * finished tasks' actors of a per-task method). Only this file reads these
+ * bytes; everyone else uses crl_continual_checkpoint_view. */
 
 static const char CON_MAGIC[8] = {'C', 'R', 'L', 'C', 'O', 'N', '0', '1'};
 
