@@ -8,27 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agents/evaluator.h"
+#include "agents/continual_state.h"
 #include "core/blob.h"
-#include "crl/methods.h"
-#include "crl/replay.h"
-#include "crl/reservoir.h"
 #include "crl/scenario.h"
-
-enum { M_FT1, M_FTN, M_L2, M_EWC, M_PACKNET, M_PM, M_SINGLE, M_CSP, M_L2M, M_MT };
-static const char *const METHOD_NAMES[] = {"ft1", "ftn",    "l2",  "ewc", "packnet",
-                                           "pm",  "single", "csp", "l2m", "mt"};
-
-static int method_kind(const char *m) {
-    for (int i = 0; i < (int)(sizeof METHOD_NAMES / sizeof METHOD_NAMES[0]); i++)
-        if (m && strcmp(m, METHOD_NAMES[i]) == 0) return i;
-    return -1;
-}
 
 void crl_continual_config_default(crl_continual_config *c) {
     memset(c, 0, sizeof *c);
     c->scenario = "t1";
-    c->method = "ft1";
+    c->method = crl_method_at(0)->name;
     c->steps_per_task = 1000000;
     c->eval_every = 20000;
     c->eval_episodes = 10;
@@ -43,42 +30,18 @@ void crl_continual_config_default(crl_continual_config *c) {
 
 double crl_continual_model_params(const char *method, double actor_params,
                                   int tasks_done) {
-    if (method && strcmp(method, "ftn") == 0)
-        return actor_params * (tasks_done > 0 ? tasks_done : 1);
+    const crl_method *m = crl_method_find(method);
+    if (m && m->impl->model_params)
+        return m->impl->model_params(actor_params, tasks_done);
     return actor_params;
 }
-
-typedef struct {
-    const crl_continual_config *c;
-    int kind, n; /* method, tasks in this run */
-    int *pos;    /* scenario position of local task k (the stored task idx) */
-    const char **names;
-    crl_env_spec **specs;
-    crl_env **envs;
-    evaluator *evs;
-    uint64_t *seeds;
-    crl_sac_config sc;
-    crl_sac *sac;
-    size_t na;
-    crl_replay rb;
-    crl_reservoir res;
-    crl_batch batch, fbatch;
-    crl_reg reg;
-    crl_packnet pk;
-    crl_csp csp;
-    crl_l2m l2m;
-    int has_reg, has_pk, has_csp, has_l2m;
-    float **ftn_actors; /* ftn: the actor of every finished task */
-    float *saved, *fisher;
-    crl_rng env_rng, rng, eval_rng, res_rng;
-    int64_t step, eval_idx, last_eval_step;
-    crl_episode *trec; /* --log-train-episodes: the current task's recorder */
-} cstate;
 
 /* ---- checkpoints ------------------------------------------------------------
  * "CRLCON01", i32 task, i32 n_ftn, i64 steps done in the task, i64 global
  * step, i64 eval index, four generators (44 bytes each), u64 + learner blob,
- * u64 + method blob (crl_reg or crl_packnet, may be empty), n_ftn actors. */
+ * u64 + method blob (crl_method_impl.save, may be empty), n_ftn actors (the
+ * finished tasks' actors of a per-task method). Only this file reads these
+ * bytes; everyone else uses crl_continual_checkpoint_view. */
 
 static const char CON_MAGIC[8] = {'C', 'R', 'L', 'C', 'O', 'N', '0', '1'};
 
@@ -87,10 +50,7 @@ static int save_checkpoint(cstate *st, crl_store *store, int64_t run_id, int k, 
     void *sb = NULL, *mb = NULL;
     size_t sn = 0, mn = 0;
     int rc = crl_sac_save(st->sac, &sb, &sn, err);
-    if (!rc && st->has_reg) rc = crl_reg_save(&st->reg, &mb, &mn, err);
-    if (!rc && st->has_pk) rc = crl_packnet_save(&st->pk, &mb, &mn, err);
-    if (!rc && st->has_csp) rc = crl_csp_save(&st->csp, &mb, &mn, err);
-    if (!rc && st->has_l2m) rc = crl_l2m_save(&st->l2m, &mb, &mn, err);
+    if (!rc && st->m->save) rc = st->m->save(st, &mb, &mn, err);
     if (rc) {
         free(sb);
         return rc;
@@ -131,21 +91,54 @@ static int save_checkpoint(cstate *st, crl_store *store, int64_t run_id, int k, 
     return rc;
 }
 
-int crl_continual_checkpoint_learner(const void *blob, size_t n, const void **sac_blob,
-                                     size_t *sac_n, crl_err *err) {
+int crl_continual_checkpoint_view(const void *blob, size_t n, crl_continual_view *v,
+                                  crl_err *err) {
+    memset(v, 0, sizeof *v);
     crl_rbuf r = {blob, n, 0, 0};
     char magic[8];
-    uint64_t sn = 0;
+    int32_t task = 0, n_actors = 0;
+    uint64_t sn = 0, mn = 0;
     crl_rng g;
     crl_rbuf_get(&r, magic, 8);
-    crl_rbuf_take(&r, 4 + 4 + 3 * 8);
+    crl_rbuf_get(&r, &task, 4);
+    crl_rbuf_get(&r, &n_actors, 4);
+    crl_rbuf_get(&r, &v->task_steps, 8);
+    crl_rbuf_get(&r, &v->step, 8);
+    crl_rbuf_get(&r, &v->eval_idx, 8);
     for (int i = 0; i < 4; i++) crl_rbuf_get_rng(&r, &g);
     crl_rbuf_get(&r, &sn, 8);
-    const void *sb = crl_rbuf_take(&r, sn);
-    if (r.bad || memcmp(magic, CON_MAGIC, 8) != 0)
+    v->learner = crl_rbuf_take(&r, sn);
+    crl_rbuf_get(&r, &mn, 8);
+    v->method = crl_rbuf_take(&r, mn);
+    if (r.bad || memcmp(magic, CON_MAGIC, 8) != 0 || task < 0 || n_actors < 0)
         return crl_errf(err, CRL_ECORRUPT, "not a continual-run checkpoint");
-    *sac_blob = sb;
-    *sac_n = (size_t)sn;
+    v->task = task;
+    v->learner_n = (size_t)sn;
+    v->method_n = (size_t)mn;
+    v->n_task_actors = n_actors;
+    v->task_actors = (const unsigned char *)blob + r.off;
+    v->task_actors_n = n - r.off;
+    return CRL_OK;
+}
+
+int crl_continual_task_actor(const crl_continual_view *v, int i, size_t na, float *out,
+                             crl_err *err) {
+    if (i < 0 || i >= v->n_task_actors ||
+        v->task_actors_n != (size_t)v->n_task_actors * na * sizeof(float))
+        return crl_errf(err, CRL_EINVAL, "checkpoint: no task actor %d of %zu floats", i,
+                        na);
+    memcpy(out, (const unsigned char *)v->task_actors + (size_t)i * na * sizeof(float),
+           na * sizeof(float));
+    return CRL_OK;
+}
+
+int crl_continual_checkpoint_learner(const void *blob, size_t n, const void **sac_blob,
+                                     size_t *sac_n, crl_err *err) {
+    crl_continual_view v;
+    int rc = crl_continual_checkpoint_view(blob, n, &v, err);
+    if (rc) return rc;
+    *sac_blob = v.learner;
+    *sac_n = v.learner_n;
     return CRL_OK;
 }
 
@@ -186,10 +179,7 @@ static int load_checkpoint(cstate *st, crl_store *store, int64_t run_id, int *k,
             (long long)run_id);
     }
     rc = crl_sac_load(st->sac, sb, sn, err);
-    if (!rc && st->has_reg) rc = crl_reg_load(&st->reg, mb, mn, err);
-    if (!rc && st->has_pk) rc = crl_packnet_load(&st->pk, mb, mn, err);
-    if (!rc && st->has_csp) rc = crl_csp_load(&st->csp, mb, mn, err);
-    if (!rc && st->has_l2m) rc = crl_l2m_load(&st->l2m, mb, mn, err);
+    if (!rc && st->m->load) rc = st->m->load(st, mb, mn, err);
     for (int i = 0; !rc && i < n_ftn; i++) {
         st->ftn_actors[i] = malloc(st->na * sizeof(float));
         if (!st->ftn_actors[i]) rc = crl_errf(err, CRL_ENOMEM, "resume: out of memory");
@@ -206,60 +196,14 @@ static int load_checkpoint(cstate *st, crl_store *store, int64_t run_id, int *k,
 
 /* ---- evaluation of every task ---------------------------------------------- */
 
-/* Put the parameters that serve task j into the actor (ftn: its own actor,
- * packnet: the weights it owns); undo with restore_actor. */
-static int swap_actor(cstate *st, int j) {
-    float *p = crl_sac_actor_params(st->sac);
-    if (st->has_l2m) { /* L2M: evaluation routing (no task id unless oracle) */
-        crl_err e;
-        crl_l2m_eval_route(&st->l2m, st->sac, &e);
-        return 0;
-    }
-    if (st->has_csp) { /* CSP: the task's alpha; collection sets its own again */
-        float mix[CRL_CSP_MAX_K];
-        crl_csp_eval_mix(&st->csp, st->sac, j, mix);
-        crl_sac_set_act_mix(st->sac, mix);
-        return 0;
-    }
-    if (st->kind == M_FTN && st->ftn_actors[j]) {
-        memcpy(st->saved, p, st->na * sizeof(float));
-        memcpy(p, st->ftn_actors[j], st->na * sizeof(float));
-        return 1;
-    }
-    if (st->has_pk && st->pk.task >= 0) {
-        memcpy(st->saved, p, st->na * sizeof(float));
-        crl_packnet_view(&st->pk, st->saved, j, p);
-        return 1;
-    }
-    return 0;
-}
-
-static void restore_actor(cstate *st) {
+void cstate_restore_actor(cstate *st) {
     memcpy(crl_sac_actor_params(st->sac), st->saved, st->na * sizeof(float));
 }
 
-/* L2M: which modulator the `rows` episodes of task j just used (the tally of
- * crl_sac_l2m_track), as metrics at the eval step: l2m/route/<pos> = the
- * modulator most episodes mostly used, l2m/route_frac/<pos> = the fraction
- * of episodes that mostly used it, l2m/route_acc/<pos> = the fraction that
- * mostly used the modulator task j trained (once j has trained). */
-static int l2m_log_route(cstate *st, crl_store *store, int64_t run_id, int j, int rows,
-                         crl_err *err) {
-    crl_sac_l2m_track(st->sac, NULL, 0, NULL);
-    int modal;
-    double frac, acc;
-    crl_l2m_route_summary(&st->l2m, rows, st->l2m.train_mod[j], &modal, &frac, &acc);
-    const char *what[3] = {"route", "route_frac", "route_acc"};
-    const double val[3] = {modal, frac, acc};
-    for (int i = 0; i < 3; i++) {
-        char key[64];
-        snprintf(key, sizeof key, "l2m/%s/%d", what[i], st->pos[j]);
-        int rc = isnan(val[i])
-                     ? CRL_OK
-                     : crl_store_metric(store, run_id, st->step, key, val[i], err);
-        if (rc) return rc;
-    }
-    return CRL_OK;
+/* The policy that serves task j (the method's eval_begin: 1 if it swapped
+ * the actor's parameters; undo with cstate_restore_actor). */
+static int eval_begin(cstate *st, int j, int track_rows) {
+    return st->m->eval_begin ? st->m->eval_begin(st, j, track_rows) : 0;
 }
 
 static int eval_all(cstate *st, crl_store *store, int64_t run_id, int cur, crl_err *err) {
@@ -275,15 +219,11 @@ static int eval_all(cstate *st, crl_store *store, int64_t run_id, int cur, crl_e
             crl_rng_seed_stream(&fixed, st->c->seed ^ 0xE7A2ull, (uint64_t)st->pos[j]);
             noise = &fixed;
         }
-        int swapped = swap_actor(st, j);
-        if (st->has_l2m) { /* tally each episode's modulators */
-            memset(st->l2m.hist, 0, sizeof(int32_t) * (size_t)(ne + 1) * st->l2m.M);
-            crl_sac_l2m_track(st->sac, st->evs[j].obs, ne + 1, st->l2m.hist);
-        }
+        int swapped = eval_begin(st, j, ne + 1);
         evaluator_run(&st->evs[j], st->sac, j, ne, st->seeds, noise);
-        if (swapped) restore_actor(st);
-        if (st->has_l2m) {
-            int rc = l2m_log_route(st, store, run_id, j, ne + 1, err);
+        if (swapped) cstate_restore_actor(st);
+        if (st->m->eval_end) {
+            int rc = st->m->eval_end(st, store, run_id, j, ne + 1, err);
             if (rc) return rc;
         }
         double r = 0, s = 0;
@@ -301,9 +241,8 @@ static int eval_all(cstate *st, crl_store *store, int64_t run_id, int cur, crl_e
     }
     st->eval_idx++;
     st->last_eval_step = st->step;
-    if (st->has_l2m) { /* back to the training routes */
-        int rc = crl_l2m_task_start(&st->l2m, st->sac, cur < st->n ? cur : st->n - 1, 0,
-                                    0, err);
+    if (st->m->eval_done) {
+        int rc = st->m->eval_done(st, cur, err);
         if (rc) return rc;
     }
     return crl_store_flush(store, err);
@@ -322,14 +261,11 @@ static void cstate_free(cstate *st) {
             if (st->specs[i]) crl_env_spec_free(st->specs[i]);
     if (st->ftn_actors)
         for (int i = 0; i < st->n; i++) free(st->ftn_actors[i]);
-    if (st->has_reg) crl_reg_free(&st->reg);
-    if (st->has_pk) crl_packnet_free(&st->pk);
-    if (st->has_csp) crl_csp_free(&st->csp);
-    if (st->has_l2m) crl_l2m_free(&st->l2m);
+    if (st->m && st->m->free) st->m->free(st);
     crl_sac_free(st->sac);
     crl_episode_free(st->trec);
     crl_replay_free(&st->rb);
-    if (st->kind == M_PM) crl_reservoir_free(&st->res);
+    if (st->has_res) crl_reservoir_free(&st->res);
     crl_batch_free(&st->batch);
     crl_batch_free(&st->fbatch);
     free(st->evs);
@@ -346,18 +282,13 @@ static void cstate_free(cstate *st) {
 static int new_learner(cstate *st, int task, crl_err *err) {
     crl_sac_free(st->sac);
     st->sac = NULL;
-    /* ftn's learner k is a fresh network with its own initialisation. */
-    uint64_t seed = st->c->seed + (st->kind == M_FTN ? 7919u * (uint64_t)task : 0);
+    /* A per-task learner k is a fresh network with its own initialisation. */
+    const int per_task = (st->m->flags & CRL_METHOD_PER_TASK) != 0;
+    uint64_t seed = st->c->seed + (per_task ? 7919u * (uint64_t)task : 0);
     int rc = crl_sac_create(&st->sc, seed, &st->sac, err);
     if (rc) return rc;
-    /* L2M: the frozen base (a resumed run's checkpoint brings its own). */
-    if (st->kind == M_L2M)
-        memcpy(crl_sac_l2m_base(st->sac), st->c->l2m_base->params,
-               st->c->l2m_base->n * sizeof(float));
     crl_sac_hooks h = {0};
-    if (st->has_reg) crl_reg_hooks(&st->reg, &h);
-    if (st->has_pk) crl_packnet_hooks(&st->pk, &h);
-    if (st->has_csp) crl_csp_hooks(&st->csp, &h);
+    if (st->m->attach) st->m->attach(st, &h);
     crl_sac_set_hooks(st->sac, &h);
     return CRL_OK;
 }
@@ -365,13 +296,15 @@ static int new_learner(cstate *st, int task, crl_err *err) {
 static int cstate_init(cstate *st, const crl_continual_config *c, crl_err *err) {
     memset(st, 0, sizeof *st);
     st->c = c;
-    st->kind = method_kind(c->method);
-    if (st->kind < 0)
-        return crl_errf(
-            err, CRL_EINVAL,
-            "unknown method '%s' (known: ft1, ftn, l2, ewc, packnet, pm, single, csp, "
-            "l2m, mt)",
-            c->method ? c->method : "");
+    const crl_method *method = crl_method_find(c->method);
+    if (!method) {
+        char known[256];
+        return crl_errf(err, CRL_EINVAL, "unknown method '%s' (known: %s)",
+                        c->method ? c->method : "",
+                        crl_method_list(0, ", ", known, sizeof known));
+    }
+    st->m = method->impl;
+    const int one_task = (st->m->flags & CRL_METHOD_ONE_TASK) != 0;
     const crl_scenario *sc = crl_scenario_find(c->scenario ? c->scenario : "");
     if (!sc)
         return crl_errf(err, CRL_ENOTFOUND, "unknown scenario '%s' (see 'crl scenarios')",
@@ -380,12 +313,11 @@ static int cstate_init(cstate *st, const crl_continual_config *c, crl_err *err) 
         c->eval_episodes > 1000)
         return crl_errf(
             err, CRL_EINVAL,
-            "--steps-per-task and --eval-every must be > 0, --eval-episodes in "
-            "0..1000");
-    if (st->kind == M_SINGLE && (c->single_task < 0 || c->single_task >= sc->n_tasks))
-        return crl_errf(err, CRL_EINVAL, "single: task position %d not in 0..%d",
-                        c->single_task, sc->n_tasks - 1);
-    st->n = st->kind == M_SINGLE ? 1 : sc->n_tasks;
+            "steps-per-task and eval-every must be > 0, eval-episodes in 0..1000");
+    if (one_task && (c->single_task < 0 || c->single_task >= sc->n_tasks))
+        return crl_errf(err, CRL_EINVAL, "%s: task position %d not in 0..%d",
+                        method->name, c->single_task, sc->n_tasks - 1);
+    st->n = one_task ? 1 : sc->n_tasks;
     const int n = st->n;
     st->pos = calloc((size_t)n, sizeof *st->pos);
     st->names = calloc((size_t)n, sizeof *st->names);
@@ -399,7 +331,7 @@ static int cstate_init(cstate *st, const crl_continual_config *c, crl_err *err) 
         return crl_errf(err, CRL_ENOMEM, "continual: out of memory");
     int rc;
     for (int k = 0; k < n; k++) {
-        st->pos[k] = st->kind == M_SINGLE ? c->single_task : k;
+        st->pos[k] = one_task ? c->single_task : k;
         st->names[k] = sc->tasks[st->pos[k]];
         if ((rc = crl_env_spec_create(st->names[k], &st->specs[k], err)) ||
             (rc = crl_env_create(st->specs[k], &st->envs[k], err)) ||
@@ -415,61 +347,33 @@ static int cstate_init(cstate *st, const crl_continual_config *c, crl_err *err) 
     st->sc.obs_dim = crl_env_obs_dim(st->specs[0]);
     st->sc.act_dim = crl_env_act_dim(st->specs[0]);
     st->sc.n_tasks = n; /* one head and one entropy coefficient per position */
-    if (st->kind == M_PM) st->sc.batch = CRL_PM_BATCH;
-    if (st->kind == M_CSP) {
-        /* Room for one anchor per task; the critics read that many alpha
-         * columns. */
-        if (n > CRL_CSP_MAX_K)
-            return crl_errf(err, CRL_EINVAL, "csp: at most %d tasks", CRL_CSP_MAX_K);
-        st->sc.csp_anchors = n;
-        if ((rc = crl_csp_init(&st->csp, &c->csp, n, n, err))) return rc;
-        st->has_csp = 1;
-    }
     if (st->sc.max_act_batch < c->eval_episodes + 1)
         st->sc.max_act_batch = c->eval_episodes + 1;
-    if (st->kind == M_L2M) {
-        if ((rc = crl_l2m_sac_config(&c->l2m, c->l2m_base, &st->sc, err)) ||
-            (rc = crl_l2m_init(&st->l2m, &c->l2m, c->l2m.pool, n, st->sc.max_act_batch,
-                               err)))
-            return rc;
-        st->has_l2m = 1;
-    }
+    if (st->m->configure && (rc = st->m->configure(st, err))) return rc;
     const int O = st->sc.obs_dim, A = st->sc.act_dim;
 
     /* Method state needs the actor's layout: make a learner first. */
     if ((rc = crl_sac_create(&st->sc, c->seed, &st->sac, err))) return rc;
     st->na = crl_sac_actor_size(st->sac);
-    if (st->kind == M_L2 || st->kind == M_EWC) {
-        rc = crl_reg_init(&st->reg, crl_sac_actor(st->sac),
-                          st->kind == M_L2 ? c->l2_coef : c->ewc_coef, err);
-        if (rc) return rc;
-        st->has_reg = 1;
-    }
-    if (st->kind == M_PACKNET) {
-        if ((rc = crl_packnet_init(&st->pk, crl_sac_actor(st->sac), n, err))) return rc;
-        st->has_pk = 1;
-    }
+    if (st->m->init && (rc = st->m->init(st, err))) return rc;
     if ((rc = new_learner(st, 0, err))) return rc;
     st->saved = malloc(st->na * sizeof(float));
     if (!st->saved) return crl_errf(err, CRL_ENOMEM, "continual: out of memory");
-    if (st->kind == M_EWC) {
-        st->fisher = malloc(st->na * sizeof(float));
-        if (!st->fisher) return crl_errf(err, CRL_ENOMEM, "continual: out of memory");
-        if ((rc = crl_batch_alloc(&st->fbatch, CRL_EWC_SAMPLES, O, A, err))) return rc;
-    }
     int64_t cap = st->sc.buffer_size;
-    if (st->kind == M_PM) {
+    if (st->m->flags & CRL_METHOD_RESERVOIR) {
         int64_t total = c->steps_per_task * n;
         if ((rc = crl_reservoir_init(&st->res, O, A, cap < total ? cap : total, err)))
             return rc;
+        st->has_res = 1;
     } else {
         /* mt: one buffer holds every task's transitions. */
-        int64_t per = c->steps_per_task * (st->kind == M_MT ? n : 1);
+        int64_t per = c->steps_per_task * ((st->m->flags & CRL_METHOD_MULTITASK) ? n : 1);
         if ((rc = crl_replay_init(&st->rb, O, A, cap < per ? cap : per, err))) return rc;
     }
     if ((rc = crl_batch_alloc(&st->batch, st->sc.batch, O, A, err))) return rc;
-    if (st->has_csp && ((rc = crl_replay_init_mix(&st->rb, st->sc.csp_anchors, err)) ||
-                        (rc = crl_batch_alloc_mix(&st->batch, st->sc.csp_anchors, err))))
+    if ((st->m->flags & CRL_METHOD_SUBSPACE) &&
+        ((rc = crl_replay_init_mix(&st->rb, st->sc.csp_anchors, err)) ||
+         (rc = crl_batch_alloc_mix(&st->batch, st->sc.csp_anchors, err))))
         return rc;
     crl_rng_seed_stream(&st->env_rng, c->seed, 20);
     crl_rng_seed_stream(&st->rng, c->seed, 21);
@@ -480,128 +384,15 @@ static int cstate_init(cstate *st, const crl_continual_config *c, crl_err *err) 
 
 /* ---- the loop ------------------------------------------------------------------ */
 
-static int update_round(cstate *st, int64_t updates, crl_err *err) {
+int cstate_update_round(cstate *st, int64_t updates, crl_err *err) {
     for (int64_t u = 0; u < updates; u++) {
-        if (st->kind == M_PM)
+        if (st->has_res)
             crl_reservoir_sample(&st->res, &st->rng, st->sc.batch, &st->batch);
         else
             crl_replay_sample(&st->rb, &st->rng, st->sc.batch, &st->batch);
         int rc = crl_sac_update(st->sac, &st->batch, NULL, err);
         if (rc) return rc;
     }
-    return CRL_OK;
-}
-
-/* Everything a method does when task k's env steps are over. */
-static int task_end(cstate *st, int k, crl_err *err) {
-    float *p = crl_sac_actor_params(st->sac);
-    int rc = CRL_OK;
-    switch (st->kind) {
-    case M_L2:
-        crl_reg_task_end(&st->reg, p, NULL);
-        break;
-    case M_EWC:
-        crl_replay_sample(&st->rb, &st->rng, CRL_EWC_SAMPLES, &st->fbatch);
-        rc = crl_ewc_fisher(crl_sac_actor(st->sac), p, st->fbatch.obs, CRL_EWC_SAMPLES, k,
-                            CRL_FISHER_CW, st->fisher, err);
-        if (!rc) crl_reg_task_end(&st->reg, p, st->fisher);
-        break;
-    case M_PACKNET:
-        if ((rc = crl_packnet_prune(&st->pk, p, err))) break;
-        if (k < st->n - 1) {
-            /* Retraining lets the kept weights recover from the prune. */
-            crl_sac_reset_optimizers(st->sac);
-            rc = update_round(
-                st, (int64_t)(st->c->packnet_retrain * st->c->steps_per_task), err);
-            crl_sac_reset_optimizers(st->sac);
-        }
-        break;
-    case M_FTN:
-        st->ftn_actors[k] = malloc(st->na * sizeof(float));
-        if (!st->ftn_actors[k]) return crl_errf(err, CRL_ENOMEM, "ftn: out of memory");
-        memcpy(st->ftn_actors[k], p, st->na * sizeof(float));
-        break;
-    default:
-        break;
-    }
-    return rc;
-}
-
-/* L2M's task end: the modulator the task trained, the pool's use so far and
- * the parameter counts (metrics l2m/train_mod/<pos>, l2m/used,
- * l2m/base_params, l2m/pool_params). */
-static int l2m_task_end(cstate *st, crl_store *store, int64_t run_id, int k,
-                        crl_err *err) {
-    char key[64];
-    snprintf(key, sizeof key, "l2m/train_mod/%d", st->pos[k]);
-    int mod = crl_l2m_task_end(&st->l2m, st->sac, k);
-    int used = crl_pool_n_used(crl_sac_pool(st->sac), crl_sac_l2m_counts(st->sac));
-    int rc = mod < 0 ? CRL_OK : crl_store_metric(store, run_id, st->step, key, mod, err);
-    if (!rc) rc = crl_store_metric(store, run_id, st->step, "l2m/used", used, err);
-    const crl_pool *pool = crl_sac_pool(st->sac);
-    if (!rc)
-        rc = crl_store_metric(store, run_id, st->step, "l2m/base_params",
-                              (double)pool->base.n_params, err);
-    if (!rc)
-        rc = crl_store_metric(store, run_id, st->step, "l2m/pool_params",
-                              (double)pool->n_params, err);
-    return rc;
-}
-
-/* ---- CSP's task end ------------------------------------------------------------ */
-
-typedef struct {
-    cstate *st;
-    int k;
-    uint64_t seed;
-} csp_roll;
-
-/* One deterministic validation episode of the learner at alpha `mix`. */
-static double csp_rollout(void *vctx, const float *mix, int max_steps, int64_t *steps) {
-    csp_roll *r = vctx;
-    cstate *st = r->st;
-    crl_env *env = st->envs[r->k];
-    float obs[256], act[64]; /* sizes checked by the runner */
-    crl_sac_set_act_mix(st->sac, mix);
-    crl_env_reset(env, r->seed, obs);
-    int len = crl_env_max_steps(st->specs[r->k]);
-    if (max_steps > 0 && max_steps < len) len = max_steps;
-    double ret = 0;
-    for (int i = 0; i < len; i++) {
-        crl_step_info info;
-        crl_sac_act(st->sac, 1, obs, r->k, 1, NULL, act);
-        crl_env_step(env, act, obs, &info);
-        ret += info.reward;
-        (*steps)++;
-        if (info.terminal || info.truncated) break;
-    }
-    return ret;
-}
-
-/* Grow or prune (crl_csp_task_end) on states from the task's buffer, with
- * every validation rollout from the same seeded start; the decision goes to
- * the metrics and the reserved env steps to the step counter. */
-static int csp_task_end(cstate *st, crl_store *store, int64_t run_id, int k,
-                        int64_t reserve, crl_err *err) {
-    crl_replay_sample(&st->rb, &st->rng, st->sc.batch, &st->batch);
-    csp_roll roll = {st, k, crl_eval_seed(st->c->seed, 999999, k)};
-    crl_csp_decision d;
-    int rc = crl_csp_task_end(&st->csp, st->sac, k, &st->rng, st->batch.obs, st->batch.B,
-                              csp_rollout, &roll, &d, err);
-    if (rc) return rc;
-    st->step += reserve;
-    crl_csp_row row = {
-        run_id,     st->pos[k], st->step,    d.kept,
-        d.best_new, d.best_old, d.n_anchors, st->csp.table + (size_t)k * st->csp.K,
-        d.n_anchors};
-    if ((rc = crl_store_csp_decision(store, &row, err))) return rc;
-    const char *keys[] = {"csp/kept", "csp/best_new", "csp/best_old", "csp/anchors",
-                          "csp/validation_steps"};
-    double vals[] = {d.kept, d.best_new, d.best_old, d.n_anchors, (double)d.val_steps};
-    for (int i = 0; i < 5; i++)
-        if (!isnan(vals[i]) &&
-            (rc = crl_store_metric(store, run_id, st->step, keys[i], vals[i], err)))
-            return rc;
     return CRL_OK;
 }
 
@@ -614,7 +405,8 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
     int64_t t0 = 0;
     if (!rc && resume) rc = load_checkpoint(&st, store, run_id, &k0, &t0, err);
     /* mt: one phase over every task, with all the tasks' budget. */
-    const int mt = st.kind == M_MT, n_phases = mt ? 1 : st.n;
+    const int mt = rc == CRL_OK && (st.m->flags & CRL_METHOD_MULTITASK),
+              n_phases = mt ? 1 : st.n;
     const int64_t budget = c->steps_per_task * (mt ? st.n : 1);
     if (!rc && resume && k0 < n_phases && t0 >= budget) {
         k0++; /* the checkpoint is a task end */
@@ -640,34 +432,24 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
         int64_t t = k == k0 ? t0 : 0;
         int cur = k; /* the task acting now (mt: changes every episode) */
         /* Task start (CW): fresh buffer and optimiser moments, same networks. */
-        if (st.kind == M_FTN && k > 0 && t == 0 && (rc = new_learner(&st, k, err)))
+        if ((st.m->flags & CRL_METHOD_PER_TASK) && k > 0 && t == 0 &&
+            (rc = new_learner(&st, k, err)))
             goto out;
         crl_sac_reset_optimizers(st.sac);
-        if (st.kind != M_PM) crl_replay_clear(&st.rb);
-        if (st.has_pk && t == 0 && (rc = crl_packnet_task_start(&st.pk, k, err)))
-            goto out;
-        if (st.has_csp && t == 0 &&
-            (rc = crl_csp_task_start(&st.csp, st.sac, k,
-                                     c->seed + 104729u * (uint64_t)(k + 1), err)))
-            goto out;
-        if (st.has_l2m &&
-            (rc = crl_l2m_task_start(&st.l2m, st.sac, k, t == 0,
-                                     c->seed + 104729u * (uint64_t)(k + 1), err)))
-            goto out;
-        /* CSP: the grow-or-prune rollouts are counted in the task's steps. */
-        const int64_t reserve =
-            st.has_csp
-                ? crl_csp_validation_budget(&st.csp, crl_sac_subspace(st.sac)->n_anchors,
-                                            crl_env_max_steps(st.specs[k]))
-                : 0;
+        if (!st.has_res) crl_replay_clear(&st.rb);
+        if (st.m->task_start && (rc = st.m->task_start(&st, k, t, err))) goto out;
+        /* Env steps the method's task end takes (CSP's grow-or-prune
+         * rollouts) are counted in the task's steps. */
+        const int64_t reserve = st.m->reserve ? st.m->reserve(&st, k) : 0;
         if (reserve >= budget) {
             rc = crl_errf(err, CRL_EINVAL,
                           "csp: the validation rollouts take %lld env steps, more than "
-                          "--steps-per-task; lower --csp-candidates or --csp-val-steps",
+                          "steps-per-task; lower csp-candidates or csp-val-steps",
                           (long long)reserve);
             goto out;
         }
-        int ep_start = 1; /* CSP redraws its collection alpha at episode starts */
+        int ep_start =
+            1; /* a collection alpha is redrawn its collection alpha at episode starts */
         for (int j = mt ? 0 : k; j < (mt ? st.n : k + 1); j++)
             if ((rc = crl_store_task_start(store, run_id, st.pos[j], st.names[j],
                                            st.step - t, err)))
@@ -688,8 +470,7 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
         int ep_succ = 0;
         int64_t since_resume = 0;
         for (; t < budget - reserve; t++) {
-            const float *mix =
-                st.has_csp ? crl_csp_collect(&st.csp, st.sac, &st.rng, ep_start) : NULL;
+            const float *mix = st.m->collect ? st.m->collect(&st, ep_start) : NULL;
             ep_start = 0;
             if (t < sc->start_steps)
                 for (int j = 0; j < A; j++)
@@ -699,7 +480,7 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
             crl_step_info info;
             crl_env_step(env, act, obs2, &info);
             if (st.trec) crl_episode_add(st.trec, act, &info);
-            if (st.kind == M_PM)
+            if (st.has_res)
                 crl_reservoir_add(&st.res, &st.res_rng, obs, act, info.reward, obs2,
                                   info.terminal, cur);
             else
@@ -737,7 +518,7 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
             /* A resumed task refills its buffer before updating again. */
             if (t + 1 >= sc->update_after && since_resume >= sc->update_after &&
                 (t + 1) % sc->update_every == 0) {
-                if ((rc = update_round(&st, sc->update_every, err))) {
+                if ((rc = cstate_update_round(&st, sc->update_every, err))) {
                     crl_err e2;
                     save_checkpoint(&st, store, run_id, k, t + 1, &e2);
                     goto out;
@@ -745,10 +526,7 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                 updates += sc->update_every;
             }
             if (st.step % c->eval_every == 0) {
-                /* L2M: the evaluation at a task's last step already knows the
-                 * modulator trained on it (the counts are final), so that it
-                 * logs the task's own routing accuracy too. */
-                if (st.has_l2m && t + 1 == budget) crl_l2m_task_end(&st.l2m, st.sac, k);
+                if (st.m->last_step && t + 1 == budget) st.m->last_step(&st, k);
                 if ((rc = eval_all(&st, store, run_id, k, err))) goto out;
                 /* A checkpoint at every evaluation, so that a run cut off (a
                  * crash, the end of a working session) resumes from there. */
@@ -788,29 +566,23 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                 rc = crl_errf(
                     err, CRL_EINTR,
                     "interrupted in task %d/%d at step %lld; checkpoint written, "
-                    "resume with --resume %lld",
+                    "resume run %lld to continue",
                     k + 1, st.n, (long long)st.step, (long long)run_id);
                 goto out;
             }
         }
-        if (st.has_csp) {
-            if ((rc = csp_task_end(&st, store, run_id, k, reserve, err))) goto out;
-            if (reserve &&
-                st.step / c->eval_every != (st.step - reserve) / c->eval_every &&
-                (rc = eval_all(&st, store, run_id, k, err)))
-                goto out;
-        }
-        if ((rc = task_end(&st, k, err))) goto out;
-        if (st.has_l2m && (rc = l2m_task_end(&st, store, run_id, k, err))) goto out;
+        if (st.m->task_end && (rc = st.m->task_end(&st, store, run_id, k, reserve, err)))
+            goto out;
+        /* The reserved steps may have crossed an evaluation. */
+        if (reserve && st.step / c->eval_every != (st.step - reserve) / c->eval_every &&
+            (rc = eval_all(&st, store, run_id, k, err)))
+            goto out;
         for (int j = mt ? 0 : k; j < (mt ? st.n : k + 1); j++)
             if ((rc = crl_store_task_end(store, run_id, st.pos[j], st.step, err)))
                 goto out;
-        crl_store_metric(
-            store, run_id, st.step, "model/params",
-            st.has_csp   ? (double)crl_subspace_n_params(crl_sac_subspace(st.sac))
-            : st.has_l2m ? (double)(crl_sac_pool(st.sac)->base.n_params + st.na)
-                         : crl_continual_model_params(c->method, (double)st.na, k + 1),
-            NULL);
+        crl_store_metric(store, run_id, st.step, "model/params",
+                         st.m->params_now ? st.m->params_now(&st, k) : (double)st.na,
+                         NULL);
         if ((rc = save_checkpoint(&st, store, run_id, k, budget, err))) goto out;
     }
     if (st.last_eval_step != st.step &&
@@ -839,7 +611,7 @@ int crl_continual_eval(const crl_continual_config *c, crl_store *store, int64_t 
     crl_continual_config cc = *c;
     cc.eval_episodes = episodes;
     if (episodes < 1 || episodes > 1000)
-        return crl_errf(err, CRL_EINVAL, "--episodes must be in 1..1000");
+        return crl_errf(err, CRL_EINVAL, "evaluation episodes must be in 1..1000");
     cstate st;
     int rc = cstate_init(&st, &cc, err);
     int k = 0;
@@ -862,10 +634,10 @@ int crl_continual_eval(const crl_continual_config *c, crl_store *store, int64_t 
         for (int e = 0; e < episodes; e++) st.seeds[e] = crl_eval_seed(seed, 0, e);
         crl_rng rng;
         crl_rng_seed_stream(&rng, seed, 7);
-        int swapped = swap_actor(&st, j);
+        int swapped = eval_begin(&st, j, 0);
         evaluator_run(&st.evs[j], st.sac, j, deterministic ? 0 : episodes, st.seeds,
                       &rng);
-        if (swapped) restore_actor(&st);
+        if (swapped) cstate_restore_actor(&st);
         double r = 0, sr = 0;
         for (int e = 0; e < episodes; e++) {
             r += st.evs[j].ret[e];

@@ -2,12 +2,15 @@
  * grow-or-prune decision. The subspace and its update live in the learner
  * (crl_sac with csp_anchors > 0, subspace/subspace.c). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/blob.h"
 #include "crl/methods.h"
 #include "crl/subspace.h"
+
+#include "agents/continual_state.h"
 
 void crl_csp_config_default(crl_csp_config *c) {
     c->repeat_alpha = CRL_CSP_REPEAT_ALPHA;
@@ -26,8 +29,8 @@ int crl_csp_init(crl_csp *m, const crl_csp_config *c, int K, int n_tasks, crl_er
     if (c->repeat_alpha < 1 || c->n_scored < 1 || c->n_candidates < 2 ||
         c->val_steps < 0 || !(c->epsilon >= 0))
         return crl_errf(err, CRL_EINVAL,
-                        "csp: --csp-repeat-alpha, --csp-scored >= 1, --csp-candidates "
-                        ">= 2, --csp-val-steps >= 0, --csp-epsilon >= 0");
+                        "csp: csp-repeat-alpha, csp-scored >= 1, csp-candidates >= 2, "
+                        "csp-val-steps >= 0, csp-epsilon >= 0");
     m->c = *c;
     m->K = K;
     m->n_tasks = n_tasks;
@@ -318,3 +321,144 @@ int crl_csp_load(crl_csp *m, const void *blob, size_t n, crl_err *err) {
     crl_rbuf_get(&r, &m->episodes, 8);
     return r.bad ? crl_errf(err, CRL_ECORRUPT, "csp checkpoint: truncated") : CRL_OK;
 }
+
+/* ---- the method ------------------------------------------------------------------ */
+
+static void csp_label(const char *name, const crl_csp_config *csp,
+                      const crl_l2m_config *l2m, char *buf, size_t n) {
+    (void)l2m;
+    /* The paper's candidate rule gets its own report row. */
+    snprintf(buf, n, "%s%s", name, csp->prior_alphas ? "" : "-paper");
+}
+
+static int csp_configure(cstate *st, crl_err *err) {
+    /* Room for one anchor per task; the critics read that many alpha
+     * columns. */
+    if (st->n > CRL_CSP_MAX_K)
+        return crl_errf(err, CRL_EINVAL, "csp: at most %d tasks", CRL_CSP_MAX_K);
+    st->sc.csp_anchors = st->n;
+    int rc = crl_csp_init(&st->csp, &st->c->csp, st->n, st->n, err);
+    if (!rc) st->has_csp = 1;
+    return rc;
+}
+
+static void csp_attach(cstate *st, crl_sac_hooks *h) {
+    crl_csp_hooks(&st->csp, h);
+}
+
+static int csp_task_start(cstate *st, int k, int64_t t, crl_err *err) {
+    if (t != 0) return CRL_OK;
+    return crl_csp_task_start(&st->csp, st->sac, k,
+                              st->c->seed + 104729u * (uint64_t)(k + 1), err);
+}
+
+/* The grow-or-prune rollouts are counted in the task's steps. */
+static int64_t csp_reserve(cstate *st, int k) {
+    return crl_csp_validation_budget(&st->csp, crl_sac_subspace(st->sac)->n_anchors,
+                                     crl_env_max_steps(st->specs[k]));
+}
+
+static const float *csp_collect(cstate *st, int ep_start) {
+    return crl_csp_collect(&st->csp, st->sac, &st->rng, ep_start);
+}
+
+/* The task's alpha; collection sets its own again. */
+static int csp_eval_begin(cstate *st, int j, int track_rows) {
+    (void)track_rows;
+    float mix[CRL_CSP_MAX_K];
+    crl_csp_eval_mix(&st->csp, st->sac, j, mix);
+    crl_sac_set_act_mix(st->sac, mix);
+    return 0;
+}
+
+typedef struct {
+    cstate *st;
+    int k;
+    uint64_t seed;
+} csp_roll;
+
+/* One deterministic validation episode of the learner at alpha `mix`. */
+static double csp_rollout(void *vctx, const float *mix, int max_steps, int64_t *steps) {
+    csp_roll *r = vctx;
+    cstate *st = r->st;
+    crl_env *env = st->envs[r->k];
+    float obs[256], act[64]; /* sizes checked by the runner */
+    crl_sac_set_act_mix(st->sac, mix);
+    crl_env_reset(env, r->seed, obs);
+    int len = crl_env_max_steps(st->specs[r->k]);
+    if (max_steps > 0 && max_steps < len) len = max_steps;
+    double ret = 0;
+    for (int i = 0; i < len; i++) {
+        crl_step_info info;
+        crl_sac_act(st->sac, 1, obs, r->k, 1, NULL, act);
+        crl_env_step(env, act, obs, &info);
+        ret += info.reward;
+        (*steps)++;
+        if (info.terminal || info.truncated) break;
+    }
+    return ret;
+}
+
+/* Grow or prune (crl_csp_task_end) on states from the task's buffer, with
+ * every validation rollout from the same seeded start; the decision goes to
+ * the metrics and the reserved env steps to the step counter. */
+static int csp_task_end(cstate *st, crl_store *store, int64_t run_id, int k,
+                        int64_t reserve, crl_err *err) {
+    crl_replay_sample(&st->rb, &st->rng, st->sc.batch, &st->batch);
+    csp_roll roll = {st, k, crl_eval_seed(st->c->seed, 999999, k)};
+    crl_csp_decision d;
+    int rc = crl_csp_task_end(&st->csp, st->sac, k, &st->rng, st->batch.obs, st->batch.B,
+                              csp_rollout, &roll, &d, err);
+    if (rc) return rc;
+    st->step += reserve;
+    crl_csp_row row = {
+        run_id,     st->pos[k], st->step,    d.kept,
+        d.best_new, d.best_old, d.n_anchors, st->csp.table + (size_t)k * st->csp.K,
+        d.n_anchors};
+    if ((rc = crl_store_csp_decision(store, &row, err))) return rc;
+    const char *keys[] = {"csp/kept", "csp/best_new", "csp/best_old", "csp/anchors",
+                          "csp/validation_steps"};
+    double vals[] = {d.kept, d.best_new, d.best_old, d.n_anchors, (double)d.val_steps};
+    for (int i = 0; i < 5; i++)
+        if (!isnan(vals[i]) &&
+            (rc = crl_store_metric(store, run_id, st->step, keys[i], vals[i], err)))
+            return rc;
+    return CRL_OK;
+}
+
+static double csp_params_now(cstate *st, int k) {
+    (void)k;
+    return (double)crl_subspace_n_params(crl_sac_subspace(st->sac));
+}
+
+static int csp_save(cstate *st, void **blob, size_t *n, crl_err *err) {
+    return crl_csp_save(&st->csp, blob, n, err);
+}
+
+static int csp_load(cstate *st, const void *blob, size_t n, crl_err *err) {
+    return crl_csp_load(&st->csp, blob, n, err);
+}
+
+static void csp_free_op(cstate *st) {
+    if (st->has_csp) crl_csp_free(&st->csp);
+    st->has_csp = 0;
+}
+
+const crl_method_impl crl_method_csp_impl = {
+    .flags = CRL_METHOD_CONTINUAL | CRL_METHOD_SUBSPACE | CRL_METHOD_TASK_IDS |
+             CRL_METHOD_EXPORTABLE,
+    .policy = CRL_METHOD_POLICY_SUBSPACE,
+    .cost = 2.5,
+    .label = csp_label,
+    .configure = csp_configure,
+    .attach = csp_attach,
+    .task_start = csp_task_start,
+    .reserve = csp_reserve,
+    .collect = csp_collect,
+    .eval_begin = csp_eval_begin,
+    .task_end = csp_task_end,
+    .params_now = csp_params_now,
+    .save = csp_save,
+    .load = csp_load,
+    .free = csp_free_op,
+};

@@ -27,6 +27,8 @@
 #include <string.h>
 #if defined(__SSE__)
 #include <xmmintrin.h>
+
+#include "agents/continual_state.h"
 #endif
 
 #define FISHER_CHUNK 256 /* rows per forward/backward; CW's batch size */
@@ -209,3 +211,55 @@ done:
     free(heads);
     return rc;
 }
+
+/* ---- the method: l2's pull weighted by the Fisher of each finished task ---- */
+
+static int ewc_init(cstate *st, crl_err *err) {
+    int rc = crl_reg_init(&st->reg, crl_sac_actor(st->sac), st->c->ewc_coef, err);
+    if (rc) return rc;
+    st->has_reg = 1;
+    st->fisher = malloc(st->na * sizeof(float));
+    if (!st->fisher) return crl_errf(err, CRL_ENOMEM, "continual: out of memory");
+    return crl_batch_alloc(&st->fbatch, CRL_EWC_SAMPLES, st->sc.obs_dim, st->sc.act_dim,
+                           err);
+}
+
+static void ewc_attach(cstate *st, crl_sac_hooks *h) {
+    crl_reg_hooks(&st->reg, h);
+}
+
+static int ewc_task_end(cstate *st, crl_store *store, int64_t run_id, int k,
+                        int64_t reserve, crl_err *err) {
+    (void)store, (void)run_id, (void)reserve;
+    float *p = crl_sac_actor_params(st->sac);
+    crl_replay_sample(&st->rb, &st->rng, CRL_EWC_SAMPLES, &st->fbatch);
+    int rc = crl_ewc_fisher(crl_sac_actor(st->sac), p, st->fbatch.obs, CRL_EWC_SAMPLES, k,
+                            CRL_FISHER_CW, st->fisher, err);
+    if (!rc) crl_reg_task_end(&st->reg, p, st->fisher);
+    return rc;
+}
+
+static int ewc_save(cstate *st, void **blob, size_t *n, crl_err *err) {
+    return crl_reg_save(&st->reg, blob, n, err);
+}
+
+static int ewc_load(cstate *st, const void *blob, size_t n, crl_err *err) {
+    return crl_reg_load(&st->reg, blob, n, err);
+}
+
+static void ewc_free(cstate *st) {
+    if (st->has_reg) crl_reg_free(&st->reg);
+    st->has_reg = 0;
+}
+
+const crl_method_impl crl_method_ewc_impl = {
+    .flags = CRL_METHOD_CONTINUAL | CRL_METHOD_TASK_IDS | CRL_METHOD_EXPORTABLE,
+    .policy = CRL_METHOD_POLICY_PLAIN,
+    .cost = 1.0,
+    .init = ewc_init,
+    .attach = ewc_attach,
+    .task_end = ewc_task_end,
+    .save = ewc_save,
+    .load = ewc_load,
+    .free = ewc_free,
+};

@@ -4,11 +4,14 @@
  * one SAC update (agents/sac.c, l2m_pool > 0) on top of the pool
  * (subspace/pool.c). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/blob.h"
 #include "crl/methods.h"
+
+#include "agents/continual_state.h"
 
 void crl_l2m_config_default(crl_l2m_config *c) {
     c->pool = CRL_POOL_DEFAULT_M;
@@ -88,10 +91,10 @@ int crl_l2m_sac_config(const crl_l2m_config *c, const crl_l2m_base *b, crl_sac_c
                        crl_err *err) {
     const int kind = crl_l2m_kind(c->modulator);
     if (kind < 0)
-        return crl_errf(err, CRL_EINVAL, "--modulator must be lora or ia3, got '%s'",
+        return crl_errf(err, CRL_EINVAL, "l2m: modulator must be lora or ia3, got '%s'",
                         c->modulator ? c->modulator : "");
     if (!b || !b->params)
-        return crl_errf(err, CRL_EINVAL, "l2m needs a base actor: --base RUN[:TASK]");
+        return crl_errf(err, CRL_EINVAL, "l2m needs a base actor (crl_l2m_base_load)");
     if (b->obs_dim != sc->obs_dim || b->act_dim != sc->act_dim)
         return crl_errf(err, CRL_EINVAL,
                         "l2m: the base acts on obs %d / act %d, the scenario has %d / %d",
@@ -99,11 +102,11 @@ int crl_l2m_sac_config(const crl_l2m_config *c, const crl_l2m_base *b, crl_sac_c
     if (b->hidden != sc->hidden || b->layers != sc->layers)
         return crl_errf(
             err, CRL_EINVAL,
-            "l2m: the base is %d x %d (layers x hidden); run with --layers %d "
-            "--hidden %d",
+            "l2m: the base is %d x %d (layers x hidden); run with layers %d and "
+            "hidden %d",
             b->layers, b->hidden, b->layers, b->hidden);
     if (c->pool < 1 || (kind == CRL_POOL_LORA && c->rank < 1))
-        return crl_errf(err, CRL_EINVAL, "l2m: --l2m-pool and --l2m-rank must be >= 1");
+        return crl_errf(err, CRL_EINVAL, "l2m: l2m-pool and l2m-rank must be >= 1");
     if (c->oracle && c->pool < sc->n_tasks)
         return crl_errf(err, CRL_EINVAL,
                         "l2m oracle: %d modulators cannot be split over %d tasks",
@@ -269,3 +272,144 @@ int crl_l2m_load(crl_l2m *m, const void *blob, size_t n, crl_err *err) {
     }
     return r.bad ? crl_errf(err, CRL_ECORRUPT, "l2m checkpoint: truncated") : CRL_OK;
 }
+
+/* ---- the method ------------------------------------------------------------------ */
+
+static void l2m_label(const char *name, const crl_csp_config *csp,
+                      const crl_l2m_config *l2m, char *buf, size_t n) {
+    (void)csp;
+    /* The variants get their own report rows (the configuration keeps the
+     * method's name and the options). */
+    snprintf(buf, n, "%s%s%s", name, l2m->oracle ? "-oracle" : "",
+             crl_l2m_kind(l2m->modulator) == CRL_POOL_IA3 ? "-ia3" : "");
+}
+
+static int l2m_configure(cstate *st, crl_err *err) {
+    int rc = crl_l2m_sac_config(&st->c->l2m, st->c->l2m_base, &st->sc, err);
+    if (!rc)
+        rc = crl_l2m_init(&st->l2m, &st->c->l2m, st->c->l2m.pool, st->n,
+                          st->sc.max_act_batch, err);
+    if (!rc) st->has_l2m = 1;
+    return rc;
+}
+
+/* The frozen base (a resumed run's checkpoint brings its own). */
+static void l2m_attach(cstate *st, crl_sac_hooks *h) {
+    (void)h;
+    memcpy(crl_sac_l2m_base(st->sac), st->c->l2m_base->params,
+           st->c->l2m_base->n * sizeof(float));
+}
+
+static int l2m_task_start_op(cstate *st, int k, int64_t t, crl_err *err) {
+    return crl_l2m_task_start(&st->l2m, st->sac, k, t == 0,
+                              st->c->seed + 104729u * (uint64_t)(k + 1), err);
+}
+
+/* Evaluation routing (no task id unless oracle), and the tally of each
+ * episode's modulators. */
+static int l2m_eval_begin(cstate *st, int j, int track_rows) {
+    (void)j;
+    crl_err e;
+    crl_l2m_eval_route(&st->l2m, st->sac, &e);
+    if (track_rows > 0) {
+        memset(st->l2m.hist, 0, sizeof(int32_t) * (size_t)track_rows * st->l2m.M);
+        crl_sac_l2m_track(st->sac, st->evs[j].obs, track_rows, st->l2m.hist);
+    }
+    return 0;
+}
+
+/* Which modulator the `rows` episodes of task j just used (the tally of
+ * crl_sac_l2m_track), as metrics at the eval step: l2m/route/<pos> = the
+ * modulator most episodes mostly used, l2m/route_frac/<pos> = the fraction
+ * of episodes that mostly used it, l2m/route_acc/<pos> = the fraction that
+ * mostly used the modulator task j trained (once j has trained). */
+static int l2m_eval_end(cstate *st, crl_store *store, int64_t run_id, int j, int rows,
+                        crl_err *err) {
+    crl_sac_l2m_track(st->sac, NULL, 0, NULL);
+    int modal;
+    double frac, acc;
+    crl_l2m_route_summary(&st->l2m, rows, st->l2m.train_mod[j], &modal, &frac, &acc);
+    const char *what[3] = {"route", "route_frac", "route_acc"};
+    const double val[3] = {modal, frac, acc};
+    for (int i = 0; i < 3; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "l2m/%s/%d", what[i], st->pos[j]);
+        int rc = isnan(val[i])
+                     ? CRL_OK
+                     : crl_store_metric(store, run_id, st->step, key, val[i], err);
+        if (rc) return rc;
+    }
+    return CRL_OK;
+}
+
+/* Back to the training routes. */
+static int l2m_eval_done(cstate *st, int cur, crl_err *err) {
+    return crl_l2m_task_start(&st->l2m, st->sac, cur < st->n ? cur : st->n - 1, 0, 0,
+                              err);
+}
+
+/* The evaluation at a task's last step already knows the modulator trained
+ * on it (the counts are final), so that it logs the task's own routing
+ * accuracy too. */
+static void l2m_last_step(cstate *st, int k) {
+    crl_l2m_task_end(&st->l2m, st->sac, k);
+}
+
+/* The modulator the task trained, the pool's use so far and the parameter
+ * counts (metrics l2m/train_mod/<pos>, l2m/used, l2m/base_params,
+ * l2m/pool_params). */
+static int l2m_task_end_op(cstate *st, crl_store *store, int64_t run_id, int k,
+                           int64_t reserve, crl_err *err) {
+    (void)reserve;
+    char key[64];
+    snprintf(key, sizeof key, "l2m/train_mod/%d", st->pos[k]);
+    int mod = crl_l2m_task_end(&st->l2m, st->sac, k);
+    int used = crl_pool_n_used(crl_sac_pool(st->sac), crl_sac_l2m_counts(st->sac));
+    int rc = mod < 0 ? CRL_OK : crl_store_metric(store, run_id, st->step, key, mod, err);
+    if (!rc) rc = crl_store_metric(store, run_id, st->step, "l2m/used", used, err);
+    const crl_pool *pool = crl_sac_pool(st->sac);
+    if (!rc)
+        rc = crl_store_metric(store, run_id, st->step, "l2m/base_params",
+                              (double)pool->base.n_params, err);
+    if (!rc)
+        rc = crl_store_metric(store, run_id, st->step, "l2m/pool_params",
+                              (double)pool->n_params, err);
+    return rc;
+}
+
+static double l2m_params_now(cstate *st, int k) {
+    (void)k;
+    return (double)(crl_sac_pool(st->sac)->base.n_params + st->na);
+}
+
+static int l2m_save_op(cstate *st, void **blob, size_t *n, crl_err *err) {
+    return crl_l2m_save(&st->l2m, blob, n, err);
+}
+
+static int l2m_load_op(cstate *st, const void *blob, size_t n, crl_err *err) {
+    return crl_l2m_load(&st->l2m, blob, n, err);
+}
+
+static void l2m_free_op(cstate *st) {
+    if (st->has_l2m) crl_l2m_free(&st->l2m);
+    st->has_l2m = 0;
+}
+
+const crl_method_impl crl_method_l2m_impl = {
+    .flags = CRL_METHOD_CONTINUAL | CRL_METHOD_L2M_BASE | CRL_METHOD_EXPORTABLE,
+    .policy = CRL_METHOD_POLICY_L2M,
+    .cost = 1.5,
+    .label = l2m_label,
+    .configure = l2m_configure,
+    .attach = l2m_attach,
+    .task_start = l2m_task_start_op,
+    .eval_begin = l2m_eval_begin,
+    .eval_end = l2m_eval_end,
+    .eval_done = l2m_eval_done,
+    .last_step = l2m_last_step,
+    .task_end = l2m_task_end_op,
+    .params_now = l2m_params_now,
+    .save = l2m_save_op,
+    .load = l2m_load_op,
+    .free = l2m_free_op,
+};

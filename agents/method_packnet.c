@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents/continual_state.h"
+
 static void update_mask(crl_packnet *p) {
     /* Heads (and anything else off the trunk) always train: each task's head
      * only receives gradients from its own samples. */
@@ -213,3 +215,69 @@ int crl_packnet_load(crl_packnet *p, const void *blob, size_t n, crl_err *err) {
     update_mask(p);
     return CRL_OK;
 }
+
+/* ---- the method ----------------------------------------------------------------- */
+
+static int pk_init(cstate *st, crl_err *err) {
+    int rc = crl_packnet_init(&st->pk, crl_sac_actor(st->sac), st->n, err);
+    if (!rc) st->has_pk = 1;
+    return rc;
+}
+
+static void pk_attach(cstate *st, crl_sac_hooks *h) {
+    crl_packnet_hooks(&st->pk, h);
+}
+
+static int pk_task_start(cstate *st, int k, int64_t t, crl_err *err) {
+    return t == 0 ? crl_packnet_task_start(&st->pk, k, err) : CRL_OK;
+}
+
+/* The weights task j owns. */
+static int pk_eval_begin(cstate *st, int j, int track_rows) {
+    (void)track_rows;
+    if (st->pk.task < 0) return 0;
+    float *p = crl_sac_actor_params(st->sac);
+    memcpy(st->saved, p, st->na * sizeof(float));
+    crl_packnet_view(&st->pk, st->saved, j, p);
+    return 1;
+}
+
+static int pk_task_end(cstate *st, crl_store *store, int64_t run_id, int k,
+                       int64_t reserve, crl_err *err) {
+    (void)store, (void)run_id, (void)reserve;
+    int rc = crl_packnet_prune(&st->pk, crl_sac_actor_params(st->sac), err);
+    if (rc || k >= st->n - 1) return rc;
+    /* Retraining lets the kept weights recover from the prune. */
+    crl_sac_reset_optimizers(st->sac);
+    rc = cstate_update_round(
+        st, (int64_t)(st->c->packnet_retrain * st->c->steps_per_task), err);
+    crl_sac_reset_optimizers(st->sac);
+    return rc;
+}
+
+static int pk_save(cstate *st, void **blob, size_t *n, crl_err *err) {
+    return crl_packnet_save(&st->pk, blob, n, err);
+}
+
+static int pk_load(cstate *st, const void *blob, size_t n, crl_err *err) {
+    return crl_packnet_load(&st->pk, blob, n, err);
+}
+
+static void pk_free(cstate *st) {
+    if (st->has_pk) crl_packnet_free(&st->pk);
+    st->has_pk = 0;
+}
+
+const crl_method_impl crl_method_packnet_impl = {
+    .flags = CRL_METHOD_CONTINUAL | CRL_METHOD_TASK_IDS | CRL_METHOD_EXPORTABLE,
+    .policy = CRL_METHOD_POLICY_PACKNET,
+    .cost = 1.1,
+    .init = pk_init,
+    .attach = pk_attach,
+    .task_start = pk_task_start,
+    .eval_begin = pk_eval_begin,
+    .task_end = pk_task_end,
+    .save = pk_save,
+    .load = pk_load,
+    .free = pk_free,
+};

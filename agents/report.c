@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crl/methods.h"
+#include "crl/run.h"
 #include "crl/scenario.h"
 
 #define NAME_CAP 128
@@ -16,12 +18,10 @@
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
 
+/* The registry's order of the continual methods, then everything else. */
 static int method_rank(const char *m) {
-    static const char *const order[] = {"ft1",     "ftn", "l2",  "ewc",
-                                        "packnet", "pm",  "csp", "l2m"};
-    for (int i = 0; i < (int)(sizeof order / sizeof order[0]); i++)
-        if (!strcmp(m, order[i])) return i;
-    return 100;
+    int r = crl_method_rank(m);
+    return r >= 0 ? r : 100;
 }
 
 static int is_locomotion(const char *scenario) {
@@ -288,7 +288,7 @@ static const char *spt_text(int64_t spt, char *buf, size_t cap) {
     return buf;
 }
 
-/* Reference runs of (scenario, spt) among keys[0..n): method "single", one
+/* Reference runs of (scenario, spt) among keys[0..n): CRL_REPORT_REF_METHOD, one
  * task row at a scenario position whose name it carries, evals of that task
  * only. Runs that do not fit are noted and left out. */
 static int load_refs(crl_store *store, const run_key *keys, int n, const char *scenario,
@@ -423,63 +423,43 @@ static void l2m_route_acc(crl_store *store, int64_t run_id, char *buf, size_t ca
         snprintf(buf + a.len, cap - a.len, " (mean %.2f)", a.sum / a.n);
 }
 
-/* The run's l2m configuration, as stored in config_json. */
-typedef struct {
-    int pool, rank, oracle;
-    char modulator[128], base[256];
-    int has_modulator, has_base;
-} l2m_config;
-
-static int take_l2m_config(const crl_json_value *v, void *ctx) {
-    l2m_config *c = ctx;
-    c->pool = (int)v[0].i;
-    if ((c->has_modulator = v[1].text != NULL))
-        snprintf(c->modulator, sizeof c->modulator, "%s", v[1].text);
-    c->rank = (int)v[2].i;
-    c->oracle = (int)v[3].i;
-    if ((c->has_base = v[4].text != NULL))
-        snprintf(c->base, sizeof c->base, "%s", v[4].text);
-    return 0;
-}
-
 /* l2m groups: a note per run with the pool (size, modulator, rank), the
  * parameter counts (metrics l2m/base_params and l2m/pool_params; their sum
  * is the run's "model/params"), the modulators used (the last "l2m/used")
  * and the routing accuracy per task at the last evaluation. */
 static int l2m_note(crl_store *store, const run_key *keys, int g0, int g1,
                     crl_report *rep, crl_err *err) {
-    static const char *const paths[] = {"$.\"l2m-pool\"", "$.modulator", "$.\"l2m-rank\"",
-                                        "$.\"l2m-oracle\"", "$.base"};
     static const char *const last[] = {"l2m/used", "l2m/base_params", "l2m/pool_params"};
     int rc = CRL_OK;
     for (int g = g0; g < g1 && !rc; g++) {
-        char *json = NULL;
-        l2m_config c = {0};
         double m[3];
-        /* A run that cannot be read gets no note, as before. */
-        int bad =
-            crl_store_run_get(store, keys[g].id, NULL, &json, NULL) ||
-            crl_store_json_extract(store, json, paths, 5, take_l2m_config, &c, NULL) ||
-            crl_store_metrics_last(store, keys[g].id, last, 3, m, NULL);
-        free(json);
-        if (bad) continue;
+        /* The pool's configuration (crl_run_config_load); a run that cannot
+         * be read gets no note, as before. */
+        crl_run_config cfg;
+        if (crl_run_config_load(store, keys[g].id, &cfg, NULL, NULL) != CRL_OK) continue;
+        if (crl_store_metrics_last(store, keys[g].id, last, 3, m, NULL)) {
+            crl_run_config_free(&cfg);
+            continue;
+        }
+        const char *mod = cfg.l2m.modulator, *base = cfg.l2m.base;
+        int oracle = cfg.l2m.oracle;
         char used[32] = "?", params[96] = "?";
         if (!isnan(m[0])) snprintf(used, sizeof used, "%d", (int)(int64_t)m[0]);
         if (!isnan(m[1]) && !isnan(m[2]))
             snprintf(params, sizeof params, "%.0f (base) + %.0f (pool)", m[1], m[2]);
         char acc[160], rank[32] = "";
         l2m_route_acc(store, keys[g].id, acc, sizeof acc);
-        int ia3 = c.has_modulator && strcmp(c.modulator, "ia3") == 0;
-        if (!ia3) snprintf(rank, sizeof rank, " (rank %d)", c.rank);
+        int ia3 = crl_l2m_kind(mod) == CRL_POOL_IA3;
+        if (!ia3) snprintf(rank, sizeof rank, " (rank %d)", cfg.l2m.rank);
         rc = add_note(
             rep, err,
             "l2m run %lld (%s, seed %llu): pool of %d %s modulators%s%s, "
             "base %s; parameters at inference %s; %s modulators used; routing accuracy "
             "per task at the last evaluation %s",
             (long long)keys[g].id, keys[g].scenario, (unsigned long long)keys[g].seed,
-            c.pool, c.has_modulator ? c.modulator : "lora",
-            c.oracle ? " split per task" : "", rank, c.has_base ? c.base : "?", params,
-            used, acc);
+            cfg.l2m.pool, mod ? mod : "lora", oracle ? " split per task" : "", rank,
+            base ? base : "?", params, used, acc);
+        crl_run_config_free(&cfg);
     }
     return rc;
 }
@@ -746,9 +726,11 @@ static int do_group(crl_store *store, const run_key *keys, int n_keys, int g0, i
         }
     }
 
-    if (!strncmp(k0->method, "l2m", 3) && (rc = l2m_note(store, keys, g0, g1, rep, err)))
+    const crl_method *m0 = crl_method_of_label(k0->method);
+    const unsigned f0 = m0 ? m0->impl->flags : 0;
+    if ((f0 & CRL_METHOD_L2M_BASE) && (rc = l2m_note(store, keys, g0, g1, rep, err)))
         goto out;
-    if (!strncmp(k0->method, "csp", 3) &&
+    if ((f0 & CRL_METHOD_SUBSPACE) &&
         (rc = csp_note(store, keys, runs, g0, g1, rep, err)))
         goto out;
     crl_report_row *rows = realloc(rep->rows, (size_t)(rep->n_rows + 1) * sizeof *rows);

@@ -300,11 +300,10 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
     float *obs = NULL, *obs2 = NULL, *act = NULL;
     const int task = 0;
 
-    if (cfg->steps <= 0) return crl_errf(err, CRL_EINVAL, "--steps must be > 0");
-    if (cfg->eval_every <= 0)
-        return crl_errf(err, CRL_EINVAL, "--eval-every must be > 0");
+    if (cfg->steps <= 0) return crl_errf(err, CRL_EINVAL, "steps must be > 0");
+    if (cfg->eval_every <= 0) return crl_errf(err, CRL_EINVAL, "eval-every must be > 0");
     if (cfg->eval_episodes < 0 || cfg->eval_episodes > 1000)
-        return crl_errf(err, CRL_EINVAL, "--eval-episodes must be in 0..1000");
+        return crl_errf(err, CRL_EINVAL, "eval-episodes must be in 0..1000");
 
     if ((rc = cfg->env_xml ? crl_env_spec_create_xml(cfg->env_xml, &cfg->xml, &spec, err)
                            : crl_env_spec_create(cfg->env, &spec, err)))

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "crl/blas.h"
+#include "crl/methods.h"
 #include "crl/sac.h"
 
 static double sgemm_rate_once(double seconds) {
@@ -214,7 +215,13 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (strcmp(method, "sac") && strcmp(method, "csp") && strcmp(method, "l2m")) {
+    /* sac, or a method whose learner differs from the plain one (a subspace
+     * actor, or a modulation pool over a base). */
+    const crl_method *m = crl_method_find(method);
+    const unsigned mflags = m ? m->impl->flags : 0;
+    const int is_sub = (mflags & CRL_METHOD_SUBSPACE) != 0,
+              is_pool = (mflags & CRL_METHOD_L2M_BASE) != 0;
+    if (strcmp(method, "sac") && !is_sub && !is_pool) {
         fprintf(stderr, "bench_sac_update: unknown --method '%s' (sac, csp or l2m)\n",
                 method);
         return 2;
@@ -242,11 +249,11 @@ int main(int argc, char **argv) {
     printf("sgemm_128x256x256_%dt: %.1f GFLOPS\n", threads, sg);
     /* crl's way: the update on `threads` lanes of single-threaded BLAS. */
     crl_blas_set_threads(1);
-    if (!strcmp(method, "csp") || !strcmp(method, "l2m")) {
+    if (is_sub || is_pool) {
         learner plain, var;
         learner_make(&plain, 39, 4, 4, 256, 128, threads, 0, 0, 0);
         char name[32];
-        if (!strcmp(method, "csp")) {
+        if (is_sub) {
             /* CSP at the CW shape: the actor holds `anchors` anchors. */
             snprintf(name, sizeof name, "cw_csp%d", anchors);
             learner_make(&var, 39, 4, 4, 256, 128, threads, anchors, 0, 0);

@@ -34,6 +34,7 @@
 
 #include "cli/cli.h"
 #include "crl/continual.h"
+#include "crl/methods.h"
 #include "crl/scenario.h"
 #include "crl/store.h"
 
@@ -91,19 +92,19 @@ static void on_signal(int sig) {
 /* ------------------------------------------------------------------------ */
 /* Parsing                                                                   */
 
-static const struct {
-    const char *name;
-    double cost; /* cost of an env step relative to a plain SAC update */
-} METHODS[] = {
-    {"ft1", 1.0}, {"ftn", 1.0},    {"l2", 1.0},  {"ewc", 1.0}, {"packnet", 1.1},
-    {"pm", 1.0},  {"single", 1.0}, {"csp", 2.5}, {"l2m", 1.5},
-};
-#define N_KNOWN (int)(sizeof METHODS / sizeof METHODS[0])
-
+/* Cost of an env step relative to a plain SAC update (the registry's), or
+ * -1 for a method a sweep does not run (unknown, or not a continual agent or
+ * a reference). */
 static double method_cost(const char *m) {
-    for (int i = 0; i < N_KNOWN; i++)
-        if (!strcmp(METHODS[i].name, m)) return METHODS[i].cost;
-    return -1;
+    const crl_method *x = crl_method_find(m);
+    if (!x || !(x->impl->flags & (CRL_METHOD_CONTINUAL | CRL_METHOD_REFERENCE)))
+        return -1;
+    return x->impl->cost;
+}
+
+/* The reference method: its runs are jobs of their own (--single-seeds). */
+static const char *ref_method(void) {
+    return crl_method_with(CRL_METHOD_REFERENCE)->name;
 }
 
 /* "1-10", "1,3,5", "1-3,7": up to MAX_SEEDS seeds; -1 if malformed. */
@@ -278,15 +279,14 @@ static int build_jobs(sweep *sw) {
     for (char *save = NULL, *tok = strtok_r(methods_copy, ",", &save); tok;
          tok = strtok_r(NULL, ",", &save)) {
         if (method_cost(tok) < 0) {
-            fprintf(
-                stderr,
-                "crl sweep: unknown method '%s' (ft1, ftn, l2, ewc, packnet, pm, csp, "
-                "l2m, single)\n",
-                tok);
+            char known[256], refs[64];
+            fprintf(stderr, "crl sweep: unknown method '%s' (%s, %s)\n", tok,
+                    crl_method_list(CRL_METHOD_CONTINUAL, ", ", known, sizeof known),
+                    crl_method_list(CRL_METHOD_REFERENCE, ", ", refs, sizeof refs));
             return 2;
         }
         /* The references are jobs of their own (--single-seeds). */
-        if (!strcmp(tok, "single")) continue;
+        if (!strcmp(tok, ref_method())) continue;
         for (int k = 0; k < n_m; k++)
             if (!strcmp(m[k], tok)) {
                 fprintf(stderr, "crl sweep: method '%s' is listed twice\n", tok);
@@ -347,7 +347,7 @@ static int build_jobs(sweep *sw) {
             job *j = &sw->job[k];
             snprintf(j->name, sizeof j->name, "single-pos%d-seed%llu", pos[p],
                      (unsigned long long)sseeds[s]);
-            j->method = "single";
+            j->method = ref_method();
             j->seed = sseeds[s];
             j->pos = pos[p];
             j->steps = sw->steps_per_task;

@@ -1,9 +1,9 @@
 /* crl train: one SAC run, recorded in the store. */
 #include <ctype.h>
 #include <math.h>
-#include <mujoco/mujoco.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -11,6 +11,8 @@
 #include "cli/opts.h"
 #include "crl/blas.h"
 #include "crl/continual.h"
+#include "crl/methods.h"
+#include "crl/run.h"
 #include "crl/runner.h"
 #include "crl/scenario.h"
 
@@ -79,89 +81,84 @@ static void on_progress(const crl_progress *p, void *vctx) {
 }
 
 #define TRAIN_MAX_OPTS 64
-#define CRL_STR_(x)    #x
-#define CRL_STR(x)     CRL_STR_(x)
 
-/* The flag table of `crl train`, pointing into the caller's variables. It
- * also restores a run's stored configuration (resume, eval). */
-static int train_defs(opt_def *defs, crl_train_config *c, crl_continual_config *cc,
-                      const char **db, const char **xml_reward, const char **xml_target,
-                      int *quiet, int64_t *resume, int64_t *single_task,
-                      const char **log_train) {
-    crl_sac_config *s = &c->sac;
+/* The flag table of `crl train`: each flag sets a field of the run's
+ * configuration (crl_run_config, whose stored keys the flags are named
+ * after), or one of the command's own variables. */
+static int train_defs(opt_def *defs, crl_run_config *r, const char **db, int *quiet,
+                      int64_t *resume) {
+    crl_sac_config *s = &r->sac;
     const opt_def tmp[] = {
-        {"scenario", OPT_STR, &cc->scenario, 0, 0,
+        {"scenario", OPT_STR, &r->scenario, 0, 0,
          "continual run through a scenario (see 'crl scenarios')", 1},
-        {"method", OPT_STR, &cc->method, 0, 0,
-         "with --scenario: ft1, ftn, l2, ewc, packnet, pm, single, csp, l2m or mt "
-         "(multi-task)",
-         1},
-        {"steps-per-task", OPT_I64, &cc->steps_per_task, 1, 1e12,
+        {"method", OPT_STR, &r->method, 0, 0,
+         "with --scenario: a method (listed below; default the first)", 1},
+        {"steps-per-task", OPT_I64, &r->steps_per_task, 1, 1e12,
          "with --scenario: env steps per task", 1},
-        {"l2-coef", OPT_DOUBLE, &cc->l2_coef, 0, 1e12, "l2 penalty coefficient", 1},
-        {"ewc-coef", OPT_DOUBLE, &cc->ewc_coef, 0, 1e12, "ewc penalty coefficient", 1},
-        {"packnet-retrain", OPT_DOUBLE, &cc->packnet_retrain, 0, 10,
+        {"l2-coef", OPT_DOUBLE, &r->l2_coef, 0, 1e12, "l2 penalty coefficient", 1},
+        {"ewc-coef", OPT_DOUBLE, &r->ewc_coef, 0, 1e12, "ewc penalty coefficient", 1},
+        {"packnet-retrain", OPT_DOUBLE, &r->packnet_retrain, 0, 10,
          "packnet retraining updates after a prune, as a fraction of steps per task", 1},
-        {"csp-repeat-alpha", OPT_INT, &cc->csp.repeat_alpha, 1, 1e9,
+        {"csp-repeat-alpha", OPT_INT, &r->csp.repeat_alpha, 1, 1e9,
          "csp: env steps between draws of the collection alpha", 1},
-        {"csp-peaked", OPT_INT, &cc->csp.peaked, 0, 1,
+        {"csp-peaked", OPT_INT, &r->csp.peaked, 0, 1,
          "csp: 1 draws new-subspace alphas from Dirichlet(1,..,1,n^2), 0 flat", 1},
-        {"csp-scored", OPT_INT, &cc->csp.n_scored, 1, 1e7,
+        {"csp-scored", OPT_INT, &r->csp.n_scored, 1, 1e7,
          "csp: alphas scored by the critic per subspace at a task end", 1},
-        {"csp-candidates", OPT_INT, &cc->csp.n_candidates, 2, 1e5,
+        {"csp-candidates", OPT_INT, &r->csp.n_candidates, 2, 1e5,
          "csp: best-scored alphas rolled out at a task end (half new, half old)", 1},
-        {"csp-val-steps", OPT_INT, &cc->csp.val_steps, 0, 1e9,
+        {"csp-val-steps", OPT_INT, &r->csp.val_steps, 0, 1e9,
          "csp: env steps per validation rollout (0: one episode)", 1},
-        {"csp-epsilon", OPT_DOUBLE, &cc->csp.epsilon, 0, 1e6,
+        {"csp-epsilon", OPT_DOUBLE, &r->csp.epsilon, 0, 1e6,
          "csp: keep a new anchor iff best_new > best_old + epsilon |best_old|", 1},
-        {"csp-prior-alphas", OPT_INT, &cc->csp.prior_alphas, 0, 1,
+        {"csp-prior-alphas", OPT_INT, &r->csp.prior_alphas, 0, 1,
          "csp: 1 also validates the alphas of earlier tasks as old candidates, 0 the "
          "paper's rule",
          1},
-        {"modulator", OPT_STR, &cc->l2m.modulator, 0, 0, "l2m: lora or ia3", 1},
-        {"l2m-pool", OPT_INT, &cc->l2m.pool, 1, 4096, "l2m: modulators in the pool", 1},
-        {"l2m-rank", OPT_INT, &cc->l2m.rank, 1, 4096, "l2m: LoRA rank", 1},
-        {"l2m-scale", OPT_FLOAT, &cc->l2m.scale, 0, 1e6, "l2m: LoRA scale", 1},
-        {"l2m-pull", OPT_FLOAT, &cc->l2m.pull, 0, 1e6,
+        {"modulator", OPT_STR, &r->l2m.modulator, 0, 0, "l2m: lora or ia3", 1},
+        {"l2m-pool", OPT_INT, &r->l2m.pool, 1, 4096, "l2m: modulators in the pool", 1},
+        {"l2m-rank", OPT_INT, &r->l2m.rank, 1, 4096, "l2m: LoRA rank", 1},
+        {"l2m-scale", OPT_FLOAT, &r->l2m.scale, 0, 1e6, "l2m: LoRA scale", 1},
+        {"l2m-pull", OPT_FLOAT, &r->l2m.pull, 0, 1e6,
          "l2m: key pull coefficient (loss - c mean cos(query, key))", 1},
-        {"l2m-oracle", OPT_FLAG, &cc->l2m.oracle, 0, 0,
+        {"l2m-oracle", OPT_FLAG, &r->l2m.oracle, 0, 0,
          "l2m: split the pool per task by task id (the oracle variant)", 1},
-        {"base", OPT_STR, &cc->l2m.base, 0, 0,
+        {"base", OPT_STR, &r->l2m.base, 0, 0,
          "l2m: the frozen base, RUN[:TASK] (a stored learner's actor; TASK = its head, "
          "default 0)",
          1},
-        {"base-db", OPT_STR, &cc->l2m.base_db, 0, 0,
+        {"base-db", OPT_STR, &r->l2m.base_db, 0, 0,
          "l2m: store holding the --base run (default: --db)", 1},
-        {"eval-fixed", OPT_FLAG, &cc->eval_fixed, 0, 0,
+        {"eval-fixed", OPT_FLAG, &r->eval_fixed, 0, 0,
          "scenarios: every evaluation of a task runs the same episodes (initial states "
          "and action noise), so an unchanged policy scores exactly the same",
          1},
-        {"single-task", OPT_I64, single_task, -1, 1e6,
+        {"single-task", OPT_INT, &r->single_task, -1, 1e6,
          "with --method single: only this scenario position (default: all)", 1},
         {"resume", OPT_I64, resume, 1, 9e18,
          "continue an interrupted continual run from its last checkpoint", 0},
-        {"env", OPT_STR, &c->env, 0, 0, "task to train on (see 'crl tasks')", 1},
-        {"env-xml", OPT_STR, &c->env_xml, 0, 0, "your own MJCF file instead of --env", 1},
-        {"xml-reward", OPT_STR, xml_reward, 0, 0,
+        {"env", OPT_STR, &r->env, 0, 0, "task to train on (see 'crl tasks')", 1},
+        {"env-xml", OPT_STR, &r->env_xml, 0, 0, "your own MJCF file instead of --env", 1},
+        {"xml-reward", OPT_STR, &r->xml_reward, 0, 0,
          "with --env-xml: forward (x-velocity of --xml-body) or reach", 1},
-        {"xml-body", OPT_STR, &c->xml.body, 0, 0, "with --env-xml: body for forward", 1},
-        {"xml-site", OPT_STR, &c->xml.site, 0, 0, "with --env-xml: site for reach", 1},
-        {"xml-target", OPT_STR, xml_target, 0, 0, "with --env-xml: reach target x,y,z",
-         1},
-        {"xml-steps", OPT_INT, &c->xml.max_steps, 0, 1e8,
+        {"xml-body", OPT_STR, &r->xml_body, 0, 0, "with --env-xml: body for forward", 1},
+        {"xml-site", OPT_STR, &r->xml_site, 0, 0, "with --env-xml: site for reach", 1},
+        {"xml-target", OPT_STR, &r->xml_target, 0, 0,
+         "with --env-xml: reach target x,y,z", 1},
+        {"xml-steps", OPT_INT, &r->xml_steps, 0, 1e8,
          "with --env-xml: episode length (0: 1000)", 1},
-        {"seed", OPT_U64, &c->seed, 0, 9.0e18, "run seed", 1},
-        {"steps", OPT_I64, &c->steps, 1, 1e12, "env steps to train", 1},
+        {"seed", OPT_U64, &r->seed, 0, 9.0e18, "run seed", 1},
+        {"steps", OPT_I64, &r->steps, 1, 1e12, "env steps to train", 1},
         {"db", OPT_STR, db, 0, 0, "SQLite run store (created if missing)", 0},
-        {"eval-every", OPT_I64, &c->eval_every, 1, 1e12, "env steps between evaluations",
+        {"eval-every", OPT_I64, &r->eval_every, 1, 1e12, "env steps between evaluations",
          1},
-        {"eval-episodes", OPT_INT, &c->eval_episodes, 0, 1000,
+        {"eval-episodes", OPT_INT, &r->eval_episodes, 0, 1000,
          "stochastic episodes per evaluation (+1 deterministic)", 1},
-        {"log-train-episodes", OPT_STR, log_train, 0, 0,
+        {"log-train-episodes", OPT_STR, &r->log_train, 0, 0,
          "training episodes kept for 'crl replay': every:N (the 1st, N+1th, ... of "
          "a task) or none; evaluation episodes are always kept",
          1},
-        {"threads", OPT_INT, &c->threads, 0, 256,
+        {"threads", OPT_INT, &r->threads, 0, 256,
          "compute threads (0: one per core; the update uses up to 2)", 1},
         {"lr", OPT_FLOAT, &s->lr, 1e-8, 10, "Adam learning rate", 1},
         {"batch", OPT_INT, &s->batch, 1, 65536, "minibatch size", 1},
@@ -186,7 +183,9 @@ static int train_defs(opt_def *defs, crl_train_config *c, crl_continual_config *
     return n;
 }
 
-/* --log-train-episodes every:N | none -> N (0 for none); -1 if malformed. */
+/* --log-train-episodes every:N | none -> N (0 for none); -1 if malformed.
+ * Checked here so that the message names the flag (the library checks the
+ * value again, crl_run_config_validate). */
 static int parse_log_train(const char *s) {
     if (!s) return CRL_LOG_TRAIN_EVERY;
     if (!strcmp(s, "none")) return 0;
@@ -205,87 +204,27 @@ static int bad_log_train(const char *s) {
     return 2;
 }
 
-typedef struct {
-    const opt_def *defs;
-    int n;
-    opt_strs *keep;
-    int64_t run_id;
-    crl_err *err;
-    int rc;
-} config_load;
-
-static int set_stored_option(const char *key, const crl_json_value *v, void *ctx) {
-    config_load *c = ctx;
-    if (v->text && opts_set(c->defs, c->n, key, v->text, c->keep) < 0) {
-        c->rc =
-            crl_errf(c->err, CRL_ECORRUPT, "run %lld: stored option %s = '%s' is invalid",
-                     (long long)c->run_id, key, v->text);
-        return 1;
-    }
-    return 0;
-}
-
-/* Restore the options of run_id from its stored config_json (so a resumed
- * run continues with exactly the configuration it started with). */
-static int load_run_config(crl_store *store, int64_t run_id, const opt_def *defs, int n,
-                           char *status, opt_strs *keep, crl_err *err) {
-    crl_run_info info;
-    char *json = NULL;
-    int rc = crl_store_run_get(store, run_id, &info, &json, err);
-    if (rc) return rc;
-    config_load c = {defs, n, keep, run_id, err, CRL_OK};
-    /* A config_json that does not parse restores nothing, as it always did. */
-    int jr = crl_store_json_each(store, json, set_stored_option, &c, NULL);
-    if (c.rc)
-        rc = c.rc;
-    else if (jr && jr != CRL_ECORRUPT)
-        rc = crl_errf(err, CRL_EIO, "cannot read the configuration of run %lld",
-                      (long long)run_id);
-    free(json);
-    if (!rc && status) snprintf(status, 16, "%s", info.status);
-    return rc;
-}
-
-/* l2m: the frozen base named by --base RUN[:TASK] (--base-db, default db):
- * the actor of the run's latest checkpoint (a single-env or a continual
- * run), head TASK. */
-static int load_l2m_base(const crl_continual_config *cc, const char *db, crl_l2m_base *b,
-                         crl_err *err) {
+/* l2m: the frozen base named by --base RUN[:TASK] (--base-db, default db). */
+static int load_l2m_base(const crl_continual_config *cc, const char *db, crl_store *store,
+                         crl_l2m_base *b, crl_err *err) {
     if (!cc->l2m.base || !*cc->l2m.base)
         return crl_errf(err, CRL_EINVAL,
                         "--method l2m needs --base RUN[:TASK] (e.g. a 'crl train "
                         "--scenario pretrain --method mt' run)");
-    char *end = NULL;
-    long long run = strtoll(cc->l2m.base, &end, 10);
-    long task = 0;
-    if (end && *end == ':') task = strtol(end + 1, &end, 10);
-    if (run < 1 || task < 0 || task > 1000000 || !end || *end)
-        return crl_errf(err, CRL_EINVAL, "--base must be RUN[:TASK], got '%s'",
-                        cc->l2m.base);
     const char *path = cc->l2m.base_db && *cc->l2m.base_db ? cc->l2m.base_db : db;
     crl_store *st = NULL;
-    void *blob = NULL;
-    size_t n = 0, sn = 0;
-    const void *sb = NULL;
-    int idx;
-    int64_t step;
-    int rc = crl_store_open(path, 0, &st, err);
-    if (!rc) rc = crl_store_checkpoint_latest(st, run, &idx, &step, &blob, &n, err);
-    if (rc == CRL_ENOTFOUND)
-        rc = crl_errf(err, CRL_EINVAL, "--base %s: run %lld has no checkpoint in %s",
-                      cc->l2m.base, run, path);
-    if (!rc && crl_checkpoint_learner(blob, n, &sb, &sn, NULL, err) != CRL_OK)
-        rc = crl_continual_checkpoint_learner(blob, n, &sb, &sn, err);
-    if (!rc) rc = crl_l2m_base_parse(sb, sn, (int)task, b, err);
-    free(blob);
+    int rc = path == db && store ? CRL_OK : crl_store_open(path, 0, &st, err);
+    if (!rc) rc = crl_l2m_base_load(st ? st : store, cc->l2m.base, b, err);
     crl_store_close(st);
+    if (rc) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        crl_errf(err, rc, "--base %s (%s): %s", cc->l2m.base, path, msg);
+    }
     return rc;
 }
 
-static int train_continual(crl_train_config *c, crl_continual_config *cc,
-                           const opt_def *defs, int n, const char *db, int64_t resume,
-                           int64_t *single_task_opt, int quiet, opt_strs *keep,
-                           const char *const *log_train) {
+static int train_continual(crl_run_config *r, const char *db, int64_t resume, int quiet) {
     crl_err err = {0};
     int rc;
     if ((rc = crl_blas_init(1, &err))) {
@@ -298,7 +237,8 @@ static int train_continual(crl_train_config *c, crl_continual_config *cc,
         return 1;
     }
     char status[16] = "";
-    if (resume && !(rc = load_run_config(store, resume, defs, n, status, keep, &err)) &&
+    /* A resumed run continues with exactly the configuration it started with. */
+    if (resume && !(rc = crl_run_config_load(store, resume, r, status, &err)) &&
         strcmp(status, "finished") == 0)
         rc =
             crl_errf(&err, CRL_EINVAL, "run %lld is already finished", (long long)resume);
@@ -307,35 +247,35 @@ static int train_continual(crl_train_config *c, crl_continual_config *cc,
         crl_store_close(store);
         return rc == CRL_ENOTFOUND || rc == CRL_EINVAL ? 2 : 1;
     }
-    /* Read after load_run_config: a resumed single run restores its position. */
-    int single_task = (int)*single_task_opt;
-    const crl_scenario *sc = crl_scenario_find(cc->scenario ? cc->scenario : "");
+    /* Read after the load: a resumed single run restores its position. */
+    const int single_task = r->single_task;
+    const crl_scenario *sc = crl_scenario_find(r->scenario ? r->scenario : "");
     if (!sc) {
         fprintf(stderr, "crl train: unknown scenario '%s' (see 'crl scenarios')\n",
-                cc->scenario ? cc->scenario : "");
+                r->scenario ? r->scenario : "");
         crl_store_close(store);
         return 2;
     }
-    if (c->threads <= 0) c->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    c->sac.threads = c->threads >= 2 ? 2 : 1;
-    if ((cc->log_train_every = parse_log_train(*log_train)) < 0) {
+    if (r->threads <= 0) r->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (parse_log_train(r->log_train) < 0) {
         crl_store_close(store);
-        return bad_log_train(*log_train);
+        return bad_log_train(r->log_train);
     }
-    cc->seed = c->seed;
-    cc->eval_every = c->eval_every;
-    cc->eval_episodes = c->eval_episodes;
-    cc->sac = c->sac;
+    crl_continual_config cc;
+    const crl_method *meth = crl_method_find(r->method);
+    const unsigned mflags = meth ? meth->impl->flags : 0;
     crl_l2m_base base = {0};
-    if (!strcmp(cc->method, "l2m")) {
-        if (crl_l2m_kind(cc->l2m.modulator) < 0)
+    rc = crl_run_continual_config(r, &cc, &err);
+    if (!rc && (mflags & CRL_METHOD_L2M_BASE)) {
+        if (crl_l2m_kind(cc.l2m.modulator) < 0)
             rc = crl_errf(&err, CRL_EINVAL, "--modulator must be lora or ia3, got '%s'",
-                          cc->l2m.modulator ? cc->l2m.modulator : "");
-        if (rc || (rc = load_l2m_base(cc, db, &base, &err))) {
-            fprintf(stderr, "crl train: %s\n", err.msg);
-            crl_store_close(store);
-            return cli_exit_code(rc) == 2 ? 2 : 1;
-        }
+                          cc.l2m.modulator ? cc.l2m.modulator : "");
+        if (!rc) rc = load_l2m_base(&cc, db, store, &base, &err);
+    }
+    if (rc) {
+        fprintf(stderr, "crl train: %s\n", err.msg);
+        crl_store_close(store);
+        return cli_exit_code(rc) == 2 ? 2 : 1;
     }
 
     struct sigaction sa;
@@ -345,62 +285,45 @@ static int train_continual(crl_train_config *c, crl_continual_config *cc,
     sigaction(SIGTERM, &sa, NULL);
     progress_ctx pctx = {isatty(2), quiet, 0};
 
-    /* single: one fresh run per scenario position (the forward-transfer
-     * references); everything else: one run. */
-    int single = strcmp(cc->method, "single") == 0;
+    /* One-task methods: one fresh run per scenario position (the
+     * forward-transfer references); everything else: one run. */
+    int single = (mflags & CRL_METHOD_ONE_TASK) != 0;
     int p0 = single ? (single_task >= 0 ? single_task : 0) : 0;
     int p1 = single ? (single_task >= 0 ? single_task + 1 : sc->n_tasks) : 1;
     if (single && p0 >= sc->n_tasks) {
         fprintf(stderr, "crl train: --single-task %d: %s has %d tasks\n", p0, sc->name,
                 sc->n_tasks);
         crl_store_close(store);
+        crl_l2m_base_free(&base);
         return 2;
     }
     for (int p = p0; p < p1 && !g_stop; p++) {
         int64_t run_id = resume;
-        cc->single_task = p;
+        cc.single_task = p;
         if (!resume) {
-            /* The flag table points at *single_task_opt: set it to this run's
-             * position so that the stored configuration names it, and a resume
-             * finds it again. */
-            if (single) *single_task_opt = p;
-            /* Every stored flag fits (n <= TRAIN_MAX_OPTS), then the extras. */
-            crl_kv kv[TRAIN_MAX_OPTS + 8];
-            int nkv = opts_to_kv(defs, n, kv, TRAIN_MAX_OPTS);
-            kv[nkv++] = (crl_kv){"blas_kernel", crl_blas_kernel(), 0};
-            kv[nkv++] = (crl_kv){"crl_version", CRL_VERSION_STRING, 0};
-            kv[nkv++] = (crl_kv){"mujoco_version", mj_versionString(), 0};
-            /* The report's key for the budget (flag names use hyphens). */
-            kv[nkv++] = (crl_kv){"steps_per_task", NULL, (double)cc->steps_per_task};
-            *single_task_opt = single_task;
-            /* The runs table's method is the report's row label: the l2m
-             * variants get their own rows (l2m-oracle, l2m-ia3, ...), and so
-             * does CSP with the paper's candidate rule (csp-paper); the
-             * configuration keeps method = l2m / csp and the flags. */
-            char label[32];
-            const int is_l2m = !strcmp(cc->method, "l2m");
-            snprintf(label, sizeof label, "%s%s%s%s", cc->method,
-                     is_l2m && cc->l2m.oracle ? "-oracle" : "",
-                     is_l2m && crl_l2m_kind(cc->l2m.modulator) == CRL_POOL_IA3 ? "-ia3"
-                                                                               : "",
-                     !strcmp(cc->method, "csp") && !cc->csp.prior_alphas ? "-paper" : "");
-            if ((rc = crl_store_run_create(store, label, sc->name, c->seed, kv, nkv,
-                                           &run_id, &err))) {
+            /* The stored configuration names this run's position, so that a
+             * resume finds it again. */
+            if (single) r->single_task = p;
+            rc = crl_run_create(store, r, &run_id, &err);
+            r->single_task = single_task;
+            if (rc) {
                 fprintf(stderr, "crl train: %s\n", err.msg);
                 crl_store_close(store);
-                return 1;
+                crl_l2m_base_free(&base);
+                return cli_exit_code(rc) == 2 ? 2 : 1;
             }
         } else if (single) {
-            cc->single_task = single_task;
+            cc.single_task = single_task;
         }
         printf("run %lld\n", (long long)run_id);
         fflush(stdout);
-        crl_continual_config run_cc = *cc; /* l2m: with the base loaded above */
+        crl_continual_config run_cc = cc; /* l2m: with the base loaded above */
         run_cc.l2m_base = base.params ? &base : NULL;
         rc = crl_continual_run(&run_cc, store, run_id, resume != 0, on_progress, &pctx,
                                &g_stop, &err);
         if (rc == CRL_EINTR) {
-            fprintf(stderr, "crl train: run %lld %s\n", (long long)run_id, err.msg);
+            fprintf(stderr, "crl train: run %lld %s (--resume %lld)\n", (long long)run_id,
+                    err.msg, (long long)run_id);
             crl_store_close(store);
             crl_l2m_base_free(&base);
             return 130;
@@ -431,9 +354,7 @@ static int resumed_env_run(const char *db, int64_t id) {
     return yes;
 }
 
-static int train_env(crl_train_config *cp, const opt_def *defs, int n, const char *db,
-                     const char *xml_reward, const char *xml_target, int quiet,
-                     int64_t resume);
+static int train_env(crl_run_config *r, const char *db, int quiet, int64_t resume);
 
 /* The first of names that the command line gave (given[] from
  * opts_parse_given over defs), or NULL. */
@@ -476,21 +397,22 @@ static int misplaced_flag(const opt_def *defs, int n, const unsigned char *given
 }
 
 int cmd_train(int argc, char **argv) {
-    crl_train_config c;
-    crl_train_config_default(&c);
-    const char *db = NULL, *xml_reward = "forward", *xml_target = NULL;
+    crl_run_config r;
+    crl_run_config_default(&r);
+    r.scenario = NULL;
+    const char *db = NULL;
     int quiet = 0;
-    crl_continual_config cc;
-    crl_continual_config_default(&cc);
-    cc.scenario = NULL;
-    int64_t resume = 0, single_task = -1;
-    const char *log_train = "every:" CRL_STR(CRL_LOG_TRAIN_EVERY);
+    int64_t resume = 0;
     opt_def defs[TRAIN_MAX_OPTS];
-    const int n = train_defs(defs, &c, &cc, &db, &xml_reward, &xml_target, &quiet,
-                             &resume, &single_task, &log_train);
+    const int n = train_defs(defs, &r, &db, &quiet, &resume);
     const char *usage = "--db FILE [--env TASK | --env-xml FILE] [--steps N] [options]";
     unsigned char given[TRAIN_MAX_OPTS];
     int rc = opts_parse_given("train", defs, n, argc, argv, usage, given);
+    if (rc == 1) {
+        printf("\nmethods (--method):\n");
+        for (int i = 0; i < crl_method_count(); i++)
+            printf("  %-22s %s\n", crl_method_at(i)->name, crl_method_at(i)->description);
+    }
     if (rc) return rc == 1 ? 0 : rc;
     if (!db) {
         fprintf(stderr, "crl train: --db FILE is required (see 'crl train --help')\n");
@@ -499,90 +421,73 @@ int cmd_train(int argc, char **argv) {
 
     /* Checked before anything is created (a resumed run's stored value is
      * checked again once restored). */
-    if (parse_log_train(log_train) < 0) return bad_log_train(log_train);
-    c.log_train_every = parse_log_train(log_train);
+    if (parse_log_train(r.log_train) < 0) return bad_log_train(r.log_train);
 
     /* A resumed single-env run (method "sac") continues here; every other
      * resume goes through the continual runner, which reports unknown runs. */
-    opt_strs keep = {0};
     const int env_resume = resume && resumed_env_run(db, resume);
-    if (misplaced_flag(defs, n, given, !env_resume && (resume || cc.scenario))) return 2;
+    if (misplaced_flag(defs, n, given, !env_resume && (resume || r.scenario))) return 2;
     if (env_resume) {
         crl_err err = {0};
         crl_store *store = NULL;
         char status[16] = "";
         rc = crl_store_open(db, 0, &store, &err);
-        if (!rc) rc = load_run_config(store, resume, defs, n, status, &keep, &err);
+        if (!rc) rc = crl_run_config_load(store, resume, &r, status, &err);
         if (!rc && strcmp(status, "finished") == 0)
             rc = crl_errf(&err, CRL_EINVAL, "run %lld is already finished",
                           (long long)resume);
         crl_store_close(store);
         if (rc) {
             fprintf(stderr, "crl train: %s\n", err.msg);
-            opts_strs_free(&keep);
+            crl_run_config_free(&r);
             return rc == CRL_ENOTFOUND || rc == CRL_EINVAL ? 2 : 1;
         }
-        /* The stored configuration names empty strings for unset flags. */
-        if (c.env_xml && !*c.env_xml) c.env_xml = NULL;
-        if (xml_target && !*xml_target) xml_target = NULL;
-        if (parse_log_train(log_train) < 0) {
-            opts_strs_free(&keep);
-            return bad_log_train(log_train);
+        if (parse_log_train(r.log_train) < 0) {
+            rc = bad_log_train(r.log_train);
+            crl_run_config_free(&r);
+            return rc;
         }
-        c.log_train_every = parse_log_train(log_train);
-        c.resume = 1;
-    } else if (resume || cc.scenario) {
-        rc = train_continual(&c, &cc, defs, n, db, resume, &single_task, quiet, &keep,
-                             &log_train);
-        opts_strs_free(&keep);
+    } else if (resume || r.scenario) {
+        rc = train_continual(&r, db, resume, quiet);
+        crl_run_config_free(&r);
         return rc;
     }
-    rc = train_env(&c, defs, n, db, xml_reward, xml_target, quiet, resume);
-    opts_strs_free(&keep);
+    rc = train_env(&r, db, quiet, resume);
+    crl_run_config_free(&r);
     return rc;
 }
 
-/* One single-env run (--env or --env-xml), new or resumed (c->resume, run
- * `resume`). */
-static int train_env(crl_train_config *cp, const opt_def *defs, int n, const char *db,
-                     const char *xml_reward, const char *xml_target, int quiet,
-                     int64_t resume) {
-    crl_train_config c = *cp;
+/* One single-env run (--env or --env-xml), new or resumed (run `resume`). */
+static int train_env(crl_run_config *r, const char *db, int quiet, int64_t resume) {
     int rc;
     crl_err err = {0};
-    if (c.env_xml) {
-        if (!strcmp(xml_reward, "forward")) {
-            c.xml.reward = CRL_XML_REWARD_FORWARD;
-        } else if (!strcmp(xml_reward, "reach")) {
-            c.xml.reward = CRL_XML_REWARD_REACH;
+    const int has_xml = r->env_xml && *r->env_xml;
+    if (has_xml) {
+        const char *reward = r->xml_reward ? r->xml_reward : "forward";
+        if (!strcmp(reward, "reach")) {
+            double x[3];
             char tail;
-            if (!xml_target || sscanf(xml_target, "%lf,%lf,%lf%c", &c.xml.target[0],
-                                      &c.xml.target[1], &c.xml.target[2], &tail) != 3) {
+            if (!r->xml_target ||
+                sscanf(r->xml_target, "%lf,%lf,%lf%c", &x[0], &x[1], &x[2], &tail) != 3) {
                 fprintf(stderr,
                         "crl train: --xml-reward reach needs --xml-target x,y,z\n");
                 return 2;
             }
-        } else {
+        } else if (strcmp(reward, "forward") != 0) {
             fprintf(stderr,
                     "crl train: --xml-reward must be forward or reach, got '%s'\n",
-                    xml_reward);
+                    reward);
             return 2;
         }
     }
+    crl_train_config c;
     crl_env_spec *spec = NULL;
-    if ((rc = c.env_xml && *c.env_xml
-                  ? crl_env_spec_create_xml(c.env_xml, &c.xml, &spec, &err)
-                  : crl_env_spec_create(c.env, &spec, &err))) {
+    if ((rc = crl_run_train_config(r, &c, &err)) ||
+        (rc = has_xml ? crl_env_spec_create_xml(c.env_xml, &c.xml, &spec, &err)
+                      : crl_env_spec_create(c.env, &spec, &err))) {
         fprintf(stderr, "crl train: %s\n", err.msg);
         return 2;
     }
-    /* The scenario column names the file; the full path is in config_json. */
-    const char *env_label = c.env;
-    if (c.env_xml) {
-        const char *slash = strrchr(c.env_xml, '/');
-        env_label = slash ? slash + 1 : c.env_xml;
-    }
-    int obs_dim = crl_env_obs_dim(spec), act_dim = crl_env_act_dim(spec);
     crl_env_spec_free(spec);
 
     /* crl's parallelism is its own (two update lanes); BLAS runs one thread
@@ -591,33 +496,25 @@ static int train_env(crl_train_config *cp, const opt_def *defs, int n, const cha
         fprintf(stderr, "crl train: %s\n", err.msg);
         return 1;
     }
-    if (c.threads <= 0) c.threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    c.sac.threads = c.threads >= 2 ? 2 : 1;
+    if (r->threads <= 0) r->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     crl_store *store = NULL;
     if ((rc = crl_store_open(db, 1, &store, &err))) {
         fprintf(stderr, "crl train: %s\n", err.msg);
         return cli_exit_code(rc) == 2 ? 1 : cli_exit_code(rc);
     }
 
-    crl_kv kv[TRAIN_MAX_OPTS + 8]; /* every stored flag, then the extras */
-    int nkv = opts_to_kv(defs, n, kv, TRAIN_MAX_OPTS);
-    c.sac.obs_dim = obs_dim;
-    c.sac.act_dim = act_dim;
-    kv[nkv++] = (crl_kv){"obs_dim", NULL, obs_dim};
-    kv[nkv++] = (crl_kv){"act_dim", NULL, act_dim};
-    kv[nkv++] = (crl_kv){"target_entropy", NULL, crl_sac_target_entropy(&c.sac)};
-    kv[nkv++] = (crl_kv){"update_lanes", NULL, c.sac.threads};
-    kv[nkv++] = (crl_kv){"blas_kernel", crl_blas_kernel(), 0};
-    kv[nkv++] = (crl_kv){"crl_version", CRL_VERSION_STRING, 0};
-    kv[nkv++] = (crl_kv){"mujoco_version", mj_versionString(), 0};
-
     int64_t run_id = resume;
-    if (!c.resume && (rc = crl_store_run_create(store, "sac", env_label, c.seed, kv, nkv,
-                                                &run_id, &err))) {
+    if (!resume && (rc = crl_run_create(store, r, &run_id, &err))) {
         fprintf(stderr, "crl train: %s\n", err.msg);
         crl_store_close(store);
         return 1;
     }
+    if ((rc = crl_run_train_config(r, &c, &err))) {
+        fprintf(stderr, "crl train: %s\n", err.msg);
+        crl_store_close(store);
+        return 2;
+    }
+    c.resume = resume != 0;
     printf(c.resume ? "run %lld (resumed)\n" : "run %lld\n", (long long)run_id);
     fflush(stdout);
     if (!quiet)
@@ -671,33 +568,20 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "crl eval: --db FILE and --run ID are required\n");
         return 2;
     }
-    /* The run's own configuration, restored through the train flag table. */
-    crl_train_config c;
-    crl_train_config_default(&c);
-    crl_continual_config cc;
-    crl_continual_config_default(&cc);
-    cc.scenario = NULL;
-    const char *tdb = NULL, *xml_reward = "forward", *xml_target = NULL;
-    int quiet = 0;
-    int64_t resume = 0, single_task = -1;
-    const char *log_train = NULL;
-    opt_def defs[TRAIN_MAX_OPTS];
-    const int n = train_defs(defs, &c, &cc, &tdb, &xml_reward, &xml_target, &quiet,
-                             &resume, &single_task, &log_train);
+    /* The run's own configuration. */
+    crl_run_config r;
     crl_err err = {0};
     crl_store *store = NULL;
-    opt_strs keep = {0};
     if ((rc = crl_blas_init(1, &err)) || (rc = crl_store_open(db, 0, &store, &err)) ||
-        (rc = load_run_config(store, run, defs, n, NULL, &keep, &err))) {
+        (rc = crl_run_config_load(store, run, &r, NULL, &err))) {
         fprintf(stderr, "crl eval: %s\n", err.msg);
         crl_store_close(store);
-        opts_strs_free(&keep);
         return rc == CRL_ENOTFOUND ? 2 : 1;
     }
-    c.sac.threads = 1;
     double ret = 0, sr = 0;
     /* A single-env run (crl train --env) stores an empty scenario. */
-    if (!cc.scenario || !*cc.scenario) {
+    if (!crl_run_config_is_scenario(&r)) {
+        crl_train_config c;
         crl_env_spec *spec = NULL;
         crl_sac *sac = NULL;
         void *blob = NULL;
@@ -705,9 +589,10 @@ int cmd_eval(int argc, char **argv) {
         const void *sb = NULL;
         int tidx;
         int64_t step;
-        if (!(rc = c.env_xml && *c.env_xml
-                       ? crl_env_spec_create_xml(c.env_xml, &c.xml, &spec, &err)
-                       : crl_env_spec_create(c.env, &spec, &err))) {
+        if (!(rc = crl_run_train_config(&r, &c, &err)) &&
+            !(rc = c.env_xml ? crl_env_spec_create_xml(c.env_xml, &c.xml, &spec, &err)
+                             : crl_env_spec_create(c.env, &spec, &err))) {
+            c.sac.threads = 1;
             c.sac.obs_dim = crl_env_obs_dim(spec);
             c.sac.act_dim = crl_env_act_dim(spec);
             c.sac.n_tasks = 1;
@@ -729,22 +614,24 @@ int cmd_eval(int argc, char **argv) {
         crl_sac_free(sac);
         if (spec) crl_env_spec_free(spec);
     } else {
-        const crl_scenario *sc = crl_scenario_find(cc.scenario);
+        const crl_scenario *sc = crl_scenario_find(r.scenario);
         if (!sc) {
             fprintf(stderr, "crl eval: run %lld names unknown scenario '%s'\n",
-                    (long long)run, cc.scenario);
+                    (long long)run, r.scenario);
             crl_store_close(store);
-            opts_strs_free(&keep);
+            crl_run_config_free(&r);
             return 1;
         }
         int t0 = task >= 0 ? (int)task : 0, t1 = task >= 0 ? (int)task + 1 : sc->n_tasks;
-        if (!strcmp(cc.method, "single")) t0 = (int)single_task, t1 = t0 + 1;
-        cc.single_task = (int)single_task;
-        cc.sac = c.sac;
-        cc.seed = c.seed;
+        const crl_method *meth = crl_method_find(r.method);
+        const unsigned mflags = meth ? meth->impl->flags : 0;
+        if (mflags & CRL_METHOD_ONE_TASK) t0 = r.single_task, t1 = t0 + 1;
+        crl_continual_config cc;
+        rc = crl_run_continual_config(&r, &cc, &err);
+        cc.sac.threads = 1;
         crl_l2m_base base = {0};
-        if (!strcmp(cc.method, "l2m")) {
-            rc = load_l2m_base(&cc, db, &base, &err);
+        if (!rc && (mflags & CRL_METHOD_L2M_BASE)) {
+            rc = load_l2m_base(&cc, db, store, &base, &err);
             cc.l2m_base = &base;
         }
         for (int t = t0; !rc && t < t1; t++) {
@@ -759,7 +646,7 @@ int cmd_eval(int argc, char **argv) {
         crl_l2m_base_free(&base);
     }
     crl_store_close(store);
-    opts_strs_free(&keep);
+    crl_run_config_free(&r);
     if (rc) {
         fprintf(stderr, "crl eval: %s\n", err.msg);
         return rc == CRL_EINVAL ? 2 : 1;

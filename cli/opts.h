@@ -1,5 +1,6 @@
-/* Flag tables: one row per option drives parsing, --help and the config that
- * is stored with a run. */
+/* Flag tables: one row per option drives parsing and --help. A run's
+ * stored configuration is the library's (crl_run_config, crl/run.h): the
+ * flags of crl train only set its fields. */
 #ifndef CRL_CLI_OPTS_H
 #define CRL_CLI_OPTS_H
 
@@ -24,7 +25,7 @@ typedef struct {
     void *ptr;       /* int*, int64_t*, uint64_t*, float*, const char**, int* */
     double min, max; /* accepted range for numbers */
     const char *help;
-    int stored; /* part of the run's effective config */
+    int stored; /* sets a field of the run's configuration (crl_run_config) */
 } opt_def;
 
 /* Parse argv (argv[0] is the sub-command) against defs. Prints one error line
@@ -37,20 +38,4 @@ int opts_parse(const char *cmd, const opt_def *defs, int n, int argc, char **arg
 int opts_parse_given(const char *cmd, const opt_def *defs, int n, int argc, char **argv,
                      const char *usage, unsigned char *given);
 void opts_help(FILE *f, const char *cmd, const opt_def *defs, int n, const char *usage);
-/* Copies of restored string options, owned by the command that restored
- * them: free with opts_strs_free once the options are no longer used. */
-typedef struct {
-    char *p[64];
-    int n;
-} opt_strs;
-void opts_strs_free(opt_strs *k);
-
-/* Set option `name` from its stored text (a run's config_json). Returns 0,
- * 1 if no option has that name (ignored), -1 if the value is invalid (one
- * line on stderr). Strings are copied into keep. */
-int opts_set(const opt_def *defs, int n, const char *name, const char *text,
-             opt_strs *keep);
-/* The stored options as key/values (strings kept as pointers into defs). */
-int opts_to_kv(const opt_def *defs, int n, crl_kv *kv, int max);
-
 #endif

@@ -4,10 +4,8 @@
  * scenario with a method) and the network shape; the checkpoint holds the
  * weights. The learner is restored with the training code (crl_sac_load,
  * crl_packnet_load), so the exported weights are the ones crl eval acts
- * with. The continual checkpoint ("CRLCON01", agents/continual.c) is read
- * here field by field, read-only: a change of that layout must be mirrored
- * in read_continual (tests/test_policy.c compares an export with crl eval,
- * which catches a mismatch). */
+ * with. The continual checkpoint is read through its view
+ * (crl_continual_checkpoint_view): agents/continual.c owns its layout. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +13,12 @@
 
 #include "core/blob.h"
 #include "crl/blas.h"
+#include "crl/continual.h"
 #include "crl/env.h"
 #include "crl/export.h"
 #include "crl/methods.h"
 #include "crl/policy.h"
+#include "crl/run.h"
 #include "crl/runner.h"
 #include "crl/sac.h"
 #include "crl/scenario.h"
@@ -35,48 +35,30 @@ typedef struct {
     double l2m_scale; /* l2m: the LoRA scale (not in the learner blob) */
 } run_cfg;
 
-static void copy_text(char *dst, size_t n, const unsigned char *src) {
-    snprintf(dst, n, "%s", src ? (const char *)src : "");
+static void copy_text(char *dst, size_t n, const char *src) {
+    snprintf(dst, n, "%s", src ? src : "");
 }
 
-static int take_config(const char *k, const crl_json_value *val, void *ctx) {
-    run_cfg *cfg = ctx;
-    const unsigned char *v = (const unsigned char *)val->text;
-    int iv = (int)val->i;
-    if (!strcmp(k, "scenario")) copy_text(cfg->scenario, sizeof cfg->scenario, v);
-    if (!strcmp(k, "method")) copy_text(cfg->method, sizeof cfg->method, v);
-    if (!strcmp(k, "env")) copy_text(cfg->env, sizeof cfg->env, v);
-    if (!strcmp(k, "env-xml")) copy_text(cfg->env_xml, sizeof cfg->env_xml, v);
-    if (!strcmp(k, "single-task")) cfg->single_task = iv;
-    if (!strcmp(k, "hidden")) cfg->hidden = iv;
-    if (!strcmp(k, "layers")) cfg->layers = iv;
-    if (!strcmp(k, "obs_dim")) cfg->obs_dim = iv;
-    if (!strcmp(k, "act_dim")) cfg->act_dim = iv;
-    if (!strcmp(k, "xml-steps")) cfg->xml_steps = iv;
-    if (!strcmp(k, "l2m-oracle")) cfg->l2m_oracle = iv;
-    if (!strcmp(k, "l2m-scale")) cfg->l2m_scale = val->num;
-    return 0;
-}
-
+/* The parts of the run's configuration (crl_run_config_load) an export
+ * needs. */
 static int read_config(crl_store *store, int64_t run_id, run_cfg *cfg, crl_err *err) {
-    crl_run_info info;
-    char *json = NULL;
-    int rc = crl_store_run_get(store, run_id, &info, &json, err);
+    crl_run_config r;
+    int rc = crl_run_config_load(store, run_id, &r, NULL, err);
     if (rc) return rc;
     memset(cfg, 0, sizeof *cfg);
-    cfg->single_task = -1;
-    crl_sac_config d;
-    crl_sac_config_default(&d, 0, 0, 1);
-    cfg->hidden = d.hidden;
-    cfg->layers = d.layers;
-    cfg->l2m_scale = CRL_POOL_DEFAULT_SCALE;
-    snprintf(cfg->method, sizeof cfg->method, "%s", info.method);
-    /* A config that does not parse leaves the defaults, as it always did. */
-    (void)crl_store_json_each(store, json, take_config, cfg, NULL);
-    free(json);
-    /* A single-env run's store row says "sac" and the env name. */
-    if (!cfg->scenario[0] && !cfg->env[0] && !cfg->env_xml[0])
-        snprintf(cfg->env, sizeof cfg->env, "%s", info.scenario);
+    copy_text(cfg->scenario, sizeof cfg->scenario, r.scenario);
+    copy_text(cfg->method, sizeof cfg->method, r.method);
+    copy_text(cfg->env, sizeof cfg->env, r.env);
+    copy_text(cfg->env_xml, sizeof cfg->env_xml, r.env_xml);
+    cfg->single_task = r.single_task;
+    cfg->hidden = r.sac.hidden;
+    cfg->layers = r.sac.layers;
+    cfg->obs_dim = r.sac.obs_dim;
+    cfg->act_dim = r.sac.act_dim;
+    cfg->xml_steps = r.xml_steps;
+    cfg->l2m_oracle = r.l2m.oracle;
+    cfg->l2m_scale = r.l2m.scale;
+    crl_run_config_free(&r);
     return CRL_OK;
 }
 
@@ -189,8 +171,8 @@ static int make_learner(export_state *x, const run_cfg *cfg, int obs, int act,
 static int export_single(export_state *x, const run_cfg *cfg, int task, const void *blob,
                          size_t bn, crl_err *err) {
     if (task > 0)
-        return crl_errf(err, CRL_EINVAL, "a single-env run has only task 0 (--task %d)",
-                        task);
+        return crl_errf(err, CRL_EINVAL,
+                        "a single-env run has only task 0 (asked for task %d)", task);
     int rc = alloc_tasks(x, 1, err);
     if (rc) return rc;
     crl_pf_task *t = &x->tasks[0];
@@ -284,20 +266,18 @@ static int export_continual(export_state *x, const run_cfg *cfg, int64_t run_id,
     if (!sc)
         return crl_errf(err, CRL_ECORRUPT, "run %lld: unknown scenario '%s'",
                         (long long)run_id, cfg->scenario);
-    /* Methods whose policy is one network with a head per task, ftn,
-     * packnet, and CSP and L2M with their own sections (mt is a base for
-     * L2M, not a continual agent to export). */
-    static const char *const known[] = {"ft1", "l2",      "ewc", "pm", "single",
-                                        "ftn", "packnet", "csp", "l2m"};
-    int ok = 0;
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        ok |= !strcmp(cfg->method, known[i]);
-    if (!ok)
-        return crl_errf(err, CRL_EINVAL,
-                        "run %lld: exporting method '%s' is not supported (ft1, l2, ewc, "
-                        "pm, single, ftn, packnet, csp and l2m are)",
-                        (long long)run_id, cfg->method);
-    const int single = !strcmp(cfg->method, "single");
+    /* The registry says which methods' policies a file can hold and how
+     * (crl_method_policy); a pre-training base (mt) is not one. */
+    const crl_method *meth = crl_method_find(cfg->method);
+    if (!meth || !(meth->impl->flags & CRL_METHOD_EXPORTABLE)) {
+        char known[256];
+        return crl_errf(
+            err, CRL_EINVAL, "run %lld: exporting method '%s' is not supported (%s are)",
+            (long long)run_id, cfg->method,
+            crl_method_list(CRL_METHOD_EXPORTABLE, " and ", known, sizeof known));
+    }
+    const int policy = meth->impl->policy;
+    const int single = (meth->impl->flags & CRL_METHOD_ONE_TASK) != 0;
     if (single && (cfg->single_task < 0 || cfg->single_task >= sc->n_tasks))
         return crl_errf(err, CRL_ECORRUPT, "run %lld: single-task position %d",
                         (long long)run_id, cfg->single_task);
@@ -321,30 +301,20 @@ static int export_continual(export_state *x, const run_cfg *cfg, int64_t run_id,
     if (rc) return rc;
     const int O = x->tasks[0].obs_dim, A = x->tasks[0].act_dim;
 
-    /* CRLCON01: magic, i32 task, i32 n_ftn, i64 task steps, i64 step, i64 eval
-     * index, four generators, u64 + learner blob, u64 + method blob, n_ftn
-     * actors (host byte order: a checkpoint is read where it was written). */
-    crl_rbuf r = {blob, bn, 0, 0};
-    char magic[8];
-    int32_t cur = 0, n_ftn = 0;
-    int64_t t64;
-    uint64_t sn = 0, mn = 0;
-    crl_rng g;
-    crl_rbuf_get(&r, magic, 8);
-    crl_rbuf_get(&r, &cur, 4);
-    crl_rbuf_get(&r, &n_ftn, 4);
-    for (int i = 0; i < 3; i++) crl_rbuf_get(&r, &t64, 8);
-    for (int i = 0; i < 4; i++) crl_rbuf_get_rng(&r, &g);
-    crl_rbuf_get(&r, &sn, 8);
-    const void *sb = crl_rbuf_take(&r, sn);
-    crl_rbuf_get(&r, &mn, 8);
-    const void *mb = crl_rbuf_take(&r, mn);
-    const int is_csp = !strcmp(cfg->method, "csp"), is_l2m = !strcmp(cfg->method, "l2m");
+    /* The checkpoint's parts (agents/continual.c owns its layout). */
+    crl_continual_view cv;
+    crl_err verr;
+    const int bad = crl_continual_checkpoint_view(blob, bn, &cv, &verr) != CRL_OK;
+    const void *sb = cv.learner, *mb = cv.method;
+    const size_t sn = cv.learner_n, mn = cv.method_n;
+    const int n_ftn = cv.n_task_actors;
+    const int is_csp = policy == CRL_METHOD_POLICY_SUBSPACE,
+              is_l2m = policy == CRL_METHOD_POLICY_L2M;
     /* L2M: the pool's shape from the learner blob ("CRLSACL1", u32 obs, act,
      * tasks, hidden, layers, u64 na, nc, u32 M, kind, rank, base heads, base
      * head: agents/sac.c); crl_sac_load checks the rest. */
     uint32_t l2m[5] = {0, 0, 0, 0, 0};
-    if (is_l2m && !r.bad) {
+    if (is_l2m && !bad) {
         crl_rbuf lr = {sb, sn, 0, 0};
         char lm[8];
         crl_rbuf_get(&lr, lm, 8);
@@ -355,12 +325,11 @@ static int export_continual(export_state *x, const run_cfg *cfg, int64_t run_id,
                             "run %lld: its latest checkpoint holds no L2M learner",
                             (long long)run_id);
     }
-    if (!r.bad &&
+    if (!bad &&
         (rc = make_learner(x, cfg, O, A, n, is_csp ? n : 0, is_l2m ? l2m : NULL, err)))
         return rc;
     const size_t na = x->sac ? crl_sac_actor(x->sac)->n_params : 0;
-    if (r.bad || memcmp(magic, "CRLCON01", 8) != 0 || n_ftn < 0 || n_ftn > n ||
-        bn - r.off != (size_t)n_ftn * na * sizeof(float))
+    if (bad || n_ftn > n || cv.task_actors_n != (size_t)n_ftn * na * sizeof(float))
         return crl_errf(
             err, CRL_ECORRUPT,
             "run %lld: its latest checkpoint is not a continual-run checkpoint "
@@ -372,7 +341,7 @@ static int export_continual(export_state *x, const run_cfg *cfg, int64_t run_id,
     x->d.method = POL_METHOD_PLAIN;
     x->d.n_nets = 1;
     x->nets[0] = learner;
-    if (!strcmp(cfg->method, "packnet")) {
+    if (policy == CRL_METHOD_POLICY_PACKNET) {
         if ((rc = crl_packnet_init(&x->pk, crl_sac_actor(x->sac), n, err))) return rc;
         x->has_pk = 1;
         if ((rc = crl_packnet_load(&x->pk, mb, mn, err))) return rc;
@@ -404,7 +373,7 @@ static int export_continual(export_state *x, const run_cfg *cfg, int64_t run_id,
             x->tasks[k].view = cfg->l2m_oracle ? x->tasks[k].head : -1;
             x->tasks[k].head = (int)l2m[4];
         }
-    } else if (!strcmp(cfg->method, "ftn")) {
+    } else if (policy == CRL_METHOD_POLICY_PER_TASK) {
         /* Task j acts with its own finished actor, a task not finished yet
          * with the current learner (as crl's evaluation does). */
         x->ftn = calloc((size_t)n_ftn + 1, sizeof *x->ftn);
@@ -413,7 +382,7 @@ static int export_continual(export_state *x, const run_cfg *cfg, int64_t run_id,
             if (!(x->ftn[i] = malloc(na * sizeof(float))))
                 return crl_errf(err, CRL_ENOMEM, "export: out of memory");
             x->n_ftn++;
-            crl_rbuf_get(&r, x->ftn[i], na * sizeof(float));
+            if ((rc = crl_continual_task_actor(&cv, i, na, x->ftn[i], err))) return rc;
         }
         x->d.method = POL_METHOD_FTN;
         x->d.n_nets = count;
@@ -424,7 +393,6 @@ static int export_continual(export_state *x, const run_cfg *cfg, int64_t run_id,
         }
     }
     x->d.n_tasks = count;
-    (void)cur;
     return CRL_OK;
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crl/methods.h"
 #include "crl/metrics.h"
 #include "crl/report.h"
 #include "crl/viz.h"
@@ -838,13 +839,10 @@ static int collect_run(const crl_run_info *info, void *ctx) {
     return 0;
 }
 
-/* Methods in the report's order (ft1 ftn l2 ewc packnet pm csp l2m, then by name). */
+/* Methods in the report's order (the registry's, then by name). */
 static int method_rank(const char *m) {
-    static const char *order[] = {"ft1",     "ftn", "l2",  "ewc",
-                                  "packnet", "pm",  "csp", "l2m"};
-    for (int i = 0; i < 8; i++)
-        if (!strcmp(m, order[i])) return i;
-    return 8;
+    int r = crl_method_rank(m);
+    return r >= 0 ? r : 1000;
 }
 static int cmp_group(const void *a, const void *b) {
     const group *x = a, *y = b;

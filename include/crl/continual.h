@@ -20,11 +20,8 @@ extern "C" {
 
 typedef struct {
     const char *scenario; /* crl_scenario_find name */
-    const char *method;   /* ft1, ftn, l2, ewc, packnet, pm, single, csp, l2m; mt:
-                             multi-task SAC over every task of the scenario at
-                             once (tasks interleaved per episode, round-robin;
-                             budget steps_per_task x tasks) */
-    int single_task;      /* method single: the scenario position to train */
+    const char *method;   /* a registered method's name (crl_method_find) */
+    int single_task;      /* CRL_METHOD_ONE_TASK methods: the scenario position */
     uint64_t seed;
     int64_t steps_per_task; /* env steps per task */
     int64_t eval_every;     /* env steps between evaluations of every task */
@@ -72,6 +69,32 @@ int crl_continual_eval(const crl_continual_config *c, crl_store *store, int64_t 
                        int task, int episodes, int deterministic, uint64_t seed,
                        double *mean_return, double *success_rate, crl_err *err);
 
+/* A continual-run checkpoint, read in place: agents/continual.c alone knows
+ * its bytes. Every pointer points into the blob it was read from. */
+typedef struct {
+    int task;            /* local task being trained (n: all done) */
+    int64_t task_steps;  /* env steps done in that task */
+    int64_t step;        /* global env step */
+    int64_t eval_idx;    /* evaluations done */
+    const void *learner; /* the crl_sac_save blob (sac.h reads it) */
+    size_t learner_n;
+    const void *method; /* the method's own blob (crl_method_impl.save) */
+    size_t method_n;
+    int n_task_actors;       /* per-task methods: actors of the finished tasks */
+    const void *task_actors; /* n_task_actors actors back to back (unaligned) */
+    size_t task_actors_n;    /* bytes */
+} crl_continual_view;
+
+/* Read a continual-run checkpoint's parts (no copy). CRL_ECORRUPT if blob is
+ * not one; the actors' size is checked by the caller (it knows the actor). */
+int crl_continual_checkpoint_view(const void *blob, size_t n, crl_continual_view *v,
+                                  crl_err *err);
+
+/* Copy per-task actor i (na floats) of a view into out. CRL_EINVAL if i is out
+ * of range or the view's actors are not n_task_actors x na floats. */
+int crl_continual_task_actor(const crl_continual_view *v, int i, size_t na, float *out,
+                             crl_err *err);
+
 /* The learner part of a continual-run checkpoint: points *sac_blob into
  * blob (for crl_sac_load, or crl_l2m_base_parse). CRL_ECORRUPT if blob is
  * not one. */
@@ -79,7 +102,8 @@ int crl_continual_checkpoint_learner(const void *blob, size_t n, const void **sa
                                      size_t *sac_n, crl_err *err);
 
 /* Parameters needed at inference for all tasks trained so far, for a method
- * after `tasks_done` tasks (ftn: one actor per task; others: one actor). */
+ * after `tasks_done` tasks (the method's model_params: one actor per task
+ * for per-task methods; others: one actor). */
 double crl_continual_model_params(const char *method, double actor_params,
                                   int tasks_done);
 

@@ -25,6 +25,7 @@
 #include "nn.h"
 #include "pool.h"
 #include "sac.h"
+#include "store.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -333,6 +334,97 @@ void crl_l2m_route_summary(const crl_l2m *m, int rows, int trained, int *modal,
                            double *frac, double *acc);
 int crl_l2m_save(const crl_l2m *m, void **blob, size_t *n, crl_err *err);
 int crl_l2m_load(crl_l2m *m, const void *blob, size_t n, crl_err *err);
+
+/* ---- the method registry (agents/registry.c) ---------------------------------
+ * Every continual method is one crl_method_impl (its file agents/method_*.c)
+ * plus one row of the registry, which gives it its name and description.
+ * The continual runner (agents/continual.c) calls the impl's operations and
+ * branches on its flags only; report, sweep, plot, export and `crl train
+ * --help` take names, descriptions and flags from here. Stored data names a
+ * method by crl_method.name. */
+
+enum {
+    CRL_METHOD_CONTINUAL = 1u << 0, /* a continual agent of the report's table */
+    CRL_METHOD_REFERENCE = 1u << 1, /* its runs are the forward-transfer references */
+    CRL_METHOD_ONE_TASK = 1u << 2,  /* one scenario position per run */
+    CRL_METHOD_MULTITASK = 1u << 3, /* every task at once, in one phase */
+    CRL_METHOD_PER_TASK = 1u << 4,  /* one fresh learner per task */
+    CRL_METHOD_SUBSPACE = 1u << 5,  /* the learner's actor is a CSP subspace */
+    CRL_METHOD_L2M_BASE = 1u << 6,  /* needs a frozen L2M base (crl_l2m_base) */
+    CRL_METHOD_RESERVOIR = 1u << 7, /* one reservoir buffer kept across tasks */
+    CRL_METHOD_TASK_IDS = 1u << 8,  /* acts with the task id (heads, views) */
+    CRL_METHOD_EXPORTABLE = 1u << 9 /* crl_policy_export writes its policy */
+};
+
+/* How an exported policy is built from the checkpoint. */
+typedef enum {
+    CRL_METHOD_POLICY_PLAIN = 0,    /* the learner's actor, a head per task */
+    CRL_METHOD_POLICY_PER_TASK = 1, /* each finished task's own actor */
+    CRL_METHOD_POLICY_PACKNET = 2,  /* the learner with per-task weight views */
+    CRL_METHOD_POLICY_SUBSPACE = 3, /* CSP anchors and the alpha table */
+    CRL_METHOD_POLICY_L2M = 4       /* frozen base + modulation pool */
+} crl_method_policy;
+
+/* The continual runner's state, private to agents/ (agents/continual_state.h). */
+typedef struct crl_cstate crl_cstate;
+
+/* A method's operations on the runner's state; any may be NULL (nothing to
+ * do). Statuses are crl error codes with a message in err. */
+typedef struct crl_method_impl {
+    unsigned flags; /* CRL_METHOD_* */
+    int policy;     /* crl_method_policy */
+    double cost;    /* env-step cost relative to plain SAC (sweep scheduling) */
+    /* Parameters needed at inference after tasks_done tasks, for a plain
+     * actor of actor_params (NULL: one actor). */
+    double (*model_params)(double actor_params, int tasks_done);
+    /* The runs table's label of a run (variants get their own report rows);
+     * NULL: the method's name. */
+    void (*label)(const char *name, const crl_csp_config *csp, const crl_l2m_config *l2m,
+                  char *buf, size_t n);
+    int (*configure)(crl_cstate *st, crl_err *err);   /* before the first learner */
+    int (*init)(crl_cstate *st, crl_err *err);        /* once the actor's layout exists */
+    void (*attach)(crl_cstate *st, crl_sac_hooks *h); /* each new learner */
+    int (*task_start)(crl_cstate *st, int k, int64_t t, crl_err *err);
+    int64_t (*reserve)(crl_cstate *st, int k);             /* env steps kept back */
+    const float *(*collect)(crl_cstate *st, int ep_start); /* collection alpha */
+    /* Before evaluating task j: the policy that serves it (1: the actor's
+     * parameters were swapped, st->saved holds them); track_rows > 0 also
+     * starts the tally of that many episodes. */
+    int (*eval_begin)(crl_cstate *st, int j, int track_rows);
+    int (*eval_end)(crl_cstate *st, crl_store *store, int64_t run_id, int j, int rows,
+                    crl_err *err);
+    int (*eval_done)(crl_cstate *st, int cur, crl_err *err);
+    void (*last_step)(crl_cstate *st, int k); /* before the task's last evaluation */
+    int (*task_end)(crl_cstate *st, crl_store *store, int64_t run_id, int k,
+                    int64_t reserve, crl_err *err);
+    double (*params_now)(crl_cstate *st, int k); /* model/params at task k's end */
+    int (*save)(crl_cstate *st, void **blob, size_t *n, crl_err *err);
+    int (*load)(crl_cstate *st, const void *blob, size_t n, crl_err *err);
+    void (*free)(crl_cstate *st);
+} crl_method_impl;
+
+typedef struct {
+    const char *name;        /* as stored in runs and config_json */
+    const char *description; /* one line, for --help */
+    const crl_method_impl *impl;
+} crl_method;
+
+/* The method called name (NULL: none). */
+const crl_method *crl_method_find(const char *name);
+/* Registered methods, and the i-th of them (NULL out of range), in the
+ * report's order. */
+int crl_method_count(void);
+const crl_method *crl_method_at(int i);
+/* The method a runs-table label names ("l2m-oracle" -> l2m; NULL: none). */
+const crl_method *crl_method_of_label(const char *label);
+/* The first method with every flag of `flags` (NULL: none). */
+const crl_method *crl_method_with(unsigned flags);
+/* Position of name among the CRL_METHOD_CONTINUAL methods (the report's
+ * row order), -1 for any other name. */
+int crl_method_rank(const char *name);
+/* "a, b, c or d": the names of the methods with every flag of `flags`, into
+ * buf (truncated to n). Returns buf. */
+const char *crl_method_list(unsigned flags, const char *last_sep, char *buf, size_t n);
 
 #ifdef __cplusplus
 }

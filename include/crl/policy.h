@@ -79,8 +79,9 @@ int crl_policy_task_position(const crl_policy *p, int task);
 /* Episode length and physics steps per env step of a task (0 if unknown). */
 int crl_policy_task_max_steps(const crl_policy *p, int task);
 int crl_policy_task_frame_skip(const crl_policy *p, int task);
-/* The method the agent was trained with ("ft1", "packnet", "csp", "l2m",
- * "sac", ...) and the crl version that wrote the file. */
+/* The method the agent was trained with (a registered method's name, see
+ * crl_method_find, or sac for a single-env run) and the crl version that
+ * wrote the file. */
 const char *crl_policy_method(const crl_policy *p);
 const char *crl_policy_crl_version(const crl_policy *p);
 /* Message of the last failed call on p ("" if none). */

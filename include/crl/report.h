@@ -4,7 +4,7 @@
  * steps_per_task), computes performance, forgetting and forward transfer per
  * seed with include/crl/metrics.h, and gives the seed mean with a bootstrap
  * 90% CI, beside model size, growth and wall time. Single-task reference runs
- * (method "single") give the forward-transfer baseline and, for locomotion,
+ * (CRL_REPORT_REF_METHOD) give the forward-transfer baseline and, for locomotion,
  * the score normaliser. Every definition is in docs/report.md. */
 #ifndef CRL_REPORT_H
 #define CRL_REPORT_H
@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "base.h"
+#include "methods.h"
 #include "metrics.h"
 #include "store.h"
 
@@ -19,7 +20,8 @@
 extern "C" {
 #endif
 
-#define CRL_REPORT_REF_METHOD "single"    /* method name of reference runs */
+/* Method name of reference runs (the registry's CRL_METHOD_REFERENCE). */
+#define CRL_REPORT_REF_METHOD (crl_method_with(CRL_METHOD_REFERENCE)->name)
 #define CRL_REPORT_BOOT_SEED  0x43524C52u /* every CI uses a generator seeded so */
 
 /* One line of the table: the finished runs of one method on one scenario with

@@ -1,0 +1,116 @@
+/* crl run: everything a run is made from, owned by the library.
+ *
+ * A crl_run_config describes a single-env run (env or env_xml) or a scenario
+ * run (scenario + method). It has ONE encoder (the key/values stored as
+ * runs.config_json, docs/schema.md) and ONE decoder (config_json back into
+ * the struct, through SQLite's JSON functions). crl_run_create validates a
+ * config and creates its run; crl_run_config_load reads one back for
+ * resume, eval, export and report; crl_run_train_config and
+ * crl_run_continual_config turn it into what the runners take. */
+#ifndef CRL_RUN_H
+#define CRL_RUN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base.h"
+#include "continual.h"
+#include "methods.h"
+#include "runner.h"
+#include "sac.h"
+#include "store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CRL_RUN_MAX_KEYS 64 /* entries of an encoded config */
+
+typedef struct {
+    /* What runs: a scenario (with a method), or else a single env. */
+    const char *scenario;   /* crl_scenario_find name; NULL or "": single-env run */
+    const char *method;     /* a registered method (crl_method_find) */
+    int single_task;        /* CRL_METHOD_ONE_TASK: the scenario position (-1: all) */
+    const char *env;        /* single-env run: a named task */
+    const char *env_xml;    /* or a user's MJCF file (NULL or "": none) */
+    const char *xml_reward; /* env_xml: "forward" or "reach" */
+    const char *xml_body, *xml_site;
+    const char *xml_target; /* env_xml reach: "x,y,z" */
+    int xml_steps;          /* env_xml: episode length (0: 1000) */
+    uint64_t seed;
+    int64_t steps;          /* single-env run: env steps */
+    int64_t steps_per_task; /* scenario run: env steps per task */
+    int64_t eval_every;
+    int eval_episodes;
+    int eval_fixed;
+    const char *log_train; /* training episodes kept: "every:N" or "none" */
+    int threads;           /* compute threads as resolved for the run */
+    double l2_coef, ewc_coef, packnet_retrain;
+    crl_csp_config csp;
+    crl_l2m_config l2m;
+    crl_sac_config sac;
+    /* Recorded with the run (filled by crl_run_create, read back by the
+     * decoder; 0 / NULL: not recorded). obs_dim and act_dim of a
+     * single-env run are in sac. */
+    const char *blas_kernel, *crl_version, *mujoco_version;
+    /* Strings the decoder allocated (crl_run_config_free). */
+    char *owned[40];
+    int n_owned;
+} crl_run_config;
+
+/* The defaults of a new run (CW SAC and budgets, the first registered
+ * method, no scenario: a pendulum single-env run). */
+void crl_run_config_default(crl_run_config *c);
+/* Free the strings a decoded config owns (its pointers become invalid). */
+void crl_run_config_free(crl_run_config *c);
+/* 1 for a scenario run, 0 for a single-env run. */
+int crl_run_config_is_scenario(const crl_run_config *c);
+
+/* Check a config before anything is written: names (scenario, method, env,
+ * modulator), ranges, log_train, the xml reward and target. CRL_EINVAL
+ * with one line saying what is wrong. */
+int crl_run_config_validate(const crl_run_config *c, crl_err *err);
+
+/* THE encoder: c as key/values in the stored order (keys and number
+ * formats of docs/schema.md). Strings point into c (NULL as ""). Returns the
+ * number of entries written to kv[CRL_RUN_MAX_KEYS]. */
+int crl_run_config_encode(const crl_run_config *c, crl_kv *kv);
+/* The encoded config as JSON text, built by the store as crl_store_run_create
+ * stores it. *json is malloc'd. */
+int crl_run_config_json(crl_store *store, const crl_run_config *c, char **json,
+                        crl_err *err);
+/* THE decoder: c = defaults overridden by the keys of config_json (unknown
+ * keys are ignored). The strings are c's own (crl_run_config_free).
+ * CRL_ECORRUPT for a value of the wrong kind or out of range. */
+int crl_run_config_decode(crl_store *store, const char *json, crl_run_config *c,
+                          crl_err *err);
+
+/* Validate c and create its run (status running) in store: the runs table's
+ * method is the method's label (crl_method_impl.label), "sac" for a
+ * single-env run, and its scenario the scenario, env name or MJCF file
+ * name. c's single-env obs_dim/act_dim, blas_kernel, crl_version and
+ * mujoco_version are filled in. */
+int crl_run_create(crl_store *store, crl_run_config *c, int64_t *run_id, crl_err *err);
+
+/* The stored config of run_id (crl_run_config_decode of its config_json);
+ * status (may be NULL, 16 bytes) gets the run's status. CRL_ENOTFOUND. */
+int crl_run_config_load(crl_store *store, int64_t run_id, crl_run_config *c, char *status,
+                        crl_err *err);
+
+/* The runners' configs from c (strings point into c). The continual
+ * config's l2m_base is left NULL (crl_l2m_base_load). CRL_EINVAL as
+ * validate. */
+int crl_run_train_config(const crl_run_config *c, crl_train_config *out, crl_err *err);
+int crl_run_continual_config(const crl_run_config *c, crl_continual_config *out,
+                             crl_err *err);
+
+/* The frozen L2M base named by spec "RUN[:TASK]" in store: the actor of the
+ * run's latest checkpoint (single-env or continual), head TASK (default 0).
+ * CRL_EINVAL for a malformed spec, a run without a checkpoint or a learner
+ * that is not plain. b is freed with crl_l2m_base_free. */
+int crl_l2m_base_load(crl_store *store, const char *spec, crl_l2m_base *b, crl_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
