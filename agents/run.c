@@ -192,6 +192,8 @@ int crl_run_config_json(crl_store *store, const crl_run_config *c, char **json,
 typedef struct {
     crl_run_config *c;
     int has_env;
+    crl_err *err;
+    int rc; /* the first bad member's error */
 } decode_ctx;
 
 static const key_def *find_key(const char *key) {
@@ -271,20 +273,26 @@ bad:
                     text);
 }
 
-static int decode_member(void *vctx, const char *key, const char *text, int is_string,
-                         crl_err *err) {
+static int decode_member(const char *key, const crl_json_value *v, void *vctx) {
     decode_ctx *x = vctx;
     const key_def *d = find_key(key);
-    if (!d) return CRL_OK; /* derived (target_entropy, update_lanes) or newer */
+    if (!d) return 0; /* derived (target_entropy, update_lanes) or newer */
     if (!strcmp(key, "env")) x->has_env = 1;
-    return set_key(x->c, d, text, is_string, err);
+    x->rc = set_key(x->c, d, v->text, v->type == CRL_JSON_TEXT, x->err);
+    return x->rc != CRL_OK;
+}
+
+/* The members of a stored configuration through the store's JSON reader. */
+static int decode_json(crl_store *store, const char *json, decode_ctx *x) {
+    int rc = crl_store_json_each(store, json, decode_member, x, x->err);
+    return x->rc ? x->rc : rc;
 }
 
 int crl_run_config_decode(crl_store *store, const char *json, crl_run_config *c,
                           crl_err *err) {
     crl_run_config_default(c);
-    decode_ctx x = {c, 0};
-    int rc = crl_store_json_members(store, json, decode_member, &x, err);
+    decode_ctx x = {c, 0, err, CRL_OK};
+    int rc = decode_json(store, json, &x);
     if (rc) crl_run_config_free(c);
     return rc;
 }
@@ -448,8 +456,8 @@ int crl_run_config_load(crl_store *store, int64_t run_id, crl_run_config *c, cha
     int rc = crl_store_run_get(store, run_id, &info, &json, err);
     if (rc) return rc;
     crl_run_config_default(c);
-    decode_ctx x = {c, 0};
-    rc = crl_store_json_members(store, json, decode_member, &x, err);
+    decode_ctx x = {c, 0, err, CRL_OK};
+    rc = decode_json(store, json, &x);
     free(json);
     if (rc == CRL_ECORRUPT && err) {
         char msg[sizeof err->msg];

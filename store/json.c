@@ -47,14 +47,20 @@ int crl_store_json_each(crl_store *s, const char *json,
                         void *ctx, crl_err *err) {
     if (!cb) return crl_errf(err, CRL_EINVAL, "crl_store_json_each: bad argument");
     sqlite3_stmt *st;
-    int ret = prepare(s, "SELECT key, atom FROM json_each(?1)", &st,
-                      "cannot read JSON members", err);
+    /* A number's text is its JSON text (-> keeps it verbatim), so that a
+     * value reads back exactly as it was written; i and num come from the
+     * atom, with SQL's conversions. */
+    int ret = prepare(s,
+                      "SELECT key, atom, CASE WHEN type IN ('integer', 'real') THEN"
+                      " ?1 -> fullkey ELSE atom END FROM json_each(?1)",
+                      &st, "cannot read JSON members", err);
     if (ret) return ret;
     int rc = sqlite3_bind_text(st, 1, json ? json : "{}", -1, SQLITE_STATIC);
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         rc = SQLITE_OK;
         crl_json_value v;
         json_value(st, 1, &v);
+        v.text = (const char *)sqlite3_column_text(st, 2);
         const char *key = (const char *)sqlite3_column_text(st, 0);
         if (cb(key ? key : "", &v, ctx)) rc = SQLITE_DONE;
     }

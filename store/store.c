@@ -1362,32 +1362,6 @@ int crl_store_episodes(crl_store *s, int64_t run_id, int with_data,
     return ret;
 }
 
-int crl_store_json_members(crl_store *s, const char *json, crl_json_member_fn fn,
-                           void *ctx, crl_err *err) {
-    sqlite3_stmt *st = NULL;
-    /* Numbers as their JSON text (-> keeps it verbatim), so that a value
-     * reads back exactly as it was written. */
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT key, CASE WHEN type IN ('integer', 'real') THEN"
-                           " ?1 -> fullkey ELSE atom END, type = 'text'"
-                           " FROM json_each(?1) WHERE json_type(?1) = 'object'",
-                           -1, &st, NULL) != SQLITE_OK)
-        return fail(s, err, sqlite3_errcode(s->db), "cannot read a configuration");
-    int ret = CRL_OK,
-        rc = sqlite3_bind_text(st, 1, json ? json : "{}", -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK) rc = SQLITE_ROW;
-    while (ret == CRL_OK && rc == SQLITE_ROW && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *key = (const char *)sqlite3_column_text(st, 0);
-        const char *text = (const char *)sqlite3_column_text(st, 1);
-        if (key) ret = fn(ctx, key, text, sqlite3_column_int(st, 2), err);
-    }
-    if (ret == CRL_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
-        ret = crl_errf(err, CRL_ECORRUPT, "a configuration is not valid JSON: %s",
-                       sqlite3_errmsg(s->db));
-    sqlite3_finalize(st);
-    return ret;
-}
-
 int crl_store_config_json(crl_store *s, const crl_kv *kv, int n_kv, char **json,
                           crl_err *err) {
     return build_config(s, kv, n_kv, json, err);

@@ -343,16 +343,6 @@ void crl_json_doc_free(crl_json_doc *d);
  * number formats). *json is malloc'd. */
 int crl_store_config_json(crl_store *s, const crl_kv *kv, int n_kv, char **json,
                           crl_err *err);
-/* The top-level members of a JSON object (a run's config_json), in order,
- * through SQLite's json_each: fn gets each key, its value as text (a
- * number's JSON text, a string's contents, NULL for null) and whether the
- * value is a string. A non-zero return of fn stops and is returned. Not an
- * object: no members; CRL_ECORRUPT if json is not JSON. */
-typedef int (*crl_json_member_fn)(void *ctx, const char *key, const char *text,
-                                  int is_string, crl_err *err);
-int crl_store_json_members(crl_store *s, const char *json, crl_json_member_fn fn,
-                           void *ctx, crl_err *err);
-
 #ifdef __cplusplus
 }
 #endif
