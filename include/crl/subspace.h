@@ -35,7 +35,7 @@ extern "C" {
 
 /* ---- layout and anchor state ---------------------------------------------- */
 
-typedef struct {
+typedef struct crl_subspace {
     crl_mlp_spec spec;
     int max_anchors;    /* capacity of the buffer, fixed at init */
     int n_anchors;      /* anchors in use, 1..max_anchors */
