@@ -22,7 +22,7 @@ int crl_actor_base_init(crl_actor *a, const crl_actor_ops *ops,
 void crl_actor_free(crl_actor *a) {
     if (!a) return;
     if (a->ops && a->ops->destroy) a->ops->destroy(a);
-    free(a->params);
+    if (!a->cfg.borrowed) free(a->params);
     free(a);
 }
 

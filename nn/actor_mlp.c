@@ -24,7 +24,8 @@ static void mlp_ws_free(crl_actor_ws *ws) {
 
 static const float *mlp_forward(crl_actor *a, crl_actor_ws *ws, const float *x, int B,
                                 const crl_actor_rows *rows) {
-    return crl_mlp_forward(&a->net, a->params, ws->impl, x, B, rows->head);
+    return crl_mlp_forward(&a->net, rows->params ? rows->params : a->params, ws->impl, x,
+                           B, rows->head);
 }
 
 static void mlp_backward(crl_actor *a, crl_actor_ws *ws, float *grads, const float *dout,

@@ -23,7 +23,7 @@ int crl_actor_create(const crl_actor_config *cfg, crl_actor **out, crl_err *err)
     crl_actor *a = calloc(1, sizeof *a);
     if (!a) return crl_errf(err, CRL_ENOMEM, "actor: out of memory");
     int rc = create_of[cfg->kind](cfg, a, err);
-    if (!rc) {
+    if (!rc && !cfg->borrowed) {
         a->params = calloc(a->n_params ? a->n_params : 1, sizeof(float));
         if (!a->params) rc = crl_errf(err, CRL_ENOMEM, "actor: out of memory");
     }

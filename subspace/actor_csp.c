@@ -51,7 +51,8 @@ static const float *csp_forward(crl_actor *a, crl_actor_ws *ws, const float *x, 
                rows->cond ? rows->cond + (size_t)i * K : a->act_cond, sizeof(float) * n);
     /* One head is shared by every task (a task is told apart by its alpha). */
     const int *head = sub->spec.n_heads > 1 ? rows->head : NULL;
-    return crl_subspace_forward(sub, a->params, &w->w, x, B, w->cmp, head);
+    return crl_subspace_forward(sub, rows->params ? rows->params : a->params, &w->w, x, B,
+                                w->cmp, head);
 }
 
 static void csp_backward(crl_actor *a, crl_actor_ws *ws, float *grads, const float *dout,

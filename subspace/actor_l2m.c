@@ -20,6 +20,7 @@ typedef struct {
 typedef struct {
     crl_pool_ws w;
     int *heads; /* max_batch x cfg.head */
+    int fixed;  /* every row goes through cfg.head (else rows carry theirs) */
 } l2m_ws;
 
 static l2m_state *st_of(const crl_actor *a) {
@@ -39,6 +40,7 @@ static int l2m_ws_alloc(const crl_actor *a, crl_actor_ws *ws, int max_batch,
         return rc;
     }
     for (int i = 0; i < max_batch; i++) w->heads[i] = a->cfg.head;
+    w->fixed = a->cfg.head >= 0;
     ws->impl = w;
     ws->out = w->w.out;
     return CRL_OK;
@@ -72,7 +74,8 @@ static const float *l2m_forward(crl_actor *a, crl_actor_ws *ws, const float *x, 
     if (rows->acting && r.mode == CRL_POOL_ROUTE_ORACLE &&
         (rows->task < 0 || rows->task >= r.n_tasks))
         r.mode = CRL_POOL_ROUTE_COS;
-    crl_pool_forward(&st->pool, a->base, a->params, &w->w, x, B, w->heads, &r, NULL);
+    crl_pool_forward(&st->pool, a->base, rows->params ? rows->params : a->params, &w->w,
+                     x, B, w->fixed ? w->heads : rows->head, &r, NULL);
     if (!rows->acting) return w->w.out;
     const uintptr_t o = (uintptr_t)x, row = sizeof(float) * (size_t)a->net.spec.in_dim;
     if (st->trk_hist && o >= st->trk_lo && o < st->trk_hi &&
@@ -147,7 +150,7 @@ static int l2m_ckpt_check(const crl_actor *a, const crl_actor_ckpt *ck, crl_err 
 
 static void l2m_destroy(crl_actor *a) {
     free(a->impl);
-    free(a->base);
+    if (!a->cfg.borrowed) free(a->base);
     free(a->counts);
 }
 
@@ -181,9 +184,10 @@ int crl__actor_l2m_create(const crl_actor_config *cfg, crl_actor *a, crl_err *er
     a->tr_hi = a->n_params;
     a->n_base = a->net.n_params;
     a->n_counts = (size_t)cfg->M;
-    a->base = calloc(a->n_base, sizeof(float));
+    if (!cfg->borrowed) a->base = calloc(a->n_base, sizeof(float));
     a->counts = calloc(a->n_counts, sizeof(int64_t));
-    if (!a->base || !a->counts) return crl_errf(err, CRL_ENOMEM, "actor: out of memory");
+    if ((!cfg->borrowed && !a->base) || !a->counts)
+        return crl_errf(err, CRL_ENOMEM, "actor: out of memory");
     return CRL_OK;
 }
 

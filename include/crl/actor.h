@@ -42,8 +42,12 @@ typedef struct {
     int rank;          /* L2M: LoRA rank */
     float scale;       /* L2M: LoRA scale */
     float pull;        /* L2M: key pull coefficient of the actor loss */
-    int head;          /* L2M: the base head every row goes through */
+    int head;          /* L2M: the base head every row goes through, or -1: each
+                          row's own (crl_actor_rows.head) */
     int max_act_batch; /* rows one acting call may take (sizes acting scratch) */
+    int borrowed;      /* 1: the actor allocates no parameters (nor L2M base):
+                          the caller sets params (and base) and keeps them
+                          alive; crl_actor_free leaves them */
 } crl_actor_config;
 
 /* The kind's part of a checkpoint header (crl_sac_save records it; see
@@ -70,14 +74,17 @@ typedef struct {
 
 /* How a forward's rows are routed. */
 typedef struct {
-    const int *head;   /* per-row task index (NULL: 0); kinds with one head or a
-                          fixed base head ignore it */
-    const float *cond; /* rows x cond_dim conditioning columns (CSP: alpha,
-                          zero beyond the anchors in use), or NULL: the
-                          actor's acting condition (crl_actor_set_act_cond) */
-    int acting;        /* 0: update rows, 1: acting rows (L2M routes them with
-                          its act route, oracle task = task) */
-    int task;          /* acting task */
+    const int *head;     /* per-row task index (NULL: 0); kinds with one head or a
+                            fixed base head ignore it */
+    const float *cond;   /* rows x cond_dim conditioning columns (CSP: alpha,
+                            zero beyond the anchors in use), or NULL: the
+                            actor's acting condition (crl_actor_set_act_cond) */
+    int acting;          /* 0: update rows, 1: acting rows (L2M routes them with
+                            its act route, oracle task = task) */
+    int task;            /* acting task */
+    const float *params; /* parameters to use instead of the actor's own (same
+                            layout), or NULL (a runtime acting with several
+                            parameter sets of one shape) */
 } crl_actor_rows;
 
 typedef struct {
