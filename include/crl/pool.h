@@ -16,6 +16,10 @@
  * hidden layer l in order: A_l, B_l (LoRA) or g_l (IA3). Gradients and Adam
  * moments use the same layout.
  *
+ * The forward/backward supply the modulated Linear layer to nn/net.c's layer
+ * loop; behind the actor interface the pool is the CRL_ACTOR_L2M kind
+ * (subspace/actor_l2m.c, crl_actor_pool, crl_actor_l2m_*).
+ *
  * Knows nothing of SAC or the L2M schedule (agents/ does that). */
 #ifndef CRL_POOL_H
 #define CRL_POOL_H

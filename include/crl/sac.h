@@ -133,6 +133,8 @@ int crl_sac_compute_grads(crl_sac *s, const crl_batch *b, const float *eps,
 void crl_sac_grads(crl_sac *s, float **actor, float **critics, float **log_alpha);
 
 /* ---- CSP (csp_anchors > 0) ----------------------------------------------
+ * Thin views over the actor (crl_actor_subspace, crl_actor_changed,
+ * crl_actor_set_act_cond); for another kind they return NULL or do nothing.
  * The subspace is owned by the learner; a method freezes, adds or removes
  * anchors on it (subspace.h, on crl_sac_actor_params) and then calls
  * crl_sac_subspace_changed. Batches must carry a mix column of K floats
@@ -161,6 +163,7 @@ int crl_sac_score_mix(crl_sac *s, const float *obs, int B, int task, int n_mix,
                       const float *mixes, double *scores, crl_err *err);
 
 /* ---- L2M (l2m_pool > 0) --------------------------------------------------
+ * Thin views over the L2M actor (crl_actor_pool, crl_actor_l2m_*).
  * The update routes its pi(o) and pi(o2) rows with the TRAIN route, acting
  * with the ACT route (crl_sac_l2m_set_route). The actor loss gets the key
  * pull term -l2m_pull * mean_r cos(q_r, k_sel[r]) over the pi(o) rows: its
