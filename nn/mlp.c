@@ -161,7 +161,6 @@ typedef struct {
     const float *params;
     float *grads; /* NULL: no weight gradients */
     /* backward: the input-gradient block of layer 0 */
-    float *dx;
     int dx_row0, dx_col0, dx_cols;
 } mlp_ctx;
 
@@ -179,27 +178,24 @@ static void mlp_head_fwd(void *vc, int B, int H, int O, const float *x, const in
                          head, hc, NULL, 0, y);
 }
 
+/* Layer 0's dprev is the caller's dx: whole (R x in) or, for a block request,
+ * only rows [dx_row0, R) and columns [dx_col0, dx_col0 + dx_cols). */
 static void mlp_bwd(void *vc, int l, int R, int in, int out, const float *x, float *d,
                     float *dprev, int dw_rows) {
     const mlp_ctx *c = vc;
     const crl_mlp *m = c->m;
     float *g = c->grads;
-    if (l > 0) {
-        crl_linear_backward(R, in, out, x, c->params + m->W[l], d, g ? g + m->W[l] : NULL,
-                            g ? g + m->b[l] : NULL, dprev, dw_rows);
-        return;
-    }
-    float *dx = c->dx;
-    const int full = c->dx_row0 == 0 && c->dx_col0 == 0 && c->dx_cols == m->spec.in_dim;
-    crl_linear_backward(R, in, out, x, c->params + m->W[0], d, g ? g + m->W[0] : NULL,
-                        g ? g + m->b[0] : NULL, full ? dx : NULL, dw_rows);
-    if (dx && !full && c->dx_row0 < R && c->dx_cols > 0)
+    const size_t Wl = m->W[l], bl = m->b[l];
+    const int block =
+        l == 0 && !(c->dx_row0 == 0 && c->dx_col0 == 0 && c->dx_cols == m->spec.in_dim);
+    crl_linear_backward(R, in, out, x, c->params + Wl, d, g ? g + Wl : NULL,
+                        g ? g + bl : NULL, block ? NULL : dprev, dw_rows);
+    if (block && dprev && c->dx_row0 < R && c->dx_cols > 0)
         /* dx block = d[rows r0..R) x W0[cols c0..c0+k)^T; W0 is in x h, so
          * its rows c0.. are the wanted input columns. */
-        crl_sgemm('N', 'T', R - c->dx_row0, c->dx_cols, out, 1.0f,
-                  d + (size_t)c->dx_row0 * out, out,
-                  c->params + m->W[0] + (size_t)c->dx_col0 * out, out, 0.0f, dx,
-                  c->dx_cols);
+        crl_sgemm(
+            'N', 'T', R - c->dx_row0, c->dx_cols, out, 1.0f, d + (size_t)c->dx_row0 * out,
+            out, c->params + Wl + (size_t)c->dx_col0 * out, out, 0.0f, dprev, c->dx_cols);
 }
 
 static void mlp_head_bwd(void *vc, int R, int H, int O, const float *x, const int *head,
@@ -248,7 +244,7 @@ void crl_mlp_backward_dx_block(const crl_mlp *m, const float *params, float *gra
     /* Without dx, rows past dw_rows influence nothing: propagate only those. */
     const int R = dx ? B : dw_rows;
     if (R == 0) return;
-    mlp_ctx c = {m, params, grads, dx, dx_row0, dx_col0, dx_cols};
+    mlp_ctx c = {m, params, grads, dx_row0, dx_col0, dx_cols};
     const crl_net_bufs bufs = mlp_bufs(ws);
     crl_net_backward(s, params + m->ln_g, grads ? grads + m->ln_g : NULL,
                      grads ? grads + m->ln_b : NULL, &bufs, &mlp_ops, &c, ws->x, R,
