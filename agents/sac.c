@@ -869,7 +869,7 @@ int crl_sac_load(crl_sac *s, const void *blob, size_t n, crl_err *err) {
     get_adam(&r, &s->opt_alpha, s->opt_alpha.n);
     crl_rbuf_get_rng(&r, &s->rng);
     crl_rbuf_get_rng(&r, &s->act_rng);
-    crl_rbuf_get(&r, a->counts, a->n_counts * sizeof(int64_t));
+    if (a->n_counts) crl_rbuf_get(&r, a->counts, a->n_counts * sizeof(int64_t));
     if (r.bad || r.off != n)
         return crl_errf(err, CRL_ECORRUPT, "sac checkpoint: truncated or trailing bytes");
     crl_actor_ckpt_apply(a, &info.actor);
