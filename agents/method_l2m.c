@@ -29,26 +29,23 @@ int crl_l2m_kind(const char *modulator) {
 }
 
 /* ---- the base ---------------------------------------------------------------
- * A plain learner's blob starts "CRLSAC01", u32 obs, act, tasks, hidden,
- * layers, u64 na, nc, then the na actor floats (agents/sac.c). */
+ * The actor of a stored plain learner, read through the blob view
+ * (crl_sac_blob_info). */
 
 int crl_l2m_base_parse(const void *sac_blob, size_t n, int head, crl_l2m_base *b,
                        crl_err *err) {
     memset(b, 0, sizeof *b);
-    crl_rbuf r = {sac_blob, n, 0, 0};
-    char magic[8];
-    uint32_t dims[5];
-    uint64_t sizes[2];
-    crl_rbuf_get(&r, magic, 8);
-    crl_rbuf_get(&r, dims, sizeof dims);
-    crl_rbuf_get(&r, sizes, sizeof sizes);
-    if (r.bad) return crl_errf(err, CRL_ECORRUPT, "l2m base: not a learner checkpoint");
-    if (!memcmp(magic, "CRLSACS1", 8) || !memcmp(magic, "CRLSACL1", 8))
+    crl_sac_blob info;
+    if (crl_sac_blob_info(sac_blob, n, &info, NULL) != CRL_OK)
+        return crl_errf(err, CRL_ECORRUPT, "l2m base: not a learner checkpoint");
+    if (info.actor.kind != CRL_ACTOR_MLP)
         return crl_errf(err, CRL_EINVAL,
                         "l2m base: a %s learner; the base must be a plain SAC actor",
-                        magic[6] == 'S' ? "CSP" : "L2M");
-    if (memcmp(magic, "CRLSAC01", 8) != 0)
-        return crl_errf(err, CRL_ECORRUPT, "l2m base: not a learner checkpoint");
+                        info.actor.kind == CRL_ACTOR_CSP ? "CSP" : "L2M");
+    const uint32_t dims[5] = {(uint32_t)info.obs_dim, (uint32_t)info.act_dim,
+                              (uint32_t)info.n_tasks, (uint32_t)info.hidden,
+                              (uint32_t)info.layers};
+    const uint64_t sizes[1] = {info.na};
     crl_mlp_spec as;
     crl_mlp m;
     if (dims[0] < 1 || dims[1] < 1 || dims[2] < 1 || dims[3] < 1 || dims[4] < 1 ||
@@ -66,8 +63,7 @@ int crl_l2m_base_parse(const void *sac_blob, size_t n, int head, crl_l2m_base *b
     if (head < 0 || head >= (int)dims[2])
         return crl_errf(err, CRL_EINVAL, "l2m base: task %d not in 0..%u (its heads)",
                         head, dims[2] - 1);
-    const void *p = crl_rbuf_take(&r, m.n_params * sizeof(float));
-    if (r.bad) return crl_errf(err, CRL_ECORRUPT, "l2m base: truncated learner");
+    const void *p = info.actor_params;
     b->params = malloc(m.n_params * sizeof(float));
     if (!b->params) return crl_errf(err, CRL_ENOMEM, "l2m base: out of memory");
     memcpy(b->params, p, m.n_params * sizeof(float));

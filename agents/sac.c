@@ -13,7 +13,7 @@
 #include "crl/sac.h"
 
 #include "core/blob.h"
-#include "crl/subspace.h"
+#include "crl/actor.h"
 
 #include "core/lanes.h"
 
@@ -23,16 +23,22 @@
 
 struct crl_sac {
     crl_sac_config c;
-    crl_mlp actor, critic;
-    size_t na, nc; /* parameters of the actor, of ONE critic */
+    crl_mlp critic;
+    /* The actor, of the kind the config asks for (crl_sac_actor_config). Its
+     * parameters are actor->params; it may read conditioning columns (the
+     * cond_dim the critics also read after [obs, act]). */
+    crl_actor *actor;
+    int ncond;     /* actor->cond_dim */
+    size_t na, nc; /* parameters of the actor (its capacity), of ONE critic */
     float *mem;    /* every float buffer below, one allocation */
-    float *actor_p, *actor_g;
+    float *actor_g;
     float *critic_p, *critic_g, *target_p; /* [q1 | q2] */
     float *log_alpha, *log_alpha_g;
     crl_adam opt_actor, opt_critic, opt_alpha;
-    /* actor on pi(o) rows [0,B0) and [B0,B), on o2; targets; critics on 2B
-     * rows; acting */
-    crl_mlp_ws ws_lo, ws_hi, ws_o2, ws_t1, ws_t2, ws_q1, ws_q2, ws_act;
+    /* actor on pi(o) rows [0,B0) and [B0,B), on o2, acting; targets; critics
+     * on 2B rows */
+    crl_actor_ws aws[3], aws_act;
+    crl_mlp_ws ws_t1, ws_t2, ws_q1, ws_q2;
     crl_lanes *lanes;
     /* update scratch */
     float *actor_g2; /* lane 1's share of the actor gradient */
@@ -49,32 +55,7 @@ struct crl_sac {
     crl_rng rng;     /* update noise and nothing else */
     crl_rng act_rng; /* exploration noise */
     crl_sac_hooks hooks;
-    /* CSP (c.csp_anchors = K > 0): the actor is a subspace with room for K
-     * anchors and the critics read K alpha columns after [obs, act]. The
-     * plain actor spec above still describes one anchor. The CSP actor has
-     * one output head, shared by every task: a task is told apart by its
-     * alpha alone, so an earlier task's alpha is a usable policy for a new
-     * task (with a head per task, every old anchor would hold an untrained
-     * head for it). The critics keep a head per task. */
-    int K;
-    crl_subspace sub;
-    crl_subspace_ws sws_lo, sws_hi, sws_o2, sws_act;
-    size_t tr_lo, tr_hi; /* the actor entries that train: [tr_lo, tr_hi) */
-    float *mix_u;        /* 2B x K: alphas of the pi(o) rows, then the pi(o2) rows */
-    float *mix_cmp;      /* 2B x n: the same, compacted to the n anchors in use */
-    float *act_mix;      /* K: the alpha crl_sac_act uses */
-    float *act_cmp;      /* max_act_batch x n */
-    /* L2M (c.l2m_pool = M > 0): the actor spec above is the frozen base's;
-     * actor_p is the pool's flat buffer and base_p the base's parameters. */
-    int L;
-    crl_pool pool;
-    crl_pool_ws pws_lo, pws_hi, pws_o2, pws_act;
-    float *base_p;
-    int64_t *counts; /* M usage counts */
-    int *l2m_heads;  /* max(2B, max_act_batch) x c.l2m_head */
-    crl_pool_route rt_train, rt_act;
-    uintptr_t trk_lo, trk_hi; /* crl_sac_l2m_track: the tracked obs rows */
-    int32_t *trk_hist;
+    float *mix_u; /* 2B x K: conditioning of the pi(o) rows, then the pi(o2) rows */
 };
 
 void crl_sac_config_default(crl_sac_config *c, int obs_dim, int act_dim, int n_tasks) {
@@ -130,77 +111,37 @@ static int check_config(const crl_sac_config *c, crl_err *err) {
     if (c->batch < 2) return crl_errf(err, CRL_EINVAL, "sac: --batch must be >= 2");
     if (c->max_act_batch <= 0)
         return crl_errf(err, CRL_EINVAL, "sac: max_act_batch must be > 0");
-    if (c->l2m_pool < 0) return crl_errf(err, CRL_EINVAL, "sac: --l2m-pool must be >= 1");
-    if (c->l2m_pool > 0) {
-        if (c->csp_anchors > 0)
-            return crl_errf(err, CRL_EINVAL, "sac: an actor is CSP or L2M, not both");
-        if (c->l2m_base_tasks < 1 || c->l2m_head < 0 || c->l2m_head >= c->l2m_base_tasks)
-            return crl_errf(err, CRL_EINVAL,
-                            "sac: L2M base head %d not in 0..%d (the base's heads)",
-                            c->l2m_head, c->l2m_base_tasks - 1);
-        if (!isfinite(c->l2m_pull) || c->l2m_pull < 0)
-            return crl_errf(err, CRL_EINVAL, "sac: --l2m-pull must be >= 0");
-    }
     return CRL_OK;
 }
 
 int crl_sac_create(const crl_sac_config *c, uint64_t seed, crl_sac **out, crl_err *err) {
     *out = NULL;
+    crl_actor_config ac;
     int rc = check_config(c, err);
+    if (!rc) rc = crl_sac_actor_config(c, &ac, err);
     if (rc) return rc;
     crl_sac *s = calloc(1, sizeof *s);
     if (!s) return crl_errf(err, CRL_ENOMEM, "sac: out of memory");
     s->c = *c;
     const int O = c->obs_dim, A = c->act_dim, B = c->batch, T = c->n_tasks;
-    const int K = c->csp_anchors > 0 ? c->csp_anchors : 0;
+    if ((rc = crl_actor_create(&ac, &s->actor, err))) goto fail;
+    const int K = s->actor->cond_dim;
     const int Q = O + A + K;
-    s->K = K;
-    s->L = c->l2m_pool > 0 ? c->l2m_pool : 0;
+    s->ncond = K;
 
-    crl_mlp_spec as, cs;
-    crl_mlp_spec_cw(&as, O, 2 * A,
-                    s->L ? c->l2m_base_tasks
-                    : K  ? 1
-                         : T,
-                    c->layers, c->hidden);
+    crl_mlp_spec cs;
     crl_mlp_spec_cw(&cs, Q, 1, T, c->layers, c->hidden);
-    if ((rc = crl_mlp_init(&s->actor, &as, err)) ||
-        (rc = crl_mlp_init(&s->critic, &cs, err)))
-        goto fail;
-    s->na = s->actor.n_params;
+    if ((rc = crl_mlp_init(&s->critic, &cs, err))) goto fail;
+    s->na = s->actor->n_params;
     s->nc = s->critic.n_params;
-    if (K) {
-        if ((rc = crl_subspace_init(&s->sub, &as, K, err))) goto fail;
-        s->na = s->sub.capacity;
-    }
-    if (s->L) {
-        if ((rc = crl_pool_init(&s->pool, &s->actor, (crl_pool_kind)c->l2m_kind, s->L,
-                                c->l2m_rank, c->l2m_scale, err)))
-            goto fail;
-        s->na = s->pool.n_params;
-        const size_t nh = (size_t)(2 * B > c->max_act_batch ? 2 * B : c->max_act_batch);
-        s->base_p = calloc(s->actor.n_params, sizeof(float));
-        s->counts = calloc((size_t)s->L, sizeof(int64_t));
-        s->l2m_heads = calloc(nh, sizeof(int));
-        if (!s->base_p || !s->counts || !s->l2m_heads) {
-            rc = crl_errf(err, CRL_ENOMEM, "sac: out of memory");
-            goto fail;
-        }
-        for (size_t i = 0; i < nh; i++) s->l2m_heads[i] = c->l2m_head;
-        if ((rc = crl_pool_ws_alloc(&s->pws_lo, &s->pool, B / 2 > 0 ? B / 2 : 1, err)) ||
-            (rc = crl_pool_ws_alloc(&s->pws_hi, &s->pool, B - B / 2, err)) ||
-            (rc = crl_pool_ws_alloc(&s->pws_o2, &s->pool, B, err)) ||
-            (rc = crl_pool_ws_alloc(&s->pws_act, &s->pool, c->max_act_batch, err)))
-            goto fail;
-    }
 
     const size_t B2 = 2 * (size_t)B;
-    size_t nf = 2 * s->na + 6 * s->nc + 2 * (size_t)T;
+    size_t nf = s->na + 6 * s->nc + 2 * (size_t)T;
     nf += s->na + B2 * A + B2 * A + B2 + B2 * Q + (size_t)B * Q + B + B2 + B2 +
           2 * (size_t)B * A + (size_t)B * A + B + (size_t)B * 2 * A + B;
     nf += 2 * (size_t)B * A;
     nf += (size_t)c->max_act_batch * A;
-    nf += 4 * B2 * K + (size_t)K + (size_t)c->max_act_batch * K;
+    nf += 2 * B2 * K;
     s->mem = calloc(nf, sizeof(float));
     s->heads2 = calloc(B2 + 2 * B2 + 2 * (size_t)B, sizeof(int));
     s->act_heads = calloc((size_t)c->max_act_batch, sizeof(int));
@@ -210,7 +151,6 @@ int crl_sac_create(const crl_sac_config *c, uint64_t seed, crl_sac **out, crl_er
     }
     float *p = s->mem;
 #define TAKE(ptr, n) (ptr = p, p += (n))
-    TAKE(s->actor_p, s->na);
     TAKE(s->actor_g, s->na);
     TAKE(s->critic_p, 2 * s->nc);
     TAKE(s->critic_g, 2 * s->nc);
@@ -235,26 +175,15 @@ int crl_sac_create(const crl_sac_config *c, uint64_t seed, crl_sac **out, crl_er
     TAKE(s->alpha_row, B);
     TAKE(s->act_out_eps, (size_t)c->max_act_batch * A);
     TAKE(s->mix_u, 2 * B2 * K);
-    TAKE(s->mix_cmp, 2 * B2 * K);
-    TAKE(s->act_mix, (size_t)K);
-    TAKE(s->act_cmp, (size_t)c->max_act_batch * K);
 #undef TAKE
     s->keep_heads = s->heads2 + B2;
     s->keep_rows = s->keep_heads + 2 * B2;
 
-    if (K ? ((rc = crl_subspace_ws_alloc(&s->sws_lo, &s->sub, B / 2 > 0 ? B / 2 : 1,
-                                         err)) ||
-             (rc = crl_subspace_ws_alloc(&s->sws_hi, &s->sub, B - B / 2, err)) ||
-             (rc = crl_subspace_ws_alloc(&s->sws_o2, &s->sub, B, err)) ||
-             (rc = crl_subspace_ws_alloc(&s->sws_act, &s->sub, c->max_act_batch, err)))
-          : !s->L &&
-                ((rc = crl_mlp_ws_alloc(&s->ws_lo, &s->actor, B / 2 > 0 ? B / 2 : 1,
-                                        err)) ||
-                 (rc = crl_mlp_ws_alloc(&s->ws_hi, &s->actor, B - B / 2, err)) ||
-                 (rc = crl_mlp_ws_alloc(&s->ws_o2, &s->actor, B, err)) ||
-                 (rc = crl_mlp_ws_alloc(&s->ws_act, &s->actor, c->max_act_batch, err))))
-        goto fail;
-    if ((rc = crl_mlp_ws_alloc(&s->ws_t1, &s->critic, B, err)) ||
+    if ((rc = crl_actor_ws_alloc(s->actor, &s->aws[0], B / 2 > 0 ? B / 2 : 1, err)) ||
+        (rc = crl_actor_ws_alloc(s->actor, &s->aws[1], B - B / 2, err)) ||
+        (rc = crl_actor_ws_alloc(s->actor, &s->aws[2], B, err)) ||
+        (rc = crl_actor_ws_alloc(s->actor, &s->aws_act, c->max_act_batch, err)) ||
+        (rc = crl_mlp_ws_alloc(&s->ws_t1, &s->critic, B, err)) ||
         (rc = crl_mlp_ws_alloc(&s->ws_t2, &s->critic, B, err)) ||
         (rc = crl_mlp_ws_alloc(&s->ws_q1, &s->critic, (int)B2, err)) ||
         (rc = crl_mlp_ws_alloc(&s->ws_q2, &s->critic, (int)B2, err)) ||
@@ -268,19 +197,7 @@ int crl_sac_create(const crl_sac_config *c, uint64_t seed, crl_sac **out, crl_er
      * change the update noise. */
     crl_rng init;
     crl_rng_seed_stream(&init, seed, 1);
-    if (K) {
-        /* Anchor 0 draws exactly what crl_mlp_init_params would. */
-        crl_subspace_init_params(&s->sub, s->actor_p, &init);
-        crl_sac_subspace_changed(s);
-    } else if (s->L) {
-        crl_pool_init_params(&s->pool, s->actor_p, &init);
-        s->tr_lo = 0;
-        s->tr_hi = s->na;
-    } else {
-        crl_mlp_init_params(&s->actor, s->actor_p, &init);
-        s->tr_lo = 0;
-        s->tr_hi = s->na;
-    }
+    crl_actor_init_params(s->actor, &init);
     crl_mlp_init_params(&s->critic, s->critic_p, &init);
     crl_mlp_init_params(&s->critic, s->critic_p + s->nc, &init);
     memcpy(s->target_p, s->critic_p, 2 * s->nc * sizeof(float));
@@ -297,25 +214,13 @@ fail:
 void crl_sac_free(crl_sac *s) {
     if (!s) return;
     crl_lanes_free(s->lanes);
-    crl_mlp_ws_free(&s->ws_lo);
-    crl_mlp_ws_free(&s->ws_hi);
-    crl_mlp_ws_free(&s->ws_o2);
+    for (int i = 0; i < 3; i++) crl_actor_ws_free(s->actor, &s->aws[i]);
+    crl_actor_ws_free(s->actor, &s->aws_act);
+    crl_actor_free(s->actor);
     crl_mlp_ws_free(&s->ws_t1);
     crl_mlp_ws_free(&s->ws_t2);
     crl_mlp_ws_free(&s->ws_q1);
     crl_mlp_ws_free(&s->ws_q2);
-    crl_mlp_ws_free(&s->ws_act);
-    crl_subspace_ws_free(&s->sws_lo);
-    crl_subspace_ws_free(&s->sws_hi);
-    crl_subspace_ws_free(&s->sws_o2);
-    crl_subspace_ws_free(&s->sws_act);
-    crl_pool_ws_free(&s->pws_lo);
-    crl_pool_ws_free(&s->pws_hi);
-    crl_pool_ws_free(&s->pws_o2);
-    crl_pool_ws_free(&s->pws_act);
-    free(s->base_p);
-    free(s->counts);
-    free(s->l2m_heads);
     crl_adam_free(&s->opt_actor);
     crl_adam_free(&s->opt_critic);
     crl_adam_free(&s->opt_alpha);
@@ -335,13 +240,16 @@ void crl_sac_set_hooks(crl_sac *s, const crl_sac_hooks *h) {
         memset(&s->hooks, 0, sizeof s->hooks);
 }
 const crl_mlp *crl_sac_actor(const crl_sac *s) {
-    return &s->actor;
+    return &s->actor->net;
+}
+crl_actor *crl_sac_get_actor(crl_sac *s) {
+    return s->actor;
 }
 const crl_mlp *crl_sac_critic(const crl_sac *s) {
     return &s->critic;
 }
 float *crl_sac_actor_params(crl_sac *s) {
-    return s->actor_p;
+    return s->actor->params;
 }
 float *crl_sac_critic_params(crl_sac *s, int which) {
     return which < 2 ? s->critic_p + (size_t)which * s->nc
@@ -356,50 +264,13 @@ void crl_sac_grads(crl_sac *s, float **actor, float **critics, float **log_alpha
     if (log_alpha) *log_alpha = s->log_alpha_g;
 }
 
-/* The train (act = 0) or act route, with the learner's counts and, for an
- * oracle act route, the acting task. */
-static crl_pool_route l2m_route(const crl_sac *s, int act, int task) {
-    crl_pool_route r = act ? s->rt_act : s->rt_train;
-    r.counts = s->counts;
-    if (act && r.mode == CRL_POOL_ROUTE_ORACLE) r.task = task;
-    return r;
-}
-
-/* L2M acting: the modulated base on B rows, and the tally of
- * crl_sac_l2m_track. An oracle task outside the route's slices falls back
- * to plain cosine routing. */
-static const float *l2m_act(crl_sac *s, int B, const float *obs, int task) {
-    crl_pool_route r = l2m_route(s, 1, task);
-    if (r.mode == CRL_POOL_ROUTE_ORACLE && (task < 0 || task >= r.n_tasks))
-        r.mode = CRL_POOL_ROUTE_COS;
-    crl_pool_forward(&s->pool, s->base_p, s->actor_p, &s->pws_act, obs, B, s->l2m_heads,
-                     &r, NULL);
-    const uintptr_t o = (uintptr_t)obs, row = sizeof(float) * (size_t)s->c.obs_dim;
-    if (s->trk_hist && o >= s->trk_lo && o < s->trk_hi && (o - s->trk_lo) % row == 0) {
-        const size_t r0 = (o - s->trk_lo) / row, rows = (s->trk_hi - s->trk_lo) / row;
-        for (size_t i = 0; i < (size_t)B && r0 + i < rows; i++)
-            s->trk_hist[(r0 + i) * (size_t)s->L + (size_t)s->pws_act.sel[i]]++;
-    }
-    return s->pws_act.out;
-}
-
 void crl_sac_act(crl_sac *s, int B, const float *obs, int task, int deterministic,
                  crl_rng *rng, float *act) {
     const int A = s->c.act_dim;
     if (B > s->c.max_act_batch) B = s->c.max_act_batch;
     for (int i = 0; i < B; i++) s->act_heads[i] = task;
-    const float *out;
-    if (s->L) {
-        out = l2m_act(s, B, obs, task);
-    } else if (s->K) {
-        const int n = s->sub.n_anchors;
-        for (int i = 0; i < B; i++)
-            memcpy(s->act_cmp + (size_t)i * n, s->act_mix, sizeof(float) * n);
-        out = crl_subspace_forward(&s->sub, s->actor_p, &s->sws_act, obs, B, s->act_cmp,
-                                   NULL);
-    } else {
-        out = crl_mlp_forward(&s->actor, s->actor_p, &s->ws_act, obs, B, s->act_heads);
-    }
+    const crl_actor_rows rows = {.head = s->act_heads, .acting = 1, .task = task};
+    const float *out = crl_actor_forward(s->actor, &s->aws_act, obs, B, &rows);
     if (deterministic) {
         crl_tgauss_forward(B, A, out, NULL, act, NULL);
         return;
@@ -409,7 +280,7 @@ void crl_sac_act(crl_sac *s, int B, const float *obs, int task, int deterministi
     crl_tgauss_forward(B, A, out, s->act_out_eps, act, NULL);
 }
 
-/* Build rows [obs_i, act_i] of the critic input, and for CSP the K alpha
+/* Build rows [obs_i, act_i] of the critic input, and with K conditioning
  * columns [obs_i, act_i, mix_i] (mix rows of K floats). */
 static void cat_rows(int B, int O, int A, int K, const float *obs, const float *act,
                      const float *mix, float *x) {
@@ -421,48 +292,13 @@ static void cat_rows(int B, int O, int A, int K, const float *obs, const float *
     }
 }
 
-/* ---- the actor, plain or a CSP subspace --------------------------------------
+/* ---- the actor ------------------------------------------------------------------
  * Workspaces by role: 0 = pi(o) rows [0,B0), 1 = pi(o) rows [B0,B), 2 = pi(o2).
- * mix: rows x K alphas (CSP only), compacted into cmp (rows x n), which must
- * stay alive until the backward of the same role. */
+ * mix: rows x K conditioning columns (ignored by an actor without them). */
 static const float *actor_fwd(crl_sac *s, int role, const float *x, int rows,
-                              const int *heads, const float *mix, float *cmp) {
-    if (s->L) {
-        crl_pool_ws *ws = role == 0 ? &s->pws_lo : role == 1 ? &s->pws_hi : &s->pws_o2;
-        const crl_pool_route r = l2m_route(s, 0, 0);
-        crl_pool_forward(&s->pool, s->base_p, s->actor_p, ws, x, rows, s->l2m_heads, &r,
-                         NULL);
-        return ws->out;
-    }
-    if (!s->K) {
-        crl_mlp_ws *ws = role == 0 ? &s->ws_lo : role == 1 ? &s->ws_hi : &s->ws_o2;
-        return crl_mlp_forward(&s->actor, s->actor_p, ws, x, rows, heads);
-    }
-    const int n = s->sub.n_anchors, K = s->K;
-    for (int i = 0; i < rows; i++)
-        memcpy(cmp + (size_t)i * n, mix + (size_t)i * K, sizeof(float) * n);
-    crl_subspace_ws *ws = role == 0 ? &s->sws_lo : role == 1 ? &s->sws_hi : &s->sws_o2;
-    return crl_subspace_forward(&s->sub, s->actor_p, ws, x, rows, cmp, NULL);
-}
-
-static const float *actor_out(const crl_sac *s, int role) {
-    if (s->L)
-        return role == 0 ? s->pws_lo.out : role == 1 ? s->pws_hi.out : s->pws_o2.out;
-    if (!s->K) return role == 0 ? s->ws_lo.out : role == 1 ? s->ws_hi.out : s->ws_o2.out;
-    return role == 0 ? s->sws_lo.out : role == 1 ? s->sws_hi.out : s->sws_o2.out;
-}
-
-/* Weight gradients of the last forward of a role, accumulated into g. */
-static void actor_bwd(crl_sac *s, int role, float *g, const float *dout, int rows) {
-    if (s->L)
-        crl_pool_backward(&s->pool, s->base_p, s->actor_p, g,
-                          role == 0 ? &s->pws_lo : &s->pws_hi, dout);
-    else if (!s->K)
-        crl_mlp_backward(&s->actor, s->actor_p, g, role == 0 ? &s->ws_lo : &s->ws_hi,
-                         dout, rows, NULL);
-    else
-        crl_subspace_backward(&s->sub, s->actor_p, g, role == 0 ? &s->sws_lo : &s->sws_hi,
-                              dout, rows, NULL, NULL);
+                              const int *heads, const float *mix) {
+    const crl_actor_rows r = {.head = heads, .cond = mix};
+    return crl_actor_forward(s->actor, &s->aws[role], x, rows, &r);
 }
 
 /* ---- the update, in phases run on two lanes ---------------------------------
@@ -482,14 +318,14 @@ typedef struct {
     int phase;
     int finite[2]; /* gradients of each lane's half are finite */
     double q_loss, pi_loss, logp_sum, q_sum, alpha_sum, alpha_loss;
-    double pull[2]; /* L2M: each lane's share of the key pull term */
+    double extra[2]; /* each lane's share of the actor's own loss term */
 } update_ctx;
 
 static void phase(void *vctx, int lane) {
     update_ctx *u = vctx;
     crl_sac *s = u->s;
     const crl_batch *b = u->b;
-    const int O = s->c.obs_dim, A = s->c.act_dim, B = b->B, K = s->K, Q = O + A + K;
+    const int O = s->c.obs_dim, A = s->c.act_dim, B = b->B, K = s->ncond, Q = O + A + K;
     const int B0 = B / 2, B1 = B - B0;
     const float invB = 1.0f / (float)B;
     const size_t nc = s->nc;
@@ -497,11 +333,10 @@ static void phase(void *vctx, int lane) {
     switch (u->phase) {
     case PH_ACTOR:
         if (lane == 0) { /* pi(o) on both halves, then the critic input rows */
-            const float *lo = actor_fwd(s, 0, b->obs, B0, b->task, s->mix_u, s->mix_cmp);
+            const float *lo = actor_fwd(s, 0, b->obs, B0, b->task, s->mix_u);
             crl_tgauss_forward(B0, A, lo, u->eps, s->pi, s->logp);
-            const float *hi =
-                actor_fwd(s, 1, b->obs + (size_t)B0 * O, B1, b->task + B0,
-                          s->mix_u + (size_t)B0 * K, s->mix_cmp + (size_t)B0 * K);
+            const float *hi = actor_fwd(s, 1, b->obs + (size_t)B0 * O, B1, b->task + B0,
+                                        s->mix_u + (size_t)B0 * K);
             crl_tgauss_forward(B1, A, hi, u->eps + (size_t)B0 * A, s->pi + (size_t)B0 * A,
                                s->logp + B0);
             cat_rows(B, O, A, K, b->obs, b->act, b->mix, s->xq);
@@ -509,8 +344,7 @@ static void phase(void *vctx, int lane) {
             for (int i = 0; i < B; i++) s->heads2[i] = s->heads2[B + i] = b->task[i];
         } else { /* pi(o2) and the target input rows */
             const float *o2 =
-                actor_fwd(s, 2, b->obs2, B, b->task, s->mix_u + (size_t)B * K,
-                          s->mix_cmp + (size_t)B * K);
+                actor_fwd(s, 2, b->obs2, B, b->task, s->mix_u + (size_t)B * K);
             crl_tgauss_forward(B, A, o2, u->eps + (size_t)B * A, s->pi + (size_t)B * A,
                                s->logp + B);
             cat_rows(B, O, A, K, b->obs2, s->pi + (size_t)B * A, s->mix_u + (size_t)B * K,
@@ -594,22 +428,21 @@ static void phase(void *vctx, int lane) {
             s->dlogp[i] = s->alpha_row[i] * invB;
         }
         float *dout = s->dout + (size_t)r0 * 2 * A;
-        crl_tgauss_backward(n, A, actor_out(s, lane), u->eps + (size_t)r0 * A,
+        crl_tgauss_backward(n, A, s->aws[lane].out, u->eps + (size_t)r0 * A,
                             s->dpi + (size_t)r0 * A, s->dlogp + r0, dout);
         float *g = lane ? s->actor_g2 : s->actor_g;
-        memset(g + s->tr_lo, 0, sizeof(float) * (s->tr_hi - s->tr_lo));
-        actor_bwd(s, lane, g, dout, n);
-        /* L2M: the key pull term over all B pi(o) rows, as this lane's n/B
-         * share of the mean; its gradient lands in the keys block only. */
-        if (s->L)
-            u->pull[lane] =
-                crl_pool_pull(&s->pool, s->actor_p, lane ? &s->pws_hi : &s->pws_lo,
-                              s->c.l2m_pull * (float)n / (float)B, g);
+        const crl_actor *ac = s->actor;
+        memset(g + ac->tr_lo, 0, sizeof(float) * (ac->tr_hi - ac->tr_lo));
+        crl_actor_backward(s->actor, &s->aws[lane], g, dout, n);
+        /* The actor's own loss term (L2M: the key pull), over this lane's n
+         * of the B pi(o) rows. */
+        u->extra[lane] = crl_actor_extra_loss(s->actor, &s->aws[lane], n, B, g);
         break;
     }
     case PH_SUM: { /* actor_g += actor_g2 and the finiteness checks, by halves */
-        size_t h = s->tr_lo + (s->tr_hi - s->tr_lo) / 2;
-        size_t lo = lane ? h : s->tr_lo, hi = lane ? s->tr_hi : h;
+        const size_t tr_lo = s->actor->tr_lo, tr_hi = s->actor->tr_hi;
+        size_t h = tr_lo + (tr_hi - tr_lo) / 2;
+        size_t lo = lane ? h : tr_lo, hi = lane ? tr_hi : h;
         for (size_t i = lo; i < hi; i++) s->actor_g[i] += s->actor_g2[i];
         u->finite[lane] = crl_all_finite(s->actor_g + lo, hi - lo) &&
                           crl_all_finite(s->critic_g + (size_t)lane * nc, nc);
@@ -619,11 +452,12 @@ static void phase(void *vctx, int lane) {
         /* Balance: Adam costs about 1 unit per entry and Polyak 0.5. Lane 0
          * takes the actor, alpha and critic entries [0, r); lane 1 the
          * critic entries [r, 2nc). */
-        size_t n2 = 2 * nc, ntr = s->tr_hi - s->tr_lo;
+        const size_t tr_lo = s->actor->tr_lo, tr_hi = s->actor->tr_hi;
+        size_t n2 = 2 * nc, ntr = tr_hi - tr_lo;
         size_t r = nc > ntr / 3 ? nc - ntr / 3 : 0;
         if (lane == 0) {
-            crl_adam_step_range(&s->opt_actor, s->actor_p, s->actor_g,
-                                s->hooks.actor_trainable, s->tr_lo, s->tr_hi);
+            crl_adam_step_range(&s->opt_actor, s->actor->params, s->actor_g,
+                                s->hooks.actor_trainable, tr_lo, tr_hi);
             crl_adam_step_range(&s->opt_alpha, s->log_alpha, s->log_alpha_g, NULL, 0,
                                 (size_t)s->c.n_tasks);
             crl_adam_step_range(&s->opt_critic, s->critic_p, s->critic_g, NULL, 0, r);
@@ -656,8 +490,9 @@ int crl_sac_compute_grads(crl_sac *s, const crl_batch *b, const float *eps,
     run_phase(&u, PH_SUM);
     double penalty = 0;
     if (s->hooks.actor_penalty)
-        penalty = s->hooks.actor_penalty(s->hooks.ctx, s->actor_p, s->actor_g, s->na);
-    if (s->L) penalty += u.pull[0] + u.pull[1];
+        penalty =
+            s->hooks.actor_penalty(s->hooks.ctx, s->actor->params, s->actor_g, s->na);
+    penalty += u.extra[0] + u.extra[1];
 
     /* alpha loss = -mean(log_alpha[task] * (logp + H)), logp held fixed. */
     double alpha_loss = 0;
@@ -686,19 +521,14 @@ int crl_sac_compute_grads(crl_sac *s, const crl_batch *b, const float *eps,
     return CRL_OK;
 }
 
-/* CSP: one alpha per row of pi(o) and pi(o2), from the method's collection
- * distribution (hooks.draw_mix), else flat over the anchors in use. */
+/* One row of conditioning per row of pi(o) and pi(o2): from the method's
+ * collection distribution (hooks.draw_mix), else the actor's default. */
 static void draw_update_mix(crl_sac *s, int rows) {
-    const int n = s->sub.n_anchors, K = s->K;
     if (s->hooks.draw_mix) {
-        s->hooks.draw_mix(s->hooks.ctx, &s->rng, rows, n, s->mix_u);
+        s->hooks.draw_mix(s->hooks.ctx, &s->rng, rows, s->actor->cond_live, s->mix_u);
         return;
     }
-    for (int r = 0; r < rows; r++) {
-        float *m = s->mix_u + (size_t)r * K;
-        memset(m, 0, sizeof(float) * K);
-        crl_dirichlet_flat(&s->rng, n, m, NULL);
-    }
+    crl_actor_draw_cond(s->actor, &s->rng, rows, s->mix_u);
 }
 
 int crl_sac_update(crl_sac *s, const crl_batch *b, crl_sac_stats *st, crl_err *err) {
@@ -706,11 +536,13 @@ int crl_sac_update(crl_sac *s, const crl_batch *b, crl_sac_stats *st, crl_err *e
     if (b->B != s->c.batch)
         return crl_errf(err, CRL_EINVAL, "sac: batch of %d rows, configured %d", b->B,
                         s->c.batch);
-    if (s->K && b->mix_dim != s->K)
-        return crl_errf(err, CRL_EINVAL, "sac: CSP batch needs %d alpha columns, has %d",
-                        s->K, b->mix_dim);
+    if (s->ncond && b->mix_dim != s->ncond)
+        return crl_errf(
+            err, CRL_EINVAL,
+            "sac: the actor needs %d conditioning (alpha) columns, batch has %d",
+            s->ncond, b->mix_dim);
     for (int i = 0; i < 2 * b->B * A; i++) s->eps[i] = (float)crl_rng_normal(&s->rng);
-    if (s->K) draw_update_mix(s, 2 * b->B);
+    if (s->ncond) draw_update_mix(s, 2 * b->B);
     crl_sac_stats local;
     if (!st) st = &local;
     int rc = crl_sac_compute_grads(s, b, s->eps, st);
@@ -719,10 +551,8 @@ int crl_sac_update(crl_sac *s, const crl_batch *b, crl_sac_stats *st, crl_err *e
                         "sac: non-finite loss or gradient (q_loss %g, pi_loss %g); "
                         "nothing applied",
                         st->q_loss, st->pi_loss);
-    if (s->L) { /* usage counts: the routing of the actor-loss rows */
-        crl_pool_count(&s->pool, &s->pws_lo, s->counts);
-        crl_pool_count(&s->pool, &s->pws_hi, s->counts);
-    }
+    crl_actor_tally(s->actor, &s->aws[0]);
+    crl_actor_tally(s->actor, &s->aws[1]);
     crl_adam_tick(&s->opt_critic);
     crl_adam_tick(&s->opt_actor);
     crl_adam_tick(&s->opt_alpha);
@@ -737,10 +567,10 @@ void crl_sac_reset_optimizers(crl_sac *s) {
     crl_adam_reset(&s->opt_alpha);
 }
 
-/* ---- CSP access ------------------------------------------------------------- */
+/* ---- kind-specific access: thin views over the actor ------------------------ */
 
 crl_subspace *crl_sac_subspace(crl_sac *s) {
-    return s->K ? &s->sub : NULL;
+    return crl_actor_subspace(s->actor);
 }
 
 size_t crl_sac_actor_size(const crl_sac *s) {
@@ -748,28 +578,19 @@ size_t crl_sac_actor_size(const crl_sac *s) {
 }
 
 void crl_sac_subspace_changed(crl_sac *s) {
-    if (!s->K) return;
-    /* Trainable anchors are the contiguous block [n_frozen, n_anchors); the
-     * shared LayerNorm in front of anchor 0 trains only while nothing is
-     * frozen, which is also contiguous with that block. */
-    s->tr_lo = s->sub.n_frozen ? crl_subspace_anchor_offset(&s->sub, s->sub.n_frozen) : 0;
-    s->tr_hi = crl_subspace_n_params(&s->sub);
-    if (s->tr_hi < s->tr_lo) s->tr_hi = s->tr_lo;
-    /* Acting defaults to the centre of the subspace. */
-    memset(s->act_mix, 0, sizeof(float) * (size_t)s->K);
-    for (int i = 0; i < s->sub.n_anchors; i++) s->act_mix[i] = 1.0f / s->sub.n_anchors;
+    crl_actor_changed(s->actor);
 }
 
 void crl_sac_set_act_mix(crl_sac *s, const float *mix) {
-    if (s->K) memcpy(s->act_mix, mix, sizeof(float) * (size_t)s->K);
+    crl_actor_set_act_cond(s->actor, mix);
 }
 
 const float *crl_sac_act_mix(const crl_sac *s) {
-    return s->K ? s->act_mix : NULL;
+    return crl_actor_act_cond(s->actor);
 }
 
 float *crl_sac_update_mix(crl_sac *s) {
-    return s->K ? s->mix_u : NULL;
+    return s->ncond ? s->mix_u : NULL;
 }
 
 void crl_sac_reset_critics(crl_sac *s, uint64_t seed) {
@@ -783,20 +604,17 @@ void crl_sac_reset_critics(crl_sac *s, uint64_t seed) {
 
 int crl_sac_score_mix(crl_sac *s, const float *obs, int B, int task, int n_mix,
                       const float *mixes, double *scores, crl_err *err) {
-    if (!s->K) return crl_errf(err, CRL_EINVAL, "sac: not a CSP learner");
+    if (!s->ncond) return crl_errf(err, CRL_EINVAL, "sac: not a CSP learner");
     if (B < 1 || B > s->c.batch)
         return crl_errf(err, CRL_EINVAL, "sac: score batch %d outside 1..%d", B,
                         s->c.batch);
-    const int O = s->c.obs_dim, A = s->c.act_dim, K = s->K, n = s->sub.n_anchors;
+    const int O = s->c.obs_dim, A = s->c.act_dim, K = s->ncond;
     for (int i = 0; i < B; i++) s->heads2[i] = task;
     for (int m = 0; m < n_mix; m++) {
         const float *mix = mixes + (size_t)m * K;
-        for (int i = 0; i < B; i++) {
-            memcpy(s->mix_cmp + (size_t)i * n, mix, sizeof(float) * n);
+        for (int i = 0; i < B; i++)
             memcpy(s->mix_u + (size_t)i * K, mix, sizeof(float) * K);
-        }
-        const float *out = crl_subspace_forward(&s->sub, s->actor_p, &s->sws_o2, obs, B,
-                                                s->mix_cmp, NULL);
+        const float *out = actor_fwd(s, 2, obs, B, s->heads2, s->mix_u);
         crl_tgauss_forward(B, A, out, NULL, s->pi, NULL);
         cat_rows(B, O, A, K, obs, s->pi, s->mix_u, s->xt);
         const float *q =
@@ -808,100 +626,59 @@ int crl_sac_score_mix(crl_sac *s, const float *obs, int B, int task, int n_mix,
     return CRL_OK;
 }
 
-/* ---- L2M access ---------------------------------------------------------------- */
-
 const crl_pool *crl_sac_pool(const crl_sac *s) {
-    return s->L ? &s->pool : NULL;
+    return crl_actor_pool(s->actor);
 }
 
 float *crl_sac_l2m_base(crl_sac *s) {
-    return s->L ? s->base_p : NULL;
+    return s->actor->base;
 }
 
 int64_t *crl_sac_l2m_counts(crl_sac *s) {
-    return s->L ? s->counts : NULL;
+    return s->actor->counts;
 }
 
 int crl_sac_l2m_set_route(crl_sac *s, const crl_pool_route *train,
                           const crl_pool_route *act, crl_err *err) {
-    if (!s->L) return crl_errf(err, CRL_EINVAL, "sac: not an L2M learner");
-    crl_pool_route t = *train, a = *act;
-    t.counts = a.counts = s->counts;
-    if (a.mode == CRL_POOL_ROUTE_ORACLE) a.task = 0; /* checked per call */
-    if (t.mode == CRL_POOL_ROUTE_FIXED || a.mode == CRL_POOL_ROUTE_FIXED)
-        return crl_errf(err, CRL_EINVAL, "sac: L2M routes cannot be FIXED");
-    int rc = crl_pool_route_rows(&s->pool, s->actor_p, NULL, 0, &t, NULL, err);
-    if (!rc) rc = crl_pool_route_rows(&s->pool, s->actor_p, NULL, 0, &a, NULL, err);
-    if (rc) return rc;
-    s->rt_train = *train;
-    s->rt_act = *act;
-    return CRL_OK;
+    return crl_actor_l2m_set_route(s->actor, train, act, err);
 }
 
 void crl_sac_l2m_track(crl_sac *s, const float *obs_base, int rows, int32_t *hist) {
-    s->trk_hist = s->L && obs_base && hist && rows > 0 ? hist : NULL;
-    s->trk_lo = (uintptr_t)obs_base;
-    s->trk_hi =
-        s->trk_lo + sizeof(float) * (size_t)s->c.obs_dim * (size_t)(rows > 0 ? rows : 0);
+    crl_actor_l2m_track(s->actor, obs_base, rows, hist);
 }
 
 double crl_sac_flops_per_update(const crl_sac *s) {
     const double B = s->c.batch;
-    if (s->K) {
-        /* Actor: forward 2B rows through n anchors, weight gradients of the
-         * trainable anchor only, input gradients above the first layer
-         * through all n; critics as below (wider input). */
-        const double n = s->sub.n_anchors;
-        const double Ma = crl_mlp_macs_per_row(&s->actor);
-        const double Mq = crl_mlp_macs_per_row(&s->critic);
-        const double H = s->c.hidden;
-        const double fa = s->c.obs_dim * H, fq = (s->c.obs_dim + s->c.act_dim + s->K) * H;
-        double macs = 2 * B * n * Ma + 2 * B * Mq + 4 * B * Mq + 2 * B * Mq +
-                      3 * B * (Mq - fq) + B * s->c.act_dim * H + B * Ma +
-                      B * n * (Ma - fa);
-        return 2.0 * macs;
-    }
-    const double Ma = crl_mlp_macs_per_row(&s->actor);
     const double Mq = crl_mlp_macs_per_row(&s->critic);
     const double H = s->c.hidden;
-    const double fa = s->c.obs_dim * H, fq = (s->c.obs_dim + s->c.act_dim) * H;
-    /* L2M: the base's MACs plus, per row and hidden layer, r (in + out) for
-     * LoRA's x A and (x A) B forward, twice that backward (no base dW). */
-    double lora = 0;
-    if (s->L && s->pool.kind == CRL_POOL_LORA)
-        for (int l = 0, in = s->c.obs_dim; l < s->c.layers; l++, in = s->c.hidden)
-            lora += (double)s->pool.rank * (in + H);
-    if (s->L)
-        return 2.0 *
-               (2 * B * (Ma + lora) + 2 * B * Mq + 4 * B * Mq + 2 * B * Mq +
-                3 * B * (Mq - fq) + B * s->c.act_dim * H + B * (Ma - fa) + 2 * B * lora);
-    /* actor fwd 2B rows; targets 2 x B; critics fwd 2 x 2B; critics dW 2 x B;
-     * critics dX above the first layer for the B value-loss rows each plus
-     * the actor-loss rows where that critic is the minimum (B between the
-     * two), and the action block of the first layer for those B rows; actor
-     * dW B rows and dX above the first layer. */
-    double macs = 2 * B * Ma + 2 * B * Mq + 4 * B * Mq + 2 * B * Mq + 3 * B * (Mq - fq) +
-                  B * s->c.act_dim * H + B * Ma + B * (Ma - fa);
+    const double fq = (s->c.obs_dim + s->c.act_dim + s->ncond) * H;
+    /* targets 2 x B; critics fwd 2 x 2B; critics dW 2 x B; critics dX above
+     * the first layer for the B value-loss rows each plus the actor-loss rows
+     * where that critic is the minimum (B between the two), and the action
+     * block of the first layer for those B rows; plus the actor's part. */
+    double macs = 2 * B * Mq + 4 * B * Mq + 2 * B * Mq + 3 * B * (Mq - fq) +
+                  B * s->c.act_dim * H +
+                  crl_actor_update_macs(s->actor, s->c.batch, s->c.obs_dim);
     return 2.0 * macs;
 }
 
 /* ---- checkpoints ----------------------------------------------------------
- * Little-endian host layout (crl targets x86-64 and aarch64 Linux):
- *   "CRLSAC01", u32 obs, act, tasks, hidden, layers, u64 na, nc,
- *   actor, critics, targets, log_alpha, then for each optimiser (actor,
- *   critic, alpha) i64 t, m, v, then the two generators.
- * A CSP learner writes "CRLSACS1" and, after the sizes, u32 K, n_anchors,
- * n_frozen and u64 used; its actor parameters and actor moments are written
- * for the first `used` entries only (the anchors in use; the rest of the
- * capacity is zero). */
+ * Little-endian host layout (crl targets x86-64 and aarch64 Linux). Version 2:
+ *   "CRLSAC02", u32 actor kind, u32 obs, act, tasks, hidden, layers,
+ *   u64 na, nc, u32 K, n_anchors, n_frozen, M, pool kind, rank, base heads,
+ *   base head, f32 scale, u64 used, n_base, n_counts (crl_actor_ckpt),
+ * then the sections: n_base floats of frozen base, the first `used` actor
+ * parameters (the rest of the capacity is zero), critics, targets,
+ * log_alpha, for each optimiser (actor over `used` entries, critic, alpha)
+ * i64 t, m, v, the two generators, and n_counts i64 usage counts.
+ * Version 1 ("CRLSAC01" plain, "CRLSACS1" CSP, "CRLSACL1" L2M) has the same
+ * sections after a header that depends on the kind (crl_sac_blob_info reads
+ * both). */
 
 static const char SAC_MAGIC[8] = {'C', 'R', 'L', 'S', 'A', 'C', '0', '1'};
 static const char CSP_MAGIC[8] = {'C', 'R', 'L', 'S', 'A', 'C', 'S', '1'};
 static const char L2M_MAGIC[8] = {'C', 'R', 'L', 'S', 'A', 'C', 'L', '1'};
-
-static const char *sac_magic(const crl_sac *s) {
-    return s->K ? CSP_MAGIC : s->L ? L2M_MAGIC : SAC_MAGIC;
-}
+static const char V2_MAGIC[8] = {'C', 'R', 'L', 'S', 'A', 'C', '0', '2'};
 
 static void put_adam(crl_wbuf *w, const crl_adam *a, size_t n) {
     crl_wbuf_put(w, &a->t, 8);
@@ -919,30 +696,26 @@ static void get_adam(crl_rbuf *r, crl_adam *a, size_t n) {
 
 int crl_sac_save(const crl_sac *s, void **blob, size_t *n, crl_err *err) {
     crl_wbuf w = {0};
+    crl_actor_ckpt ck;
+    crl_actor_ckpt_describe(s->actor, &ck);
+    const uint32_t kind = (uint32_t)ck.kind;
     uint32_t dims[5] = {(uint32_t)s->c.obs_dim, (uint32_t)s->c.act_dim,
                         (uint32_t)s->c.n_tasks, (uint32_t)s->c.hidden,
                         (uint32_t)s->c.layers};
     uint64_t sizes[2] = {s->na, s->nc};
-    size_t used = s->K ? crl_subspace_n_params(&s->sub) : s->na;
-    crl_wbuf_put(&w, sac_magic(s), 8);
+    uint32_t cfg[8] = {ck.K,         ck.n_anchors, ck.n_frozen,   ck.M,
+                       ck.pool_kind, ck.rank,      ck.base_tasks, ck.head};
+    uint64_t tail[3] = {ck.used, ck.n_base, ck.n_counts};
+    const size_t used = (size_t)ck.used;
+    crl_wbuf_put(&w, V2_MAGIC, 8);
+    crl_wbuf_put(&w, &kind, 4);
     crl_wbuf_put(&w, dims, sizeof dims);
     crl_wbuf_put(&w, sizes, sizeof sizes);
-    if (s->K) {
-        uint32_t sub[3] = {(uint32_t)s->K, (uint32_t)s->sub.n_anchors,
-                           (uint32_t)s->sub.n_frozen};
-        uint64_t u = used;
-        crl_wbuf_put(&w, sub, sizeof sub);
-        crl_wbuf_put(&w, &u, 8);
-    }
-    if (s->L) { /* the pool's shape, then the frozen base */
-        uint32_t l2m[5] = {(uint32_t)s->L, (uint32_t)s->pool.kind, (uint32_t)s->pool.rank,
-                           (uint32_t)s->c.l2m_base_tasks, (uint32_t)s->c.l2m_head};
-        uint64_t nb = s->actor.n_params;
-        crl_wbuf_put(&w, l2m, sizeof l2m);
-        crl_wbuf_put(&w, &nb, 8);
-        crl_wbuf_put(&w, s->base_p, nb * sizeof(float));
-    }
-    crl_wbuf_put(&w, s->actor_p, used * sizeof(float));
+    crl_wbuf_put(&w, cfg, sizeof cfg);
+    crl_wbuf_put(&w, &ck.scale, 4);
+    crl_wbuf_put(&w, tail, sizeof tail);
+    crl_wbuf_put(&w, s->actor->base, (size_t)ck.n_base * sizeof(float));
+    crl_wbuf_put(&w, s->actor->params, used * sizeof(float));
     crl_wbuf_put(&w, s->critic_p, 2 * s->nc * sizeof(float));
     crl_wbuf_put(&w, s->target_p, 2 * s->nc * sizeof(float));
     crl_wbuf_put(&w, s->log_alpha, (size_t)s->c.n_tasks * sizeof(float));
@@ -951,7 +724,7 @@ int crl_sac_save(const crl_sac *s, void **blob, size_t *n, crl_err *err) {
     put_adam(&w, &s->opt_alpha, s->opt_alpha.n);
     crl_wbuf_put_rng(&w, &s->rng);
     crl_wbuf_put_rng(&w, &s->act_rng);
-    if (s->L) crl_wbuf_put(&w, s->counts, (size_t)s->L * sizeof(int64_t));
+    crl_wbuf_put(&w, s->actor->counts, (size_t)ck.n_counts * sizeof(int64_t));
     if (w.bad) {
         free(w.p);
         return crl_errf(err, CRL_ENOMEM, "sac: out of memory while saving");
@@ -961,67 +734,133 @@ int crl_sac_save(const crl_sac *s, void **blob, size_t *n, crl_err *err) {
     return CRL_OK;
 }
 
-int crl_sac_load(crl_sac *s, const void *blob, size_t n, crl_err *err) {
+/* Bytes of one generator in a blob (crl_wbuf_put_rng). */
+static size_t rng_bytes(void) {
+    crl_rng g;
+    return sizeof g.s + 4 + 8;
+}
+
+int crl_sac_blob_info(const void *blob, size_t n, crl_sac_blob *info, crl_err *err) {
+    memset(info, 0, sizeof *info);
     crl_rbuf r = {blob, n, 0, 0};
     char magic[8];
     uint32_t dims[5];
     uint64_t sizes[2];
+    crl_actor_ckpt *ck = &info->actor;
     crl_rbuf_get(&r, magic, 8);
-    crl_rbuf_get(&r, dims, sizeof dims);
-    crl_rbuf_get(&r, sizes, sizeof sizes);
-    if (r.bad || memcmp(magic, sac_magic(s), 8) != 0)
+    if (r.bad) return crl_errf(err, CRL_ECORRUPT, "sac checkpoint: bad magic");
+    if (!memcmp(magic, V2_MAGIC, 8)) {
+        uint32_t kind = 0, cfg[8];
+        uint64_t tail[3];
+        info->version = 2;
+        crl_rbuf_get(&r, &kind, 4);
+        crl_rbuf_get(&r, dims, sizeof dims);
+        crl_rbuf_get(&r, sizes, sizeof sizes);
+        crl_rbuf_get(&r, cfg, sizeof cfg);
+        crl_rbuf_get(&r, &ck->scale, 4);
+        crl_rbuf_get(&r, tail, sizeof tail);
+        if (r.bad || kind >= CRL_ACTOR_N_KINDS)
+            return crl_errf(err, CRL_ECORRUPT, "sac checkpoint: bad header");
+        ck->kind = (crl_actor_kind)kind;
+        ck->K = cfg[0];
+        ck->n_anchors = cfg[1];
+        ck->n_frozen = cfg[2];
+        ck->M = cfg[3];
+        ck->pool_kind = cfg[4];
+        ck->rank = cfg[5];
+        ck->base_tasks = cfg[6];
+        ck->head = cfg[7];
+        ck->used = tail[0];
+        ck->n_base = tail[1];
+        ck->n_counts = tail[2];
+    } else {
+        info->version = 1;
+        crl_rbuf_get(&r, dims, sizeof dims);
+        crl_rbuf_get(&r, sizes, sizeof sizes);
+        if (r.bad) return crl_errf(err, CRL_ECORRUPT, "sac checkpoint: bad magic");
+        ck->used = sizes[0];
+        if (!memcmp(magic, SAC_MAGIC, 8)) {
+            ck->kind = CRL_ACTOR_MLP;
+        } else if (!memcmp(magic, CSP_MAGIC, 8)) {
+            uint32_t sub[3] = {0, 0, 0};
+            ck->kind = CRL_ACTOR_CSP;
+            crl_rbuf_get(&r, sub, sizeof sub);
+            crl_rbuf_get(&r, &ck->used, 8);
+            ck->K = sub[0];
+            ck->n_anchors = sub[1];
+            ck->n_frozen = sub[2];
+        } else if (!memcmp(magic, L2M_MAGIC, 8)) {
+            uint32_t l2m[5] = {0, 0, 0, 0, 0};
+            ck->kind = CRL_ACTOR_L2M;
+            crl_rbuf_get(&r, l2m, sizeof l2m);
+            crl_rbuf_get(&r, &ck->n_base, 8);
+            ck->M = l2m[0];
+            ck->pool_kind = l2m[1];
+            ck->rank = l2m[2];
+            ck->base_tasks = l2m[3];
+            ck->head = l2m[4];
+            ck->n_counts = l2m[0];
+        } else {
+            return crl_errf(err, CRL_ECORRUPT, "sac checkpoint: bad magic");
+        }
+        if (r.bad) return crl_errf(err, CRL_ECORRUPT, "sac checkpoint: bad header");
+    }
+    info->obs_dim = (int)dims[0];
+    info->act_dim = (int)dims[1];
+    info->n_tasks = (int)dims[2];
+    info->hidden = (int)dims[3];
+    info->layers = (int)dims[4];
+    info->na = sizes[0];
+    info->nc = sizes[1];
+    /* Sizes are bounded before any product, so a corrupt header cannot wrap
+     * the expected length around. */
+    const uint64_t big = (uint64_t)1 << 40;
+    if (dims[0] > (1u << 20) || dims[1] > (1u << 20) || dims[2] > (1u << 20) ||
+        sizes[0] > big || sizes[1] > big || ck->used > sizes[0] || ck->n_base > big ||
+        ck->n_counts > big)
+        return crl_errf(err, CRL_ECORRUPT, "sac checkpoint: bad header");
+    const uint64_t used = ck->used, nc = sizes[1], T = dims[2];
+    const uint64_t rest = (used + 4 * nc + T) * sizeof(float) + 3 * 8 +
+                          (2 * used + 4 * nc + 2 * T) * sizeof(float) + 2 * rng_bytes() +
+                          ck->n_counts * sizeof(int64_t);
+    const uint64_t expect = r.off + ck->n_base * sizeof(float) + rest;
+    if ((uint64_t)n != expect)
+        return crl_errf(err, CRL_ECORRUPT, "sac checkpoint: %zu bytes, expected %llu", n,
+                        (unsigned long long)expect);
+    const unsigned char *p = (const unsigned char *)blob + r.off;
+    info->base = ck->n_base ? p : NULL;
+    p += ck->n_base * sizeof(float);
+    info->actor_params = p;
+    info->counts = ck->n_counts
+                       ? (const unsigned char *)blob + n - ck->n_counts * sizeof(int64_t)
+                       : NULL;
+    return CRL_OK;
+}
+
+int crl_sac_load(crl_sac *s, const void *blob, size_t n, crl_err *err) {
+    crl_sac_blob info;
+    int rc = crl_sac_blob_info(blob, n, &info, err);
+    if (rc) return rc;
+    if ((rc = crl_actor_ckpt_check(s->actor, &info.actor, err))) return rc;
+    if (info.obs_dim != s->c.obs_dim || info.act_dim != s->c.act_dim ||
+        info.n_tasks != s->c.n_tasks || info.hidden != s->c.hidden ||
+        info.layers != s->c.layers || info.na != s->na || info.nc != s->nc)
         return crl_errf(err, CRL_ECORRUPT,
-                        !memcmp(magic, SAC_MAGIC, 8) || !memcmp(magic, CSP_MAGIC, 8) ||
-                                !memcmp(magic, L2M_MAGIC, 8)
-                            ? "sac checkpoint: plain, CSP and L2M learners do not mix"
-                            : "sac checkpoint: bad magic");
-    if (dims[0] != (uint32_t)s->c.obs_dim || dims[1] != (uint32_t)s->c.act_dim ||
-        dims[2] != (uint32_t)s->c.n_tasks || dims[3] != (uint32_t)s->c.hidden ||
-        dims[4] != (uint32_t)s->c.layers || sizes[0] != s->na || sizes[1] != s->nc)
-        return crl_errf(err, CRL_ECORRUPT,
-                        "sac checkpoint: shape %u/%u/%u tasks/%ux%u does not match the "
+                        "sac checkpoint: shape %d/%d/%d tasks/%dx%d does not match the "
                         "configured %d/%d/%d tasks/%dx%d",
-                        dims[0], dims[1], dims[2], dims[4], dims[3], s->c.obs_dim,
-                        s->c.act_dim, s->c.n_tasks, s->c.layers, s->c.hidden);
-    size_t used = s->na;
-    uint32_t sub[3] = {0, 0, 0};
-    if (s->K) {
-        uint64_t u = 0;
-        crl_rbuf_get(&r, sub, sizeof sub);
-        crl_rbuf_get(&r, &u, 8);
-        if (r.bad || sub[0] != (uint32_t)s->K || sub[1] < 1 || sub[1] > sub[0] ||
-            sub[2] > sub[1] ||
-            u != s->sub.n_shared + (uint64_t)sub[1] * s->sub.anchor_size)
-            return crl_errf(err, CRL_ECORRUPT, "sac checkpoint: bad subspace header");
-        used = (size_t)u;
-    }
-    size_t nb = 0, l2m_off = 0;
-    if (s->L) {
-        uint32_t l2m[5];
-        uint64_t nb64 = 0;
-        crl_rbuf_get(&r, l2m, sizeof l2m);
-        crl_rbuf_get(&r, &nb64, 8);
-        if (r.bad || l2m[0] != (uint32_t)s->L || l2m[1] != (uint32_t)s->pool.kind ||
-            l2m[2] != (uint32_t)s->pool.rank || l2m[3] != (uint32_t)s->c.l2m_base_tasks ||
-            l2m[4] != (uint32_t)s->c.l2m_head || nb64 != s->actor.n_params)
-            return crl_errf(err, CRL_ECORRUPT,
-                            "sac checkpoint: the L2M pool or base does not match");
-        nb = (size_t)nb64;
-        l2m_off = r.off;
-        r.off += nb * sizeof(float);
-    }
-    /* Check the exact size before writing anything, so a truncated or padded
-     * blob leaves the learner untouched. */
-    const size_t T = (size_t)s->c.n_tasks;
-    size_t expect = r.off + (used + 4 * s->nc + T) * sizeof(float) + 3 * 8 +
-                    (2 * used + 4 * s->nc + 2 * T) * sizeof(float) +
-                    2 * (sizeof s->rng.s + 4 + 8) + (size_t)s->L * sizeof(int64_t);
-    if (n != expect)
-        return crl_errf(err, CRL_ECORRUPT, "sac checkpoint: %zu bytes, expected %zu", n,
-                        expect);
-    if (s->L) memcpy(s->base_p, (const char *)blob + l2m_off, nb * sizeof(float));
-    crl_rbuf_get(&r, s->actor_p, used * sizeof(float));
-    memset(s->actor_p + used, 0, (s->na - used) * sizeof(float));
+                        info.obs_dim, info.act_dim, info.n_tasks, info.layers,
+                        info.hidden, s->c.obs_dim, s->c.act_dim, s->c.n_tasks,
+                        s->c.layers, s->c.hidden);
+    /* Everything is checked: from here on nothing fails. */
+    const size_t used = (size_t)info.actor.used;
+    crl_actor *a = s->actor;
+    if (a->n_base) memcpy(a->base, info.base, a->n_base * sizeof(float));
+    crl_rbuf r = {
+        blob, n,
+        (size_t)((const unsigned char *)info.actor_params - (const unsigned char *)blob),
+        0};
+    crl_rbuf_get(&r, a->params, used * sizeof(float));
+    memset(a->params + used, 0, (s->na - used) * sizeof(float));
     crl_rbuf_get(&r, s->critic_p, 2 * s->nc * sizeof(float));
     crl_rbuf_get(&r, s->target_p, 2 * s->nc * sizeof(float));
     crl_rbuf_get(&r, s->log_alpha, (size_t)s->c.n_tasks * sizeof(float));
@@ -1030,13 +869,9 @@ int crl_sac_load(crl_sac *s, const void *blob, size_t n, crl_err *err) {
     get_adam(&r, &s->opt_alpha, s->opt_alpha.n);
     crl_rbuf_get_rng(&r, &s->rng);
     crl_rbuf_get_rng(&r, &s->act_rng);
-    if (s->L) crl_rbuf_get(&r, s->counts, (size_t)s->L * sizeof(int64_t));
+    if (a->n_counts) crl_rbuf_get(&r, a->counts, a->n_counts * sizeof(int64_t));
     if (r.bad || r.off != n)
         return crl_errf(err, CRL_ECORRUPT, "sac checkpoint: truncated or trailing bytes");
-    if (s->K) {
-        s->sub.n_anchors = (int)sub[1];
-        s->sub.n_frozen = (int)sub[2];
-        crl_sac_subspace_changed(s);
-    }
+    crl_actor_ckpt_apply(a, &info.actor);
     return CRL_OK;
 }

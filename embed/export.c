@@ -11,7 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/blob.h"
 #include "crl/blas.h"
 #include "crl/continual.h"
 #include "crl/env.h"
@@ -310,20 +309,21 @@ static int export_continual(export_state *x, const run_cfg *cfg, int64_t run_id,
     const int n_ftn = cv.n_task_actors;
     const int is_csp = policy == CRL_METHOD_POLICY_SUBSPACE,
               is_l2m = policy == CRL_METHOD_POLICY_L2M;
-    /* L2M: the pool's shape from the learner blob ("CRLSACL1", u32 obs, act,
-     * tasks, hidden, layers, u64 na, nc, u32 M, kind, rank, base heads, base
-     * head: agents/sac.c); crl_sac_load checks the rest. */
+    /* L2M: the pool's shape from the learner blob's view (M, kind, rank,
+     * base heads, base head); crl_sac_load checks the rest. */
     uint32_t l2m[5] = {0, 0, 0, 0, 0};
     if (is_l2m && !bad) {
-        crl_rbuf lr = {sb, sn, 0, 0};
-        char lm[8];
-        crl_rbuf_get(&lr, lm, 8);
-        lr.off += 5 * 4 + 2 * 8;
-        crl_rbuf_get(&lr, l2m, sizeof l2m);
-        if (lr.bad || memcmp(lm, "CRLSACL1", 8) != 0)
+        crl_sac_blob lv;
+        if (crl_sac_blob_info(sb, sn, &lv, NULL) != CRL_OK ||
+            lv.actor.kind != CRL_ACTOR_L2M)
             return crl_errf(err, CRL_ECORRUPT,
                             "run %lld: its latest checkpoint holds no L2M learner",
                             (long long)run_id);
+        l2m[0] = lv.actor.M;
+        l2m[1] = lv.actor.pool_kind;
+        l2m[2] = lv.actor.rank;
+        l2m[3] = lv.actor.base_tasks;
+        l2m[4] = lv.actor.head;
     }
     if (!bad &&
         (rc = make_learner(x, cfg, O, A, n, is_csp ? n : 0, is_l2m ? l2m : NULL, err)))

@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 
+#include "crl/actor.h"
 #include "crl/env.h"
 #include "crl/nn.h"
 #include "crl/policy.h"
@@ -52,6 +53,11 @@ typedef struct {
     crl_pool pool;
     float *pool_params;
     int route, route_tasks;
+    /* The actor every task acts through (crl_actor_create): a plain MLP of
+     * network 0's shape fed each task's parameters, or the subspace / the
+     * pool above. It borrows the buffers above and is only read while
+     * acting, so clones share it. */
+    crl_actor *actor;
     int obs_dim, act_dim;
     pthread_mutex_t lock;
 } pol_core;
@@ -59,9 +65,7 @@ typedef struct {
 struct crl_policy {
     pol_core *c;
     int max_batch;
-    crl_mlp_ws ws;
-    crl_subspace_ws sws;          /* CSP */
-    crl_pool_ws pws;              /* L2M */
+    crl_actor_ws ws;
     float *mix;                   /* CSP: max_batch x n_anchors alphas */
     float *xin;                   /* max_batch x obs_dim: normalised observations */
     float *eps;                   /* max_batch x act_dim: sampling noise */

@@ -64,6 +64,7 @@ static void core_free(pol_core *c) {
     free(c->sub_params);
     free(c->alpha);
     free(c->pool_params);
+    crl_actor_free(c->actor);
     free(c->method_name);
     free(c->scenario);
     pthread_mutex_destroy(&c->lock);
@@ -492,6 +493,49 @@ static int parse_l2m(pol_core *c, const section *s, char *eb, size_t el) {
     return CRL_OK;
 }
 
+/* The actor of the policy's kind over the loaded buffers (borrowed). */
+static int make_actor(pol_core *c, char *eb, size_t el) {
+    crl_actor_config ac;
+    memset(&ac, 0, sizeof ac);
+    ac.spec = c->nets[0].mlp.spec;
+    ac.max_act_batch = 1;
+    ac.borrowed = 1;
+    if (c->method == POL_METHOD_CSP) {
+        ac.kind = CRL_ACTOR_CSP;
+        ac.K = c->sub.max_anchors;
+    } else if (c->method == POL_METHOD_L2M) {
+        ac.kind = CRL_ACTOR_L2M;
+        ac.M = c->pool.M;
+        ac.pool_kind = (int)c->pool.kind;
+        ac.rank = c->pool.rank;
+        ac.scale = c->pool.scale;
+        ac.head = -1; /* each task's own head */
+    }
+    crl_err err;
+    int rc = crl_actor_create(&ac, &c->actor, &err);
+    if (rc) return pol_fail(eb, el, rc, "%s", err.msg);
+    crl_actor *a = c->actor;
+    if (c->method == POL_METHOD_CSP) {
+        crl_subspace *sub = crl_actor_subspace(a);
+        sub->n_anchors = c->sub.n_anchors;
+        sub->n_frozen = c->sub.n_frozen;
+        a->params = c->sub_params;
+        crl_actor_changed(a);
+    } else if (c->method == POL_METHOD_L2M) {
+        a->params = c->pool_params;
+        a->base = c->nets[0].params;
+        /* crl_sac_act of an L2M learner with the evaluation route. */
+        crl_pool_route r;
+        memset(&r, 0, sizeof r);
+        r.mode =
+            c->route == POL_ROUTE_ORACLE ? CRL_POOL_ROUTE_ORACLE : CRL_POOL_ROUTE_COS;
+        r.n_tasks = c->route_tasks;
+        if ((rc = crl_actor_l2m_set_route(a, &r, &r, &err)))
+            return pol_fail(eb, el, rc, "L2M: %s", err.msg);
+    }
+    return CRL_OK;
+}
+
 static int parse(pol_core *c, const unsigned char *b, size_t n, char *eb, size_t el) {
     if (n == 0) return BAD("empty file");
     if (n < POL_MAGIC_LEN || memcmp(b, POL_MAGIC, POL_MAGIC_LEN) != 0)
@@ -632,6 +676,7 @@ static int parse(pol_core *c, const unsigned char *b, size_t n, char *eb, size_t
     if (!rc) {
         c->obs_dim = c->tasks[0].obs_dim;
         c->act_dim = c->tasks[0].act_dim;
+        rc = make_actor(c, eb, el);
     }
     free(secs);
     return rc;
@@ -642,11 +687,9 @@ static int parse(pol_core *c, const unsigned char *b, size_t n, char *eb, size_t
 /* ---- policy objects ------------------------------------------------------------------
  */
 
-static void free_ws(crl_mlp_ws *ws, crl_subspace_ws *sws, crl_pool_ws *pws, float *xin,
-                    float *eps, int *heads, float *mix) {
-    crl_mlp_ws_free(ws);
-    crl_subspace_ws_free(sws);
-    crl_pool_ws_free(pws);
+static void free_ws(const pol_core *c, crl_actor_ws *ws, float *xin, float *eps,
+                    int *heads, float *mix) {
+    crl_actor_ws_free(c->actor, ws);
     free(xin);
     free(eps);
     free(heads);
@@ -655,33 +698,24 @@ static void free_ws(crl_mlp_ws *ws, crl_subspace_ws *sws, crl_pool_ws *pws, floa
 
 static int alloc_ws(crl_policy *p, int max_batch, crl_err *err) {
     const pol_core *c = p->c;
-    crl_mlp_ws ws;
-    crl_subspace_ws sws;
-    crl_pool_ws pws;
-    memset(&sws, 0, sizeof sws);
-    memset(&pws, 0, sizeof pws);
+    crl_actor_ws ws;
     float *mix = NULL;
-    int rc = crl_mlp_ws_alloc(&ws, &c->nets[0].mlp, max_batch, err);
+    int rc = crl_actor_ws_alloc(c->actor, &ws, max_batch, err);
     if (rc) return rc;
-    if (c->method == POL_METHOD_CSP) {
-        rc = crl_subspace_ws_alloc(&sws, &c->sub, max_batch, err);
-        mix = malloc(sizeof(float) * (size_t)max_batch * (size_t)c->sub.n_anchors);
-        if (!rc && !mix) rc = crl_errf(err, CRL_ENOMEM, "out of memory");
+    if (c->actor->cond_dim) {
+        mix = malloc(sizeof(float) * (size_t)max_batch * (size_t)c->actor->cond_dim);
+        if (!mix) rc = crl_errf(err, CRL_ENOMEM, "out of memory");
     }
-    if (!rc && c->method == POL_METHOD_L2M)
-        rc = crl_pool_ws_alloc(&pws, &c->pool, max_batch, err);
     float *xin = malloc(sizeof(float) * (size_t)max_batch * c->obs_dim);
     float *eps = malloc(sizeof(float) * (size_t)max_batch * c->act_dim);
     int *heads = malloc(sizeof(int) * (size_t)max_batch);
     if (!rc && (!xin || !eps || !heads)) rc = crl_errf(err, CRL_ENOMEM, "out of memory");
     if (rc) {
-        free_ws(&ws, &sws, &pws, xin, eps, heads, mix);
+        free_ws(c, &ws, xin, eps, heads, mix);
         return rc;
     }
-    free_ws(&p->ws, &p->sws, &p->pws, p->xin, p->eps, p->heads, p->mix);
+    free_ws(c, &p->ws, p->xin, p->eps, p->heads, p->mix);
     p->ws = ws;
-    p->sws = sws;
-    p->pws = pws;
     p->xin = xin;
     p->eps = eps;
     p->heads = heads;
@@ -704,7 +738,7 @@ static int make_policy(pol_core *c, int max_batch, crl_policy **out, crl_err *er
             rc = crl_errf(err, CRL_ENOMEM, "out of memory");
     }
     if (rc) {
-        free_ws(&p->ws, &p->sws, &p->pws, p->xin, p->eps, p->heads, p->mix);
+        free_ws(c, &p->ws, p->xin, p->eps, p->heads, p->mix);
         free(p->obs1);
         free(p->act1);
         free(p->envs);
@@ -820,7 +854,7 @@ int crl_policy_clone(const crl_policy *p, crl_policy **out, char *errbuf, size_t
 void crl_policy_free(crl_policy *p) {
     if (!p) return;
     pol_free_envs(p);
-    free_ws(&p->ws, &p->sws, &p->pws, p->xin, p->eps, p->heads, p->mix);
+    free_ws(p->c, &p->ws, p->xin, p->eps, p->heads, p->mix);
     free(p->obs1);
     free(p->act1);
     free(p->envs);
@@ -917,30 +951,19 @@ int crl_policy_act_batch(crl_policy *p, int task, int B, const float *obs, float
     }
     for (int i = 0; i < B; i++) p->heads[i] = t->head;
     const pol_core *c = p->c;
-    const float *out;
-    if (c->method == POL_METHOD_CSP) {
-        /* crl_sac_act of a CSP learner: the task's alpha on every row. */
-        const int n = c->sub.n_anchors;
+    /* crl_sac_act of the learner: for CSP the task's alpha on every row, for
+     * L2M the evaluation route with the task's view as the oracle task. */
+    crl_actor_rows rows = {.head = p->heads, .acting = 1, .task = t->view};
+    if (c->actor->cond_dim) {
+        const int K = c->actor->cond_dim;
         for (int i = 0; i < B; i++)
-            memcpy(p->mix + (size_t)i * n, t->alpha, sizeof(float) * (size_t)n);
-        out =
-            crl_subspace_forward(&c->sub, c->sub_params, &p->sws, x, B, p->mix, p->heads);
-    } else if (c->method == POL_METHOD_L2M) {
-        /* crl_sac_act of an L2M learner with the evaluation route. */
-        crl_pool_route r;
-        memset(&r, 0, sizeof r);
-        r.mode =
-            c->route == POL_ROUTE_ORACLE ? CRL_POOL_ROUTE_ORACLE : CRL_POOL_ROUTE_COS;
-        r.task = t->view;
-        r.n_tasks = c->route_tasks;
-        crl_err e;
-        if (crl_pool_forward(&c->pool, c->nets[0].params, c->pool_params, &p->pws, x, B,
-                             p->heads, &r, &e))
-            return pol_set_err(p, CRL_EINVAL, "%s", e.msg);
-        out = p->pws.out;
-    } else {
-        out = crl_mlp_forward(&c->nets[t->net].mlp, t->params, &p->ws, x, B, p->heads);
+            memcpy(p->mix + (size_t)i * K, t->alpha, sizeof(float) * (size_t)K);
+        rows.cond = p->mix;
     }
+    /* An actor without parameters of its own acts with the task's (one
+     * network per task, packnet views). */
+    if (!c->actor->params) rows.params = t->params;
+    const float *out = crl_actor_forward(c->actor, &p->ws, x, B, &rows);
     if (mode == CRL_POLICY_SAMPLE) {
         /* The draw order of crl_sac_act: row by row, dim by dim. */
         for (int i = 0; i < B * A; i++) p->eps[i] = (float)crl_rng_normal(rng);

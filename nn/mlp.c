@@ -8,6 +8,7 @@
  * Forward and backward never allocate: everything lives in the workspace. */
 #include "crl/blas.h"
 #include "crl/nn.h"
+#include "nn/net.h"
 
 #include <assert.h>
 #include <math.h>
@@ -84,35 +85,19 @@ int crl_mlp_init(crl_mlp *m, const crl_mlp_spec *s, crl_err *err) {
     return CRL_OK;
 }
 
-static void glorot(float *W, int fan_in, int fan_out, crl_rng *rng) {
-    double lim = sqrt(6.0 / (double)(fan_in + fan_out));
-    size_t n = (size_t)fan_in * fan_out;
-    for (size_t i = 0; i < n; i++) W[i] = (float)crl_rng_range(rng, -lim, lim);
-}
-
 void crl_mlp_init_params(const crl_mlp *m, float *params, crl_rng *rng) {
     const crl_mlp_spec *s = &m->spec;
     memset(params, 0, m->n_params * sizeof *params); /* biases, LN bias */
     int prev = s->in_dim;
     for (int i = 0; i < s->n_hidden; i++) {
-        glorot(params + m->W[i], prev, s->hidden[i], rng);
+        crl_net_glorot(params + m->W[i], prev, s->hidden[i], rng);
         prev = s->hidden[i];
     }
     if (s->layernorm_first)
         for (int j = 0; j < s->hidden[0]; j++) params[m->ln_g + j] = 1.0f;
     for (int h = 0; h < s->n_heads; h++)
-        glorot(params + m->head_W + (size_t)h * prev * s->out_dim, prev, s->out_dim, rng);
-}
-
-static size_t pad16(size_t n) {
-    return (n + 15) & ~(size_t)15;
-}
-
-static int max_width(const crl_mlp *m) {
-    int w = m->spec.out_dim > m->spec.in_dim ? m->spec.out_dim : m->spec.in_dim;
-    for (int i = 0; i < m->spec.n_hidden; i++)
-        if (m->spec.hidden[i] > w) w = m->spec.hidden[i];
-    return w;
+        crl_net_glorot(params + m->head_W + (size_t)h * prev * s->out_dim, prev,
+                       s->out_dim, rng);
 }
 
 int crl_mlp_ws_alloc(crl_mlp_ws *ws, const crl_mlp *m, int max_batch, crl_err *err) {
@@ -123,11 +108,11 @@ int crl_mlp_ws_alloc(crl_mlp_ws *ws, const crl_mlp *m, int max_batch, crl_err *e
     const crl_mlp_spec *s = &m->spec;
     const size_t Bm = (size_t)max_batch;
     size_t total = 0;
-    for (int i = 0; i < s->n_hidden; i++) total += pad16(Bm * s->hidden[i]);
-    if (s->layernorm_first) total += pad16(Bm * s->hidden[0]); /* post[0] */
-    if (s->layernorm_first) total += pad16(Bm * s->hidden[0]) + pad16(Bm);
-    total += pad16(Bm * s->out_dim);
-    total += 2 * pad16(Bm * max_width(m));
+    for (int i = 0; i < s->n_hidden; i++) total += crl_net_pad16(Bm * s->hidden[i]);
+    if (s->layernorm_first) total += crl_net_pad16(Bm * s->hidden[0]); /* post[0] */
+    if (s->layernorm_first) total += crl_net_pad16(Bm * s->hidden[0]) + crl_net_pad16(Bm);
+    total += crl_net_pad16(Bm * s->out_dim);
+    total += 2 * crl_net_pad16(Bm * crl_net_max_width(&m->spec));
 
     float *mem = NULL;
     if (posix_memalign((void **)&mem, 64, total * sizeof(float)) != 0 || !mem)
@@ -139,26 +124,26 @@ int crl_mlp_ws_alloc(crl_mlp_ws *ws, const crl_mlp *m, int max_batch, crl_err *e
     float *p = mem;
     for (int i = 0; i < s->n_hidden; i++) {
         ws->pre[i] = p;
-        p += pad16(Bm * s->hidden[i]);
+        p += crl_net_pad16(Bm * s->hidden[i]);
         /* Activations run in place except after LayerNorm: backward needs only
          * the activation output, and a smaller workspace stays in cache. */
         if (i == 0 && s->layernorm_first) {
             ws->post[i] = p;
-            p += pad16(Bm * s->hidden[i]);
+            p += crl_net_pad16(Bm * s->hidden[i]);
         } else {
             ws->post[i] = ws->pre[i];
         }
     }
     if (s->layernorm_first) {
         ws->ln_xhat = p;
-        p += pad16(Bm * s->hidden[0]);
+        p += crl_net_pad16(Bm * s->hidden[0]);
         ws->ln_rstd = p;
-        p += pad16(Bm);
+        p += crl_net_pad16(Bm);
     }
     ws->out = p;
-    p += pad16(Bm * s->out_dim);
+    p += crl_net_pad16(Bm * s->out_dim);
     ws->d0 = p;
-    p += pad16(Bm * max_width(m));
+    p += crl_net_pad16(Bm * crl_net_max_width(&m->spec));
     ws->d1 = p;
     return CRL_OK;
 }
@@ -169,67 +154,76 @@ void crl_mlp_ws_free(crl_mlp_ws *ws) {
     memset(ws, 0, sizeof *ws);
 }
 
-/* Head shared by rows [0, n), or -1 if they differ. NULL means head 0. */
-static int common_head(const int *head, int n) {
-    if (!head || n <= 0) return 0;
-    const int h0 = head[0];
-    int diff = 0;
-    for (int r = 1; r < n; r++) diff |= head[r] ^ h0;
-    return diff ? -1 : h0;
+/* ---- the Linear operations the skeleton (nn/net.h) calls -------------------- */
+
+typedef struct {
+    const crl_mlp *m;
+    const float *params;
+    float *grads; /* NULL: no weight gradients */
+    /* backward: the input-gradient block of layer 0 */
+    int dx_row0, dx_col0, dx_cols;
+} mlp_ctx;
+
+static int mlp_fwd(void *vc, int l, int B, int in, int out, const float *x, float *y) {
+    const mlp_ctx *c = vc;
+    crl_linear_forward(B, in, out, x, c->params + c->m->W[l], c->params + c->m->b[l], y);
+    return 0;
+}
+
+static void mlp_head_fwd(void *vc, int B, int H, int O, const float *x, const int *head,
+                         int hc, float *y) {
+    const mlp_ctx *c = vc;
+    assert(hc < c->m->spec.n_heads);
+    crl_net_head_forward(B, H, O, x, c->params + c->m->head_W, c->params + c->m->head_b,
+                         head, hc, NULL, 0, y);
+}
+
+/* Layer 0's dprev is the caller's dx: whole (R x in) or, for a block request,
+ * only rows [dx_row0, R) and columns [dx_col0, dx_col0 + dx_cols). */
+static void mlp_bwd(void *vc, int l, int R, int in, int out, const float *x, float *d,
+                    float *dprev, int dw_rows) {
+    const mlp_ctx *c = vc;
+    const crl_mlp *m = c->m;
+    float *g = c->grads;
+    const size_t Wl = m->W[l], bl = m->b[l];
+    const int block =
+        l == 0 && !(c->dx_row0 == 0 && c->dx_col0 == 0 && c->dx_cols == m->spec.in_dim);
+    crl_linear_backward(R, in, out, x, c->params + Wl, d, g ? g + Wl : NULL,
+                        g ? g + bl : NULL, block ? NULL : dprev, dw_rows);
+    if (block && dprev && c->dx_row0 < R && c->dx_cols > 0)
+        /* dx block = d[rows r0..R) x W0[cols c0..c0+k)^T; W0 is in x h, so
+         * its rows c0.. are the wanted input columns. */
+        crl_sgemm(
+            'N', 'T', R - c->dx_row0, c->dx_cols, out, 1.0f, d + (size_t)c->dx_row0 * out,
+            out, c->params + Wl + (size_t)c->dx_col0 * out, out, 0.0f, dprev, c->dx_cols);
+}
+
+static void mlp_head_bwd(void *vc, int R, int H, int O, const float *x, const int *head,
+                         int hc, const float *dout, float *d, int dw_rows) {
+    const mlp_ctx *c = vc;
+    float *g = c->grads;
+    crl_net_head_backward(R, H, O, x, c->params + c->m->head_W, head, hc, dout,
+                          g ? g + c->m->head_W : NULL, g ? g + c->m->head_b : NULL, d,
+                          dw_rows);
+}
+
+static const crl_net_ops mlp_ops = {mlp_fwd, mlp_head_fwd, mlp_bwd, mlp_head_bwd};
+
+static crl_net_bufs mlp_bufs(crl_mlp_ws *ws) {
+    return (crl_net_bufs){ws->pre, ws->post, ws->ln_xhat, ws->ln_rstd, ws->d0, ws->d1};
 }
 
 const float *crl_mlp_forward(const crl_mlp *m, const float *params, crl_mlp_ws *ws,
                              const float *x, int B, const int *head) {
-    const crl_mlp_spec *s = &m->spec;
     assert(B >= 0 && B <= ws->max_batch);
     ws->B = B;
     ws->x = x;
     ws->head = head;
     if (B <= 0) return ws->out;
-
-    const float *in = x;
-    int prev = s->in_dim;
-    for (int i = 0; i < s->n_hidden; i++) {
-        const int h = s->hidden[i];
-        const size_t n = (size_t)B * h;
-        crl_linear_forward(B, prev, h, in, params + m->W[i], params + m->b[i],
-                           ws->pre[i]);
-        if (i == 0 && s->layernorm_first) {
-            crl_layernorm_forward(B, h, ws->pre[0], params + m->ln_g, params + m->ln_b,
-                                  s->ln_eps, ws->post[0], ws->ln_xhat, ws->ln_rstd);
-            crl_act_forward(s->first_act, s->lrelu_slope, n, ws->post[0], ws->post[0]);
-        } else {
-            crl_act_forward(i == 0 ? s->first_act : s->act, s->lrelu_slope, n, ws->pre[i],
-                            ws->post[i]);
-        }
-        in = ws->post[i];
-        prev = h;
-    }
-
-    const int H = prev, O = s->out_dim;
-    const size_t blk = (size_t)H * O;
-    const int hc = common_head(head, B);
-    if (hc >= 0) {
-        assert(hc < s->n_heads);
-        crl_linear_forward(B, H, O, in, params + m->head_W + hc * blk,
-                           params + m->head_b + (size_t)hc * O, ws->out);
-    } else {
-        /* Mixed heads: the head is small (H x out), so a row loop costs
-         * B*H*out multiply-adds, the same as the sgemm would. */
-        for (int r = 0; r < B; r++) {
-            const int hr = head[r];
-            assert(hr >= 0 && hr < s->n_heads);
-            const float *W = params + m->head_W + hr * blk;
-            const float *xr = in + (size_t)r * H;
-            float *restrict yr = ws->out + (size_t)r * O;
-            memcpy(yr, params + m->head_b + (size_t)hr * O, (size_t)O * sizeof *yr);
-            for (int k = 0; k < H; k++) {
-                const float xk = xr[k];
-                const float *restrict wk = W + (size_t)k * O;
-                for (int j = 0; j < O; j++) yr[j] += xk * wk[j];
-            }
-        }
-    }
+    mlp_ctx c = {.m = m, .params = params};
+    const crl_net_bufs bufs = mlp_bufs(ws);
+    crl_net_forward(&m->spec, params + m->ln_g, params + m->ln_b, &bufs, &mlp_ops, &c, x,
+                    B, head, ws->out);
     return ws->out;
 }
 
@@ -250,75 +244,11 @@ void crl_mlp_backward_dx_block(const crl_mlp *m, const float *params, float *gra
     /* Without dx, rows past dw_rows influence nothing: propagate only those. */
     const int R = dx ? B : dw_rows;
     if (R == 0) return;
-
-    const int L = s->n_hidden, H = s->hidden[L - 1], O = s->out_dim;
-    const size_t blk = (size_t)H * O;
-    const float *hin = ws->post[L - 1];
-    float *d = ws->d0, *dn = ws->d1;
-
-    /* Output heads: dW into each row's own head block, delta into d. */
-    const int hc = common_head(ws->head, R);
-    if (hc >= 0) {
-        crl_linear_backward(R, H, O, hin, params + m->head_W + hc * blk, dout,
-                            grads ? grads + m->head_W + hc * blk : NULL,
-                            grads ? grads + m->head_b + (size_t)hc * O : NULL, d,
-                            dw_rows);
-    } else {
-        const int *head = ws->head;
-        for (int r = 0; r < R; r++) {
-            const int hr = head[r];
-            const float *restrict W = params + m->head_W + hr * blk;
-            const float *restrict dr = dout + (size_t)r * O;
-            const float *restrict xr = hin + (size_t)r * H;
-            float *restrict dxr = d + (size_t)r * H;
-            for (int k = 0; k < H; k++) {
-                const float *restrict wk = W + (size_t)k * O;
-                float acc = 0.0f;
-                for (int j = 0; j < O; j++) acc += dr[j] * wk[j];
-                dxr[k] = acc;
-            }
-            if (r < dw_rows) {
-                float *restrict gW = grads + m->head_W + hr * blk;
-                float *restrict gb = grads + m->head_b + (size_t)hr * O;
-                for (int j = 0; j < O; j++) gb[j] += dr[j];
-                for (int k = 0; k < H; k++) {
-                    const float xk = xr[k];
-                    float *restrict gk = gW + (size_t)k * O;
-                    for (int j = 0; j < O; j++) gk[j] += xk * dr[j];
-                }
-            }
-        }
-    }
-
-    /* Hidden layers, last to first; d holds dL/d(post[i]) for R rows. */
-    for (int i = L - 1; i >= 0; i--) {
-        const int h = s->hidden[i];
-        const size_t n = (size_t)R * h;
-        if (i == 0 && s->layernorm_first) {
-            crl_act_backward(s->first_act, s->lrelu_slope, n, ws->post[0], d, d);
-            crl_layernorm_backward(R, h, d, ws->ln_xhat, ws->ln_rstd, params + m->ln_g,
-                                   grads ? grads + m->ln_g : NULL,
-                                   grads ? grads + m->ln_b : NULL, d, dw_rows);
-        } else {
-            crl_act_backward(i == 0 ? s->first_act : s->act, s->lrelu_slope, n,
-                             ws->post[i], d, d);
-        }
-        const int prev = i == 0 ? s->in_dim : s->hidden[i - 1];
-        const float *in = i == 0 ? ws->x : ws->post[i - 1];
-        const int full = dx_row0 == 0 && dx_col0 == 0 && dx_cols == s->in_dim;
-        float *dprev = i == 0 ? (full ? dx : NULL) : dn;
-        crl_linear_backward(R, prev, h, in, params + m->W[i], d,
-                            grads ? grads + m->W[i] : NULL,
-                            grads ? grads + m->b[i] : NULL, dprev, dw_rows);
-        if (i == 0 && dx && !full && dx_row0 < R && dx_cols > 0)
-            /* dx block = d[rows r0..R) x W0[cols c0..c0+k)^T; W0 is in x h, so
-             * its rows c0.. are the wanted input columns. */
-            crl_sgemm('N', 'T', R - dx_row0, dx_cols, h, 1.0f, d + (size_t)dx_row0 * h, h,
-                      params + m->W[0] + (size_t)dx_col0 * h, h, 0.0f, dx, dx_cols);
-        float *t = d;
-        d = dn;
-        dn = t;
-    }
+    mlp_ctx c = {m, params, grads, dx_row0, dx_col0, dx_cols};
+    const crl_net_bufs bufs = mlp_bufs(ws);
+    crl_net_backward(s, params + m->ln_g, grads ? grads + m->ln_g : NULL,
+                     grads ? grads + m->ln_b : NULL, &bufs, &mlp_ops, &c, ws->x, R,
+                     ws->head, dout, dw_rows, dx);
 }
 
 /* Rows rows[k] of a (ws->B x w) buffer move to r0 + k (ascending, so a row

@@ -16,6 +16,7 @@
 #include "crl/pool.h"
 
 #include "crl/blas.h"
+#include "nn/net.h"
 
 #include <assert.h>
 #include <math.h>
@@ -278,34 +279,25 @@ int crl_pool_n_used(const crl_pool *p, const int64_t *counts) {
 
 /* ---- workspace ---------------------------------------------------------------- */
 
-static size_t pad16(size_t n) {
-    return (n + 15) & ~(size_t)15;
-}
-
-static int max_width(const crl_mlp *m) {
-    int w = m->spec.out_dim > m->spec.in_dim ? m->spec.out_dim : m->spec.in_dim;
-    for (int i = 0; i < m->spec.n_hidden; i++)
-        if (m->spec.hidden[i] > w) w = m->spec.hidden[i];
-    return w;
-}
-
 int crl_pool_ws_alloc(crl_pool_ws *ws, const crl_pool *p, int max_batch, crl_err *err) {
     if (!ws || !p) return crl_errf(err, CRL_EINVAL, "pool ws: NULL argument");
     memset(ws, 0, sizeof *ws);
     if (max_batch < 1)
         return crl_errf(err, CRL_EINVAL, "pool ws: max_batch %d must be >= 1", max_batch);
     const crl_mlp_spec *s = &p->base.spec;
-    const size_t Bm = (size_t)max_batch, W = (size_t)max_width(&p->base);
+    const size_t Bm = (size_t)max_batch, W = (size_t)crl_net_max_width(&p->base.spec);
     const int lora = p->kind == CRL_POOL_LORA, ln = s->layernorm_first;
-    size_t total = pad16(Bm * p->key_dim);
+    size_t total = crl_net_pad16(Bm * p->key_dim);
     for (int l = 0; l < s->n_hidden; l++) {
-        total += pad16(Bm * s->hidden[l]);            /* pre */
-        if (!lora) total += pad16(Bm * s->hidden[l]); /* z */
-        if (lora) total += pad16(Bm * p->rank);       /* xa */
+        total += crl_net_pad16(Bm * s->hidden[l]);            /* pre */
+        if (!lora) total += crl_net_pad16(Bm * s->hidden[l]); /* z */
+        if (lora) total += crl_net_pad16(Bm * p->rank);       /* xa */
     }
-    if (ln) total += 2 * pad16(Bm * s->hidden[0]) + pad16(Bm); /* post0, xhat, rstd */
-    total +=
-        pad16(Bm * s->out_dim) + 4 * pad16(Bm * W) + pad16(Bm * (lora ? p->rank : 1));
+    if (ln)
+        total += 2 * crl_net_pad16(Bm * s->hidden[0]) +
+                 crl_net_pad16(Bm); /* post0, xhat, rstd */
+    total += crl_net_pad16(Bm * s->out_dim) + 4 * crl_net_pad16(Bm * W) +
+             crl_net_pad16(Bm * (lora ? p->rank : 1));
 
     float *mem = NULL;
     if (posix_memalign((void **)&mem, 64, total * sizeof(float)) != 0 || !mem)
@@ -328,7 +320,7 @@ int crl_pool_ws_alloc(crl_pool_ws *ws, const crl_pool *p, int max_batch, crl_err
 #define TAKE(ptr, n)                                                                     \
     do {                                                                                 \
         (ptr) = f;                                                                       \
-        f += pad16(n);                                                                   \
+        f += crl_net_pad16(n);                                                           \
     } while (0)
     TAKE(ws->q, Bm * p->key_dim);
     for (int l = 0; l < s->n_hidden; l++) {
@@ -432,97 +424,51 @@ static void ia3_forward(const crl_pool *p, const float *params, crl_pool_ws *ws,
     }
 }
 
-/* Head shared by rows [0, n), or -1 if they differ. NULL means head 0. */
-static int common_head(const int *head, int n) {
-    if (!head || n <= 0) return 0;
-    const int h0 = head[0];
-    int diff = 0;
-    for (int r = 1; r < n; r++) diff |= head[r] ^ h0;
-    return diff ? -1 : h0;
+/* ---- the layers the skeleton (nn/net.h) calls ------------------------------------- */
+
+typedef struct {
+    const crl_pool *p;
+    const float *base, *params;
+    float *grads;
+    crl_pool_ws *ws;
+    const crl_pool_route *route;
+    crl_err *err;
+} pool_ctx;
+
+/* The base Linear, exactly as crl_mlp_forward computes it, then the
+ * modulation. On layer 0, in between, the query and the routing: the query is
+ * the UNMODULATED first-layer embedding, so routing never depends on the
+ * modulators (and needs no extra pass). */
+static int pool_fwd(void *vc, int l, int B, int in, int out, const float *x, float *y) {
+    const pool_ctx *k = vc;
+    const crl_pool *p = k->p;
+    const crl_mlp *m = &p->base;
+    crl_pool_ws *ws = k->ws;
+    const int lora = p->kind == CRL_POOL_LORA;
+    float *z = lora ? y : ws->z[l];
+    crl_linear_forward(B, in, out, x, k->base + m->W[l], k->base + m->b[l], z);
+    if (l == 0) {
+        crl_net_first_norm(&m->spec, B, z, k->base + m->ln_g, k->base + m->ln_b, ws->q,
+                           ws->ln_xhat, ws->ln_rstd);
+        int rc = crl_pool_route_rows(p, k->params, ws->q, B, k->route, ws->sel, k->err);
+        if (rc != CRL_OK) return rc;
+        group_rows(p, ws);
+    }
+    if (lora)
+        lora_forward(p, k->params, ws, l, x, in, out);
+    else
+        ia3_forward(p, k->params, ws, l, out);
+    return 0;
 }
 
-int crl_pool_forward(const crl_pool *p, const float *base_params, const float *params,
-                     crl_pool_ws *ws, const float *x, int B, const int *head,
-                     const crl_pool_route *route, crl_err *err) {
-    if (B < 0 || B > ws->max_batch)
-        return crl_errf(err, CRL_EINVAL, "pool: batch %d not in [0, %d]", B,
-                        ws->max_batch);
-    int rc = route_check(p, route, err);
-    if (rc != CRL_OK) return rc;
-    const crl_mlp *m = &p->base;
-    const crl_mlp_spec *s = &m->spec;
-    const int lora = p->kind == CRL_POOL_LORA;
-    ws->B = B;
-    ws->x = x;
-    ws->head = head;
-    if (B == 0) return CRL_OK;
-
-    const float *in = x;
-    int prev = s->in_dim;
-    for (int l = 0; l < s->n_hidden; l++) {
-        const int h = s->hidden[l];
-        const size_t n = (size_t)B * h;
-        /* The base Linear, exactly as crl_mlp_forward computes it. */
-        crl_linear_forward(B, prev, h, in, base_params + m->W[l], base_params + m->b[l],
-                           lora ? ws->pre[l] : ws->z[l]);
-        if (l == 0) {
-            /* The query is the UNMODULATED first-layer embedding, so routing
-             * never depends on the modulators (and needs no extra pass). */
-            const float *z0 = lora ? ws->pre[0] : ws->z[0];
-            if (s->layernorm_first)
-                crl_layernorm_forward(B, h, z0, base_params + m->ln_g,
-                                      base_params + m->ln_b, s->ln_eps, ws->q,
-                                      ws->ln_xhat, ws->ln_rstd);
-            crl_act_forward(s->first_act, s->lrelu_slope, n,
-                            s->layernorm_first ? ws->q : z0, ws->q);
-            rc = crl_pool_route_rows(p, params, ws->q, B, route, ws->sel, err);
-            if (rc != CRL_OK) {
-                ws->B = 0;
-                return rc;
-            }
-            group_rows(p, ws);
-        }
-        if (lora)
-            lora_forward(p, params, ws, l, in, prev, h);
-        else
-            ia3_forward(p, params, ws, l, h);
-        if (l == 0 && s->layernorm_first) {
-            crl_layernorm_forward(B, h, ws->pre[0], base_params + m->ln_g,
-                                  base_params + m->ln_b, s->ln_eps, ws->post[0],
-                                  ws->ln_xhat, ws->ln_rstd);
-            crl_act_forward(s->first_act, s->lrelu_slope, n, ws->post[0], ws->post[0]);
-        } else {
-            crl_act_forward(l == 0 ? s->first_act : s->act, s->lrelu_slope, n, ws->pre[l],
-                            ws->post[l]);
-        }
-        in = ws->post[l];
-        prev = h;
-    }
-
-    /* Output heads: not modulated; the same code as crl_mlp_forward. */
-    const int H = prev, O = s->out_dim;
-    const size_t blk = (size_t)H * O;
-    const int hc = common_head(head, B);
-    if (hc >= 0) {
-        assert(hc < s->n_heads);
-        crl_linear_forward(B, H, O, in, base_params + m->head_W + hc * blk,
-                           base_params + m->head_b + (size_t)hc * O, ws->out);
-    } else {
-        for (int r = 0; r < B; r++) {
-            const int hr = head[r];
-            assert(hr >= 0 && hr < s->n_heads);
-            const float *W = base_params + m->head_W + hr * blk;
-            const float *xr = in + (size_t)r * H;
-            float *restrict yr = ws->out + (size_t)r * O;
-            memcpy(yr, base_params + m->head_b + (size_t)hr * O, (size_t)O * sizeof *yr);
-            for (int k = 0; k < H; k++) {
-                const float xk = xr[k];
-                const float *restrict wk = W + (size_t)k * O;
-                for (int j = 0; j < O; j++) yr[j] += xk * wk[j];
-            }
-        }
-    }
-    return CRL_OK;
+/* Output heads: not modulated; the plain network's heads on the base. */
+static void pool_head_fwd(void *vc, int B, int H, int O, const float *x, const int *head,
+                          int hc, float *y) {
+    const pool_ctx *k = vc;
+    const crl_mlp *m = &k->p->base;
+    assert(hc < m->spec.n_heads);
+    crl_net_head_forward(B, H, O, x, k->base + m->head_W, k->base + m->head_b, head, hc,
+                         NULL, 0, y);
 }
 
 /* ---- backward ------------------------------------------------------------------ */
@@ -576,65 +522,68 @@ static void ia3_backward(const crl_pool *p, const float *params, float *grads,
     }
 }
 
+/* d = dL/dpre[l]: the modulation's backward, and the base Linear's input
+ * gradient into dn (none below layer 0: the pool has no dx). */
+static void pool_bwd(void *vc, int l, int R, int in, int out, const float *x, float *d,
+                     float *dn, int dw_rows) {
+    (void)R, (void)dw_rows; /* always every row of the forward */
+    const pool_ctx *k = vc;
+    const crl_pool *p = k->p;
+    const float *W = k->base + p->base.W[l];
+    if (p->kind == CRL_POOL_LORA) {
+        /* Base path first (overwrites dn), then the LoRA path adds to it. */
+        if (dn) crl_linear_backward(k->ws->B, in, out, x, W, d, NULL, NULL, dn, 0);
+        lora_backward(p, k->params, k->grads, k->ws, l, x, in, out, d, dn);
+    } else {
+        ia3_backward(p, k->params, k->grads, k->ws, l, out, d);
+        if (dn) crl_linear_backward(k->ws->B, in, out, x, W, d, NULL, NULL, dn, 0);
+    }
+}
+
+/* Heads are frozen: only the delta dL/dpost[L-1] = dout W_head^T. */
+static void pool_head_bwd(void *vc, int R, int H, int O, const float *x, const int *head,
+                          int hc, const float *dout, float *d, int dw_rows) {
+    (void)dw_rows;
+    const pool_ctx *k = vc;
+    crl_net_head_backward(R, H, O, x, k->base + k->p->base.head_W, head, hc, dout, NULL,
+                          NULL, d, 0);
+}
+
+static const crl_net_ops pool_ops = {pool_fwd, pool_head_fwd, pool_bwd, pool_head_bwd};
+
+static crl_net_bufs pool_bufs(crl_pool_ws *ws) {
+    return (crl_net_bufs){ws->pre, ws->post, ws->ln_xhat, ws->ln_rstd, ws->d0, ws->d1};
+}
+
+int crl_pool_forward(const crl_pool *p, const float *base_params, const float *params,
+                     crl_pool_ws *ws, const float *x, int B, const int *head,
+                     const crl_pool_route *route, crl_err *err) {
+    if (B < 0 || B > ws->max_batch)
+        return crl_errf(err, CRL_EINVAL, "pool: batch %d not in [0, %d]", B,
+                        ws->max_batch);
+    int rc = route_check(p, route, err);
+    if (rc != CRL_OK) return rc;
+    const crl_mlp *m = &p->base;
+    ws->B = B;
+    ws->x = x;
+    ws->head = head;
+    if (B == 0) return CRL_OK;
+    pool_ctx k = {p, base_params, params, NULL, ws, route, err};
+    const crl_net_bufs bufs = pool_bufs(ws);
+    rc = crl_net_forward(&m->spec, base_params + m->ln_g, base_params + m->ln_b, &bufs,
+                         &pool_ops, &k, x, B, head, ws->out);
+    if (rc != CRL_OK) ws->B = 0;
+    return rc;
+}
+
 void crl_pool_backward(const crl_pool *p, const float *base_params, const float *params,
                        float *grads, crl_pool_ws *ws, const float *dout) {
     const crl_mlp *m = &p->base;
-    const crl_mlp_spec *s = &m->spec;
-    const int B = ws->B;
-    if (B <= 0 || !grads) return;
-    const int L = s->n_hidden, H = s->hidden[L - 1], O = s->out_dim;
-    const size_t blk = (size_t)H * O;
-    float *d = ws->d0, *dn = ws->d1;
-
-    /* Heads are frozen: only the delta dL/dpost[L-1] = dout W_head^T. */
-    const int hc = common_head(ws->head, B);
-    if (hc >= 0) {
-        crl_linear_backward(B, H, O, ws->post[L - 1], base_params + m->head_W + hc * blk,
-                            dout, NULL, NULL, d, 0);
-    } else {
-        for (int r = 0; r < B; r++) {
-            const float *restrict W = base_params + m->head_W + ws->head[r] * blk;
-            const float *restrict dr = dout + (size_t)r * O;
-            float *restrict dxr = d + (size_t)r * H;
-            for (int k = 0; k < H; k++) {
-                const float *restrict wk = W + (size_t)k * O;
-                float acc = 0.0f;
-                for (int j = 0; j < O; j++) acc += dr[j] * wk[j];
-                dxr[k] = acc;
-            }
-        }
-    }
-
-    for (int l = L - 1; l >= 0; l--) {
-        const int h = s->hidden[l];
-        const size_t n = (size_t)B * h;
-        if (l == 0 && s->layernorm_first) {
-            crl_act_backward(s->first_act, s->lrelu_slope, n, ws->post[0], d, d);
-            crl_layernorm_backward(B, h, d, ws->ln_xhat, ws->ln_rstd,
-                                   base_params + m->ln_g, NULL, NULL, d, 0);
-        } else {
-            crl_act_backward(l == 0 ? s->first_act : s->act, s->lrelu_slope, n,
-                             ws->post[l], d, d);
-        }
-        /* d = dL/dpre[l]. Nothing below layer 0 needs a delta (no dx). */
-        const int prev = l == 0 ? s->in_dim : s->hidden[l - 1];
-        const float *in = l == 0 ? ws->x : ws->post[l - 1];
-        if (p->kind == CRL_POOL_LORA) {
-            /* Base path first (overwrites dn), then the LoRA path adds to it. */
-            if (l > 0)
-                crl_linear_backward(B, prev, h, in, base_params + m->W[l], d, NULL, NULL,
-                                    dn, 0);
-            lora_backward(p, params, grads, ws, l, in, prev, h, d, l > 0 ? dn : NULL);
-        } else {
-            ia3_backward(p, params, grads, ws, l, h, d);
-            if (l > 0)
-                crl_linear_backward(B, prev, h, in, base_params + m->W[l], d, NULL, NULL,
-                                    dn, 0);
-        }
-        float *t = d;
-        d = dn;
-        dn = t;
-    }
+    if (ws->B <= 0 || !grads) return;
+    pool_ctx k = {p, base_params, params, grads, ws, NULL, NULL};
+    const crl_net_bufs bufs = pool_bufs(ws);
+    crl_net_backward(&m->spec, base_params + m->ln_g, NULL, NULL, &bufs, &pool_ops, &k,
+                     ws->x, ws->B, ws->head, dout, 0, NULL);
 }
 
 /* ---- key pull ------------------------------------------------------------------ */

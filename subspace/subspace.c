@@ -13,6 +13,7 @@
 #include "crl/subspace.h"
 
 #include "crl/blas.h"
+#include "nn/net.h"
 
 #include <assert.h>
 #include <math.h>
@@ -71,12 +72,6 @@ size_t crl_subspace_anchor_offset(const crl_subspace *s, int i) {
     return s->n_shared + (size_t)i * s->anchor_size;
 }
 
-static void glorot(float *W, int fan_in, int fan_out, crl_rng *rng) {
-    double lim = sqrt(6.0 / (double)(fan_in + fan_out));
-    size_t n = (size_t)fan_in * fan_out;
-    for (size_t i = 0; i < n; i++) W[i] = (float)crl_rng_range(rng, -lim, lim);
-}
-
 void crl_subspace_init_params(crl_subspace *s, float *params, crl_rng *rng) {
     const crl_mlp_spec *p = &s->spec;
     s->n_anchors = 1;
@@ -87,13 +82,14 @@ void crl_subspace_init_params(crl_subspace *s, float *params, crl_rng *rng) {
     float *a0 = params + crl_subspace_anchor_offset(s, 0);
     int prev = p->in_dim;
     for (int i = 0; i < p->n_hidden; i++) {
-        glorot(a0 + s->W[i], prev, p->hidden[i], rng);
+        crl_net_glorot(a0 + s->W[i], prev, p->hidden[i], rng);
         prev = p->hidden[i];
     }
     if (p->layernorm_first)
         for (int j = 0; j < p->hidden[0]; j++) params[s->ln_g + j] = 1.0f;
     for (int h = 0; h < p->n_heads; h++)
-        glorot(a0 + s->head_W + (size_t)h * prev * p->out_dim, prev, p->out_dim, rng);
+        crl_net_glorot(a0 + s->head_W + (size_t)h * prev * p->out_dim, prev, p->out_dim,
+                       rng);
 }
 
 void crl_subspace_freeze_all(crl_subspace *s) {
@@ -211,17 +207,6 @@ double crl_subspace_macs_per_row(const crl_subspace *s) {
 
 /* ---- workspace -------------------------------------------------------------- */
 
-static size_t pad16(size_t n) {
-    return (n + 15) & ~(size_t)15;
-}
-
-static int max_width(const crl_mlp_spec *p) {
-    int w = p->out_dim > p->in_dim ? p->out_dim : p->in_dim;
-    for (int i = 0; i < p->n_hidden; i++)
-        if (p->hidden[i] > w) w = p->hidden[i];
-    return w;
-}
-
 int crl_subspace_ws_alloc(crl_subspace_ws *ws, const crl_subspace *s, int max_batch,
                           crl_err *err) {
     if (!ws || !s) return crl_errf(err, CRL_EINVAL, "subspace ws: NULL argument");
@@ -230,11 +215,12 @@ int crl_subspace_ws_alloc(crl_subspace_ws *ws, const crl_subspace *s, int max_ba
         return crl_errf(err, CRL_EINVAL, "subspace ws: max_batch %d must be >= 1",
                         max_batch);
     const crl_mlp_spec *p = &s->spec;
-    const size_t Bm = (size_t)max_batch, wide = pad16(Bm * max_width(p));
+    const size_t Bm = (size_t)max_batch, wide = crl_net_pad16(Bm * crl_net_max_width(p));
     size_t total = 0;
-    for (int i = 0; i < p->n_hidden; i++) total += pad16(Bm * p->hidden[i]);
-    if (p->layernorm_first) total += 2 * pad16(Bm * p->hidden[0]) + pad16(Bm);
-    total += pad16(Bm * p->out_dim) + 4 * wide;
+    for (int i = 0; i < p->n_hidden; i++) total += crl_net_pad16(Bm * p->hidden[i]);
+    if (p->layernorm_first)
+        total += 2 * crl_net_pad16(Bm * p->hidden[0]) + crl_net_pad16(Bm);
+    total += crl_net_pad16(Bm * p->out_dim) + 4 * wide;
 
     float *mem = NULL;
     if (posix_memalign((void **)&mem, 64, total * sizeof(float)) != 0 || !mem)
@@ -255,23 +241,23 @@ int crl_subspace_ws_alloc(crl_subspace_ws *ws, const crl_subspace *s, int max_ba
     float *q = mem;
     for (int i = 0; i < p->n_hidden; i++) {
         ws->pre[i] = q;
-        q += pad16(Bm * p->hidden[i]);
+        q += crl_net_pad16(Bm * p->hidden[i]);
         /* As in crl_mlp: activations in place except after LayerNorm. */
         if (i == 0 && p->layernorm_first) {
             ws->post[i] = q;
-            q += pad16(Bm * p->hidden[i]);
+            q += crl_net_pad16(Bm * p->hidden[i]);
         } else {
             ws->post[i] = ws->pre[i];
         }
     }
     if (p->layernorm_first) {
         ws->ln_xhat = q;
-        q += pad16(Bm * p->hidden[0]);
+        q += crl_net_pad16(Bm * p->hidden[0]);
         ws->ln_rstd = q;
-        q += pad16(Bm);
+        q += crl_net_pad16(Bm);
     }
     ws->out = q;
-    q += pad16(Bm * p->out_dim);
+    q += crl_net_pad16(Bm * p->out_dim);
     ws->d0 = q, q += wide;
     ws->d1 = q, q += wide;
     ws->t0 = q, q += wide;
@@ -382,93 +368,6 @@ static void sub_linear_backward(const mix *c, int R, int in, int out, const floa
     }
 }
 
-/* Head shared by rows [0, n), or -1 if they differ. NULL means head 0. */
-static int common_head(const int *head, int n) {
-    if (!head || n <= 0) return 0;
-    const int h0 = head[0];
-    int diff = 0;
-    for (int r = 1; r < n; r++) diff |= head[r] ^ h0;
-    return diff ? -1 : h0;
-}
-
-/* ---- forward ---------------------------------------------------------------- */
-
-const float *crl_subspace_forward(const crl_subspace *s, const float *params,
-                                  crl_subspace_ws *ws, const float *x, int B,
-                                  const float *alpha, const int *head) {
-    const crl_mlp_spec *p = &s->spec;
-    const int n = s->n_anchors;
-    assert(B >= 0 && B <= ws->max_batch);
-    ws->B = B;
-    ws->n = n;
-    ws->x = x;
-    ws->alpha = alpha;
-    ws->head = head;
-    if (B <= 0) return ws->out;
-    for (int r = 0; r < B; r++) {
-        int f = -1;
-        for (int i = 0; i < n && f < 0; i++)
-            if (alpha[(size_t)r * n + i] != 0.0f) f = i;
-        ws->first[r] = f;
-    }
-    const mix c = {
-        n,    alpha,          ws->first,  params + crl_subspace_anchor_offset(s, 0),
-        NULL, s->anchor_size, s->n_frozen};
-
-    const float *in = x;
-    int prev = p->in_dim;
-    for (int i = 0; i < p->n_hidden; i++) {
-        const int h = p->hidden[i];
-        const size_t nh = (size_t)B * h;
-        sub_linear_forward(&c, B, prev, h, in, s->W[i], s->b[i], ws->t0, ws->pre[i]);
-        if (i == 0 && p->layernorm_first) {
-            crl_layernorm_forward(B, h, ws->pre[0], params + s->ln_g, params + s->ln_b,
-                                  p->ln_eps, ws->post[0], ws->ln_xhat, ws->ln_rstd);
-            crl_act_forward(p->first_act, p->lrelu_slope, nh, ws->post[0], ws->post[0]);
-        } else {
-            crl_act_forward(i == 0 ? p->first_act : p->act, p->lrelu_slope, nh,
-                            ws->pre[i], ws->post[i]);
-        }
-        in = ws->post[i];
-        prev = h;
-    }
-
-    const int H = prev, O = p->out_dim;
-    const size_t blk = (size_t)H * O;
-    const int hc = common_head(head, B);
-    if (hc >= 0) {
-        assert(hc < p->n_heads);
-        sub_linear_forward(&c, B, H, O, in, s->head_W + hc * blk,
-                           s->head_b + (size_t)hc * O, ws->t0, ws->out);
-        return ws->out;
-    }
-    /* Mixed heads: per anchor, crl_mlp's row loop into scratch, then mix. */
-    zero_dead_rows(&c, B, O, ws->out);
-    for (int i = 0; i < n; i++) {
-        const float *a = c.a0 + (size_t)i * c.stride;
-        int any = 0;
-        for (int r = 0; r < B; r++) {
-            if (alpha[(size_t)r * n + i] == 0.0f) continue;
-            any = 1;
-            const int hr = head[r];
-            assert(hr >= 0 && hr < p->n_heads);
-            const float *W = a + s->head_W + hr * blk;
-            const float *xr = in + (size_t)r * H;
-            float *restrict yr = ws->t0 + (size_t)r * O;
-            memcpy(yr, a + s->head_b + (size_t)hr * O, (size_t)O * sizeof *yr);
-            for (int k = 0; k < H; k++) {
-                const float xk = xr[k];
-                const float *restrict wk = W + (size_t)k * O;
-                for (int j = 0; j < O; j++) yr[j] += xk * wk[j];
-            }
-        }
-        if (any) mix_rows(&c, i, B, O, ws->t0, ws->out);
-    }
-    return ws->out;
-}
-
-/* ---- backward --------------------------------------------------------------- */
-
 /* Mixed-head backward: the head is small (H x out), so a row loop per anchor
  * costs what the sgemms would. Same contract as sub_linear_backward. */
 static void heads_backward_rows(const crl_subspace *s, const mix *c, const int *head,
@@ -513,10 +412,106 @@ static void heads_backward_rows(const crl_subspace *s, const mix *c, const int *
     }
 }
 
+/* ---- the layers the skeleton (nn/net.h) calls ------------------------------------- */
+
+typedef struct {
+    mix c;
+    const crl_subspace *s;
+    crl_subspace_ws *ws;
+    float *dalpha; /* backward: B x n, or NULL */
+} sub_ctx;
+
+static int sub_fwd(void *vc, int l, int B, int in, int out, const float *x, float *y) {
+    sub_ctx *k = vc;
+    sub_linear_forward(&k->c, B, in, out, x, k->s->W[l], k->s->b[l], k->ws->t0, y);
+    return 0;
+}
+
+/* Common head: a mixed Linear layer. Mixed heads: per anchor, the plain
+ * network's row loop over the rows that use it, then the mix. */
+static void sub_head_fwd(void *vc, int B, int H, int O, const float *x, const int *head,
+                         int hc, float *y) {
+    sub_ctx *k = vc;
+    const crl_subspace *s = k->s;
+    const mix *c = &k->c;
+    const size_t blk = (size_t)H * O;
+    if (hc >= 0) {
+        assert(hc < s->spec.n_heads);
+        sub_linear_forward(c, B, H, O, x, s->head_W + hc * blk,
+                           s->head_b + (size_t)hc * O, k->ws->t0, y);
+        return;
+    }
+    zero_dead_rows(c, B, O, y);
+    for (int i = 0; i < c->n; i++) {
+        if (!col_any(c, i, B)) continue;
+        const float *a = c->a0 + (size_t)i * c->stride;
+        crl_net_head_forward(B, H, O, x, a + s->head_W, a + s->head_b, head, -1,
+                             c->alpha + i, c->n, k->ws->t0);
+        mix_rows(c, i, B, O, k->ws->t0, y);
+    }
+}
+
+static void sub_bwd(void *vc, int l, int R, int in, int out, const float *x, float *d,
+                    float *dprev, int dw_rows) {
+    sub_ctx *k = vc;
+    sub_linear_backward(&k->c, R, in, out, x, k->s->W[l], k->s->b[l], d, dprev, k->dalpha,
+                        dw_rows, k->ws->t0, k->ws->t1);
+}
+
+static void sub_head_bwd(void *vc, int R, int H, int O, const float *x, const int *head,
+                         int hc, const float *dout, float *d, int dw_rows) {
+    sub_ctx *k = vc;
+    const size_t blk = (size_t)H * O;
+    if (hc >= 0)
+        sub_linear_backward(&k->c, R, H, O, x, k->s->head_W + hc * blk,
+                            k->s->head_b + (size_t)hc * O, dout, d, k->dalpha, dw_rows,
+                            k->ws->t0, k->ws->t1);
+    else
+        heads_backward_rows(k->s, &k->c, head, R, x, dout, d, k->dalpha, dw_rows,
+                            k->ws->t1);
+}
+
+static const crl_net_ops sub_ops = {sub_fwd, sub_head_fwd, sub_bwd, sub_head_bwd};
+
+static crl_net_bufs sub_bufs(crl_subspace_ws *ws) {
+    return (crl_net_bufs){ws->pre, ws->post, ws->ln_xhat, ws->ln_rstd, ws->d0, ws->d1};
+}
+
+/* ---- forward ---------------------------------------------------------------- */
+
+const float *crl_subspace_forward(const crl_subspace *s, const float *params,
+                                  crl_subspace_ws *ws, const float *x, int B,
+                                  const float *alpha, const int *head) {
+    const int n = s->n_anchors;
+    assert(B >= 0 && B <= ws->max_batch);
+    ws->B = B;
+    ws->n = n;
+    ws->x = x;
+    ws->alpha = alpha;
+    ws->head = head;
+    if (B <= 0) return ws->out;
+    for (int r = 0; r < B; r++) {
+        int f = -1;
+        for (int i = 0; i < n && f < 0; i++)
+            if (alpha[(size_t)r * n + i] != 0.0f) f = i;
+        ws->first[r] = f;
+    }
+    sub_ctx k = {{n, alpha, ws->first, params + crl_subspace_anchor_offset(s, 0), NULL,
+                  s->anchor_size, s->n_frozen},
+                 s,
+                 ws,
+                 NULL};
+    const crl_net_bufs bufs = sub_bufs(ws);
+    crl_net_forward(&s->spec, params + s->ln_g, params + s->ln_b, &bufs, &sub_ops, &k, x,
+                    B, head, ws->out);
+    return ws->out;
+}
+
+/* ---- backward --------------------------------------------------------------- */
+
 void crl_subspace_backward(const crl_subspace *s, const float *params, float *grads,
                            crl_subspace_ws *ws, const float *dout, int dw_rows, float *dx,
                            float *dalpha) {
-    const crl_mlp_spec *p = &s->spec;
     const int B = ws->B, n = ws->n;
     assert(n == s->n_anchors);
     if (B <= 0) return;
@@ -529,47 +524,15 @@ void crl_subspace_backward(const crl_subspace *s, const float *params, float *gr
     const int R = (dx || dalpha) ? B : dw_rows;
     if (R == 0) return;
 
-    const mix c = {n,
-                   ws->alpha,
-                   ws->first,
-                   params + crl_subspace_anchor_offset(s, 0),
-                   grads ? grads + crl_subspace_anchor_offset(s, 0) : NULL,
-                   s->anchor_size,
-                   s->n_frozen};
-    const int L = p->n_hidden, H = p->hidden[L - 1], O = p->out_dim;
-    const size_t blk = (size_t)H * O;
-    float *d = ws->d0, *dn = ws->d1;
-
-    const int hc = common_head(ws->head, R);
-    if (hc >= 0)
-        sub_linear_backward(&c, R, H, O, ws->post[L - 1], s->head_W + hc * blk,
-                            s->head_b + (size_t)hc * O, dout, d, dalpha, dw_rows, ws->t0,
-                            ws->t1);
-    else
-        heads_backward_rows(s, &c, ws->head, R, ws->post[L - 1], dout, d, dalpha, dw_rows,
-                            ws->t1);
-
-    /* Hidden layers, last to first; d holds dL/d(post[i]) for R rows. */
+    sub_ctx k = {{n, ws->alpha, ws->first, params + crl_subspace_anchor_offset(s, 0),
+                  grads ? grads + crl_subspace_anchor_offset(s, 0) : NULL, s->anchor_size,
+                  s->n_frozen},
+                 s,
+                 ws,
+                 dalpha};
     const int ln_train = grads && s->n_frozen == 0;
-    for (int i = L - 1; i >= 0; i--) {
-        const int h = p->hidden[i];
-        const size_t nh = (size_t)R * h;
-        if (i == 0 && p->layernorm_first) {
-            crl_act_backward(p->first_act, p->lrelu_slope, nh, ws->post[0], d, d);
-            crl_layernorm_backward(R, h, d, ws->ln_xhat, ws->ln_rstd, params + s->ln_g,
-                                   ln_train ? grads + s->ln_g : NULL,
-                                   ln_train ? grads + s->ln_b : NULL, d, dw_rows);
-        } else {
-            crl_act_backward(i == 0 ? p->first_act : p->act, p->lrelu_slope, nh,
-                             ws->post[i], d, d);
-        }
-        const int prev = i == 0 ? p->in_dim : p->hidden[i - 1];
-        const float *in = i == 0 ? ws->x : ws->post[i - 1];
-        float *dprev = i == 0 ? dx : dn;
-        sub_linear_backward(&c, R, prev, h, in, s->W[i], s->b[i], d, dprev, dalpha,
-                            dw_rows, ws->t0, ws->t1);
-        float *t = d;
-        d = dn;
-        dn = t;
-    }
+    const crl_net_bufs bufs = sub_bufs(ws);
+    crl_net_backward(&s->spec, params + s->ln_g, ln_train ? grads + s->ln_g : NULL,
+                     ln_train ? grads + s->ln_b : NULL, &bufs, &sub_ops, &k, ws->x, R,
+                     ws->head, dout, dw_rows, dx);
 }

@@ -463,6 +463,101 @@ START_TEST(test_l2m_step_no_malloc) {
 }
 END_TEST
 
+/* A blob of crl_sac_save (version 2) rewritten with the version-1 header of
+ * its kind (CRLSAC01 / CRLSACS1 / CRLSACL1): the sections after the header
+ * are the same in both versions. */
+static void *to_v1(const void *blob, size_t n, size_t *n1) {
+    const unsigned char *b = blob;
+    uint32_t kind, dims[5], cfg[8];
+    uint64_t sizes[2], tail[3];
+    memcpy(&kind, b + 8, 4);
+    memcpy(dims, b + 12, 20);
+    memcpy(sizes, b + 32, 16);
+    memcpy(cfg, b + 48, 32);
+    memcpy(tail, b + 84, 24);
+    const size_t h2 = 108;
+    unsigned char *o = malloc(n + 64);
+    size_t k = 0;
+    memcpy(o, kind == 0 ? "CRLSAC01" : kind == 1 ? "CRLSACS1" : "CRLSACL1", 8);
+    k = 8;
+    memcpy(o + k, dims, 20), k += 20;
+    memcpy(o + k, sizes, 16), k += 16;
+    if (kind == 1) {
+        memcpy(o + k, cfg, 12), k += 12;
+        memcpy(o + k, &tail[0], 8), k += 8;
+    } else if (kind == 2) {
+        uint32_t l2m[5] = {cfg[3], cfg[4], cfg[5], cfg[6], cfg[7]};
+        memcpy(o + k, l2m, 20), k += 20;
+        memcpy(o + k, &tail[1], 8), k += 8;
+    }
+    memcpy(o + k, b + h2, n - h2);
+    *n1 = k + n - h2;
+    return o;
+}
+
+/* An L2M learner's blob records the pool's configuration, its base and usage
+ * counts are views into it, and its version-1 form (CRLSACL1) loads to the
+ * same learner; crl_l2m_base_parse reads plain blobs of both versions. */
+START_TEST(test_l2m_blob_versions) {
+    void *pb;
+    size_t pn, pn1;
+    crl_sac *plain = plain_base(61, &pb, &pn);
+    crl_sac *s = l2m_learner(plain, CRL_POOL_LORA, 1, 1, 62);
+    crl_batch b;
+    ck_assert_int_eq(crl_batch_alloc(&b, B, O, A, NULL), 0);
+    fill_batch(&b, 63, 0);
+    ck_assert_int_eq(crl_sac_update(s, &b, NULL, NULL), 0);
+    void *blob, *again;
+    size_t n, n1, n2;
+    crl_err err = {0};
+    ck_assert_int_eq(crl_sac_save(s, &blob, &n, &err), CRL_OK);
+    crl_sac_blob info;
+    ck_assert_msg(crl_sac_blob_info(blob, n, &info, &err) == CRL_OK, "%s", err.msg);
+    ck_assert_int_eq(info.version, 2);
+    ck_assert_int_eq(info.actor.kind, CRL_ACTOR_L2M);
+    ck_assert_uint_eq(info.actor.M, M);
+    ck_assert_uint_eq(info.actor.pool_kind, CRL_POOL_LORA);
+    ck_assert_uint_eq(info.actor.rank, R);
+    ck_assert_uint_eq(info.actor.base_tasks, TB);
+    ck_assert_uint_eq(info.actor.head, 1);
+    ck_assert(info.actor.scale == crl_sac_pool(s)->scale);
+    ck_assert_uint_eq(info.actor.n_base, crl_sac_pool(s)->base.n_params);
+    ck_assert_uint_eq(info.actor.n_counts, M);
+    ck_assert(memcmp(info.base, crl_sac_l2m_base(s), info.actor.n_base * 4) == 0);
+    ck_assert(memcmp(info.counts, crl_sac_l2m_counts(s), M * 8) == 0);
+    int64_t total = 0;
+    for (int m = 0; m < M; m++) total += crl_sac_l2m_counts(s)[m];
+    ck_assert_int_eq(total, B);
+    void *v1 = to_v1(blob, n, &n1);
+    ck_assert(memcmp(v1, "CRLSACL1", 8) == 0);
+    crl_sac *t = l2m_learner(plain, CRL_POOL_LORA, 1, 1, 999);
+    ck_assert_msg(crl_sac_load(t, v1, n1, &err) == CRL_OK, "%s", err.msg);
+    ck_assert_int_eq(crl_sac_save(t, &again, &n2, &err), CRL_OK);
+    ck_assert_uint_eq(n2, n);
+    ck_assert(memcmp(blob, again, n) == 0);
+    /* The base from a plain blob, version 2 and version 1. */
+    void *pv1 = to_v1(pb, pn, &pn1);
+    ck_assert(memcmp(pv1, "CRLSAC01", 8) == 0);
+    crl_l2m_base b2, b1;
+    ck_assert_int_eq(crl_l2m_base_parse(pb, pn, 1, &b2, &err), CRL_OK);
+    ck_assert_int_eq(crl_l2m_base_parse(pv1, pn1, 1, &b1, &err), CRL_OK);
+    ck_assert_uint_eq(b1.n, b2.n);
+    ck_assert(memcmp(b1.params, b2.params, b1.n * 4) == 0);
+    ck_assert(memcmp(b1.params, crl_sac_actor_params(plain), b1.n * 4) == 0);
+    crl_l2m_base_free(&b1);
+    crl_l2m_base_free(&b2);
+    free(pv1);
+    free(again);
+    free(v1);
+    free(blob);
+    free(pb);
+    crl_batch_free(&b);
+    crl_sac_free(t);
+    crl_sac_free(s);
+    crl_sac_free(plain);
+}
+END_TEST
+
 /* ---- the CLI: pretrain with mt, then l2m and l2m-oracle on t1 ------------- */
 
 static char dir[256], db[300];
@@ -704,6 +799,7 @@ int main(void) {
     tcase_add_test(tc, test_route_summary);
     tcase_add_test(tc, test_lanes_bit_identical);
     tcase_add_test(tc, test_l2m_step_no_malloc);
+    tcase_add_test(tc, test_l2m_blob_versions);
     suite_add_tcase(su, tc);
     TCase *cli = tcase_create("cli");
     tcase_set_timeout(cli, 600); /* a hang guard: a loaded 2-core machine took > 120 s */

@@ -19,6 +19,7 @@
 #include "crl/blas.h"
 #include "crl/nn.h"
 #include "crl/pool.h"
+#include "crl/subspace.h"
 #include "fd.h"
 
 #include "malloc_count.h"
@@ -622,6 +623,137 @@ START_TEST(test_base_untouched_no_alloc) {
 }
 END_TEST
 
+/* ---- the actor interface ------------------------------------------------------- */
+
+/* Each kind of actor computes, through crl_actor_*, exactly what the direct
+ * calls compute: initial parameters, forward (mixed heads; CSP alphas; L2M
+ * routing), weight gradients, the L2M pull term and usage tally. */
+START_TEST(test_actor_equals_direct) {
+    enum { NB = 7 };
+    const int kind = _i;
+    crl_mlp_spec sp;
+    small_spec(&sp);
+    crl_actor_config ac;
+    memset(&ac, 0, sizeof ac);
+    ac.kind = (crl_actor_kind)kind;
+    ac.spec = sp;
+    ac.max_act_batch = NB;
+    ac.K = 3;
+    ac.M = 4;
+    ac.pool_kind = CRL_POOL_LORA;
+    ac.rank = 2;
+    ac.scale = 2.0f;
+    ac.pull = 0.5f;
+    ac.head = 2;
+    crl_actor *a = NULL;
+    crl_err err = {0};
+    ck_assert_msg(crl_actor_create(&ac, &a, &err) == CRL_OK, "%s", err.msg);
+    crl_actor_ws ws;
+    ck_assert_int_eq(crl_actor_ws_alloc(a, &ws, NB, &err), CRL_OK);
+    crl_rng r1, r2, rx;
+    crl_rng_seed(&r1, 71);
+    crl_rng_seed(&r2, 71);
+    crl_rng_seed(&rx, 72);
+    float x[NB * 5], dout[NB * 3], cond[NB * 3];
+    int heads[NB];
+    for (int i = 0; i < NB * 5; i++) x[i] = (float)crl_rng_normal(&rx);
+    for (int i = 0; i < NB * 3; i++) dout[i] = (float)crl_rng_normal(&rx);
+    for (int i = 0; i < NB; i++) heads[i] = i % 3;
+    const size_t np = a->n_params;
+    float *ref = fbuf(np), *g0 = fbuf(np), *g1 = fbuf(np);
+    memset(g0, 0, np * 4);
+    memset(g1, 0, np * 4);
+    crl_actor_init_params(a, &r1);
+    const float *out = NULL, *want = NULL;
+    if (kind == CRL_ACTOR_MLP) {
+        crl_mlp m;
+        crl_mlp_ws mw;
+        ck_assert_int_eq(crl_mlp_init(&m, &sp, NULL), 0);
+        ck_assert_int_eq(crl_mlp_ws_alloc(&mw, &m, NB, NULL), 0);
+        crl_mlp_init_params(&m, ref, &r2);
+        ck_assert(memcmp(ref, a->params, np * 4) == 0);
+        const crl_actor_rows rows = {.head = heads};
+        out = crl_actor_forward(a, &ws, x, NB, &rows);
+        want = crl_mlp_forward(&m, ref, &mw, x, NB, heads);
+        ck_assert(memcmp(out, want, NB * 3 * 4) == 0);
+        crl_actor_backward(a, &ws, g0, dout, 4);
+        crl_mlp_backward(&m, ref, g1, &mw, dout, 4, NULL);
+        crl_mlp_ws_free(&mw);
+    } else if (kind == CRL_ACTOR_CSP) {
+        crl_subspace sub;
+        crl_subspace_ws sw;
+        ck_assert_int_eq(crl_subspace_init(&sub, &sp, 3, NULL), 0);
+        ck_assert_int_eq(crl_subspace_ws_alloc(&sw, &sub, NB, NULL), 0);
+        crl_subspace_init_params(&sub, ref, &r2);
+        ck_assert(memcmp(ref, a->params, np * 4) == 0);
+        /* Two anchors, the first frozen, both moved apart. */
+        ck_assert_int_eq(crl_subspace_add_anchor(&sub, ref, NULL), 0);
+        sub.n_frozen = 1;
+        for (size_t k = 0; k < crl_subspace_n_params(&sub); k++)
+            ref[k] += (float)crl_rng_range(&rx, -0.2, 0.2);
+        memcpy(a->params, ref, np * 4);
+        crl_actor_subspace(a)->n_anchors = 2;
+        crl_actor_subspace(a)->n_frozen = 1;
+        crl_actor_changed(a);
+        ck_assert_int_eq(a->cond_live, 2);
+        ck_assert_uint_eq(a->tr_lo, crl_subspace_anchor_offset(&sub, 1));
+        float alpha[NB * 2];
+        for (int i = 0; i < NB; i++) {
+            const float u = (float)crl_rng_range(&rx, 0, 1);
+            cond[i * 3] = alpha[i * 2] = i == 0 ? 0.0f : u;
+            cond[i * 3 + 1] = alpha[i * 2 + 1] = 1.0f - cond[i * 3];
+            cond[i * 3 + 2] = 0.0f;
+        }
+        const crl_actor_rows rows = {.head = heads, .cond = cond};
+        out = crl_actor_forward(a, &ws, x, NB, &rows);
+        want = crl_subspace_forward(&sub, ref, &sw, x, NB, alpha, heads);
+        ck_assert(memcmp(out, want, NB * 3 * 4) == 0);
+        crl_actor_backward(a, &ws, g0, dout, 4);
+        crl_subspace_backward(&sub, ref, g1, &sw, dout, 4, NULL, NULL);
+        crl_subspace_ws_free(&sw);
+    } else {
+        crl_mlp m;
+        float *base;
+        make_base(&m, &base, &rx);
+        memcpy(a->base, base, m.n_params * 4);
+        crl_pool pool;
+        crl_pool_ws pw;
+        ck_assert_int_eq(crl_pool_init(&pool, &m, CRL_POOL_LORA, 4, 2, 2.0f, NULL), 0);
+        ck_assert_int_eq(crl_pool_ws_alloc(&pw, &pool, NB, NULL), 0);
+        crl_pool_init_params(&pool, ref, &r2);
+        ck_assert(memcmp(ref, a->params, np * 4) == 0);
+        perturb_mods(&pool, ref, &rx);
+        memcpy(a->params, ref, np * 4);
+        crl_pool_route route = {.mode = CRL_POOL_ROUTE_COS};
+        ck_assert_int_eq(crl_actor_l2m_set_route(a, &route, &route, &err), CRL_OK);
+        const crl_actor_rows rows = {.head = heads};
+        out = crl_actor_forward(a, &ws, x, NB, &rows);
+        int fixed[NB];
+        for (int i = 0; i < NB; i++) fixed[i] = 2;
+        ck_assert_int_eq(
+            crl_pool_forward(&pool, base, ref, &pw, x, NB, fixed, &route, NULL), 0);
+        ck_assert(memcmp(out, pw.out, NB * 3 * 4) == 0);
+        crl_actor_backward(a, &ws, g0, dout, NB);
+        crl_pool_backward(&pool, base, ref, g1, &pw, dout);
+        const double e0 = crl_actor_extra_loss(a, &ws, 3, NB, g0);
+        const double e1 = crl_pool_pull(&pool, ref, &pw, 0.5f * 3.0f / (float)NB, g1);
+        ck_assert(e0 == e1);
+        int64_t counts[4] = {0, 0, 0, 0};
+        crl_pool_count(&pool, &pw, counts);
+        crl_actor_tally(a, &ws);
+        ck_assert(memcmp(counts, a->counts, sizeof counts) == 0);
+        crl_pool_ws_free(&pw);
+        free(base);
+    }
+    ck_assert(memcmp(g0, g1, np * 4) == 0);
+    free(ref);
+    free(g0);
+    free(g1);
+    crl_actor_ws_free(a, &ws);
+    crl_actor_free(a);
+}
+END_TEST
+
 static Suite *pool_suite(void) {
     Suite *s = suite_create("pool");
     TCase *tc = tcase_create("core");
@@ -636,6 +768,7 @@ static Suite *pool_suite(void) {
     tcase_add_loop_test(tc, test_grouped_equals_per_sample, 0, 2);
     tcase_add_test(tc, test_pull_fd);
     tcase_add_loop_test(tc, test_base_untouched_no_alloc, 0, 2);
+    tcase_add_loop_test(tc, test_actor_equals_direct, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -783,6 +783,164 @@ START_TEST(test_csp_checkpoint) {
 }
 END_TEST
 
+/* A blob of crl_sac_save (version 2) rewritten with the version-1 header of
+ * its kind (CRLSAC01 / CRLSACS1 / CRLSACL1): the sections after the header
+ * are the same in both versions. */
+static void *to_v1(const void *blob, size_t n, size_t *n1) {
+    const unsigned char *b = blob;
+    uint32_t kind, dims[5], cfg[8];
+    uint64_t sizes[2], tail[3];
+    memcpy(&kind, b + 8, 4);
+    memcpy(dims, b + 12, 20);
+    memcpy(sizes, b + 32, 16);
+    memcpy(cfg, b + 48, 32);
+    memcpy(tail, b + 84, 24);
+    const size_t h2 = 108;
+    unsigned char *o = malloc(n + 64);
+    size_t k = 0;
+    memcpy(o, kind == 0 ? "CRLSAC01" : kind == 1 ? "CRLSACS1" : "CRLSACL1", 8);
+    k = 8;
+    memcpy(o + k, dims, 20), k += 20;
+    memcpy(o + k, sizes, 16), k += 16;
+    if (kind == 1) {
+        memcpy(o + k, cfg, 12), k += 12;
+        memcpy(o + k, &tail[0], 8), k += 8;
+    } else if (kind == 2) {
+        uint32_t l2m[5] = {cfg[3], cfg[4], cfg[5], cfg[6], cfg[7]};
+        memcpy(o + k, l2m, 20), k += 20;
+        memcpy(o + k, &tail[1], 8), k += 8;
+    }
+    memcpy(o + k, b + h2, n - h2);
+    *n1 = k + n - h2;
+    return o;
+}
+
+/* The learner blob is version 2, names its actor kind and configuration, and
+ * round-trips byte for byte (plain and CSP). */
+START_TEST(test_blob_v2_records_actor) {
+    for (int csp = 0; csp < 2; csp++) {
+        crl_sac *s = csp ? csp_sac(41, KC) : small_sac(41);
+        if (csp) csp_grow(s, 2, 42);
+        void *blob, *again;
+        size_t n, n2;
+        crl_err err = {0};
+        ck_assert_int_eq(crl_sac_save(s, &blob, &n, NULL), 0);
+        ck_assert(memcmp(blob, "CRLSAC02", 8) == 0);
+        crl_sac_blob info;
+        ck_assert_msg(crl_sac_blob_info(blob, n, &info, &err) == CRL_OK, "%s", err.msg);
+        ck_assert_int_eq(info.version, 2);
+        ck_assert_int_eq(info.actor.kind, csp ? CRL_ACTOR_CSP : CRL_ACTOR_MLP);
+        ck_assert_int_eq(info.obs_dim, O);
+        ck_assert_int_eq(info.act_dim, A);
+        ck_assert_int_eq(info.n_tasks, T);
+        ck_assert_int_eq(info.hidden, 24);
+        ck_assert_int_eq(info.layers, 3);
+        ck_assert_uint_eq(info.na, crl_sac_actor_size(s));
+        if (csp) {
+            ck_assert_uint_eq(info.actor.K, KC);
+            ck_assert_uint_eq(info.actor.n_anchors, 2);
+            ck_assert_uint_eq(info.actor.n_frozen, 1);
+            ck_assert_uint_eq(info.actor.used,
+                              crl_subspace_n_params(crl_sac_subspace(s)));
+        } else {
+            ck_assert_uint_eq(info.actor.used, info.na);
+        }
+        float first;
+        memcpy(&first, info.actor_params, 4);
+        ck_assert(first == crl_sac_actor_params(s)[0]);
+        crl_sac *t = csp ? csp_sac(999, KC) : small_sac(999);
+        ck_assert_msg(crl_sac_load(t, blob, n, &err) == CRL_OK, "%s", err.msg);
+        ck_assert_int_eq(crl_sac_save(t, &again, &n2, NULL), 0);
+        ck_assert_uint_eq(n2, n);
+        ck_assert(memcmp(blob, again, n) == 0);
+        free(again);
+        free(blob);
+        crl_sac_free(t);
+        crl_sac_free(s);
+    }
+}
+END_TEST
+
+/* Version-1 blobs (the old magics and headers) still load: the learner they
+ * restore saves the very version-2 blob of the learner that wrote them. */
+START_TEST(test_blob_v1_loads) {
+    for (int csp = 0; csp < 2; csp++) {
+        crl_sac *s = csp ? csp_sac(43, KC) : small_sac(43);
+        if (csp) csp_grow(s, 2, 44);
+        void *blob, *again;
+        size_t n, n1, n2;
+        crl_err err = {0};
+        ck_assert_int_eq(crl_sac_save(s, &blob, &n, NULL), 0);
+        void *v1 = to_v1(blob, n, &n1);
+        crl_sac_blob info;
+        ck_assert_msg(crl_sac_blob_info(v1, n1, &info, &err) == CRL_OK, "%s", err.msg);
+        ck_assert_int_eq(info.version, 1);
+        ck_assert_int_eq(info.actor.kind, csp ? CRL_ACTOR_CSP : CRL_ACTOR_MLP);
+        ck_assert_uint_eq(info.actor.n_anchors, csp ? 2 : 0);
+        crl_sac *t = csp ? csp_sac(999, KC) : small_sac(999);
+        ck_assert_msg(crl_sac_load(t, v1, n1, &err) == CRL_OK, "%s", err.msg);
+        ck_assert_int_eq(crl_sac_save(t, &again, &n2, NULL), 0);
+        ck_assert_uint_eq(n2, n);
+        ck_assert(memcmp(blob, again, n) == 0);
+        /* A v1 blob of the other kind is refused. */
+        crl_sac *u = csp ? small_sac(1) : csp_sac(1, KC);
+        ck_assert_int_eq(crl_sac_load(u, v1, n1, &err), CRL_ECORRUPT);
+        crl_sac_free(u);
+        free(again);
+        free(v1);
+        free(blob);
+        crl_sac_free(t);
+        crl_sac_free(s);
+    }
+}
+END_TEST
+
+/* The blob view refuses corrupt blobs (magic, kind, lengths, sizes), and
+ * crl_sac_load then leaves the learner untouched. */
+START_TEST(test_blob_view_refuses_corrupt) {
+    crl_sac *s = csp_sac(45, KC);
+    void *blob;
+    size_t n;
+    crl_err err = {0};
+    ck_assert_int_eq(crl_sac_save(s, &blob, &n, NULL), 0);
+    unsigned char *c = malloc(n + 1);
+    crl_sac_blob info;
+    struct {
+        size_t off;
+        uint32_t val;
+    } bad[] = {{0, 0x4c4c4c4c}, /* magic */
+               {8, 7},          /* kind */
+               {12, 1u << 30},  /* obs_dim */
+               {84, 0x7fffffff} /* used > na */};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        memcpy(c, blob, n);
+        memcpy(c + bad[k].off, &bad[k].val, 4);
+        ck_assert_int_eq(crl_sac_blob_info(c, n, &info, &err), CRL_ECORRUPT);
+    }
+    memcpy(c, blob, n);
+    c[n] = 0;
+    ck_assert_int_eq(crl_sac_blob_info(c, n - 1, &info, &err), CRL_ECORRUPT);
+    ck_assert_int_eq(crl_sac_blob_info(c, n + 1, &info, &err), CRL_ECORRUPT);
+    ck_assert_int_eq(crl_sac_blob_info(c, 7, &info, &err), CRL_ECORRUPT);
+    ck_assert_int_eq(crl_sac_blob_info(c, n, &info, &err), CRL_OK);
+    /* A header that fits its length but not the learner: refused, nothing
+     * written. */
+    crl_sac *t = csp_sac(46, KC);
+    const size_t na = crl_sac_actor_size(t);
+    float *before = malloc(na * 4);
+    memcpy(before, crl_sac_actor_params(t), na * 4);
+    uint32_t anchors = KC + 1;
+    memcpy(c + 52, &anchors, 4);
+    ck_assert_int_eq(crl_sac_load(t, c, n, &err), CRL_ECORRUPT);
+    ck_assert(memcmp(before, crl_sac_actor_params(t), na * 4) == 0);
+    free(before);
+    crl_sac_free(t);
+    free(c);
+    free(blob);
+    crl_sac_free(s);
+}
+END_TEST
+
 int main(void) {
     crl_blas_init(1, NULL);
     Suite *s = suite_create("sac");
@@ -799,6 +957,9 @@ int main(void) {
     tcase_add_test(g, test_csp_grads_fd);
     tcase_add_test(g, test_csp_frozen_and_prune);
     tcase_add_test(g, test_csp_checkpoint);
+    tcase_add_test(g, test_blob_v2_records_actor);
+    tcase_add_test(g, test_blob_v1_loads);
+    tcase_add_test(g, test_blob_view_refuses_corrupt);
     suite_add_tcase(s, g);
     TCase *r = tcase_create("runs");
     tcase_set_timeout(r, 600);

@@ -58,7 +58,10 @@ void crl_act_forward(crl_act a, float slope, size_t n, const float *x, float *y)
 void crl_act_backward(crl_act a, float slope, size_t n, const float *y, const float *dy,
                       float *dx);
 
-/* ---- MLP ------------------------------------------------------------------ */
+/* ---- MLP ------------------------------------------------------------------
+ * The layer loop (LayerNorm, activations, heads) is nn/net.c's, shared with
+ * the CSP subspace and the L2M pool; an MLP supplies plain Linear layers.
+ * Behind the actor interface it is the CRL_ACTOR_MLP kind (actor.h). */
 
 #define CRL_MLP_MAX_HIDDEN 8
 

@@ -16,6 +16,10 @@
  * hidden layer l in order: A_l, B_l (LoRA) or g_l (IA3). Gradients and Adam
  * moments use the same layout.
  *
+ * The forward/backward supply the modulated Linear layer to nn/net.c's layer
+ * loop; behind the actor interface the pool is the CRL_ACTOR_L2M kind
+ * (subspace/actor_l2m.c, crl_actor_pool, crl_actor_l2m_*).
+ *
  * Knows nothing of SAC or the L2M schedule (agents/ does that). */
 #ifndef CRL_POOL_H
 #define CRL_POOL_H
@@ -23,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "actor.h"
 #include "base.h"
 #include "nn.h"
 
@@ -36,7 +41,7 @@ typedef enum { CRL_POOL_LORA = 0, CRL_POOL_IA3 = 1 } crl_pool_kind;
 #define CRL_POOL_DEFAULT_RANK  8
 #define CRL_POOL_DEFAULT_SCALE 2.0f
 
-typedef struct {
+typedef struct crl_pool {
     crl_mlp base; /* copy of the base's layout (offsets into the base buffer) */
     crl_pool_kind kind;
     int M;           /* modulators */
@@ -158,6 +163,20 @@ void crl_pool_backward(const crl_pool *p, const float *base_params, const float 
  * grads (only selected keys get a gradient; none if |q| or |k| is 0). */
 double crl_pool_pull(const crl_pool *p, const float *params, const crl_pool_ws *ws,
                      float coef, float *grads);
+
+/* ---- the L2M actor (subspace/actor_l2m.c) ------------------------------------ */
+
+/* Routing of the actor's update rows (train) and acting rows (act). counts is
+ * ignored (the actor's own counts are used); for an ORACLE act route the task
+ * is the acting rows' task. CRL_EINVAL for a bad or FIXED route, or an actor
+ * that is not L2M. */
+int crl_actor_l2m_set_route(crl_actor *a, const crl_pool_route *train,
+                            const crl_pool_route *act, crl_err *err);
+/* Tally, per row of the caller's observation array obs_base (rows x in_dim),
+ * the modulator every acting forward on rows inside it routes to:
+ * hist[r * M + m] += 1 (hist: rows x M, zeroed by the caller). NULL stops.
+ * No-op for an actor that is not L2M. */
+void crl_actor_l2m_track(crl_actor *a, const float *obs_base, int rows, int32_t *hist);
 
 #ifdef __cplusplus
 }

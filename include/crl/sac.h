@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "actor.h"
 #include "base.h"
 #include "nn.h"
 #include "pool.h"
@@ -57,6 +58,12 @@ typedef struct {
     int l2m_base_tasks; /* heads of the base network */
     int l2m_head;       /* the base head every row uses */
 } crl_sac_config;
+
+/* The actor configuration c asks for (plain MLP with n_tasks heads, CSP
+ * subspace with one shared head, or L2M pool over a base): the one place
+ * that maps the learner's config to an actor kind (agents/sac_actor.c).
+ * CRL_EINVAL on bad CSP/L2M settings. */
+int crl_sac_actor_config(const crl_sac_config *c, crl_actor_config *ac, crl_err *err);
 
 /* The Continual World defaults of ../shared/specs/methods.md. */
 void crl_sac_config_default(crl_sac_config *c, int obs_dim, int act_dim, int n_tasks);
@@ -106,8 +113,11 @@ int crl_sac_update(crl_sac *s, const crl_batch *b, crl_sac_stats *st, crl_err *e
 /* Continual World task change: zero the Adam moments of all optimisers. */
 void crl_sac_reset_optimizers(crl_sac *s);
 
-/* Parameter access for methods, checkpoints and tests. */
+/* Parameter access for methods, checkpoints and tests. crl_sac_actor is the
+ * actor's network layout (CSP: one anchor; L2M: the frozen base). */
 const crl_mlp *crl_sac_actor(const crl_sac *s);
+/* The learner's actor (owned by the learner). */
+crl_actor *crl_sac_get_actor(crl_sac *s);
 const crl_mlp *crl_sac_critic(const crl_sac *s);
 float *crl_sac_actor_params(crl_sac *s);
 float *crl_sac_critic_params(crl_sac *s, int which); /* 0, 1; +2 for targets */
@@ -123,6 +133,8 @@ int crl_sac_compute_grads(crl_sac *s, const crl_batch *b, const float *eps,
 void crl_sac_grads(crl_sac *s, float **actor, float **critics, float **log_alpha);
 
 /* ---- CSP (csp_anchors > 0) ----------------------------------------------
+ * Thin views over the actor (crl_actor_subspace, crl_actor_changed,
+ * crl_actor_set_act_cond); for another kind they return NULL or do nothing.
  * The subspace is owned by the learner; a method freezes, adds or removes
  * anchors on it (subspace.h, on crl_sac_actor_params) and then calls
  * crl_sac_subspace_changed. Batches must carry a mix column of K floats
@@ -151,6 +163,7 @@ int crl_sac_score_mix(crl_sac *s, const float *obs, int B, int task, int n_mix,
                       const float *mixes, double *scores, crl_err *err);
 
 /* ---- L2M (l2m_pool > 0) --------------------------------------------------
+ * Thin views over the L2M actor (crl_actor_pool, crl_actor_l2m_*).
  * The update routes its pi(o) and pi(o2) rows with the TRAIN route, acting
  * with the ACT route (crl_sac_l2m_set_route). The actor loss gets the key
  * pull term -l2m_pull * mean_r cos(q_r, k_sel[r]) over the pi(o) rows: its
@@ -179,11 +192,31 @@ void crl_sac_l2m_track(crl_sac *s, const float *obs_base, int rows, int32_t *his
 double crl_sac_flops_per_update(const crl_sac *s);
 
 /* Serialise everything needed to continue training bit-exactly (networks,
- * targets, alphas, optimiser moments, generators). *blob is malloc'd. */
+ * targets, alphas, optimiser moments, generators) as a version-2 blob that
+ * records the actor's kind and configuration. *blob is malloc'd. */
 int crl_sac_save(const crl_sac *s, void **blob, size_t *n, crl_err *err);
-/* Restore from crl_sac_save output into a learner of the same config.
- * CRL_ECORRUPT if the blob does not match. */
+/* Restore from crl_sac_save output (version 2, or a version-1 blob of an
+ * older build) into a learner of the same config. CRL_ECORRUPT if the blob
+ * does not match; the learner is untouched then. */
 int crl_sac_load(crl_sac *s, const void *blob, size_t n, crl_err *err);
+
+/* A read-only view of a learner blob: its version, shape, the actor's kind
+ * and configuration, and where its sections lie inside the blob (pointers
+ * into blob, unaligned: read them with memcpy). */
+typedef struct {
+    int version; /* 1 (CRLSAC01/CRLSACS1/CRLSACL1) or 2 (CRLSAC02) */
+    int obs_dim, act_dim, n_tasks, hidden, layers;
+    uint64_t na, nc;          /* actor capacity, floats of one critic */
+    crl_actor_ckpt actor;     /* kind, its configuration, used / n_base / n_counts */
+    const void *base;         /* actor.n_base floats of the frozen base, or NULL */
+    const void *actor_params; /* actor.used floats */
+    const void *counts;       /* actor.n_counts int64, or NULL */
+} crl_sac_blob;
+
+/* Parse the header of a learner blob and check that its length is exactly
+ * what the header implies. Reads only. CRL_ECORRUPT on a bad magic, header
+ * or length. */
+int crl_sac_blob_info(const void *blob, size_t n, crl_sac_blob *info, crl_err *err);
 
 #ifdef __cplusplus
 }

@@ -19,6 +19,10 @@
  * anchors; they are trainable only while no anchor is frozen (task 1), so that
  * frozen anchors really pin every policy of the old subspace.
  *
+ * The forward/backward supply the mixed Linear layer to nn/net.c's layer loop;
+ * behind the actor interface the subspace is the CRL_ACTOR_CSP kind
+ * (subspace/actor_csp.c, crl_actor_subspace).
+ *
  * Knows nothing of MuJoCo, SAC or the CSP schedule (agents/ does that). */
 #ifndef CRL_SUBSPACE_H
 #define CRL_SUBSPACE_H
@@ -35,7 +39,7 @@ extern "C" {
 
 /* ---- layout and anchor state ---------------------------------------------- */
 
-typedef struct {
+typedef struct crl_subspace {
     crl_mlp_spec spec;
     int max_anchors;    /* capacity of the buffer, fixed at init */
     int n_anchors;      /* anchors in use, 1..max_anchors */

@@ -1,0 +1,223 @@
+/* The L2M actor: a crl_pool of modulators over a frozen base crl_mlp, behind
+ * the actor interface. The actor's parameters are the pool's flat buffer
+ * [keys | modulators]; the base lives in a->base, which nothing writes but
+ * its owner (after creation) and checkpoint loading. Every row goes through
+ * base head cfg.head, so acting needs no task id. Update rows are routed
+ * with the train route, acting rows with the act route. */
+#include "crl/actor.h"
+#include "crl/pool.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    crl_pool pool;
+    crl_pool_route rt_train, rt_act;
+    uintptr_t trk_lo, trk_hi; /* crl_actor_l2m_track: the tracked obs rows */
+    int32_t *trk_hist;
+} l2m_state;
+
+typedef struct {
+    crl_pool_ws w;
+    int *heads; /* max_batch x cfg.head */
+    int fixed;  /* every row goes through cfg.head (else rows carry theirs) */
+} l2m_ws;
+
+static l2m_state *st_of(const crl_actor *a) {
+    return a->impl;
+}
+
+static int l2m_ws_alloc(const crl_actor *a, crl_actor_ws *ws, int max_batch,
+                        crl_err *err) {
+    l2m_ws *w = calloc(1, sizeof *w);
+    if (!w) return crl_errf(err, CRL_ENOMEM, "actor ws: out of memory");
+    w->heads = calloc((size_t)max_batch, sizeof(int));
+    int rc = w->heads ? crl_pool_ws_alloc(&w->w, &st_of(a)->pool, max_batch, err)
+                      : crl_errf(err, CRL_ENOMEM, "actor ws: out of memory");
+    if (rc) {
+        free(w->heads);
+        free(w);
+        return rc;
+    }
+    for (int i = 0; i < max_batch; i++) w->heads[i] = a->cfg.head;
+    w->fixed = a->cfg.head >= 0;
+    ws->impl = w;
+    ws->out = w->w.out;
+    return CRL_OK;
+}
+
+static void l2m_ws_free(crl_actor_ws *ws) {
+    l2m_ws *w = ws->impl;
+    crl_pool_ws_free(&w->w);
+    free(w->heads);
+    free(w);
+}
+
+/* The train (acting = 0) or act route, with the actor's counts and, for an
+ * oracle act route, the acting task. */
+static crl_pool_route route_of(const crl_actor *a, int acting, int task) {
+    const l2m_state *st = st_of(a);
+    crl_pool_route r = acting ? st->rt_act : st->rt_train;
+    r.counts = a->counts;
+    if (acting && r.mode == CRL_POOL_ROUTE_ORACLE) r.task = task;
+    return r;
+}
+
+/* Acting rows: an oracle task outside the route's slices falls back to plain
+ * cosine routing, and rows inside the tracked observation array are
+ * tallied. */
+static const float *l2m_forward(crl_actor *a, crl_actor_ws *ws, const float *x, int B,
+                                const crl_actor_rows *rows) {
+    l2m_state *st = st_of(a);
+    l2m_ws *w = ws->impl;
+    crl_pool_route r = route_of(a, rows->acting, rows->task);
+    if (rows->acting && r.mode == CRL_POOL_ROUTE_ORACLE &&
+        (rows->task < 0 || rows->task >= r.n_tasks))
+        r.mode = CRL_POOL_ROUTE_COS;
+    crl_pool_forward(&st->pool, a->base, rows->params ? rows->params : a->params, &w->w,
+                     x, B, w->fixed ? w->heads : rows->head, &r, NULL);
+    if (!rows->acting) return w->w.out;
+    const uintptr_t o = (uintptr_t)x, row = sizeof(float) * (size_t)a->net.spec.in_dim;
+    if (st->trk_hist && o >= st->trk_lo && o < st->trk_hi &&
+        (o - st->trk_lo) % row == 0) {
+        const size_t r0 = (o - st->trk_lo) / row, nr = (st->trk_hi - st->trk_lo) / row;
+        for (size_t i = 0; i < (size_t)B && r0 + i < nr; i++)
+            st->trk_hist[(r0 + i) * (size_t)st->pool.M + (size_t)w->w.sel[i]]++;
+    }
+    return w->w.out;
+}
+
+static void l2m_backward(crl_actor *a, crl_actor_ws *ws, float *grads, const float *dout,
+                         int dw_rows) {
+    (void)dw_rows; /* the pool's grouping covers every row of the forward */
+    l2m_ws *w = ws->impl;
+    crl_pool_backward(&st_of(a)->pool, a->base, a->params, grads, &w->w, dout);
+}
+
+static void l2m_init_params(crl_actor *a, crl_rng *rng) {
+    crl_pool_init_params(&st_of(a)->pool, a->params, rng);
+}
+
+/* The key pull term over n of the B actor-loss rows, as their n/B share of
+ * the mean; its gradient lands in the keys block only. */
+static double l2m_extra_loss(crl_actor *a, const crl_actor_ws *ws, int n, int B,
+                             float *grads) {
+    const l2m_ws *w = ws->impl;
+    return crl_pool_pull(&st_of(a)->pool, a->params, &w->w,
+                         a->cfg.pull * (float)n / (float)B, grads);
+}
+
+/* Usage counts: the routing of the actor-loss rows. */
+static void l2m_tally(crl_actor *a, const crl_actor_ws *ws) {
+    const l2m_ws *w = ws->impl;
+    crl_pool_count(&st_of(a)->pool, &w->w, a->counts);
+}
+
+/* The base's MACs plus, per row and hidden layer, r (in + out) for LoRA's
+ * x A and (x A) B forward, twice that backward (no base dW). */
+static double l2m_update_macs(const crl_actor *a, int B, int obs_dim) {
+    const crl_pool *p = &st_of(a)->pool;
+    const crl_mlp_spec *s = &a->net.spec;
+    const double Ma = crl_mlp_macs_per_row(&a->net);
+    const double fa = (double)obs_dim * s->hidden[0];
+    double lora = 0;
+    if (p->kind == CRL_POOL_LORA)
+        for (int l = 0, in = obs_dim; l < s->n_hidden; l++, in = s->hidden[l - 1])
+            lora += (double)p->rank * (in + (double)s->hidden[l]);
+    return 2.0 * B * (Ma + lora) + (double)B * (Ma - fa) + 2.0 * B * lora;
+}
+
+static void l2m_ckpt_describe(const crl_actor *a, crl_actor_ckpt *ck) {
+    const crl_pool *p = &st_of(a)->pool;
+    ck->M = (uint32_t)p->M;
+    ck->pool_kind = (uint32_t)p->kind;
+    ck->rank = (uint32_t)p->rank;
+    ck->base_tasks = (uint32_t)a->net.spec.n_heads;
+    ck->head = (uint32_t)a->cfg.head;
+    ck->scale = p->scale;
+}
+
+static int l2m_ckpt_check(const crl_actor *a, const crl_actor_ckpt *ck, crl_err *err) {
+    const crl_pool *p = &st_of(a)->pool;
+    if (ck->M != (uint32_t)p->M || ck->pool_kind != (uint32_t)p->kind ||
+        ck->rank != (uint32_t)p->rank ||
+        ck->base_tasks != (uint32_t)a->net.spec.n_heads ||
+        ck->head != (uint32_t)a->cfg.head || ck->used != a->n_params)
+        return crl_errf(err, CRL_ECORRUPT,
+                        "sac checkpoint: the L2M pool or base does not match");
+    return CRL_OK;
+}
+
+static void l2m_destroy(crl_actor *a) {
+    free(a->impl);
+    if (!a->cfg.borrowed) free(a->base);
+    free(a->counts);
+}
+
+static const crl_actor_ops l2m_ops = {
+    .name = "l2m",
+    .ws_alloc = l2m_ws_alloc,
+    .ws_free = l2m_ws_free,
+    .forward = l2m_forward,
+    .backward = l2m_backward,
+    .init_params = l2m_init_params,
+    .extra_loss = l2m_extra_loss,
+    .tally = l2m_tally,
+    .update_macs = l2m_update_macs,
+    .ckpt_describe = l2m_ckpt_describe,
+    .ckpt_check = l2m_ckpt_check,
+    .destroy = l2m_destroy,
+};
+
+int crl__actor_l2m_create(const crl_actor_config *cfg, crl_actor *a, crl_err *err);
+int crl__actor_l2m_create(const crl_actor_config *cfg, crl_actor *a, crl_err *err) {
+    int rc = crl_actor_base_init(a, &l2m_ops, cfg, err);
+    if (rc) return rc;
+    l2m_state *st = calloc(1, sizeof *st);
+    a->impl = st;
+    if (!st) return crl_errf(err, CRL_ENOMEM, "actor: out of memory");
+    if ((rc = crl_pool_init(&st->pool, &a->net, (crl_pool_kind)cfg->pool_kind, cfg->M,
+                            cfg->rank, cfg->scale, err)))
+        return rc;
+    a->n_params = st->pool.n_params;
+    a->tr_lo = 0;
+    a->tr_hi = a->n_params;
+    a->n_base = a->net.n_params;
+    a->n_counts = (size_t)cfg->M;
+    if (!cfg->borrowed) a->base = calloc(a->n_base, sizeof(float));
+    a->counts = calloc(a->n_counts, sizeof(int64_t));
+    if ((!cfg->borrowed && !a->base) || !a->counts)
+        return crl_errf(err, CRL_ENOMEM, "actor: out of memory");
+    return CRL_OK;
+}
+
+const crl_pool *crl_actor_pool(const crl_actor *a) {
+    return a && a->ops == &l2m_ops ? &st_of(a)->pool : NULL;
+}
+
+int crl_actor_l2m_set_route(crl_actor *a, const crl_pool_route *train,
+                            const crl_pool_route *act, crl_err *err) {
+    if (!a || a->ops != &l2m_ops)
+        return crl_errf(err, CRL_EINVAL, "sac: not an L2M learner");
+    l2m_state *st = st_of(a);
+    crl_pool_route t = *train, r = *act;
+    t.counts = r.counts = a->counts;
+    if (r.mode == CRL_POOL_ROUTE_ORACLE) r.task = 0; /* checked per call */
+    if (t.mode == CRL_POOL_ROUTE_FIXED || r.mode == CRL_POOL_ROUTE_FIXED)
+        return crl_errf(err, CRL_EINVAL, "sac: L2M routes cannot be FIXED");
+    int rc = crl_pool_route_rows(&st->pool, a->params, NULL, 0, &t, NULL, err);
+    if (!rc) rc = crl_pool_route_rows(&st->pool, a->params, NULL, 0, &r, NULL, err);
+    if (rc) return rc;
+    st->rt_train = *train;
+    st->rt_act = *act;
+    return CRL_OK;
+}
+
+void crl_actor_l2m_track(crl_actor *a, const float *obs_base, int rows, int32_t *hist) {
+    if (!a || a->ops != &l2m_ops) return;
+    l2m_state *st = st_of(a);
+    st->trk_hist = obs_base && hist && rows > 0 ? hist : NULL;
+    st->trk_lo = (uintptr_t)obs_base;
+    st->trk_hi = st->trk_lo + sizeof(float) * (size_t)a->net.spec.in_dim *
+                                  (size_t)(rows > 0 ? rows : 0);
+}
