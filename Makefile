@@ -50,7 +50,7 @@ lint: deps
 	clang-format --dry-run --Werror $(SOURCES)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --inline-suppr --suppress=missingIncludeSystem -I include -I include/crl \
-	  core nn envs replay subspace agents store viz embed cli bench examples
+	  core nn envs replay subspace agents analysis store viz embed cli bench examples
 
 format:
 	clang-format -i $(SOURCES)

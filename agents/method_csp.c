@@ -1,6 +1,6 @@
 /* CSP, the method's side: collection alphas, the alpha table and the
  * grow-or-prune decision. The subspace and its update live in the learner
- * (crl_sac with csp_anchors > 0, subspace/subspace.c). */
+ * (crl_sac with csp_anchors > 0, subspace/csp_subspace.c). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

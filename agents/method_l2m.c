@@ -2,7 +2,7 @@
  * learner, the routes of each task, the modulator each task trained and the
  * routing tally of evaluations. The modulated actor itself is part of the
  * one SAC update (agents/sac.c, l2m_pool > 0) on top of the pool
- * (subspace/pool.c). */
+ * (subspace/l2m_pool.c). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

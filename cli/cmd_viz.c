@@ -10,6 +10,7 @@
 #include "crl/env.h"
 #include "crl/export.h"
 #include "crl/policy.h"
+#include "crl/plot.h"
 #include "crl/viz.h"
 
 /* opts.c knows long flags only: accept the customary "-o FILE" (and

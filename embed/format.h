@@ -1,6 +1,6 @@
 /* crl embed, private: the policy file format (docs/policy-format.md) as
  * constants and little-endian byte helpers shared by the writer
- * (embed/export.c) and the reader (embed/policy.c). */
+ * (agents/export.c) and the reader (embed/policy.c). */
 #ifndef CRL_EMBED_FORMAT_H
 #define CRL_EMBED_FORMAT_H
 

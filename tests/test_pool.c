@@ -1,4 +1,4 @@
-/* Tests for subspace/pool.c: the L2M modulation pool over a frozen base.
+/* Tests for subspace/l2m_pool.c: the L2M modulation pool over a frozen base.
  *
  *  - a fresh pool (LoRA B = 0, IA3 g = 1) reproduces crl_mlp_forward bit for
  *    bit, whatever the routing and heads;

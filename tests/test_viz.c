@@ -19,6 +19,7 @@
 
 #include "crl/env.h"
 #include "crl/store.h"
+#include "crl/plot.h"
 #include "crl/viz.h"
 
 static char dir[256];

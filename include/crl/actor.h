@@ -5,10 +5,10 @@
  * state of its kind (CSP: the anchors in use and the acting alpha; L2M: the
  * frozen base, the routes and the usage counts). Three kinds:
  *   CRL_ACTOR_MLP  a plain crl_mlp (nn/actor_mlp.c),
- *   CRL_ACTOR_CSP  a CSP subspace of policies (subspace/actor_csp.c),
+ *   CRL_ACTOR_CSP  a CSP subspace of policies (subspace/csp_actor.c),
  *   CRL_ACTOR_L2M  an L2M pool of modulators over a frozen base
- *                  (subspace/actor_l2m.c).
- * crl_actor_create (subspace/actor.c) picks the implementation from the
+ *                  (subspace/l2m_actor.c).
+ * crl_actor_create (subspace/actors.c) picks the implementation from the
  * configuration's kind, once. Callers (SAC, the embedding runtime) go
  * through the crl_actor_* functions below and never test the kind; what
  * differs between kinds is data of the instance (cond_dim, the trainable

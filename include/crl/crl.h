@@ -2,6 +2,7 @@
 #ifndef CRL_CRL_H
 #define CRL_CRL_H
 
+#include "actor.h"
 #include "base.h"
 #include "blas.h"
 #include "continual.h"
@@ -11,11 +12,13 @@
 #include "methods.h"
 #include "metrics.h"
 #include "nn.h"
+#include "plot.h"
 #include "policy.h"
 #include "pool.h"
 #include "report.h"
 #include "replay.h"
 #include "reservoir.h"
+#include "run.h"
 #include "runner.h"
 #include "sac.h"
 #include "scenario.h"

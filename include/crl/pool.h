@@ -18,7 +18,7 @@
  *
  * The forward/backward supply the modulated Linear layer to nn/net.c's layer
  * loop; behind the actor interface the pool is the CRL_ACTOR_L2M kind
- * (subspace/actor_l2m.c, crl_actor_pool, crl_actor_l2m_*).
+ * (subspace/l2m_actor.c, crl_actor_pool, crl_actor_l2m_*).
  *
  * Knows nothing of SAC or the L2M schedule (agents/ does that). */
 #ifndef CRL_POOL_H
@@ -164,7 +164,7 @@ void crl_pool_backward(const crl_pool *p, const float *base_params, const float 
 double crl_pool_pull(const crl_pool *p, const float *params, const crl_pool_ws *ws,
                      float coef, float *grads);
 
-/* ---- the L2M actor (subspace/actor_l2m.c) ------------------------------------ */
+/* ---- the L2M actor (subspace/l2m_actor.c) ------------------------------------ */
 
 /* Routing of the actor's update rows (train) and acting rows (act). counts is
  * ignored (the actor's own counts are used); for an ORACLE act route the task

@@ -21,7 +21,7 @@
  *
  * The forward/backward supply the mixed Linear layer to nn/net.c's layer loop;
  * behind the actor interface the subspace is the CRL_ACTOR_CSP kind
- * (subspace/actor_csp.c, crl_actor_subspace).
+ * (subspace/csp_actor.c, crl_actor_subspace).
  *
  * Knows nothing of MuJoCo, SAC or the CSP schedule (agents/ does that). */
 #ifndef CRL_SUBSPACE_H

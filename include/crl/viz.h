@@ -1,11 +1,11 @@
 /* crl viz: looking at simulations and runs.
  *
- * Three parts, none of which changes what it looks at:
+ * Two parts, neither of which changes what it looks at:
  *  - headless offscreen frames of a MuJoCo scene (OSMesa, no X display),
  *    written as PNG with cairo and encoded to MP4 by an installed ffmpeg;
  *  - a GLFW window driven by callbacks, shared by `crl view` (a live policy)
- *    and `crl replay --view` (a logged episode);
- *  - plots of a run store drawn with cairo (PNG or SVG).
+ *    and `crl replay --view` (a logged episode).
+ * Plots of a run store are analysis/'s (plot.h).
  *
  * MuJoCo 2.2 resolves its OpenGL entry points once per process, from the
  * first GL platform it finds. So a process uses either offscreen frames or
@@ -17,7 +17,6 @@
 #include <stdint.h>
 
 #include "base.h"
-#include "store.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -159,43 +158,6 @@ void crl_viewer_opts_default(crl_viewer_opts *o);
  * this process, or the source's own negative status. Blocks; main thread. */
 int crl_viewer_run(const struct mjModel_ *m, const crl_viewer_source *src,
                    const crl_viewer_opts *o, crl_err *err);
-
-/* ---- plots ------------------------------------------------------------ */
-
-typedef enum {
-    CRL_PLOT_CURVES = 0, /* Continual World figure: success of every task over
-                            training steps, task boundaries marked */
-    CRL_PLOT_MATRIX = 1, /* task x evaluation-point success heatmap */
-    CRL_PLOT_COMPARE = 2 /* methods of a scenario side by side: mean and 90%
-                            bootstrap CI over seeds */
-} crl_plot_kind;
-
-/* The number plotted per (task, evaluation). AUTO: success when any
- * evaluation of the data succeeded at all, else the return (locomotion). */
-typedef enum {
-    CRL_PLOT_AUTO = 0,
-    CRL_PLOT_SUCCESS = 1, /* success_rate of the stochastic episodes */
-    CRL_PLOT_RETURN = 2   /* det_return (mean_return where a row has none) */
-} crl_plot_metric;
-
-typedef struct {
-    crl_plot_kind kind;
-    crl_plot_metric metric;
-    int64_t run_id;       /* CURVES, MATRIX */
-    const char *scenario; /* COMPARE */
-    int width, height;    /* pixels (PNG) or points (SVG); 0 = per-kind default */
-    const char *title;    /* NULL = made from the run / scenario */
-} crl_plot_opts;
-
-/* "curves" (also "cw"), "matrix", "compare" -> *kind; CRL_EINVAL otherwise. */
-int crl_plot_kind_parse(const char *name, crl_plot_kind *kind, crl_err *err);
-
-/* Draw the plot from the store alone and write it to path; the format comes
- * from the extension (.png, .svg). CRL_EINVAL (bad options or extension),
- * CRL_ENOTFOUND (no such run, no evals, no runs of the scenario: the message
- * says which), CRL_EIO (cannot write). */
-int crl_plot_write(crl_store *store, const crl_plot_opts *o, const char *path,
-                   crl_err *err);
 
 #ifdef __cplusplus
 }

@@ -14,7 +14,7 @@
 #include "crl/methods.h"
 #include "crl/metrics.h"
 #include "crl/report.h"
-#include "crl/viz.h"
+#include "crl/plot.h"
 
 #define FONT "DejaVu Sans"
 

@@ -1,5 +1,5 @@
 /* crl report: reads finished runs from the store and computes the Continual
- * World table with the metrics of agents/metrics.c. Definitions:
+ * World table with the metrics of analysis/metrics.c. Definitions:
  * docs/report.md. */
 #include "crl/report.h"
 
