@@ -3,19 +3,20 @@
 #ifndef CRL_CLI_H
 #define CRL_CLI_H
 
-int cmd_train(int argc, char **argv);
-int cmd_runs(int argc, char **argv);
-int cmd_eval(int argc, char **argv);
-int cmd_report(int argc, char **argv); /* cli/cmd_report.c */ /* cli/cmd_train.c */
-int cmd_tasks(int argc, char **argv);                         /* cli/cmd_tasks.c */
-int cmd_scenarios(int argc, char **argv);                     /* cli/cmd_tasks.c */
-int cmd_scripted(int argc, char **argv);                      /* cli/cmd_tasks.c */
-int cmd_replay(int argc, char **argv);                        /* cli/cmd_replay.c */
-int cmd_render(int argc, char **argv);                        /* cli/cmd_viz.c */
-int cmd_view(int argc, char **argv);                          /* cli/cmd_viz.c */
-int cmd_plot(int argc, char **argv);                          /* cli/cmd_viz.c */
-int cmd_sweep(int argc, char **argv);                         /* cli/cmd_sweep.c */
-int cmd_merge(int argc, char **argv);                         /* cli/cmd_merge.c */
+int cmd_train(int argc, char **argv);     /* cli/cmd_train.c */
+int cmd_eval(int argc, char **argv);      /* cli/cmd_train.c */
+int cmd_runs(int argc, char **argv);      /* cli/cmd_runs.c */
+int cmd_report(int argc, char **argv);    /* cli/cmd_report.c */
+int cmd_tasks(int argc, char **argv);     /* cli/cmd_tasks.c */
+int cmd_scenarios(int argc, char **argv); /* cli/cmd_tasks.c */
+int cmd_scripted(int argc, char **argv);  /* cli/cmd_tasks.c */
+int cmd_replay(int argc, char **argv);    /* cli/cmd_replay.c */
+int cmd_render(int argc, char **argv);    /* cli/cmd_viz.c */
+int cmd_view(int argc, char **argv);      /* cli/cmd_viz.c */
+int cmd_plot(int argc, char **argv);      /* cli/cmd_viz.c */
+int cmd_sweep(int argc, char **argv);     /* cli/cmd_sweep.c */
+int cmd_merge(int argc, char **argv);     /* cli/cmd_merge.c */
+int cmd_export(int argc, char **argv);    /* cli/cmd_export.c */
 
 /* The MPI library crl sweep uses under mpirun, NULL if built without one. */
 const char *cli_mpi_version(void); /* cli/cmd_sweep.c */

@@ -13,8 +13,6 @@
 #include "crl/policy.h"
 #include "envs/external.h"
 
-int cmd_export(int argc, char **argv);
-
 /* --task-xml NAME: the task's MJCF to out ("-" = stdout). */
 static int export_task_xml(const char *task, const char *out) {
     crl_err err = {0};

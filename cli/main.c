@@ -8,7 +8,6 @@
 #include "crl/blas.h"
 #include "crl/store.h"
 
-int cmd_export(int argc, char **argv); /* cli/cmd_export.c */
 
 static const struct {
     const char *name;

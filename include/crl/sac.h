@@ -65,7 +65,8 @@ typedef struct {
  * CRL_EINVAL on bad CSP/L2M settings. */
 int crl_sac_actor_config(const crl_sac_config *c, crl_actor_config *ac, crl_err *err);
 
-/* The Continual World defaults of ../shared/specs/methods.md. */
+/* The Continual World defaults (Wolczyk et al. 2021, their SAC configuration;
+ * docs/sac.md lists each with its flag). */
 void crl_sac_config_default(crl_sac_config *c, int obs_dim, int act_dim, int n_tasks);
 /* Resolved target entropy (applies the NAN default). */
 float crl_sac_target_entropy(const crl_sac_config *c);
