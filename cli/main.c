@@ -8,7 +8,6 @@
 #include "crl/blas.h"
 #include "crl/store.h"
 
-
 static const struct {
     const char *name;
     int (*fn)(int argc, char **argv);
