@@ -299,7 +299,7 @@ int crl_run_config_decode(crl_store *store, const char *json, crl_run_config *c,
 
 /* ---- validation ------------------------------------------------------------------ */
 
-static int log_train_every(const char *s) {
+int crl_run_log_train_every(const char *s) {
     if (!s) return CRL_LOG_TRAIN_EVERY;
     if (!strcmp(s, "none")) return 0;
     char *end = NULL;
@@ -316,7 +316,7 @@ int crl_run_config_validate(const crl_run_config *c, crl_err *err) {
             return crl_errf(err, CRL_EINVAL, "%s must be in [%g, %g], got %g",
                             KEYS[i].key, KEYS[i].min, KEYS[i].max, e.num);
     }
-    if (log_train_every(c->log_train) < 0)
+    if (crl_run_log_train_every(c->log_train) < 0)
         return crl_errf(err, CRL_EINVAL,
                         "log-train-episodes must be every:N (N >= 1) or none, got '%s'",
                         c->log_train);
@@ -357,7 +357,7 @@ int crl_run_train_config(const crl_run_config *c, crl_train_config *t, crl_err *
     t->threads = c->threads;
     t->sac = c->sac;
     t->sac.threads = c->threads >= 2 ? 2 : 1;
-    if ((t->log_train_every = log_train_every(c->log_train)) < 0)
+    if ((t->log_train_every = crl_run_log_train_every(c->log_train)) < 0)
         return crl_errf(err, CRL_EINVAL,
                         "log-train-episodes must be every:N (N >= 1) or none, got '%s'",
                         c->log_train);
@@ -401,7 +401,7 @@ int crl_run_continual_config(const crl_run_config *c, crl_continual_config *o,
     o->l2m = c->l2m;
     o->sac = c->sac;
     o->sac.threads = c->threads >= 2 ? 2 : 1;
-    if ((o->log_train_every = log_train_every(c->log_train)) < 0)
+    if ((o->log_train_every = crl_run_log_train_every(c->log_train)) < 0)
         return crl_errf(err, CRL_EINVAL,
                         "log-train-episodes must be every:N (N >= 1) or none, got '%s'",
                         c->log_train);

@@ -1,5 +1,4 @@
 /* crl train: one SAC run, recorded in the store. */
-#include <ctype.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -183,19 +182,6 @@ static int train_defs(opt_def *defs, crl_run_config *r, const char **db, int *qu
     return n;
 }
 
-/* --log-train-episodes every:N | none -> N (0 for none); -1 if malformed.
- * Checked here so that the message names the flag (the library checks the
- * value again, crl_run_config_validate). */
-static int parse_log_train(const char *s) {
-    if (!s) return CRL_LOG_TRAIN_EVERY;
-    if (!strcmp(s, "none")) return 0;
-    char *end = NULL;
-    if (strncmp(s, "every:", 6) != 0 || !isdigit((unsigned char)s[6])) return -1;
-    long v = strtol(s + 6, &end, 10);
-    if (*end || v < 1 || v > 1000000000L) return -1;
-    return (int)v;
-}
-
 static int bad_log_train(const char *s) {
     fprintf(stderr,
             "crl train: --log-train-episodes must be every:N (N >= 1) or none, got "
@@ -257,7 +243,7 @@ static int train_continual(crl_run_config *r, const char *db, int64_t resume, in
         return 2;
     }
     if (r->threads <= 0) r->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (parse_log_train(r->log_train) < 0) {
+    if (crl_run_log_train_every(r->log_train) < 0) {
         crl_store_close(store);
         return bad_log_train(r->log_train);
     }
@@ -421,7 +407,7 @@ int cmd_train(int argc, char **argv) {
 
     /* Checked before anything is created (a resumed run's stored value is
      * checked again once restored). */
-    if (parse_log_train(r.log_train) < 0) return bad_log_train(r.log_train);
+    if (crl_run_log_train_every(r.log_train) < 0) return bad_log_train(r.log_train);
 
     /* A resumed single-env run (method "sac") continues here; every other
      * resume goes through the continual runner, which reports unknown runs. */
@@ -442,7 +428,7 @@ int cmd_train(int argc, char **argv) {
             crl_run_config_free(&r);
             return rc == CRL_ENOTFOUND || rc == CRL_EINVAL ? 2 : 1;
         }
-        if (parse_log_train(r.log_train) < 0) {
+        if (crl_run_log_train_every(r.log_train) < 0) {
             rc = bad_log_train(r.log_train);
             crl_run_config_free(&r);
             return rc;

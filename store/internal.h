@@ -15,5 +15,13 @@ const char *crl_store_path(const crl_store *s);
  * (store.c's error mapping: CRL_EBUSY, CRL_ECORRUPT, CRL_EIO, ...). */
 int crl_store_fail(crl_store *s, crl_err *err, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Prepare sql on s into *st (NULL on failure); what names the read in the
+ * error. */
+int crl_store_prepare(crl_store *s, const char *sql, sqlite3_stmt **st, const char *what,
+                      crl_err *err);
+/* Column col as text into dst (cap bytes; NULL reads as ""). */
+void crl_store_column_text(char *dst, size_t cap, sqlite3_stmt *st, int col);
+/* Column col as a double; NULL (how SQLite stores NaN) reads back as NaN. */
+double crl_store_column_real(sqlite3_stmt *st, int col);
 
 #endif

@@ -31,17 +31,6 @@ static void json_value(sqlite3_stmt *st, int col, crl_json_value *v) {
     v->text = (const char *)sqlite3_column_text(st, col);
 }
 
-static int prepare(crl_store *s, const char *sql, sqlite3_stmt **st, const char *what,
-                   crl_err *err) {
-    *st = NULL;
-    if (!s) return crl_errf(err, CRL_EINVAL, "%s: store is NULL", what);
-    int rc = sqlite3_prepare_v2(crl_store_sqlite(s), sql, -1, st, NULL);
-    if (rc == SQLITE_OK) return CRL_OK;
-    sqlite3_finalize(*st);
-    *st = NULL;
-    return crl_store_fail(s, err, rc, "%s", what);
-}
-
 int crl_store_json_each(crl_store *s, const char *json,
                         int (*cb)(const char *key, const crl_json_value *v, void *ctx),
                         void *ctx, crl_err *err) {
@@ -50,10 +39,11 @@ int crl_store_json_each(crl_store *s, const char *json,
     /* A number's text is its JSON text (-> keeps it verbatim), so that a
      * value reads back exactly as it was written; i and num come from the
      * atom, with SQL's conversions. */
-    int ret = prepare(s,
-                      "SELECT key, atom, CASE WHEN type IN ('integer', 'real') THEN"
-                      " ?1 -> fullkey ELSE atom END FROM json_each(?1)",
-                      &st, "cannot read JSON members", err);
+    int ret =
+        crl_store_prepare(s,
+                          "SELECT key, atom, CASE WHEN type IN ('integer', 'real') THEN"
+                          " ?1 -> fullkey ELSE atom END FROM json_each(?1)",
+                          &st, "cannot read JSON members", err);
     if (ret) return ret;
     int rc = sqlite3_bind_text(st, 1, json ? json : "{}", -1, SQLITE_STATIC);
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -84,7 +74,7 @@ int crl_store_json_extract(crl_store *s, const char *json, const char *const *pa
         len += (size_t)snprintf(sql + len, sizeof sql - len, "%sjson_extract(?1, ?%d)",
                                 i ? ", " : "", i + 2);
     sqlite3_stmt *st;
-    int ret = prepare(s, sql, &st, "cannot read JSON values", err);
+    int ret = crl_store_prepare(s, sql, &st, "cannot read JSON values", err);
     if (ret) return ret;
     int rc = sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
     for (int i = 0; rc == SQLITE_OK && i < n_paths; i++)

@@ -10,27 +10,6 @@
 #include "crl/store.h"
 #include "store/internal.h"
 
-static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col) {
-    const unsigned char *t = sqlite3_column_text(st, col);
-    snprintf(dst, cap, "%s", t ? (const char *)t : "");
-}
-
-static double column_real(sqlite3_stmt *st, int col) {
-    if (sqlite3_column_type(st, col) == SQLITE_NULL) return NAN;
-    return sqlite3_column_double(st, col);
-}
-
-static int prepare(crl_store *s, const char *sql, sqlite3_stmt **st, const char *what,
-                   crl_err *err) {
-    *st = NULL;
-    if (!s) return crl_errf(err, CRL_EINVAL, "%s: store is NULL", what);
-    int rc = sqlite3_prepare_v2(crl_store_sqlite(s), sql, -1, st, NULL);
-    if (rc == SQLITE_OK) return CRL_OK;
-    sqlite3_finalize(*st);
-    *st = NULL;
-    return crl_store_fail(s, err, rc, "%s", what);
-}
-
 /* Grow *arr (of *cap elements of size sz) to hold n + 1. */
 static int grow(void **arr, int *cap, int n, size_t sz, crl_err *err) {
     if (n < *cap) return CRL_OK;
@@ -46,8 +25,8 @@ static int grow(void **arr, int *cap, int n, size_t sz, crl_err *err) {
  * run (asked only then, so a run with rows costs no second query). */
 static int check_run(crl_store *s, int64_t run_id, crl_err *err) {
     sqlite3_stmt *st;
-    int ret =
-        prepare(s, "SELECT 1 FROM runs WHERE id = ?1", &st, "cannot read runs", err);
+    int ret = crl_store_prepare(s, "SELECT 1 FROM runs WHERE id = ?1", &st,
+                                "cannot read runs", err);
     if (ret) return ret;
     int rc = sqlite3_bind_int64(st, 1, run_id);
     if (rc == SQLITE_OK) rc = sqlite3_step(st);
@@ -93,7 +72,7 @@ int crl_store_finished_runs(crl_store *s, const char *scenario, crl_finished_run
         " FROM runs r WHERE r.status = 'finished' AND (?1 IS NULL OR r.scenario = ?1)"
         " ORDER BY r.id";
     sqlite3_stmt *st;
-    int ret = prepare(s, sql, &st, "cannot list finished runs", err);
+    int ret = crl_store_prepare(s, sql, &st, "cannot list finished runs", err);
     if (ret) return ret;
     int rc = scenario ? sqlite3_bind_text(st, 1, scenario, -1, SQLITE_STATIC) : SQLITE_OK;
     int cap = 0;
@@ -103,8 +82,8 @@ int crl_store_finished_runs(crl_store *s, const char *scenario, crl_finished_run
         crl_finished_run *r = &(*runs)[(*n)++];
         memset(r, 0, sizeof *r);
         r->id = sqlite3_column_int64(st, 0);
-        copy_text(r->method, sizeof r->method, st, 1);
-        copy_text(r->scenario, sizeof r->scenario, st, 2);
+        crl_store_column_text(r->method, sizeof r->method, st, 1);
+        crl_store_column_text(r->scenario, sizeof r->scenario, st, 2);
         r->seed = (uint64_t)sqlite3_column_int64(st, 3);
         int ty = sqlite3_column_type(st, 4);
         r->has_spt = ty == SQLITE_INTEGER || ty == SQLITE_FLOAT;
@@ -139,7 +118,7 @@ int crl_store_unfinished_runs(crl_store *s, const char *scenario,
         " AND (?1 IS NULL OR scenario = ?1) GROUP BY status"
         " ORDER BY status";
     sqlite3_stmt *st;
-    int ret = prepare(s, sql, &st, "cannot count unfinished runs", err);
+    int ret = crl_store_prepare(s, sql, &st, "cannot count unfinished runs", err);
     if (ret) return ret;
     int rc = scenario ? sqlite3_bind_text(st, 1, scenario, -1, SQLITE_STATIC) : SQLITE_OK;
     int cap = 0;
@@ -147,7 +126,7 @@ int crl_store_unfinished_runs(crl_store *s, const char *scenario,
         rc = SQLITE_OK;
         if ((ret = grow((void **)counts, &cap, *n, sizeof **counts, err))) break;
         crl_status_count *c = &(*counts)[(*n)++];
-        copy_text(c->status, sizeof c->status, st, 0);
+        crl_store_column_text(c->status, sizeof c->status, st, 0);
         c->count = sqlite3_column_int(st, 1);
     }
     if (ret == CRL_OK && rc != SQLITE_DONE)
@@ -174,10 +153,10 @@ int crl_store_tasks(crl_store *s, int64_t run_id, crl_task_row **tasks, int *n,
     *tasks = NULL;
     *n = 0;
     sqlite3_stmt *st;
-    int ret = prepare(s,
-                      "SELECT idx, name, start_step, end_step FROM tasks"
-                      " WHERE run_id = ?1 ORDER BY idx",
-                      &st, "cannot read tasks", err);
+    int ret = crl_store_prepare(s,
+                                "SELECT idx, name, start_step, end_step FROM tasks"
+                                " WHERE run_id = ?1 ORDER BY idx",
+                                &st, "cannot read tasks", err);
     if (ret) return ret;
     int rc = sqlite3_bind_int64(st, 1, run_id), cap = 0;
     while (ret == CRL_OK && rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -185,7 +164,7 @@ int crl_store_tasks(crl_store *s, int64_t run_id, crl_task_row **tasks, int *n,
         if ((ret = grow((void **)tasks, &cap, *n, sizeof **tasks, err))) break;
         crl_task_row *t = &(*tasks)[(*n)++];
         t->idx = sqlite3_column_int(st, 0);
-        copy_text(t->name, sizeof t->name, st, 1);
+        crl_store_column_text(t->name, sizeof t->name, st, 1);
         t->start_step = sqlite3_column_int64(st, 2);
         t->end_step =
             sqlite3_column_type(st, 3) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 3);
@@ -211,8 +190,8 @@ int crl_store_checkpoint_count(crl_store *s, int64_t run_id, int64_t *n, crl_err
     if (!n) return crl_errf(err, CRL_EINVAL, "crl_store_checkpoint_count: bad argument");
     *n = 0;
     sqlite3_stmt *st;
-    int ret = prepare(s, "SELECT count(*) FROM checkpoints WHERE run_id = ?1", &st,
-                      "cannot count checkpoints", err);
+    int ret = crl_store_prepare(s, "SELECT count(*) FROM checkpoints WHERE run_id = ?1",
+                                &st, "cannot count checkpoints", err);
     if (ret) return ret;
     int rc = sqlite3_bind_int64(st, 1, run_id);
     if (rc == SQLITE_OK) rc = sqlite3_step(st);
@@ -238,7 +217,7 @@ static int metric_rows(sqlite3_stmt *st, int rc,
         rc = SQLITE_OK;
         crl_metric_row m = {
             .step = sqlite3_column_int64(st, 0),
-            .value = column_real(st, 2),
+            .value = crl_store_column_real(st, 2),
             .key = (const char *)sqlite3_column_text(st, 1),
         };
         if (!m.key) m.key = "";
@@ -262,7 +241,7 @@ int crl_store_metrics(crl_store *s, int64_t run_id, const char *const *keys, int
             (size_t)snprintf(sql + len, sizeof sql - len, "%s?%d", i ? ", " : "", i + 2);
     snprintf(sql + len, sizeof sql - len, ") ORDER BY step");
     sqlite3_stmt *st;
-    int ret = prepare(s, sql, &st, "cannot read metrics", err);
+    int ret = crl_store_prepare(s, sql, &st, "cannot read metrics", err);
     if (ret) return ret;
     int rc = sqlite3_bind_int64(st, 1, run_id);
     for (int i = 0; rc == SQLITE_OK && i < n_keys; i++)
@@ -290,7 +269,7 @@ int crl_store_metrics_last(crl_store *s, int64_t run_id, const char *const *keys
                                 " key = ?%d ORDER BY step DESC LIMIT 1)",
                                 i ? ", " : "", i + 2);
     sqlite3_stmt *st;
-    int ret = prepare(s, sql, &st, "cannot read metrics", err);
+    int ret = crl_store_prepare(s, sql, &st, "cannot read metrics", err);
     if (ret) return ret;
     int rc = sqlite3_bind_int64(st, 1, run_id);
     for (int i = 0; rc == SQLITE_OK && i < n_keys; i++)
@@ -298,7 +277,8 @@ int crl_store_metrics_last(crl_store *s, int64_t run_id, const char *const *keys
     if (rc == SQLITE_OK) rc = sqlite3_step(st);
     int found = 0;
     if (rc == SQLITE_ROW)
-        for (int i = 0; i < n_keys; i++) found |= !isnan(values[i] = column_real(st, i));
+        for (int i = 0; i < n_keys; i++)
+            found |= !isnan(values[i] = crl_store_column_real(st, i));
     else
         ret = crl_store_fail(s, err, rc, "cannot read the metrics of run %lld",
                              (long long)run_id);
@@ -313,13 +293,13 @@ int crl_store_metrics_family_last(crl_store *s, int64_t run_id, const char *pref
     if (!prefix || !cb)
         return crl_errf(err, CRL_EINVAL, "crl_store_metrics_family_last: bad argument");
     sqlite3_stmt *st;
-    int ret =
-        prepare(s,
-                "SELECT step, key, value FROM metrics WHERE run_id = ?1 AND key LIKE"
-                " ?2 || '%' AND step = (SELECT max(step) FROM metrics"
-                " WHERE run_id = ?1 AND key LIKE ?2 || '%')"
-                " ORDER BY CAST(substr(key, length(?2) + 1) AS INTEGER)",
-                &st, "cannot read metrics", err);
+    int ret = crl_store_prepare(
+        s,
+        "SELECT step, key, value FROM metrics WHERE run_id = ?1 AND key LIKE"
+        " ?2 || '%' AND step = (SELECT max(step) FROM metrics"
+        " WHERE run_id = ?1 AND key LIKE ?2 || '%')"
+        " ORDER BY CAST(substr(key, length(?2) + 1) AS INTEGER)",
+        &st, "cannot read metrics", err);
     if (ret) return ret;
     int rc = sqlite3_bind_int64(st, 1, run_id);
     if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 2, prefix, -1, SQLITE_STATIC);
@@ -341,11 +321,11 @@ int crl_store_csp_decisions(crl_store *s, int64_t run_id,
                             crl_err *err) {
     if (!cb) return crl_errf(err, CRL_EINVAL, "crl_store_csp_decisions: bad argument");
     sqlite3_stmt *st;
-    int ret =
-        prepare(s,
-                "SELECT run_id, task_idx, step, kept, best_new, best_old, n_anchors,"
-                " alpha FROM csp_decisions WHERE run_id = ?1 ORDER BY task_idx",
-                &st, "cannot read csp decisions", err);
+    int ret = crl_store_prepare(
+        s,
+        "SELECT run_id, task_idx, step, kept, best_new, best_old, n_anchors,"
+        " alpha FROM csp_decisions WHERE run_id = ?1 ORDER BY task_idx",
+        &st, "cannot read csp decisions", err);
     if (ret) return ret;
     int rc = sqlite3_bind_int64(st, 1, run_id), rows = 0;
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -356,8 +336,8 @@ int crl_store_csp_decisions(crl_store *s, int64_t run_id,
             .task_idx = sqlite3_column_int(st, 1),
             .step = sqlite3_column_int64(st, 2),
             .kept = sqlite3_column_int(st, 3),
-            .best_new = column_real(st, 4),
-            .best_old = column_real(st, 5),
+            .best_new = crl_store_column_real(st, 4),
+            .best_old = crl_store_column_real(st, 5),
             .n_anchors = sqlite3_column_int(st, 6),
             .alpha_json = (const char *)sqlite3_column_text(st, 7),
         };

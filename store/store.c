@@ -430,24 +430,34 @@ static uint64_t i64_to_u64(int64_t i) {
     return u;
 }
 
-static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col) {
+void crl_store_column_text(char *dst, size_t cap, sqlite3_stmt *st, int col) {
     const unsigned char *t = sqlite3_column_text(st, col);
     snprintf(dst, cap, "%s", t ? (const char *)t : "");
 }
 
-/* NULL (how SQLite stores NaN) reads back as NaN, not 0. */
-static double column_real(sqlite3_stmt *st, int col) {
+double crl_store_column_real(sqlite3_stmt *st, int col) {
     if (sqlite3_column_type(st, col) == SQLITE_NULL) return NAN;
     return sqlite3_column_double(st, col);
+}
+
+int crl_store_prepare(crl_store *s, const char *sql, sqlite3_stmt **st, const char *what,
+                      crl_err *err) {
+    *st = NULL;
+    if (!s) return crl_errf(err, CRL_EINVAL, "%s: store is NULL", what);
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+    if (rc == SQLITE_OK) return CRL_OK;
+    sqlite3_finalize(*st);
+    *st = NULL;
+    return fail(s, err, rc, "%s", what);
 }
 
 static void fill_run_info(crl_run_info *info, sqlite3_stmt *st) {
     memset(info, 0, sizeof *info);
     info->id = sqlite3_column_int64(st, 0);
-    copy_text(info->created_at, sizeof info->created_at, st, 1);
-    copy_text(info->status, sizeof info->status, st, 2);
-    copy_text(info->method, sizeof info->method, st, 3);
-    copy_text(info->scenario, sizeof info->scenario, st, 4);
+    crl_store_column_text(info->created_at, sizeof info->created_at, st, 1);
+    crl_store_column_text(info->status, sizeof info->status, st, 2);
+    crl_store_column_text(info->method, sizeof info->method, st, 3);
+    crl_store_column_text(info->scenario, sizeof info->scenario, st, 4);
     info->seed = i64_to_u64(sqlite3_column_int64(st, 5));
     info->last_step = sqlite3_column_int64(st, 6);
 }
@@ -1219,9 +1229,9 @@ int crl_store_evals(crl_store *s, int64_t run_id, int (*cb)(const crl_eval_row *
             .train_task_idx = sqlite3_column_int(st, 2),
             .eval_task_idx = sqlite3_column_int(st, 3),
             .episodes = sqlite3_column_int(st, 4),
-            .success_rate = column_real(st, 5),
-            .mean_return = column_real(st, 6),
-            .det_return = column_real(st, 7),
+            .success_rate = crl_store_column_real(st, 5),
+            .mean_return = crl_store_column_real(st, 6),
+            .det_return = crl_store_column_real(st, 7),
         };
         if (cb(&row, ctx)) break;
     }
@@ -1290,7 +1300,7 @@ static void fill_episode_row(crl_episode_row *r, sqlite3_stmt *st) {
     r->env = (const char *)sqlite3_column_text(st, 7);
     r->env_seed = i64_to_u64(sqlite3_column_int64(st, 8));
     r->length = sqlite3_column_int(st, 9);
-    r->ret = column_real(st, 10);
+    r->ret = crl_store_column_real(st, 10);
     r->success = sqlite3_column_int(st, 11);
     r->mujoco_version = (const char *)sqlite3_column_text(st, 12);
     r->model_hash = (const char *)sqlite3_column_text(st, 13);

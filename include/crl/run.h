@@ -66,6 +66,10 @@ void crl_run_config_free(crl_run_config *c);
 /* 1 for a scenario run, 0 for a single-env run. */
 int crl_run_config_is_scenario(const crl_run_config *c);
 
+/* The training-episode logging of a log_train value: "every:N" -> N,
+ * "none" -> 0, NULL -> the default CRL_LOG_TRAIN_EVERY; -1 if malformed. */
+int crl_run_log_train_every(const char *log_train);
+
 /* Check a config before anything is written: names (scenario, method, env,
  * modulator), ranges, log_train, the xml reward and target. CRL_EINVAL
  * with one line saying what is wrong. */
