@@ -85,13 +85,13 @@ static void sq_acc(size_t n, const float *restrict d, float *restrict S) {
 }
 
 /* Layer l: S[l] += d^2 at the Linear output, then dL/dx without weight
- * gradients (layer 0's input gradient is not needed). */
+ * gradients; layer 0 gets the caller's dx, NULL here: not needed. */
 static void fisher_bwd(void *vc, int l, int R, int in, int out, const float *x, float *d,
                        float *dx, int dw_rows) {
     (void)dw_rows;
     const fisher_ctx *f = vc;
     sq_acc((size_t)R * out, d, f->S[l]);
-    if (l > 0)
+    if (dx)
         crl_linear_backward(R, in, out, x, f->params + f->m->W[l], d, NULL, NULL, dx, 0);
 }
 
