@@ -13,23 +13,26 @@
  * is a rank-one outer product, and only the deltas delta_{s,c} at each layer
  * need a backward pass: 2 act_dim input-gradient passes over a batch of
  * samples, one-hot in the output column, weight sqrt(w_{s,c}) folded into
- * the starting delta. crl_mlp_backward keeps its deltas to itself, so the
- * trunk is walked here with the same public layer functions.
+ * the starting delta. The trunk is walked by the network skeleton
+ * (crl_net_backward) with EWC's own ops: the head's delta is set from the
+ * weight and the head column, each layer's squared deltas are summed before
+ * its input gradient is formed, and the LayerNorm's are seen through
+ * crl_net_backward_seen.
  *
  * At the CW shape (obs 39, 4 x 256, act 4: 208k trunk parameters) 2,560
  * samples cost about 4 GMAC of backward GEMMs plus 0.53 G clip-and-add
  * steps: 0.37 s on one core of the 2-core VM (measured while two training
  * runs shared it), once per task. */
-#include "crl/methods.h"
-
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__SSE__)
 #include <xmmintrin.h>
+#endif
 
 #include "agents/continual_state.h"
-#endif
+#include "crl/methods.h"
+#include "nn/net.h"
 
 #define FISHER_CHUNK 256 /* rows per forward/backward; CW's batch size */
 
@@ -55,12 +58,49 @@ static void clip_acc(int n, float a, const float *restrict S, float c,
     for (; o < n; o++) f[o] += clip_at(a * S[o], c);
 }
 
-static int max_width(const crl_mlp_spec *s) {
-    int w = s->in_dim;
-    for (int i = 0; i < s->n_hidden; i++)
-        if (s->hidden[i] > w) w = s->hidden[i];
-    return w;
+/* The backward of one output column c for the skeleton: its deltas are
+ * squared into S (per layer) and Sln (LayerNorm output). */
+typedef struct {
+    const crl_mlp *m;
+    const float *params, *headW; /* headW: the task's head block, H x O */
+    const float *scale;          /* per row: sqrt of column c's Fisher weight */
+    int c;
+    float *const *S;
+    float *Sln;
+} fisher_ctx;
+
+/* d = scale[r] * headW[:, c] per row; dout is unused (one-hot column c). */
+static void fisher_head_bwd(void *vc, int R, int H, int O, const float *x,
+                            const int *head, int hc, const float *dout, float *d,
+                            int dw_rows) {
+    (void)x, (void)head, (void)hc, (void)dout, (void)dw_rows;
+    const fisher_ctx *f = vc;
+    for (int r = 0; r < R; r++)
+        for (int k = 0; k < H; k++)
+            d[(size_t)r * H + k] = f->scale[r] * f->headW[(size_t)k * O + f->c];
 }
+
+static void sq_acc(size_t n, const float *restrict d, float *restrict S) {
+    for (size_t e = 0; e < n; e++) S[e] += d[e] * d[e];
+}
+
+/* Layer l: S[l] += d^2 at the Linear output, then dL/dx without weight
+ * gradients; layer 0 gets the caller's dx, NULL here: not needed. */
+static void fisher_bwd(void *vc, int l, int R, int in, int out, const float *x, float *d,
+                       float *dx, int dw_rows) {
+    (void)dw_rows;
+    const fisher_ctx *f = vc;
+    sq_acc((size_t)R * out, d, f->S[l]);
+    if (dx)
+        crl_linear_backward(R, in, out, x, f->params + f->m->W[l], d, NULL, NULL, dx, 0);
+}
+
+static void fisher_ln_seen(void *vc, int R, int h, const float *d) {
+    const fisher_ctx *f = vc;
+    sq_acc((size_t)R * h, d, f->Sln);
+}
+
+static const crl_net_ops fisher_ops = {.bwd = fisher_bwd, .head_bwd = fisher_head_bwd};
 
 int crl_ewc_fisher(const crl_mlp *m, const float *params, const float *obs, int n,
                    int task, crl_fisher_kind kind, float *fisher, crl_err *err) {
@@ -80,7 +120,7 @@ int crl_ewc_fisher(const crl_mlp *m, const float *params, const float *obs, int 
     const int L = s->n_hidden, A = s->out_dim / 2, O = s->out_dim, In = s->in_dim;
     const int H = s->hidden[L - 1];
     const int C = n < FISHER_CHUNK ? n : FISHER_CHUNK;
-    const size_t np = m->n_params, W = (size_t)max_width(s);
+    const size_t np = m->n_params;
     const int ln = s->layernorm_first;
 
     /* S[i]: C x hidden[i] summed squared deltas at layer i's Linear output;
@@ -91,7 +131,7 @@ int crl_ewc_fisher(const crl_mlp *m, const float *params, const float *obs, int 
     crl_mlp_ws ws;
     int rc = crl_mlp_ws_alloc(&ws, m, C, err);
     if (rc) return rc;
-    float *fmem = malloc((nS + 2 * (size_t)C * W + (size_t)C + np) * sizeof(float));
+    float *fmem = malloc((nS + (size_t)C + np) * sizeof(float));
     double *acc = calloc(np, sizeof(double));
     int *heads = malloc((size_t)C * sizeof(int));
     if (!fmem || !acc || !heads) {
@@ -108,12 +148,14 @@ int crl_ewc_fisher(const crl_mlp *m, const float *params, const float *obs, int 
         Sln = p;
         p += (size_t)C * s->hidden[0];
     }
-    float *d = p, *dn = p + (size_t)C * W, *scale = p + 2 * (size_t)C * W;
+    float *scale = p;
     float *facc = scale + C; /* this chunk's clipped sums, float is enough */
     for (int r = 0; r < C; r++) heads[r] = task;
     crl_range rg[CRL_TRUNK_MAX_RANGES];
     const int nr = crl_trunk_ranges(m, rg);
-    const float *headW = params + m->head_W + (size_t)task * H * O;
+    fisher_ctx fc = {m, params, params + m->head_W + (size_t)task * H * O, scale, 0,
+                     S, Sln};
+    const crl_net_bufs bufs = {ws.pre, ws.post, ws.ln_xhat, ws.ln_rstd, ws.d0, ws.d1};
 
     for (int r0 = 0; r0 < n; r0 += C) {
         const int B = n - r0 < C ? n - r0 : C;
@@ -143,29 +185,9 @@ int crl_ewc_fisher(const crl_mlp *m, const float *params, const float *obs, int 
                     scale[r] = live ? sqrtf(2.0f) * sd * inv : 0.0f;
                 }
             }
-            for (int r = 0; r < B; r++)
-                for (int k = 0; k < H; k++)
-                    d[(size_t)r * H + k] = scale[r] * headW[(size_t)k * O + c];
-            for (int i = L - 1; i >= 0; i--) {
-                const int h = s->hidden[i];
-                const size_t nh = (size_t)B * h;
-                crl_act_backward(i == 0 ? s->first_act : s->act, s->lrelu_slope, nh,
-                                 ws.post[i], d, d);
-                if (i == 0 && ln) {
-                    for (size_t e = 0; e < nh; e++) Sln[e] += d[e] * d[e];
-                    crl_layernorm_backward(B, h, d, ws.ln_xhat, ws.ln_rstd,
-                                           params + m->ln_g, NULL, NULL, d, 0);
-                }
-                for (size_t e = 0; e < nh; e++) S[i][e] += d[e] * d[e];
-                if (i > 0) {
-                    const int prev = s->hidden[i - 1];
-                    crl_linear_backward(B, prev, h, ws.post[i - 1], params + m->W[i], d,
-                                        NULL, NULL, dn, 0);
-                    float *t = d;
-                    d = dn;
-                    dn = t;
-                }
-            }
+            fc.c = c;
+            crl_net_backward_seen(s, params + m->ln_g, NULL, NULL, &bufs, &fisher_ops,
+                                  &fc, x0, B, heads, NULL, 0, NULL, fisher_ln_seen);
         }
 
         /* Per sample and parameter: clip, then sum over the chunk. */

@@ -121,10 +121,11 @@ int crl_net_forward(const crl_mlp_spec *s, const float *ln_g, const float *ln_b,
     return 0;
 }
 
-void crl_net_backward(const crl_mlp_spec *s, const float *ln_g, float *ln_dg,
-                      float *ln_db, const crl_net_bufs *bufs, const crl_net_ops *ops,
-                      void *ctx, const float *x, int R, const int *head,
-                      const float *dout, int dw_rows, float *dx) {
+void crl_net_backward_seen(const crl_mlp_spec *s, const float *ln_g, float *ln_dg,
+                           float *ln_db, const crl_net_bufs *bufs, const crl_net_ops *ops,
+                           void *ctx, const float *x, int R, const int *head,
+                           const float *dout, int dw_rows, float *dx,
+                           crl_net_ln_seen_fn ln_seen) {
     const int L = s->n_hidden, H = s->hidden[L - 1], O = s->out_dim;
     float *d = bufs->d0, *dn = bufs->d1;
     ops->head_bwd(ctx, R, H, O, bufs->post[L - 1], head, crl_net_common_head(head, R),
@@ -135,6 +136,7 @@ void crl_net_backward(const crl_mlp_spec *s, const float *ln_g, float *ln_dg,
         const size_t n = (size_t)R * h;
         if (l == 0 && s->layernorm_first) {
             crl_act_backward(s->first_act, s->lrelu_slope, n, bufs->post[0], d, d);
+            if (ln_seen) ln_seen(ctx, R, h, d);
             crl_layernorm_backward(R, h, d, bufs->ln_xhat, bufs->ln_rstd, ln_g, ln_dg,
                                    ln_db, d, dw_rows);
         } else {
@@ -148,4 +150,12 @@ void crl_net_backward(const crl_mlp_spec *s, const float *ln_g, float *ln_dg,
         d = dn;
         dn = t;
     }
+}
+
+void crl_net_backward(const crl_mlp_spec *s, const float *ln_g, float *ln_dg,
+                      float *ln_db, const crl_net_bufs *bufs, const crl_net_ops *ops,
+                      void *ctx, const float *x, int R, const int *head,
+                      const float *dout, int dw_rows, float *dx) {
+    crl_net_backward_seen(s, ln_g, ln_dg, ln_db, bufs, ops, ctx, x, R, head, dout,
+                          dw_rows, dx, NULL);
 }

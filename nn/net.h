@@ -39,11 +39,23 @@ int crl_net_forward(const crl_mlp_spec *spec, const float *ln_g, const float *ln
                     const crl_net_bufs *bufs, const crl_net_ops *ops, void *ctx,
                     const float *x, int B, const int *head, float *out);
 /* Backward over R rows of the last forward. ln_dg/ln_db (may be NULL) are
- * ACCUMULATED from the first dw_rows rows; dx is passed to layer 0's bwd. */
+ * ACCUMULATED from the first dw_rows rows; dx is passed to layer 0's bwd.
+ * Calls only the backward ops (fwd/head_fwd may be NULL). */
 void crl_net_backward(const crl_mlp_spec *spec, const float *ln_g, float *ln_dg,
                       float *ln_db, const crl_net_bufs *bufs, const crl_net_ops *ops,
                       void *ctx, const float *x, int R, const int *head,
                       const float *dout, int dw_rows, float *dx);
+
+/* Sees d = dL/d(first LayerNorm output) (R x h, after the first activation's
+ * backward) before the LayerNorm backward overwrites it. */
+typedef void (*crl_net_ln_seen_fn)(void *ctx, int R, int h, const float *d);
+/* crl_net_backward that also calls ln_seen(ctx, ...) (may be NULL; never
+ * without LayerNorm): EWC's Fisher needs those deltas per sample. */
+void crl_net_backward_seen(const crl_mlp_spec *spec, const float *ln_g, float *ln_dg,
+                           float *ln_db, const crl_net_bufs *bufs, const crl_net_ops *ops,
+                           void *ctx, const float *x, int R, const int *head,
+                           const float *dout, int dw_rows, float *dx,
+                           crl_net_ln_seen_fn ln_seen);
 
 /* The first layer's normalisation: y = first_act(LayerNorm(x)) saving
  * xhat/rstd, or y = first_act(x) without LayerNorm (B x h). */
