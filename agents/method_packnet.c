@@ -22,6 +22,12 @@
 #include <string.h>
 
 #include "agents/continual_state.h"
+#include "nn/packnet.h"
+
+/* The owners, their check and the views are nn/packnet.h's, shared with the
+ * policy runtime, so its values are ours. */
+_Static_assert(CRL_PACKNET_FREE == CRL_PKVIEW_FREE, "packnet: free owner");
+_Static_assert(CRL_PACKNET_SHARED == CRL_PKVIEW_SHARED, "packnet: shared owner");
 
 static void update_mask(crl_packnet *p) {
     /* Heads (and anything else off the trunk) always train: each task's head
@@ -59,11 +65,7 @@ int crl_packnet_init(crl_packnet *p, const crl_mlp *actor, int n_tasks, crl_err 
         crl_packnet_free(p);
         return crl_errf(err, CRL_ENOMEM, "packnet: out of memory");
     }
-    for (size_t i = 0; i < actor->n_params; i++) p->owner[i] = CRL_PACKNET_SHARED;
-    for (int k = 0; k < p->n_ranges; k++)
-        if (p->ranges[k].kind == CRL_TRUNK_KERNEL)
-            for (size_t i = p->ranges[k].lo; i < p->ranges[k].hi; i++)
-                p->owner[i] = CRL_PACKNET_FREE;
+    crl_pkview_place(actor, p->owner);
     update_mask(p);
     return CRL_OK;
 }
@@ -137,16 +139,7 @@ int crl_packnet_prune(crl_packnet *p, float *params, crl_err *err) {
 }
 
 void crl_packnet_view(const crl_packnet *p, const float *params, int task, float *out) {
-    if (out != params) memcpy(out, params, p->actor.n_params * sizeof *out);
-    for (int k = 0; k < p->n_ranges; k++) {
-        const crl_range *r = &p->ranges[k];
-        if (r->kind != CRL_TRUNK_KERNEL) continue;
-        for (size_t i = r->lo; i < r->hi; i++) {
-            const int o = p->owner[i];
-            const int used = o >= 0 ? o <= task : task >= p->task;
-            if (!used) out[i] = 0.0f;
-        }
-    }
+    crl_pkview(&p->actor, p->owner, p->task, params, task, out);
 }
 
 void crl_packnet_hooks(crl_packnet *p, crl_sac_hooks *hooks) {
@@ -202,9 +195,7 @@ int crl_packnet_load(crl_packnet *p, const void *blob, size_t n, crl_err *err) {
             if (p->ranges[k].kind == CRL_TRUNK_KERNEL && i >= p->ranges[k].lo &&
                 i < p->ranges[k].hi)
                 kernel = 1;
-        const int ok = kernel ? (o == CRL_PACKNET_FREE || (o >= 0 && o <= head[1]))
-                              : o == CRL_PACKNET_SHARED;
-        if (!ok)
+        if (!crl_pkview_owner_ok(kernel, o, head[1]))
             return crl_errf(err, CRL_ECORRUPT,
                             "packnet checkpoint: owner %d of parameter %zu is impossible",
                             o, i);

@@ -2,8 +2,8 @@
  * layout is docs/policy-format.md; every size read from a file is checked
  * against the bytes that are actually there before anything is allocated
  * from it. Acting reuses the training code's forward pass (crl_mlp_forward,
- * crl_tgauss_forward), packnet's view (crl_packnet_view's rule, in
- * embed/packnet.h), CSP's subspace forward (crl_subspace_forward) and L2M's
+ * crl_tgauss_forward), packnet's view (crl_packnet_view's rule, written
+ * once in nn/packnet.h), CSP's subspace forward (crl_subspace_forward) and L2M's
  * modulated forward (crl_pool_forward), so actions are the training code's
  * bit for bit. */
 #include <errno.h>
@@ -19,7 +19,7 @@
 #include "crl/blas.h"
 #include "embed/format.h"
 #include "embed/internal.h"
-#include "embed/packnet.h"
+#include "nn/packnet.h"
 
 /* ---- errors ---------------------------------------------------------------------- */
 
@@ -331,7 +331,8 @@ static int parse_task(pol_core *c, pol_task *t, const section *s, int idx, int p
 }
 
 /* Packnet: validate the owners exactly as a packnet checkpoint is
- * validated, then make each task's view (embed/packnet.h). */
+ * validated, then make each task's view, both by the trainer's rule
+ * (nn/packnet.h). */
 static int parse_packnet(pol_core *c, const section *s, int *pk_tasks, char *eb,
                          size_t el) {
     rd r = {s->p, s->n, 0, 0};
@@ -349,22 +350,17 @@ static int parse_packnet(pol_core *c, const section *s, int *pk_tasks, char *eb,
                    (unsigned long long)np, left(&r), n->mlp.n_params);
     const unsigned char *own = take(&r, 2 * np);
     *pk_tasks = (int)nt;
-    pol_packnet pk;
-    if (pol_packnet_init(&pk, &n->mlp))
-        return pol_fail(eb, el, CRL_ENOMEM, "packnet: out of memory");
-    /* Every parameter is shared until a kernel range says otherwise. */
+    int16_t *owner = malloc(np * sizeof *owner);
+    if (!owner) return pol_fail(eb, el, CRL_ENOMEM, "packnet: out of memory");
+    crl_pkview_place(&n->mlp, owner);
     for (size_t i = 0; i < np; i++) {
         int16_t o = (int16_t)pol_get_u16(own + 2 * i);
-        int kernel = pk.owner[i] == POL_PACKNET_FREE;
-        int ok = kernel ? (o == POL_PACKNET_FREE || (o >= 0 && o <= cur))
-                        : o == POL_PACKNET_SHARED;
-        if (!ok) {
-            pol_packnet_free(&pk);
+        if (!crl_pkview_owner_ok(owner[i] == CRL_PKVIEW_FREE, o, cur)) {
+            free(owner);
             return BAD("packnet: owner %d of parameter %zu is impossible", o, i);
         }
-        pk.owner[i] = o;
+        owner[i] = o;
     }
-    pk.task = cur;
     int rc = CRL_OK;
     if ((size_t)c->n_tasks * np * sizeof(float) > POL_MAX_DERIVED) {
         rc = BAD("packnet: %d task views of %zu parameters exceed %zu bytes", c->n_tasks,
@@ -374,11 +370,11 @@ static int parse_packnet(pol_core *c, const section *s, int *pk_tasks, char *eb,
         if (!c->views) rc = pol_fail(eb, el, CRL_ENOMEM, "out of memory");
         for (int i = 0; !rc && i < c->n_tasks; i++) {
             float *v = c->views + (size_t)i * np;
-            pol_packnet_view(&pk, n->params, c->tasks[i].view, v);
+            crl_pkview(&n->mlp, owner, cur, n->params, c->tasks[i].view, v);
             c->tasks[i].params = v;
         }
     }
-    pol_packnet_free(&pk);
+    free(owner);
     return rc;
 }
 

@@ -163,7 +163,8 @@ int crl_packnet_prune(crl_packnet *p, float *params, crl_err *err);
 /* The actor to evaluate task i with: params with every kernel weight that
  * task i does not use set to 0 (owned by a task > i, or free while i is
  * before the current task; free weights being trained belong to the current
- * task). out may alias params. */
+ * task). out may alias params. The placement, owner check and this rule
+ * are nn/packnet.h's, which the policy runtime's .crlp loader shares. */
 void crl_packnet_view(const crl_packnet *p, const float *params, int task, float *out);
 /* hooks = {ctx = NULL, actor_penalty = NULL, actor_trainable = p->trainable};
  * the mask is updated in place by task_start and prune. */
