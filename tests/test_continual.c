@@ -66,6 +66,27 @@ static long q(const char *sql) {
     return v;
 }
 
+/* q() for polling a database another process is still creating: -1 while
+ * the file or its schema does not exist yet (the assertions after a poll
+ * use q()). */
+static long q_poll(const char *sql) {
+    sqlite3 *h;
+    if (access(db, F_OK) != 0) return -1;
+    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        sqlite3_close(h);
+        return -1;
+    }
+    sqlite3_busy_timeout(h, 5000);
+    sqlite3_stmt *st;
+    long v = -1;
+    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(h);
+    return v;
+}
+
 START_TEST(test_every_method_completes) {
     setup();
     const char *methods[] = {"ft1", "ftn", "l2", "ewc", "packnet", "pm"};
@@ -111,8 +132,7 @@ START_TEST(test_resume_after_sigkill) {
     int started = 0;
     for (int i = 0; i < 600 && !started; i++) {
         usleep(100000);
-        if (access(db, F_OK) == 0)
-            started = q("SELECT count(*) FROM tasks WHERE idx = 1") == 1;
+        started = q_poll("SELECT count(*) FROM tasks WHERE idx = 1") == 1;
     }
     ck_assert(started);
     usleep(300000);
@@ -155,7 +175,7 @@ START_TEST(test_single_references) {
     int started = 0;
     for (int i = 0; i < 600 && !started; i++) {
         usleep(100000);
-        started = q("SELECT count(*) FROM evals WHERE run_id = 4") >= 1;
+        started = q_poll("SELECT count(*) FROM evals WHERE run_id = 4") >= 1;
     }
     ck_assert(started);
     kill(pid, SIGKILL);
@@ -205,7 +225,9 @@ START_TEST(test_env_run_resumes_after_sigkill) {
     int started = 0;
     for (int i = 0; i < 600 && !started; i++) {
         usleep(50000);
-        if (access(db, F_OK) == 0) started = q("SELECT count(*) FROM evals") >= 1;
+        /* The first evaluation's checkpoint, not just its rows: a kill
+         * between the two would leave nothing to resume from. */
+        started = q_poll("SELECT count(*) FROM checkpoints") >= 1;
     }
     ck_assert(started);
     kill(pid, SIGKILL);
