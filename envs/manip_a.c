@@ -34,7 +34,9 @@
 #define PUCK_W         0.06  /* widths across the pads */
 #define CUBE_W         0.04
 #define STICK_W        0.03
-#define PUSH_SUCCESS   0.07
+#define PUSH_SUCCESS   0.05 /* Meta-World push: TARGET_RADIUS */
+#define WALL_SUCCESS   0.07 /* Meta-World push-wall */
+#define BACK_SUCCESS   0.07 /* Meta-World push-back */
 #define REACH_SUCCESS  0.05
 #define PICK_SUCCESS   0.07
 #define SHELF_SUCCESS  0.07
@@ -363,8 +365,11 @@ static void reward_object(crl_env *e, double thr,
 static void reward_push(crl_env *e, const float *act, crl_step_info *info) {
     reward_object(e, PUSH_SUCCESS, NULL, info);
 }
+static void reward_push_back(crl_env *e, const float *act, crl_step_info *info) {
+    reward_object(e, BACK_SUCCESS, NULL, info);
+}
 static void reward_push_wall(crl_env *e, const float *act, crl_step_info *info) {
-    reward_object(e, PUSH_SUCCESS, wall_path_dist, info);
+    reward_object(e, WALL_SUCCESS, wall_path_dist, info);
 }
 /* shelf-place: 1 reach + 0.5 near + 1 grasp + 1.5 grasp * lifted
  *              + 5.5 place(path), with
@@ -658,7 +663,7 @@ static const struct crl_task_def task_push_back = {
     .model = "manip_push_back.xml",
     .setup = setup_cube,
     .reset = reset_push_back,
-    .reward = reward_push,
+    .reward = reward_push_back,
     .scripted = scripted_direct,
     .group = "manipulation",
 };

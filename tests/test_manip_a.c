@@ -80,7 +80,7 @@ typedef struct {
 static const task_fact TASKS[] = {
     {"push",
      "manipulation",
-     0.07,
+     0.05,
      {-0.1, 0.6},
      {0.1, 0.7},
      {-0.1, 0.8, -1},
@@ -548,6 +548,36 @@ START_TEST(test_success_matches_spec) {
 }
 END_TEST
 
+/* push counts success within 0.05 of the goal (Meta-World's TARGET_RADIUS),
+ * push-wall within 0.07: the puck placed by hand at a distance d from the
+ * goal in the table plane. */
+static int puck_success_at(const char *task, double dist) {
+    crl_env_spec *s = make_spec(task);
+    crl_env *e = make_env(s);
+    float obs[OBS_DIM], act[ACT_DIM] = {0};
+    crl_env_reset(e, 7, obs);
+    const mjModel *m = e->spec->m;
+    const double *g =
+        e->d->mocap_pos + 3 * m->body_mocapid[mj_name2id(m, mjOBJ_BODY, "goal")];
+    double *puck = e->d->qpos + m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, "puck")];
+    const double q[7] = {g[0] + dist, g[1], g[2], 1.0, 0.0, 0.0, 0.0};
+    memcpy(puck, q, sizeof q);
+    mj_forward(m, e->d);
+    crl_step_info info;
+    e->spec->task->reward(e, act, &info);
+    crl_env_free(e);
+    crl_env_spec_free(s);
+    return info.success;
+}
+
+START_TEST(test_push_success_radius) {
+    ck_assert(puck_success_at("push", 0.04));
+    ck_assert(!puck_success_at("push", 0.06));
+    ck_assert(puck_success_at("push-wall", 0.06));
+    ck_assert(!puck_success_at("push-wall", 0.08));
+}
+END_TEST
+
 /* ---- shelf-place's shaping path ------------------------------------------- */
 
 /* The reward with the cube resting at `pos` and the open hand 0.25 above it
@@ -737,6 +767,7 @@ static Suite *manip_a_suite(void) {
     tcase_add_loop_test(tc, test_success_matches_spec, 0, NTASKS);
     tcase_add_loop_test(tc, test_step_does_not_allocate, 0, NTASKS);
     tcase_add_test(tc, test_tolerance);
+    tcase_add_test(tc, test_push_success_radius);
     tcase_add_test(tc, test_shelf_path_over_the_edge);
     tcase_add_test(tc, test_shelf_grasp_needs_the_cube);
     suite_add_tcase(s, tc);
