@@ -41,9 +41,12 @@
 #define PICK_SUCCESS   0.07
 #define SHELF_SUCCESS  0.07
 #define STICK_SUCCESS  0.12 /* handle to goal */
-#define STICK_HOLD     0.05 /* tcp to stick centre */
-#define SHELF_GOAL_Z   0.32 /* goal board top (0.30) + cube half size */
-#define STICK_HANDLE_Z 0.0165
+#define STICK_IN_DY    0.04 /* stick end to handle, inserted: |dy| and |dz| */
+#define STICK_IN_DZ    0.06
+#define SHELF_GOAL_Z   0.32  /* goal board top (0.30) + cube half size */
+#define STICK_HANDLE_Z 0.025 /* the handle hole's centre */
+#define STICK_HALF     0.12  /* stick centre to its end */
+#define STICK_DEPTH    0.03  /* how far past the handle the end goes */
 
 /* Reward weights (sum < 10: only success reaches 10). */
 #define W_REACH 1.0
@@ -59,7 +62,7 @@ typedef struct {
     int goal_mocap;        /* mocap index of the goal marker, or -1 */
     int shelf_mocap;       /* shelf-place */
     int cont_body, cont_x_qpos, cont_y_qpos;
-    int handle_site, channel_site; /* stick-pull */
+    int handle_site, end_site; /* stick-pull */
 } ma_data;
 
 typedef struct {
@@ -130,7 +133,7 @@ static int setup_stick(crl_env_spec *s, crl_err *err) {
     if ((rc = manip_find_joint_type(s, "container_x", mjJNT_SLIDE, &jx, err))) return rc;
     if ((rc = manip_find_joint_type(s, "container_y", mjJNT_SLIDE, &jy, err))) return rc;
     if ((rc = manip_find_site(s, "handle", &dd->handle_site, err))) return rc;
-    if ((rc = manip_find_site(s, "channel", &dd->channel_site, err))) return rc;
+    if ((rc = manip_find_site(s, "stick_end", &dd->end_site, err))) return rc;
     dd->cont_x_qpos = m->jnt_qposadr[jx];
     dd->cont_y_qpos = m->jnt_qposadr[jy];
     dd->md.obj[1].kind = MANIP_SITE;
@@ -423,12 +426,33 @@ static void reward_reach(crl_env *e, const float *act, crl_step_info *info) {
     finish(info, d <= REACH_SUCCESS, 9.0 * place_term(d, st->d0));
 }
 
-/* stick-pull: reach the stick, grasp it, bring it over the handle's channel
- * (xy), and pull the handle to the goal while holding the stick:
- *   1 reach + 1 grasp + 3 insert + 4 hold * pull
- *   insert = tol(|stick - channel|_xy, flat to 0.03, margin 0.5)
- *   hold   = tol(|tcp - stick|, flat to 0.05, margin 0.05, gaussian)
- *   pull   = tol(|handle - goal|, margin max(d0, 0.1)). */
+/* stick-pull, Meta-World's condition: the handle within STICK_SUCCESS of
+ * the goal and the stick inserted in the handle, its end past the handle in
+ * x and within STICK_IN_DY / STICK_IN_DZ of it in y / z. Holding the stick
+ * is not part of it. */
+static int stick_inserted(const double *end, const double *handle) {
+    return end[0] >= handle[0] && fabs(end[1] - handle[1]) <= STICK_IN_DY &&
+           fabs(end[2] - handle[2]) <= STICK_IN_DZ;
+}
+
+/* How far the stick's end is from counting as inserted (0 when it does). */
+static double stick_insert_gap(const double *end, const double *handle) {
+    double gx = fmax(0.0, handle[0] - end[0]);
+    double gy = fmax(0.0, fabs(end[1] - handle[1]) - STICK_IN_DY);
+    double gz = fmax(0.0, fabs(end[2] - handle[2]) - STICK_IN_DZ);
+    return sqrt(gx * gx + gy * gy + gz * gz);
+}
+
+/* stick-pull: reach the stick, grasp it, put its end through the handle,
+ * and pull the handle to the goal:
+ *   1 reach + 1 grasp + 3 insert + 4 inserted * pull
+ *   insert   = tol(|end - through|, flat to 0.02, margin 0.5), through being
+ *              the point STICK_DEPTH past the handle along x
+ *   inserted = tol(gap to the insertion condition, margin 0.03, gaussian):
+ *              1 when the end counts as inserted
+ *   pull     = tol(|handle - goal|, margin max(d0, 0.1)).
+ * Pushing the container with the hand pays nothing: pull counts only with
+ * the stick in the handle. */
 static void reward_stick(crl_env *e, const float *act, crl_step_info *info) {
     manip_sync(e);
     const ma_data *dd = ma_d(e);
@@ -436,14 +460,15 @@ static void reward_stick(crl_env *e, const float *act, crl_step_info *info) {
     const mjData *d = e->d;
     const double *stick = d->xpos + 3 * dd->obj_body;
     const double *handle = d->site_xpos + 3 * dd->handle_site;
-    const double *channel = d->site_xpos + 3 * dd->channel_site;
-    double d_hold = manip_dist(manip_tcp(e), stick);
+    const double *end = d->site_xpos + 3 * dd->end_site;
+    const double through[3] = {handle[0] + STICK_DEPTH, handle[1], handle[2]};
     double d_goal = manip_dist(handle, st->ms.goal);
-    double hold = manip_tolerance(d_hold, 0.0, STICK_HOLD, 0.05, MANIP_GAUSSIAN, 0.1);
-    double insert = tol_lt(manip_dist_xy(stick, channel), 0.03, 0.5);
+    double insert = tol_lt(manip_dist(end, through), 0.02, 0.5);
+    double inserted = manip_tolerance(stick_insert_gap(end, handle), 0.0, 0.0, 0.03,
+                                      MANIP_GAUSSIAN, 0.1);
     double shaped = 1.0 * reach_term(e, stick) + 1.0 * grasp_term(e) + 3.0 * insert +
-                    4.0 * hold * place_term(d_goal, st->d0);
-    finish(info, d_goal <= STICK_SUCCESS && d_hold <= STICK_HOLD, shaped);
+                    4.0 * inserted * place_term(d_goal, st->d0);
+    finish(info, d_goal <= STICK_SUCCESS && stick_inserted(end, handle), shaped);
 }
 
 /* ---- scripted policies ---------------------------------------------------- */
@@ -588,8 +613,12 @@ static void scripted_reach(crl_env *e, float *act) {
     manip_grip(act, 0);
 }
 
-/* stick-pull: grasp the stick at its centre, lift it, bring it over the
- * handle's channel, lower it in, then move so the handle goes to the goal. */
+/* stick-pull: grasp the stick at its centre, lift it to the handle hole's
+ * height, line it up with the hole (its end short of the handle), push the
+ * end through, then pull towards the robot until the handle is at the goal's
+ * y (the goal's x is within 0.05 of the handle's, well inside the radius). */
+#define STICK_CARRY_Z 0.028
+
 static void scripted_stick(crl_env *e, float *act) {
     manip_state *ms = &ma_s(e)->ms;
     const ma_data *dd = ma_d(e);
@@ -597,29 +626,27 @@ static void scripted_stick(crl_env *e, float *act) {
     if (!scripted_pick(e, stick, act)) {
         return;
     }
-    const double *channel = e->d->site_xpos + 3 * dd->channel_site;
     const double *handle = e->d->site_xpos + 3 * dd->handle_site;
+    const double *end = e->d->site_xpos + 3 * dd->end_site;
     const double *tcp = manip_tcp(e);
-    double t[3];
+    double t[3] = {stick[0], stick[1], STICK_CARRY_Z};
     switch (ms->phase) {
     case PH_CARRY: /* lift */
-        t[0] = stick[0], t[1] = stick[1], t[2] = 0.07;
         carry_towards(e, stick, t, act);
-        if (stick[2] > 0.06) manip_phase(ms, PH_CARRY + 1);
+        if (tcp[2] > STICK_CARRY_Z - 0.004) manip_phase(ms, PH_CARRY + 1);
         break;
-    case PH_CARRY + 1: /* over the channel */
-        t[0] = channel[0], t[1] = channel[1], t[2] = 0.07;
+    case PH_CARRY + 1: /* line up, the end 0.04 short of the handle */
+        t[0] = handle[0] - STICK_HALF - 0.04, t[1] = handle[1];
         carry_towards(e, stick, t, act);
-        if (manip_dist_xy(stick, channel) < 0.006) manip_phase(ms, PH_CARRY + 2);
+        if (manip_dist_xy(stick, t) < 0.005) manip_phase(ms, PH_CARRY + 2);
         break;
-    case PH_CARRY + 2: /* down into it */
-        t[0] = channel[0], t[1] = channel[1], t[2] = 0.016;
+    case PH_CARRY + 2: /* through the handle */
+        t[0] = handle[0] - STICK_HALF + STICK_DEPTH, t[1] = handle[1];
         carry_towards(e, stick, t, act);
-        if (stick[2] < 0.022) manip_phase(ms, PH_CARRY + 3);
+        if (end[0] > handle[0] + STICK_DEPTH - 0.006) manip_phase(ms, PH_CARRY + 3);
         break;
-    default: /* pull the handle to the goal */
-        for (int k = 0; k < 2; k++) t[k] = tcp[k] + (ms->goal[k] - handle[k]);
-        t[2] = 0.016 + (tcp[2] - stick[2]);
+    default: /* pull */
+        t[0] = tcp[0], t[1] = tcp[1] + (ms->goal[1] - handle[1]);
         go(e, t, act);
         manip_grip(act, 1);
         break;

@@ -512,11 +512,16 @@ static int spec_success(const task_fact *t, crl_env *e) {
         return mju_dist3(d->site_xpos + 3 * tcp, g) <= t->success;
     }
     if (strcmp(t->name, "stick-pull") == 0) {
-        int h = mj_name2id(m, mjOBJ_SITE, "handle");
-        int tcp = mj_name2id(m, mjOBJ_SITE, "tcp");
+        /* Meta-World's: the handle near the goal and the stick inserted, its
+         * +x end (from the stick's pose and half length) past the handle in
+         * x, within 0.04 in y and 0.06 in z. */
+        const double *h = d->site_xpos + 3 * mj_name2id(m, mjOBJ_SITE, "handle");
         int st = mj_name2id(m, mjOBJ_BODY, "stick");
-        return mju_dist3(d->site_xpos + 3 * h, g) <= t->success &&
-               mju_dist3(d->site_xpos + 3 * tcp, d->xpos + 3 * st) <= 0.05;
+        double half = m->geom_size[3 * mj_name2id(m, mjOBJ_GEOM, "stick")];
+        const double *p = d->xpos + 3 * st, *r = d->xmat + 9 * st;
+        double end[3] = {p[0] + half * r[0], p[1] + half * r[3], p[2] + half * r[6]};
+        return mju_dist3(h, g) <= t->success && end[0] >= h[0] &&
+               fabs(end[1] - h[1]) <= 0.04 && fabs(end[2] - h[2]) <= 0.06;
     }
     const char *obj =
         strcmp(t->name, "push-back") == 0 || strcmp(t->name, "shelf-place") == 0 ? "cube"
@@ -575,6 +580,72 @@ START_TEST(test_push_success_radius) {
     ck_assert(!puck_success_at("push", 0.06));
     ck_assert(puck_success_at("push-wall", 0.06));
     ck_assert(!puck_success_at("push-wall", 0.08));
+}
+END_TEST
+
+/* stick-pull counts success the Meta-World way: the handle within 0.12 of
+ * the goal AND the stick's end through the handle. The state is placed by
+ * hand: the container on its slides so that the handle sits `off` from the
+ * goal along +y, the stick's end `past` beyond the handle along x (through
+ * the hole) or, if held, the stick lifted in the closed pads away from the
+ * handle. */
+static crl_step_info stick_state(double off, int inserted, double past, int held) {
+    crl_env_spec *s = make_spec("stick-pull");
+    crl_env *e = make_env(s);
+    const mjModel *m = s->m;
+    mjData *d = e->d;
+    float obs[OBS_DIM], act[ACT_DIM] = {0};
+    crl_env_reset(e, 3, obs);
+    const double *g =
+        d->mocap_pos + 3 * m->body_mocapid[mj_name2id(m, mjOBJ_BODY, "goal")];
+    double h0[3];
+    memcpy(h0, d->site_xpos + 3 * mj_name2id(m, mjOBJ_SITE, "handle"), sizeof h0);
+    int jx = mj_name2id(m, mjOBJ_JOINT, "container_x");
+    int jy = mj_name2id(m, mjOBJ_JOINT, "container_y");
+    d->qpos[m->jnt_qposadr[jx]] += g[0] - h0[0];
+    d->qpos[m->jnt_qposadr[jy]] += g[1] + off - h0[1];
+    const double h[3] = {g[0], g[1] + off, h0[2]};
+    double half = m->geom_size[3 * mj_name2id(m, mjOBJ_GEOM, "stick")];
+    double *stick = d->qpos + m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, "stick")];
+    double *hand = d->qpos + m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, "hand_free")];
+    double q[7] = {0.0, 0.6, 0.05, 1.0, 0.0, 0.0, 0.0};
+    if (inserted) q[0] = h[0] + past - half, q[1] = h[1], q[2] = h[2];
+    memcpy(stick, q, sizeof q);
+    if (held) {
+        /* tcp (0.045 below the hand) at the stick's centre, pads shut on it. */
+        hand[0] = q[0], hand[1] = q[1], hand[2] = q[2] + 0.045;
+        const char *fingers[2] = {"lfinger", "rfinger"};
+        for (int f = 0; f < 2; f++)
+            d->qpos[m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, fingers[f])]] = 0.0;
+    }
+    mj_forward(m, d);
+    ck_assert(fabs(mju_dist3(d->site_xpos + 3 * mj_name2id(m, mjOBJ_SITE, "handle"), g) -
+                   fabs(off)) < 1e-9);
+    crl_step_info info;
+    e->spec->task->reward(e, act, &info);
+    crl_env_free(e);
+    crl_env_spec_free(s);
+    return info;
+}
+
+START_TEST(test_stick_success_needs_insertion) {
+    /* Held in the pads but not through the handle, the handle at the goal:
+     * no success (the old "held" rule said yes). */
+    crl_step_info held = stick_state(0.0, 0, 0.0, 1);
+    ck_assert_msg(!held.success, "held, not inserted: success (reward %g)", held.reward);
+    ck_assert(held.reward < 9.5f);
+    /* Through the handle (end 3 cm past it), not held, the handle 0.1 from
+     * the goal: success, paying the maximum. */
+    crl_step_info in = stick_state(0.10, 1, 0.03, 0);
+    ck_assert_msg(in.success, "inserted, handle 0.1 from the goal: no success");
+    ck_assert_float_eq(in.reward, REWARD_MAX);
+    /* Held and inserted too: success. */
+    ck_assert(stick_state(0.11, 1, 0.03, 1).success);
+    /* Inserted, the handle 0.2 from the goal: no success. */
+    ck_assert(!stick_state(0.20, 1, 0.03, 0).success);
+    ck_assert(!stick_state(0.20, 1, 0.03, 1).success);
+    /* The end 1 cm short of the handle (in the hole, not past it): no. */
+    ck_assert(!stick_state(0.05, 1, -0.01, 1).success);
 }
 END_TEST
 
@@ -768,6 +839,7 @@ static Suite *manip_a_suite(void) {
     tcase_add_loop_test(tc, test_step_does_not_allocate, 0, NTASKS);
     tcase_add_test(tc, test_tolerance);
     tcase_add_test(tc, test_push_success_radius);
+    tcase_add_test(tc, test_stick_success_needs_insertion);
     tcase_add_test(tc, test_shelf_path_over_the_edge);
     tcase_add_test(tc, test_shelf_grasp_needs_the_cube);
     suite_add_tcase(s, tc);
