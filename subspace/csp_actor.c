@@ -130,7 +130,7 @@ static void csp_destroy(crl_actor *a) {
 }
 
 static const crl_actor_ops csp_ops = {
-    .name = "csp",
+    .name = "csp-subspace",
     .ws_alloc = csp_ws_alloc,
     .ws_free = csp_ws_free,
     .forward = csp_forward,

@@ -155,7 +155,7 @@ static void l2m_destroy(crl_actor *a) {
 }
 
 static const crl_actor_ops l2m_ops = {
-    .name = "l2m",
+    .name = "l2m-pool",
     .ws_alloc = l2m_ws_alloc,
     .ws_free = l2m_ws_free,
     .forward = l2m_forward,
