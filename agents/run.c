@@ -309,6 +309,14 @@ int crl_run_log_train_every(const char *s) {
     return (int)v;
 }
 
+/* c->log_train as a logging interval into *every; CRL_EINVAL if malformed. */
+static int log_train_of(const crl_run_config *c, int *every, crl_err *err) {
+    if ((*every = crl_run_log_train_every(c->log_train)) >= 0) return CRL_OK;
+    return crl_errf(err, CRL_EINVAL,
+                    "log-train-episodes must be every:N (N >= 1) or none, got '%s'",
+                    c->log_train);
+}
+
 int crl_run_config_validate(const crl_run_config *c, crl_err *err) {
     for (int i = 0; i < N_KEYS; i++) {
         crl_kv e = kv_of(c, &KEYS[i]);
@@ -316,10 +324,9 @@ int crl_run_config_validate(const crl_run_config *c, crl_err *err) {
             return crl_errf(err, CRL_EINVAL, "%s must be in [%g, %g], got %g",
                             KEYS[i].key, KEYS[i].min, KEYS[i].max, e.num);
     }
-    if (crl_run_log_train_every(c->log_train) < 0)
-        return crl_errf(err, CRL_EINVAL,
-                        "log-train-episodes must be every:N (N >= 1) or none, got '%s'",
-                        c->log_train);
+    int every;
+    int rc = log_train_of(c, &every, err);
+    if (rc) return rc;
     if (crl_run_config_is_scenario(c)) {
         const crl_scenario *sc = crl_scenario_find(c->scenario);
         if (!sc)
@@ -357,10 +364,8 @@ int crl_run_train_config(const crl_run_config *c, crl_train_config *t, crl_err *
     t->threads = c->threads;
     t->sac = c->sac;
     t->sac.threads = c->threads >= 2 ? 2 : 1;
-    if ((t->log_train_every = crl_run_log_train_every(c->log_train)) < 0)
-        return crl_errf(err, CRL_EINVAL,
-                        "log-train-episodes must be every:N (N >= 1) or none, got '%s'",
-                        c->log_train);
+    int rc = log_train_of(c, &t->log_train_every, err);
+    if (rc) return rc;
     t->xml.body = c->xml_body;
     t->xml.site = c->xml_site;
     t->xml.max_steps = c->xml_steps;
@@ -401,11 +406,7 @@ int crl_run_continual_config(const crl_run_config *c, crl_continual_config *o,
     o->l2m = c->l2m;
     o->sac = c->sac;
     o->sac.threads = c->threads >= 2 ? 2 : 1;
-    if ((o->log_train_every = crl_run_log_train_every(c->log_train)) < 0)
-        return crl_errf(err, CRL_EINVAL,
-                        "log-train-episodes must be every:N (N >= 1) or none, got '%s'",
-                        c->log_train);
-    return CRL_OK;
+    return log_train_of(c, &o->log_train_every, err);
 }
 
 /* ---- runs ---------------------------------------------------------------------------
