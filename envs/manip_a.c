@@ -443,9 +443,25 @@ static double stick_insert_gap(const double *end, const double *handle) {
     return sqrt(gx * gx + gy * gy + gz * gz);
 }
 
+/* stick-pull's grasp: the tcp at the stick's centre with the stick BETWEEN
+ * the pads: an opening of 0.20-0.50 (the 0.03 stick held square gives 0.30;
+ * when its end meets the handle the stick yaws in the grip and spreads the
+ * pads to about 0.46). The generic grasp_term also pays fully closed fingers
+ * near the object: the first 100k run learned to press shut pads on top of
+ * the stick and drag it by friction, which got its end into the handle but
+ * never pulled. */
+#define STICK_GRIP_LO 0.20
+#define STICK_GRIP_HI 0.50
+static double stick_grasp(const crl_env *e, const double *stick) {
+    double near = manip_tolerance(manip_dist(manip_tcp(e), stick), 0.0, 0.02, 0.05,
+                                  MANIP_GAUSSIAN, 0.1);
+    return near * manip_tolerance(manip_opening(e), STICK_GRIP_LO, STICK_GRIP_HI, 0.2,
+                                  MANIP_GAUSSIAN, 0.1);
+}
+
 /* stick-pull: reach the stick, grasp it, put its end through the handle,
  * and pull the handle to the goal:
- *   1 reach + 1 grasp + 3 insert + 4 inserted * pull
+ *   1 reach + 1 grasp (stick_grasp) + 3 insert + 4 inserted * pull
  *   insert   = tol(|end - through|, flat to 0.02, margin 0.5), through being
  *              the point STICK_DEPTH past the handle along x
  *   inserted = tol(gap to the insertion condition, margin 0.03, gaussian):
@@ -466,8 +482,8 @@ static void reward_stick(crl_env *e, const float *act, crl_step_info *info) {
     double insert = tol_lt(manip_dist(end, through), 0.02, 0.5);
     double inserted = manip_tolerance(stick_insert_gap(end, handle), 0.0, 0.0, 0.03,
                                       MANIP_GAUSSIAN, 0.1);
-    double shaped = 1.0 * reach_term(e, stick) + 1.0 * grasp_term(e) + 3.0 * insert +
-                    4.0 * inserted * place_term(d_goal, st->d0);
+    double shaped = 1.0 * reach_term(e, stick) + 1.0 * stick_grasp(e, stick) +
+                    3.0 * insert + 4.0 * inserted * place_term(d_goal, st->d0);
     finish(info, d_goal <= STICK_SUCCESS && stick_inserted(end, handle), shaped);
 }
 

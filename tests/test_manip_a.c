@@ -746,6 +746,38 @@ START_TEST(test_shelf_grasp_needs_the_cube) {
 }
 END_TEST
 
+/* stick-pull's grasp pays only with the stick between the pads: the scripted
+ * hand holding the lifted stick, then the same state with the pads shut
+ * (on top of it, as the first 100k policy pressed them), loses the grasp
+ * term. The generic grasp term paid shut pads near the object in full. */
+START_TEST(test_stick_grasp_needs_the_stick) {
+    crl_env_spec *s = make_spec("stick-pull");
+    crl_env *e = make_env(s);
+    const mjModel *m = s->m;
+    float obs[OBS_DIM], act[ACT_DIM] = {0};
+    crl_step_info info;
+    crl_env_reset(e, 0, obs);
+    int k = 0;
+    while (obs[6] < 0.02 && k++ < EP_STEPS) {
+        crl_env_scripted_action(e, act);
+        crl_env_step(e, act, obs, &info);
+    }
+    ck_assert(obs[6] >= 0.02 && !info.success);
+    e->spec->task->reward(e, act, &info);
+    float held = info.reward;
+    const char *fingers[2] = {"lfinger", "rfinger"};
+    for (int f = 0; f < 2; f++) {
+        int j = mj_name2id(m, mjOBJ_JOINT, fingers[f]);
+        e->d->qpos[m->jnt_qposadr[j]] = m->jnt_range[2 * j];
+    }
+    e->spec->task->reward(e, act, &info);
+    ck_assert_msg(info.reward < held - 0.8f, "held %g, fingers shut %g", held,
+                  info.reward);
+    crl_env_free(e);
+    crl_env_spec_free(s);
+}
+END_TEST
+
 /* ---- no allocation while stepping ----------------------------------------- */
 
 static long mj_allocs;
@@ -842,6 +874,7 @@ static Suite *manip_a_suite(void) {
     tcase_add_test(tc, test_stick_success_needs_insertion);
     tcase_add_test(tc, test_shelf_path_over_the_edge);
     tcase_add_test(tc, test_shelf_grasp_needs_the_cube);
+    tcase_add_test(tc, test_stick_grasp_needs_the_stick);
     suite_add_tcase(s, tc);
     return s;
 }
