@@ -1,6 +1,7 @@
 /* L2M, the method's side (docs/l2m.md): the frozen base taken from a stored
- * learner, the routes of each task, the modulator each task trained and the
- * routing tally of evaluations. The modulated actor itself is part of the
+ * learner, the routes of each task, each task's training rows per modulator
+ * and the modulator it trained, and the routing tally of evaluations with
+ * the routing accuracies it gives. The modulated actor itself is part of the
  * one SAC update (agents/sac.c, l2m_pool > 0) on top of the pool
  * (subspace/l2m_pool.c). */
 #include <math.h>

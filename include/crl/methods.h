@@ -263,9 +263,9 @@ int crl_csp_load(crl_csp *m, const void *blob, size_t n, crl_err *err);
 /* ---- l2m: a modulation pool over a frozen pre-trained actor (docs/l2m.md) ----
  * The base is the actor of a stored plain learner (crl_l2m_base_parse); the
  * pool and the routing live in the learner (crl_sac with l2m_pool = M > 0,
- * pool.h). crl_l2m holds the method's side: routes per task, the modulator
- * each task trained (the modal one of its update rows) and the per-episode
- * routing tally of evaluations. */
+ * pool.h). crl_l2m holds the method's side: routes per task, each task's
+ * update rows per modulator and the modulator it trained (the modal one of
+ * those rows), and the per-episode routing tally of evaluations. */
 
 #define CRL_L2M_PULL 0.5f
 
