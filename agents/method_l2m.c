@@ -1,6 +1,7 @@
 /* L2M, the method's side (docs/l2m.md): the frozen base taken from a stored
- * learner, the routes of each task, the modulator each task trained and the
- * routing tally of evaluations. The modulated actor itself is part of the
+ * learner, the routes of each task, each task's training rows per modulator
+ * and the modulator it trained, and the routing tally of evaluations with
+ * the routing accuracies it gives. The modulated actor itself is part of the
  * one SAC update (agents/sac.c, l2m_pool > 0) on top of the pool
  * (subspace/l2m_pool.c). */
 #include <math.h>
@@ -131,11 +132,16 @@ int crl_l2m_init(crl_l2m *m, const crl_l2m_config *c, int M, int n_tasks, int ma
     m->start = calloc((size_t)M, sizeof *m->start);
     m->train_mod = malloc((size_t)n_tasks * sizeof *m->train_mod);
     m->hist = calloc((size_t)max_rows * (size_t)M, sizeof *m->hist);
-    if (!m->start || !m->train_mod || !m->hist) {
+    m->rows = calloc((size_t)n_tasks * (size_t)M, sizeof *m->rows);
+    m->acc_now = malloc((size_t)n_tasks * sizeof *m->acc_now);
+    if (!m->start || !m->train_mod || !m->hist || !m->rows || !m->acc_now) {
         crl_l2m_free(m);
         return crl_errf(err, CRL_ENOMEM, "l2m: out of memory");
     }
     for (int i = 0; i < n_tasks; i++) m->train_mod[i] = -1;
+    for (int i = 0; i < n_tasks; i++) m->acc_now[i] = NAN;
+    m->rows_known = 1;
+    m->cur = -1;
     return CRL_OK;
 }
 
@@ -143,6 +149,8 @@ void crl_l2m_free(crl_l2m *m) {
     free(m->start);
     free(m->train_mod);
     free(m->hist);
+    free(m->rows);
+    free(m->acc_now);
     memset(m, 0, sizeof *m);
 }
 
@@ -178,8 +186,35 @@ int crl_l2m_eval_route(crl_l2m *m, crl_sac *sac, crl_err *err) {
     return crl_sac_l2m_set_route(sac, &t, &r, err);
 }
 
+void crl_l2m_rows_now(crl_l2m *m, const int64_t *counts, int task) {
+    if (task < 0 || task >= m->n_tasks) return;
+    int64_t *r = m->rows + (size_t)task * m->M;
+    for (int i = 0; i < m->M; i++) r[i] = counts[i] - m->start[i];
+}
+
+double crl_l2m_route_acc_steps(const int64_t *rows, int n_tasks, int M, int k,
+                               const int32_t *hist, int n_hist) {
+    if (k < 0 || k >= n_tasks) return NAN;
+    int64_t own_rows = 0, owned_steps = 0, all_steps = 0;
+    for (int i = 0; i < M; i++) own_rows += rows[(size_t)k * M + i];
+    if (own_rows <= 0) return NAN;
+    for (int i = 0; i < M; i++) {
+        int64_t s = 0;
+        for (int j = 0; j < n_tasks; j++) s += rows[(size_t)j * M + i];
+        /* Compared in integers: 2 rows[k][i] >= S_i. */
+        const int owned = s > 0 && 2 * rows[(size_t)k * M + i] >= s;
+        for (int r = 0; r < n_hist; r++) {
+            const int64_t h = hist[(size_t)r * M + i];
+            all_steps += h;
+            if (owned) owned_steps += h;
+        }
+    }
+    return all_steps > 0 ? (double)owned_steps / (double)all_steps : NAN;
+}
+
 int crl_l2m_task_end(crl_l2m *m, crl_sac *sac, int task) {
     const int64_t *c = crl_sac_l2m_counts(sac);
+    crl_l2m_rows_now(m, c, task);
     int best = -1;
     int64_t best_n = 0;
     for (int i = 0; i < m->M; i++)
@@ -227,9 +262,13 @@ void crl_l2m_route_summary(const crl_l2m *m, int rows, int trained, int *modal,
     *acc = trained >= 0 && n_valid ? (double)n_trained / n_valid : NAN;
 }
 
-/* ---- checkpoint: "CRLL2M01", i32 M, i32 n_tasks, start counts, train_mod --- */
+/* ---- checkpoint: "CRLL2M02", i32 M, i32 n_tasks, start counts (M x i64),
+ * train_mod (n_tasks x i32), rows (n_tasks x M x i64). "CRLL2M01" (before
+ * the rows matrix) is the same without rows; it still loads, with
+ * rows_known = 0. */
 
-static const char L2M_MAGIC[8] = {'C', 'R', 'L', 'L', '2', 'M', '0', '1'};
+static const char L2M_MAGIC[8] = {'C', 'R', 'L', 'L', '2', 'M', '0', '2'};
+static const char L2M_MAGIC_V1[8] = {'C', 'R', 'L', 'L', '2', 'M', '0', '1'};
 
 int crl_l2m_save(const crl_l2m *m, void **blob, size_t *n, crl_err *err) {
     crl_wbuf w = {0};
@@ -241,6 +280,7 @@ int crl_l2m_save(const crl_l2m *m, void **blob, size_t *n, crl_err *err) {
         int32_t t = m->train_mod[i];
         crl_wbuf_put(&w, &t, 4);
     }
+    crl_wbuf_put(&w, m->rows, sizeof(int64_t) * (size_t)m->n_tasks * (size_t)m->M);
     if (w.bad) {
         free(w.p);
         return crl_errf(err, CRL_ENOMEM, "l2m: out of memory while saving");
@@ -256,9 +296,11 @@ int crl_l2m_load(crl_l2m *m, const void *blob, size_t n, crl_err *err) {
     int32_t dims[2];
     crl_rbuf_get(&r, magic, 8);
     crl_rbuf_get(&r, dims, sizeof dims);
-    if (r.bad || memcmp(magic, L2M_MAGIC, 8) != 0 || dims[0] != m->M ||
-        dims[1] != m->n_tasks ||
-        n != 16 + sizeof(int64_t) * (size_t)m->M + 4 * (size_t)m->n_tasks)
+    const int v1 = !r.bad && memcmp(magic, L2M_MAGIC_V1, 8) == 0;
+    const size_t n1 = 16 + sizeof(int64_t) * (size_t)m->M + 4 * (size_t)m->n_tasks;
+    const size_t nrows = sizeof(int64_t) * (size_t)m->n_tasks * (size_t)m->M;
+    if (r.bad || (!v1 && memcmp(magic, L2M_MAGIC, 8) != 0) || dims[0] != m->M ||
+        dims[1] != m->n_tasks || n != n1 + (v1 ? 0 : nrows))
         return crl_errf(err, CRL_ECORRUPT, "l2m checkpoint: does not match the run");
     crl_rbuf_get(&r, m->start, sizeof(int64_t) * (size_t)m->M);
     for (int i = 0; i < m->n_tasks; i++) {
@@ -266,6 +308,11 @@ int crl_l2m_load(crl_l2m *m, const void *blob, size_t n, crl_err *err) {
         crl_rbuf_get(&r, &t, 4);
         m->train_mod[i] = t >= -1 && t < m->M ? t : -1;
     }
+    if (v1)
+        memset(m->rows, 0, nrows);
+    else
+        crl_rbuf_get(&r, m->rows, nrows);
+    m->rows_known = !v1;
     return r.bad ? crl_errf(err, CRL_ECORRUPT, "l2m checkpoint: truncated") : CRL_OK;
 }
 
@@ -297,6 +344,7 @@ static void l2m_attach(cstate *st, crl_sac_hooks *h) {
 }
 
 static int l2m_task_start_op(cstate *st, int k, int64_t t, crl_err *err) {
+    st->l2m.cur = k;
     return crl_l2m_task_start(&st->l2m, st->sac, k, t == 0,
                               st->c->seed + 104729u * (uint64_t)(k + 1), err);
 }
@@ -318,22 +366,49 @@ static int l2m_eval_begin(cstate *st, int j, int track_rows) {
  * crl_sac_l2m_track), as metrics at the eval step: l2m/route/<pos> = the
  * modulator most episodes mostly used, l2m/route_frac/<pos> = the fraction
  * of episodes that mostly used it, l2m/route_acc/<pos> = the fraction that
- * mostly used the modulator task j trained (once j has trained). */
+ * mostly used the modulator task j trained (once j has trained),
+ * l2m/route_acc_steps/<pos> = the fraction of its steps routed to the
+ * modulators task j owns (crl_l2m_route_acc_steps, once j has a training
+ * row). After the last task, l2m/route_acc_steps_mean = the mean of the
+ * step accuracies of this evaluation. */
 static int l2m_eval_end(cstate *st, crl_store *store, int64_t run_id, int j, int rows,
                         crl_err *err) {
     crl_sac_l2m_track(st->sac, NULL, 0, NULL);
+    crl_l2m *m = &st->l2m;
     int modal;
-    double frac, acc;
-    crl_l2m_route_summary(&st->l2m, rows, st->l2m.train_mod[j], &modal, &frac, &acc);
-    const char *what[3] = {"route", "route_frac", "route_acc"};
-    const double val[3] = {modal, frac, acc};
-    for (int i = 0; i < 3; i++) {
+    double frac, acc, steps = NAN;
+    crl_l2m_route_summary(m, rows, m->train_mod[j], &modal, &frac, &acc);
+    if (m->rows_known && m->cur >= 0) {
+        crl_l2m_rows_now(m, crl_sac_l2m_counts(st->sac), m->cur);
+        if (j <= m->cur)
+            steps = crl_l2m_route_acc_steps(m->rows, m->n_tasks, m->M, j, m->hist,
+                                            rows < m->max_rows ? rows : m->max_rows);
+    }
+    m->acc_now[j] = steps;
+    const char *what[4] = {"route", "route_frac", "route_acc", "route_acc_steps"};
+    const double val[4] = {modal, frac, acc, steps};
+    for (int i = 0; i < 4; i++) {
         char key[64];
         snprintf(key, sizeof key, "l2m/%s/%d", what[i], st->pos[j]);
         int rc = isnan(val[i])
                      ? CRL_OK
                      : crl_store_metric(store, run_id, st->step, key, val[i], err);
         if (rc) return rc;
+    }
+    if (j == st->n - 1) {
+        double sum = 0;
+        int n = 0;
+        for (int i = 0; i < st->n; i++)
+            if (!isnan(m->acc_now[i])) {
+                sum += m->acc_now[i];
+                n++;
+            }
+        for (int i = 0; i < st->n; i++) m->acc_now[i] = NAN;
+        if (n) {
+            int rc = crl_store_metric(store, run_id, st->step, "l2m/route_acc_steps_mean",
+                                      sum / n, err);
+            if (rc) return rc;
+        }
     }
     return CRL_OK;
 }

@@ -32,7 +32,7 @@ static int is_locomotion(const char *scenario) {
 static int add_note(crl_report *r, crl_err *err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int add_note(crl_report *r, crl_err *err, const char *fmt, ...) {
-    char buf[512];
+    char buf[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
@@ -423,43 +423,121 @@ static void l2m_route_acc(crl_store *store, int64_t run_id, char *buf, size_t ca
         snprintf(buf + a.len, cap - a.len, " (mean %.2f)", a.sum / a.n);
 }
 
+#define L2M_STEPS_PREFIX "l2m/route_acc_steps/"
+
+static int add_route_acc_steps(const crl_metric_row *m, void *ctx) {
+    crl_report_l2m *l = ctx;
+    if (l->n_acc >= CRL_REPORT_L2M_TASKS) return 1;
+    l->acc_pos[l->n_acc] = atoi(m->key + strlen(L2M_STEPS_PREFIX));
+    l->acc[l->n_acc++] = m->value;
+    return 0;
+}
+
+/* The step routing accuracy of run_id at its last evaluation (metrics
+ * "l2m/route_acc_steps/<pos>" at their highest step) into l; n_acc = 0 if
+ * the run has none (made before the metric). */
+static void l2m_route_acc_steps(crl_store *store, int64_t run_id, crl_report_l2m *l) {
+    l->n_acc = 0;
+    l->acc_mean = NAN;
+    (void)crl_store_metrics_family_last(store, run_id, L2M_STEPS_PREFIX,
+                                        add_route_acc_steps, l, NULL);
+    double sum = 0;
+    int n = 0;
+    for (int i = 0; i < l->n_acc; i++)
+        if (!isnan(l->acc[i])) {
+            sum += l->acc[i];
+            n++;
+        }
+    if (n) l->acc_mean = sum / n;
+}
+
+/* x truncated (not rounded) to 3 decimals, so that a ceiling below the
+ * threshold never prints as the threshold. */
+static double trunc3(double x) {
+    return floor(x * 1000.0) / 1000.0;
+}
+
 /* l2m groups: a note per run with the pool (size, modulator, rank), the
  * parameter counts (metrics l2m/base_params and l2m/pool_params; their sum
  * is the run's "model/params"), the modulators used (the last "l2m/used")
- * and the routing accuracy per task at the last evaluation. */
+ * and the routing accuracy per task at the last evaluation: over evaluation
+ * steps (l2m/route_acc_steps) when the run logged it, else the old
+ * per-episode one (l2m/route_acc); and the separability ceiling when the
+ * run logged one. Runs with either of the new metrics also get an entry in
+ * rep->l2m. */
 static int l2m_note(crl_store *store, const run_key *keys, int g0, int g1,
                     crl_report *rep, crl_err *err) {
-    static const char *const last[] = {"l2m/used", "l2m/base_params", "l2m/pool_params"};
+    static const char *const last[] = {"l2m/used", "l2m/base_params", "l2m/pool_params",
+                                       "l2m/ceiling", "l2m/ceiling_n"};
     int rc = CRL_OK;
     for (int g = g0; g < g1 && !rc; g++) {
-        double m[3];
+        double m[5];
         /* The pool's configuration (crl_run_config_load); a run that cannot
          * be read gets no note, as before. */
         crl_run_config cfg;
         if (crl_run_config_load(store, keys[g].id, &cfg, NULL, NULL) != CRL_OK) continue;
-        if (crl_store_metrics_last(store, keys[g].id, last, 3, m, NULL)) {
+        if (crl_store_metrics_last(store, keys[g].id, last, 5, m, NULL)) {
             crl_run_config_free(&cfg);
             continue;
         }
+        crl_report_l2m l = {.run_id = keys[g].id,
+                            .seed = keys[g].seed,
+                            .used = m[0],
+                            .ceiling = m[3],
+                            .ceiling_n = m[4]};
+        snprintf(l.scenario, sizeof l.scenario, "%s", keys[g].scenario);
+        snprintf(l.method, sizeof l.method, "%s", keys[g].method);
+        l2m_route_acc_steps(store, keys[g].id, &l);
         const char *mod = cfg.l2m.modulator, *base = cfg.l2m.base;
         int oracle = cfg.l2m.oracle;
         char used[32] = "?", params[96] = "?";
         if (!isnan(m[0])) snprintf(used, sizeof used, "%d", (int)(int64_t)m[0]);
         if (!isnan(m[1]) && !isnan(m[2]))
             snprintf(params, sizeof params, "%.0f (base) + %.0f (pool)", m[1], m[2]);
-        char acc[160], rank[32] = "";
-        l2m_route_acc(store, keys[g].id, acc, sizeof acc);
+        char acc[480], rank[32] = "", ceil[160] = "";
+        const char *what = "";
+        if (l.n_acc) {
+            /* The new definition: a, b, c (mean m). */
+            size_t len = 0;
+            acc[0] = 0;
+            for (int i = 0; i < l.n_acc && len < sizeof acc; i++)
+                len += (size_t)snprintf(acc + len, sizeof acc - len, "%s%.2f",
+                                        i ? ", " : "", l.acc[i]);
+            if (len < sizeof acc)
+                snprintf(acc + len, sizeof acc - len, " (mean %.2f)", l.acc_mean);
+            what = " (share of evaluation steps on modulators the task owns)";
+        } else {
+            l2m_route_acc(store, keys[g].id, acc, sizeof acc);
+        }
+        if (!isnan(l.ceiling)) {
+            const double c = trunc3(l.ceiling);
+            int len = snprintf(ceil, sizeof ceil, "; separability ceiling %.3f", c);
+            if (!isnan(l.ceiling_n))
+                len += snprintf(ceil + len, sizeof ceil - (size_t)len, " (%.0f queries)",
+                                l.ceiling_n);
+            if (l.ceiling < CRL_REPORT_CEILING_LOW)
+                snprintf(ceil + len, sizeof ceil - (size_t)len,
+                         ": the base embedding cannot tell these tasks apart (ceiling "
+                         "%.3f < %.1f)",
+                         c, CRL_REPORT_CEILING_LOW);
+        }
         int ia3 = crl_l2m_kind(mod) == CRL_POOL_IA3;
         if (!ia3) snprintf(rank, sizeof rank, " (rank %d)", cfg.l2m.rank);
         rc = add_note(
             rep, err,
             "l2m run %lld (%s, seed %llu): pool of %d %s modulators%s%s, "
-            "base %s; parameters at inference %s; %s modulators used; routing accuracy "
-            "per task at the last evaluation %s",
+            "base %s; parameters at inference %s; %s modulators used; routing accuracy"
+            "%s per task at the last evaluation %s%s",
             (long long)keys[g].id, keys[g].scenario, (unsigned long long)keys[g].seed,
             cfg.l2m.pool, mod ? mod : "lora", oracle ? " split per task" : "", rank,
-            base ? base : "?", params, used, acc);
+            base ? base : "?", params, used, what, acc, ceil);
         crl_run_config_free(&cfg);
+        if (!rc && (l.n_acc || !isnan(l.ceiling))) {
+            crl_report_l2m *ls = realloc(rep->l2m, (size_t)(rep->n_l2m + 1) * sizeof *ls);
+            if (!ls) return crl_errf(err, CRL_ENOMEM, "report: out of memory");
+            rep->l2m = ls;
+            ls[rep->n_l2m++] = l;
+        }
     }
     return rc;
 }
@@ -814,6 +892,7 @@ void crl_report_free(crl_report *r) {
     for (int i = 0; i < r->n_notes; i++) free(r->notes[i]);
     free(r->notes);
     free(r->rows);
+    free(r->l2m);
     memset(r, 0, sizeof *r);
 }
 
@@ -1034,9 +1113,56 @@ static crl_json_member json_ci(const char *key, const crl_ci *c, crl_json_member
         .key = key, .type = CRL_JSON_OBJECT, .members = m, .n_members = 3};
 }
 
+/* A count stored as a metric (a double): an integer, or null if NaN. */
+static crl_json_member json_count(const char *key, double v) {
+    if (isnan(v)) return (crl_json_member){.key = key, .type = CRL_JSON_NULL};
+    return json_int(key, (int64_t)v);
+}
+
+/* "l2m": one object per run with the new routing metrics (absent when no
+ * run has them, so that older stores report as before). The per-task
+ * accuracies are an object keyed by scenario position. */
+static int json_l2m(crl_json_doc *doc, const crl_report *r, crl_err *err) {
+    int rc = CRL_OK;
+    for (int i = 0; rc == CRL_OK && i < r->n_l2m; i++) {
+        const crl_report_l2m *l = &r->l2m[i];
+        char keys[CRL_REPORT_L2M_TASKS][16];
+        crl_json_member acc[CRL_REPORT_L2M_TASKS];
+        for (int t = 0; t < l->n_acc; t++) {
+            snprintf(keys[t], sizeof keys[t], "%d", l->acc_pos[t]);
+            acc[t] = json_num(keys[t], l->acc[t]);
+        }
+        crl_json_member m[] = {
+            json_int("run_id", l->run_id),
+            json_str_or_null("scenario", l->scenario),
+            json_str_or_null("method", l->method),
+            json_int("seed", (int64_t)l->seed),
+            l->n_acc
+                ? (crl_json_member){.key = "routing_accuracy",
+                                    .type = CRL_JSON_OBJECT,
+                                    .members = acc,
+                                    .n_members = l->n_acc}
+                : (crl_json_member){.key = "routing_accuracy", .type = CRL_JSON_NULL},
+            json_num("routing_accuracy_mean", l->acc_mean),
+            json_count("modulators_used", l->used),
+            json_num("ceiling", l->ceiling),
+            json_count("ceiling_queries", l->ceiling_n),
+        };
+        crl_json_member obj = {.type = CRL_JSON_OBJECT,
+                               .members = m,
+                               .n_members = (int)(sizeof m / sizeof m[0])};
+        rc = crl_json_doc_append(doc, "$.l2m", &obj, err);
+    }
+    return rc;
+}
+
 static int format_json(const crl_report *r, FILE *f, crl_err *err) {
     crl_json_doc *doc = NULL;
-    int rc = crl_json_doc_create("{\"rows\":[],\"notes\":[]}", &doc, err);
+    /* The "l2m" array only when a run has its metrics (older stores report
+     * byte for byte as before). */
+    int rc = crl_json_doc_create(r->n_l2m > 0 ? "{\"rows\":[],\"notes\":[],\"l2m\":[]}"
+                                              : "{\"rows\":[],\"notes\":[]}",
+                                 &doc, err);
     for (int i = 0; rc == CRL_OK && i < r->n_rows; i++) {
         const crl_report_row *w = &r->rows[i];
         crl_json_member ci[3][3];
@@ -1072,6 +1198,7 @@ static int format_json(const crl_report *r, FILE *f, crl_err *err) {
         crl_json_member note = {.type = CRL_JSON_TEXT, .text = r->notes[i]};
         rc = crl_json_doc_append(doc, "$.notes", &note, err);
     }
+    if (rc == CRL_OK && r->n_l2m > 0) rc = json_l2m(doc, r, err);
     if (rc == CRL_OK) fprintf(f, "%s\n", crl_json_doc_text(doc));
     crl_json_doc_free(doc);
     if (rc && err && strncmp(err->msg, "report: ", 8)) {

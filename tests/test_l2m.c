@@ -787,6 +787,144 @@ START_TEST(test_cli_pretrain_then_l2m) {
 }
 END_TEST
 
+/* ---- routing accuracy over evaluation steps (docs/l2m.md section 6) ---------
+ *
+ * A hand-made case, 3 tasks x 5 modulators. Training rows per task:
+ *
+ *              mod 0  mod 1  mod 2  mod 3  mod 4
+ *   task 0       10      5      0      0      0
+ *   task 1        0      5      4      0      0
+ *   task 2        0      0      6      8      0
+ *   sum S_i      10     10     10      8      0
+ *
+ * mod 1 is shared 50/50 by tasks 0 and 1: 5 >= 0.5 * 10, owned by both.
+ * mod 2 is shared 40/60 by tasks 1 and 2: 4 < 5, owned by task 2 only.
+ * mod 4 took no row: owned by nobody.
+ *   owned(0) = {0, 1}, owned(1) = {1}, owned(2) = {2, 3}.
+ *
+ * Evaluation tallies (one row per episode, steps per modulator):
+ *   task 0: {5, 3, 2, 0, 0}, {0, 0, 0, 0, 10}, {4, 4, 0, 2, 0}
+ *           owned steps 5 + 3 + 4 + 4 = 16 of 30       -> 16 / 30
+ *   task 1: {0, 6, 4, 0, 0}, {2, 2, 2, 2, 2}
+ *           owned steps 6 + 2 = 8 of 20                -> 0.4
+ *           (the 4 + 2 steps on mod 2, 40% its own, do not count)
+ *   task 2: {0, 0, 5, 5, 0}, {0, 1, 0, 0, 9}
+ *           owned steps 5 + 5 = 10 of 20               -> 0.5
+ */
+static const int64_t ACC_ROWS[3][5] = {
+    {10, 5, 0, 0, 0}, {0, 5, 4, 0, 0}, {0, 0, 6, 8, 0}};
+static const int32_t ACC_H0[3][5] = {{5, 3, 2, 0, 0}, {0, 0, 0, 0, 10}, {4, 4, 0, 2, 0}};
+static const int32_t ACC_H1[2][5] = {{0, 6, 4, 0, 0}, {2, 2, 2, 2, 2}};
+static const int32_t ACC_H2[2][5] = {{0, 0, 5, 5, 0}, {0, 1, 0, 0, 9}};
+
+START_TEST(test_route_acc_steps_by_hand) {
+    const int64_t *r = &ACC_ROWS[0][0];
+    ck_assert_double_eq_tol(crl_l2m_route_acc_steps(r, 3, 5, 0, &ACC_H0[0][0], 3),
+                            16.0 / 30.0, 1e-12);
+    ck_assert_double_eq_tol(crl_l2m_route_acc_steps(r, 3, 5, 1, &ACC_H1[0][0], 2), 0.4,
+                            1e-12);
+    ck_assert_double_eq_tol(crl_l2m_route_acc_steps(r, 3, 5, 2, &ACC_H2[0][0], 2), 0.5,
+                            1e-12);
+    /* The task being trained: only its rows so far count. Before task 2's
+     * first row, S_2 = 4 (task 1's), so mod 2 is task 1's: task 1 owns
+     * {1, 2} and scores (6 + 4 + 2 + 2) / 20 = 0.7; task 2 has no row: NaN. */
+    int64_t before[3][5];
+    memcpy(before, ACC_ROWS, sizeof before);
+    memset(before[2], 0, sizeof before[2]);
+    ck_assert_double_eq_tol(
+        crl_l2m_route_acc_steps(&before[0][0], 3, 5, 1, &ACC_H1[0][0], 2), 0.7, 1e-12);
+    ck_assert(isnan(crl_l2m_route_acc_steps(&before[0][0], 3, 5, 2, &ACC_H2[0][0], 2)));
+    /* No evaluation step, or a task out of range: NaN. */
+    const int32_t zero[5] = {0};
+    ck_assert(isnan(crl_l2m_route_acc_steps(r, 3, 5, 0, zero, 1)));
+    ck_assert(isnan(crl_l2m_route_acc_steps(r, 3, 5, 0, &ACC_H0[0][0], 0)));
+    ck_assert(isnan(crl_l2m_route_acc_steps(r, 3, 5, 3, &ACC_H0[0][0], 3)));
+    /* The old definition on the same tally of task 1 (train_mod = 1, the
+     * modulator with most of its rows): modes 1 and 0 -> 1 / 2. */
+    crl_l2m_config lc;
+    crl_l2m_config_default(&lc);
+    crl_l2m m;
+    ck_assert_int_eq(crl_l2m_init(&m, &lc, 5, 3, 2, NULL), CRL_OK);
+    memcpy(m.hist, ACC_H1, sizeof ACC_H1);
+    int modal;
+    double frac, acc;
+    crl_l2m_route_summary(&m, 2, 1, &modal, &frac, &acc);
+    ck_assert_double_eq_tol(acc, 0.5, 1e-12);
+    crl_l2m_free(&m);
+}
+END_TEST
+
+/* The rows matrix through a learner: each task's rows are its usage-count
+ * delta (B rows per update), they add up to the counts, crl_l2m_rows_now
+ * gives the task under way its rows so far, and the matrix survives a
+ * checkpoint round trip; a checkpoint of the first version (without it)
+ * still loads, with rows_known = 0. */
+START_TEST(test_rows_matrix_and_checkpoint) {
+    crl_sac *plain = plain_base(71, NULL, NULL);
+    crl_sac *s = l2m_learner(plain, CRL_POOL_LORA, 0, 1, 72);
+    crl_l2m_config lc;
+    crl_l2m_config_default(&lc);
+    crl_l2m m;
+    crl_err err = {0};
+    ck_assert_int_eq(crl_l2m_init(&m, &lc, M, T, 4, &err), CRL_OK);
+    ck_assert_int_eq(m.rows_known, 1);
+    crl_batch b;
+    ck_assert_int_eq(crl_batch_alloc(&b, B, O, A, NULL), 0);
+    const int updates[T] = {3, 5, 2};
+    for (int task = 0; task < T; task++) {
+        ck_assert_int_eq(crl_l2m_task_start(&m, s, task, 1, 80 + task, &err), CRL_OK);
+        for (int u = 0; u < updates[task]; u++) {
+            fill_batch(&b, 2000 * task + u, task);
+            ck_assert_msg(crl_sac_update(s, &b, NULL, &err) == CRL_OK, "%s", err.msg);
+            if (task == 1 && u == 1) { /* under way: 2 updates so far */
+                crl_l2m_rows_now(&m, crl_sac_l2m_counts(s), 1);
+                int64_t sum = 0;
+                for (int i = 0; i < M; i++) sum += m.rows[M + i];
+                ck_assert_int_eq(sum, 2 * B);
+            }
+        }
+        crl_l2m_task_end(&m, s, task);
+    }
+    for (int i = 0; i < M; i++) {
+        int64_t col = 0;
+        for (int task = 0; task < T; task++) col += m.rows[task * M + i];
+        ck_assert_int_eq(col, crl_sac_l2m_counts(s)[i]);
+    }
+    for (int task = 0; task < T; task++) {
+        int64_t sum = 0;
+        for (int i = 0; i < M; i++) sum += m.rows[task * M + i];
+        ck_assert_int_eq(sum, (int64_t)updates[task] * B);
+    }
+    void *blob;
+    size_t n;
+    ck_assert_int_eq(crl_l2m_save(&m, &blob, &n, &err), CRL_OK);
+    ck_assert_uint_eq(n, 16 + 8 * M + 4 * T + 8 * T * M);
+    crl_l2m m2;
+    ck_assert_int_eq(crl_l2m_init(&m2, &lc, M, T, 4, &err), CRL_OK);
+    ck_assert_msg(crl_l2m_load(&m2, blob, n, &err) == CRL_OK, "%s", err.msg);
+    ck_assert_int_eq(m2.rows_known, 1);
+    ck_assert_int_eq(memcmp(m2.rows, m.rows, sizeof(int64_t) * T * M), 0);
+    ck_assert_int_eq(memcmp(m2.start, m.start, sizeof(int64_t) * M), 0);
+    ck_assert_int_eq(memcmp(m2.train_mod, m.train_mod, sizeof(int) * T), 0);
+    /* The first version: "CRLL2M01", the same without the rows. */
+    unsigned char *v1 = malloc(n);
+    memcpy(v1, blob, n);
+    v1[7] = '1';
+    ck_assert_int_eq(crl_l2m_load(&m2, v1, n, &err), CRL_ECORRUPT); /* rows too many */
+    ck_assert_msg(crl_l2m_load(&m2, v1, n - 8 * T * M, &err) == CRL_OK, "%s", err.msg);
+    ck_assert_int_eq(m2.rows_known, 0);
+    ck_assert_int_eq(memcmp(m2.train_mod, m.train_mod, sizeof(int) * T), 0);
+    ck_assert_int_eq(crl_l2m_load(&m2, blob, n - 8, &err), CRL_ECORRUPT);
+    free(v1);
+    free(blob);
+    crl_l2m_free(&m2);
+    crl_l2m_free(&m);
+    crl_batch_free(&b);
+    crl_sac_free(s);
+    crl_sac_free(plain);
+}
+END_TEST
+
 int main(void) {
     Suite *su = suite_create("l2m");
     TCase *tc = tcase_create("learner");
@@ -805,6 +943,10 @@ int main(void) {
     tcase_set_timeout(cli, 600); /* a hang guard: a loaded 2-core machine took > 120 s */
     tcase_add_test(cli, test_cli_pretrain_then_l2m);
     suite_add_tcase(su, cli);
+    TCase *met = tcase_create("route_metrics");
+    tcase_add_test(met, test_route_acc_steps_by_hand);
+    tcase_add_test(met, test_rows_matrix_and_checkpoint);
+    suite_add_tcase(su, met);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -567,6 +567,61 @@ START_TEST(test_bootstrap_edges) {
 }
 END_TEST
 
+/* Separability ceiling, worked on paper. Six 2-D queries of three tasks:
+ *
+ *   task 0: a = (0, 0), b = (4, 0)     centroid (2, 0)
+ *   task 1: c = (6, 0), d = (8, 0)     centroid (7, 0)
+ *   task 2: e = (0, 4), f = (0, 6)     centroid (0, 5)
+ *
+ * Leave one out: a query's own centroid is the other query of its task.
+ *   a: own b (4, 0) at 4; task 1 (7, 0) at 7; task 2 (0, 5) at 5 -> right
+ *   b: own a (0, 0) at 4; task 1 (7, 0) at 3                    -> WRONG
+ *      (with b kept in its own centroid (2, 0), at 2, it would be right:
+ *      the leave-one-out flip)
+ *   c: own d (8, 0) at 2; task 0 (2, 0) at 4; task 2 at sqrt 61  -> right
+ *   d: own c (6, 0) at 2; task 0 at 6                            -> right
+ *   e: own f (0, 6) at 2; task 0 (2, 0) at sqrt 20; task 1 at sqrt 65
+ *                                                                -> right
+ *   f: own e (0, 4) at 2; task 0 at sqrt 40; task 1 at sqrt 85   -> right
+ * Ceiling 5 / 6 (without leaving b out it would be 6 / 6). */
+START_TEST(test_ceiling_by_hand) {
+    const float q[6][2] = {{0, 0}, {4, 0}, {6, 0}, {8, 0}, {0, 4}, {0, 6}};
+    const int y[6] = {0, 0, 1, 1, 2, 2};
+    double acc = -1;
+    crl_err err = {0};
+    ck_assert_int_eq(crl_metric_ceiling(&q[0][0], y, 6, 2, 3, &acc, &err), CRL_OK);
+    ck_assert_double_eq_tol(acc, 5.0 / 6.0, TOL);
+    /* Labels in another order (task ids are names only): the same. */
+    const int y2[6] = {2, 2, 0, 0, 1, 1};
+    ck_assert_int_eq(crl_metric_ceiling(&q[0][0], y2, 6, 2, 3, &acc, &err), CRL_OK);
+    ck_assert_double_eq_tol(acc, 5.0 / 6.0, TOL);
+    /* Ties are wrong: tasks 0 and 1 each hold (1, 1) twice, so every own
+     * centroid and every other centroid is (1, 1), at 0: ceiling 0. */
+    const float t[4][2] = {{1, 1}, {1, 1}, {1, 1}, {1, 1}};
+    const int yt[4] = {0, 0, 1, 1};
+    ck_assert_int_eq(crl_metric_ceiling(&t[0][0], yt, 4, 2, 2, &acc, &err), CRL_OK);
+    ck_assert_double_eq_tol(acc, 0.0, TOL);
+    /* A query alone in its task has no own centroid: wrong. Task 0 = a, b as
+     * above, task 1 = one query (9, 9): a at 4 from b, far from (9, 9) ->
+     * right; b at 4 from a, sqrt 106 from (9, 9) -> right; (9, 9) -> wrong.
+     * 2 / 3. And one task alone (n_tasks 3, tasks 1 and 2 empty): both of
+     * its queries are right. */
+    const float s1[3][2] = {{0, 0}, {4, 0}, {9, 9}};
+    const int ys[3] = {0, 0, 1};
+    ck_assert_int_eq(crl_metric_ceiling(&s1[0][0], ys, 3, 2, 2, &acc, &err), CRL_OK);
+    ck_assert_double_eq_tol(acc, 2.0 / 3.0, TOL);
+    ck_assert_int_eq(crl_metric_ceiling(&s1[0][0], ys, 2, 2, 3, &acc, &err), CRL_OK);
+    ck_assert_double_eq_tol(acc, 1.0, TOL);
+    /* Bad input. */
+    const int bad[3] = {0, 3, 1};
+    ck_assert_int_eq(crl_metric_ceiling(&s1[0][0], bad, 3, 2, 3, &acc, &err), CRL_EINVAL);
+    ck_assert_int_eq(crl_metric_ceiling(&s1[0][0], ys, 0, 2, 3, &acc, &err), CRL_EINVAL);
+    ck_assert_int_eq(crl_metric_ceiling(&s1[0][0], ys, 3, 0, 3, &acc, &err), CRL_EINVAL);
+    const float nanq[2] = {0, NAN};
+    ck_assert_int_eq(crl_metric_ceiling(nanq, ys, 1, 2, 1, &acc, &err), CRL_EINVAL);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("metrics");
     TCase *tc = tcase_create("metrics");
@@ -580,6 +635,7 @@ int main(void) {
     tcase_add_test(tc, test_growth);
     tcase_add_test(tc, test_bootstrap_direct);
     tcase_add_test(tc, test_bootstrap_edges);
+    tcase_add_test(tc, test_ceiling_by_hand);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -839,6 +839,128 @@ START_TEST(test_command) {
 }
 END_TEST
 
+/* The l2m routing metrics of new runs (docs/report.md, "l2m runs"): the
+ * routing accuracy over evaluation steps (l2m/route_acc_steps/<pos>) read at
+ * the run's last evaluation replaces the old per-episode one in the note,
+ * the separability ceiling is shown with its query count, and below 0.9 the
+ * note says that the base embedding cannot tell the tasks apart. The JSON
+ * gets an "l2m" array only when a run has these metrics. */
+static int64_t l2m_old_run(crl_store *s, uint64_t seed) {
+    const double p_pm[3] = {1000, 1000, 1000};
+    int64_t id = add_run(s, "l2m", "t1", seed, 30, 10, M1, 0, p_pm, 100);
+    for (int k = 0; k < 3; k++) {
+        char key[64];
+        snprintf(key, sizeof key, "l2m/route_acc/%d", k);
+        crl_store_metric(s, id, 90, key, k == 0 ? 1.0 : 0.0, NULL);
+    }
+    crl_store_metric(s, id, 90, "l2m/used", 6, NULL);
+    return id;
+}
+
+static char *report_json(void) {
+    crl_report r = build(NULL);
+    char *text = NULL;
+    crl_err e = {0};
+    ck_assert_msg(crl_report_format_text(&r, CRL_REPORT_JSON, &text, &e) == CRL_OK, "%s",
+                  e.msg);
+    crl_report_free(&r);
+    return text;
+}
+
+START_TEST(test_l2m_routing_new) {
+    setup();
+    crl_store *s = open_db(1);
+    int64_t old = l2m_old_run(s, 1);
+    crl_store_close(s);
+    /* Only an old run: no "l2m" array, and its note as before. */
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
+    char *js = report_json(), buf[256];
+    ck_assert_str_eq(json_str(db, "SELECT json_type(?1, '$.l2m')", js, buf, sizeof buf),
+                     "<NULL>");
+    free(js);
+    crl_report r = build(NULL);
+    ck_assert_int_eq(r.n_l2m, 0);
+    ck_assert(has_note(&r, "; 6 modulators used; routing accuracy per task at the last "
+                           "evaluation 1.00, 0.00, 0.00 (mean 0.33)"));
+    crl_report_free(&r);
+
+    /* Run 2 (seed 2): step accuracies at steps 60 (decoys) and 90: 0.9, 0.6,
+     * 0.3 (mean 0.6); old-definition keys too (0, 0, 0), which the note no
+     * longer shows; ceiling 0.95 at 30 (a decoy), 0.8996 over 600 queries at
+     * 90: shown truncated, 0.899, and below 0.9. Run 3 (seed 3): one task
+     * with an accuracy, 1.0; ceiling 0.95 over 300 queries: no sentence. */
+    s = open_db(0);
+    int64_t a = l2m_old_run(s, 2), b = l2m_old_run(s, 3);
+    const double at90[3] = {0.9, 0.6, 0.3};
+    for (int k = 0; k < 3; k++) {
+        char key[64];
+        snprintf(key, sizeof key, "l2m/route_acc_steps/%d", k);
+        crl_store_metric(s, a, 60, key, 0.1, NULL);
+        crl_store_metric(s, a, 90, key, at90[k], NULL);
+    }
+    crl_store_metric(s, a, 90, "l2m/route_acc_steps_mean", 0.6, NULL);
+    crl_store_metric(s, a, 30, "l2m/ceiling", 0.95, NULL);
+    crl_store_metric(s, a, 30, "l2m/ceiling_n", 200, NULL);
+    crl_store_metric(s, a, 90, "l2m/ceiling", 0.8996, NULL);
+    crl_store_metric(s, a, 90, "l2m/ceiling_n", 600, NULL);
+    crl_store_metric(s, a, 90, "l2m/used", 5, NULL);
+    crl_store_metric(s, b, 90, "l2m/route_acc_steps/0", 1.0, NULL);
+    crl_store_metric(s, b, 90, "l2m/ceiling", 0.95, NULL);
+    crl_store_metric(s, b, 90, "l2m/ceiling_n", 300, NULL);
+    crl_store_close(s);
+
+    r = build(NULL);
+    ck_assert(has_note(&r, "; 6 modulators used; routing accuracy per task at the last "
+                           "evaluation 1.00, 0.00, 0.00 (mean 0.33)"));
+    char want[512];
+    snprintf(want, sizeof want,
+             "l2m run %lld (t1, seed 2): pool of 30 lora modulators (rank 8), base ?; "
+             "parameters at inference ?; 5 modulators used; routing accuracy (share of "
+             "evaluation steps on modulators the task owns) per task at the last "
+             "evaluation 0.90, 0.60, 0.30 (mean 0.60); separability ceiling 0.899 (600 "
+             "queries): the base embedding cannot tell these tasks apart (ceiling 0.899 "
+             "< 0.9)",
+             (long long)a);
+    int found = 0;
+    for (int i = 0; i < r.n_notes; i++) found |= !strcmp(r.notes[i], want);
+    ck_assert_msg(found, "no note\n%s\namong %d, e.g.\n%s", want, r.n_notes,
+                  r.n_notes ? r.notes[r.n_notes - 1] : "");
+    ck_assert(has_note(&r, "at the last evaluation 1.00 (mean 1.00); separability "
+                           "ceiling 0.950 (300 queries)"));
+    ck_assert(!has_note(&r, "(ceiling 0.950"));
+    ck_assert_int_eq(r.n_l2m, 2);
+    ck_assert_int_eq(r.l2m[0].run_id, a);
+    ck_assert_int_eq(r.l2m[0].n_acc, 3);
+    ck_assert_double_eq_tol(r.l2m[0].acc_mean, 0.6, TOL);
+    ck_assert_double_eq_tol(r.l2m[0].ceiling, 0.8996, TOL);
+    ck_assert_int_eq(r.l2m[1].run_id, b);
+    crl_report_free(&r);
+    (void)old;
+
+    js = report_json();
+    ck_assert_str_eq(
+        json_str(db, "SELECT json_array_length(?1, '$.l2m')", js, buf, sizeof buf), "2");
+    ck_assert_int_eq((int)json_num(db, js, "$.l2m[0].run_id"), (int)a);
+    ck_assert_int_eq((int)json_num(db, js, "$.l2m[0].seed"), 2);
+    ck_assert_double_eq_tol(json_num(db, js, "$.l2m[0].routing_accuracy.\"0\""), 0.9,
+                            TOL);
+    ck_assert_double_eq_tol(json_num(db, js, "$.l2m[0].routing_accuracy.\"2\""), 0.3,
+                            TOL);
+    ck_assert_double_eq_tol(json_num(db, js, "$.l2m[0].routing_accuracy_mean"), 0.6, TOL);
+    ck_assert_str_eq(json_str(db, "SELECT json_extract(?1, '$.l2m[0].modulators_used')",
+                              js, buf, sizeof buf),
+                     "5");
+    ck_assert_double_eq_tol(json_num(db, js, "$.l2m[0].ceiling"), 0.8996, TOL);
+    ck_assert_int_eq((int)json_num(db, js, "$.l2m[0].ceiling_queries"), 600);
+    ck_assert_double_eq_tol(json_num(db, js, "$.l2m[1].routing_accuracy.\"0\""), 1.0,
+                            TOL);
+    ck_assert_int_eq((int)json_num(db, js, "$.l2m[1].modulators_used"), 6);
+    free(js);
+    sqlite3_close(db);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("report");
     TCase *tc = tcase_create("report");
@@ -850,6 +972,7 @@ int main(void) {
     tcase_add_test(tc, test_nothing_to_report);
     tcase_add_test(tc, test_formats);
     tcase_add_test(tc, test_command);
+    tcase_add_test(tc, test_l2m_routing_new);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

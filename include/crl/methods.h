@@ -263,9 +263,9 @@ int crl_csp_load(crl_csp *m, const void *blob, size_t n, crl_err *err);
 /* ---- l2m: a modulation pool over a frozen pre-trained actor (docs/l2m.md) ----
  * The base is the actor of a stored plain learner (crl_l2m_base_parse); the
  * pool and the routing live in the learner (crl_sac with l2m_pool = M > 0,
- * pool.h). crl_l2m holds the method's side: routes per task, the modulator
- * each task trained (the modal one of its update rows) and the per-episode
- * routing tally of evaluations. */
+ * pool.h). crl_l2m holds the method's side: routes per task, each task's
+ * update rows per modulator and the modulator it trained (the modal one of
+ * those rows), and the per-episode routing tally of evaluations. */
 
 #define CRL_L2M_PULL 0.5f
 
@@ -311,6 +311,15 @@ typedef struct {
     int *train_mod; /* n_tasks: modal modulator of each finished task, -1 */
     int32_t *hist;  /* max_rows x M: the evaluation tally */
     int max_rows;
+    /* rows[k * M + i]: update rows task k routed to modulator i (the usage
+     * count delta over the task; the task being trained holds its rows so
+     * far, crl_l2m_rows_now). rows_known = 0 after loading a checkpoint
+     * written before the matrix existed: finished tasks' rows are unknown and
+     * no step accuracy is computed for the rest of the run. */
+    int64_t *rows;
+    int rows_known;
+    int cur;         /* the task being trained (-1 before the first) */
+    double *acc_now; /* n_tasks: step accuracies of the evaluation under way */
 } crl_l2m;
 
 int crl_l2m_init(crl_l2m *m, const crl_l2m_config *c, int M, int n_tasks, int max_rows,
@@ -333,6 +342,18 @@ int crl_l2m_task_end(crl_l2m *m, crl_sac *sac, int task);
  * is, *acc = the fraction whose mode is `trained` (NAN if trained < 0). */
 void crl_l2m_route_summary(const crl_l2m *m, int rows, int trained, int *modal,
                            double *frac, double *acc);
+/* Refresh rows[task] = usage counts now - counts at the task's start (the
+ * rows of the task so far; its final rows once it ended). */
+void crl_l2m_rows_now(crl_l2m *m, const int64_t *counts, int task);
+/* Routing accuracy of task k over its evaluation steps (docs/l2m.md section
+ * 6): with rows the n_tasks x M matrix of training rows,
+ *     owned(k) = { i : S_i > 0 and rows[k][i] >= 0.5 * S_i },
+ *     S_i = sum_j rows[j][i],
+ * the fraction of the steps in hist (n_hist rows x M, each row an episode's
+ * steps per modulator) routed to a modulator of owned(k). NAN if task k has
+ * no training rows or hist no step. */
+double crl_l2m_route_acc_steps(const int64_t *rows, int n_tasks, int M, int k,
+                               const int32_t *hist, int n_hist);
 int crl_l2m_save(const crl_l2m *m, void **blob, size_t *n, crl_err *err);
 int crl_l2m_load(crl_l2m *m, const void *blob, size_t n, crl_err *err);
 

@@ -3,8 +3,9 @@
  *
  * Pure arithmetic: no SQLite, no I/O, no global state. The report reads evals
  * from the store, builds a crl_scores matrix per run and calls these. Every
- * allocation is named below; only crl_scores_* and crl_metric_bootstrap_ci
- * allocate. The definitions, with a worked example, are in docs/metrics.md. */
+ * allocation is named below; only crl_scores_*, crl_metric_bootstrap_ci and
+ * crl_metric_ceiling allocate (the last two for the duration of the call).
+ * The definitions, with a worked example, are in docs/metrics.md. */
 #ifndef CRL_METRICS_H
 #define CRL_METRICS_H
 
@@ -119,6 +120,20 @@ typedef struct {
  * n < 1, resamples < 1, level outside (0, 1), a non-finite x; CRL_ENOMEM. */
 int crl_metric_bootstrap_ci(const double *x, int n, int resamples, double level,
                             crl_rng *rng, crl_ci *ci, crl_err *err);
+
+/* Separability ceiling of an L2M run's routing (docs/metrics.md): the
+ * nearest-centroid task accuracy of n labelled query vectors q (n x dim,
+ * row-major; label[p] in [0, n_tasks)). Task t's centroid is the mean of its
+ * queries; for query p, its own task's centroid leaves p out (leave one
+ * out), the other tasks' are their full means. Distance: Euclidean. Query p
+ * is right when its own task's centroid is strictly nearer than every other
+ * task's that has a query (a tie is wrong; a query alone in its task has no
+ * centroid of its own and is wrong). *acc = right / n (so 1 when a single
+ * task has queries, at least two of them). Allocates n_tasks x (dim + 1)
+ * numbers for the call. CRL_EINVAL for a NULL pointer, n, dim or n_tasks
+ * < 1, a label out of range or a non-finite value; CRL_ENOMEM. */
+int crl_metric_ceiling(const float *q, const int *label, int n, int dim, int n_tasks,
+                       double *acc, crl_err *err);
 
 #ifdef __cplusplus
 }

@@ -46,12 +46,36 @@ typedef struct {
     double wall_time_s;      /* last "wall_time_s", mean over seeds; NaN if none */
 } crl_report_row;
 
+/* The routing of one L2M run that logged the step routing accuracy
+ * ("l2m/route_acc_steps/<pos>") or the separability ceiling ("l2m/ceiling");
+ * runs made before those metrics existed have none (their note keeps the
+ * old routing accuracy). docs/report.md. */
+#define CRL_REPORT_L2M_TASKS 64
+typedef struct {
+    int64_t run_id;
+    char scenario[64];
+    char method[32];
+    uint64_t seed;
+    int n_acc;                         /* tasks with an accuracy, <= L2M_TASKS */
+    int acc_pos[CRL_REPORT_L2M_TASKS]; /* their scenario positions, ascending */
+    double acc[CRL_REPORT_L2M_TASKS];  /* at the run's last evaluation */
+    double acc_mean;                   /* mean of acc; NaN if n_acc = 0 */
+    double used;                       /* last "l2m/used"; NaN if none */
+    double ceiling, ceiling_n;         /* last "l2m/ceiling", "l2m/ceiling_n"; NaN */
+} crl_report_l2m;
+
+/* Below this separability ceiling the report says that the base embedding
+ * cannot tell the tasks apart. */
+#define CRL_REPORT_CEILING_LOW 0.9
+
 typedef struct {
     int n_rows;
     crl_report_row *rows; /* by scenario, method (ft1 ftn l2 ewc packnet pm csp
                              l2m, then others by name), steps_per_task */
     int n_notes;
     char **notes; /* footnotes: runs ignored or skipped, and why */
+    int n_l2m;
+    crl_report_l2m *l2m; /* in the rows' order, then by run id */
 } crl_report;
 
 /* Build the report of every finished run in store, or only of scenario when
@@ -74,7 +98,8 @@ int crl_report_format_parse(const char *name, crl_report_format *fmt, crl_err *e
  * TABLE: aligned columns, 3 decimals, "mean [lo, hi]", footnotes below.
  * CSV: RFC 4180, one header line, one line per row, empty field for NaN;
  *      report notes are not in it (the CLI prints them to stderr).
- * JSON: {"rows": [...], "notes": [...]} built with SQLite's JSON functions;
+ * JSON: {"rows": [...], "notes": [...]} built with SQLite's JSON functions,
+ *      plus "l2m": [...] (one object per crl_report_l2m) when n_l2m > 0;
  *      NaN is null. Field names in docs/report.md. */
 int crl_report_format_text(const crl_report *r, crl_report_format fmt, char **text,
                            crl_err *err);
