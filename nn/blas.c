@@ -179,7 +179,7 @@ int crl_sgesvd(char jobu, char jobvt, int m, int n, float *a, int lda, float *s,
     const int need_u = jobu == 'A' ? m : (jobu == 'S' ? m : 1);
     const int need_vt = jobvt == 'A' ? n : (jobvt == 'S' ? mn : 1);
     if (m < 0 || n < 0 || lda < (m > 1 ? m : 1) || ldu < (need_u > 1 ? need_u : 1) ||
-        ldvt < (need_vt > 1 ? need_vt : 1) || !strchr("ASON", jobu) ||
+        ldvt < (need_vt > 1 ? need_vt : 1) || !jobu || !jobvt || !strchr("ASON", jobu) ||
         !strchr("ASON", jobvt))
         return crl_errf(
             err, CRL_EINVAL,
