@@ -175,13 +175,16 @@ int crl_arrow_prototypes(const crl_pool *p, const float *base_params, const floa
         return crl_errf(err, CRL_EINVAL, "arrow: workspace of %zu floats, %zu needed",
                         ws_n, need);
     const size_t dim = crl_arrow_proto_dim(p);
+    int lworks[CRL_MLP_MAX_HIDDEN];
+    for (int l = 0; l < p->base.spec.n_hidden; l++) {
+        size_t f = 0;
+        rc = layer_need(p, l, &f, &lworks[l], err);
+        if (rc != CRL_OK) return rc;
+    }
     for (int m = m0; m < m1; m++) {
         const float *mod = params + crl_pool_mod_offset(p, m);
         for (int l = 0; l < p->base.spec.n_hidden; l++) {
-            size_t f = 0;
-            int lwork = 0;
-            rc = layer_need(p, l, &f, &lwork, err);
-            if (rc != CRL_OK) return rc;
+            const int lwork = lworks[l];
             float *v = protos + (size_t)m * dim + crl_arrow_proto_offset(p, l);
             rc = p->kind == CRL_POOL_LORA
                      ? proto_lora(p, l, mod, v, ws, lwork, err)

@@ -457,6 +457,9 @@ START_TEST(test_l2r_clusters) {
     }
     const double acc = correct / 600.0;
     ck_assert_msg(acc >= 0.99, "held-out accuracy %g (Bayes >= %g)", acc, bayes);
+    if (getenv("CRL_TEST_VERBOSE"))
+        fprintf(stderr, "l2r clusters hidden %d: loss %.4g, held-out accuracy %.4f\n",
+                hidden, loss, acc);
     free(X);
     crl_l2r_free(&r);
 }
@@ -520,6 +523,41 @@ START_TEST(test_l2r_determinism_save_load) {
     crl_l2r_free(&a);
     crl_l2r_free(&b);
     crl_l2r_free(&c);
+}
+END_TEST
+
+/* keep < n: `keep` distinct rows in ascending order, drawn across the whole
+ * range (the mean kept index of 100 of 1000 is 499.5 with a standard error
+ * of about 27; the first 100 rows would give 49.5), the same on a twin. */
+START_TEST(test_l2r_keep_sampling) {
+    crl_err err = {0};
+    crl_l2r a, b;
+    ck_assert_int_eq(crl_l2r_init(&a, 2, 3, 0, 8, 5, &err), 0);
+    ck_assert_int_eq(crl_l2r_init(&b, 2, 3, 0, 8, 5, &err), 0);
+    float *X = fbuf(1000 * 2);
+    for (int i = 0; i < 1000; i++) {
+        X[2 * i] = (float)i;
+        X[2 * i + 1] = -1.0f;
+    }
+    ck_assert_int_eq(crl_l2r_add(&a, X, 1000, 2, 100, &err), 0);
+    ck_assert_int_eq(crl_l2r_add(&b, X, 1000, 2, 100, &err), 0);
+    ck_assert_int_eq(a.n_mem, 100);
+    ck_assert_int_eq(memcmp(a.mem_q, b.mem_q, 200 * sizeof(float)), 0);
+    double mean = 0.0;
+    for (int i = 0; i < 100; i++) {
+        ck_assert(a.mem_q[2 * i + 1] == -1.0f);
+        ck_assert_int_eq(a.mem_y[i], 2);
+        if (i > 0) ck_assert(a.mem_q[2 * i] > a.mem_q[2 * i - 2]);
+        mean += a.mem_q[2 * i] / 100.0;
+    }
+    ck_assert_msg(fabs(mean - 499.5) < 120, "mean kept index %g", mean);
+    /* keep >= n and keep < 0 keep everything */
+    ck_assert_int_eq(crl_l2r_add(&a, X, 10, 1, 10, &err), 0);
+    ck_assert_int_eq(crl_l2r_add(&a, X, 10, 1, -1, &err), 0);
+    ck_assert_int_eq(a.n_mem, 120);
+    free(X);
+    crl_l2r_free(&a);
+    crl_l2r_free(&b);
 }
 END_TEST
 
@@ -711,6 +749,7 @@ static Suite *routers_suite(void) {
     tcase_add_loop_test(tc, test_l2r_grad_fd, 0, 2);
     tcase_add_loop_test(tc, test_l2r_clusters, 0, 2);
     tcase_add_test(tc, test_l2r_determinism_save_load);
+    tcase_add_test(tc, test_l2r_keep_sampling);
     tcase_add_test(tc, test_soft_select_hand);
     tcase_add_loop_test(tc, test_soft_merge_values, 0, 2);
     tcase_add_loop_test(tc, test_soft_backward_fd, 0, 2);
