@@ -175,7 +175,7 @@ int crl_arrow_prototypes(const crl_pool *p, const float *base_params, const floa
         return crl_errf(err, CRL_EINVAL, "arrow: workspace of %zu floats, %zu needed",
                         ws_n, need);
     const size_t dim = crl_arrow_proto_dim(p);
-    int lworks[CRL_MLP_MAX_HIDDEN];
+    int lworks[CRL_MLP_MAX_HIDDEN] = {0};
     for (int l = 0; l < p->base.spec.n_hidden; l++) {
         size_t f = 0;
         rc = layer_need(p, l, &f, &lworks[l], err);

@@ -169,8 +169,8 @@ double crl_l2r_loss(crl_l2r *r, const float *X, const int32_t *y, int n, float *
             float *row = lg + (size_t)i * K;
             double mx = row[0];
             for (int k = 1; k < K; k++) mx = row[k] > mx ? row[k] : mx;
-            double z = 0.0;
-            for (int k = 0; k < K; k++) z += exp(row[k] - mx);
+            double z = exp(row[0] - mx);
+            for (int k = 1; k < K; k++) z += exp(row[k] - mx);
             const int yi = y[r0 + i];
             loss += -((double)row[yi] - mx - log(z));
             for (int k = 0; k < K; k++)

@@ -109,7 +109,8 @@ void crl_l2r_free(crl_l2r *r);
  * non-finite query; CRL_ENOMEM. Nothing is added on error. */
 int crl_l2r_add(crl_l2r *r, const float *q, int n, int label, int keep, crl_err *err);
 
-/* Mean cross-entropy of n rows (X: n x D, y: n labels) and, if grads is
+/* Mean cross-entropy of n rows (X: n x D, y: n labels in [0, K), not
+ * checked: the memory's labels are checked when added) and, if grads is
  * non-NULL, its gradient (n_params floats, overwritten). Rows are processed
  * in chunks of max_batch; no allocation. */
 double crl_l2r_loss(crl_l2r *r, const float *X, const int32_t *y, int n, float *grads);
