@@ -20,6 +20,12 @@ typedef void (*sgemv_fn)(int, int, int, int, float, const float *, int, const fl
 typedef void (*set_threads_fn)(int);
 typedef int (*get_threads_fn)(void);
 typedef char *(*corename_fn)(void);
+/* LAPACK's Fortran sgesvd_ (Debian's OpenBLAS exports the LAPACK symbols but
+ * not LAPACKE): every argument by reference, then the hidden lengths of the
+ * two CHARACTER arguments (gfortran's convention; 1 each). */
+typedef void (*sgesvd_fn)(const char *, const char *, const int *, const int *, float *,
+                          const int *, float *, float *, const int *, float *,
+                          const int *, float *, const int *, int *, size_t, size_t);
 
 static struct {
     pthread_once_t once;
@@ -31,8 +37,9 @@ static struct {
     set_threads_fn set_threads;
     get_threads_fn get_threads;
     corename_fn corename;
+    sgesvd_fn sgesvd; /* optional: NULL if the library has no LAPACK */
     char how[200];
-} g_blas = {PTHREAD_ONCE_INIT, 0, "", NULL, NULL, NULL, NULL, NULL, NULL, ""};
+} g_blas = {PTHREAD_ONCE_INIT, 0, "", NULL, NULL, NULL, NULL, NULL, NULL, NULL, ""};
 
 /* The kernel OpenBLAS should use on this CPU, from the CPU's own feature
  * bits, or NULL when OpenBLAS's detection is good enough (no AVX2). */
@@ -90,6 +97,9 @@ static void blas_load(void) {
     g_blas.set_threads = (set_threads_fn)dlsym(h, "openblas_set_num_threads");
     g_blas.get_threads = (get_threads_fn)dlsym(h, "openblas_get_num_threads");
     g_blas.corename = (corename_fn)dlsym(h, "openblas_get_corename");
+    /* LAPACK is needed only by crl_sgesvd (Arrow prototypes); a BLAS-only
+     * OpenBLAS still runs everything else, and crl_sgesvd says what is missing. */
+    g_blas.sgesvd = (sgesvd_fn)dlsym(h, "sgesvd_");
     if (!g_blas.sgemm || !g_blas.sgemv || !g_blas.set_threads || !g_blas.get_threads ||
         !g_blas.corename) {
         g_blas.status = CRL_ENOTFOUND;
@@ -153,4 +163,37 @@ void crl_sgemm(char ta, char tb, int M, int N, int K, float alpha, const float *
     }
     g_blas.sgemm(ROW_MAJOR, ta == 'T' ? TRANS : NO_TRANS, tb == 'T' ? TRANS : NO_TRANS, M,
                  N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+int crl_sgesvd(char jobu, char jobvt, int m, int n, float *a, int lda, float *s, float *u,
+               int ldu, float *vt, int ldvt, float *work, int lwork, crl_err *err) {
+    if (!ensure_loaded()) return crl_errf(err, g_blas.status, "%s", g_blas.msg);
+    if (!g_blas.sgesvd)
+        return crl_errf(
+            err, CRL_ENOTFOUND,
+            "the loaded OpenBLAS has no LAPACK (missing sgesvd_); install "
+            "Debian's libopenblas0 (pthread or openmp variant), which has it");
+    /* The checks LAPACK would make, so that its error handler (which prints
+     * to stdout) is never reached through crl. */
+    const int mn = m < n ? m : n;
+    const int need_u = jobu == 'A' ? m : (jobu == 'S' ? m : 1);
+    const int need_vt = jobvt == 'A' ? n : (jobvt == 'S' ? mn : 1);
+    if (m < 0 || n < 0 || lda < (m > 1 ? m : 1) || ldu < (need_u > 1 ? need_u : 1) ||
+        ldvt < (need_vt > 1 ? need_vt : 1) || !jobu || !jobvt || !strchr("ASON", jobu) ||
+        !strchr("ASON", jobvt))
+        return crl_errf(
+            err, CRL_EINVAL,
+            "sgesvd: bad argument (job %c%c, %d x %d, lda %d, ldu %d, ldvt %d)", jobu,
+            jobvt, m, n, lda, ldu, ldvt);
+    int info = 0;
+    g_blas.sgesvd(&jobu, &jobvt, &m, &n, a, &lda, s, u, &ldu, vt, &ldvt, work, &lwork,
+                  &info, 1, 1);
+    if (info < 0)
+        return crl_errf(err, CRL_EINVAL, "sgesvd: argument %d is invalid", -info);
+    if (info > 0)
+        return crl_errf(err, CRL_ENAN,
+                        "sgesvd: %d superdiagonals did not converge (NaN or Inf in the "
+                        "matrix?)",
+                        info);
+    return CRL_OK;
 }

@@ -32,6 +32,15 @@ void crl_blas_set_threads(int threads);
 void crl_sgemm(char ta, char tb, int M, int N, int K, float alpha, const float *A,
                int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* LAPACK's sgesvd (column-major, as in LAPACK): A = U S V^T of the m x n
+ * matrix a (overwritten), jobu / jobvt 'A', 'S', 'O' or 'N' as in LAPACK.
+ * lwork = -1 is LAPACK's workspace query (the size is returned in work[0]).
+ * Resolved from the same OpenBLAS as crl_sgemm, whose LAPACK part is optional
+ * at load: CRL_ENOTFOUND if it is missing, CRL_EINVAL for a bad argument,
+ * CRL_ENAN if the iteration did not converge. */
+int crl_sgesvd(char jobu, char jobvt, int m, int n, float *a, int lda, float *s, float *u,
+               int ldu, float *vt, int ldvt, float *work, int lwork, crl_err *err);
+
 #ifdef __cplusplus
 }
 #endif
