@@ -14,6 +14,7 @@
 
 #include "core/blob.h"
 #include "crl/actor.h"
+#include "crl/router.h"
 
 #include "core/lanes.h"
 
@@ -641,6 +642,19 @@ int64_t *crl_sac_l2m_counts(crl_sac *s) {
 int crl_sac_l2m_set_route(crl_sac *s, const crl_pool_route *train,
                           const crl_pool_route *act, crl_err *err) {
     return crl_actor_l2m_set_route(s->actor, train, act, err);
+}
+
+int crl_sac_l2m_task_start(crl_sac *s, int task, const int64_t *start_counts,
+                           crl_err *err) {
+    crl_router *r = crl_actor_router(s->actor);
+    if (!r) return crl_errf(err, CRL_EINVAL, "sac: not an L2M learner");
+    crl_router_task_start(r, task, start_counts);
+    return CRL_OK;
+}
+
+void crl_sac_l2m_eval(crl_sac *s, int on) {
+    crl_router *r = crl_actor_router(s->actor);
+    if (r) crl_router_eval(r, on);
 }
 
 void crl_sac_l2m_track(crl_sac *s, const float *obs_base, int rows, int32_t *hist) {

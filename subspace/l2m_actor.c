@@ -6,13 +6,14 @@
  * with the train route, acting rows with the act route. */
 #include "crl/actor.h"
 #include "crl/pool.h"
+#include "crl/router.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct {
     crl_pool pool;
-    crl_pool_route rt_train, rt_act;
+    crl_router router;        /* picks each row's modulator (router.h) */
     uintptr_t trk_lo, trk_hi; /* crl_actor_l2m_track: the tracked obs rows */
     int32_t *trk_hist;
 } l2m_state;
@@ -53,27 +54,30 @@ static void l2m_ws_free(crl_actor_ws *ws) {
     free(w);
 }
 
-/* The train (acting = 0) or act route, with the actor's counts and, for an
- * oracle act route, the acting task. */
-static crl_pool_route route_of(const crl_actor *a, int acting, int task) {
-    const l2m_state *st = st_of(a);
-    crl_pool_route r = acting ? st->rt_act : st->rt_train;
-    r.counts = a->counts;
-    if (acting && r.mode == CRL_POOL_ROUTE_ORACLE) r.task = task;
-    return r;
+/* The pool's routing of one forward: a call into the router with the rows'
+ * role and task (on the caller's stack: the two update lanes forward at
+ * once on their own workspaces). */
+typedef struct {
+    crl_router *rt;
+    crl_router_rows rows;
+} call_ctx;
+
+static int call_route(void *ctx, const float *params, const float *q, int B, int *sel,
+                      crl_err *err) {
+    call_ctx *c = ctx;
+    c->rows.B = B;
+    c->rows.q = q;
+    crl_router_out o = {sel, 1, NULL, NULL};
+    return crl_router_route(c->rt, params, &c->rows, &o, err);
 }
 
-/* Acting rows: an oracle task outside the route's slices falls back to plain
- * cosine routing, and rows inside the tracked observation array are
- * tallied. */
+/* Acting rows inside the tracked observation array are tallied. */
 static const float *l2m_forward(crl_actor *a, crl_actor_ws *ws, const float *x, int B,
                                 const crl_actor_rows *rows) {
     l2m_state *st = st_of(a);
     l2m_ws *w = ws->impl;
-    crl_pool_route r = route_of(a, rows->acting, rows->task);
-    if (rows->acting && r.mode == CRL_POOL_ROUTE_ORACLE &&
-        (rows->task < 0 || rows->task >= r.n_tasks))
-        r.mode = CRL_POOL_ROUTE_COS;
+    call_ctx c = {&st->router, {0, NULL, NULL, rows->acting, rows->task}};
+    crl_pool_route r = {.mode = CRL_POOL_ROUTE_CALL, .call = call_route, .ctx = &c};
     crl_pool_forward(&st->pool, a->base, rows->params ? rows->params : a->params, &w->w,
                      x, B, w->fixed ? w->heads : rows->head, &r, NULL);
     if (!rows->acting) return w->w.out;
@@ -98,13 +102,13 @@ static void l2m_init_params(crl_actor *a, crl_rng *rng) {
     crl_pool_init_params(&st_of(a)->pool, a->params, rng);
 }
 
-/* The key pull term over n of the B actor-loss rows, as their n/B share of
- * the mean; its gradient lands in the keys block only. */
+/* The router's loss term over n of the B actor-loss rows (l2m: the key
+ * pull, as its n/B share of the mean; its gradient lands in the keys block
+ * only). */
 static double l2m_extra_loss(crl_actor *a, const crl_actor_ws *ws, int n, int B,
                              float *grads) {
     const l2m_ws *w = ws->impl;
-    return crl_pool_pull(&st_of(a)->pool, a->params, &w->w,
-                         a->cfg.pull * (float)n / (float)B, grads);
+    return crl_router_extra_loss(&st_of(a)->router, a->params, &w->w, n, B, grads);
 }
 
 /* Usage counts: the routing of the actor-loss rows. */
@@ -149,6 +153,8 @@ static int l2m_ckpt_check(const crl_actor *a, const crl_actor_ckpt *ck, crl_err 
 }
 
 static void l2m_destroy(crl_actor *a) {
+    l2m_state *st = a->impl;
+    if (st) crl_router_free(&st->router);
     free(a->impl);
     if (!a->cfg.borrowed) free(a->base);
     free(a->counts);
@@ -180,13 +186,19 @@ int crl__actor_l2m_create(const crl_actor_config *cfg, crl_actor *a, crl_err *er
                             cfg->rank, cfg->scale, err)))
         return rc;
     a->n_params = st->pool.n_params;
+    a->n_counts = (size_t)cfg->M;
+    a->counts = calloc(a->n_counts, sizeof(int64_t));
+    if (!a->counts) return crl_errf(err, CRL_ENOMEM, "actor: out of memory");
+    const crl_router_config rc_cfg = {cfg->router, cfg->n_tasks > 0 ? cfg->n_tasks : 1,
+                                      cfg->weights, cfg->collect};
+    if ((rc =
+             crl_router_init(&st->router, &rc_cfg, &st->pool, a->counts, cfg->pull, err)))
+        return rc;
     a->tr_lo = 0;
     a->tr_hi = a->n_params;
     a->n_base = a->net.n_params;
-    a->n_counts = (size_t)cfg->M;
     if (!cfg->borrowed) a->base = calloc(a->n_base, sizeof(float));
-    a->counts = calloc(a->n_counts, sizeof(int64_t));
-    if ((!cfg->borrowed && !a->base) || !a->counts)
+    if (!cfg->borrowed && !a->base)
         return crl_errf(err, CRL_ENOMEM, "actor: out of memory");
     return CRL_OK;
 }
@@ -199,18 +211,11 @@ int crl_actor_l2m_set_route(crl_actor *a, const crl_pool_route *train,
                             const crl_pool_route *act, crl_err *err) {
     if (!a || a->ops != &l2m_ops)
         return crl_errf(err, CRL_EINVAL, "sac: not an L2M learner");
-    l2m_state *st = st_of(a);
-    crl_pool_route t = *train, r = *act;
-    t.counts = r.counts = a->counts;
-    if (r.mode == CRL_POOL_ROUTE_ORACLE) r.task = 0; /* checked per call */
-    if (t.mode == CRL_POOL_ROUTE_FIXED || r.mode == CRL_POOL_ROUTE_FIXED)
-        return crl_errf(err, CRL_EINVAL, "sac: L2M routes cannot be FIXED");
-    int rc = crl_pool_route_rows(&st->pool, a->params, NULL, 0, &t, NULL, err);
-    if (!rc) rc = crl_pool_route_rows(&st->pool, a->params, NULL, 0, &r, NULL, err);
-    if (rc) return rc;
-    st->rt_train = *train;
-    st->rt_act = *act;
-    return CRL_OK;
+    return crl_router_set_routes(&st_of(a)->router, train, act, err);
+}
+
+crl_router *crl_actor_router(crl_actor *a) {
+    return a && a->ops == &l2m_ops ? &st_of(a)->router : NULL;
 }
 
 void crl_actor_l2m_track(crl_actor *a, const float *obs_base, int rows, int32_t *hist) {

@@ -107,7 +107,7 @@ static int route_check(const crl_pool *p, const crl_pool_route *route, crl_err *
     case CRL_POOL_ROUTE_COS:
         return CRL_OK;
     case CRL_POOL_ROUTE_USAGE:
-        if (!route->counts)
+        if (!route->counts && !route->weights)
             return crl_errf(err, CRL_EINVAL, "pool: usage routing without counts");
         return CRL_OK;
     case CRL_POOL_ROUTE_ORACLE:
@@ -121,6 +121,10 @@ static int route_check(const crl_pool *p, const crl_pool_route *route, crl_err *
     case CRL_POOL_ROUTE_FIXED:
         if (!route->sel)
             return crl_errf(err, CRL_EINVAL, "pool: fixed routing without sel");
+        return CRL_OK;
+    case CRL_POOL_ROUTE_CALL:
+        if (!route->call)
+            return crl_errf(err, CRL_EINVAL, "pool: router routing without a router");
         return CRL_OK;
     }
     return crl_errf(err, CRL_EINVAL, "pool: unknown routing mode %d", (int)route->mode);
@@ -183,7 +187,7 @@ static void route_range(const crl_pool *p, const crl_pool_route *route, int *lo,
 
 /* min_k c_k, the numerator of the normalised usage weight (0 if unused). */
 static double usage_cmin(const crl_pool *p, const crl_pool_route *route) {
-    if (route->mode != CRL_POOL_ROUTE_USAGE) return 0.0;
+    if (route->mode != CRL_POOL_ROUTE_USAGE || route->weights) return 0.0;
     double cmin = (double)route->counts[0];
     for (int m = 1; m < p->M; m++)
         if ((double)route->counts[m] < cmin) cmin = (double)route->counts[m];
@@ -195,6 +199,7 @@ static double usage_cmin(const crl_pool *p, const crl_pool_route *route) {
  * least used modulator has weight 1 and the others < 1. */
 static double score_of(const crl_pool_route *route, int m, double c, double cmin) {
     if (route->mode != CRL_POOL_ROUTE_USAGE) return c;
+    if (route->weights) return 0.5 * (c + 1.0) * route->weights[m];
     return 0.5 * (c + 1.0) * ((1.0 + cmin) / (1.0 + (double)route->counts[m]));
 }
 
@@ -220,7 +225,10 @@ int crl_pool_route_rows(const crl_pool *p, const float *params, const float *q, 
     int rc = route_check(p, route, err);
     if (rc != CRL_OK) return rc;
     const int M = p->M, D = p->key_dim;
+    if (B <= 0) return CRL_OK;
     const float *keys = params + p->keys;
+    if (route->mode == CRL_POOL_ROUTE_CALL)
+        return route->call(route->ctx, params, q, B, sel, err);
     if (route->mode == CRL_POOL_ROUTE_FIXED) {
         for (int r = 0; r < B; r++) {
             if (route->sel[r] < 0 || route->sel[r] >= M)
@@ -269,6 +277,17 @@ int crl_pool_route_rows(const crl_pool *p, const float *params, const float *q, 
 void crl_pool_count(const crl_pool *p, const crl_pool_ws *ws, int64_t *counts) {
     (void)p;
     for (int r = 0; r < ws->B; r++) counts[ws->sel[r]]++;
+}
+
+void crl_pool_usage_weights(const crl_pool *p, const int64_t *counts, double *w) {
+    double total = 0.0, sum = 0.0;
+    for (int m = 0; m < p->M; m++) total += (double)counts[m];
+    for (int m = 0; m < p->M; m++) {
+        const double freq = total > 0.0 ? (double)counts[m] / total : 0.0;
+        w[m] = 1.0 / (freq + 1e-6);
+        sum += w[m];
+    }
+    for (int m = 0; m < p->M; m++) w[m] /= sum;
 }
 
 int crl_pool_n_used(const crl_pool *p, const int64_t *counts) {

@@ -22,6 +22,7 @@
 #include "crl/continual.h"
 #include "crl/methods.h"
 #include "crl/replay.h"
+#include "crl/router.h"
 #include "crl/runner.h"
 #include "crl/sac.h"
 #include "crl/store.h"
@@ -54,8 +55,10 @@ static crl_sac *plain_base(uint64_t seed, void **blob, size_t *n) {
 }
 
 /* An L2M learner (T tasks) over the base of `plain`, head `head`. */
-static crl_sac *l2m_learner(crl_sac *plain, int kind, int head, int threads,
-                            uint64_t seed) {
+/* The learner with the routing of lc_route (router, weights, collect,
+ * oracle), or of the defaults if NULL. */
+static crl_sac *l2m_learner_r(crl_sac *plain, int kind, int head, int threads,
+                              uint64_t seed, const crl_l2m_config *lc_route) {
     void *blob = NULL;
     size_t n = 0;
     crl_err err = {0};
@@ -69,6 +72,12 @@ static crl_sac *l2m_learner(crl_sac *plain, int kind, int head, int threads,
     lc.pool = M;
     lc.rank = R;
     lc.modulator = kind == CRL_POOL_IA3 ? "ia3" : "lora";
+    if (lc_route) {
+        lc.oracle = lc_route->oracle;
+        lc.router = lc_route->router;
+        lc.weights = lc_route->weights;
+        lc.collect = lc_route->collect;
+    }
     crl_sac_config c;
     base_config(&c, T);
     c.threads = threads;
@@ -79,6 +88,11 @@ static crl_sac *l2m_learner(crl_sac *plain, int kind, int head, int threads,
     memcpy(crl_sac_l2m_base(s), base.params, base.n * sizeof(float));
     crl_l2m_base_free(&base);
     return s;
+}
+
+static crl_sac *l2m_learner(crl_sac *plain, int kind, int head, int threads,
+                            uint64_t seed) {
+    return l2m_learner_r(plain, kind, head, threads, seed, NULL);
 }
 
 static void fill_batch(crl_batch *b, uint64_t seed, int task) {
@@ -290,10 +304,11 @@ START_TEST(test_base_frozen_through_training) {
         crl_l2m_base ref;
         ck_assert_int_eq(crl_l2m_base_parse(blob, n, 1, &ref, &err), CRL_OK);
         free(blob);
-        crl_sac *s = l2m_learner(plain, oracle ? CRL_POOL_IA3 : CRL_POOL_LORA, 1, 2, 52);
         crl_l2m_config lc;
         crl_l2m_config_default(&lc);
         lc.oracle = oracle;
+        crl_sac *s =
+            l2m_learner_r(plain, oracle ? CRL_POOL_IA3 : CRL_POOL_LORA, 1, 2, 52, &lc);
         crl_l2m m;
         ck_assert_int_eq(crl_l2m_init(&m, &lc, M, T, 4, &err), CRL_OK);
         const size_t np = crl_sac_pool(s)->n_params;
@@ -342,7 +357,8 @@ START_TEST(test_base_frozen_through_training) {
         void *sb = NULL;
         size_t sn = 0;
         ck_assert_int_eq(crl_sac_save(s, &sb, &sn, &err), CRL_OK);
-        crl_sac *s2 = l2m_learner(plain, oracle ? CRL_POOL_IA3 : CRL_POOL_LORA, 1, 1, 99);
+        crl_sac *s2 =
+            l2m_learner_r(plain, oracle ? CRL_POOL_IA3 : CRL_POOL_LORA, 1, 1, 99, &lc);
         memset(crl_sac_l2m_base(s2), 0, ref.n * sizeof(float));
         ck_assert_msg(crl_sac_load(s2, sb, sn, &err) == CRL_OK, "%s", err.msg);
         ck_assert_int_eq(memcmp(crl_sac_l2m_base(s2), ref.params, ref.n * sizeof(float)),
@@ -555,6 +571,236 @@ START_TEST(test_l2m_blob_versions) {
     crl_sac_free(t);
     crl_sac_free(s);
     crl_sac_free(plain);
+}
+END_TEST
+
+/* ---- routing: the router table, frozen usage weights, old routes ---------- */
+
+/* The base's first-layer embedding tanh(LN(x W0 + b0)) of one observation,
+ * with plain loops in double (independent of nn/ and the pool). */
+static void embed_by_hand(const crl_mlp *m, const float *bp, const float *x, double *e) {
+    const crl_mlp_spec *sp = &m->spec;
+    const int D = sp->hidden[0], I = sp->in_dim;
+    double z[256], mean = 0, var = 0;
+    ck_assert_int_le(D, 256);
+    for (int j = 0; j < D; j++) {
+        z[j] = bp[m->b[0] + j];
+        for (int i = 0; i < I; i++)
+            z[j] += (double)x[i] * bp[m->W[0] + (size_t)i * D + j];
+        mean += z[j] / D;
+    }
+    for (int j = 0; j < D; j++) var += (z[j] - mean) * (z[j] - mean) / D;
+    for (int j = 0; j < D; j++)
+        e[j] = tanh((z[j] - mean) / sqrt(var + sp->ln_eps) * bp[m->ln_g + j] +
+                    bp[m->ln_b + j]);
+}
+
+/* argmax_m ((cos(q, k_m) + 1) / 2) * w_m (w NULL: plain cosine), by hand. */
+static int route_by_hand(const crl_pool *p, const float *params, const double *q,
+                         const double *w) {
+    const int D = p->key_dim;
+    int best = -1;
+    double bs = -INFINITY;
+    for (int m = 0; m < p->M; m++) {
+        const float *k = params + p->keys + (size_t)m * D;
+        double d = 0, qq = 0, kk = 0;
+        for (int j = 0; j < D; j++) {
+            d += q[j] * k[j];
+            qq += q[j] * q[j];
+            kk += (double)k[j] * k[j];
+        }
+        const double c = d / sqrt(qq * kk);
+        const double sc = w ? 0.5 * (c + 1) * w[m] : c;
+        if (sc > bs) {
+            bs = sc;
+            best = m;
+        }
+    }
+    return best;
+}
+
+/* The reference's weights by hand: normalise(1 / (counts / total + 1e-6)). */
+static void ref_weights(const int64_t *c, double *w) {
+    double tot = 0, sum = 0;
+    for (int m = 0; m < M; m++) tot += (double)c[m];
+    for (int m = 0; m < M; m++) sum += w[m] = 1.0 / ((double)c[m] / tot + 1e-6);
+    for (int m = 0; m < M; m++) w[m] /= sum;
+}
+
+/* The modulator each of n acting rows routes to (the learner's tally). */
+static void acting_sel(crl_sac *s, const float *obs, int n, int *sel) {
+    int32_t hist[8 * M];
+    memset(hist, 0, sizeof hist);
+    crl_sac_l2m_track(s, obs, n, hist);
+    crl_sac_act(s, n, obs, 1, 1, NULL, (float[8 * A]){0});
+    crl_sac_l2m_track(s, NULL, 0, NULL);
+    for (int r = 0; r < n; r++) {
+        sel[r] = -1;
+        for (int m = 0; m < M; m++)
+            if (hist[r * M + m]) sel[r] = m;
+    }
+}
+
+/* Frozen usage weights (the reference): within a task the training route
+ * does not change when the counts do; the next task start re-reads them.
+ * The route equals a by-hand argmax of ((cos + 1) / 2) * w with the
+ * reference's weights of the counts at the task start. Live weights (the
+ * old behaviour) follow the counts at once. Training routes are seen
+ * through acting rows with --l2m-collect train. */
+START_TEST(test_frozen_weights_hold_within_task) {
+    crl_sac *plain = plain_base(71, NULL, NULL);
+    crl_l2m_config lc;
+    crl_l2m_config_default(&lc);
+    lc.collect = "train";
+    for (int live = 0; live < 2; live++) {
+        lc.weights = live ? "live" : "frozen";
+        crl_sac *s = l2m_learner_r(plain, CRL_POOL_LORA, 1, 1, 72, &lc);
+        const crl_pool *p = crl_sac_pool(s);
+        const float *bp = crl_sac_l2m_base(s), *pp = crl_sac_actor_params(s);
+        crl_rng r;
+        crl_rng_seed(&r, 73);
+        float obs[8 * O];
+        for (int i = 0; i < 8 * O; i++) obs[i] = (float)crl_rng_normal(&r);
+        double q[8][H];
+        for (int i = 0; i < 8; i++) embed_by_hand(&p->base, bp, obs + i * O, q[i]);
+        int64_t *c = crl_sac_l2m_counts(s);
+        const int64_t start[M] = {400, 30, 250, 120};
+        memcpy(c, start, sizeof start);
+        crl_err err = {0};
+        ck_assert_int_eq(crl_sac_l2m_task_start(s, 1, start, &err), CRL_OK);
+        int sel0[8], sel1[8], sel2[8];
+        acting_sel(s, obs, 8, sel0);
+        double w[M];
+        ref_weights(start, w);
+        if (!live)
+            for (int i = 0; i < 8; i++)
+                ck_assert_int_eq(sel0[i], route_by_hand(p, pp, q[i], w));
+        /* The task trains: the rows' modulators get many more counts. */
+        for (int i = 0; i < 8; i++) c[sel0[i]] += 100000;
+        acting_sel(s, obs, 8, sel1);
+        int moved = 0;
+        for (int i = 0; i < 8; i++) moved += sel1[i] != sel0[i];
+        if (live)
+            ck_assert_int_gt(moved, 0); /* live weights follow the counts */
+        else
+            ck_assert_int_eq(moved, 0); /* frozen: held for the whole task */
+        /* The next task start freezes the new counts. */
+        int64_t now[M];
+        memcpy(now, c, sizeof now);
+        ck_assert_int_eq(crl_sac_l2m_task_start(s, 2, now, &err), CRL_OK);
+        acting_sel(s, obs, 8, sel2);
+        ref_weights(now, w);
+        moved = 0;
+        for (int i = 0; i < 8; i++) {
+            moved += sel2[i] != sel0[i];
+            if (!live) ck_assert_int_eq(sel2[i], route_by_hand(p, pp, q[i], w));
+        }
+        if (!live) ck_assert_int_gt(moved, 0);
+        /* Evaluation routes by plain cosine whatever the weights. */
+        crl_sac_l2m_eval(s, 1);
+        acting_sel(s, obs, 8, sel2);
+        for (int i = 0; i < 8; i++)
+            ck_assert_int_eq(sel2[i], route_by_hand(p, pp, q[i], NULL));
+        crl_sac_free(s);
+    }
+    crl_sac_free(plain);
+}
+END_TEST
+
+/* The reference's weight formula against its definition on a worked
+ * example: counts (10, 2, 4, 0): freq (10, 2, 4, 0) / 16, 1 / (freq + 1e-6)
+ * normalised by its sum, so the unused modulator weighs ~1 - 1e-5. */
+START_TEST(test_reference_weights_worked_example) {
+    crl_sac *plain = plain_base(74, NULL, NULL);
+    crl_sac *s = l2m_learner(plain, CRL_POOL_LORA, 1, 1, 75);
+    const int64_t c[M] = {10, 2, 4, 0};
+    double w[M];
+    crl_pool_usage_weights(crl_sac_pool(s), c, w);
+    const double inv[M] = {1 / (0.625 + 1e-6), 1 / (0.125 + 1e-6), 1 / (0.25 + 1e-6),
+                           1e6};
+    const double sum = inv[0] + inv[1] + inv[2] + inv[3];
+    for (int m = 0; m < M; m++) ck_assert(fabs(w[m] - inv[m] / sum) < 1e-15);
+    const int64_t z[M] = {0, 0, 0, 0};
+    crl_pool_usage_weights(crl_sac_pool(s), z, w);
+    for (int m = 0; m < M; m++) ck_assert(w[m] == 0.25);
+    crl_sac_free(s);
+    crl_sac_free(plain);
+}
+END_TEST
+
+/* A run with the old routing (a stored configuration without the new keys:
+ * live weights, collection with the training route) routes exactly as the
+ * explicit routes of the code before the router table did: task 0 plain
+ * cosine, later tasks USAGE with the live counts, evaluation plain cosine;
+ * the reference is crl_pool_route_rows on the pool's own queries. */
+START_TEST(test_old_routing_reproduced) {
+    crl_sac *plain = plain_base(76, NULL, NULL);
+    crl_l2m_config lc;
+    crl_l2m_config_default(&lc);
+    crl_l2m_config_old_routing(&lc);
+    crl_sac *s = l2m_learner_r(plain, CRL_POOL_LORA, 1, 1, 77, &lc);
+    const crl_pool *p = crl_sac_pool(s);
+    crl_l2m m;
+    crl_err err = {0};
+    ck_assert_int_eq(crl_l2m_init(&m, &lc, M, T, 8, &err), CRL_OK);
+    crl_pool_ws ws;
+    ck_assert_int_eq(crl_pool_ws_alloc(&ws, p, 8, &err), CRL_OK);
+    crl_rng r;
+    crl_rng_seed(&r, 78);
+    int64_t *c = crl_sac_l2m_counts(s);
+    for (int task = 0; task < T; task++) {
+        ck_assert_int_eq(crl_l2m_task_start(&m, s, task, 1, 5, &err), CRL_OK);
+        for (int round = 0; round < 3; round++) {
+            float obs[8 * O];
+            for (int i = 0; i < 8 * O; i++) obs[i] = (float)crl_rng_normal(&r);
+            for (int k = 0; k < M; k++) c[k] += (int64_t)crl_rng_below(&r, 50);
+            const crl_pool_route old = {.mode = task > 0 ? CRL_POOL_ROUTE_USAGE
+                                                         : CRL_POOL_ROUTE_COS,
+                                        .counts = c};
+            const crl_pool_route cosr = {.mode = CRL_POOL_ROUTE_COS};
+            ck_assert_int_eq(crl_pool_forward(p, crl_sac_l2m_base(s),
+                                              crl_sac_actor_params(s), &ws, obs, 8, NULL,
+                                              &cosr, &err),
+                             CRL_OK);
+            int want[8], got[8];
+            ck_assert_int_eq(crl_pool_route_rows(p, crl_sac_actor_params(s), ws.q, 8,
+                                                 &old, want, &err),
+                             CRL_OK);
+            acting_sel(s, obs, 8, got); /* collection: the training route */
+            for (int i = 0; i < 8; i++) ck_assert_int_eq(got[i], want[i]);
+            crl_l2m_eval_route(&m, s, &err);
+            acting_sel(s, obs, 8, got);
+            ck_assert_int_eq(crl_pool_route_rows(p, crl_sac_actor_params(s), ws.q, 8,
+                                                 &cosr, want, &err),
+                             CRL_OK);
+            for (int i = 0; i < 8; i++) ck_assert_int_eq(got[i], want[i]);
+            ck_assert_int_eq(crl_l2m_task_start(&m, s, task, 0, 0, &err), CRL_OK);
+        }
+    }
+    crl_pool_ws_free(&ws);
+    crl_l2m_free(&m);
+    crl_sac_free(s);
+    crl_sac_free(plain);
+}
+END_TEST
+
+/* The router table: every kind is found by its name, unknown names are
+ * refused with the list; the l2m kind is the default. */
+START_TEST(test_router_table) {
+    ck_assert_ptr_eq(crl_router_find(NULL), &crl_router_l2m_ops);
+    for (int i = 0; crl_router_kind(i); i++)
+        ck_assert_ptr_eq(crl_router_find(crl_router_kind(i)->name), crl_router_kind(i));
+    ck_assert_ptr_null(crl_router_find("nope"));
+    crl_l2m_config lc;
+    crl_l2m_config_default(&lc);
+    crl_err err = {0};
+    ck_assert_int_eq(crl_l2m_check_routing(&lc, &err), CRL_OK);
+    lc.router = "nope";
+    ck_assert_int_eq(crl_l2m_check_routing(&lc, &err), CRL_EINVAL);
+    ck_assert(strstr(err.msg, "l2m, oracle, cos") != NULL);
+    lc.router = "l2m";
+    lc.weights = "sometimes";
+    ck_assert_int_eq(crl_l2m_check_routing(&lc, &err), CRL_EINVAL);
 }
 END_TEST
 
@@ -800,6 +1046,10 @@ int main(void) {
     tcase_add_test(tc, test_lanes_bit_identical);
     tcase_add_test(tc, test_l2m_step_no_malloc);
     tcase_add_test(tc, test_l2m_blob_versions);
+    tcase_add_test(tc, test_frozen_weights_hold_within_task);
+    tcase_add_test(tc, test_reference_weights_worked_example);
+    tcase_add_test(tc, test_old_routing_reproduced);
+    tcase_add_test(tc, test_router_table);
     suite_add_tcase(su, tc);
     TCase *cli = tcase_create("cli");
     tcase_set_timeout(cli, 600); /* a hang guard: a loaded 2-core machine took > 120 s */

@@ -35,19 +35,23 @@ typedef enum { CRL_ACTOR_MLP = 0, CRL_ACTOR_CSP = 1, CRL_ACTOR_L2M = 2 } crl_act
 /* What an actor is: its kind, the network shape and the kind's settings. */
 typedef struct {
     crl_actor_kind kind;
-    crl_mlp_spec spec; /* the network (CSP: one anchor; L2M: the frozen base) */
-    int K;             /* CSP: anchor capacity */
-    int M;             /* L2M: modulators */
-    int pool_kind;     /* L2M: crl_pool_kind */
-    int rank;          /* L2M: LoRA rank */
-    float scale;       /* L2M: LoRA scale */
-    float pull;        /* L2M: key pull coefficient of the actor loss */
-    int head;          /* L2M: the base head every row goes through, or -1: each
-                          row's own (crl_actor_rows.head) */
-    int max_act_batch; /* rows one acting call may take (sizes acting scratch) */
-    int borrowed;      /* 1: the actor allocates no parameters (nor L2M base):
-                          the caller sets params (and base) and keeps them
-                          alive; crl_actor_free leaves them */
+    crl_mlp_spec spec;  /* the network (CSP: one anchor; L2M: the frozen base) */
+    int K;              /* CSP: anchor capacity */
+    int M;              /* L2M: modulators */
+    int pool_kind;      /* L2M: crl_pool_kind */
+    int rank;           /* L2M: LoRA rank */
+    float scale;        /* L2M: LoRA scale */
+    float pull;         /* L2M: key pull coefficient of the actor loss */
+    int head;           /* L2M: the base head every row goes through, or -1: each
+                           row's own (crl_actor_rows.head) */
+    const char *router; /* L2M: router kind (router.h), NULL = "l2m" */
+    int n_tasks;        /* L2M: tasks of the run (oracle slices), 0 = 1 */
+    int weights;        /* L2M: crl_router_weights (0 = live, the old behaviour) */
+    int collect;        /* L2M: crl_router_collect (0 = the training route) */
+    int max_act_batch;  /* rows one acting call may take (sizes acting scratch) */
+    int borrowed;       /* 1: the actor allocates no parameters (nor L2M base):
+                           the caller sets params (and base) and keeps them
+                           alive; crl_actor_free leaves them */
 } crl_actor_config;
 
 /* The kind's part of a checkpoint header (crl_sac_save records it; see

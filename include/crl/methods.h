@@ -276,6 +276,9 @@ typedef struct {
     float scale;           /* LoRA scale (2) */
     float pull;            /* key pull coefficient (0.5) */
     int oracle;            /* 1: per-task slices of the pool by task id */
+    const char *router;    /* router kind (router.h): "l2m" (default), "cos", ... */
+    const char *weights;   /* usage weights: "frozen" (new runs) or "live" (old) */
+    const char *collect;   /* collection routes: "eval" (new runs) or "train" (old) */
     /* Where the base comes from, for the command line and the run record
      * (the library takes the base itself, crl_l2m_base): "RUN[:TASK]" and
      * the store holding RUN (NULL: the run's own store). */
@@ -285,6 +288,12 @@ typedef struct {
 void crl_l2m_config_default(crl_l2m_config *c);
 /* "lora" -> CRL_POOL_LORA, "ia3" -> CRL_POOL_IA3, else -1. */
 int crl_l2m_kind(const char *modulator);
+/* The routing settings checked: CRL_EINVAL with one line naming the bad
+ * one (router kind, weights frozen|live, collect eval|train). */
+int crl_l2m_check_routing(const crl_l2m_config *c, crl_err *err);
+/* What a stored configuration without the routing keys (runs made before
+ * issue 19) means: live weights, collection with the training route. */
+void crl_l2m_config_old_routing(crl_l2m_config *c);
 
 /* A frozen base: the actor of a plain learner. */
 typedef struct {

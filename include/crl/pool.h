@@ -82,14 +82,25 @@ typedef enum {
      * t = route.task, T = route.n_tasks (needs 1 <= T <= M, 0 <= t < T). */
     CRL_POOL_ROUTE_ORACLE = 2,
     /* route.sel[r] given by the caller (tests, replays). */
-    CRL_POOL_ROUTE_FIXED = 3
+    CRL_POOL_ROUTE_FIXED = 3,
+    /* route.call(route.ctx, ...) picks sel from the queries: a router of
+     * include/crl/router.h (the L2M actor routes through this). */
+    CRL_POOL_ROUTE_CALL = 4
 } crl_pool_route_mode;
 
 typedef struct {
     crl_pool_route_mode mode;
     int task, n_tasks;     /* ORACLE */
-    const int64_t *counts; /* USAGE: M usage counts */
+    const int64_t *counts; /* USAGE: M usage counts (live weights) */
     const int *sel;        /* FIXED: B modulator indices */
+    /* USAGE: if non-NULL, M weights held fixed by the caller (the reference's
+     * inverse-frequency weights frozen at a task start, router.h); the score
+     * is then ((cos + 1) / 2) * weights[m] and counts are not read. */
+    const double *weights;
+    /* CALL: sel[0..B) from the B x D queries q; returns CRL_OK or an error. */
+    int (*call)(void *ctx, const float *params, const float *q, int B, int *sel,
+                crl_err *err);
+    void *ctx;
 } crl_pool_route;
 
 /* Route B queries q (B x D) with the keys in params: sel[r] for each row.
@@ -112,6 +123,10 @@ struct crl_pool_ws;
 void crl_pool_count(const crl_pool *p, const struct crl_pool_ws *ws, int64_t *counts);
 /* Modulators with a nonzero count (the "used" number L2M reports). */
 int crl_pool_n_used(const crl_pool *p, const int64_t *counts);
+/* The reference's usage weights (ml-jku/L2M, base_prompt.py update_inv_counts):
+ * freq_m = counts_m / sum_k counts_k, w_m = (1 / (freq_m + 1e-6)) normalised
+ * to sum 1. All weights 1/M when every count is 0. w: M doubles. */
+void crl_pool_usage_weights(const crl_pool *p, const int64_t *counts, double *w);
 
 /* ---- forward / backward -------------------------------------------------------- */
 
@@ -166,12 +181,17 @@ double crl_pool_pull(const crl_pool *p, const float *params, const crl_pool_ws *
 
 /* ---- the L2M actor (subspace/l2m_actor.c) ------------------------------------ */
 
-/* Routing of the actor's update rows (train) and acting rows (act). counts is
- * ignored (the actor's own counts are used); for an ORACLE act route the task
- * is the acting rows' task. CRL_EINVAL for a bad or FIXED route, or an actor
- * that is not L2M. */
+/* Pin the routing of the actor's update rows (train) and acting rows (act),
+ * instead of the router's own, until its next task start. counts is ignored
+ * (the actor's own counts are used); for an ORACLE act route the task is the
+ * acting rows' task. CRL_EINVAL for a bad, FIXED or CALL route, a router
+ * without pool routes, or an actor that is not L2M. */
 int crl_actor_l2m_set_route(crl_actor *a, const crl_pool_route *train,
                             const crl_pool_route *act, crl_err *err);
+/* The actor's router (router.h), NULL for an actor that is not L2M. Tell it
+ * task starts (crl_router_task_start) and evaluations (crl_router_eval). */
+struct crl_router;
+struct crl_router *crl_actor_router(crl_actor *a);
 /* Tally, per row of the caller's observation array obs_base (rows x in_dim),
  * the modulator every acting forward on rows inside it routes to:
  * hist[r * M + m] += 1 (hist: rows x M, zeroed by the caller). NULL stops.

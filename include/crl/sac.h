@@ -51,12 +51,16 @@ typedef struct {
      * but crl_sac_load. Every row goes through base head l2m_head, so acting
      * needs no task id. Critics are plain. */
     int l2m_pool;
-    int l2m_kind;       /* crl_pool_kind: CRL_POOL_LORA or CRL_POOL_IA3 */
-    int l2m_rank;       /* LoRA rank r (8) */
-    float l2m_scale;    /* LoRA scale s (2) */
-    float l2m_pull;     /* key pull coefficient (0.5) */
-    int l2m_base_tasks; /* heads of the base network */
-    int l2m_head;       /* the base head every row uses */
+    int l2m_kind;           /* crl_pool_kind: CRL_POOL_LORA or CRL_POOL_IA3 */
+    int l2m_rank;           /* LoRA rank r (8) */
+    float l2m_scale;        /* LoRA scale s (2) */
+    float l2m_pull;         /* key pull coefficient (0.5) */
+    int l2m_base_tasks;     /* heads of the base network */
+    int l2m_head;           /* the base head every row uses */
+    const char *l2m_router; /* router kind (router.h), NULL = "l2m" */
+    int l2m_tasks;          /* tasks of the run (oracle slices), 0 = 1 */
+    int l2m_weights;        /* crl_router_weights: 0 live (old), 1 frozen */
+    int l2m_collect;        /* crl_router_collect: 0 training route (old), 1 eval */
 } crl_sac_config;
 
 /* The actor configuration c asks for (plain MLP with n_tasks heads, CSP
@@ -184,6 +188,14 @@ int64_t *crl_sac_l2m_counts(crl_sac *s);
  * learner that is not L2M. */
 int crl_sac_l2m_set_route(crl_sac *s, const crl_pool_route *train,
                           const crl_pool_route *act, crl_err *err);
+/* A task starts (again, after an evaluation or a resume): the router's
+ * task-start hook with the usage counts at the task's first step (the l2m
+ * router freezes its weights from them; NULL = the counts now). Ends a
+ * pinning by crl_sac_l2m_set_route. CRL_EINVAL if not L2M. */
+int crl_sac_l2m_task_start(crl_sac *s, int task, const int64_t *start_counts,
+                           crl_err *err);
+/* Evaluation begins (on = 1: acting rows route as evaluation) or ends. */
+void crl_sac_l2m_eval(crl_sac *s, int on);
 /* Tally, per row of the caller's observation array obs_base (rows x obs_dim),
  * the modulator every crl_sac_act call on rows inside it routes to:
  * hist[r * M + m] += 1 (hist: rows x M, zeroed by the caller). NULL stops. */
