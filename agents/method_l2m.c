@@ -25,12 +25,16 @@ void crl_l2m_config_default(crl_l2m_config *c) {
     c->router = "l2m";
     c->weights = "frozen";
     c->collect = "eval";
+    c->history = CRL_L2M_HISTORY;
+    c->hold = 0;
 }
 
 void crl_l2m_config_old_routing(crl_l2m_config *c) {
     c->router = "l2m";
     c->weights = "live";
     c->collect = "train";
+    c->history = 1;
+    c->hold = 0;
 }
 
 static int weights_of(const char *w) {
@@ -63,6 +67,9 @@ int crl_l2m_check_routing(const crl_l2m_config *c, crl_err *err) {
         return crl_errf(err, CRL_EINVAL,
                         "l2m: l2m-collect must be eval or train, got '%s'",
                         c->collect ? c->collect : "");
+    if (c->history < 1 || c->history > CRL_L2M_MAX_HISTORY)
+        return crl_errf(err, CRL_EINVAL, "l2m: l2m-history must be in 1..%d, got %d",
+                        CRL_L2M_MAX_HISTORY, c->history);
     return CRL_OK;
 }
 
@@ -165,6 +172,8 @@ int crl_l2m_sac_config(const crl_l2m_config *c, const crl_l2m_base *b, crl_sac_c
     sc->l2m_tasks = sc->n_tasks;
     sc->l2m_weights = weights_of(c->weights);
     sc->l2m_collect = collect_of(c->collect);
+    sc->l2m_history = c->history;
+    sc->l2m_hold = c->hold;
     return CRL_OK;
 }
 

@@ -16,6 +16,13 @@ typedef struct {
     crl_router router;        /* picks each row's modulator (router.h) */
     uintptr_t trk_lo, trk_hi; /* crl_actor_l2m_track: the tracked obs rows */
     int32_t *trk_hist;
+    /* Acting history, per env (max_act_batch envs): the H - 1 observations
+     * acted on before, oldest first; acting steps of the episode so far; the
+     * modulator held from step H on (--l2m-hold), -1 before. */
+    int cap, n_env;
+    float *ring;
+    int *ring_n, *steps, *held;
+    uintptr_t env_lo, env_hi; /* crl_actor_l2m_envs: rows inside are envs */
 } l2m_state;
 
 typedef struct {
@@ -40,6 +47,14 @@ static int l2m_ws_alloc(const crl_actor *a, crl_actor_ws *ws, int max_batch,
         free(w);
         return rc;
     }
+    if (st_of(a)->cap > 0)
+        rc = crl_pool_ws_history(&w->w, &st_of(a)->pool, st_of(a)->cap, err);
+    if (rc) {
+        crl_pool_ws_free(&w->w);
+        free(w->heads);
+        free(w);
+        return rc;
+    }
     for (int i = 0; i < max_batch; i++) w->heads[i] = a->cfg.head;
     w->fixed = a->cfg.head >= 0;
     ws->impl = w;
@@ -56,10 +71,13 @@ static void l2m_ws_free(crl_actor_ws *ws) {
 
 /* The pool's routing of one forward: a call into the router with the rows'
  * role and task (on the caller's stack: the two update lanes forward at
- * once on their own workspaces). */
+ * once on their own workspaces), then, for acting rows with --l2m-hold, the
+ * modulator each env holds from its episode's step H on. */
 typedef struct {
     crl_router *rt;
     crl_router_rows rows;
+    const int *steps, *held; /* acting rows' envs, or NULL */
+    int H;
 } call_ctx;
 
 static int call_route(void *ctx, const float *params, const float *q, int B, int *sel,
@@ -68,19 +86,79 @@ static int call_route(void *ctx, const float *params, const float *q, int B, int
     c->rows.B = B;
     c->rows.q = q;
     crl_router_out o = {sel, 1, NULL, NULL};
-    return crl_router_route(c->rt, params, &c->rows, &o, err);
+    int rc = crl_router_route(c->rt, params, &c->rows, &o, err);
+    for (int i = 0; !rc && c->held && i < B; i++)
+        if (c->steps[i] >= c->H && c->held[i] >= 0) sel[i] = c->held[i];
+    return rc;
 }
 
-/* Acting rows inside the tracked observation array are tallied. */
+/* The history slot of acting rows starting at x: inside the registered env
+ * array, its row (slots [0, n_env / 2)); any other rows are slots n_env / 2
+ * + 0, 1, ... -1 if B rows from there do not fit. */
+static int env_of(const crl_actor *a, const l2m_state *st, const float *x, int B) {
+    const uintptr_t o = (uintptr_t)x, row = sizeof(float) * (size_t)a->net.spec.in_dim;
+    const int half = st->n_env / 2;
+    if (st->env_hi > st->env_lo && o >= st->env_lo && o < st->env_hi &&
+        (o - st->env_lo) % row == 0) {
+        const int e0 = (int)((o - st->env_lo) / row);
+        return e0 + B <= half ? e0 : -1;
+    }
+    return B <= half ? half : -1;
+}
+
+/* After acting rows of envs [e0, e0 + B): their observations join the
+ * histories, and at step H the modulator to hold is recorded. */
+static void push_history(const crl_actor *a, l2m_state *st, const float *x, int B, int e0,
+                         const int *sel) {
+    const size_t in = (size_t)a->net.spec.in_dim, cap = (size_t)st->cap;
+    const int H = a->cfg.history > 1 ? a->cfg.history : 1;
+    for (int i = 0; i < B; i++) {
+        const int e = e0 + i;
+        if (cap > 0) {
+            float *ring = st->ring + (size_t)e * cap * in;
+            if ((size_t)st->ring_n[e] == cap)
+                memmove(ring, ring + in, (cap - 1) * in * sizeof(float));
+            else
+                st->ring_n[e]++;
+            memcpy(ring + (size_t)(st->ring_n[e] - 1) * in, x + (size_t)i * in,
+                   in * sizeof(float));
+        }
+        if (st->steps[e] < INT32_MAX) st->steps[e]++;
+        if (st->steps[e] == H) st->held[e] = sel[i];
+    }
+}
+
+/* Update rows route on the windows they bring (crl_actor_rows.hist);
+ * acting rows on their envs' histories, and are tallied when inside the
+ * tracked observation array. */
 static const float *l2m_forward(crl_actor *a, crl_actor_ws *ws, const float *x, int B,
                                 const crl_actor_rows *rows) {
     l2m_state *st = st_of(a);
     l2m_ws *w = ws->impl;
-    call_ctx c = {&st->router, {0, NULL, NULL, rows->acting, rows->task}};
+    call_ctx c = {&st->router, {0, NULL, NULL, rows->acting, rows->task}, NULL, NULL, 0};
+    const int e0 = rows->acting && st->steps ? env_of(a, st, x, B) : -1;
+    w->w.hist = NULL;
+    w->w.hist_n = NULL;
+    w->w.hist_cap = 0;
+    if (!rows->acting && rows->hist && rows->hist_n && st->cap > 0) {
+        w->w.hist = rows->hist;
+        w->w.hist_n = rows->hist_n;
+        w->w.hist_cap = rows->hist_cap;
+    } else if (e0 >= 0 && st->cap > 0) {
+        w->w.hist = st->ring + (size_t)e0 * st->cap * (size_t)a->net.spec.in_dim;
+        w->w.hist_n = st->ring_n + e0;
+        w->w.hist_cap = st->cap;
+    }
+    if (e0 >= 0 && a->cfg.hold) {
+        c.steps = st->steps + e0;
+        c.held = st->held + e0;
+        c.H = a->cfg.history > 1 ? a->cfg.history : 1;
+    }
     crl_pool_route r = {.mode = CRL_POOL_ROUTE_CALL, .call = call_route, .ctx = &c};
     crl_pool_forward(&st->pool, a->base, rows->params ? rows->params : a->params, &w->w,
                      x, B, w->fixed ? w->heads : rows->head, &r, NULL);
     if (!rows->acting) return w->w.out;
+    if (e0 >= 0) push_history(a, st, x, B, e0, w->w.sel);
     const uintptr_t o = (uintptr_t)x, row = sizeof(float) * (size_t)a->net.spec.in_dim;
     if (st->trk_hist && o >= st->trk_lo && o < st->trk_hi &&
         (o - st->trk_lo) % row == 0) {
@@ -155,6 +233,8 @@ static int l2m_ckpt_check(const crl_actor *a, const crl_actor_ckpt *ck, crl_err 
 static void l2m_destroy(crl_actor *a) {
     l2m_state *st = a->impl;
     if (st) crl_router_free(&st->router);
+    if (st) free(st->ring);
+    if (st) free(st->ring_n);
     free(a->impl);
     if (!a->cfg.borrowed) free(a->base);
     free(a->counts);
@@ -194,6 +274,22 @@ int crl__actor_l2m_create(const crl_actor_config *cfg, crl_actor *a, crl_err *er
     if ((rc =
              crl_router_init(&st->router, &rc_cfg, &st->pool, a->counts, cfg->pull, err)))
         return rc;
+    /* Acting history (H > 1) and hold: per env, sized once. */
+    if (cfg->history < 0 || cfg->history > CRL_L2M_MAX_HISTORY)
+        return crl_errf(err, CRL_EINVAL, "actor: l2m history %d not in 1..%d",
+                        cfg->history, CRL_L2M_MAX_HISTORY);
+    st->cap = cfg->history > 1 ? cfg->history - 1 : 0;
+    if (st->cap > 0 || cfg->hold) {
+        st->n_env = 2 * (cfg->max_act_batch > 0 ? cfg->max_act_batch : 1);
+        const size_t in = (size_t)cfg->spec.in_dim;
+        st->ring = calloc((size_t)st->n_env * (size_t)st->cap * in + 1, sizeof(float));
+        st->ring_n = calloc(3 * (size_t)st->n_env, sizeof(int));
+        if (!st->ring || !st->ring_n)
+            return crl_errf(err, CRL_ENOMEM, "actor: out of memory");
+        st->steps = st->ring_n + st->n_env;
+        st->held = st->steps + st->n_env;
+        for (int e = 0; e < st->n_env; e++) st->held[e] = -1;
+    }
     a->tr_lo = 0;
     a->tr_hi = a->n_params;
     a->n_base = a->net.n_params;
@@ -216,6 +312,36 @@ int crl_actor_l2m_set_route(crl_actor *a, const crl_pool_route *train,
 
 crl_router *crl_actor_router(crl_actor *a) {
     return a && a->ops == &l2m_ops ? &st_of(a)->router : NULL;
+}
+
+static void reset_slots(l2m_state *st, int e0, int n) {
+    for (int e = e0; e < e0 + n && e < st->n_env; e++) {
+        st->ring_n[e] = 0;
+        st->steps[e] = 0;
+        st->held[e] = -1;
+    }
+}
+
+void crl_actor_l2m_episode_start(crl_actor *a, const float *obs, int rows) {
+    if (!a || a->ops != &l2m_ops || !st_of(a)->steps) return;
+    l2m_state *st = st_of(a);
+    if (!obs) {
+        reset_slots(st, 0, st->n_env);
+        return;
+    }
+    const int e0 = env_of(a, st, obs, rows);
+    if (e0 >= 0) reset_slots(st, e0, rows);
+}
+
+void crl_actor_l2m_envs(crl_actor *a, const float *obs_base, int n_env) {
+    if (!a || a->ops != &l2m_ops) return;
+    l2m_state *st = st_of(a);
+    st->env_lo = (uintptr_t)obs_base;
+    st->env_hi =
+        obs_base && n_env > 0
+            ? st->env_lo + sizeof(float) * (size_t)a->net.spec.in_dim * (size_t)n_env
+            : st->env_lo;
+    if (st->steps) reset_slots(st, 0, st->n_env / 2);
 }
 
 void crl_actor_l2m_track(crl_actor *a, const float *obs_base, int rows, int32_t *hist) {

@@ -368,8 +368,32 @@ int crl_pool_ws_alloc(crl_pool_ws *ws, const crl_pool *p, int max_batch, crl_err
     return CRL_OK;
 }
 
+int crl_pool_ws_history(crl_pool_ws *ws, const crl_pool *p, int cap, crl_err *err) {
+    free(ws->hmem);
+    ws->hmem = NULL;
+    ws->hist_max = 0;
+    if (cap <= 0) return CRL_OK;
+    const size_t n = (size_t)ws->max_batch * (size_t)cap, D = (size_t)p->key_dim;
+    const size_t in = (size_t)p->base.spec.in_dim;
+    const size_t total =
+        crl_net_pad16(n * in) + 3 * crl_net_pad16(n * D) + crl_net_pad16(n);
+    float *mem = NULL;
+    if (posix_memalign((void **)&mem, 64, total * sizeof(float)) != 0 || !mem)
+        return crl_errf(err, CRL_ENOMEM, "pool ws: cannot allocate the history scratch");
+    memset(mem, 0, total * sizeof(float));
+    ws->hmem = mem;
+    ws->hx = mem;
+    ws->hz = ws->hx + crl_net_pad16(n * in);
+    ws->he = ws->hz + crl_net_pad16(n * D);
+    ws->hxh = ws->he + crl_net_pad16(n * D);
+    ws->hr = ws->hxh + crl_net_pad16(n * D);
+    ws->hist_max = cap;
+    return CRL_OK;
+}
+
 void crl_pool_ws_free(crl_pool_ws *ws) {
     if (!ws) return;
+    free(ws->hmem);
     free(ws->mem);
     free(ws->sel);
     memset(ws, 0, sizeof *ws);
@@ -454,6 +478,36 @@ typedef struct {
     crl_err *err;
 } pool_ctx;
 
+/* The history query: q_r = (e(h_r,0) + ... + e(h_r,n-1) + e(x_r)) / (n + 1)
+ * with e the base's first-layer embedding and n = ws->hist_n[r], summed in
+ * float oldest first (rows without history keep e(x_r) untouched). The
+ * earlier observations are packed and embedded as one batch. */
+static void history_query(const crl_pool *p, const float *base, crl_pool_ws *ws, int B) {
+    const crl_mlp *m = &p->base;
+    const int in = m->spec.in_dim, D = p->key_dim, cap = ws->hist_cap;
+    int n = 0;
+    for (int r = 0; r < B; r++)
+        for (int j = 0; j < ws->hist_n[r]; j++, n++)
+            memcpy(ws->hx + (size_t)n * in, ws->hist + ((size_t)r * cap + j) * in,
+                   sizeof(float) * (size_t)in);
+    if (n == 0) return;
+    crl_linear_forward(n, in, D, ws->hx, base + m->W[0], base + m->b[0], ws->hz);
+    crl_net_first_norm(&m->spec, n, ws->hz, base + m->ln_g, base + m->ln_b, ws->he,
+                       ws->hxh, ws->hr);
+    for (int r = 0, t = 0; r < B; r++) {
+        const int nr = ws->hist_n[r];
+        if (nr == 0) continue;
+        float *restrict q = ws->q + (size_t)r * D;
+        const float *e = ws->he + (size_t)t * D, inv = 1.0f / (float)(nr + 1);
+        for (int d = 0; d < D; d++) {
+            float acc = e[d];
+            for (int j = 1; j < nr; j++) acc += e[(size_t)j * D + d];
+            q[d] = (acc + q[d]) * inv;
+        }
+        t += nr;
+    }
+}
+
 /* The base Linear, exactly as crl_mlp_forward computes it, then the
  * modulation. On layer 0, in between, the query and the routing: the query is
  * the UNMODULATED first-layer embedding, so routing never depends on the
@@ -469,6 +523,7 @@ static int pool_fwd(void *vc, int l, int B, int in, int out, const float *x, flo
     if (l == 0) {
         crl_net_first_norm(&m->spec, B, z, k->base + m->ln_g, k->base + m->ln_b, ws->q,
                            ws->ln_xhat, ws->ln_rstd);
+        if (ws->hist && ws->hist_n) history_query(p, k->base, ws, B);
         int rc = crl_pool_route_rows(p, k->params, ws->q, B, k->route, ws->sel, k->err);
         if (rc != CRL_OK) return rc;
         group_rows(p, ws);
@@ -582,6 +637,15 @@ int crl_pool_forward(const crl_pool *p, const float *base_params, const float *p
                         ws->max_batch);
     int rc = route_check(p, route, err);
     if (rc != CRL_OK) return rc;
+    if (ws->hist && ws->hist_n) {
+        if (ws->hist_cap < 0 || ws->hist_cap > ws->hist_max)
+            return crl_errf(err, CRL_EINVAL, "pool: history of %d rows, room for %d",
+                            ws->hist_cap, ws->hist_max);
+        for (int r = 0; r < B; r++)
+            if (ws->hist_n[r] < 0 || ws->hist_n[r] > ws->hist_cap)
+                return crl_errf(err, CRL_EINVAL, "pool: row %d has %d history rows", r,
+                                ws->hist_n[r]);
+    }
     const crl_mlp *m = &p->base;
     ws->B = B;
     ws->x = x;

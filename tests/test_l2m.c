@@ -22,6 +22,7 @@
 #include "crl/continual.h"
 #include "crl/methods.h"
 #include "crl/replay.h"
+#include "crl/pool.h"
 #include "crl/router.h"
 #include "crl/runner.h"
 #include "crl/sac.h"
@@ -77,6 +78,8 @@ static crl_sac *l2m_learner_r(crl_sac *plain, int kind, int head, int threads,
         lc.router = lc_route->router;
         lc.weights = lc_route->weights;
         lc.collect = lc_route->collect;
+        lc.history = lc_route->history;
+        lc.hold = lc_route->hold;
     }
     crl_sac_config c;
     base_config(&c, T);
@@ -652,6 +655,7 @@ START_TEST(test_frozen_weights_hold_within_task) {
     crl_l2m_config lc;
     crl_l2m_config_default(&lc);
     lc.collect = "train";
+    lc.history = 1; /* the same observations act repeatedly below */
     for (int live = 0; live < 2; live++) {
         lc.weights = live ? "live" : "frozen";
         crl_sac *s = l2m_learner_r(plain, CRL_POOL_LORA, 1, 1, 72, &lc);
@@ -801,6 +805,291 @@ START_TEST(test_router_table) {
     lc.router = "l2m";
     lc.weights = "sometimes";
     ck_assert_int_eq(crl_l2m_check_routing(&lc, &err), CRL_EINVAL);
+}
+END_TEST
+
+/* ---- the history query --------------------------------------------------- */
+
+/* An L2M actor over a random base with history H (acting scratch for 8 rows). */
+static crl_actor *hist_actor(int Hh, int hold, uint64_t seed) {
+    crl_actor_config ac;
+    memset(&ac, 0, sizeof ac);
+    ac.kind = CRL_ACTOR_L2M;
+    crl_mlp_spec_cw(&ac.spec, O, 2 * A, TB, L, H);
+    ac.M = M;
+    ac.pool_kind = CRL_POOL_LORA;
+    ac.rank = R;
+    ac.scale = 2.0f;
+    ac.pull = 0.5f;
+    ac.head = 0;
+    ac.max_act_batch = 8;
+    ac.history = Hh;
+    ac.hold = hold;
+    ac.collect = CRL_ROUTER_COLLECT_EVAL;
+    crl_actor *a = NULL;
+    crl_err err = {0};
+    ck_assert_msg(crl_actor_create(&ac, &a, &err) == CRL_OK, "%s", err.msg);
+    crl_rng r;
+    crl_rng_seed(&r, seed);
+    crl_mlp_init_params(&a->net, a->base, &r);
+    for (size_t i = 0; i < a->n_base; i++) a->base[i] += 0.2f * (float)crl_rng_normal(&r);
+    crl_actor_init_params(a, &r);
+    return a;
+}
+
+/* The queries of the last forward on ws (the L2M workspace starts with the
+ * pool's, pool.h). */
+static const float *last_q(const crl_actor_ws *ws) {
+    return ((const crl_pool_ws *)ws->impl)->q;
+}
+
+/* mean of embed_by_hand over n observations (rows of O floats). */
+static void mean_embed(const crl_actor *a, const float *rows, int n, double *q) {
+    double e[H];
+    for (int j = 0; j < H; j++) q[j] = 0;
+    for (int i = 0; i < n; i++) {
+        embed_by_hand(&a->net, a->base, rows + (size_t)i * O, e);
+        for (int j = 0; j < H; j++) q[j] += e[j] / n;
+    }
+}
+
+/* Acting: each env's query is the mean of the base embeddings of its last H
+ * observations (fewer at an episode start), checked against a by-hand mean
+ * of the envs' own observation lists; an episode start of one env empties
+ * only its history; rows outside the registered array (a collection env)
+ * keep their own history apart. */
+START_TEST(test_history_query_acting) {
+    enum { HH = 3, NE = 3, STEPS = 7 };
+    crl_actor *a = hist_actor(HH, 0, 81);
+    crl_actor_ws ws;
+    crl_err err = {0};
+    ck_assert_int_eq(crl_actor_ws_alloc(a, &ws, 8, &err), CRL_OK);
+    float obs[NE * O], past[NE][STEPS][O], solo[O];
+    int len[NE] = {0};
+    crl_rng r;
+    crl_rng_seed(&r, 82);
+    crl_actor_l2m_envs(a, obs, NE);
+    const crl_actor_rows act = {.acting = 1, .task = 0};
+    for (int t = 0; t < STEPS; t++) {
+        if (t == 4) { /* env 1 starts a new episode */
+            crl_actor_l2m_episode_start(a, obs + O, 1);
+            len[1] = 0;
+        }
+        for (int e = 0; e < NE; e++)
+            for (int j = 0; j < O; j++)
+                obs[e * O + j] = past[e][len[e]][j] = (float)crl_rng_normal(&r);
+        for (int j = 0; j < O; j++) solo[j] = (float)crl_rng_normal(&r);
+        /* stochastic rows [0, 2) and deterministic [2, 3), as the evaluator */
+        crl_actor_forward(a, &ws, obs, 2, &act);
+        double q[H];
+        for (int e = 0; e < 2; e++) {
+            const int n = len[e] + 1 < HH ? len[e] + 1 : HH;
+            mean_embed(a, past[e][len[e] + 1 - n], n, q);
+            for (int j = 0; j < H; j++)
+                ck_assert_msg(fabs(last_q(&ws)[e * H + j] - q[j]) < 2e-5,
+                              "t %d env %d: %g vs %g", t, e, last_q(&ws)[e * H + j],
+                              q[j]);
+        }
+        crl_actor_forward(a, &ws, obs + 2 * O, 1, &act);
+        {
+            const int n = len[2] + 1 < HH ? len[2] + 1 : HH;
+            mean_embed(a, past[2][len[2] + 1 - n], n, q);
+            for (int j = 0; j < H; j++) ck_assert(fabs(last_q(&ws)[j] - q[j]) < 2e-5);
+        }
+        /* A single collection env acting on its own buffer: only its current
+         * observation at its first step, unaffected by the envs above. */
+        if (t == 0) crl_actor_l2m_episode_start(a, solo, 1);
+        crl_actor_forward(a, &ws, solo, 1, &act);
+        if (t == 0) {
+            mean_embed(a, solo, 1, q);
+            for (int j = 0; j < H; j++) ck_assert(fabs(last_q(&ws)[j] - q[j]) < 2e-5);
+        }
+        for (int e = 0; e < NE; e++) len[e]++;
+    }
+    crl_actor_ws_free(a, &ws);
+    crl_actor_free(a);
+}
+END_TEST
+
+/* Update windows from the replay buffer: for every slot, the window of obs
+ * is the last H - 1 earlier transitions of the same episode still held, and
+ * that of obs2 ends with obs; episodes end by a terminal flag or by a reset
+ * (obs no longer the previous obs2); the buffer wraps. Checked against a
+ * by-hand list of every transition added. Then the actor's query of update
+ * rows with those windows equals the by-hand mean. */
+START_TEST(test_history_windows_from_buffer) {
+    enum { CAP = 9, HH = 3, N = 17 };
+    crl_replay rb;
+    ck_assert_int_eq(crl_replay_init(&rb, O, A, CAP, NULL), CRL_OK);
+    float all_obs[N][O], all_obs2[N][O];
+    int ep[N];
+    crl_rng r;
+    crl_rng_seed(&r, 83);
+    /* Episodes of 4, 5 (terminal), 3 (truncated: a reset follows), 5; the
+     * buffer keeps the last 9 (8..16), so both kinds of ends are inside. */
+    const int lens[4] = {4, 5, 3, 5}, term[4] = {1, 1, 0, 0};
+    int n = 0;
+    for (int e = 0; e < 4; e++) {
+        float cur[O];
+        for (int j = 0; j < O; j++) cur[j] = (float)crl_rng_normal(&r);
+        /* After a terminal step the next episode starts where it ended: only
+         * the terminal flag tells the two apart. */
+        if (e > 0 && term[e - 1]) memcpy(cur, all_obs2[n - 1], sizeof cur);
+        for (int k = 0; k < lens[e]; k++, n++) {
+            memcpy(all_obs[n], cur, sizeof cur);
+            for (int j = 0; j < O; j++) cur[j] = (float)crl_rng_normal(&r);
+            memcpy(all_obs2[n], cur, sizeof cur);
+            ep[n] = e;
+            const float act[A] = {0};
+            crl_replay_add(&rb, all_obs[n], act, 0, all_obs2[n],
+                           term[e] && k == lens[e] - 1, 0);
+        }
+    }
+    ck_assert_int_eq(n, N);
+    crl_actor *a = hist_actor(HH, 0, 84);
+    crl_actor_ws ws;
+    ck_assert_int_eq(crl_actor_ws_alloc(a, &ws, 8, NULL), CRL_OK);
+    /* slot s holds transition g = the last added with g % CAP == s */
+    for (int s = 0; s < CAP; s++) {
+        const int g = N - 1 - ((N - 1 - s) % CAP);
+        float w[HH - 1][O], w2[HH - 1][O];
+        int nw = -1, nw2 = -1;
+        crl_replay_window(&rb, s, HH - 1, &w[0][0], &nw, &w2[0][0], &nw2);
+        /* by hand: earlier transitions of g's episode still held */
+        int first = g;
+        while (first > 0 && ep[first - 1] == ep[g] && first - 1 >= N - CAP) first--;
+        const int before = g - first;
+        const int want = before < HH - 1 ? before : HH - 1;
+        ck_assert_int_eq(nw, want);
+        for (int j = 0; j < want; j++)
+            ck_assert(!memcmp(w[j], all_obs[g - want + j], sizeof w[j]));
+        const int want2 = before + 1 < HH - 1 ? before + 1 : HH - 1;
+        ck_assert_int_eq(nw2, want2);
+        for (int j = 0; j < want2; j++)
+            ck_assert(!memcmp(w2[j], all_obs[g - want2 + 1 + j], sizeof w2[j]));
+        /* the actor's query of these update rows: obs and obs2 */
+        const crl_actor_rows up = {.hist = &w[0][0], .hist_n = &nw, .hist_cap = HH - 1};
+        crl_actor_forward(a, &ws, all_obs[g], 1, &up);
+        float rows[HH][O];
+        memcpy(rows, w, sizeof(float) * O * (size_t)want);
+        memcpy(rows[want], all_obs[g], sizeof rows[0]);
+        double q[H];
+        mean_embed(a, &rows[0][0], want + 1, q);
+        for (int j = 0; j < H; j++) ck_assert(fabs(last_q(&ws)[j] - q[j]) < 2e-5);
+        const crl_actor_rows up2 = {
+            .hist = &w2[0][0], .hist_n = &nw2, .hist_cap = HH - 1};
+        crl_actor_forward(a, &ws, all_obs2[g], 1, &up2);
+        memcpy(rows, w2, sizeof(float) * O * (size_t)want2);
+        memcpy(rows[want2], all_obs2[g], sizeof rows[0]);
+        mean_embed(a, &rows[0][0], want2 + 1, q);
+        for (int j = 0; j < H; j++) ck_assert(fabs(last_q(&ws)[j] - q[j]) < 2e-5);
+    }
+    crl_actor_ws_free(a, &ws);
+    crl_actor_free(a);
+    crl_replay_free(&rb);
+}
+END_TEST
+
+/* H = 1 routes exactly as without history (the old behaviour): the same
+ * queries bit for bit, whatever windows the rows bring. */
+START_TEST(test_history_one_is_old_query) {
+    crl_actor *a1 = hist_actor(1, 0, 85), *a0 = hist_actor(0, 0, 85);
+    crl_actor_ws w1, w0;
+    ck_assert_int_eq(crl_actor_ws_alloc(a1, &w1, 8, NULL), CRL_OK);
+    ck_assert_int_eq(crl_actor_ws_alloc(a0, &w0, 8, NULL), CRL_OK);
+    crl_rng r;
+    crl_rng_seed(&r, 86);
+    float x[8 * O], h[8 * 4 * O];
+    int hn[8];
+    for (int i = 0; i < 8 * O; i++) x[i] = (float)crl_rng_normal(&r);
+    for (int i = 0; i < 8 * 4 * O; i++) h[i] = (float)crl_rng_normal(&r);
+    for (int i = 0; i < 8; i++) hn[i] = i % 5;
+    const crl_actor_rows up = {.hist = h, .hist_n = hn, .hist_cap = 4}, plain = {0};
+    crl_actor_forward(a1, &w1, x, 8, &up);
+    crl_actor_forward(a0, &w0, x, 8, &plain);
+    ck_assert(!memcmp(last_q(&w1), last_q(&w0), sizeof(float) * 8 * H));
+    const crl_actor_rows act = {.acting = 1};
+    for (int t = 0; t < 3; t++) {
+        crl_actor_forward(a1, &w1, x, 8, &act);
+        crl_actor_forward(a0, &w0, x, 8, &plain);
+        ck_assert(!memcmp(last_q(&w1), last_q(&w0), sizeof(float) * 8 * H));
+    }
+    crl_actor_ws_free(a1, &w1);
+    crl_actor_ws_free(a0, &w0);
+    crl_actor_free(a1);
+    crl_actor_free(a0);
+}
+END_TEST
+
+/* --l2m-hold: from an episode's step H on, acting keeps the modulator
+ * chosen at step H, whatever the observations; an episode start releases
+ * it. Without hold the same observations move the routing. */
+START_TEST(test_hold_keeps_step_h) {
+    enum { HH = 2 };
+    for (int hold = 0; hold < 2; hold++) {
+        crl_actor *a = hist_actor(HH, hold, 87);
+        crl_actor_ws ws;
+        ck_assert_int_eq(crl_actor_ws_alloc(a, &ws, 8, NULL), CRL_OK);
+        crl_rng r;
+        crl_rng_seed(&r, 88);
+        float x[O];
+        const crl_actor_rows act = {.acting = 1};
+        int at_h = -1, moved = 0;
+        for (int t = 0; t < 40; t++) {
+            for (int j = 0; j < O; j++) x[j] = 3.0f * (float)crl_rng_normal(&r);
+            crl_actor_forward(a, &ws, x, 1, &act);
+            const int sel = ((const crl_pool_ws *)ws.impl)->sel[0];
+            if (t == HH - 1) at_h = sel;
+            if (t >= HH) moved += sel != at_h;
+        }
+        if (hold)
+            ck_assert_int_eq(moved, 0);
+        else
+            ck_assert_int_gt(moved, 0);
+        crl_actor_ws_free(a, &ws);
+        crl_actor_free(a);
+    }
+}
+END_TEST
+
+/* The update with history windows (H = 5) does not allocate. */
+START_TEST(test_l2m_history_step_no_malloc) {
+#if HAVE_MALLOC_COUNT
+    crl_sac *plain = plain_base(89, NULL, NULL);
+    crl_sac *s = l2m_learner(plain, CRL_POOL_LORA, 0, 2, 90);
+    ck_assert_int_eq(crl_sac_l2m_history(s), CRL_L2M_HISTORY);
+    crl_err err = {0};
+    crl_replay rb;
+    ck_assert_int_eq(crl_replay_init(&rb, O, A, 50, NULL), CRL_OK);
+    crl_batch b;
+    ck_assert_int_eq(crl_batch_alloc(&b, B, O, A, NULL), 0);
+    ck_assert_int_eq(crl_batch_alloc_history(&b, crl_sac_l2m_history(s), O, NULL), 0);
+    crl_rng r;
+    crl_rng_seed(&r, 91);
+    float o[O], o2[O], act[A] = {0};
+    for (int j = 0; j < O; j++) o[j] = (float)crl_rng_normal(&r);
+    long before = 0;
+    int bad = 0;
+    for (int u = 0; u < 80; u++) {
+        if (u == 20) before = alloc_calls();
+        for (int j = 0; j < O; j++) o2[j] = (float)crl_rng_normal(&r);
+        crl_replay_add(&rb, o, act, 1.0f, o2, u % 9 == 8, u % 2);
+        memcpy(o, o2, sizeof o);
+        crl_replay_sample(&rb, &r, B, &b);
+        bad += crl_sac_update(s, &b, NULL, &err) != CRL_OK;
+        crl_sac_act(s, 1, o, 1, 0, NULL, act);
+    }
+    long calls = alloc_calls() - before;
+    ck_assert_int_eq(bad, 0);
+    ck_assert_msg(calls == 0, "%ld allocations in 60 L2M steps with history", calls);
+    crl_batch_free(&b);
+    crl_replay_free(&rb);
+    crl_sac_free(s);
+    crl_sac_free(plain);
+#else
+    fprintf(stderr,
+            "test_l2m_history_step_no_malloc: skipped (no malloc interposition)\n");
+#endif
 }
 END_TEST
 
@@ -1050,6 +1339,11 @@ int main(void) {
     tcase_add_test(tc, test_reference_weights_worked_example);
     tcase_add_test(tc, test_old_routing_reproduced);
     tcase_add_test(tc, test_router_table);
+    tcase_add_test(tc, test_history_query_acting);
+    tcase_add_test(tc, test_history_windows_from_buffer);
+    tcase_add_test(tc, test_history_one_is_old_query);
+    tcase_add_test(tc, test_hold_keeps_step_h);
+    tcase_add_test(tc, test_l2m_history_step_no_malloc);
     suite_add_tcase(su, tc);
     TCase *cli = tcase_create("cli");
     tcase_set_timeout(cli, 600); /* a hang guard: a loaded 2-core machine took > 120 s */

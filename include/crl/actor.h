@@ -48,6 +48,10 @@ typedef struct {
     int n_tasks;        /* L2M: tasks of the run (oracle slices), 0 = 1 */
     int weights;        /* L2M: crl_router_weights (0 = live, the old behaviour) */
     int collect;        /* L2M: crl_router_collect (0 = the training route) */
+    int history;        /* L2M: H, observations the query averages (0, 1 = the
+                           current one only, the old behaviour) */
+    int hold;           /* L2M: acting rows keep the modulator chosen at their
+                           episode's step H for the rest of the episode */
     int max_act_batch;  /* rows one acting call may take (sizes acting scratch) */
     int borrowed;       /* 1: the actor allocates no parameters (nor L2M base):
                            the caller sets params (and base) and keeps them
@@ -89,6 +93,13 @@ typedef struct {
     const float *params; /* parameters to use instead of the actor's own (same
                             layout), or NULL (a runtime acting with several
                             parameter sets of one shape) */
+    /* Update rows (L2M history query): up to hist_cap earlier observations
+     * of each row's episode, rows x hist_cap x in_dim, row r's hist_n[r]
+     * valid ones first, oldest first (crl_batch's windows). NULL: none.
+     * Acting rows take them from the actor's own per-env history. */
+    const float *hist;
+    const int *hist_n;
+    int hist_cap;
 } crl_actor_rows;
 
 typedef struct {

@@ -150,13 +150,28 @@ typedef struct crl_pool_ws {
     float *d0, *d1; /* backward deltas, B x max width */
     float *s0, *s1; /* grouped gathers, B x max width */
     float *sxa;     /* B x r backward scratch */
+    /* History query: set hist / hist_n / hist_cap before a forward (NULL:
+     * the query is the current row's embedding alone). hist holds up to
+     * hist_cap earlier observations per row (B x hist_cap x in_dim, row r's
+     * hist_n[r] first, oldest first); the query of row r is then the mean
+     * of the embeddings of those and of x_r. */
+    const float *hist;
+    const int *hist_n;
+    int hist_cap;
+    int hist_max;                          /* capacity (crl_pool_ws_history) */
+    float *hmem, *hx, *hz, *he, *hxh, *hr; /* its scratch */
 } crl_pool_ws;
 
 int crl_pool_ws_alloc(crl_pool_ws *ws, const crl_pool *p, int max_batch, crl_err *err);
+/* Room for history queries of up to cap earlier observations per row
+ * (allocated once; forwards never allocate). */
+int crl_pool_ws_history(crl_pool_ws *ws, const crl_pool *p, int cap, crl_err *err);
 void crl_pool_ws_free(crl_pool_ws *ws);
 
 /* Forward B rows of x (B x in_dim) through the base modulated per row:
- * computes the queries (ws->q), routes (ws->sel), groups the rows
+ * computes the queries (ws->q: the base's first-layer embedding of x_r, or
+ * with ws->hist the mean of it and its earlier observations' embeddings),
+ * routes (ws->sel), groups the rows
  * (ws->perm/gstart), and runs the network. head: per-row head or NULL for
  * head 0. Output in ws->out (B x out_dim). base_params is never written.
  * CRL_EINVAL on B out of [0, max_batch] or a bad route (nothing computed). */
@@ -192,6 +207,18 @@ int crl_actor_l2m_set_route(crl_actor *a, const crl_pool_route *train,
  * task starts (crl_router_task_start) and evaluations (crl_router_eval). */
 struct crl_router;
 struct crl_router *crl_actor_router(crl_actor *a);
+/* History query of acting rows (cfg.history = H > 1) and --l2m-hold: the
+ * actor keeps, per env, the observations it acted on in the current
+ * episode (the last H - 1; max_act_batch envs of each kind). Acting rows
+ * whose x lies inside the array registered by crl_actor_l2m_envs (n_env
+ * rows, e.g. the evaluator's) are those envs, and registering resets their
+ * histories; any other acting rows (a single collection env's buffer) are
+ * a second set of envs 0, 1, ... in row order. At an episode start call
+ * crl_actor_l2m_episode_start with the obs row(s) the env acts on (NULL:
+ * every env). No-ops for an actor that is not L2M or has no history. */
+#define CRL_L2M_MAX_HISTORY 64
+void crl_actor_l2m_envs(crl_actor *a, const float *obs_base, int n_env);
+void crl_actor_l2m_episode_start(crl_actor *a, const float *obs, int rows);
 /* Tally, per row of the caller's observation array obs_base (rows x in_dim),
  * the modulator every acting forward on rows inside it routes to:
  * hist[r * M + m] += 1 (hist: rows x M, zeroed by the caller). NULL stops.

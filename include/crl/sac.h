@@ -61,6 +61,9 @@ typedef struct {
     int l2m_tasks;          /* tasks of the run (oracle slices), 0 = 1 */
     int l2m_weights;        /* crl_router_weights: 0 live (old), 1 frozen */
     int l2m_collect;        /* crl_router_collect: 0 training route (old), 1 eval */
+    int l2m_history;        /* H: observations the routing query averages (0, 1:
+                               the current one, the old behaviour) */
+    int l2m_hold;           /* 1: acting keeps the modulator of step H */
 } crl_sac_config;
 
 /* The actor configuration c asks for (plain MLP with n_tasks heads, CSP
@@ -196,6 +199,16 @@ int crl_sac_l2m_task_start(crl_sac *s, int task, const int64_t *start_counts,
                            crl_err *err);
 /* Evaluation begins (on = 1: acting rows route as evaluation) or ends. */
 void crl_sac_l2m_eval(crl_sac *s, int on);
+/* H of the history query (1 for a learner that is not L2M or has none).
+ * Batches for crl_sac_update need crl_batch_alloc_history(b, H) to route
+ * update rows on their windows (without, they route on obs alone). */
+int crl_sac_l2m_history(const crl_sac *s);
+/* Acting histories (pool.h crl_actor_l2m_envs / _episode_start): rows of
+ * crl_sac_act inside obs_base (n_env rows) are those envs; at an episode
+ * start reset the history of the env(s) acting on obs (rows rows; NULL:
+ * all). No-ops if not L2M. */
+void crl_sac_l2m_envs(crl_sac *s, const float *obs_base, int n_env);
+void crl_sac_l2m_episode_start(crl_sac *s, const float *obs, int rows);
 /* Tally, per row of the caller's observation array obs_base (rows x obs_dim),
  * the modulator every crl_sac_act call on rows inside it routes to:
  * hist[r * M + m] += 1 (hist: rows x M, zeroed by the caller). NULL stops. */
