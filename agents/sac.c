@@ -675,11 +675,11 @@ int crl_sac_l2m_history(const crl_sac *s) {
 }
 
 void crl_sac_l2m_envs(crl_sac *s, const float *obs_base, int n_env) {
-    crl_actor_l2m_envs(s->actor, obs_base, n_env);
+    crl_actor_l2m_envs(s->actor, &s->aws_act, obs_base, n_env);
 }
 
 void crl_sac_l2m_episode_start(crl_sac *s, const float *obs, int rows) {
-    crl_actor_l2m_episode_start(s->actor, obs, rows);
+    crl_actor_l2m_episode_start(s->actor, &s->aws_act, obs, rows);
 }
 
 void crl_sac_l2m_track(crl_sac *s, const float *obs_base, int rows, int32_t *hist) {

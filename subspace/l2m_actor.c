@@ -16,19 +16,25 @@ typedef struct {
     crl_router router;        /* picks each row's modulator (router.h) */
     uintptr_t trk_lo, trk_hi; /* crl_actor_l2m_track: the tracked obs rows */
     int32_t *trk_hist;
-    /* Acting history, per env (max_act_batch envs): the H - 1 observations
-     * acted on before, oldest first; acting steps of the episode so far; the
-     * modulator held from step H on (--l2m-hold), -1 before. */
-    int cap, n_env;
+    int cap; /* H - 1: earlier observations a query averages (0: none) */
+} l2m_state;
+
+/* Acting history of one workspace (so that every acting handle, e.g. each
+ * clone of a runtime policy, keeps its own), per env (2 x max_batch envs):
+ * the H - 1 observations acted on before, oldest first; acting steps of the
+ * episode so far; the modulator held from step H on (--l2m-hold), -1 before. */
+typedef struct {
+    int n_env;
     float *ring;
     int *ring_n, *steps, *held;
     uintptr_t env_lo, env_hi; /* crl_actor_l2m_envs: rows inside are envs */
-} l2m_state;
+} acting_hist;
 
 typedef struct {
-    crl_pool_ws w;
-    int *heads; /* max_batch x cfg.head */
-    int fixed;  /* every row goes through cfg.head (else rows carry theirs) */
+    crl_pool_ws w; /* first: tests read the queries through it */
+    int *heads;    /* max_batch x cfg.head */
+    int fixed;     /* every row goes through cfg.head (else rows carry theirs) */
+    acting_hist h;
 } l2m_ws;
 
 static l2m_state *st_of(const crl_actor *a) {
@@ -55,6 +61,25 @@ static int l2m_ws_alloc(const crl_actor *a, crl_actor_ws *ws, int max_batch,
         free(w);
         return rc;
     }
+    if (st_of(a)->cap > 0 || a->cfg.hold) {
+        acting_hist *h = &w->h;
+        h->n_env = 2 * max_batch;
+        const size_t in = (size_t)a->net.spec.in_dim;
+        h->ring =
+            calloc((size_t)h->n_env * (size_t)st_of(a)->cap * in + 1, sizeof(float));
+        h->ring_n = calloc(3 * (size_t)h->n_env, sizeof(int));
+        if (!h->ring || !h->ring_n) {
+            free(h->ring);
+            free(h->ring_n);
+            crl_pool_ws_free(&w->w);
+            free(w->heads);
+            free(w);
+            return crl_errf(err, CRL_ENOMEM, "actor ws: out of memory");
+        }
+        h->steps = h->ring_n + h->n_env;
+        h->held = h->steps + h->n_env;
+        for (int e = 0; e < h->n_env; e++) h->held[e] = -1;
+    }
     for (int i = 0; i < max_batch; i++) w->heads[i] = a->cfg.head;
     w->fixed = a->cfg.head >= 0;
     ws->impl = w;
@@ -65,6 +90,8 @@ static int l2m_ws_alloc(const crl_actor *a, crl_actor_ws *ws, int max_batch,
 static void l2m_ws_free(crl_actor_ws *ws) {
     l2m_ws *w = ws->impl;
     crl_pool_ws_free(&w->w);
+    free(w->h.ring);
+    free(w->h.ring_n);
     free(w->heads);
     free(w);
 }
@@ -95,7 +122,7 @@ static int call_route(void *ctx, const float *params, const float *q, int B, int
 /* The history slot of acting rows starting at x: inside the registered env
  * array, its row (slots [0, n_env / 2)); any other rows are slots n_env / 2
  * + 0, 1, ... -1 if B rows from there do not fit. */
-static int env_of(const crl_actor *a, const l2m_state *st, const float *x, int B) {
+static int env_of(const crl_actor *a, const acting_hist *st, const float *x, int B) {
     const uintptr_t o = (uintptr_t)x, row = sizeof(float) * (size_t)a->net.spec.in_dim;
     const int half = st->n_env / 2;
     if (st->env_hi > st->env_lo && o >= st->env_lo && o < st->env_hi &&
@@ -108,9 +135,9 @@ static int env_of(const crl_actor *a, const l2m_state *st, const float *x, int B
 
 /* After acting rows of envs [e0, e0 + B): their observations join the
  * histories, and at step H the modulator to hold is recorded. */
-static void push_history(const crl_actor *a, l2m_state *st, const float *x, int B, int e0,
-                         const int *sel) {
-    const size_t in = (size_t)a->net.spec.in_dim, cap = (size_t)st->cap;
+static void push_history(const crl_actor *a, acting_hist *st, const float *x, int B,
+                         int e0, const int *sel) {
+    const size_t in = (size_t)a->net.spec.in_dim, cap = (size_t)st_of(a)->cap;
     const int H = a->cfg.history > 1 ? a->cfg.history : 1;
     for (int i = 0; i < B; i++) {
         const int e = e0 + i;
@@ -136,7 +163,8 @@ static const float *l2m_forward(crl_actor *a, crl_actor_ws *ws, const float *x, 
     l2m_state *st = st_of(a);
     l2m_ws *w = ws->impl;
     call_ctx c = {&st->router, {0, NULL, NULL, rows->acting, rows->task}, NULL, NULL, 0};
-    const int e0 = rows->acting && st->steps ? env_of(a, st, x, B) : -1;
+    acting_hist *h = &w->h;
+    const int e0 = rows->acting && h->steps ? env_of(a, h, x, B) : -1;
     w->w.hist = NULL;
     w->w.hist_n = NULL;
     w->w.hist_cap = 0;
@@ -145,20 +173,20 @@ static const float *l2m_forward(crl_actor *a, crl_actor_ws *ws, const float *x, 
         w->w.hist_n = rows->hist_n;
         w->w.hist_cap = rows->hist_cap;
     } else if (e0 >= 0 && st->cap > 0) {
-        w->w.hist = st->ring + (size_t)e0 * st->cap * (size_t)a->net.spec.in_dim;
-        w->w.hist_n = st->ring_n + e0;
+        w->w.hist = h->ring + (size_t)e0 * st->cap * (size_t)a->net.spec.in_dim;
+        w->w.hist_n = h->ring_n + e0;
         w->w.hist_cap = st->cap;
     }
     if (e0 >= 0 && a->cfg.hold) {
-        c.steps = st->steps + e0;
-        c.held = st->held + e0;
+        c.steps = h->steps + e0;
+        c.held = h->held + e0;
         c.H = a->cfg.history > 1 ? a->cfg.history : 1;
     }
     crl_pool_route r = {.mode = CRL_POOL_ROUTE_CALL, .call = call_route, .ctx = &c};
     crl_pool_forward(&st->pool, a->base, rows->params ? rows->params : a->params, &w->w,
                      x, B, w->fixed ? w->heads : rows->head, &r, NULL);
     if (!rows->acting) return w->w.out;
-    if (e0 >= 0) push_history(a, st, x, B, e0, w->w.sel);
+    if (e0 >= 0) push_history(a, h, x, B, e0, w->w.sel);
     const uintptr_t o = (uintptr_t)x, row = sizeof(float) * (size_t)a->net.spec.in_dim;
     if (st->trk_hist && o >= st->trk_lo && o < st->trk_hi &&
         (o - st->trk_lo) % row == 0) {
@@ -233,8 +261,6 @@ static int l2m_ckpt_check(const crl_actor *a, const crl_actor_ckpt *ck, crl_err 
 static void l2m_destroy(crl_actor *a) {
     l2m_state *st = a->impl;
     if (st) crl_router_free(&st->router);
-    if (st) free(st->ring);
-    if (st) free(st->ring_n);
     free(a->impl);
     if (!a->cfg.borrowed) free(a->base);
     free(a->counts);
@@ -274,22 +300,10 @@ int crl__actor_l2m_create(const crl_actor_config *cfg, crl_actor *a, crl_err *er
     if ((rc =
              crl_router_init(&st->router, &rc_cfg, &st->pool, a->counts, cfg->pull, err)))
         return rc;
-    /* Acting history (H > 1) and hold: per env, sized once. */
     if (cfg->history < 0 || cfg->history > CRL_L2M_MAX_HISTORY)
         return crl_errf(err, CRL_EINVAL, "actor: l2m history %d not in 1..%d",
                         cfg->history, CRL_L2M_MAX_HISTORY);
     st->cap = cfg->history > 1 ? cfg->history - 1 : 0;
-    if (st->cap > 0 || cfg->hold) {
-        st->n_env = 2 * (cfg->max_act_batch > 0 ? cfg->max_act_batch : 1);
-        const size_t in = (size_t)cfg->spec.in_dim;
-        st->ring = calloc((size_t)st->n_env * (size_t)st->cap * in + 1, sizeof(float));
-        st->ring_n = calloc(3 * (size_t)st->n_env, sizeof(int));
-        if (!st->ring || !st->ring_n)
-            return crl_errf(err, CRL_ENOMEM, "actor: out of memory");
-        st->steps = st->ring_n + st->n_env;
-        st->held = st->steps + st->n_env;
-        for (int e = 0; e < st->n_env; e++) st->held[e] = -1;
-    }
     a->tr_lo = 0;
     a->tr_hi = a->n_params;
     a->n_base = a->net.n_params;
@@ -314,7 +328,7 @@ crl_router *crl_actor_router(crl_actor *a) {
     return a && a->ops == &l2m_ops ? &st_of(a)->router : NULL;
 }
 
-static void reset_slots(l2m_state *st, int e0, int n) {
+static void reset_slots(acting_hist *st, int e0, int n) {
     for (int e = e0; e < e0 + n && e < st->n_env; e++) {
         st->ring_n[e] = 0;
         st->steps[e] = 0;
@@ -322,26 +336,35 @@ static void reset_slots(l2m_state *st, int e0, int n) {
     }
 }
 
-void crl_actor_l2m_episode_start(crl_actor *a, const float *obs, int rows) {
-    if (!a || a->ops != &l2m_ops || !st_of(a)->steps) return;
-    l2m_state *st = st_of(a);
-    if (!obs) {
-        reset_slots(st, 0, st->n_env);
-        return;
-    }
-    const int e0 = env_of(a, st, obs, rows);
-    if (e0 >= 0) reset_slots(st, e0, rows);
+/* The acting history of ws, or NULL. */
+static acting_hist *hist_of(const crl_actor *a, crl_actor_ws *ws) {
+    if (!a || a->ops != &l2m_ops || !ws || !ws->impl) return NULL;
+    acting_hist *h = &((l2m_ws *)ws->impl)->h;
+    return h->steps ? h : NULL;
 }
 
-void crl_actor_l2m_envs(crl_actor *a, const float *obs_base, int n_env) {
-    if (!a || a->ops != &l2m_ops) return;
-    l2m_state *st = st_of(a);
-    st->env_lo = (uintptr_t)obs_base;
-    st->env_hi =
+void crl_actor_l2m_episode_start(crl_actor *a, crl_actor_ws *ws, const float *obs,
+                                 int rows) {
+    acting_hist *h = hist_of(a, ws);
+    if (!h) return;
+    if (!obs) {
+        reset_slots(h, 0, h->n_env);
+        return;
+    }
+    const int e0 = env_of(a, h, obs, rows);
+    if (e0 >= 0) reset_slots(h, e0, rows);
+}
+
+void crl_actor_l2m_envs(crl_actor *a, crl_actor_ws *ws, const float *obs_base,
+                        int n_env) {
+    acting_hist *h = hist_of(a, ws);
+    if (!h) return;
+    h->env_lo = (uintptr_t)obs_base;
+    h->env_hi =
         obs_base && n_env > 0
-            ? st->env_lo + sizeof(float) * (size_t)a->net.spec.in_dim * (size_t)n_env
-            : st->env_lo;
-    if (st->steps) reset_slots(st, 0, st->n_env / 2);
+            ? h->env_lo + sizeof(float) * (size_t)a->net.spec.in_dim * (size_t)n_env
+            : h->env_lo;
+    reset_slots(h, 0, h->n_env / 2);
 }
 
 void crl_actor_l2m_track(crl_actor *a, const float *obs_base, int rows, int32_t *hist) {

@@ -868,11 +868,11 @@ START_TEST(test_history_query_acting) {
     int len[NE] = {0};
     crl_rng r;
     crl_rng_seed(&r, 82);
-    crl_actor_l2m_envs(a, obs, NE);
+    crl_actor_l2m_envs(a, &ws, obs, NE);
     const crl_actor_rows act = {.acting = 1, .task = 0};
     for (int t = 0; t < STEPS; t++) {
         if (t == 4) { /* env 1 starts a new episode */
-            crl_actor_l2m_episode_start(a, obs + O, 1);
+            crl_actor_l2m_episode_start(a, &ws, obs + O, 1);
             len[1] = 0;
         }
         for (int e = 0; e < NE; e++)
@@ -898,7 +898,7 @@ START_TEST(test_history_query_acting) {
         }
         /* A single collection env acting on its own buffer: only its current
          * observation at its first step, unaffected by the envs above. */
-        if (t == 0) crl_actor_l2m_episode_start(a, solo, 1);
+        if (t == 0) crl_actor_l2m_episode_start(a, &ws, solo, 1);
         crl_actor_forward(a, &ws, solo, 1, &act);
         if (t == 0) {
             mean_embed(a, solo, 1, q);

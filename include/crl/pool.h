@@ -207,9 +207,9 @@ int crl_actor_l2m_set_route(crl_actor *a, const crl_pool_route *train,
  * task starts (crl_router_task_start) and evaluations (crl_router_eval). */
 struct crl_router;
 struct crl_router *crl_actor_router(crl_actor *a);
-/* History query of acting rows (cfg.history = H > 1) and --l2m-hold: the
- * actor keeps, per env, the observations it acted on in the current
- * episode (the last H - 1; max_act_batch envs of each kind). Acting rows
+/* History query of acting rows (cfg.history = H > 1) and --l2m-hold: each
+ * acting workspace keeps, per env, the observations it acted on in the
+ * current episode (the last H - 1; max_batch envs of each kind). Acting rows
  * whose x lies inside the array registered by crl_actor_l2m_envs (n_env
  * rows, e.g. the evaluator's) are those envs, and registering resets their
  * histories; any other acting rows (a single collection env's buffer) are
@@ -217,8 +217,9 @@ struct crl_router *crl_actor_router(crl_actor *a);
  * crl_actor_l2m_episode_start with the obs row(s) the env acts on (NULL:
  * every env). No-ops for an actor that is not L2M or has no history. */
 #define CRL_L2M_MAX_HISTORY 64
-void crl_actor_l2m_envs(crl_actor *a, const float *obs_base, int n_env);
-void crl_actor_l2m_episode_start(crl_actor *a, const float *obs, int rows);
+void crl_actor_l2m_envs(crl_actor *a, crl_actor_ws *ws, const float *obs_base, int n_env);
+void crl_actor_l2m_episode_start(crl_actor *a, crl_actor_ws *ws, const float *obs,
+                                 int rows);
 /* Tally, per row of the caller's observation array obs_base (rows x in_dim),
  * the modulator every acting forward on rows inside it routes to:
  * hist[r * M + m] += 1 (hist: rows x M, zeroed by the caller). NULL stops.
