@@ -1093,6 +1093,56 @@ START_TEST(test_l2m_history_step_no_malloc) {
 }
 END_TEST
 
+/* The SAC update routes its pi(o) rows on the batch's windows: the usage
+ * counts one update adds are the histogram of a by-hand cosine routing of
+ * the mean embedding of each row's window and observation (task 0). */
+START_TEST(test_update_routes_on_windows) {
+    crl_sac *plain = plain_base(92, NULL, NULL);
+    crl_sac *s = l2m_learner(plain, CRL_POOL_LORA, 0, 2, 93);
+    const int Hh = crl_sac_l2m_history(s);
+    ck_assert_int_eq(Hh, CRL_L2M_HISTORY);
+    crl_err err = {0};
+    ck_assert_int_eq(crl_sac_l2m_task_start(s, 0, NULL, &err), CRL_OK);
+    crl_batch b;
+    ck_assert_int_eq(crl_batch_alloc(&b, B, O, A, NULL), 0);
+    ck_assert_int_eq(crl_batch_alloc_history(&b, Hh, O, NULL), 0);
+    fill_batch(&b, 94, 0);
+    crl_rng r;
+    crl_rng_seed(&r, 95);
+    for (int i = 0; i < B * (Hh - 1) * O; i++) {
+        b.hist_obs[i] = 2.0f * (float)crl_rng_normal(&r);
+        b.hist_obs2[i] = (float)crl_rng_normal(&r);
+    }
+    for (int i = 0; i < B; i++) {
+        b.hist_n[i] = i % Hh;
+        b.hist_n2[i] = (i + 1) % Hh;
+    }
+    const crl_pool *p = crl_sac_pool(s);
+    int64_t want[M] = {0}, before[M];
+    memcpy(before, crl_sac_l2m_counts(s), sizeof before);
+    for (int i = 0; i < B; i++) {
+        float rows[CRL_L2M_HISTORY][O];
+        const int n = b.hist_n[i];
+        memcpy(rows, b.hist_obs + (size_t)i * (Hh - 1) * O,
+               sizeof(float) * O * (size_t)n);
+        memcpy(rows[n], b.obs + (size_t)i * O, sizeof rows[0]);
+        double q[H], e[H];
+        for (int j = 0; j < H; j++) q[j] = 0;
+        for (int k = 0; k <= n; k++) {
+            embed_by_hand(&p->base, crl_sac_l2m_base(s), rows[k], e);
+            for (int j = 0; j < H; j++) q[j] += e[j] / (n + 1);
+        }
+        want[route_by_hand(p, crl_sac_actor_params(s), q, NULL)]++;
+    }
+    ck_assert_msg(crl_sac_update(s, &b, NULL, &err) == CRL_OK, "%s", err.msg);
+    for (int m = 0; m < M; m++)
+        ck_assert_int_eq(crl_sac_l2m_counts(s)[m] - before[m], want[m]);
+    crl_batch_free(&b);
+    crl_sac_free(s);
+    crl_sac_free(plain);
+}
+END_TEST
+
 /* ---- the CLI: pretrain with mt, then l2m and l2m-oracle on t1 ------------- */
 
 static char dir[256], db[300];
@@ -1344,6 +1394,7 @@ int main(void) {
     tcase_add_test(tc, test_history_one_is_old_query);
     tcase_add_test(tc, test_hold_keeps_step_h);
     tcase_add_test(tc, test_l2m_history_step_no_malloc);
+    tcase_add_test(tc, test_update_routes_on_windows);
     suite_add_tcase(su, tc);
     TCase *cli = tcase_create("cli");
     tcase_set_timeout(cli, 600); /* a hang guard: a loaded 2-core machine took > 120 s */
