@@ -55,6 +55,8 @@ static int l2m_ws_alloc(const crl_actor *a, crl_actor_ws *ws, int max_batch,
     }
     if (st_of(a)->cap > 0)
         rc = crl_pool_ws_history(&w->w, &st_of(a)->pool, st_of(a)->cap, err);
+    if (!rc && (st_of(a)->router.ops->needs & CRL_ROUTER_NEEDS_LAYERS))
+        rc = crl_pool_ws_layers(&w->w, &st_of(a)->pool, err);
     if (rc) {
         crl_pool_ws_free(&w->w);
         free(w->heads);
@@ -107,11 +109,12 @@ typedef struct {
     int H;
 } call_ctx;
 
-static int call_route(void *ctx, const float *params, const float *q, int B, int *sel,
-                      crl_err *err) {
+static int call_route(void *ctx, const float *params, const float *q,
+                      const float *const *layer_in, int B, int *sel, crl_err *err) {
     call_ctx *c = ctx;
     c->rows.B = B;
     c->rows.q = q;
+    c->rows.layer_in = layer_in;
     crl_router_out o = {sel, 1, NULL, NULL};
     int rc = crl_router_route(c->rt, params, &c->rows, &o, err);
     for (int i = 0; !rc && c->held && i < B; i++)
@@ -182,7 +185,10 @@ static const float *l2m_forward(crl_actor *a, crl_actor_ws *ws, const float *x, 
         c.held = h->held + e0;
         c.H = a->cfg.history > 1 ? a->cfg.history : 1;
     }
-    crl_pool_route r = {.mode = CRL_POOL_ROUTE_CALL, .call = call_route, .ctx = &c};
+    crl_pool_route r = {.mode = CRL_POOL_ROUTE_CALL,
+                        .call = call_route,
+                        .ctx = &c,
+                        .layers = (st->router.ops->needs & CRL_ROUTER_NEEDS_LAYERS) != 0};
     crl_pool_forward(&st->pool, a->base, rows->params ? rows->params : a->params, &w->w,
                      x, B, w->fixed ? w->heads : rows->head, &r, NULL);
     if (!rows->acting) return w->w.out;

@@ -228,7 +228,7 @@ int crl_pool_route_rows(const crl_pool *p, const float *params, const float *q, 
     if (B <= 0) return CRL_OK;
     const float *keys = params + p->keys;
     if (route->mode == CRL_POOL_ROUTE_CALL)
-        return route->call(route->ctx, params, q, B, sel, err);
+        return route->call(route->ctx, params, q, NULL, B, sel, err);
     if (route->mode == CRL_POOL_ROUTE_FIXED) {
         for (int r = 0; r < B; r++) {
             if (route->sel[r] < 0 || route->sel[r] >= M)
@@ -391,8 +391,28 @@ int crl_pool_ws_history(crl_pool_ws *ws, const crl_pool *p, int cap, crl_err *er
     return CRL_OK;
 }
 
+int crl_pool_ws_layers(crl_pool_ws *ws, const crl_pool *p, crl_err *err) {
+    const crl_mlp_spec *s = &p->base.spec;
+    free(ws->lmem);
+    ws->lmem = NULL;
+    size_t total = 0;
+    for (int l = 1; l < s->n_hidden; l++)
+        total += crl_net_pad16((size_t)ws->max_batch * s->hidden[l - 1]);
+    float *mem = NULL;
+    if (posix_memalign((void **)&mem, 64, (total + 16) * sizeof(float)) != 0 || !mem)
+        return crl_errf(err, CRL_ENOMEM, "pool ws: cannot allocate the layer inputs");
+    memset(mem, 0, (total + 16) * sizeof(float));
+    ws->lmem = mem;
+    for (int l = 1; l < s->n_hidden; l++) {
+        ws->lin[l] = mem;
+        mem += crl_net_pad16((size_t)ws->max_batch * s->hidden[l - 1]);
+    }
+    return CRL_OK;
+}
+
 void crl_pool_ws_free(crl_pool_ws *ws) {
     if (!ws) return;
+    free(ws->lmem);
     free(ws->hmem);
     free(ws->mem);
     free(ws->sel);
@@ -508,6 +528,28 @@ static void history_query(const crl_pool *p, const float *base, crl_pool_ws *ws,
     }
 }
 
+/* lin[l] = the input of hidden layer l of the UNMODULATED base: x, the
+ * first-layer embedding (ws->q as just computed), then Linear + activation
+ * per layer, into ws->lin. */
+static void base_layer_inputs(const crl_pool *p, const float *base, crl_pool_ws *ws,
+                              const float *x, int B, const float **lin) {
+    const crl_mlp *m = &p->base;
+    const crl_mlp_spec *s = &m->spec;
+    lin[0] = x;
+    for (int j = 1; j < s->n_hidden; j++) {
+        float *o = ws->lin[j];
+        const size_t n = (size_t)B * s->hidden[j - 1];
+        if (j == 1) {
+            memcpy(o, ws->q, sizeof(float) * n);
+        } else {
+            crl_linear_forward(B, s->hidden[j - 2], s->hidden[j - 1], ws->lin[j - 1],
+                               base + m->W[j - 1], base + m->b[j - 1], o);
+            crl_act_forward(s->act, s->lrelu_slope, n, o, o);
+        }
+        lin[j] = o;
+    }
+}
+
 /* The base Linear, exactly as crl_mlp_forward computes it, then the
  * modulation. On layer 0, in between, the query and the routing: the query is
  * the UNMODULATED first-layer embedding, so routing never depends on the
@@ -523,8 +565,16 @@ static int pool_fwd(void *vc, int l, int B, int in, int out, const float *x, flo
     if (l == 0) {
         crl_net_first_norm(&m->spec, B, z, k->base + m->ln_g, k->base + m->ln_b, ws->q,
                            ws->ln_xhat, ws->ln_rstd);
+        /* A router that reads every layer gets the unmodulated base's
+         * layer inputs, computed before the history mean replaces q. */
+        const float *lin[CRL_MLP_MAX_HIDDEN];
+        const int layers = k->route->mode == CRL_POOL_ROUTE_CALL && k->route->layers;
+        if (layers) base_layer_inputs(p, k->base, ws, x, B, lin);
         if (ws->hist && ws->hist_n) history_query(p, k->base, ws, B);
-        int rc = crl_pool_route_rows(p, k->params, ws->q, B, k->route, ws->sel, k->err);
+        int rc =
+            layers
+                ? k->route->call(k->route->ctx, k->params, ws->q, lin, B, ws->sel, k->err)
+                : crl_pool_route_rows(p, k->params, ws->q, B, k->route, ws->sel, k->err);
         if (rc != CRL_OK) return rc;
         group_rows(p, ws);
     }
@@ -637,6 +687,10 @@ int crl_pool_forward(const crl_pool *p, const float *base_params, const float *p
                         ws->max_batch);
     int rc = route_check(p, route, err);
     if (rc != CRL_OK) return rc;
+    if (route->mode == CRL_POOL_ROUTE_CALL && route->layers &&
+        p->base.spec.n_hidden > 1 && !ws->lmem)
+        return crl_errf(err, CRL_EINVAL,
+                        "pool: per-layer inputs without crl_pool_ws_layers");
     if (ws->hist && ws->hist_n) {
         if (ws->hist_cap < 0 || ws->hist_cap > ws->hist_max)
             return crl_errf(err, CRL_EINVAL, "pool: history of %d rows, room for %d",

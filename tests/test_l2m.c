@@ -1143,6 +1143,72 @@ START_TEST(test_update_routes_on_windows) {
 }
 END_TEST
 
+/* A router that reads every layer (CRL_ROUTER_NEEDS_LAYERS, e.g. prototypes
+ * taken from the modulators) gets the UNMODULATED base's layer inputs:
+ * x, tanh(LN(x W0 + b0)), lrelu(. W1 + b1), ... checked by hand; the pool
+ * refuses such a route without the room for them. */
+typedef struct {
+    int called;
+    float lin[3][4 * H];
+    const float *const *seen;
+} layers_probe;
+
+static int probe_call(void *ctx, const float *params, const float *q,
+                      const float *const *layer_in, int rows, int *sel, crl_err *err) {
+    (void)params, (void)q, (void)err;
+    layers_probe *pr = ctx;
+    pr->called++;
+    pr->seen = layer_in;
+    for (int l = 1; layer_in && l < L; l++)
+        memcpy(pr->lin[l], layer_in[l], sizeof(float) * (size_t)rows * H);
+    for (int r = 0; r < rows; r++) sel[r] = r % M;
+    return CRL_OK;
+}
+
+START_TEST(test_router_layer_inputs) {
+    crl_actor *a = hist_actor(1, 0, 96);
+    const crl_pool *p = crl_actor_pool(a);
+    crl_pool_ws ws;
+    ck_assert_int_eq(crl_pool_ws_alloc(&ws, p, 4, NULL), CRL_OK);
+    crl_rng r;
+    crl_rng_seed(&r, 97);
+    float x[4 * O];
+    for (int i = 0; i < 4 * O; i++) x[i] = (float)crl_rng_normal(&r);
+    layers_probe pr = {0};
+    crl_pool_route rt = {.mode = CRL_POOL_ROUTE_CALL, .call = probe_call, .ctx = &pr};
+    crl_err err = {0};
+    /* Without layers: NULL. */
+    ck_assert_int_eq(crl_pool_forward(p, a->base, a->params, &ws, x, 4, NULL, &rt, &err),
+                     CRL_OK);
+    ck_assert_int_eq(pr.called, 1);
+    ck_assert_ptr_null(pr.seen);
+    rt.layers = 1;
+    ck_assert_int_eq(crl_pool_forward(p, a->base, a->params, &ws, x, 4, NULL, &rt, &err),
+                     CRL_EINVAL);
+    ck_assert_int_eq(crl_pool_ws_layers(&ws, p, &err), CRL_OK);
+    ck_assert_int_eq(crl_pool_forward(p, a->base, a->params, &ws, x, 4, NULL, &rt, &err),
+                     CRL_OK);
+    ck_assert_int_eq(pr.called, 2);
+    const crl_mlp *m = &p->base;
+    for (int i = 0; i < 4; i++) {
+        double h1[H];
+        embed_by_hand(m, a->base, x + i * O, h1);
+        for (int j = 0; j < H; j++) ck_assert(fabs(pr.lin[1][i * H + j] - h1[j]) < 2e-5);
+        for (int j = 0; j < H; j++) {
+            double z = a->base[m->b[1] + j];
+            for (int k = 0; k < H; k++) z += h1[k] * a->base[m->W[1] + (size_t)k * H + j];
+            const double h2 = z > 0 ? z : m->spec.lrelu_slope * z;
+            ck_assert_msg(fabs(pr.lin[2][i * H + j] - h2) < 1e-4,
+                          "row %d unit %d: %g vs %g", i, j, pr.lin[2][i * H + j], h2);
+        }
+    }
+    /* The routing it chose is the one the pool applied. */
+    for (int i = 0; i < 4; i++) ck_assert_int_eq(ws.sel[i], i % M);
+    crl_pool_ws_free(&ws);
+    crl_actor_free(a);
+}
+END_TEST
+
 /* ---- the CLI: pretrain with mt, then l2m and l2m-oracle on t1 ------------- */
 
 static char dir[256], db[300];
@@ -1395,6 +1461,7 @@ int main(void) {
     tcase_add_test(tc, test_hold_keeps_step_h);
     tcase_add_test(tc, test_l2m_history_step_no_malloc);
     tcase_add_test(tc, test_update_routes_on_windows);
+    tcase_add_test(tc, test_router_layer_inputs);
     suite_add_tcase(su, tc);
     TCase *cli = tcase_create("cli");
     tcase_set_timeout(cli, 600); /* a hang guard: a loaded 2-core machine took > 120 s */

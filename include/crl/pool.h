@@ -97,10 +97,14 @@ typedef struct {
      * inverse-frequency weights frozen at a task start, router.h); the score
      * is then ((cos + 1) / 2) * weights[m] and counts are not read. */
     const double *weights;
-    /* CALL: sel[0..B) from the B x D queries q; returns CRL_OK or an error. */
-    int (*call)(void *ctx, const float *params, const float *q, int B, int *sel,
-                crl_err *err);
+    /* CALL: sel[0..B) from the B x D queries q; returns CRL_OK or an error.
+     * With layers = 1 (room made by crl_pool_ws_layers) layer_in[l] is the
+     * input of hidden layer l of the UNMODULATED base for every row (B x
+     * in_l: x itself for l = 0), else layer_in is NULL. */
+    int (*call)(void *ctx, const float *params, const float *q,
+                const float *const *layer_in, int B, int *sel, crl_err *err);
     void *ctx;
+    int layers;
 } crl_pool_route;
 
 /* Route B queries q (B x D) with the keys in params: sel[r] for each row.
@@ -158,11 +162,16 @@ typedef struct crl_pool_ws {
     const float *hist;
     const int *hist_n;
     int hist_cap;
-    int hist_max;                          /* capacity (crl_pool_ws_history) */
+    int hist_max;                   /* capacity (crl_pool_ws_history) */
+    float *lin[CRL_MLP_MAX_HIDDEN]; /* base layer inputs (crl_pool_ws_layers) */
+    float *lmem;
     float *hmem, *hx, *hz, *he, *hxh, *hr; /* its scratch */
 } crl_pool_ws;
 
 int crl_pool_ws_alloc(crl_pool_ws *ws, const crl_pool *p, int max_batch, crl_err *err);
+/* Room for the unmodulated base's per-layer inputs that a CALL route with
+ * layers = 1 hands its router (allocated once). */
+int crl_pool_ws_layers(crl_pool_ws *ws, const crl_pool *p, crl_err *err);
 /* Room for history queries of up to cap earlier observations per row
  * (allocated once; forwards never allocate). */
 int crl_pool_ws_history(crl_pool_ws *ws, const crl_pool *p, int cap, crl_err *err);
