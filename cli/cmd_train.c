@@ -273,6 +273,7 @@ static int train_continual(crl_run_config *r, const char *db, int64_t resume, in
         if (crl_l2m_kind(cc.l2m.modulator) < 0)
             rc = crl_errf(&err, CRL_EINVAL, "--modulator must be lora or ia3, got '%s'",
                           cc.l2m.modulator ? cc.l2m.modulator : "");
+        if (!rc) rc = crl_l2m_check_routing(&cc.l2m, &err);
         if (!rc) rc = load_l2m_base(&cc, db, store, &base, &err);
     }
     if (rc) {

@@ -1433,6 +1433,18 @@ START_TEST(test_cli_pretrain_then_l2m) {
     ck_assert_msg(strstr(out, "pool of 6 ia3 modulators split per task, base 1;"), "%s",
                   out);
     ck_assert_msg(strstr(out, "(base) + "), "%s", out);
+    /* Bad routing flags: exit 2 before anything is written. */
+    const double runs = q("SELECT count(*) FROM runs");
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "l2m", "--base", "1",
+                         "--l2m-weights", "sometimes", TINY),
+                     2);
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "l2m", "--base", "1",
+                         "--l2m-router", "nope", TINY),
+                     2);
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "l2m", "--base", "1",
+                         "--l2m-history", "65", TINY),
+                     2);
+    ck_assert(q("SELECT count(*) FROM runs") == runs);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     ck_assert_int_eq(system(cmd), 0);
 }
