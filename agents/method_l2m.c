@@ -410,6 +410,8 @@ static int l2m_task_end_op(cstate *st, crl_store *store, int64_t run_id, int k,
     char key[64];
     snprintf(key, sizeof key, "l2m/train_mod/%d", st->pos[k]);
     int mod = crl_l2m_task_end(&st->l2m, st->sac, k);
+    int trc = crl_sac_l2m_task_end(st->sac, k, err); /* the router's hook */
+    if (trc) return trc;
     int used = crl_pool_n_used(crl_sac_pool(st->sac), crl_sac_l2m_counts(st->sac));
     int rc = mod < 0 ? CRL_OK : crl_store_metric(store, run_id, st->step, key, mod, err);
     if (!rc) rc = crl_store_metric(store, run_id, st->step, "l2m/used", used, err);

@@ -667,7 +667,15 @@ int crl_sac_l2m_task_start(crl_sac *s, int task, const int64_t *start_counts,
 
 void crl_sac_l2m_eval(crl_sac *s, int on) {
     crl_router *r = crl_actor_router(s->actor);
+    if (r && on) crl_router_changed(r, crl_sac_actor_params(s));
     if (r) crl_router_eval(r, on);
+}
+
+int crl_sac_l2m_task_end(crl_sac *s, int task, crl_err *err) {
+    crl_router *r = crl_actor_router(s->actor);
+    if (!r) return crl_errf(err, CRL_EINVAL, "sac: not an L2M learner");
+    crl_router_changed(r, crl_sac_actor_params(s));
+    return crl_router_task_end(r, crl_sac_actor_params(s), task, err);
 }
 
 int crl_sac_l2m_history(const crl_sac *s) {

@@ -197,8 +197,12 @@ int crl_sac_l2m_set_route(crl_sac *s, const crl_pool_route *train,
  * pinning by crl_sac_l2m_set_route. CRL_EINVAL if not L2M. */
 int crl_sac_l2m_task_start(crl_sac *s, int task, const int64_t *start_counts,
                            crl_err *err);
-/* Evaluation begins (on = 1: acting rows route as evaluation) or ends. */
+/* Evaluation begins (on = 1: the router's `changed` hook, as the modulators
+ * moved since the last one, then acting rows route as evaluation) or ends. */
 void crl_sac_l2m_eval(crl_sac *s, int on);
+/* A task ended: the router's `changed` then `task_end` hooks (a learned
+ * router trains here). Call once per task. CRL_EINVAL if not L2M. */
+int crl_sac_l2m_task_end(crl_sac *s, int task, crl_err *err);
 /* H of the history query (1 for a learner that is not L2M or has none).
  * Batches for crl_sac_update need crl_batch_alloc_history(b, H) to route
  * update rows on their windows (without, they route on obs alone). */
