@@ -27,7 +27,8 @@ const crl_router_ops *crl_router_find(const char *name) {
 int crl_router_init(crl_router *r, const crl_router_config *cfg, const crl_pool *pool,
                     const int64_t *counts, float pull, crl_err *err) {
     memset(r, 0, sizeof *r);
-    const crl_router_ops *ops = crl_router_find(cfg ? cfg->kind : NULL);
+    if (!cfg || !pool) return crl_errf(err, CRL_EINVAL, "l2m router: NULL argument");
+    const crl_router_ops *ops = crl_router_find(cfg->kind);
     if (!ops) {
         char names[128] = "";
         for (int i = 0; i < N_KINDS; i++)

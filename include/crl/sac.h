@@ -171,9 +171,12 @@ int crl_sac_score_mix(crl_sac *s, const float *obs, int B, int task, int n_mix,
                       const float *mixes, double *scores, crl_err *err);
 
 /* ---- L2M (l2m_pool > 0) --------------------------------------------------
- * Thin views over the L2M actor (crl_actor_pool, crl_actor_l2m_*).
- * The update routes its pi(o) and pi(o2) rows with the TRAIN route, acting
- * with the ACT route (crl_sac_l2m_set_route). The actor loss gets the key
+ * Thin views over the L2M actor (crl_actor_pool, crl_actor_l2m_*) and its
+ * router (router.h, picked by l2m_router). The update routes its pi(o) and
+ * pi(o2) rows as training rows (on the batch's history windows, if it has
+ * them), crl_sac_act as acting rows; crl_sac_l2m_task_start / _eval /
+ * _task_end tell the router the schedule, crl_sac_l2m_set_route pins fixed
+ * routes instead. The actor loss gets the key
  * pull term -l2m_pull * mean_r cos(q_r, k_sel[r]) over the pi(o) rows: its
  * value is crl_sac_stats.penalty and its gradient goes to the keys only;
  * the modulators learn from the SAC actor loss only. Every crl_sac_update
