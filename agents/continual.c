@@ -370,7 +370,9 @@ static int cstate_init(cstate *st, const crl_continual_config *c, crl_err *err) 
         int64_t per = c->steps_per_task * ((st->m->flags & CRL_METHOD_MULTITASK) ? n : 1);
         if ((rc = crl_replay_init(&st->rb, O, A, cap < per ? cap : per, err))) return rc;
     }
-    if ((rc = crl_batch_alloc(&st->batch, st->sc.batch, O, A, err))) return rc;
+    if ((rc = crl_batch_alloc(&st->batch, st->sc.batch, O, A, err)) ||
+        (rc = crl_batch_alloc_history(&st->batch, crl_sac_l2m_history(st->sac), O, err)))
+        return rc;
     if ((st->m->flags & CRL_METHOD_SUBSPACE) &&
         ((rc = crl_replay_init_mix(&st->rb, st->sc.csp_anchors, err)) ||
          (rc = crl_batch_alloc_mix(&st->batch, st->sc.csp_anchors, err))))
@@ -464,6 +466,7 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
         int64_t ep_no = 0; /* training episodes of this task (since a resume) */
         uint64_t ep_seed = crl_rng_u64(&st.env_rng);
         crl_env_reset(env, ep_seed, obs);
+        crl_sac_l2m_episode_start(st.sac, obs, 1);
         if (st.trec && train_episode_logged(c->log_train_every, ep_no))
             crl_episode_begin(st.trec, env, ep_seed);
         double ep_ret = 0;
@@ -512,6 +515,7 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                 }
                 ep_seed = crl_rng_u64(&st.env_rng);
                 crl_env_reset(env, ep_seed, obs);
+                crl_sac_l2m_episode_start(st.sac, obs, 1);
                 if (st.trec && train_episode_logged(c->log_train_every, ep_no))
                     crl_episode_begin(st.trec, env, ep_seed);
             }

@@ -31,6 +31,8 @@ typedef struct {
     char scenario[128], method[32], env[256], env_xml[1024];
     int single_task, hidden, layers, obs_dim, act_dim, xml_steps;
     int l2m_oracle;   /* l2m: routes by task id when evaluating */
+    int l2m_history;  /* l2m: the routing query's H (1 for runs before it) */
+    int l2m_hold;     /* l2m: acting holds the modulator of step H */
     double l2m_scale; /* l2m: the LoRA scale (not in the learner blob) */
 } run_cfg;
 
@@ -56,6 +58,8 @@ static int read_config(crl_store *store, int64_t run_id, run_cfg *cfg, crl_err *
     cfg->act_dim = r.sac.act_dim;
     cfg->xml_steps = r.xml_steps;
     cfg->l2m_oracle = r.l2m.oracle;
+    cfg->l2m_history = r.l2m.history;
+    cfg->l2m_hold = r.l2m.hold;
     cfg->l2m_scale = r.l2m.scale;
     crl_run_config_free(&r);
     return CRL_OK;
@@ -364,6 +368,8 @@ static int export_continual(export_state *x, const run_cfg *cfg, int64_t run_id,
         x->d.l2m_scale = pool->scale;
         x->d.l2m_route = cfg->l2m_oracle ? POL_ROUTE_ORACLE : POL_ROUTE_COSINE;
         x->d.l2m_route_tasks = cfg->l2m_oracle ? n : 0;
+        x->d.l2m_history = cfg->l2m_history;
+        x->d.l2m_hold = cfg->l2m_hold;
         x->d.l2m_n_params = pool->n_params;
         x->d.l2m_params = learner;
         /* Every row goes through the base head L2M trained with; evaluation

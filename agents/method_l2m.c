@@ -11,6 +11,7 @@
 
 #include "core/blob.h"
 #include "crl/methods.h"
+#include "crl/router.h"
 
 #include "agents/continual_state.h"
 
@@ -21,6 +22,56 @@ void crl_l2m_config_default(crl_l2m_config *c) {
     c->scale = CRL_POOL_DEFAULT_SCALE;
     c->pull = CRL_L2M_PULL;
     c->oracle = 0;
+    /* New runs: the reference's routing (docs/l2m.md). */
+    c->router = "l2m";
+    c->weights = "frozen";
+    c->collect = "eval";
+    c->history = CRL_L2M_HISTORY;
+    c->hold = 0;
+}
+
+void crl_l2m_config_old_routing(crl_l2m_config *c) {
+    c->router = "l2m";
+    c->weights = "live";
+    c->collect = "train";
+    c->history = 1;
+    c->hold = 0;
+}
+
+static int weights_of(const char *w) {
+    if (w && !strcmp(w, "frozen")) return CRL_ROUTER_WEIGHTS_FROZEN;
+    if (w && !strcmp(w, "live")) return CRL_ROUTER_WEIGHTS_LIVE;
+    return -1;
+}
+
+static int collect_of(const char *w) {
+    if (w && !strcmp(w, "eval")) return CRL_ROUTER_COLLECT_EVAL;
+    if (w && !strcmp(w, "train")) return CRL_ROUTER_COLLECT_TRAIN;
+    return -1;
+}
+
+int crl_l2m_check_routing(const crl_l2m_config *c, crl_err *err) {
+    if (!crl_router_find(c->router && *c->router ? c->router : NULL)) {
+        char names[128] = "";
+        const crl_router_ops *o;
+        for (int i = 0; (o = crl_router_kind(i)); i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                     i ? ", " : "", o->name);
+        return crl_errf(err, CRL_EINVAL, "l2m: router must be one of %s, got '%s'", names,
+                        c->router);
+    }
+    if (weights_of(c->weights) < 0)
+        return crl_errf(err, CRL_EINVAL,
+                        "l2m: l2m-weights must be frozen or live, got '%s'",
+                        c->weights ? c->weights : "");
+    if (collect_of(c->collect) < 0)
+        return crl_errf(err, CRL_EINVAL,
+                        "l2m: l2m-collect must be eval or train, got '%s'",
+                        c->collect ? c->collect : "");
+    if (c->history < 1 || c->history > CRL_L2M_MAX_HISTORY)
+        return crl_errf(err, CRL_EINVAL, "l2m: l2m-history must be in 1..%d, got %d",
+                        CRL_L2M_MAX_HISTORY, c->history);
+    return CRL_OK;
 }
 
 int crl_l2m_kind(const char *modulator) {
@@ -102,6 +153,8 @@ int crl_l2m_sac_config(const crl_l2m_config *c, const crl_l2m_base *b, crl_sac_c
             "l2m: the base is %d x %d (layers x hidden); run with layers %d and "
             "hidden %d",
             b->layers, b->hidden, b->layers, b->hidden);
+    int rc = crl_l2m_check_routing(c, err);
+    if (rc) return rc;
     if (c->pool < 1 || (kind == CRL_POOL_LORA && c->rank < 1))
         return crl_errf(err, CRL_EINVAL, "l2m: l2m-pool and l2m-rank must be >= 1");
     if (c->oracle && c->pool < sc->n_tasks)
@@ -115,6 +168,13 @@ int crl_l2m_sac_config(const crl_l2m_config *c, const crl_l2m_base *b, crl_sac_c
     sc->l2m_pull = c->pull;
     sc->l2m_base_tasks = b->n_tasks;
     sc->l2m_head = b->head;
+    /* --l2m-oracle is the oracle router (kept as a flag for old runs). */
+    sc->l2m_router = c->oracle ? "oracle" : c->router && *c->router ? c->router : "l2m";
+    sc->l2m_tasks = sc->n_tasks;
+    sc->l2m_weights = weights_of(c->weights);
+    sc->l2m_collect = collect_of(c->collect);
+    sc->l2m_history = c->history;
+    sc->l2m_hold = c->hold;
     return CRL_OK;
 }
 
@@ -156,19 +216,13 @@ void crl_l2m_free(crl_l2m *m) {
 
 int crl_l2m_task_start(crl_l2m *m, crl_sac *sac, int task, int fresh, uint64_t seed,
                        crl_err *err) {
-    crl_pool_route r = {0};
-    if (m->c.oracle) {
-        r.mode = CRL_POOL_ROUTE_ORACLE;
-        r.task = task;
-        r.n_tasks = m->n_tasks;
-    } else {
-        r.mode = task > 0 ? CRL_POOL_ROUTE_USAGE : CRL_POOL_ROUTE_COS;
-    }
-    /* Collection acts with the routing that trains. */
-    int rc = crl_sac_l2m_set_route(sac, &r, &r, err);
+    if (fresh) memcpy(m->start, crl_sac_l2m_counts(sac), sizeof(int64_t) * (size_t)m->M);
+    /* The router's routes for the task; the l2m router freezes its usage
+     * weights from the counts at the task's first step (kept in the method's
+     * checkpoint, so a resumed task routes as before). */
+    int rc = crl_sac_l2m_task_start(sac, task, m->start, err);
     if (rc) return rc;
     if (fresh) {
-        memcpy(m->start, crl_sac_l2m_counts(sac), sizeof(int64_t) * (size_t)m->M);
         /* A fresh, unmodulated critic per task. */
         if (task > 0) crl_sac_reset_critics(sac, seed);
         crl_sac_reset_optimizers(sac);
@@ -177,13 +231,9 @@ int crl_l2m_task_start(crl_l2m *m, crl_sac *sac, int task, int fresh, uint64_t s
 }
 
 int crl_l2m_eval_route(crl_l2m *m, crl_sac *sac, crl_err *err) {
-    crl_pool_route r = {0};
-    r.mode = m->c.oracle ? CRL_POOL_ROUTE_ORACLE : CRL_POOL_ROUTE_COS;
-    r.n_tasks = m->n_tasks;
-    crl_pool_route t = r;
-    if (m->c.oracle) t.task = 0;
-    /* The train route is not used while evaluating; keep it valid. */
-    return crl_sac_l2m_set_route(sac, &t, &r, err);
+    (void)m, (void)err;
+    crl_sac_l2m_eval(sac, 1);
+    return CRL_OK;
 }
 
 void crl_l2m_rows_now(crl_l2m *m, const int64_t *counts, int task) {
@@ -435,6 +485,8 @@ static int l2m_task_end_op(cstate *st, crl_store *store, int64_t run_id, int k,
     char key[64];
     snprintf(key, sizeof key, "l2m/train_mod/%d", st->pos[k]);
     int mod = crl_l2m_task_end(&st->l2m, st->sac, k);
+    int trc = crl_sac_l2m_task_end(st->sac, k, err); /* the router's hook */
+    if (trc) return trc;
     int used = crl_pool_n_used(crl_sac_pool(st->sac), crl_sac_l2m_counts(st->sac));
     int rc = mod < 0 ? CRL_OK : crl_store_metric(store, run_id, st->step, key, mod, err);
     if (!rc) rc = crl_store_metric(store, run_id, st->step, "l2m/used", used, err);

@@ -51,6 +51,11 @@ static const key_def KEYS[] = {
     {"l2m-scale", K_FLOAT, F(l2m.scale), 0, 1e6},
     {"l2m-pull", K_FLOAT, F(l2m.pull), 0, 1e6},
     {"l2m-oracle", K_INT, F(l2m.oracle), 0, 1},
+    {"l2m-router", K_STR, F(l2m.router), 0, 0},
+    {"l2m-weights", K_STR, F(l2m.weights), 0, 0},
+    {"l2m-collect", K_STR, F(l2m.collect), 0, 0},
+    {"l2m-history", K_INT, F(l2m.history), 1, CRL_L2M_MAX_HISTORY},
+    {"l2m-hold", K_INT, F(l2m.hold), 0, 1},
     {"base", K_STR, F(l2m.base), 0, 0},
     {"base-db", K_STR, F(l2m.base_db), 0, 0},
     {"eval-fixed", K_INT, F(eval_fixed), 0, 1},
@@ -81,6 +86,24 @@ static const key_def KEYS[] = {
     {"init-log-alpha", K_FLOAT, F(sac.init_log_alpha), -20, 20},
 };
 #define N_KEYS (int)(sizeof KEYS / sizeof KEYS[0])
+
+/* Keys added after runs were stored, with the value a configuration
+ * without the key means (the old behaviour; crl_l2m_config_old_routing).
+ * Encoded only when the value differs from it, so an old configuration
+ * re-encodes to its stored text. */
+static const struct {
+    const char *key, *old;
+} ADDED[] = {
+    {"l2m-router", "l2m"}, {"l2m-weights", "live"}, {"l2m-collect", "train"},
+    {"l2m-history", "1"},  {"l2m-hold", "0"},
+};
+
+static int is_old_value(const crl_kv *e) {
+    for (size_t i = 0; i < sizeof ADDED / sizeof ADDED[0]; i++)
+        if (!strcmp(e->key, ADDED[i].key))
+            return e->str ? !strcmp(e->str, ADDED[i].old) : e->num == atof(ADDED[i].old);
+    return 0;
+}
 
 /* Recorded after the keys: a single-env run's shape and resolved learner
  * facts, then (every run) the build; a scenario run ends with
@@ -168,7 +191,10 @@ static crl_kv kv_of(const crl_run_config *c, const key_def *d) {
 
 int crl_run_config_encode(const crl_run_config *c, crl_kv *kv) {
     int n = 0;
-    for (int i = 0; i < N_KEYS; i++) kv[n++] = kv_of(c, &KEYS[i]);
+    for (int i = 0; i < N_KEYS; i++) {
+        const crl_kv e = kv_of(c, &KEYS[i]);
+        if (!is_old_value(&e)) kv[n++] = e;
+    }
     if (!crl_run_config_is_scenario(c)) {
         for (int i = 0; i < 2; i++) kv[n++] = kv_of(c, &SHAPE[i]);
         kv[n++] = (crl_kv){"target_entropy", NULL, crl_sac_target_entropy(&c->sac)};
@@ -291,6 +317,9 @@ static int decode_json(crl_store *store, const char *json, decode_ctx *x) {
 int crl_run_config_decode(crl_store *store, const char *json, crl_run_config *c,
                           crl_err *err) {
     crl_run_config_default(c);
+    /* A configuration stored before the routing keys existed routes as it
+     * did then; the keys it has overwrite these. */
+    crl_l2m_config_old_routing(&c->l2m);
     decode_ctx x = {c, 0, err, CRL_OK};
     int rc = decode_json(store, json, &x);
     if (rc) crl_run_config_free(c);
@@ -345,6 +374,10 @@ int crl_run_config_validate(const crl_run_config *c, crl_err *err) {
         if ((m->impl->flags & CRL_METHOD_L2M_BASE) && crl_l2m_kind(c->l2m.modulator) < 0)
             return crl_errf(err, CRL_EINVAL, "modulator must be lora or ia3, got '%s'",
                             c->l2m.modulator ? c->l2m.modulator : "");
+        if (m->impl->flags & CRL_METHOD_L2M_BASE) {
+            int rrc = crl_l2m_check_routing(&c->l2m, err);
+            if (rrc) return rrc;
+        }
         return CRL_OK;
     }
     crl_train_config t;
@@ -457,6 +490,9 @@ int crl_run_config_load(crl_store *store, int64_t run_id, crl_run_config *c, cha
     int rc = crl_store_run_get(store, run_id, &info, &json, err);
     if (rc) return rc;
     crl_run_config_default(c);
+    /* A configuration stored before the routing keys existed routes as it
+     * did then; the keys it has overwrite these. */
+    crl_l2m_config_old_routing(&c->l2m);
     decode_ctx x = {c, 0, err, CRL_OK};
     rc = decode_json(store, json, &x);
     free(json);

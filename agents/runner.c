@@ -80,6 +80,9 @@ void evaluator_run(evaluator *ev, crl_sac *sac, int task, int n_stoch,
         ev->succ[i] = 0;
     }
     ev->n_stoch = n_stoch;
+    /* L2M's history query: these rows are the envs, every one at its
+     * episode's start. */
+    crl_sac_l2m_envs(sac, ev->obs, ev->n);
     int active = ev->n;
     while (active > 0) {
         if (n_stoch > 0) crl_sac_act(sac, n_stoch, ev->obs, task, 0, rng, ev->act);

@@ -14,6 +14,7 @@
 
 #include "core/blob.h"
 #include "crl/actor.h"
+#include "crl/router.h"
 
 #include "core/lanes.h"
 
@@ -301,6 +302,21 @@ static const float *actor_fwd(crl_sac *s, int role, const float *x, int rows,
     return crl_actor_forward(s->actor, &s->aws[role], x, rows, &r);
 }
 
+/* The same for update rows r0.. of batch b that carry history windows
+ * (L2M's query): of obs (o2 = 0) or of obs2 (o2 = 1). */
+static const float *actor_fwd_b(crl_sac *s, int role, const crl_batch *b, int o2, int r0,
+                                int rows, const float *mix) {
+    const size_t O = (size_t)s->c.obs_dim, hc = (size_t)b->hist_cap;
+    const float *x = (o2 ? b->obs2 : b->obs) + (size_t)r0 * O;
+    crl_actor_rows r = {.head = b->task + r0, .cond = mix};
+    if (hc > 0) {
+        r.hist = (o2 ? b->hist_obs2 : b->hist_obs) + (size_t)r0 * hc * O;
+        r.hist_n = (o2 ? b->hist_n2 : b->hist_n) + r0;
+        r.hist_cap = b->hist_cap;
+    }
+    return crl_actor_forward(s->actor, &s->aws[role], x, rows, &r);
+}
+
 /* ---- the update, in phases run on two lanes ---------------------------------
  * Each phase gives lane 0 and lane 1 equal, independent work; a phase ends
  * when both lanes are done. The arithmetic does not depend on the number of
@@ -333,18 +349,16 @@ static void phase(void *vctx, int lane) {
     switch (u->phase) {
     case PH_ACTOR:
         if (lane == 0) { /* pi(o) on both halves, then the critic input rows */
-            const float *lo = actor_fwd(s, 0, b->obs, B0, b->task, s->mix_u);
+            const float *lo = actor_fwd_b(s, 0, b, 0, 0, B0, s->mix_u);
             crl_tgauss_forward(B0, A, lo, u->eps, s->pi, s->logp);
-            const float *hi = actor_fwd(s, 1, b->obs + (size_t)B0 * O, B1, b->task + B0,
-                                        s->mix_u + (size_t)B0 * K);
+            const float *hi = actor_fwd_b(s, 1, b, 0, B0, B1, s->mix_u + (size_t)B0 * K);
             crl_tgauss_forward(B1, A, hi, u->eps + (size_t)B0 * A, s->pi + (size_t)B0 * A,
                                s->logp + B0);
             cat_rows(B, O, A, K, b->obs, b->act, b->mix, s->xq);
             cat_rows(B, O, A, K, b->obs, s->pi, s->mix_u, s->xq + (size_t)B * Q);
             for (int i = 0; i < B; i++) s->heads2[i] = s->heads2[B + i] = b->task[i];
         } else { /* pi(o2) and the target input rows */
-            const float *o2 =
-                actor_fwd(s, 2, b->obs2, B, b->task, s->mix_u + (size_t)B * K);
+            const float *o2 = actor_fwd_b(s, 2, b, 1, 0, B, s->mix_u + (size_t)B * K);
             crl_tgauss_forward(B, A, o2, u->eps + (size_t)B * A, s->pi + (size_t)B * A,
                                s->logp + B);
             cat_rows(B, O, A, K, b->obs2, s->pi + (size_t)B * A, s->mix_u + (size_t)B * K,
@@ -641,6 +655,39 @@ int64_t *crl_sac_l2m_counts(crl_sac *s) {
 int crl_sac_l2m_set_route(crl_sac *s, const crl_pool_route *train,
                           const crl_pool_route *act, crl_err *err) {
     return crl_actor_l2m_set_route(s->actor, train, act, err);
+}
+
+int crl_sac_l2m_task_start(crl_sac *s, int task, const int64_t *start_counts,
+                           crl_err *err) {
+    crl_router *r = crl_actor_router(s->actor);
+    if (!r) return crl_errf(err, CRL_EINVAL, "sac: not an L2M learner");
+    crl_router_task_start(r, task, start_counts);
+    return CRL_OK;
+}
+
+void crl_sac_l2m_eval(crl_sac *s, int on) {
+    crl_router *r = crl_actor_router(s->actor);
+    if (r && on) crl_router_changed(r, crl_sac_actor_params(s));
+    if (r) crl_router_eval(r, on);
+}
+
+int crl_sac_l2m_task_end(crl_sac *s, int task, crl_err *err) {
+    crl_router *r = crl_actor_router(s->actor);
+    if (!r) return crl_errf(err, CRL_EINVAL, "sac: not an L2M learner");
+    crl_router_changed(r, crl_sac_actor_params(s));
+    return crl_router_task_end(r, crl_sac_actor_params(s), task, err);
+}
+
+int crl_sac_l2m_history(const crl_sac *s) {
+    return s->c.l2m_pool > 0 && s->c.l2m_history > 1 ? s->c.l2m_history : 1;
+}
+
+void crl_sac_l2m_envs(crl_sac *s, const float *obs_base, int n_env) {
+    crl_actor_l2m_envs(s->actor, &s->aws_act, obs_base, n_env);
+}
+
+void crl_sac_l2m_episode_start(crl_sac *s, const float *obs, int rows) {
+    crl_actor_l2m_episode_start(s->actor, &s->aws_act, obs, rows);
 }
 
 void crl_sac_l2m_track(crl_sac *s, const float *obs_base, int rows, int32_t *hist) {

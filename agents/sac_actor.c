@@ -26,6 +26,12 @@ int crl_sac_actor_config(const crl_sac_config *c, crl_actor_config *ac, crl_err 
         ac->scale = c->l2m_scale;
         ac->pull = c->l2m_pull;
         ac->head = c->l2m_head;
+        ac->router = c->l2m_router;
+        ac->n_tasks = c->l2m_tasks;
+        ac->weights = c->l2m_weights;
+        ac->collect = c->l2m_collect;
+        ac->history = c->l2m_history;
+        ac->hold = c->l2m_hold;
     } else if (K > 0) {
         ac->kind = CRL_ACTOR_CSP;
         ac->K = K;

@@ -42,8 +42,11 @@ typedef struct {
     crl_batch b;
 } learner;
 
-static void learner_make(learner *L, int obs, int act, int layers, int hidden, int batch,
-                         int lanes, int anchors, int l2m, int l2m_one) {
+/* hist > 1: the L2M query averages hist observations; every row brings a
+ * full window (hist - 1 earlier observations), the most work it can be. */
+static void learner_make_h(learner *L, int obs, int act, int layers, int hidden,
+                           int batch, int lanes, int anchors, int l2m, int l2m_one,
+                           int hist) {
     crl_sac_config c;
     crl_sac_config_default(&c, obs, act, 1);
     c.threads = lanes;
@@ -55,6 +58,7 @@ static void learner_make(learner *L, int obs, int act, int layers, int hidden, i
         c.l2m_scale = CRL_POOL_DEFAULT_SCALE;
         c.l2m_pull = 0.5f;
         c.l2m_base_tasks = 1;
+        c.l2m_history = hist;
     }
     c.layers = layers;
     c.hidden = hidden;
@@ -69,6 +73,14 @@ static void learner_make(learner *L, int obs, int act, int layers, int hidden, i
     crl_batch_alloc(b, batch, obs, act, NULL);
     crl_rng r;
     crl_rng_seed(&r, 5);
+    if (l2m > 0 && hist > 1) {
+        crl_batch_alloc_history(b, hist, obs, NULL);
+        for (int i = 0; i < batch * (hist - 1) * obs; i++) {
+            b->hist_obs[i] = (float)crl_rng_normal(&r);
+            b->hist_obs2[i] = (float)crl_rng_normal(&r);
+        }
+        for (int i = 0; i < batch; i++) b->hist_n[i] = b->hist_n2[i] = hist - 1;
+    }
     if (l2m > 0) {
         const crl_pool *pool = crl_sac_pool(s);
         crl_mlp_init_params(&pool->base, crl_sac_l2m_base(s), &r);
@@ -100,6 +112,11 @@ static void learner_make(learner *L, int obs, int act, int layers, int hidden, i
     }
     for (int i = 0; i < 20; i++) crl_sac_update(s, b, NULL, NULL);
     L->s = s;
+}
+
+static void learner_make(learner *L, int obs, int act, int layers, int hidden, int batch,
+                         int lanes, int anchors, int l2m, int l2m_one) {
+    learner_make_h(L, obs, act, layers, hidden, batch, lanes, anchors, l2m, l2m_one, 1);
 }
 
 static void learner_free(learner *L) {
@@ -184,6 +201,41 @@ static void bench_pair(const char *name, learner *plain, learner *var, double se
     printf("sac_update_%s_cost_ratio_best_windows: %.2f x plain\n", name, bp / bv);
 }
 
+/* The plain learner, L2M with the query of one observation (H = 1) and L2M
+ * with the history query (H = 5), in alternating half-second windows; each
+ * L2M cost as the median of adjacent-window ratios to plain, and H = 5 to
+ * H = 1 likewise. */
+static void bench_history(const char *name, learner *plain, learner *h1, learner *h5,
+                          double seconds, double sgemm) {
+    double rp[MAXW], r1[MAXW], r5[MAXW], q1[MAXW], q5[MAXW], q51[MAXW];
+    int nw = 0;
+    double t_end = crl_now() + 3 * seconds;
+    while (nw < MAXW && (nw < 5 || crl_now() < t_end)) {
+        rp[nw] = window(plain, 0.5);
+        r1[nw] = window(h1, 0.5);
+        r5[nw] = window(h5, 0.5);
+        q1[nw] = rp[nw] / r1[nw];
+        q5[nw] = rp[nw] / r5[nw];
+        q51[nw] = r1[nw] / r5[nw];
+        nw++;
+    }
+    char n1[64], n5[64];
+    snprintf(n1, sizeof n1, "%s_h1", name);
+    snprintf(n5, sizeof n5, "%s_h5", name);
+    report("cw", plain, rp, nw, sgemm);
+    report(n1, h1, r1, nw, sgemm);
+    report(n5, h5, r5, nw, sgemm);
+    sort(q1, nw);
+    sort(q5, nw);
+    sort(q51, nw);
+    printf("sac_update_%s_cost_ratio: %.2f x plain (%.2f-%.2f)\n", n1, q1[nw / 2], q1[0],
+           q1[nw - 1]);
+    printf("sac_update_%s_cost_ratio: %.2f x plain (%.2f-%.2f)\n", n5, q5[nw / 2], q5[0],
+           q5[nw - 1]);
+    printf("sac_update_%s_vs_h1: %.2f x (%.2f-%.2f)\n", n5, q51[nw / 2], q51[0],
+           q51[nw - 1]);
+}
+
 /* Best of five windows, like the update rates. */
 static double sgemm_rate(double seconds) {
     double best = 0;
@@ -261,10 +313,14 @@ int main(int argc, char **argv) {
             learner_free(&var);
         } else {
             /* L2M at the CW shape: M LoRA modulators of rank 8 (spec: <= 1.5x),
-             * rows spread over the pool, then all rows on one modulator. */
+             * rows spread over the pool, with the query of one observation and
+             * the history query (H = 5), then all rows on one modulator. */
             snprintf(name, sizeof name, "cw_l2m%d", pool);
+            learner h5;
             learner_make(&var, 39, 4, 4, 256, 128, threads, 0, pool, 0);
-            bench_pair(name, &plain, &var, seconds, sg);
+            learner_make_h(&h5, 39, 4, 4, 256, 128, threads, 0, pool, 0, 5);
+            bench_history(name, &plain, &var, &h5, seconds, sg);
+            learner_free(&h5);
             learner_free(&var);
             snprintf(name, sizeof name, "cw_l2m%d_one", pool);
             learner_make(&var, 39, 4, 4, 256, 128, threads, 0, pool, 1);

@@ -122,6 +122,23 @@ static int train_defs(opt_def *defs, crl_run_config *r, const char **db, int *qu
          "l2m: key pull coefficient (loss - c mean cos(query, key))", 1},
         {"l2m-oracle", OPT_FLAG, &r->l2m.oracle, 0, 0,
          "l2m: split the pool per task by task id (the oracle variant)", 1},
+        {"l2m-router", OPT_STR, &r->l2m.router, 0, 0,
+         "l2m: router kind: l2m (keys + pull + usage weight), cos, oracle", 1},
+        {"l2m-weights", OPT_STR, &r->l2m.weights, 0, 0,
+         "l2m: usage weights: frozen (the reference: from the counts at each task "
+         "start) or live (re-read after every update)",
+         1},
+        {"l2m-collect", OPT_STR, &r->l2m.collect, 0, 0,
+         "l2m: collection routes: eval (plain cosine, the reference) or train (the "
+         "training route)",
+         1},
+        {"l2m-history", OPT_INT, &r->l2m.history, 1, CRL_L2M_MAX_HISTORY,
+         "l2m: the routing query averages the base embeddings of the episode's last H "
+         "observations (1: the current one)",
+         1},
+        {"l2m-hold", OPT_FLAG, &r->l2m.hold, 0, 0,
+         "l2m: acting keeps the modulator chosen at an episode's step H until its end",
+         1},
         {"base", OPT_STR, &r->l2m.base, 0, 0,
          "l2m: the frozen base, RUN[:TASK] (a stored learner's actor; TASK = its head, "
          "default 0)",
@@ -256,6 +273,7 @@ static int train_continual(crl_run_config *r, const char *db, int64_t resume, in
         if (crl_l2m_kind(cc.l2m.modulator) < 0)
             rc = crl_errf(&err, CRL_EINVAL, "--modulator must be lora or ia3, got '%s'",
                           cc.l2m.modulator ? cc.l2m.modulator : "");
+        if (!rc) rc = crl_l2m_check_routing(&cc.l2m, &err);
         if (!rc) rc = load_l2m_base(&cc, db, store, &base, &err);
     }
     if (rc) {
@@ -354,13 +372,35 @@ static const char *given_flag(const opt_def *defs, int n, const unsigned char *g
 
 /* Flags of one kind of run given to the other kind would be silently
  * ignored: refuse them with one line instead. */
-static const char *const CONTINUAL_ONLY[] = {
-    "scenario",         "method",          "steps-per-task",   "l2-coef",
-    "ewc-coef",         "packnet-retrain", "csp-repeat-alpha", "csp-peaked",
-    "csp-scored",       "csp-candidates",  "csp-val-steps",    "csp-epsilon",
-    "csp-prior-alphas", "modulator",       "l2m-pool",         "l2m-rank",
-    "l2m-scale",        "l2m-pull",        "l2m-oracle",       "base",
-    "base-db",          "eval-fixed",      "single-task",      NULL};
+static const char *const CONTINUAL_ONLY[] = {"scenario",
+                                             "method",
+                                             "steps-per-task",
+                                             "l2-coef",
+                                             "ewc-coef",
+                                             "packnet-retrain",
+                                             "csp-repeat-alpha",
+                                             "csp-peaked",
+                                             "csp-scored",
+                                             "csp-candidates",
+                                             "csp-val-steps",
+                                             "csp-epsilon",
+                                             "csp-prior-alphas",
+                                             "modulator",
+                                             "l2m-pool",
+                                             "l2m-rank",
+                                             "l2m-scale",
+                                             "l2m-pull",
+                                             "l2m-oracle",
+                                             "l2m-router",
+                                             "l2m-weights",
+                                             "l2m-collect",
+                                             "l2m-history",
+                                             "l2m-hold",
+                                             "base",
+                                             "base-db",
+                                             "eval-fixed",
+                                             "single-task",
+                                             NULL};
 static const char *const ENV_ONLY[] = {"env",       "env-xml",  "xml-reward",
                                        "xml-body",  "xml-site", "xml-target",
                                        "xml-steps", "steps",    NULL};

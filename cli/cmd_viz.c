@@ -232,6 +232,7 @@ typedef struct {
 static int view_reset(void *ctx, struct mjData_ **d) {
     view_src *v = ctx;
     crl_env_reset(v->env, v->seed + (uint64_t)v->episode, v->obs);
+    if (v->pol) crl_policy_episode_start(v->pol);
     v->ret = 0;
     v->succeeded = 0;
     v->episode++;

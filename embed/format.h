@@ -134,6 +134,9 @@ typedef struct {
     int l2m_kind, l2m_M, l2m_rank;
     float l2m_scale;
     int l2m_route, l2m_route_tasks;
+    /* The history query H (1: the current observation) and the hold option;
+     * H > 1 or hold writes L2MP version 2. */
+    int l2m_history, l2m_hold;
     size_t l2m_n_params;
     const float *l2m_params;
     int n_tasks;

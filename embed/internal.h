@@ -53,6 +53,7 @@ typedef struct {
     crl_pool pool;
     float *pool_params;
     int route, route_tasks;
+    int history, hold; /* L2MP version 2; 1 and 0 for version 1 */
     /* The actor every task acts through (crl_actor_create): a plain MLP of
      * network 0's shape fed each task's parameters, or the subspace / the
      * pool above. It borrows the buffers above and is only read while

@@ -198,6 +198,7 @@ int crl_policy_reset_mj(crl_policy *p, int task, const struct mjModel_ *m,
     crl_policy_env *env;
     int rc = env_of(p, task, m, d, &env);
     if (!rc) crl_policy_env_reset(env, d, seed, NULL);
+    if (!rc) crl_policy_episode_start(p);
     return rc;
 }
 

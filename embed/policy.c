@@ -458,6 +458,9 @@ static int parse_l2m(pol_core *c, const section *s, char *eb, size_t el) {
     uint32_t net = rd_u32(&r), kind = rd_u32(&r), M = rd_u32(&r), rank = rd_u32(&r);
     float scale = rd_f32(&r);
     uint32_t route = rd_u32(&r), rtasks = rd_u32(&r), z = rd_u32(&r);
+    /* Version 2: the history query H and the hold option. */
+    uint32_t hist = s->version >= 2 ? rd_u32(&r) : 1,
+             hold = s->version >= 2 ? rd_u32(&r) : 0;
     uint64_t np = rd_u64(&r);
     if (r.bad) return BAD("L2MP section truncated");
     if (net != 0 || kind > CRL_POOL_IA3 || M < 1 || M > POL_MAX_POOL || z != 0)
@@ -472,6 +475,9 @@ static int parse_l2m(pol_core *c, const section *s, char *eb, size_t el) {
         (route == POL_ROUTE_ORACLE ? rtasks < 1 || rtasks > M : rtasks != 0))
         return BAD("L2M: routing %u over %u tasks with %u modulators is impossible",
                    route, rtasks, M);
+    if (hist < 1 || hist > CRL_L2M_MAX_HISTORY || hold > 1)
+        return BAD("L2M: history %u (1..%d), hold %u (0 or 1) impossible", hist,
+                   CRL_L2M_MAX_HISTORY, hold);
     crl_err err;
     if (crl_pool_init(&c->pool, &c->nets[0].mlp, (crl_pool_kind)kind, (int)M, (int)rank,
                       scale, &err))
@@ -486,6 +492,8 @@ static int parse_l2m(pol_core *c, const section *s, char *eb, size_t el) {
         return BAD("L2M: a pool parameter is NaN or infinite");
     c->route = (int)route;
     c->route_tasks = (int)rtasks;
+    c->history = (int)hist;
+    c->hold = (int)hold;
     return CRL_OK;
 }
 
@@ -506,6 +514,8 @@ static int make_actor(pol_core *c, char *eb, size_t el) {
         ac.rank = c->pool.rank;
         ac.scale = c->pool.scale;
         ac.head = -1; /* each task's own head */
+        ac.history = c->history;
+        ac.hold = c->hold;
     }
     crl_err err;
     int rc = crl_actor_create(&ac, &c->actor, &err);
@@ -608,7 +618,7 @@ static int parse(pol_core *c, const unsigned char *b, size_t n, char *eb, size_t
                               s->tag, CRL_VERSION_STRING, c->crl_version);
             continue; /* ancillary: skipped */
         }
-        if (s->version != 1)
+        if (s->version != 1 && !(s->version == 2 && !strcmp(s->tag, "L2MP")))
             rc = pol_fail(eb, el, CRL_EVERSION,
                           "section '%s' version %u is newer than this crl reads (1)",
                           s->tag, s->version);
@@ -974,6 +984,11 @@ int crl_policy_act_batch(crl_policy *p, int task, int B, const float *obs, float
                 *a = t->act_lo[j] + 0.5f * (*a + 1.0f) * (t->act_hi[j] - t->act_lo[j]);
             }
     return CRL_OK;
+}
+
+void crl_policy_episode_start(crl_policy *p) {
+    if (p && p->c && p->c->actor)
+        crl_actor_l2m_episode_start(p->c->actor, &p->ws, NULL, 0);
 }
 
 int crl_policy_act(crl_policy *p, int task, const float *obs, float *action,

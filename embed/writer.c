@@ -78,14 +78,17 @@ static void put_str(obuf *b, const char *s) {
     if (n) memcpy(p + 2, s, n);
 }
 
-/* A section: tag, version 1, u64 length patched by end_section. */
-static size_t begin_section(obuf *b, const char tag[4]) {
+/* A section: tag, version, u64 length patched by end_section. */
+static size_t begin_section_v(obuf *b, const char tag[4], uint32_t version) {
     unsigned char *p = grow(b, POL_SECTION_HEAD);
     if (!p) return 0;
     memcpy(p, tag, 4);
-    pol_put_u32(p + 4, 1);
+    pol_put_u32(p + 4, version);
     pol_put_u64(p + 8, 0);
     return b->n;
+}
+static size_t begin_section(obuf *b, const char tag[4]) {
+    return begin_section_v(b, tag, 1);
 }
 static void end_section(obuf *b, size_t start) {
     if (!b->bad) pol_put_u64(b->p + start - 8, (uint64_t)(b->n - start));
@@ -172,7 +175,10 @@ int crl_pf_write(const crl_pf_desc *d, unsigned char **out, size_t *n, crl_err *
     }
 
     if (d->method == POL_METHOD_L2M) {
-        at = begin_section(&b, "L2MP");
+        /* Version 2 only when the routing needs it: a run routing on one
+         * observation writes the bytes older readers know. */
+        const int v2 = d->l2m_history > 1 || d->l2m_hold;
+        at = begin_section_v(&b, "L2MP", v2 ? 2 : 1);
         put_u32(&b, 0);
         put_u32(&b, (uint32_t)d->l2m_kind);
         put_u32(&b, (uint32_t)d->l2m_M);
@@ -181,6 +187,10 @@ int crl_pf_write(const crl_pf_desc *d, unsigned char **out, size_t *n, crl_err *
         put_u32(&b, (uint32_t)d->l2m_route);
         put_u32(&b, (uint32_t)d->l2m_route_tasks);
         put_u32(&b, 0);
+        if (v2) {
+            put_u32(&b, (uint32_t)(d->l2m_history > 1 ? d->l2m_history : 1));
+            put_u32(&b, d->l2m_hold ? 1u : 0u);
+        }
         put_u64(&b, (uint64_t)d->l2m_n_params);
         put_f32s(&b, d->l2m_params, d->l2m_n_params);
         end_section(&b, at);

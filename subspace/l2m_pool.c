@@ -107,7 +107,7 @@ static int route_check(const crl_pool *p, const crl_pool_route *route, crl_err *
     case CRL_POOL_ROUTE_COS:
         return CRL_OK;
     case CRL_POOL_ROUTE_USAGE:
-        if (!route->counts)
+        if (!route->counts && !route->weights)
             return crl_errf(err, CRL_EINVAL, "pool: usage routing without counts");
         return CRL_OK;
     case CRL_POOL_ROUTE_ORACLE:
@@ -121,6 +121,10 @@ static int route_check(const crl_pool *p, const crl_pool_route *route, crl_err *
     case CRL_POOL_ROUTE_FIXED:
         if (!route->sel)
             return crl_errf(err, CRL_EINVAL, "pool: fixed routing without sel");
+        return CRL_OK;
+    case CRL_POOL_ROUTE_CALL:
+        if (!route->call)
+            return crl_errf(err, CRL_EINVAL, "pool: router routing without a router");
         return CRL_OK;
     }
     return crl_errf(err, CRL_EINVAL, "pool: unknown routing mode %d", (int)route->mode);
@@ -183,7 +187,7 @@ static void route_range(const crl_pool *p, const crl_pool_route *route, int *lo,
 
 /* min_k c_k, the numerator of the normalised usage weight (0 if unused). */
 static double usage_cmin(const crl_pool *p, const crl_pool_route *route) {
-    if (route->mode != CRL_POOL_ROUTE_USAGE) return 0.0;
+    if (route->mode != CRL_POOL_ROUTE_USAGE || route->weights) return 0.0;
     double cmin = (double)route->counts[0];
     for (int m = 1; m < p->M; m++)
         if ((double)route->counts[m] < cmin) cmin = (double)route->counts[m];
@@ -195,6 +199,7 @@ static double usage_cmin(const crl_pool *p, const crl_pool_route *route) {
  * least used modulator has weight 1 and the others < 1. */
 static double score_of(const crl_pool_route *route, int m, double c, double cmin) {
     if (route->mode != CRL_POOL_ROUTE_USAGE) return c;
+    if (route->weights) return 0.5 * (c + 1.0) * route->weights[m];
     return 0.5 * (c + 1.0) * ((1.0 + cmin) / (1.0 + (double)route->counts[m]));
 }
 
@@ -220,7 +225,10 @@ int crl_pool_route_rows(const crl_pool *p, const float *params, const float *q, 
     int rc = route_check(p, route, err);
     if (rc != CRL_OK) return rc;
     const int M = p->M, D = p->key_dim;
+    if (B <= 0) return CRL_OK;
     const float *keys = params + p->keys;
+    if (route->mode == CRL_POOL_ROUTE_CALL)
+        return route->call(route->ctx, params, q, NULL, B, sel, err);
     if (route->mode == CRL_POOL_ROUTE_FIXED) {
         for (int r = 0; r < B; r++) {
             if (route->sel[r] < 0 || route->sel[r] >= M)
@@ -269,6 +277,17 @@ int crl_pool_route_rows(const crl_pool *p, const float *params, const float *q, 
 void crl_pool_count(const crl_pool *p, const crl_pool_ws *ws, int64_t *counts) {
     (void)p;
     for (int r = 0; r < ws->B; r++) counts[ws->sel[r]]++;
+}
+
+void crl_pool_usage_weights(const crl_pool *p, const int64_t *counts, double *w) {
+    double total = 0.0, sum = 0.0;
+    for (int m = 0; m < p->M; m++) total += (double)counts[m];
+    for (int m = 0; m < p->M; m++) {
+        const double freq = total > 0.0 ? (double)counts[m] / total : 0.0;
+        w[m] = 1.0 / (freq + 1e-6);
+        sum += w[m];
+    }
+    for (int m = 0; m < p->M; m++) w[m] /= sum;
 }
 
 int crl_pool_n_used(const crl_pool *p, const int64_t *counts) {
@@ -349,8 +368,52 @@ int crl_pool_ws_alloc(crl_pool_ws *ws, const crl_pool *p, int max_batch, crl_err
     return CRL_OK;
 }
 
+int crl_pool_ws_history(crl_pool_ws *ws, const crl_pool *p, int cap, crl_err *err) {
+    free(ws->hmem);
+    ws->hmem = NULL;
+    ws->hist_max = 0;
+    if (cap <= 0) return CRL_OK;
+    const size_t n = (size_t)ws->max_batch * (size_t)cap, D = (size_t)p->key_dim;
+    const size_t in = (size_t)p->base.spec.in_dim;
+    const size_t total =
+        crl_net_pad16(n * in) + 3 * crl_net_pad16(n * D) + crl_net_pad16(n);
+    float *mem = NULL;
+    if (posix_memalign((void **)&mem, 64, total * sizeof(float)) != 0 || !mem)
+        return crl_errf(err, CRL_ENOMEM, "pool ws: cannot allocate the history scratch");
+    memset(mem, 0, total * sizeof(float));
+    ws->hmem = mem;
+    ws->hx = mem;
+    ws->hz = ws->hx + crl_net_pad16(n * in);
+    ws->he = ws->hz + crl_net_pad16(n * D);
+    ws->hxh = ws->he + crl_net_pad16(n * D);
+    ws->hr = ws->hxh + crl_net_pad16(n * D);
+    ws->hist_max = cap;
+    return CRL_OK;
+}
+
+int crl_pool_ws_layers(crl_pool_ws *ws, const crl_pool *p, crl_err *err) {
+    const crl_mlp_spec *s = &p->base.spec;
+    free(ws->lmem);
+    ws->lmem = NULL;
+    size_t total = 0;
+    for (int l = 1; l < s->n_hidden; l++)
+        total += crl_net_pad16((size_t)ws->max_batch * s->hidden[l - 1]);
+    float *mem = NULL;
+    if (posix_memalign((void **)&mem, 64, (total + 16) * sizeof(float)) != 0 || !mem)
+        return crl_errf(err, CRL_ENOMEM, "pool ws: cannot allocate the layer inputs");
+    memset(mem, 0, (total + 16) * sizeof(float));
+    ws->lmem = mem;
+    for (int l = 1; l < s->n_hidden; l++) {
+        ws->lin[l] = mem;
+        mem += crl_net_pad16((size_t)ws->max_batch * s->hidden[l - 1]);
+    }
+    return CRL_OK;
+}
+
 void crl_pool_ws_free(crl_pool_ws *ws) {
     if (!ws) return;
+    free(ws->lmem);
+    free(ws->hmem);
     free(ws->mem);
     free(ws->sel);
     memset(ws, 0, sizeof *ws);
@@ -435,6 +498,58 @@ typedef struct {
     crl_err *err;
 } pool_ctx;
 
+/* The history query: q_r = (e(h_r,0) + ... + e(h_r,n-1) + e(x_r)) / (n + 1)
+ * with e the base's first-layer embedding and n = ws->hist_n[r], summed in
+ * float oldest first (rows without history keep e(x_r) untouched). The
+ * earlier observations are packed and embedded as one batch. */
+static void history_query(const crl_pool *p, const float *base, crl_pool_ws *ws, int B) {
+    const crl_mlp *m = &p->base;
+    const int in = m->spec.in_dim, D = p->key_dim, cap = ws->hist_cap;
+    int n = 0;
+    for (int r = 0; r < B; r++)
+        for (int j = 0; j < ws->hist_n[r]; j++, n++)
+            memcpy(ws->hx + (size_t)n * in, ws->hist + ((size_t)r * cap + j) * in,
+                   sizeof(float) * (size_t)in);
+    if (n == 0) return;
+    crl_linear_forward(n, in, D, ws->hx, base + m->W[0], base + m->b[0], ws->hz);
+    crl_net_first_norm(&m->spec, n, ws->hz, base + m->ln_g, base + m->ln_b, ws->he,
+                       ws->hxh, ws->hr);
+    for (int r = 0, t = 0; r < B; r++) {
+        const int nr = ws->hist_n[r];
+        if (nr == 0) continue;
+        float *restrict q = ws->q + (size_t)r * D;
+        const float *e = ws->he + (size_t)t * D, inv = 1.0f / (float)(nr + 1);
+        for (int d = 0; d < D; d++) {
+            float acc = e[d];
+            for (int j = 1; j < nr; j++) acc += e[(size_t)j * D + d];
+            q[d] = (acc + q[d]) * inv;
+        }
+        t += nr;
+    }
+}
+
+/* lin[l] = the input of hidden layer l of the UNMODULATED base: x, the
+ * first-layer embedding (ws->q as just computed), then Linear + activation
+ * per layer, into ws->lin. */
+static void base_layer_inputs(const crl_pool *p, const float *base, crl_pool_ws *ws,
+                              const float *x, int B, const float **lin) {
+    const crl_mlp *m = &p->base;
+    const crl_mlp_spec *s = &m->spec;
+    lin[0] = x;
+    for (int j = 1; j < s->n_hidden; j++) {
+        float *o = ws->lin[j];
+        const size_t n = (size_t)B * s->hidden[j - 1];
+        if (j == 1) {
+            memcpy(o, ws->q, sizeof(float) * n);
+        } else {
+            crl_linear_forward(B, s->hidden[j - 2], s->hidden[j - 1], ws->lin[j - 1],
+                               base + m->W[j - 1], base + m->b[j - 1], o);
+            crl_act_forward(s->act, s->lrelu_slope, n, o, o);
+        }
+        lin[j] = o;
+    }
+}
+
 /* The base Linear, exactly as crl_mlp_forward computes it, then the
  * modulation. On layer 0, in between, the query and the routing: the query is
  * the UNMODULATED first-layer embedding, so routing never depends on the
@@ -450,7 +565,16 @@ static int pool_fwd(void *vc, int l, int B, int in, int out, const float *x, flo
     if (l == 0) {
         crl_net_first_norm(&m->spec, B, z, k->base + m->ln_g, k->base + m->ln_b, ws->q,
                            ws->ln_xhat, ws->ln_rstd);
-        int rc = crl_pool_route_rows(p, k->params, ws->q, B, k->route, ws->sel, k->err);
+        /* A router that reads every layer gets the unmodulated base's
+         * layer inputs, computed before the history mean replaces q. */
+        const float *lin[CRL_MLP_MAX_HIDDEN];
+        const int layers = k->route->mode == CRL_POOL_ROUTE_CALL && k->route->layers;
+        if (layers) base_layer_inputs(p, k->base, ws, x, B, lin);
+        if (ws->hist && ws->hist_n) history_query(p, k->base, ws, B);
+        int rc =
+            layers
+                ? k->route->call(k->route->ctx, k->params, ws->q, lin, B, ws->sel, k->err)
+                : crl_pool_route_rows(p, k->params, ws->q, B, k->route, ws->sel, k->err);
         if (rc != CRL_OK) return rc;
         group_rows(p, ws);
     }
@@ -563,6 +687,19 @@ int crl_pool_forward(const crl_pool *p, const float *base_params, const float *p
                         ws->max_batch);
     int rc = route_check(p, route, err);
     if (rc != CRL_OK) return rc;
+    if (route->mode == CRL_POOL_ROUTE_CALL && route->layers &&
+        p->base.spec.n_hidden > 1 && !ws->lmem)
+        return crl_errf(err, CRL_EINVAL,
+                        "pool: per-layer inputs without crl_pool_ws_layers");
+    if (ws->hist && ws->hist_n) {
+        if (ws->hist_cap < 0 || ws->hist_cap > ws->hist_max)
+            return crl_errf(err, CRL_EINVAL, "pool: history of %d rows, room for %d",
+                            ws->hist_cap, ws->hist_max);
+        for (int r = 0; r < B; r++)
+            if (ws->hist_n[r] < 0 || ws->hist_n[r] > ws->hist_cap)
+                return crl_errf(err, CRL_EINVAL, "pool: row %d has %d history rows", r,
+                                ws->hist_n[r]);
+    }
     const crl_mlp *m = &p->base;
     ws->B = B;
     ws->x = x;

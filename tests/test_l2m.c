@@ -22,6 +22,8 @@
 #include "crl/continual.h"
 #include "crl/methods.h"
 #include "crl/replay.h"
+#include "crl/pool.h"
+#include "crl/router.h"
 #include "crl/runner.h"
 #include "crl/sac.h"
 #include "crl/store.h"
@@ -54,8 +56,10 @@ static crl_sac *plain_base(uint64_t seed, void **blob, size_t *n) {
 }
 
 /* An L2M learner (T tasks) over the base of `plain`, head `head`. */
-static crl_sac *l2m_learner(crl_sac *plain, int kind, int head, int threads,
-                            uint64_t seed) {
+/* The learner with the routing of lc_route (router, weights, collect,
+ * oracle), or of the defaults if NULL. */
+static crl_sac *l2m_learner_r(crl_sac *plain, int kind, int head, int threads,
+                              uint64_t seed, const crl_l2m_config *lc_route) {
     void *blob = NULL;
     size_t n = 0;
     crl_err err = {0};
@@ -69,6 +73,14 @@ static crl_sac *l2m_learner(crl_sac *plain, int kind, int head, int threads,
     lc.pool = M;
     lc.rank = R;
     lc.modulator = kind == CRL_POOL_IA3 ? "ia3" : "lora";
+    if (lc_route) {
+        lc.oracle = lc_route->oracle;
+        lc.router = lc_route->router;
+        lc.weights = lc_route->weights;
+        lc.collect = lc_route->collect;
+        lc.history = lc_route->history;
+        lc.hold = lc_route->hold;
+    }
     crl_sac_config c;
     base_config(&c, T);
     c.threads = threads;
@@ -79,6 +91,11 @@ static crl_sac *l2m_learner(crl_sac *plain, int kind, int head, int threads,
     memcpy(crl_sac_l2m_base(s), base.params, base.n * sizeof(float));
     crl_l2m_base_free(&base);
     return s;
+}
+
+static crl_sac *l2m_learner(crl_sac *plain, int kind, int head, int threads,
+                            uint64_t seed) {
+    return l2m_learner_r(plain, kind, head, threads, seed, NULL);
 }
 
 static void fill_batch(crl_batch *b, uint64_t seed, int task) {
@@ -290,10 +307,11 @@ START_TEST(test_base_frozen_through_training) {
         crl_l2m_base ref;
         ck_assert_int_eq(crl_l2m_base_parse(blob, n, 1, &ref, &err), CRL_OK);
         free(blob);
-        crl_sac *s = l2m_learner(plain, oracle ? CRL_POOL_IA3 : CRL_POOL_LORA, 1, 2, 52);
         crl_l2m_config lc;
         crl_l2m_config_default(&lc);
         lc.oracle = oracle;
+        crl_sac *s =
+            l2m_learner_r(plain, oracle ? CRL_POOL_IA3 : CRL_POOL_LORA, 1, 2, 52, &lc);
         crl_l2m m;
         ck_assert_int_eq(crl_l2m_init(&m, &lc, M, T, 4, &err), CRL_OK);
         const size_t np = crl_sac_pool(s)->n_params;
@@ -342,7 +360,8 @@ START_TEST(test_base_frozen_through_training) {
         void *sb = NULL;
         size_t sn = 0;
         ck_assert_int_eq(crl_sac_save(s, &sb, &sn, &err), CRL_OK);
-        crl_sac *s2 = l2m_learner(plain, oracle ? CRL_POOL_IA3 : CRL_POOL_LORA, 1, 1, 99);
+        crl_sac *s2 =
+            l2m_learner_r(plain, oracle ? CRL_POOL_IA3 : CRL_POOL_LORA, 1, 1, 99, &lc);
         memset(crl_sac_l2m_base(s2), 0, ref.n * sizeof(float));
         ck_assert_msg(crl_sac_load(s2, sb, sn, &err) == CRL_OK, "%s", err.msg);
         ck_assert_int_eq(memcmp(crl_sac_l2m_base(s2), ref.params, ref.n * sizeof(float)),
@@ -555,6 +574,638 @@ START_TEST(test_l2m_blob_versions) {
     crl_sac_free(t);
     crl_sac_free(s);
     crl_sac_free(plain);
+}
+END_TEST
+
+/* ---- routing: the router table, frozen usage weights, old routes ---------- */
+
+/* The base's first-layer embedding tanh(LN(x W0 + b0)) of one observation,
+ * with plain loops in double (independent of nn/ and the pool). */
+static void embed_by_hand(const crl_mlp *m, const float *bp, const float *x, double *e) {
+    const crl_mlp_spec *sp = &m->spec;
+    const int D = sp->hidden[0], I = sp->in_dim;
+    double z[256], mean = 0, var = 0;
+    ck_assert_int_le(D, 256);
+    for (int j = 0; j < D; j++) {
+        z[j] = bp[m->b[0] + j];
+        for (int i = 0; i < I; i++)
+            z[j] += (double)x[i] * bp[m->W[0] + (size_t)i * D + j];
+        mean += z[j] / D;
+    }
+    for (int j = 0; j < D; j++) var += (z[j] - mean) * (z[j] - mean) / D;
+    for (int j = 0; j < D; j++)
+        e[j] = tanh((z[j] - mean) / sqrt(var + sp->ln_eps) * bp[m->ln_g + j] +
+                    bp[m->ln_b + j]);
+}
+
+/* argmax_m ((cos(q, k_m) + 1) / 2) * w_m (w NULL: plain cosine), by hand. */
+static int route_by_hand(const crl_pool *p, const float *params, const double *q,
+                         const double *w) {
+    const int D = p->key_dim;
+    int best = -1;
+    double bs = -INFINITY;
+    for (int m = 0; m < p->M; m++) {
+        const float *k = params + p->keys + (size_t)m * D;
+        double d = 0, qq = 0, kk = 0;
+        for (int j = 0; j < D; j++) {
+            d += q[j] * k[j];
+            qq += q[j] * q[j];
+            kk += (double)k[j] * k[j];
+        }
+        const double c = d / sqrt(qq * kk);
+        const double sc = w ? 0.5 * (c + 1) * w[m] : c;
+        if (sc > bs) {
+            bs = sc;
+            best = m;
+        }
+    }
+    return best;
+}
+
+/* The reference's weights by hand: normalise(1 / (counts / total + 1e-6)). */
+static void ref_weights(const int64_t *c, double *w) {
+    double tot = 0, sum = 0;
+    for (int m = 0; m < M; m++) tot += (double)c[m];
+    for (int m = 0; m < M; m++) sum += w[m] = 1.0 / ((double)c[m] / tot + 1e-6);
+    for (int m = 0; m < M; m++) w[m] /= sum;
+}
+
+/* The modulator each of n acting rows routes to (the learner's tally). */
+static void acting_sel(crl_sac *s, const float *obs, int n, int *sel) {
+    int32_t hist[8 * M];
+    memset(hist, 0, sizeof hist);
+    crl_sac_l2m_track(s, obs, n, hist);
+    crl_sac_act(s, n, obs, 1, 1, NULL, (float[8 * A]){0});
+    crl_sac_l2m_track(s, NULL, 0, NULL);
+    for (int r = 0; r < n; r++) {
+        sel[r] = -1;
+        for (int m = 0; m < M; m++)
+            if (hist[r * M + m]) sel[r] = m;
+    }
+}
+
+/* Frozen usage weights (the reference): within a task the training route
+ * does not change when the counts do; the next task start re-reads them.
+ * The route equals a by-hand argmax of ((cos + 1) / 2) * w with the
+ * reference's weights of the counts at the task start. Live weights (the
+ * old behaviour) follow the counts at once. Training routes are seen
+ * through acting rows with --l2m-collect train. */
+START_TEST(test_frozen_weights_hold_within_task) {
+    crl_sac *plain = plain_base(71, NULL, NULL);
+    crl_l2m_config lc;
+    crl_l2m_config_default(&lc);
+    lc.collect = "train";
+    lc.history = 1; /* the same observations act repeatedly below */
+    for (int live = 0; live < 2; live++) {
+        lc.weights = live ? "live" : "frozen";
+        crl_sac *s = l2m_learner_r(plain, CRL_POOL_LORA, 1, 1, 72, &lc);
+        const crl_pool *p = crl_sac_pool(s);
+        const float *bp = crl_sac_l2m_base(s), *pp = crl_sac_actor_params(s);
+        crl_rng r;
+        crl_rng_seed(&r, 73);
+        float obs[8 * O];
+        for (int i = 0; i < 8 * O; i++) obs[i] = (float)crl_rng_normal(&r);
+        double q[8][H];
+        for (int i = 0; i < 8; i++) embed_by_hand(&p->base, bp, obs + i * O, q[i]);
+        int64_t *c = crl_sac_l2m_counts(s);
+        const int64_t start[M] = {400, 30, 250, 120};
+        memcpy(c, start, sizeof start);
+        crl_err err = {0};
+        ck_assert_int_eq(crl_sac_l2m_task_start(s, 1, start, &err), CRL_OK);
+        int sel0[8], sel1[8], sel2[8];
+        acting_sel(s, obs, 8, sel0);
+        double w[M];
+        ref_weights(start, w);
+        if (!live)
+            for (int i = 0; i < 8; i++)
+                ck_assert_int_eq(sel0[i], route_by_hand(p, pp, q[i], w));
+        /* The task trains: the rows' modulators get many more counts. */
+        for (int i = 0; i < 8; i++) c[sel0[i]] += 100000;
+        acting_sel(s, obs, 8, sel1);
+        int moved = 0;
+        for (int i = 0; i < 8; i++) moved += sel1[i] != sel0[i];
+        if (live)
+            ck_assert_int_gt(moved, 0); /* live weights follow the counts */
+        else
+            ck_assert_int_eq(moved, 0); /* frozen: held for the whole task */
+        /* The next task start freezes the new counts. */
+        int64_t now[M];
+        memcpy(now, c, sizeof now);
+        ck_assert_int_eq(crl_sac_l2m_task_start(s, 2, now, &err), CRL_OK);
+        acting_sel(s, obs, 8, sel2);
+        ref_weights(now, w);
+        moved = 0;
+        for (int i = 0; i < 8; i++) {
+            moved += sel2[i] != sel0[i];
+            if (!live) ck_assert_int_eq(sel2[i], route_by_hand(p, pp, q[i], w));
+        }
+        if (!live) ck_assert_int_gt(moved, 0);
+        /* Evaluation routes by plain cosine whatever the weights. */
+        crl_sac_l2m_eval(s, 1);
+        acting_sel(s, obs, 8, sel2);
+        for (int i = 0; i < 8; i++)
+            ck_assert_int_eq(sel2[i], route_by_hand(p, pp, q[i], NULL));
+        crl_sac_free(s);
+    }
+    crl_sac_free(plain);
+}
+END_TEST
+
+/* The reference's weight formula against its definition on a worked
+ * example: counts (10, 2, 4, 0): freq (10, 2, 4, 0) / 16, 1 / (freq + 1e-6)
+ * normalised by its sum, so the unused modulator weighs ~1 - 1e-5. */
+START_TEST(test_reference_weights_worked_example) {
+    crl_sac *plain = plain_base(74, NULL, NULL);
+    crl_sac *s = l2m_learner(plain, CRL_POOL_LORA, 1, 1, 75);
+    const int64_t c[M] = {10, 2, 4, 0};
+    double w[M];
+    crl_pool_usage_weights(crl_sac_pool(s), c, w);
+    const double inv[M] = {1 / (0.625 + 1e-6), 1 / (0.125 + 1e-6), 1 / (0.25 + 1e-6),
+                           1e6};
+    const double sum = inv[0] + inv[1] + inv[2] + inv[3];
+    for (int m = 0; m < M; m++) ck_assert(fabs(w[m] - inv[m] / sum) < 1e-15);
+    const int64_t z[M] = {0, 0, 0, 0};
+    crl_pool_usage_weights(crl_sac_pool(s), z, w);
+    for (int m = 0; m < M; m++) ck_assert(w[m] == 0.25);
+    crl_sac_free(s);
+    crl_sac_free(plain);
+}
+END_TEST
+
+/* A run with the old routing (a stored configuration without the new keys:
+ * live weights, collection with the training route) routes exactly as the
+ * explicit routes of the code before the router table did: task 0 plain
+ * cosine, later tasks USAGE with the live counts, evaluation plain cosine;
+ * the reference is crl_pool_route_rows on the pool's own queries. */
+START_TEST(test_old_routing_reproduced) {
+    crl_sac *plain = plain_base(76, NULL, NULL);
+    crl_l2m_config lc;
+    crl_l2m_config_default(&lc);
+    crl_l2m_config_old_routing(&lc);
+    crl_sac *s = l2m_learner_r(plain, CRL_POOL_LORA, 1, 1, 77, &lc);
+    const crl_pool *p = crl_sac_pool(s);
+    crl_l2m m;
+    crl_err err = {0};
+    ck_assert_int_eq(crl_l2m_init(&m, &lc, M, T, 8, &err), CRL_OK);
+    crl_pool_ws ws;
+    ck_assert_int_eq(crl_pool_ws_alloc(&ws, p, 8, &err), CRL_OK);
+    crl_rng r;
+    crl_rng_seed(&r, 78);
+    int64_t *c = crl_sac_l2m_counts(s);
+    for (int task = 0; task < T; task++) {
+        ck_assert_int_eq(crl_l2m_task_start(&m, s, task, 1, 5, &err), CRL_OK);
+        for (int round = 0; round < 3; round++) {
+            float obs[8 * O];
+            for (int i = 0; i < 8 * O; i++) obs[i] = (float)crl_rng_normal(&r);
+            for (int k = 0; k < M; k++) c[k] += (int64_t)crl_rng_below(&r, 50);
+            const crl_pool_route old = {.mode = task > 0 ? CRL_POOL_ROUTE_USAGE
+                                                         : CRL_POOL_ROUTE_COS,
+                                        .counts = c};
+            const crl_pool_route cosr = {.mode = CRL_POOL_ROUTE_COS};
+            ck_assert_int_eq(crl_pool_forward(p, crl_sac_l2m_base(s),
+                                              crl_sac_actor_params(s), &ws, obs, 8, NULL,
+                                              &cosr, &err),
+                             CRL_OK);
+            int want[8], got[8];
+            ck_assert_int_eq(crl_pool_route_rows(p, crl_sac_actor_params(s), ws.q, 8,
+                                                 &old, want, &err),
+                             CRL_OK);
+            acting_sel(s, obs, 8, got); /* collection: the training route */
+            for (int i = 0; i < 8; i++) ck_assert_int_eq(got[i], want[i]);
+            crl_l2m_eval_route(&m, s, &err);
+            acting_sel(s, obs, 8, got);
+            ck_assert_int_eq(crl_pool_route_rows(p, crl_sac_actor_params(s), ws.q, 8,
+                                                 &cosr, want, &err),
+                             CRL_OK);
+            for (int i = 0; i < 8; i++) ck_assert_int_eq(got[i], want[i]);
+            ck_assert_int_eq(crl_l2m_task_start(&m, s, task, 0, 0, &err), CRL_OK);
+        }
+    }
+    crl_pool_ws_free(&ws);
+    crl_l2m_free(&m);
+    crl_sac_free(s);
+    crl_sac_free(plain);
+}
+END_TEST
+
+/* The router table: every kind is found by its name, unknown names are
+ * refused with the list; the l2m kind is the default. */
+START_TEST(test_router_table) {
+    ck_assert_ptr_eq(crl_router_find(NULL), &crl_router_l2m_ops);
+    for (int i = 0; crl_router_kind(i); i++)
+        ck_assert_ptr_eq(crl_router_find(crl_router_kind(i)->name), crl_router_kind(i));
+    ck_assert_ptr_null(crl_router_find("nope"));
+    crl_l2m_config lc;
+    crl_l2m_config_default(&lc);
+    crl_err err = {0};
+    ck_assert_int_eq(crl_l2m_check_routing(&lc, &err), CRL_OK);
+    lc.router = "nope";
+    ck_assert_int_eq(crl_l2m_check_routing(&lc, &err), CRL_EINVAL);
+    ck_assert(strstr(err.msg, "l2m, oracle, cos") != NULL);
+    lc.router = "l2m";
+    lc.weights = "sometimes";
+    ck_assert_int_eq(crl_l2m_check_routing(&lc, &err), CRL_EINVAL);
+}
+END_TEST
+
+/* ---- the history query --------------------------------------------------- */
+
+/* An L2M actor over a random base with history H (acting scratch for 8 rows). */
+static crl_actor *hist_actor(int Hh, int hold, uint64_t seed) {
+    crl_actor_config ac;
+    memset(&ac, 0, sizeof ac);
+    ac.kind = CRL_ACTOR_L2M;
+    crl_mlp_spec_cw(&ac.spec, O, 2 * A, TB, L, H);
+    ac.M = M;
+    ac.pool_kind = CRL_POOL_LORA;
+    ac.rank = R;
+    ac.scale = 2.0f;
+    ac.pull = 0.5f;
+    ac.head = 0;
+    ac.max_act_batch = 8;
+    ac.history = Hh;
+    ac.hold = hold;
+    ac.collect = CRL_ROUTER_COLLECT_EVAL;
+    crl_actor *a = NULL;
+    crl_err err = {0};
+    ck_assert_msg(crl_actor_create(&ac, &a, &err) == CRL_OK, "%s", err.msg);
+    crl_rng r;
+    crl_rng_seed(&r, seed);
+    crl_mlp_init_params(&a->net, a->base, &r);
+    for (size_t i = 0; i < a->n_base; i++) a->base[i] += 0.2f * (float)crl_rng_normal(&r);
+    crl_actor_init_params(a, &r);
+    return a;
+}
+
+/* The queries of the last forward on ws (the L2M workspace starts with the
+ * pool's, pool.h). */
+static const float *last_q(const crl_actor_ws *ws) {
+    return ((const crl_pool_ws *)ws->impl)->q;
+}
+
+/* mean of embed_by_hand over n observations (rows of O floats). */
+static void mean_embed(const crl_actor *a, const float *rows, int n, double *q) {
+    double e[H];
+    for (int j = 0; j < H; j++) q[j] = 0;
+    for (int i = 0; i < n; i++) {
+        embed_by_hand(&a->net, a->base, rows + (size_t)i * O, e);
+        for (int j = 0; j < H; j++) q[j] += e[j] / n;
+    }
+}
+
+/* Acting: each env's query is the mean of the base embeddings of its last H
+ * observations (fewer at an episode start), checked against a by-hand mean
+ * of the envs' own observation lists; an episode start of one env empties
+ * only its history; rows outside the registered array (a collection env)
+ * keep their own history apart. */
+START_TEST(test_history_query_acting) {
+    enum { HH = 3, NE = 3, STEPS = 7 };
+    crl_actor *a = hist_actor(HH, 0, 81);
+    crl_actor_ws ws;
+    crl_err err = {0};
+    ck_assert_int_eq(crl_actor_ws_alloc(a, &ws, 8, &err), CRL_OK);
+    float obs[NE * O], past[NE][STEPS][O], solo[O];
+    int len[NE] = {0};
+    crl_rng r;
+    crl_rng_seed(&r, 82);
+    crl_actor_l2m_envs(a, &ws, obs, NE);
+    const crl_actor_rows act = {.acting = 1, .task = 0};
+    for (int t = 0; t < STEPS; t++) {
+        if (t == 4) { /* env 1 starts a new episode */
+            crl_actor_l2m_episode_start(a, &ws, obs + O, 1);
+            len[1] = 0;
+        }
+        for (int e = 0; e < NE; e++)
+            for (int j = 0; j < O; j++)
+                obs[e * O + j] = past[e][len[e]][j] = (float)crl_rng_normal(&r);
+        for (int j = 0; j < O; j++) solo[j] = (float)crl_rng_normal(&r);
+        /* stochastic rows [0, 2) and deterministic [2, 3), as the evaluator */
+        crl_actor_forward(a, &ws, obs, 2, &act);
+        double q[H];
+        for (int e = 0; e < 2; e++) {
+            const int n = len[e] + 1 < HH ? len[e] + 1 : HH;
+            mean_embed(a, past[e][len[e] + 1 - n], n, q);
+            for (int j = 0; j < H; j++)
+                ck_assert_msg(fabs(last_q(&ws)[e * H + j] - q[j]) < 2e-5,
+                              "t %d env %d: %g vs %g", t, e, last_q(&ws)[e * H + j],
+                              q[j]);
+        }
+        crl_actor_forward(a, &ws, obs + 2 * O, 1, &act);
+        {
+            const int n = len[2] + 1 < HH ? len[2] + 1 : HH;
+            mean_embed(a, past[2][len[2] + 1 - n], n, q);
+            for (int j = 0; j < H; j++) ck_assert(fabs(last_q(&ws)[j] - q[j]) < 2e-5);
+        }
+        /* A single collection env acting on its own buffer: only its current
+         * observation at its first step, unaffected by the envs above. */
+        if (t == 0) crl_actor_l2m_episode_start(a, &ws, solo, 1);
+        crl_actor_forward(a, &ws, solo, 1, &act);
+        if (t == 0) {
+            mean_embed(a, solo, 1, q);
+            for (int j = 0; j < H; j++) ck_assert(fabs(last_q(&ws)[j] - q[j]) < 2e-5);
+        }
+        for (int e = 0; e < NE; e++) len[e]++;
+    }
+    crl_actor_ws_free(a, &ws);
+    crl_actor_free(a);
+}
+END_TEST
+
+/* Update windows from the replay buffer: for every slot, the window of obs
+ * is the last H - 1 earlier transitions of the same episode still held, and
+ * that of obs2 ends with obs; episodes end by a terminal flag or by a reset
+ * (obs no longer the previous obs2); the buffer wraps. Checked against a
+ * by-hand list of every transition added. Then the actor's query of update
+ * rows with those windows equals the by-hand mean. */
+START_TEST(test_history_windows_from_buffer) {
+    enum { CAP = 9, HH = 3, N = 17 };
+    crl_replay rb;
+    ck_assert_int_eq(crl_replay_init(&rb, O, A, CAP, NULL), CRL_OK);
+    float all_obs[N][O], all_obs2[N][O];
+    int ep[N];
+    crl_rng r;
+    crl_rng_seed(&r, 83);
+    /* Episodes of 4, 5 (terminal), 3 (truncated: a reset follows), 5; the
+     * buffer keeps the last 9 (8..16), so both kinds of ends are inside. */
+    const int lens[4] = {4, 5, 3, 5}, term[4] = {1, 1, 0, 0};
+    int n = 0;
+    for (int e = 0; e < 4; e++) {
+        float cur[O];
+        for (int j = 0; j < O; j++) cur[j] = (float)crl_rng_normal(&r);
+        /* After a terminal step the next episode starts where it ended: only
+         * the terminal flag tells the two apart. */
+        if (e > 0 && term[e - 1]) memcpy(cur, all_obs2[n - 1], sizeof cur);
+        for (int k = 0; k < lens[e]; k++, n++) {
+            memcpy(all_obs[n], cur, sizeof cur);
+            for (int j = 0; j < O; j++) cur[j] = (float)crl_rng_normal(&r);
+            memcpy(all_obs2[n], cur, sizeof cur);
+            ep[n] = e;
+            const float act[A] = {0};
+            crl_replay_add(&rb, all_obs[n], act, 0, all_obs2[n],
+                           term[e] && k == lens[e] - 1, 0);
+        }
+    }
+    ck_assert_int_eq(n, N);
+    crl_actor *a = hist_actor(HH, 0, 84);
+    crl_actor_ws ws;
+    ck_assert_int_eq(crl_actor_ws_alloc(a, &ws, 8, NULL), CRL_OK);
+    /* slot s holds transition g = the last added with g % CAP == s */
+    for (int s = 0; s < CAP; s++) {
+        const int g = N - 1 - ((N - 1 - s) % CAP);
+        float w[HH - 1][O], w2[HH - 1][O];
+        int nw = -1, nw2 = -1;
+        crl_replay_window(&rb, s, HH - 1, &w[0][0], &nw, &w2[0][0], &nw2);
+        /* by hand: earlier transitions of g's episode still held */
+        int first = g;
+        while (first > 0 && ep[first - 1] == ep[g] && first - 1 >= N - CAP) first--;
+        const int before = g - first;
+        const int want = before < HH - 1 ? before : HH - 1;
+        ck_assert_int_eq(nw, want);
+        for (int j = 0; j < want; j++)
+            ck_assert(!memcmp(w[j], all_obs[g - want + j], sizeof w[j]));
+        const int want2 = before + 1 < HH - 1 ? before + 1 : HH - 1;
+        ck_assert_int_eq(nw2, want2);
+        for (int j = 0; j < want2; j++)
+            ck_assert(!memcmp(w2[j], all_obs[g - want2 + 1 + j], sizeof w2[j]));
+        /* the actor's query of these update rows: obs and obs2 */
+        const crl_actor_rows up = {.hist = &w[0][0], .hist_n = &nw, .hist_cap = HH - 1};
+        crl_actor_forward(a, &ws, all_obs[g], 1, &up);
+        float rows[HH][O];
+        memcpy(rows, w, sizeof(float) * O * (size_t)want);
+        memcpy(rows[want], all_obs[g], sizeof rows[0]);
+        double q[H];
+        mean_embed(a, &rows[0][0], want + 1, q);
+        for (int j = 0; j < H; j++) ck_assert(fabs(last_q(&ws)[j] - q[j]) < 2e-5);
+        const crl_actor_rows up2 = {
+            .hist = &w2[0][0], .hist_n = &nw2, .hist_cap = HH - 1};
+        crl_actor_forward(a, &ws, all_obs2[g], 1, &up2);
+        memcpy(rows, w2, sizeof(float) * O * (size_t)want2);
+        memcpy(rows[want2], all_obs2[g], sizeof rows[0]);
+        mean_embed(a, &rows[0][0], want2 + 1, q);
+        for (int j = 0; j < H; j++) ck_assert(fabs(last_q(&ws)[j] - q[j]) < 2e-5);
+    }
+    crl_actor_ws_free(a, &ws);
+    crl_actor_free(a);
+    crl_replay_free(&rb);
+}
+END_TEST
+
+/* H = 1 routes exactly as without history (the old behaviour): the same
+ * queries bit for bit, whatever windows the rows bring. */
+START_TEST(test_history_one_is_old_query) {
+    crl_actor *a1 = hist_actor(1, 0, 85), *a0 = hist_actor(0, 0, 85);
+    crl_actor_ws w1, w0;
+    ck_assert_int_eq(crl_actor_ws_alloc(a1, &w1, 8, NULL), CRL_OK);
+    ck_assert_int_eq(crl_actor_ws_alloc(a0, &w0, 8, NULL), CRL_OK);
+    crl_rng r;
+    crl_rng_seed(&r, 86);
+    float x[8 * O], h[8 * 4 * O];
+    int hn[8];
+    for (int i = 0; i < 8 * O; i++) x[i] = (float)crl_rng_normal(&r);
+    for (int i = 0; i < 8 * 4 * O; i++) h[i] = (float)crl_rng_normal(&r);
+    for (int i = 0; i < 8; i++) hn[i] = i % 5;
+    const crl_actor_rows up = {.hist = h, .hist_n = hn, .hist_cap = 4}, plain = {0};
+    crl_actor_forward(a1, &w1, x, 8, &up);
+    crl_actor_forward(a0, &w0, x, 8, &plain);
+    ck_assert(!memcmp(last_q(&w1), last_q(&w0), sizeof(float) * 8 * H));
+    const crl_actor_rows act = {.acting = 1};
+    for (int t = 0; t < 3; t++) {
+        crl_actor_forward(a1, &w1, x, 8, &act);
+        crl_actor_forward(a0, &w0, x, 8, &plain);
+        ck_assert(!memcmp(last_q(&w1), last_q(&w0), sizeof(float) * 8 * H));
+    }
+    crl_actor_ws_free(a1, &w1);
+    crl_actor_ws_free(a0, &w0);
+    crl_actor_free(a1);
+    crl_actor_free(a0);
+}
+END_TEST
+
+/* --l2m-hold: from an episode's step H on, acting keeps the modulator
+ * chosen at step H, whatever the observations; an episode start releases
+ * it. Without hold the same observations move the routing. */
+START_TEST(test_hold_keeps_step_h) {
+    enum { HH = 2 };
+    for (int hold = 0; hold < 2; hold++) {
+        crl_actor *a = hist_actor(HH, hold, 87);
+        crl_actor_ws ws;
+        ck_assert_int_eq(crl_actor_ws_alloc(a, &ws, 8, NULL), CRL_OK);
+        crl_rng r;
+        crl_rng_seed(&r, 88);
+        float x[O];
+        const crl_actor_rows act = {.acting = 1};
+        int at_h = -1, moved = 0;
+        for (int t = 0; t < 40; t++) {
+            for (int j = 0; j < O; j++) x[j] = 3.0f * (float)crl_rng_normal(&r);
+            crl_actor_forward(a, &ws, x, 1, &act);
+            const int sel = ((const crl_pool_ws *)ws.impl)->sel[0];
+            if (t == HH - 1) at_h = sel;
+            if (t >= HH) moved += sel != at_h;
+        }
+        if (hold)
+            ck_assert_int_eq(moved, 0);
+        else
+            ck_assert_int_gt(moved, 0);
+        crl_actor_ws_free(a, &ws);
+        crl_actor_free(a);
+    }
+}
+END_TEST
+
+/* The update with history windows (H = 5) does not allocate. */
+START_TEST(test_l2m_history_step_no_malloc) {
+#if HAVE_MALLOC_COUNT
+    crl_sac *plain = plain_base(89, NULL, NULL);
+    crl_sac *s = l2m_learner(plain, CRL_POOL_LORA, 0, 2, 90);
+    ck_assert_int_eq(crl_sac_l2m_history(s), CRL_L2M_HISTORY);
+    crl_err err = {0};
+    crl_replay rb;
+    ck_assert_int_eq(crl_replay_init(&rb, O, A, 50, NULL), CRL_OK);
+    crl_batch b;
+    ck_assert_int_eq(crl_batch_alloc(&b, B, O, A, NULL), 0);
+    ck_assert_int_eq(crl_batch_alloc_history(&b, crl_sac_l2m_history(s), O, NULL), 0);
+    crl_rng r;
+    crl_rng_seed(&r, 91);
+    float o[O], o2[O], act[A] = {0};
+    for (int j = 0; j < O; j++) o[j] = (float)crl_rng_normal(&r);
+    long before = 0;
+    int bad = 0;
+    for (int u = 0; u < 80; u++) {
+        if (u == 20) before = alloc_calls();
+        for (int j = 0; j < O; j++) o2[j] = (float)crl_rng_normal(&r);
+        crl_replay_add(&rb, o, act, 1.0f, o2, u % 9 == 8, u % 2);
+        memcpy(o, o2, sizeof o);
+        crl_replay_sample(&rb, &r, B, &b);
+        bad += crl_sac_update(s, &b, NULL, &err) != CRL_OK;
+        crl_sac_act(s, 1, o, 1, 0, NULL, act);
+    }
+    long calls = alloc_calls() - before;
+    ck_assert_int_eq(bad, 0);
+    ck_assert_msg(calls == 0, "%ld allocations in 60 L2M steps with history", calls);
+    crl_batch_free(&b);
+    crl_replay_free(&rb);
+    crl_sac_free(s);
+    crl_sac_free(plain);
+#else
+    fprintf(stderr,
+            "test_l2m_history_step_no_malloc: skipped (no malloc interposition)\n");
+#endif
+}
+END_TEST
+
+/* The SAC update routes its pi(o) rows on the batch's windows: the usage
+ * counts one update adds are the histogram of a by-hand cosine routing of
+ * the mean embedding of each row's window and observation (task 0). */
+START_TEST(test_update_routes_on_windows) {
+    crl_sac *plain = plain_base(92, NULL, NULL);
+    crl_sac *s = l2m_learner(plain, CRL_POOL_LORA, 0, 2, 93);
+    const int Hh = crl_sac_l2m_history(s);
+    ck_assert_int_eq(Hh, CRL_L2M_HISTORY);
+    crl_err err = {0};
+    ck_assert_int_eq(crl_sac_l2m_task_start(s, 0, NULL, &err), CRL_OK);
+    crl_batch b;
+    ck_assert_int_eq(crl_batch_alloc(&b, B, O, A, NULL), 0);
+    ck_assert_int_eq(crl_batch_alloc_history(&b, Hh, O, NULL), 0);
+    fill_batch(&b, 94, 0);
+    crl_rng r;
+    crl_rng_seed(&r, 95);
+    for (int i = 0; i < B * (Hh - 1) * O; i++) {
+        b.hist_obs[i] = 2.0f * (float)crl_rng_normal(&r);
+        b.hist_obs2[i] = (float)crl_rng_normal(&r);
+    }
+    for (int i = 0; i < B; i++) {
+        b.hist_n[i] = i % Hh;
+        b.hist_n2[i] = (i + 1) % Hh;
+    }
+    const crl_pool *p = crl_sac_pool(s);
+    int64_t want[M] = {0}, before[M];
+    memcpy(before, crl_sac_l2m_counts(s), sizeof before);
+    for (int i = 0; i < B; i++) {
+        float rows[CRL_L2M_HISTORY][O];
+        const int n = b.hist_n[i];
+        memcpy(rows, b.hist_obs + (size_t)i * (Hh - 1) * O,
+               sizeof(float) * O * (size_t)n);
+        memcpy(rows[n], b.obs + (size_t)i * O, sizeof rows[0]);
+        double q[H], e[H];
+        for (int j = 0; j < H; j++) q[j] = 0;
+        for (int k = 0; k <= n; k++) {
+            embed_by_hand(&p->base, crl_sac_l2m_base(s), rows[k], e);
+            for (int j = 0; j < H; j++) q[j] += e[j] / (n + 1);
+        }
+        want[route_by_hand(p, crl_sac_actor_params(s), q, NULL)]++;
+    }
+    ck_assert_msg(crl_sac_update(s, &b, NULL, &err) == CRL_OK, "%s", err.msg);
+    for (int m = 0; m < M; m++)
+        ck_assert_int_eq(crl_sac_l2m_counts(s)[m] - before[m], want[m]);
+    crl_batch_free(&b);
+    crl_sac_free(s);
+    crl_sac_free(plain);
+}
+END_TEST
+
+/* A router that reads every layer (CRL_ROUTER_NEEDS_LAYERS, e.g. prototypes
+ * taken from the modulators) gets the UNMODULATED base's layer inputs:
+ * x, tanh(LN(x W0 + b0)), lrelu(. W1 + b1), ... checked by hand; the pool
+ * refuses such a route without the room for them. */
+typedef struct {
+    int called;
+    float lin[3][4 * H];
+    const float *const *seen;
+} layers_probe;
+
+static int probe_call(void *ctx, const float *params, const float *q,
+                      const float *const *layer_in, int rows, int *sel, crl_err *err) {
+    (void)params, (void)q, (void)err;
+    layers_probe *pr = ctx;
+    pr->called++;
+    pr->seen = layer_in;
+    for (int l = 1; layer_in && l < L; l++)
+        memcpy(pr->lin[l], layer_in[l], sizeof(float) * (size_t)rows * H);
+    for (int r = 0; r < rows; r++) sel[r] = r % M;
+    return CRL_OK;
+}
+
+START_TEST(test_router_layer_inputs) {
+    crl_actor *a = hist_actor(1, 0, 96);
+    const crl_pool *p = crl_actor_pool(a);
+    crl_pool_ws ws;
+    ck_assert_int_eq(crl_pool_ws_alloc(&ws, p, 4, NULL), CRL_OK);
+    crl_rng r;
+    crl_rng_seed(&r, 97);
+    float x[4 * O];
+    for (int i = 0; i < 4 * O; i++) x[i] = (float)crl_rng_normal(&r);
+    layers_probe pr = {0};
+    crl_pool_route rt = {.mode = CRL_POOL_ROUTE_CALL, .call = probe_call, .ctx = &pr};
+    crl_err err = {0};
+    /* Without layers: NULL. */
+    ck_assert_int_eq(crl_pool_forward(p, a->base, a->params, &ws, x, 4, NULL, &rt, &err),
+                     CRL_OK);
+    ck_assert_int_eq(pr.called, 1);
+    ck_assert_ptr_null(pr.seen);
+    rt.layers = 1;
+    ck_assert_int_eq(crl_pool_forward(p, a->base, a->params, &ws, x, 4, NULL, &rt, &err),
+                     CRL_EINVAL);
+    ck_assert_int_eq(crl_pool_ws_layers(&ws, p, &err), CRL_OK);
+    ck_assert_int_eq(crl_pool_forward(p, a->base, a->params, &ws, x, 4, NULL, &rt, &err),
+                     CRL_OK);
+    ck_assert_int_eq(pr.called, 2);
+    const crl_mlp *m = &p->base;
+    for (int i = 0; i < 4; i++) {
+        double h1[H];
+        embed_by_hand(m, a->base, x + i * O, h1);
+        for (int j = 0; j < H; j++) ck_assert(fabs(pr.lin[1][i * H + j] - h1[j]) < 2e-5);
+        for (int j = 0; j < H; j++) {
+            double z = a->base[m->b[1] + j];
+            for (int k = 0; k < H; k++) z += h1[k] * a->base[m->W[1] + (size_t)k * H + j];
+            const double h2 = z > 0 ? z : m->spec.lrelu_slope * z;
+            ck_assert_msg(fabs(pr.lin[2][i * H + j] - h2) < 1e-4,
+                          "row %d unit %d: %g vs %g", i, j, pr.lin[2][i * H + j], h2);
+        }
+    }
+    /* The routing it chose is the one the pool applied. */
+    for (int i = 0; i < 4; i++) ck_assert_int_eq(ws.sel[i], i % M);
+    crl_pool_ws_free(&ws);
+    crl_actor_free(a);
 }
 END_TEST
 
@@ -782,6 +1433,18 @@ START_TEST(test_cli_pretrain_then_l2m) {
     ck_assert_msg(strstr(out, "pool of 6 ia3 modulators split per task, base 1;"), "%s",
                   out);
     ck_assert_msg(strstr(out, "(base) + "), "%s", out);
+    /* Bad routing flags: exit 2 before anything is written. */
+    const double runs = q("SELECT count(*) FROM runs");
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "l2m", "--base", "1",
+                         "--l2m-weights", "sometimes", TINY),
+                     2);
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "l2m", "--base", "1",
+                         "--l2m-router", "nope", TINY),
+                     2);
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "l2m", "--base", "1",
+                         "--l2m-history", "65", TINY),
+                     2);
+    ck_assert(q("SELECT count(*) FROM runs") == runs);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     ck_assert_int_eq(system(cmd), 0);
 }
@@ -938,6 +1601,17 @@ int main(void) {
     tcase_add_test(tc, test_lanes_bit_identical);
     tcase_add_test(tc, test_l2m_step_no_malloc);
     tcase_add_test(tc, test_l2m_blob_versions);
+    tcase_add_test(tc, test_frozen_weights_hold_within_task);
+    tcase_add_test(tc, test_reference_weights_worked_example);
+    tcase_add_test(tc, test_old_routing_reproduced);
+    tcase_add_test(tc, test_router_table);
+    tcase_add_test(tc, test_history_query_acting);
+    tcase_add_test(tc, test_history_windows_from_buffer);
+    tcase_add_test(tc, test_history_one_is_old_query);
+    tcase_add_test(tc, test_hold_keeps_step_h);
+    tcase_add_test(tc, test_l2m_history_step_no_malloc);
+    tcase_add_test(tc, test_update_routes_on_windows);
+    tcase_add_test(tc, test_router_layer_inputs);
     suite_add_tcase(su, tc);
     TCase *cli = tcase_create("cli");
     tcase_set_timeout(cli, 600); /* a hang guard: a loaded 2-core machine took > 120 s */

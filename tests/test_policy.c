@@ -205,7 +205,8 @@ static void train_runs(void) {
             : r == R_L2MO
                 ? sh(out, sizeof out,
                      "%s train --db %s --scenario t1 --method l2m --base 1 --l2m-oracle "
-                     "--modulator ia3 --l2m-pool 6 --steps-per-task 300 " TRAIN_SMALL,
+                     "--modulator ia3 --l2m-pool 6 --l2m-history 1 --steps-per-task "
+                     "300 " TRAIN_SMALL,
                      bin(), g_db[r])
             : r == R_SINGLE
                 ? sh(out, sizeof out,
@@ -298,8 +299,9 @@ static void ref_load(int run, reference *r) {
     float no_weights = 0;
     if (r->l2m) {
         /* As the fixture trained them: 6 modulators over the 7-head mt base,
-         * LoRA rank 2 through base head 2, or IA3 through head 0 with oracle
-         * routing. */
+         * LoRA rank 2 through base head 2 with the default history query
+         * (H = 5: an L2MP version 2 file), or IA3 through head 0 with oracle
+         * routing on one observation (H = 1: version 1). */
         crl_l2m_base base = {.obs_dim = 39,
                              .act_dim = 4,
                              .n_tasks = 7,
@@ -311,6 +313,7 @@ static void ref_load(int run, reference *r) {
         lc.rank = 2;
         lc.modulator = run == R_L2M ? "lora" : "ia3";
         lc.oracle = run == R_L2MO;
+        lc.history = run == R_L2MO ? 1 : CRL_L2M_HISTORY;
         ck_assert_msg(crl_l2m_sac_config(&lc, &base, &sc, &err) == CRL_OK, "%s", err.msg);
     }
     ck_assert(crl_sac_create(&sc, 0, &r->sac, &err) == CRL_OK);
@@ -1156,8 +1159,14 @@ START_TEST(test_malformed_csp_l2m_refused) {
         {R_L2M, "L2MP", 0, 16, 4, nan_bits, "scale"},            /* LoRA scale */
         {R_L2M, "L2MP", 0, 20, 4, 7, "routing"},                 /* routing */
         {R_L2M, "L2MP", 0, 24, 4, 3, "routing"},                 /* cosine with tasks */
-        {R_L2M, "L2MP", 0, 32, 8, (uint64_t)1 << 61, "pool parameters"},
-        {R_L2M, "L2MP", 0, 40, 4, nan_bits, "NaN"},          /* a key */
+        /* R_L2M is an L2MP version 2 (H = 5): H and hold at 32 and 36 */
+        {R_L2M, "L2MP", 0, 32, 4, 0, "history"},  /* H = 0 */
+        {R_L2M, "L2MP", 0, 32, 4, 65, "history"}, /* H > 64 */
+        {R_L2M, "L2MP", 0, 36, 4, 2, "hold"},     /* hold 2 */
+        {R_L2M, "L2MP", 0, 40, 8, (uint64_t)1 << 61, "pool parameters"},
+        {R_L2M, "L2MP", 0, 48, 4, nan_bits, "NaN"},                       /* a key */
+        {R_L2MO, "L2MP", 0, 32, 8, (uint64_t)1 << 61, "pool parameters"}, /* v1 */
+        {R_L2MO, "L2MP", 0, 40, 4, nan_bits, "NaN"},                      /* v1 */
         {R_L2M, "TASK", 0, 8, 4, 0, "view"},                 /* cosine: no task */
         {R_L2MO, "L2MP", 0, 12, 4, 2, "rank"},               /* IA3 has none */
         {R_L2MO, "L2MP", 0, 24, 4, 7, "routing"},            /* 7 tasks, 6 mods */
@@ -1194,6 +1203,19 @@ START_TEST(test_malformed_csp_l2m_refused) {
     memcpy(b + section_at(b, n, "CSPT", 0) - 16, "cspt", 4);
     fix_crc(b, n);
     expect_refused(b, n, CRL_ECORRUPT, "0 CSPT sections");
+    free(b);
+    /* The history query is in L2MP version 2 only when the run needs it
+     * (H = 5 here; the oracle run, H = 1, writes version 1), and a version
+     * this crl does not know is refused. */
+    b = read_all(g_pol[R_L2M], &n);
+    ck_assert_uint_eq(pol_get_u32(b + section_at(b, n, "L2MP", 0) - 12), 2);
+    ck_assert_uint_eq(pol_get_u32(b + section_at(b, n, "L2MP", 0) + 32), CRL_L2M_HISTORY);
+    pol_put_u32(b + section_at(b, n, "L2MP", 0) - 12, 3);
+    fix_crc(b, n);
+    expect_refused(b, n, CRL_EVERSION, "version 3");
+    free(b);
+    b = read_all(g_pol[R_L2MO], &n);
+    ck_assert_uint_eq(pol_get_u32(b + section_at(b, n, "L2MP", 0) - 12), 1);
     free(b);
     b = read_all(g_pol[R_L2M], &n);
     memcpy(b + section_at(b, n, "L2MP", 0) - 16, "l2mp", 4);

@@ -35,19 +35,27 @@ typedef enum { CRL_ACTOR_MLP = 0, CRL_ACTOR_CSP = 1, CRL_ACTOR_L2M = 2 } crl_act
 /* What an actor is: its kind, the network shape and the kind's settings. */
 typedef struct {
     crl_actor_kind kind;
-    crl_mlp_spec spec; /* the network (CSP: one anchor; L2M: the frozen base) */
-    int K;             /* CSP: anchor capacity */
-    int M;             /* L2M: modulators */
-    int pool_kind;     /* L2M: crl_pool_kind */
-    int rank;          /* L2M: LoRA rank */
-    float scale;       /* L2M: LoRA scale */
-    float pull;        /* L2M: key pull coefficient of the actor loss */
-    int head;          /* L2M: the base head every row goes through, or -1: each
-                          row's own (crl_actor_rows.head) */
-    int max_act_batch; /* rows one acting call may take (sizes acting scratch) */
-    int borrowed;      /* 1: the actor allocates no parameters (nor L2M base):
-                          the caller sets params (and base) and keeps them
-                          alive; crl_actor_free leaves them */
+    crl_mlp_spec spec;  /* the network (CSP: one anchor; L2M: the frozen base) */
+    int K;              /* CSP: anchor capacity */
+    int M;              /* L2M: modulators */
+    int pool_kind;      /* L2M: crl_pool_kind */
+    int rank;           /* L2M: LoRA rank */
+    float scale;        /* L2M: LoRA scale */
+    float pull;         /* L2M: key pull coefficient of the actor loss */
+    int head;           /* L2M: the base head every row goes through, or -1: each
+                           row's own (crl_actor_rows.head) */
+    const char *router; /* L2M: router kind (router.h), NULL = "l2m" */
+    int n_tasks;        /* L2M: tasks of the run (oracle slices), 0 = 1 */
+    int weights;        /* L2M: crl_router_weights (0 = live, the old behaviour) */
+    int collect;        /* L2M: crl_router_collect (0 = the training route) */
+    int history;        /* L2M: H, observations the query averages (0, 1 = the
+                           current one only, the old behaviour) */
+    int hold;           /* L2M: acting rows keep the modulator chosen at their
+                           episode's step H for the rest of the episode */
+    int max_act_batch;  /* rows one acting call may take (sizes acting scratch) */
+    int borrowed;       /* 1: the actor allocates no parameters (nor L2M base):
+                           the caller sets params (and base) and keeps them
+                           alive; crl_actor_free leaves them */
 } crl_actor_config;
 
 /* The kind's part of a checkpoint header (crl_sac_save records it; see
@@ -85,6 +93,13 @@ typedef struct {
     const float *params; /* parameters to use instead of the actor's own (same
                             layout), or NULL (a runtime acting with several
                             parameter sets of one shape) */
+    /* Update rows (L2M history query): up to hist_cap earlier observations
+     * of each row's episode, rows x hist_cap x in_dim, row r's hist_n[r]
+     * valid ones first, oldest first (crl_batch's windows). NULL: none.
+     * Acting rows take them from the actor's own per-env history. */
+    const float *hist;
+    const int *hist_n;
+    int hist_cap;
 } crl_actor_rows;
 
 typedef struct {

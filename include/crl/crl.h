@@ -15,6 +15,7 @@
 #include "plot.h"
 #include "policy.h"
 #include "pool.h"
+#include "router.h"
 #include "report.h"
 #include "replay.h"
 #include "reservoir.h"

@@ -267,7 +267,8 @@ int crl_csp_load(crl_csp *m, const void *blob, size_t n, crl_err *err);
  * update rows per modulator and the modulator it trained (the modal one of
  * those rows), and the per-episode routing tally of evaluations. */
 
-#define CRL_L2M_PULL 0.5f
+#define CRL_L2M_PULL    0.5f
+#define CRL_L2M_HISTORY 5 /* the reference's query window (new runs) */
 
 typedef struct {
     int pool;              /* M modulators (30) */
@@ -276,6 +277,11 @@ typedef struct {
     float scale;           /* LoRA scale (2) */
     float pull;            /* key pull coefficient (0.5) */
     int oracle;            /* 1: per-task slices of the pool by task id */
+    const char *router;    /* router kind (router.h): "l2m" (default), "cos", ... */
+    const char *weights;   /* usage weights: "frozen" (new runs) or "live" (old) */
+    const char *collect;   /* collection routes: "eval" (new runs) or "train" (old) */
+    int history;           /* H: the query averages the last H observations (5; old 1) */
+    int hold;              /* 1: acting keeps the modulator of step H (default 0) */
     /* Where the base comes from, for the command line and the run record
      * (the library takes the base itself, crl_l2m_base): "RUN[:TASK]" and
      * the store holding RUN (NULL: the run's own store). */
@@ -285,6 +291,13 @@ typedef struct {
 void crl_l2m_config_default(crl_l2m_config *c);
 /* "lora" -> CRL_POOL_LORA, "ia3" -> CRL_POOL_IA3, else -1. */
 int crl_l2m_kind(const char *modulator);
+/* The routing settings checked: CRL_EINVAL with one line naming the bad
+ * one (router kind, weights frozen|live, collect eval|train). */
+int crl_l2m_check_routing(const crl_l2m_config *c, crl_err *err);
+/* What a stored configuration without the routing keys (runs made before
+ * issue 19) means: live weights, collection with the training route, a
+ * query of the current observation alone (H = 1), no hold. */
+void crl_l2m_config_old_routing(crl_l2m_config *c);
 
 /* A frozen base: the actor of a plain learner. */
 typedef struct {

@@ -107,6 +107,12 @@ int crl_policy_act_batch(crl_policy *p, int task, int B, const float *obs, float
                          crl_policy_mode mode, crl_rng *rng);
 /* Size p's workspace for batches of up to max_batch rows (allocates). */
 int crl_policy_set_batch(crl_policy *p, int max_batch);
+/* Episodes start: an L2M policy whose routing query averages the last H
+ * observations of an episode (L2MP version 2) forgets the ones p acted on
+ * (row i of p's batches is env i; each handle and clone keeps its own).
+ * Call it when your episodes start; crl_policy_reset_mj does. No-op for
+ * other policies. */
+void crl_policy_episode_start(crl_policy *p);
 
 /* ---- acting in your MuJoCo simulation -----------------------------------------
  * For the built-in crl tasks. Your model must be the task's: compile the

@@ -82,14 +82,29 @@ typedef enum {
      * t = route.task, T = route.n_tasks (needs 1 <= T <= M, 0 <= t < T). */
     CRL_POOL_ROUTE_ORACLE = 2,
     /* route.sel[r] given by the caller (tests, replays). */
-    CRL_POOL_ROUTE_FIXED = 3
+    CRL_POOL_ROUTE_FIXED = 3,
+    /* route.call(route.ctx, ...) picks sel from the queries: a router of
+     * include/crl/router.h (the L2M actor routes through this). */
+    CRL_POOL_ROUTE_CALL = 4
 } crl_pool_route_mode;
 
 typedef struct {
     crl_pool_route_mode mode;
     int task, n_tasks;     /* ORACLE */
-    const int64_t *counts; /* USAGE: M usage counts */
+    const int64_t *counts; /* USAGE: M usage counts (live weights) */
     const int *sel;        /* FIXED: B modulator indices */
+    /* USAGE: if non-NULL, M weights held fixed by the caller (the reference's
+     * inverse-frequency weights frozen at a task start, router.h); the score
+     * is then ((cos + 1) / 2) * weights[m] and counts are not read. */
+    const double *weights;
+    /* CALL: sel[0..B) from the B x D queries q; returns CRL_OK or an error.
+     * With layers = 1 (room made by crl_pool_ws_layers) layer_in[l] is the
+     * input of hidden layer l of the UNMODULATED base for every row (B x
+     * in_l: x itself for l = 0), else layer_in is NULL. */
+    int (*call)(void *ctx, const float *params, const float *q,
+                const float *const *layer_in, int B, int *sel, crl_err *err);
+    void *ctx;
+    int layers;
 } crl_pool_route;
 
 /* Route B queries q (B x D) with the keys in params: sel[r] for each row.
@@ -112,6 +127,10 @@ struct crl_pool_ws;
 void crl_pool_count(const crl_pool *p, const struct crl_pool_ws *ws, int64_t *counts);
 /* Modulators with a nonzero count (the "used" number L2M reports). */
 int crl_pool_n_used(const crl_pool *p, const int64_t *counts);
+/* The reference's usage weights (ml-jku/L2M, base_prompt.py update_inv_counts):
+ * freq_m = counts_m / sum_k counts_k, w_m = (1 / (freq_m + 1e-6)) normalised
+ * to sum 1. All weights 1/M when every count is 0. w: M doubles. */
+void crl_pool_usage_weights(const crl_pool *p, const int64_t *counts, double *w);
 
 /* ---- forward / backward -------------------------------------------------------- */
 
@@ -135,13 +154,33 @@ typedef struct crl_pool_ws {
     float *d0, *d1; /* backward deltas, B x max width */
     float *s0, *s1; /* grouped gathers, B x max width */
     float *sxa;     /* B x r backward scratch */
+    /* History query: set hist / hist_n / hist_cap before a forward (NULL:
+     * the query is the current row's embedding alone). hist holds up to
+     * hist_cap earlier observations per row (B x hist_cap x in_dim, row r's
+     * hist_n[r] first, oldest first); the query of row r is then the mean
+     * of the embeddings of those and of x_r. */
+    const float *hist;
+    const int *hist_n;
+    int hist_cap;
+    int hist_max;                   /* capacity (crl_pool_ws_history) */
+    float *lin[CRL_MLP_MAX_HIDDEN]; /* base layer inputs (crl_pool_ws_layers) */
+    float *lmem;
+    float *hmem, *hx, *hz, *he, *hxh, *hr; /* its scratch */
 } crl_pool_ws;
 
 int crl_pool_ws_alloc(crl_pool_ws *ws, const crl_pool *p, int max_batch, crl_err *err);
+/* Room for the unmodulated base's per-layer inputs that a CALL route with
+ * layers = 1 hands its router (allocated once). */
+int crl_pool_ws_layers(crl_pool_ws *ws, const crl_pool *p, crl_err *err);
+/* Room for history queries of up to cap earlier observations per row
+ * (allocated once; forwards never allocate). */
+int crl_pool_ws_history(crl_pool_ws *ws, const crl_pool *p, int cap, crl_err *err);
 void crl_pool_ws_free(crl_pool_ws *ws);
 
 /* Forward B rows of x (B x in_dim) through the base modulated per row:
- * computes the queries (ws->q), routes (ws->sel), groups the rows
+ * computes the queries (ws->q: the base's first-layer embedding of x_r, or
+ * with ws->hist the mean of it and its earlier observations' embeddings),
+ * routes (ws->sel), groups the rows
  * (ws->perm/gstart), and runs the network. head: per-row head or NULL for
  * head 0. Output in ws->out (B x out_dim). base_params is never written.
  * CRL_EINVAL on B out of [0, max_batch] or a bad route (nothing computed). */
@@ -166,12 +205,30 @@ double crl_pool_pull(const crl_pool *p, const float *params, const crl_pool_ws *
 
 /* ---- the L2M actor (subspace/l2m_actor.c) ------------------------------------ */
 
-/* Routing of the actor's update rows (train) and acting rows (act). counts is
- * ignored (the actor's own counts are used); for an ORACLE act route the task
- * is the acting rows' task. CRL_EINVAL for a bad or FIXED route, or an actor
- * that is not L2M. */
+/* Pin the routing of the actor's update rows (train) and acting rows (act),
+ * instead of the router's own, until its next task start. counts is ignored
+ * (the actor's own counts are used); for an ORACLE act route the task is the
+ * acting rows' task. CRL_EINVAL for a bad, FIXED or CALL route, a router
+ * without pool routes, or an actor that is not L2M. */
 int crl_actor_l2m_set_route(crl_actor *a, const crl_pool_route *train,
                             const crl_pool_route *act, crl_err *err);
+/* The actor's router (router.h), NULL for an actor that is not L2M. Tell it
+ * task starts (crl_router_task_start) and evaluations (crl_router_eval). */
+struct crl_router;
+struct crl_router *crl_actor_router(crl_actor *a);
+/* History query of acting rows (cfg.history = H > 1) and --l2m-hold: each
+ * acting workspace keeps, per env, the observations it acted on in the
+ * current episode (the last H - 1; max_batch envs of each kind). Acting rows
+ * whose x lies inside the array registered by crl_actor_l2m_envs (n_env
+ * rows, e.g. the evaluator's) are those envs, and registering resets their
+ * histories; any other acting rows (a single collection env's buffer) are
+ * a second set of envs 0, 1, ... in row order. At an episode start call
+ * crl_actor_l2m_episode_start with the obs row(s) the env acts on (NULL:
+ * every env). No-ops for an actor that is not L2M or has no history. */
+#define CRL_L2M_MAX_HISTORY 64
+void crl_actor_l2m_envs(crl_actor *a, crl_actor_ws *ws, const float *obs_base, int n_env);
+void crl_actor_l2m_episode_start(crl_actor *a, crl_actor_ws *ws, const float *obs,
+                                 int rows);
 /* Tally, per row of the caller's observation array obs_base (rows x in_dim),
  * the modulator every acting forward on rows inside it routes to:
  * hist[r * M + m] += 1 (hist: rows x M, zeroed by the caller). NULL stops.

@@ -22,6 +22,14 @@ typedef struct {
     int *task;   /* B, task index (selects heads and entropy coefficient) */
     int mix_dim; /* CSP: columns of mix, 0 if none */
     float *mix;  /* B x mix_dim: the CSP alpha the transition was collected with */
+    /* History windows (L2M's query, crl_batch_alloc_history): up to hist_cap
+     * observations of the same episode BEFORE obs (hist_obs, B x hist_cap x
+     * obs_dim, row r's n = hist_n[r] valid ones first, oldest first) and
+     * before obs2 (hist_obs2, hist_n2: they end with obs itself). 0 / NULL
+     * if none. */
+    int hist_cap;
+    float *hist_obs, *hist_obs2;
+    int *hist_n, *hist_n2;
 } crl_batch;
 
 /* Allocate a batch of up to max_B rows (one allocation). */
@@ -29,6 +37,9 @@ int crl_batch_alloc(crl_batch *b, int max_B, int obs_dim, int act_dim, crl_err *
 void crl_batch_free(crl_batch *b);
 /* Give a batch a mix column of mix_dim floats per row (CSP's alpha). */
 int crl_batch_alloc_mix(crl_batch *b, int mix_dim, crl_err *err);
+/* Give a batch history windows of up to H - 1 earlier observations per row
+ * (H >= 2; H = 1 frees them: no windows), filled by crl_replay_sample. */
+int crl_batch_alloc_history(crl_batch *b, int H, int obs_dim, crl_err *err);
 
 /* FIFO ring buffer of transitions with task ids. The arrays are allocated
  * once at init (untouched pages cost no memory until written). */
@@ -40,6 +51,12 @@ typedef struct {
     int64_t added; /* total ever added */
     float *obs, *act, *rew, *obs2, *done;
     int32_t *task;
+    /* Step of each transition inside its episode (0 = the episode's first):
+     * a transition continues the episode of the one added before it iff
+     * that one is not terminal and its obs2 is bit for bit this obs (a reset
+     * starts from a new state). History windows never cross an episode
+     * start nor reach a slot already overwritten. */
+    int32_t *ep_step;
     int mix_dim; /* 0, or floats of mix per transition (crl_replay_init_mix) */
     float *mix;
 } crl_replay;
@@ -61,7 +78,16 @@ void crl_replay_add(crl_replay *r, const float *obs, const float *act, float rew
 /* crl_replay_add plus the transition's mix (mix_dim floats, or NULL = 0). */
 void crl_replay_add_mix(crl_replay *r, const float *obs, const float *act, float rew,
                         const float *obs2, int done, int task, const float *mix);
+/* With history windows in out (crl_batch_alloc_history), each row's window
+ * is the contiguous earlier transitions of its episode that are still in
+ * the buffer, at most out->hist_cap. */
 void crl_replay_sample(const crl_replay *r, crl_rng *rng, int B, crl_batch *out);
+/* The window of transition i (a slot): up to cap earlier transitions of its
+ * episode still in the buffer, oldest first, copied as observations into
+ * dst (for obs) and dst2 (for obs2: ending with obs[i]); returns their
+ * counts in *n and *n2. Either dst may be NULL. No allocation. */
+void crl_replay_window(const crl_replay *r, int64_t i, int cap, float *dst, int *n,
+                       float *dst2, int *n2);
 
 #ifdef __cplusplus
 }

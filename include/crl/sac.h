@@ -51,12 +51,19 @@ typedef struct {
      * but crl_sac_load. Every row goes through base head l2m_head, so acting
      * needs no task id. Critics are plain. */
     int l2m_pool;
-    int l2m_kind;       /* crl_pool_kind: CRL_POOL_LORA or CRL_POOL_IA3 */
-    int l2m_rank;       /* LoRA rank r (8) */
-    float l2m_scale;    /* LoRA scale s (2) */
-    float l2m_pull;     /* key pull coefficient (0.5) */
-    int l2m_base_tasks; /* heads of the base network */
-    int l2m_head;       /* the base head every row uses */
+    int l2m_kind;           /* crl_pool_kind: CRL_POOL_LORA or CRL_POOL_IA3 */
+    int l2m_rank;           /* LoRA rank r (8) */
+    float l2m_scale;        /* LoRA scale s (2) */
+    float l2m_pull;         /* key pull coefficient (0.5) */
+    int l2m_base_tasks;     /* heads of the base network */
+    int l2m_head;           /* the base head every row uses */
+    const char *l2m_router; /* router kind (router.h), NULL = "l2m" */
+    int l2m_tasks;          /* tasks of the run (oracle slices), 0 = 1 */
+    int l2m_weights;        /* crl_router_weights: 0 live (old), 1 frozen */
+    int l2m_collect;        /* crl_router_collect: 0 training route (old), 1 eval */
+    int l2m_history;        /* H: observations the routing query averages (0, 1:
+                               the current one, the old behaviour) */
+    int l2m_hold;           /* 1: acting keeps the modulator of step H */
 } crl_sac_config;
 
 /* The actor configuration c asks for (plain MLP with n_tasks heads, CSP
@@ -164,9 +171,12 @@ int crl_sac_score_mix(crl_sac *s, const float *obs, int B, int task, int n_mix,
                       const float *mixes, double *scores, crl_err *err);
 
 /* ---- L2M (l2m_pool > 0) --------------------------------------------------
- * Thin views over the L2M actor (crl_actor_pool, crl_actor_l2m_*).
- * The update routes its pi(o) and pi(o2) rows with the TRAIN route, acting
- * with the ACT route (crl_sac_l2m_set_route). The actor loss gets the key
+ * Thin views over the L2M actor (crl_actor_pool, crl_actor_l2m_*) and its
+ * router (router.h, picked by l2m_router). The update routes its pi(o) and
+ * pi(o2) rows as training rows (on the batch's history windows, if it has
+ * them), crl_sac_act as acting rows; crl_sac_l2m_task_start / _eval /
+ * _task_end tell the router the schedule, crl_sac_l2m_set_route pins fixed
+ * routes instead. The actor loss gets the key
  * pull term -l2m_pull * mean_r cos(q_r, k_sel[r]) over the pi(o) rows: its
  * value is crl_sac_stats.penalty and its gradient goes to the keys only;
  * the modulators learn from the SAC actor loss only. Every crl_sac_update
@@ -184,6 +194,28 @@ int64_t *crl_sac_l2m_counts(crl_sac *s);
  * learner that is not L2M. */
 int crl_sac_l2m_set_route(crl_sac *s, const crl_pool_route *train,
                           const crl_pool_route *act, crl_err *err);
+/* A task starts (again, after an evaluation or a resume): the router's
+ * task-start hook with the usage counts at the task's first step (the l2m
+ * router freezes its weights from them; NULL = the counts now). Ends a
+ * pinning by crl_sac_l2m_set_route. CRL_EINVAL if not L2M. */
+int crl_sac_l2m_task_start(crl_sac *s, int task, const int64_t *start_counts,
+                           crl_err *err);
+/* Evaluation begins (on = 1: the router's `changed` hook, as the modulators
+ * moved since the last one, then acting rows route as evaluation) or ends. */
+void crl_sac_l2m_eval(crl_sac *s, int on);
+/* A task ended: the router's `changed` then `task_end` hooks (a learned
+ * router trains here). Call once per task. CRL_EINVAL if not L2M. */
+int crl_sac_l2m_task_end(crl_sac *s, int task, crl_err *err);
+/* H of the history query (1 for a learner that is not L2M or has none).
+ * Batches for crl_sac_update need crl_batch_alloc_history(b, H) to route
+ * update rows on their windows (without, they route on obs alone). */
+int crl_sac_l2m_history(const crl_sac *s);
+/* Acting histories (pool.h crl_actor_l2m_envs / _episode_start): rows of
+ * crl_sac_act inside obs_base (n_env rows) are those envs; at an episode
+ * start reset the history of the env(s) acting on obs (rows rows; NULL:
+ * all). No-ops if not L2M. */
+void crl_sac_l2m_envs(crl_sac *s, const float *obs_base, int n_env);
+void crl_sac_l2m_episode_start(crl_sac *s, const float *obs, int rows);
 /* Tally, per row of the caller's observation array obs_base (rows x obs_dim),
  * the modulator every crl_sac_act call on rows inside it routes to:
  * hist[r * M + m] += 1 (hist: rows x M, zeroed by the caller). NULL stops. */
