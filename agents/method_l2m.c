@@ -206,6 +206,8 @@ int crl_l2m_init(crl_l2m *m, const crl_l2m_config *c, int M, int n_tasks, int ma
 }
 
 void crl_l2m_free(crl_l2m *m) {
+    free(m->mem_q);
+    free(m->mem_y);
     free(m->start);
     free(m->train_mod);
     free(m->hist);
@@ -276,6 +278,157 @@ int crl_l2m_task_end(crl_l2m *m, crl_sac *sac, int task) {
     return best;
 }
 
+/* ---- the query memory and the separability ceiling --------------------------- */
+
+/* Room for n more rows of D floats. */
+static int mem_reserve(crl_l2m *m, int D, int n, crl_err *err) {
+    if (m->n_mem > 0 && m->mem_D != D)
+        return crl_errf(err, CRL_EINVAL, "l2m memory: queries of %d floats, not %d",
+                        m->mem_D, D);
+    m->mem_D = D;
+    if (m->n_mem + n <= m->cap_mem) return CRL_OK;
+    const int cap = m->n_mem + n;
+    float *q = realloc(m->mem_q, sizeof(float) * (size_t)cap * (size_t)D);
+    if (!q) return crl_errf(err, CRL_ENOMEM, "l2m memory: out of memory");
+    m->mem_q = q;
+    int32_t *y = realloc(m->mem_y, sizeof(int32_t) * (size_t)cap);
+    if (!y) return crl_errf(err, CRL_ENOMEM, "l2m memory: out of memory");
+    m->mem_y = y;
+    m->cap_mem = cap;
+    return CRL_OK;
+}
+
+int crl_l2m_memory_add(crl_l2m *m, crl_sac *sac, const crl_replay *rb, int task,
+                       int per_task, uint64_t seed, crl_err *err) {
+    const crl_pool *p = crl_sac_pool(sac);
+    if (!p) return crl_errf(err, CRL_EINVAL, "l2m memory: not an L2M learner");
+    if (!rb || rb->size <= 0 || per_task <= 0) return CRL_OK;
+    const int64_t size = rb->size;
+    const int n = size < per_task ? (int)size : per_task;
+    const int D = p->key_dim, in = p->base.spec.in_dim;
+    const int H = crl_sac_l2m_history(sac), cap = H > 1 ? H - 1 : 0;
+    int rc = mem_reserve(m, D, n, err);
+    if (rc) return rc;
+    /* The slots: a partial Fisher-Yates shuffle of 0..size-1 from the stream
+     * (seed, task), the chosen n sorted back into slot order. */
+    int64_t *idx = malloc(sizeof(int64_t) * (size_t)size);
+    enum { CHUNK = 64 };
+    float *hist = malloc(sizeof(float) * (size_t)CHUNK * (size_t)(cap ? cap : 1) * in);
+    float *x = malloc(sizeof(float) * (size_t)CHUNK * in);
+    int *hn = malloc(sizeof(int) * CHUNK), *sel = calloc(CHUNK, sizeof(int));
+    crl_pool_ws ws = {0};
+    if (!idx || !hist || !x || !hn || !sel) {
+        rc = crl_errf(err, CRL_ENOMEM, "l2m memory: out of memory");
+        goto out;
+    }
+    for (int64_t i = 0; i < size; i++) idx[i] = i;
+    if (n < size) {
+        crl_rng rng;
+        crl_rng_seed_stream(&rng, seed, 0x4d454d00u + (uint64_t)task);
+        for (int i = 0; i < n; i++) {
+            const int64_t j = i + (int64_t)crl_rng_below(&rng, (uint64_t)(size - i));
+            const int64_t t = idx[i];
+            idx[i] = idx[j];
+            idx[j] = t;
+        }
+        /* insertion sort of n <= per_task slots */
+        for (int i = 1; i < n; i++)
+            for (int j = i; j > 0 && idx[j - 1] > idx[j]; j--) {
+                const int64_t t = idx[j];
+                idx[j] = idx[j - 1];
+                idx[j - 1] = t;
+            }
+    }
+    if ((rc = crl_pool_ws_alloc(&ws, p, CHUNK, err)) ||
+        (cap && (rc = crl_pool_ws_history(&ws, p, cap, err))))
+        goto out;
+    const crl_pool_route fixed = {.mode = CRL_POOL_ROUTE_FIXED, .sel = sel};
+    const float *base = crl_sac_l2m_base(sac), *params = crl_sac_actor_params(sac);
+    for (int r0 = 0; r0 < n; r0 += CHUNK) {
+        const int b = n - r0 < CHUNK ? n - r0 : CHUNK;
+        for (int i = 0; i < b; i++) {
+            const int64_t s = idx[r0 + i];
+            memcpy(x + (size_t)i * in, rb->obs + s * in, sizeof(float) * (size_t)in);
+            hn[i] = 0;
+            if (cap)
+                crl_replay_window(rb, s, cap, hist + (size_t)i * cap * in, &hn[i], NULL,
+                                  NULL);
+        }
+        ws.hist = cap ? hist : NULL;
+        ws.hist_n = cap ? hn : NULL;
+        ws.hist_cap = cap;
+        if ((rc = crl_pool_forward(p, base, params, &ws, x, b, NULL, &fixed, err)))
+            goto out;
+        memcpy(m->mem_q + (size_t)(m->n_mem + r0) * D, ws.q,
+               sizeof(float) * (size_t)b * D);
+        for (int i = 0; i < b; i++) m->mem_y[m->n_mem + r0 + i] = task;
+    }
+    m->n_mem += n;
+out:
+    crl_pool_ws_free(&ws);
+    free(idx);
+    free(hist);
+    free(x);
+    free(hn);
+    free(sel);
+    return rc;
+}
+
+/* Nearest centroid with leave-one-out, as crl_metric_ceiling (analysis/,
+ * which agents/ may not include; tests/test_l2m.c checks both agree). */
+int crl_l2m_ceiling(const crl_l2m *m, double *acc, int *n, crl_err *err) {
+    *acc = NAN;
+    *n = m->n_mem;
+    if (m->n_mem == 0) return CRL_OK;
+    const int D = m->mem_D, K = m->n_tasks;
+    double *c = calloc((size_t)K * (size_t)D, sizeof *c);
+    int64_t *cnt = calloc((size_t)K, sizeof *cnt);
+    if (!c || !cnt) {
+        free(c);
+        free(cnt);
+        return crl_errf(err, CRL_ENOMEM, "l2m ceiling: out of memory");
+    }
+    for (int i = 0; i < m->n_mem; i++) {
+        const int y = m->mem_y[i];
+        if (y < 0 || y >= K) continue;
+        cnt[y]++;
+        for (int d = 0; d < D; d++) c[(size_t)y * D + d] += m->mem_q[(size_t)i * D + d];
+    }
+    int classes = 0;
+    for (int k = 0; k < K; k++) classes += cnt[k] > 0;
+    if (classes < 2) {
+        free(c);
+        free(cnt);
+        return CRL_OK;
+    }
+    int64_t right = 0;
+    for (int i = 0; i < m->n_mem; i++) {
+        const int y = m->mem_y[i];
+        const float *q = m->mem_q + (size_t)i * D;
+        if (y < 0 || y >= K || cnt[y] < 2) continue;
+        double own = 0;
+        for (int d = 0; d < D; d++) {
+            const double mu = (c[(size_t)y * D + d] - q[d]) / (double)(cnt[y] - 1);
+            own += (q[d] - mu) * (q[d] - mu);
+        }
+        int ok = 1;
+        for (int k = 0; k < K && ok; k++) {
+            if (k == y || cnt[k] == 0) continue;
+            double o = 0;
+            for (int d = 0; d < D; d++) {
+                const double mu = c[(size_t)k * D + d] / (double)cnt[k];
+                o += (q[d] - mu) * (q[d] - mu);
+            }
+            ok = own < o;
+        }
+        right += ok;
+    }
+    *acc = (double)right / (double)m->n_mem;
+    free(c);
+    free(cnt);
+    return CRL_OK;
+}
+
 /* The modulator row r of the tally used most (first of ties), -1 if none. */
 static int row_mode(const crl_l2m *m, int r) {
     const int32_t *h = m->hist + (size_t)r * m->M;
@@ -312,12 +465,15 @@ void crl_l2m_route_summary(const crl_l2m *m, int rows, int trained, int *modal,
     *acc = trained >= 0 && n_valid ? (double)n_trained / n_valid : NAN;
 }
 
-/* ---- checkpoint: "CRLL2M02", i32 M, i32 n_tasks, start counts (M x i64),
- * train_mod (n_tasks x i32), rows (n_tasks x M x i64). "CRLL2M01" (before
- * the rows matrix) is the same without rows; it still loads, with
- * rows_known = 0. */
+/* ---- checkpoint: "CRLL2M03", i32 M, i32 n_tasks, start counts (M x i64),
+ * train_mod (n_tasks x i32), rows (n_tasks x M x i64), i32 mem_D, i32 n_mem,
+ * the memory's queries (n_mem x mem_D f32) and tasks (n_mem x i32).
+ * "CRLL2M02" (before the memory) is the same without the last four fields;
+ * it loads with an empty memory. "CRLL2M01" (before the rows matrix) also
+ * lacks rows; it loads with rows_known = 0. */
 
-static const char L2M_MAGIC[8] = {'C', 'R', 'L', 'L', '2', 'M', '0', '2'};
+static const char L2M_MAGIC[8] = {'C', 'R', 'L', 'L', '2', 'M', '0', '3'};
+static const char L2M_MAGIC_V2[8] = {'C', 'R', 'L', 'L', '2', 'M', '0', '2'};
 static const char L2M_MAGIC_V1[8] = {'C', 'R', 'L', 'L', '2', 'M', '0', '1'};
 
 int crl_l2m_save(const crl_l2m *m, void **blob, size_t *n, crl_err *err) {
@@ -331,6 +487,12 @@ int crl_l2m_save(const crl_l2m *m, void **blob, size_t *n, crl_err *err) {
         crl_wbuf_put(&w, &t, 4);
     }
     crl_wbuf_put(&w, m->rows, sizeof(int64_t) * (size_t)m->n_tasks * (size_t)m->M);
+    const int32_t mem[2] = {m->n_mem ? m->mem_D : 0, m->n_mem};
+    crl_wbuf_put(&w, mem, sizeof mem);
+    if (m->n_mem) {
+        crl_wbuf_put(&w, m->mem_q, sizeof(float) * (size_t)m->n_mem * (size_t)m->mem_D);
+        crl_wbuf_put(&w, m->mem_y, sizeof(int32_t) * (size_t)m->n_mem);
+    }
     if (w.bad) {
         free(w.p);
         return crl_errf(err, CRL_ENOMEM, "l2m: out of memory while saving");
@@ -347,10 +509,22 @@ int crl_l2m_load(crl_l2m *m, const void *blob, size_t n, crl_err *err) {
     crl_rbuf_get(&r, magic, 8);
     crl_rbuf_get(&r, dims, sizeof dims);
     const int v1 = !r.bad && memcmp(magic, L2M_MAGIC_V1, 8) == 0;
+    const int v2 = !r.bad && memcmp(magic, L2M_MAGIC_V2, 8) == 0;
+    const int v3 = !r.bad && memcmp(magic, L2M_MAGIC, 8) == 0;
     const size_t n1 = 16 + sizeof(int64_t) * (size_t)m->M + 4 * (size_t)m->n_tasks;
     const size_t nrows = sizeof(int64_t) * (size_t)m->n_tasks * (size_t)m->M;
-    if (r.bad || (!v1 && memcmp(magic, L2M_MAGIC, 8) != 0) || dims[0] != m->M ||
-        dims[1] != m->n_tasks || n != n1 + (v1 ? 0 : nrows))
+    /* Version 3: the memory's size is read from the blob after the rows. */
+    int32_t mem[2] = {0, 0};
+    size_t nmem = 0;
+    if (v3 && n >= n1 + nrows + sizeof mem) {
+        memcpy(mem, (const char *)blob + n1 + nrows, sizeof mem);
+        if (mem[0] < 0 || mem[1] < 0 || mem[0] > (1 << 20) || mem[1] > (1 << 24) ||
+            (mem[1] > 0 && mem[0] < 1))
+            return crl_errf(err, CRL_ECORRUPT, "l2m checkpoint: bad query memory");
+        nmem = sizeof mem + (size_t)mem[1] * ((size_t)mem[0] * sizeof(float) + 4);
+    }
+    if (r.bad || !(v1 || v2 || v3) || dims[0] != m->M || dims[1] != m->n_tasks ||
+        (v3 && nmem == 0) || n != n1 + (v1 ? 0 : nrows) + nmem)
         return crl_errf(err, CRL_ECORRUPT, "l2m checkpoint: does not match the run");
     crl_rbuf_get(&r, m->start, sizeof(int64_t) * (size_t)m->M);
     for (int i = 0; i < m->n_tasks; i++) {
@@ -363,6 +537,22 @@ int crl_l2m_load(crl_l2m *m, const void *blob, size_t n, crl_err *err) {
     else
         crl_rbuf_get(&r, m->rows, nrows);
     m->rows_known = !v1;
+    m->n_mem = 0;
+    m->mem_D = 0;
+    if (v3) {
+        crl_rbuf_get(&r, mem, sizeof mem);
+        if (mem[1] > 0) {
+            int rc = mem_reserve(m, mem[0], mem[1], err);
+            if (rc) return rc;
+            crl_rbuf_get(&r, m->mem_q, sizeof(float) * (size_t)mem[1] * (size_t)mem[0]);
+            crl_rbuf_get(&r, m->mem_y, sizeof(int32_t) * (size_t)mem[1]);
+            for (int i = 0; i < mem[1]; i++)
+                if (m->mem_y[i] < 0 || m->mem_y[i] >= m->n_tasks)
+                    return crl_errf(err, CRL_ECORRUPT,
+                                    "l2m checkpoint: memory task out of range");
+            m->n_mem = mem[1];
+        }
+    }
     return r.bad ? crl_errf(err, CRL_ECORRUPT, "l2m checkpoint: truncated") : CRL_OK;
 }
 
@@ -489,6 +679,20 @@ static int l2m_task_end_op(cstate *st, crl_store *store, int64_t run_id, int k,
     if (trc) return trc;
     int used = crl_pool_n_used(crl_sac_pool(st->sac), crl_sac_l2m_counts(st->sac));
     int rc = mod < 0 ? CRL_OK : crl_store_metric(store, run_id, st->step, key, mod, err);
+    /* The query memory of the task's rows, and the separability ceiling of
+     * the memory so far (from the second task on: docs/l2m.md). */
+    if (!rc && !st->has_res)
+        rc = crl_l2m_memory_add(&st->l2m, st->sac, &st->rb, k, CRL_L2M_MEMORY_PER_TASK,
+                                st->c->seed, err);
+    if (!rc) {
+        double ceil;
+        int n_q;
+        rc = crl_l2m_ceiling(&st->l2m, &ceil, &n_q, err);
+        if (!rc && !isnan(ceil))
+            rc = crl_store_metric(store, run_id, st->step, "l2m/ceiling", ceil, err);
+        if (!rc && !isnan(ceil))
+            rc = crl_store_metric(store, run_id, st->step, "l2m/ceiling_n", n_q, err);
+    }
     if (!rc) rc = crl_store_metric(store, run_id, st->step, "l2m/used", used, err);
     const crl_pool *pool = crl_sac_pool(st->sac);
     if (!rc)

@@ -10,6 +10,7 @@ static const crl_router_ops *const KINDS[] = {
     &crl_router_l2m_ops,
     &crl_router_oracle_ops,
     &crl_router_cos_ops,
+    &crl_router_arrow_ops,
 };
 #define N_KINDS (int)(sizeof KINDS / sizeof KINDS[0])
 

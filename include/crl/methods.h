@@ -333,7 +333,31 @@ typedef struct {
     int rows_known;
     int cur;         /* the task being trained (-1 before the first) */
     double *acc_now; /* n_tasks: step accuracies of the evaluation under way */
+    /* Query memory (crl_l2m_memory_add): n_mem rows of (query, task), the
+     * queries mem_D floats each (the pool's query dimension; 0 while
+     * empty). Kept in the checkpoint (CRLL2M03). */
+    int mem_D, n_mem, cap_mem;
+    float *mem_q;   /* n_mem x mem_D */
+    int32_t *mem_y; /* n_mem: the local task of each query */
 } crl_l2m;
+
+#define CRL_L2M_MEMORY_PER_TASK 200
+
+/* At a task's end: the routing queries of up to per_task transitions of
+ * the replay buffer rb (which holds the ended task's rows only: the runner
+ * clears it at each task change), drawn without replacement from the
+ * stream (seed, task) and taken in slot order (all of them when rb holds
+ * no more than per_task), each the query the learner's pool computes for
+ * the row's history window (crl_replay_window, H - 1 earlier observations
+ * of its episode), appended to the memory with label `task`. The queries
+ * come from the frozen base only (no modulator enters them). CRL_EINVAL if
+ * the learner is not L2M; CRL_ENOMEM. */
+int crl_l2m_memory_add(crl_l2m *m, crl_sac *sac, const crl_replay *rb, int task,
+                       int per_task, uint64_t seed, crl_err *err);
+/* The separability ceiling of the memory (crl_metric_ceiling over its rows,
+ * classes = tasks): *acc, and the rows in *n. *acc = NAN while fewer than
+ * two tasks have queries (one class separates trivially; docs/l2m.md). */
+int crl_l2m_ceiling(const crl_l2m *m, double *acc, int *n, crl_err *err);
 
 int crl_l2m_init(crl_l2m *m, const crl_l2m_config *c, int M, int n_tasks, int max_rows,
                  crl_err *err);

@@ -22,7 +22,10 @@
  *           at each task start, or live), acting rows plain cosine;
  *   oracle  cosine inside the task's slice of the pool (needs the task id);
  *   cos     plain cosine everywhere (keys and pull, no usage weight).
- * Planned kinds (a row each in the table once written): arrow, l2r, soft. */
+ * arrow (subspace/router_arrow_kind.c): zero-shot SVD prototypes of the
+ *         LoRA updates for acting rows; a fixed least-used modulator per task
+ *         for training rows (docs/routers.md).
+ * Planned kinds (a row each in the table once written): l2r, soft. */
 #ifndef CRL_ROUTER_H
 #define CRL_ROUTER_H
 
@@ -156,6 +159,8 @@ int crl_router_set_routes(crl_router *r, const crl_pool_route *train,
 
 /* The router kinds of subspace/router_l2m.c. */
 extern const crl_router_ops crl_router_l2m_ops, crl_router_oracle_ops, crl_router_cos_ops;
+/* subspace/router_arrow_kind.c */
+extern const crl_router_ops crl_router_arrow_ops;
 
 #ifdef __cplusplus
 }
