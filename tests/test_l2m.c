@@ -21,6 +21,7 @@
 
 #include "crl/continual.h"
 #include "crl/methods.h"
+#include "crl/metrics.h"
 #include "crl/replay.h"
 #include "crl/pool.h"
 #include "crl/router.h"
@@ -853,6 +854,17 @@ static void mean_embed(const crl_actor *a, const float *rows, int n, double *q) 
     }
 }
 
+/* mean_embed for a network and base parameters given apart. */
+static void mean_embed_net(const crl_mlp *net, const float *bp, const float *rows, int n,
+                           double *q) {
+    double e[H];
+    for (int j = 0; j < H; j++) q[j] = 0;
+    for (int i = 0; i < n; i++) {
+        embed_by_hand(net, bp, rows + (size_t)i * O, e);
+        for (int j = 0; j < H; j++) q[j] += e[j] / n;
+    }
+}
+
 /* Acting: each env's query is the mean of the base embeddings of its last H
  * observations (fewer at an episode start), checked against a by-hand mean
  * of the envs' own observation lists; an episode start of one env empties
@@ -1588,6 +1600,252 @@ START_TEST(test_rows_matrix_and_checkpoint) {
 }
 END_TEST
 
+/* ---- query memory, separability ceiling, arrow (issue 19 items 2-3) ---------- */
+
+/* The query memory: rows drawn without replacement from the buffer, kept in
+ * slot order, each the by-hand mean embedding of its window and itself;
+ * the draw depends on the seed only; all rows when the buffer holds fewer
+ * than asked. The ceiling equals crl_metric_ceiling over the memory (an
+ * independent implementation in analysis/) and is NAN with one task. The
+ * memory survives a checkpoint bit for bit; a CRLL2M02 blob loads with an
+ * empty memory. */
+START_TEST(test_query_memory_and_ceiling) {
+    enum { CAP = 50, HH = 3, PER = 20 };
+    crl_sac *plain = plain_base(91, NULL, NULL);
+    crl_l2m_config lr;
+    crl_l2m_config_default(&lr);
+    lr.history = HH;
+    crl_sac *s = l2m_learner_r(plain, CRL_POOL_LORA, 0, 1, 92, &lr);
+    crl_err err = {0};
+    crl_replay rb;
+    ck_assert_int_eq(crl_replay_init(&rb, O, A, CAP, NULL), CRL_OK);
+    crl_rng r;
+    crl_rng_seed(&r, 93);
+    /* Episodes of 13 steps, 70 steps: the buffer wraps. */
+    float cur[O];
+    for (int t = 0; t < 70; t++) {
+        if (t % 13 == 0)
+            for (int j = 0; j < O; j++) cur[j] = (float)crl_rng_normal(&r);
+        float nx[O];
+        for (int j = 0; j < O; j++) nx[j] = cur[j] + 0.3f * (float)crl_rng_normal(&r);
+        const float act[A] = {0};
+        crl_replay_add(&rb, cur, act, 0, nx, 0, 0);
+        memcpy(cur, nx, sizeof cur);
+    }
+    crl_l2m m, m2;
+    ck_assert_int_eq(crl_l2m_init(&m, &lr, M, T, 4, &err), CRL_OK);
+    ck_assert_int_eq(crl_l2m_init(&m2, &lr, M, T, 4, &err), CRL_OK);
+    ck_assert_msg(crl_l2m_memory_add(&m, s, &rb, 0, PER, 7, &err) == CRL_OK, "%s",
+                  err.msg);
+    ck_assert_int_eq(m.n_mem, PER);
+    ck_assert_int_eq(m.mem_D, H);
+    double acc;
+    int nq;
+    ck_assert_int_eq(crl_l2m_ceiling(&m, &acc, &nq, &err), CRL_OK);
+    ck_assert(isnan(acc)); /* one task */
+    ck_assert_int_eq(nq, PER);
+    /* Each memory row is the query of a distinct slot, slots increasing. */
+    const crl_mlp *net = crl_sac_actor(s);
+    const float *bp = crl_sac_l2m_base(s);
+    int64_t slot = -1;
+    for (int i = 0; i < PER; i++) {
+        int found = 0;
+        while (!found && ++slot < CAP) {
+            float rows[HH][O];
+            int nw = 0;
+            crl_replay_window(&rb, slot, HH - 1, &rows[0][0], &nw, NULL, NULL);
+            memcpy(rows[nw], rb.obs + slot * O, sizeof rows[0]);
+            double q[H];
+            mean_embed_net(net, bp, &rows[0][0], nw + 1, q);
+            found = 1;
+            for (int j = 0; j < H; j++)
+                found &= fabs(m.mem_q[(size_t)i * H + j] - q[j]) < 2e-5;
+        }
+        ck_assert_msg(found, "memory row %d is no slot's query", i);
+        ck_assert_int_eq(m.mem_y[i], 0);
+    }
+    /* The same seed draws the same rows; another seed others. */
+    ck_assert_int_eq(crl_l2m_memory_add(&m2, s, &rb, 0, PER, 7, &err), CRL_OK);
+    ck_assert_int_eq(memcmp(m2.mem_q, m.mem_q, sizeof(float) * PER * H), 0);
+    crl_l2m m3;
+    ck_assert_int_eq(crl_l2m_init(&m3, &lr, M, T, 4, &err), CRL_OK);
+    ck_assert_int_eq(crl_l2m_memory_add(&m3, s, &rb, 0, PER, 8, &err), CRL_OK);
+    ck_assert_int_ne(memcmp(m3.mem_q, m.mem_q, sizeof(float) * PER * H), 0);
+    crl_l2m_free(&m3);
+    /* Task 1: a shifted buffer, asking for more rows than it holds: all 50
+     * in slot order. */
+    for (int64_t i = 0; i < CAP * O; i++) rb.obs[i] += 1.5f;
+    ck_assert_int_eq(crl_l2m_memory_add(&m, s, &rb, 1, 1000, 7, &err), CRL_OK);
+    ck_assert_int_eq(m.n_mem, PER + CAP);
+    for (int i = 0; i < CAP; i++) {
+        float rows[HH][O];
+        int nw = 0;
+        crl_replay_window(&rb, i, HH - 1, &rows[0][0], &nw, NULL, NULL);
+        memcpy(rows[nw], rb.obs + (int64_t)i * O, sizeof rows[0]);
+        double q[H];
+        mean_embed_net(net, bp, &rows[0][0], nw + 1, q);
+        for (int j = 0; j < H; j++)
+            ck_assert(fabs(m.mem_q[(size_t)(PER + i) * H + j] - q[j]) < 2e-5);
+        ck_assert_int_eq(m.mem_y[PER + i], 1);
+    }
+    /* The ceiling against analysis/'s implementation. */
+    ck_assert_int_eq(crl_l2m_ceiling(&m, &acc, &nq, &err), CRL_OK);
+    int lab[PER + CAP];
+    for (int i = 0; i < m.n_mem; i++) lab[i] = m.mem_y[i];
+    double want;
+    ck_assert_int_eq(crl_metric_ceiling(m.mem_q, lab, m.n_mem, H, T, &want, &err),
+                     CRL_OK);
+    ck_assert_double_eq(acc, want);
+    ck_assert_int_eq(nq, PER + CAP);
+    ck_assert(acc > 0.0 && acc <= 1.0);
+    /* Checkpoint: bit for bit. */
+    void *blob;
+    size_t n;
+    ck_assert_int_eq(crl_l2m_save(&m, &blob, &n, &err), CRL_OK);
+    ck_assert_uint_eq(n, 16 + 8 * M + 4 * T + 8 * T * M + 8 + (PER + CAP) * (4 * H + 4));
+    crl_l2m_free(&m2);
+    ck_assert_int_eq(crl_l2m_init(&m2, &lr, M, T, 4, &err), CRL_OK);
+    ck_assert_msg(crl_l2m_load(&m2, blob, n, &err) == CRL_OK, "%s", err.msg);
+    ck_assert_int_eq(m2.n_mem, m.n_mem);
+    ck_assert_int_eq(m2.mem_D, H);
+    ck_assert_int_eq(memcmp(m2.mem_q, m.mem_q, sizeof(float) * (PER + CAP) * H), 0);
+    ck_assert_int_eq(memcmp(m2.mem_y, m.mem_y, sizeof(int32_t) * (PER + CAP)), 0);
+    ck_assert_int_eq(crl_l2m_load(&m2, blob, n - 4, &err), CRL_ECORRUPT);
+    /* CRLL2M02: the same up to the rows; an empty memory. */
+    const size_t n2 = 16 + 8 * M + 4 * T + 8 * T * M;
+    unsigned char *v2 = malloc(n2);
+    memcpy(v2, blob, n2);
+    v2[7] = '2';
+    ck_assert_msg(crl_l2m_load(&m2, v2, n2, &err) == CRL_OK, "%s", err.msg);
+    ck_assert_int_eq(m2.n_mem, 0);
+    ck_assert_int_eq(m2.rows_known, 1);
+    ck_assert_int_eq(crl_l2m_ceiling(&m2, &acc, &nq, &err), CRL_OK);
+    ck_assert(isnan(acc));
+    ck_assert_int_eq(nq, 0);
+    ck_assert_int_eq(crl_l2m_load(&m2, v2, n2 + 8, &err), CRL_ECORRUPT);
+    free(v2);
+    free(blob);
+    crl_l2m_free(&m2);
+    crl_l2m_free(&m);
+    crl_replay_free(&rb);
+    crl_sac_free(s);
+    crl_sac_free(plain);
+}
+END_TEST
+
+/* LoRA modulator m gets, on every layer, the rank-1 update
+ * s * e_dir (x) (1, ..., 1): its prototype is +e_dir on every layer. */
+static void rank1(const crl_pool *p, float *params, int m, int axis) {
+    float *mod = params + crl_pool_mod_offset(p, m);
+    for (int l = 0; l < p->base.spec.n_hidden; l++) {
+        const int in = l == 0 ? p->base.spec.in_dim : p->base.spec.hidden[l - 1];
+        const int out = p->base.spec.hidden[l];
+        memset(mod + p->A[l], 0, sizeof(float) * (size_t)in * p->rank);
+        memset(mod + p->B[l], 0, sizeof(float) * (size_t)p->rank * out);
+        mod[p->A[l] + (size_t)axis * p->rank] = 1.0f;
+        for (int j = 0; j < out; j++) mod[p->B[l] + j] = 1.0f;
+    }
+}
+
+/* The arrow router on a hand-made pool: modulators 1 and 2 have rank-1
+ * updates along e_0 and e_1 (every layer), 0 and 3 none. Acting rows in
+ * evaluation score sum_l |cos(h_l, e_dir)|:
+ *   row 0: h_l = 3 e_0 + e_1 on every layer: 3 L / sqrt(10) vs L / sqrt(10) -> 1
+ *   row 1: h_l = e_0 + 3 e_1                                                -> 2
+ *   row 2: h_l = e_0 - 5 e_1 (the sign does not count)                     -> 2
+ *   row 3: layer 0 e_0, layers 1, 2 e_1: 1 vs 2                             -> 2
+ *   row 4: e_2 everywhere: every live score 0, the first live one           -> 1
+ *   row 5: layer 0 10 e_0, layers 1, 2 e_1: each layer counts as a cosine,
+ *          1 vs 2 (raw dot products would give 10 vs 2)                     -> 2
+ * Modulators without an update (0, 3) are never chosen. Training rows go to
+ * the least-used modulator at the task start, whatever their input. After
+ * modulator 2's update turns to e_2, rows route on the old prototypes until
+ * `changed`, then row 1 goes to 1. */
+START_TEST(test_arrow_router_by_hand) {
+    enum { NR = 6 };
+    crl_mlp_spec sp;
+    crl_mlp_spec_cw(&sp, O, 2 * A, TB, L, H);
+    crl_mlp net;
+    crl_err err = {0};
+    ck_assert_int_eq(crl_mlp_init(&net, &sp, &err), CRL_OK);
+    crl_pool p;
+    ck_assert_int_eq(crl_pool_init(&p, &net, CRL_POOL_LORA, M, R, 2.0f, &err), CRL_OK);
+    float *params = calloc(p.n_params, sizeof(float));
+    rank1(&p, params, 1, 0);
+    rank1(&p, params, 2, 1);
+    int64_t counts[M] = {0, 0, 0, 0};
+    crl_router rt;
+    const crl_router_config cfg = {"arrow", 2, CRL_ROUTER_WEIGHTS_FROZEN,
+                                   CRL_ROUTER_COLLECT_EVAL};
+    ck_assert_msg(crl_router_init(&rt, &cfg, &p, counts, 0.5f, &err) == CRL_OK, "%s",
+                  err.msg);
+    ck_assert(rt.ops->needs & CRL_ROUTER_NEEDS_LAYERS);
+    ck_assert(!(rt.ops->needs & CRL_ROUTER_NEEDS_KEYS));
+    float h0[NR * O] = {0}, h1[NR * H] = {0}, h2[NR * H] = {0};
+    float *hl[L] = {h0, h1, h2};
+    const int width[L] = {O, H, H};
+    const float rows[4][2] = {{3, 1}, {1, 3}, {1, -5}};
+    for (int l = 0; l < L; l++)
+        for (int i = 0; i < 3; i++) {
+            hl[l][i * width[l] + 0] = rows[i][0];
+            hl[l][i * width[l] + 1] = rows[i][1];
+        }
+    h0[3 * O + 0] = 1;
+    h1[3 * H + 1] = 1;
+    h2[3 * H + 1] = 1;
+    for (int l = 0; l < L; l++) hl[l][4 * width[l] + 2] = 1;
+    h0[5 * O + 0] = 10;
+    h1[5 * H + 1] = 1;
+    h2[5 * H + 1] = 1;
+    const float *const lin[L] = {h0, h1, h2};
+    float q[NR * H] = {0};
+    int sel[NR];
+    crl_router_out out = {sel, 1, NULL, NULL};
+    crl_router_rows act = {NR, q, lin, 1, 0};
+    crl_router_task_start(&rt, 0, counts);
+    crl_router_eval(&rt, 1);
+    ck_assert_int_eq(crl_router_route(&rt, params, &act, &out, &err), CRL_OK);
+    const int want[NR] = {1, 2, 2, 2, 1, 2};
+    for (int i = 0; i < NR; i++) ck_assert_int_eq(sel[i], want[i]);
+    /* Training rows: the least-used modulator at the task's start. */
+    crl_router_rows tr = act;
+    tr.acting = 0;
+    const int64_t start[M] = {5, 0, 2, 0};
+    crl_router_task_start(&rt, 1, start);
+    ck_assert_int_eq(crl_router_route(&rt, params, &tr, &out, &err), CRL_OK);
+    for (int i = 0; i < NR; i++) ck_assert_int_eq(sel[i], 1);
+    const int64_t start2[M] = {5, 4, 2, 3};
+    crl_router_task_start(&rt, 1, start2);
+    ck_assert_int_eq(crl_router_route(&rt, params, &tr, &out, &err), CRL_OK);
+    for (int i = 0; i < NR; i++) ck_assert_int_eq(sel[i], 2);
+    /* Stale prototypes until `changed`. */
+    crl_router_eval(&rt, 1);
+    ck_assert_int_eq(crl_router_route(&rt, params, &act, &out, &err), CRL_OK);
+    rank1(&p, params, 2, 2);
+    ck_assert_int_eq(crl_router_route(&rt, params, &act, &out, &err), CRL_OK);
+    ck_assert_int_eq(sel[1], 2);
+    crl_router_changed(&rt, params);
+    ck_assert_int_eq(crl_router_route(&rt, params, &act, &out, &err), CRL_OK);
+    ck_assert_int_eq(sel[1], 1);
+    ck_assert_int_eq(sel[4], 2); /* e_2 now */
+    crl_router_free(&rt);
+    /* A pool without any update: acting rows go to the training modulator. */
+    memset(params, 0, sizeof(float) * p.n_params);
+    ck_assert_int_eq(crl_router_init(&rt, &cfg, &p, counts, 0.5f, &err), CRL_OK);
+    crl_router_task_start(&rt, 0, start2);
+    crl_router_eval(&rt, 1);
+    ck_assert_int_eq(crl_router_route(&rt, params, &act, &out, &err), CRL_OK);
+    for (int i = 0; i < NR; i++) ck_assert_int_eq(sel[i], 2);
+    crl_router_free(&rt);
+    /* (IA)^3 pools are refused with one line. */
+    crl_pool pi;
+    ck_assert_int_eq(crl_pool_init(&pi, &net, CRL_POOL_IA3, M, 0, 1.0f, &err), CRL_OK);
+    ck_assert_int_eq(crl_router_init(&rt, &cfg, &pi, counts, 0.5f, &err), CRL_EINVAL);
+    ck_assert(strstr(err.msg, "LoRA") != NULL);
+    free(params);
+}
+END_TEST
+
 int main(void) {
     Suite *su = suite_create("l2m");
     TCase *tc = tcase_create("learner");
@@ -1621,6 +1879,10 @@ int main(void) {
     tcase_add_test(met, test_route_acc_steps_by_hand);
     tcase_add_test(met, test_rows_matrix_and_checkpoint);
     suite_add_tcase(su, met);
+    TCase *mem = tcase_create("memory_arrow");
+    tcase_add_test(mem, test_query_memory_and_ceiling);
+    tcase_add_test(mem, test_arrow_router_by_hand);
+    suite_add_tcase(su, mem);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
