@@ -30,10 +30,11 @@
 typedef struct {
     char scenario[128], method[32], env[256], env_xml[1024];
     int single_task, hidden, layers, obs_dim, act_dim, xml_steps;
-    int l2m_oracle;   /* l2m: routes by task id when evaluating */
-    int l2m_history;  /* l2m: the routing query's H (1 for runs before it) */
-    int l2m_hold;     /* l2m: acting holds the modulator of step H */
-    double l2m_scale; /* l2m: the LoRA scale (not in the learner blob) */
+    int l2m_oracle;      /* l2m: routes by task id when evaluating */
+    int l2m_history;     /* l2m: the routing query's H (1 for runs before it) */
+    int l2m_hold;        /* l2m: acting holds the modulator of step H */
+    double l2m_scale;    /* l2m: the LoRA scale (not in the learner blob) */
+    char l2m_router[16]; /* l2m: router kind ("l2m" for runs before it) */
 } run_cfg;
 
 static void copy_text(char *dst, size_t n, const char *src) {
@@ -61,6 +62,7 @@ static int read_config(crl_store *store, int64_t run_id, run_cfg *cfg, crl_err *
     cfg->l2m_history = r.l2m.history;
     cfg->l2m_hold = r.l2m.hold;
     cfg->l2m_scale = r.l2m.scale;
+    copy_text(cfg->l2m_router, sizeof cfg->l2m_router, r.l2m.router);
     crl_run_config_free(&r);
     return CRL_OK;
 }
@@ -366,8 +368,13 @@ static int export_continual(export_state *x, const run_cfg *cfg, int64_t run_id,
         x->d.l2m_M = pool->M;
         x->d.l2m_rank = pool->rank;
         x->d.l2m_scale = pool->scale;
-        x->d.l2m_route = cfg->l2m_oracle ? POL_ROUTE_ORACLE : POL_ROUTE_COSINE;
-        x->d.l2m_route_tasks = cfg->l2m_oracle ? n : 0;
+        /* Evaluation routes: the oracle's slices, arrow's prototypes (taken
+         * from the pool's parameters by the runtime), else plain cosine. */
+        const int oracle = cfg->l2m_oracle || !strcmp(cfg->l2m_router, "oracle");
+        x->d.l2m_route = oracle                              ? POL_ROUTE_ORACLE
+                         : !strcmp(cfg->l2m_router, "arrow") ? POL_ROUTE_ARROW
+                                                             : POL_ROUTE_COSINE;
+        x->d.l2m_route_tasks = oracle ? n : 0;
         x->d.l2m_history = cfg->l2m_history;
         x->d.l2m_hold = cfg->l2m_hold;
         x->d.l2m_n_params = pool->n_params;

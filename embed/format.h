@@ -50,7 +50,7 @@ enum { POL_NORM_NONE = 0, POL_NORM_AFFINE = 1 };
 #define POL_MAX_RANK    4096              /* L2M LoRA rank */
 
 /* L2M routing (L2MP). */
-enum { POL_ROUTE_COSINE = 0, POL_ROUTE_ORACLE = 1 };
+enum { POL_ROUTE_COSINE = 0, POL_ROUTE_ORACLE = 1, POL_ROUTE_ARROW = 2 /* L2MP v3 */ };
 
 /* ---- little-endian encoding ------------------------------------------------- */
 

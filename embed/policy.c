@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crl/router.h"
 #include "crl/blas.h"
 #include "embed/format.h"
 #include "embed/internal.h"
@@ -471,7 +472,8 @@ static int parse_l2m(pol_core *c, const section *s, char *eb, size_t el) {
                               : rank != 0)
         return BAD("L2M: rank %u, scale %g impossible (LoRA: rank 1..%d; IA3: 0)", rank,
                    (double)scale, POL_MAX_RANK);
-    if (route > POL_ROUTE_ORACLE ||
+    if (route > (s->version >= 3 ? POL_ROUTE_ARROW : POL_ROUTE_ORACLE) ||
+        (route == POL_ROUTE_ARROW && kind != CRL_POOL_LORA) ||
         (route == POL_ROUTE_ORACLE ? rtasks < 1 || rtasks > M : rtasks != 0))
         return BAD("L2M: routing %u over %u tasks with %u modulators is impossible",
                    route, rtasks, M);
@@ -516,6 +518,12 @@ static int make_actor(pol_core *c, char *eb, size_t el) {
         ac.head = -1; /* each task's own head */
         ac.history = c->history;
         ac.hold = c->hold;
+        /* Arrow routes acting rows by the prototypes of the pool's own
+         * updates (recomputed from its parameters on the first route). */
+        if (c->route == POL_ROUTE_ARROW) {
+            ac.router = "arrow";
+            ac.collect = CRL_ROUTER_COLLECT_EVAL;
+        }
     }
     crl_err err;
     int rc = crl_actor_create(&ac, &c->actor, &err);
@@ -531,6 +539,7 @@ static int make_actor(pol_core *c, char *eb, size_t el) {
         a->params = c->pool_params;
         a->base = c->nets[0].params;
         /* crl_sac_act of an L2M learner with the evaluation route. */
+        if (c->route == POL_ROUTE_ARROW) return CRL_OK;
         crl_pool_route r;
         memset(&r, 0, sizeof r);
         r.mode =
@@ -618,7 +627,8 @@ static int parse(pol_core *c, const unsigned char *b, size_t n, char *eb, size_t
                               s->tag, CRL_VERSION_STRING, c->crl_version);
             continue; /* ancillary: skipped */
         }
-        if (s->version != 1 && !(s->version == 2 && !strcmp(s->tag, "L2MP")))
+        if (s->version != 1 &&
+            !((s->version == 2 || s->version == 3) && !strcmp(s->tag, "L2MP")))
             rc = pol_fail(eb, el, CRL_EVERSION,
                           "section '%s' version %u is newer than this crl reads (1)",
                           s->tag, s->version);

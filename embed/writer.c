@@ -178,7 +178,9 @@ int crl_pf_write(const crl_pf_desc *d, unsigned char **out, size_t *n, crl_err *
         /* Version 2 only when the routing needs it: a run routing on one
          * observation writes the bytes older readers know. */
         const int v2 = d->l2m_history > 1 || d->l2m_hold;
-        at = begin_section_v(&b, "L2MP", v2 ? 2 : 1);
+        /* Version 3 only for routes older readers do not know (arrow). */
+        const int v3 = d->l2m_route == POL_ROUTE_ARROW;
+        at = begin_section_v(&b, "L2MP", v3 ? 3 : v2 ? 2 : 1);
         put_u32(&b, 0);
         put_u32(&b, (uint32_t)d->l2m_kind);
         put_u32(&b, (uint32_t)d->l2m_M);
@@ -187,7 +189,7 @@ int crl_pf_write(const crl_pf_desc *d, unsigned char **out, size_t *n, crl_err *
         put_u32(&b, (uint32_t)d->l2m_route);
         put_u32(&b, (uint32_t)d->l2m_route_tasks);
         put_u32(&b, 0);
-        if (v2) {
+        if (v2 || v3) {
             put_u32(&b, (uint32_t)(d->l2m_history > 1 ? d->l2m_history : 1));
             put_u32(&b, d->l2m_hold ? 1u : 0u);
         }

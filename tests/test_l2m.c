@@ -1373,6 +1373,14 @@ START_TEST(test_cli_pretrain_then_l2m) {
     ck_assert_int_eq(q("SELECT count(*) FROM metrics WHERE run_id = 4 AND key LIKE "
                        "'l2m/route/%'"),
                      45);
+    /* The query memory came through the resume: 200 queries of each of the
+     * three tasks at the end (task 0's from the checkpoint). */
+    ck_assert_int_eq(q("SELECT value FROM metrics WHERE run_id = 4 AND key = "
+                       "'l2m/ceiling_n' ORDER BY step DESC LIMIT 1"),
+                     600);
+    ck_assert_int_eq(q("SELECT count(*) FROM metrics WHERE run_id = 4 AND key = "
+                       "'l2m/ceiling'"),
+                     2);
     /* After three tasks and a resume, the base in the run's checkpoint is
      * bit for bit run 1's actor. */
     crl_store *st = NULL;
@@ -1445,6 +1453,69 @@ START_TEST(test_cli_pretrain_then_l2m) {
     ck_assert_msg(strstr(out, "pool of 6 ia3 modulators split per task, base 1;"), "%s",
                   out);
     ck_assert_msg(strstr(out, "(base) + "), "%s", out);
+    /* The oracle's slices hold only their task's rows: every evaluation of a
+     * trained task routes all its steps to modulators the task owns (runs
+     * 3 and 5). */
+    ck_assert(q("SELECT count(*) FROM metrics WHERE run_id IN (3, 5) AND key LIKE "
+                "'l2m/route_acc_steps/%'") >= 12);
+    ck_assert_int_eq(q("SELECT count(*) FROM metrics WHERE run_id IN (3, 5) AND key LIKE "
+                       "'l2m/route_acc_steps/%' AND value < 0.99"),
+                     0);
+    /* The separability ceiling at the ends of tasks 2 and 3 of every l2m
+     * run; over 200 queries per finished task (each task's buffer holds
+     * 400 rows). */
+    ck_assert_int_eq(q("SELECT count(*) FROM metrics WHERE run_id = 2 AND key = "
+                       "'l2m/ceiling' AND step IN (800, 1200)"),
+                     2);
+    ck_assert_int_eq(q("SELECT count(*) FROM metrics WHERE run_id = 2 AND key = "
+                       "'l2m/ceiling'"),
+                     2);
+    ck_assert_int_eq(q("SELECT value FROM metrics WHERE run_id = 2 AND key = "
+                       "'l2m/ceiling_n' AND step = 1200"),
+                     600);
+    /* The arrow router (run 6): task k trains modulator k (the least used at
+     * its start), no key is trained, and the ceiling logged at the end equals
+     * crl_metric_ceiling over the memory of the final checkpoint. */
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "l2m", "--base", "1:2",
+                         "--l2m-router", "arrow", "--l2m-pool", "6", "--l2m-rank", "2",
+                         "--steps-per-task", "400", TINY),
+                     0);
+    ck_assert_int_eq(q("SELECT count(*) FROM metrics WHERE run_id = 6 AND key LIKE "
+                       "'l2m/train_mod/%' AND CAST(substr(key, 15) AS INT) = value"),
+                     3);
+    {
+        crl_store *s6 = NULL;
+        crl_err e6 = {0};
+        void *b6 = NULL;
+        size_t n6 = 0;
+        int i6;
+        int64_t st6;
+        ck_assert_int_eq(crl_store_open(db, 0, &s6, &e6), CRL_OK);
+        ck_assert_int_eq(crl_store_checkpoint_latest(s6, 6, &i6, &st6, &b6, &n6, &e6), 0);
+        crl_store_close(s6);
+        crl_continual_view v6;
+        ck_assert_int_eq(crl_continual_checkpoint_view(b6, n6, &v6, &e6), CRL_OK);
+        crl_l2m_config lc6;
+        crl_l2m_config_default(&lc6);
+        crl_l2m m6;
+        ck_assert_int_eq(crl_l2m_init(&m6, &lc6, 6, 3, 4, &e6), CRL_OK);
+        ck_assert_msg(crl_l2m_load(&m6, v6.method, v6.method_n, &e6) == CRL_OK, "%s",
+                      e6.msg);
+        ck_assert_int_eq(m6.n_mem, 600);
+        int *lab = malloc(sizeof(int) * 600);
+        for (int i = 0; i < 600; i++) lab[i] = m6.mem_y[i];
+        double want = -1;
+        ck_assert_int_eq(crl_metric_ceiling(m6.mem_q, lab, 600, m6.mem_D, 3, &want, &e6),
+                         CRL_OK);
+        ck_assert_double_eq_tol(q("SELECT value FROM metrics WHERE run_id = 6 AND key = "
+                                  "'l2m/ceiling' AND step = 1200"),
+                                want, 1e-12);
+        free(lab);
+        crl_l2m_free(&m6);
+        free(b6);
+    }
+    ck_assert_int_eq(
+        RUN("eval", "--db", db, "--run", "6", "--task", "0", "--episodes", "1"), 0);
     /* Bad routing flags: exit 2 before anything is written. */
     const double runs = q("SELECT count(*) FROM runs");
     ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "l2m", "--base", "1",

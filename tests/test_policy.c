@@ -72,7 +72,8 @@ static char g_dir[256];
  * (crl train --env); method single on one task of a locomotion scenario;
  * CSP on t1, finished, and interrupted in its second task (R_CSPMID); L2M
  * on t1 over an mt base (run 1 of the l2m store): LoRA with cosine routing
- * (run 2) and IA3 with oracle routing (run 3). */
+ * (run 2), IA3 with oracle routing (run 3) and LoRA with the arrow router
+ * (run 4: an L2MP version 3 file). */
 enum {
     R_PLAIN,
     R_FTN,
@@ -83,11 +84,13 @@ enum {
     R_CSPMID,
     R_L2M,
     R_L2MO,
+    R_L2MA,
     N_RUNS
 };
-static const char *const RUN_NAMES[N_RUNS] = {
-    "ft1", "ftn", "packnet", "sac", "single", "csp", "csp-mid", "l2m", "l2m-oracle"};
-static const int64_t RUN_ID[N_RUNS] = {1, 1, 1, 1, 1, 1, 1, 2, 3};
+static const char *const RUN_NAMES[N_RUNS] = {"ft1",        "ftn",      "packnet", "sac",
+                                              "single",     "csp",      "csp-mid", "l2m",
+                                              "l2m-oracle", "l2m-arrow"};
+static const int64_t RUN_ID[N_RUNS] = {1, 1, 1, 1, 1, 1, 1, 2, 3, 4};
 static char g_db[N_RUNS][320], g_pol[N_RUNS][320];
 
 #define HIDDEN 32
@@ -179,7 +182,7 @@ static void train_runs(void) {
     char out[8192];
     for (int r = 0; r < N_RUNS; r++) {
         snprintf(g_db[r], sizeof g_db[r], "%s/%s.db", g_dir,
-                 RUN_NAMES[r == R_L2MO ? R_L2M : r]);
+                 RUN_NAMES[r == R_L2MO || r == R_L2MA ? R_L2M : r]);
         snprintf(g_pol[r], sizeof g_pol[r], "%s/%s.crlp", g_dir, RUN_NAMES[r]);
         /* The mt base of the L2M runs: 7 tasks x 200 steps. */
         if (r == R_L2M &&
@@ -207,6 +210,12 @@ static void train_runs(void) {
                      "%s train --db %s --scenario t1 --method l2m --base 1 --l2m-oracle "
                      "--modulator ia3 --l2m-pool 6 --l2m-history 1 --steps-per-task "
                      "300 " TRAIN_SMALL,
+                     bin(), g_db[r])
+            : r == R_L2MA
+                ? sh(out, sizeof out,
+                     "%s train --db %s --scenario t1 --method l2m --base 1:2 "
+                     "--l2m-router arrow --l2m-pool 6 --l2m-rank 2 --steps-per-task 300 "
+                     "" TRAIN_SMALL,
                      bin(), g_db[r])
             : r == R_SINGLE
                 ? sh(out, sizeof out,
@@ -287,7 +296,7 @@ static void ref_load(int run, reference *r) {
     memset(r, 0, sizeof *r);
     r->n = single ? 1 : 3;
     r->csp = run == R_CSP || run == R_CSPMID;
-    r->l2m = run == R_L2M || run == R_L2MO;
+    r->l2m = run == R_L2M || run == R_L2MO || run == R_L2MA;
     crl_sac_config sc;
     crl_sac_config_default(&sc, single ? 17 : 39, single ? 6 : 4, r->n);
     sc.hidden = HIDDEN;
@@ -307,11 +316,12 @@ static void ref_load(int run, reference *r) {
                              .n_tasks = 7,
                              .hidden = HIDDEN,
                              .layers = LAYERS,
-                             .head = run == R_L2M ? 2 : 0,
+                             .head = run == R_L2MO ? 0 : 2,
                              .params = &no_weights}; /* only the shape is read */
         lc.pool = 6;
         lc.rank = 2;
-        lc.modulator = run == R_L2M ? "lora" : "ia3";
+        lc.modulator = run == R_L2MO ? "ia3" : "lora";
+        if (run == R_L2MA) lc.router = "arrow";
         lc.oracle = run == R_L2MO;
         lc.history = run == R_L2MO ? 1 : CRL_L2M_HISTORY;
         ck_assert_msg(crl_l2m_sac_config(&lc, &base, &sc, &err) == CRL_OK, "%s", err.msg);
@@ -521,6 +531,16 @@ START_TEST(test_act_bitwise_l2m) {
     crl_policy *p = load_ok(g_pol[R_L2MO]);
     ck_assert_str_eq(crl_policy_method(p), "l2m");
     crl_policy_free(p);
+    /* Arrow: an L2MP version 3 section with routing 2, acting as crl
+     * evaluates (prototypes recomputed from the pool's parameters). */
+    check_bitwise(R_L2MA);
+    size_t n;
+    unsigned char *b = read_all(g_pol[R_L2MA], &n);
+    const size_t at = section_at(b, n, "L2MP", 0);
+    ck_assert(at > 0);
+    ck_assert_uint_eq(pol_get_u32(b + at - 12), 3); /* the section's version */
+    ck_assert_uint_eq(pol_get_u32(b + at + 20), POL_ROUTE_ARROW);
+    free(b);
 }
 END_TEST
 
@@ -1159,6 +1179,7 @@ START_TEST(test_malformed_csp_l2m_refused) {
         {R_L2M, "L2MP", 0, 16, 4, nan_bits, "scale"},            /* LoRA scale */
         {R_L2M, "L2MP", 0, 20, 4, 7, "routing"},                 /* routing */
         {R_L2M, "L2MP", 0, 24, 4, 3, "routing"},                 /* cosine with tasks */
+        {R_L2M, "L2MP", 0, 20, 4, 2, "routing"}, /* arrow needs version 3 */
         /* R_L2M is an L2MP version 2 (H = 5): H and hold at 32 and 36 */
         {R_L2M, "L2MP", 0, 32, 4, 0, "history"},  /* H = 0 */
         {R_L2M, "L2MP", 0, 32, 4, 65, "history"}, /* H > 64 */
@@ -1206,13 +1227,13 @@ START_TEST(test_malformed_csp_l2m_refused) {
     free(b);
     /* The history query is in L2MP version 2 only when the run needs it
      * (H = 5 here; the oracle run, H = 1, writes version 1), and a version
-     * this crl does not know is refused. */
+     * this crl does not know (4) is refused. */
     b = read_all(g_pol[R_L2M], &n);
     ck_assert_uint_eq(pol_get_u32(b + section_at(b, n, "L2MP", 0) - 12), 2);
     ck_assert_uint_eq(pol_get_u32(b + section_at(b, n, "L2MP", 0) + 32), CRL_L2M_HISTORY);
-    pol_put_u32(b + section_at(b, n, "L2MP", 0) - 12, 3);
+    pol_put_u32(b + section_at(b, n, "L2MP", 0) - 12, 4); /* 3 is arrow's (known) */
     fix_crc(b, n);
-    expect_refused(b, n, CRL_EVERSION, "version 3");
+    expect_refused(b, n, CRL_EVERSION, "version 4");
     free(b);
     b = read_all(g_pol[R_L2MO], &n);
     ck_assert_uint_eq(pol_get_u32(b + section_at(b, n, "L2MP", 0) - 12), 1);
