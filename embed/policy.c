@@ -539,7 +539,12 @@ static int make_actor(pol_core *c, char *eb, size_t el) {
         a->params = c->pool_params;
         a->base = c->nets[0].params;
         /* crl_sac_act of an L2M learner with the evaluation route. */
-        if (c->route == POL_ROUTE_ARROW) return CRL_OK;
+        /* Arrow: the prototypes now, so that acting only reads them (clones
+         * share the router across threads). */
+        if (c->route == POL_ROUTE_ARROW) {
+            crl_router_changed(crl_actor_router(a), a->params);
+            return CRL_OK;
+        }
         crl_pool_route r;
         memset(&r, 0, sizeof r);
         r.mode =

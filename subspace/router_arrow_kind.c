@@ -8,9 +8,10 @@
  * (before evaluations and at each task end), at every task start, and on the
  * first route after creation (a resumed run: the checkpoint's parameters
  * are those of the last `changed`, so the prototypes come out the same; no
- * router state is saved). Scoring uses buffers sized at init; routing never
- * allocates. LoRA pools only: (IA)^3 prototypes need the base weights,
- * which the router does not see. */
+ * router state is saved). Routing never allocates and, once the prototypes
+ * are fresh, only reads the router (the policy runtime computes them when it
+ * loads, so that clones may act on several threads). LoRA pools only: (IA)^3 prototypes
+ * need the base weights, which the router does not see. */
 #include "crl/router.h"
 #include "crl/routers.h"
 
@@ -18,16 +19,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ARROW_CHUNK 64 /* rows scored per pass */
+/* Scores of a chunk of rows live on the caller's stack (routing may run on
+ * several threads at once: the clones of a runtime policy share the
+ * router), at most ARROW_STACK doubles: ARROW_STACK / M rows per pass. */
+#define ARROW_STACK 4096
 
 typedef struct {
     float *protos; /* M x crl_arrow_proto_dim */
     float *ws;     /* crl_arrow_ws_floats */
     size_t ws_n;
-    double *scores; /* ARROW_CHUNK x M */
-    int *live;      /* M: the prototype is nonzero (the modulator has an update) */
-    int stale;      /* recompute before the next route */
-    int train_mod;  /* the current task's training modulator */
+    int *live;     /* M: the prototype is nonzero (the modulator has an update) */
+    int stale;     /* recompute before the next route */
+    int train_mod; /* the current task's training modulator */
     int eval_on;
     int n_live;
 } arrow_rt;
@@ -37,6 +40,10 @@ static int arrow_init(crl_router *r, crl_err *err) {
     if (p->kind != CRL_POOL_LORA)
         return crl_errf(err, CRL_EINVAL,
                         "l2m router arrow: needs LoRA modulators (l2m-modulator lora)");
+    if (p->M > ARROW_STACK)
+        return crl_errf(err, CRL_EINVAL,
+                        "l2m router arrow: at most %d modulators, not %d", ARROW_STACK,
+                        p->M);
     arrow_rt *a = calloc(1, sizeof *a);
     if (!a) return crl_errf(err, CRL_ENOMEM, "l2m router: out of memory");
     r->impl = a;
@@ -44,9 +51,8 @@ static int arrow_init(crl_router *r, crl_err *err) {
     if (rc) return rc;
     a->protos = calloc((size_t)p->M * crl_arrow_proto_dim(p), sizeof(float));
     a->ws = malloc((a->ws_n ? a->ws_n : 1) * sizeof(float));
-    a->scores = malloc((size_t)ARROW_CHUNK * (size_t)p->M * sizeof(double));
     a->live = calloc((size_t)p->M, sizeof(int));
-    if (!a->protos || !a->ws || !a->scores || !a->live)
+    if (!a->protos || !a->ws || !a->live)
         return crl_errf(err, CRL_ENOMEM, "l2m router: out of memory");
     a->stale = 1;
     a->train_mod = 0;
@@ -58,7 +64,6 @@ static void arrow_destroy(crl_router *r) {
     if (a) {
         free(a->protos);
         free(a->ws);
-        free(a->scores);
         free(a->live);
     }
     free(a);
@@ -103,17 +108,18 @@ static int arrow_route(crl_router *r, const float *params, const crl_router_rows
         for (int i = 0; i < rows->B; i++) out->sel[i] = a->train_mod;
         return CRL_OK;
     }
-    const int L = p->base.spec.n_hidden;
-    for (int r0 = 0; r0 < rows->B; r0 += ARROW_CHUNK) {
-        const int n = rows->B - r0 < ARROW_CHUNK ? rows->B - r0 : ARROW_CHUNK;
+    const int L = p->base.spec.n_hidden, chunk = ARROW_STACK / M;
+    double scores[ARROW_STACK];
+    for (int r0 = 0; r0 < rows->B; r0 += chunk) {
+        const int n = rows->B - r0 < chunk ? rows->B - r0 : chunk;
         const float *h[CRL_MLP_MAX_HIDDEN];
         for (int l = 0; l < L; l++) {
             const int in = l == 0 ? p->base.spec.in_dim : p->base.spec.hidden[l - 1];
             h[l] = rows->layer_in[l] + (size_t)r0 * in;
         }
-        crl_arrow_scores(p, a->protos, h, n, 1, a->scores);
+        crl_arrow_scores(p, a->protos, h, n, 1, scores);
         for (int i = 0; i < n; i++) {
-            const double *s = a->scores + (size_t)i * M;
+            const double *s = scores + (size_t)i * M;
             int best = -1;
             for (int m = 0; m < M; m++)
                 if (a->live[m] && (best < 0 || s[m] > s[best])) best = m;

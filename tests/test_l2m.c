@@ -1644,7 +1644,9 @@ START_TEST(test_rows_matrix_and_checkpoint) {
     void *blob;
     size_t n;
     ck_assert_int_eq(crl_l2m_save(&m, &blob, &n, &err), CRL_OK);
-    ck_assert_uint_eq(n, 16 + 8 * M + 4 * T + 8 * T * M);
+    /* CRLL2M03 with an empty query memory: 8 bytes (D = 0, n = 0) after the
+     * rows. */
+    ck_assert_uint_eq(n, 16 + 8 * M + 4 * T + 8 * T * M + 8);
     crl_l2m m2;
     ck_assert_int_eq(crl_l2m_init(&m2, &lc, M, T, 4, &err), CRL_OK);
     ck_assert_msg(crl_l2m_load(&m2, blob, n, &err) == CRL_OK, "%s", err.msg);
@@ -1652,12 +1654,15 @@ START_TEST(test_rows_matrix_and_checkpoint) {
     ck_assert_int_eq(memcmp(m2.rows, m.rows, sizeof(int64_t) * T * M), 0);
     ck_assert_int_eq(memcmp(m2.start, m.start, sizeof(int64_t) * M), 0);
     ck_assert_int_eq(memcmp(m2.train_mod, m.train_mod, sizeof(int) * T), 0);
-    /* The first version: "CRLL2M01", the same without the rows. */
+    /* The first version: "CRLL2M01", the same without the rows (and the
+     * memory). */
     unsigned char *v1 = malloc(n);
     memcpy(v1, blob, n);
     v1[7] = '1';
-    ck_assert_int_eq(crl_l2m_load(&m2, v1, n, &err), CRL_ECORRUPT); /* rows too many */
-    ck_assert_msg(crl_l2m_load(&m2, v1, n - 8 * T * M, &err) == CRL_OK, "%s", err.msg);
+    const size_t nv1 = n - 8 - 8 * T * M;
+    ck_assert_int_eq(crl_l2m_load(&m2, v1, nv1 + 8 * T * M, &err),
+                     CRL_ECORRUPT); /* rows too many */
+    ck_assert_msg(crl_l2m_load(&m2, v1, nv1, &err) == CRL_OK, "%s", err.msg);
     ck_assert_int_eq(m2.rows_known, 0);
     ck_assert_int_eq(memcmp(m2.train_mod, m.train_mod, sizeof(int) * T), 0);
     ck_assert_int_eq(crl_l2m_load(&m2, blob, n - 8, &err), CRL_ECORRUPT);
