@@ -318,6 +318,10 @@ static int export_continual(export_state *x, const run_cfg *cfg, int64_t run_id,
     /* L2M: the pool's shape from the learner blob's view (M, kind, rank,
      * base heads, base head); crl_sac_load checks the rest. */
     uint32_t l2m[5] = {0, 0, 0, 0, 0};
+    if (is_l2m && !strcmp(cfg->l2m_router, "l2r"))
+        return crl_errf(err, CRL_EINVAL,
+                        "run %lld routes with l2r, which a policy file cannot hold yet",
+                        (long long)run_id);
     if (is_l2m && !bad) {
         crl_sac_blob lv;
         if (crl_sac_blob_info(sb, sn, &lv, NULL) != CRL_OK ||

@@ -206,6 +206,7 @@ int crl_l2m_init(crl_l2m *m, const crl_l2m_config *c, int M, int n_tasks, int ma
 }
 
 void crl_l2m_free(crl_l2m *m) {
+    free(m->rstate);
     free(m->mem_q);
     free(m->mem_y);
     free(m->start);
@@ -467,7 +468,9 @@ void crl_l2m_route_summary(const crl_l2m *m, int rows, int trained, int *modal,
 
 /* ---- checkpoint: "CRLL2M03", i32 M, i32 n_tasks, start counts (M x i64),
  * train_mod (n_tasks x i32), rows (n_tasks x M x i64), i32 mem_D, i32 n_mem,
- * the memory's queries (n_mem x mem_D f32) and tasks (n_mem x i32).
+ * the memory's queries (n_mem x mem_D f32) and tasks (n_mem x i32), u64
+ * router state bytes and the state (crl_router_state_save: 0 for routers
+ * without state).
  * "CRLL2M02" (before the memory) is the same without the last four fields;
  * it loads with an empty memory. "CRLL2M01" (before the rows matrix) also
  * lacks rows; it loads with rows_known = 0. */
@@ -475,6 +478,19 @@ void crl_l2m_route_summary(const crl_l2m *m, int rows, int trained, int *modal,
 static const char L2M_MAGIC[8] = {'C', 'R', 'L', 'L', '2', 'M', '0', '3'};
 static const char L2M_MAGIC_V2[8] = {'C', 'R', 'L', 'L', '2', 'M', '0', '2'};
 static const char L2M_MAGIC_V1[8] = {'C', 'R', 'L', 'L', '2', 'M', '0', '1'};
+
+int crl_l2m_take_router_state(crl_l2m *m, crl_sac *sac, crl_err *err) {
+    crl_router *rt = crl_actor_router(crl_sac_get_actor(sac));
+    const size_t n = rt ? crl_router_state_size(rt) : 0;
+    free(m->rstate);
+    m->rstate = NULL;
+    m->rstate_n = 0;
+    if (n == 0) return CRL_OK;
+    if (!(m->rstate = malloc(n))) return crl_errf(err, CRL_ENOMEM, "l2m: out of memory");
+    crl_router_state_save(rt, m->rstate);
+    m->rstate_n = n;
+    return CRL_OK;
+}
 
 int crl_l2m_save(const crl_l2m *m, void **blob, size_t *n, crl_err *err) {
     crl_wbuf w = {0};
@@ -493,6 +509,9 @@ int crl_l2m_save(const crl_l2m *m, void **blob, size_t *n, crl_err *err) {
         crl_wbuf_put(&w, m->mem_q, sizeof(float) * (size_t)m->n_mem * (size_t)m->mem_D);
         crl_wbuf_put(&w, m->mem_y, sizeof(int32_t) * (size_t)m->n_mem);
     }
+    const uint64_t rs = m->rstate ? m->rstate_n : 0;
+    crl_wbuf_put(&w, &rs, sizeof rs);
+    if (rs) crl_wbuf_put(&w, m->rstate, rs);
     if (w.bad) {
         free(w.p);
         return crl_errf(err, CRL_ENOMEM, "l2m: out of memory while saving");
@@ -523,6 +542,16 @@ int crl_l2m_load(crl_l2m *m, const void *blob, size_t n, crl_err *err) {
             return crl_errf(err, CRL_ECORRUPT, "l2m checkpoint: bad query memory");
         nmem = sizeof mem + (size_t)mem[1] * ((size_t)mem[0] * sizeof(float) + 4);
     }
+    /* ... then the router state's size and bytes. */
+    uint64_t rs = 0;
+    if (v3 && nmem && n >= n1 + nrows + nmem + 8) {
+        memcpy(&rs, (const char *)blob + n1 + nrows + nmem, 8);
+        if (rs > n)
+            return crl_errf(err, CRL_ECORRUPT, "l2m checkpoint: bad router state");
+        nmem += 8 + (size_t)rs;
+    } else if (v3) {
+        nmem = 0;
+    }
     if (r.bad || !(v1 || v2 || v3) || dims[0] != m->M || dims[1] != m->n_tasks ||
         (v3 && nmem == 0) || n != n1 + (v1 ? 0 : nrows) + nmem)
         return crl_errf(err, CRL_ECORRUPT, "l2m checkpoint: does not match the run");
@@ -551,6 +580,16 @@ int crl_l2m_load(crl_l2m *m, const void *blob, size_t n, crl_err *err) {
                     return crl_errf(err, CRL_ECORRUPT,
                                     "l2m checkpoint: memory task out of range");
             m->n_mem = mem[1];
+        }
+        free(m->rstate);
+        m->rstate = NULL;
+        m->rstate_n = 0;
+        crl_rbuf_get(&r, &rs, 8);
+        if (rs) {
+            m->rstate = malloc((size_t)rs);
+            if (!m->rstate) return crl_errf(err, CRL_ENOMEM, "l2m: out of memory");
+            crl_rbuf_get(&r, m->rstate, (size_t)rs);
+            m->rstate_n = (size_t)rs;
         }
     }
     return r.bad ? crl_errf(err, CRL_ECORRUPT, "l2m checkpoint: truncated") : CRL_OK;
@@ -675,15 +714,22 @@ static int l2m_task_end_op(cstate *st, crl_store *store, int64_t run_id, int k,
     char key[64];
     snprintf(key, sizeof key, "l2m/train_mod/%d", st->pos[k]);
     int mod = crl_l2m_task_end(&st->l2m, st->sac, k);
-    int trc = crl_sac_l2m_task_end(st->sac, k, err); /* the router's hook */
+    /* The query memory of the task's rows; a learned router (l2r) learns
+     * them with the label of the modulator the task trained. */
+    const int n0 = st->l2m.n_mem;
+    int trc = st->has_res ? CRL_OK
+                          : crl_l2m_memory_add(&st->l2m, st->sac, &st->rb, k,
+                                               CRL_L2M_MEMORY_PER_TASK, st->c->seed, err);
+    crl_router *rt = crl_actor_router(crl_sac_get_actor(st->sac));
+    if (!trc && rt && mod >= 0 && st->l2m.n_mem > n0)
+        trc = crl_router_learn(rt, st->l2m.mem_q + (size_t)n0 * st->l2m.mem_D,
+                               st->l2m.n_mem - n0, mod, err);
+    if (!trc) trc = crl_sac_l2m_task_end(st->sac, k, err); /* the router's hooks */
     if (trc) return trc;
     int used = crl_pool_n_used(crl_sac_pool(st->sac), crl_sac_l2m_counts(st->sac));
     int rc = mod < 0 ? CRL_OK : crl_store_metric(store, run_id, st->step, key, mod, err);
-    /* The query memory of the task's rows, and the separability ceiling of
-     * the memory so far (from the second task on: docs/l2m.md). */
-    if (!rc && !st->has_res)
-        rc = crl_l2m_memory_add(&st->l2m, st->sac, &st->rb, k, CRL_L2M_MEMORY_PER_TASK,
-                                st->c->seed, err);
+    /* The separability ceiling of the memory so far (from the second task
+     * on: docs/l2m.md). */
     if (!rc) {
         double ceil;
         int n_q;
@@ -710,11 +756,17 @@ static double l2m_params_now(cstate *st, int k) {
 }
 
 static int l2m_save_op(cstate *st, void **blob, size_t *n, crl_err *err) {
-    return crl_l2m_save(&st->l2m, blob, n, err);
+    int rc = crl_l2m_take_router_state(&st->l2m, st->sac, err);
+    return rc ? rc : crl_l2m_save(&st->l2m, blob, n, err);
 }
 
+/* The method's part, then the router's state it carries. */
 static int l2m_load_op(cstate *st, const void *blob, size_t n, crl_err *err) {
-    return crl_l2m_load(&st->l2m, blob, n, err);
+    int rc = crl_l2m_load(&st->l2m, blob, n, err);
+    crl_router *rt = crl_actor_router(crl_sac_get_actor(st->sac));
+    if (!rc && rt && st->l2m.rstate_n)
+        rc = crl_router_state_load(rt, st->l2m.rstate, st->l2m.rstate_n, err);
+    return rc;
 }
 
 static void l2m_free_op(cstate *st) {

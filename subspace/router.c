@@ -7,10 +7,8 @@
 #include <string.h>
 
 static const crl_router_ops *const KINDS[] = {
-    &crl_router_l2m_ops,
-    &crl_router_oracle_ops,
-    &crl_router_cos_ops,
-    &crl_router_arrow_ops,
+    &crl_router_l2m_ops,   &crl_router_oracle_ops, &crl_router_cos_ops,
+    &crl_router_arrow_ops, &crl_router_l2r_ops,
 };
 #define N_KINDS (int)(sizeof KINDS / sizeof KINDS[0])
 
@@ -90,4 +88,24 @@ int crl_router_set_routes(crl_router *r, const crl_pool_route *train,
         return crl_errf(err, CRL_EINVAL, "l2m router %s takes no fixed routes",
                         r->ops->name);
     return r->ops->set_routes(r, train, act, err);
+}
+
+int crl_router_learn(crl_router *r, const float *q, int n, int label, crl_err *err) {
+    return r->ops->learn ? r->ops->learn(r, q, n, label, err) : CRL_OK;
+}
+
+size_t crl_router_state_size(const crl_router *r) {
+    return r->ops->state_size ? r->ops->state_size(r) : 0;
+}
+
+void crl_router_state_save(const crl_router *r, void *dst) {
+    if (r->ops->state_save) r->ops->state_save(r, dst);
+}
+
+int crl_router_state_load(crl_router *r, const void *src, size_t n, crl_err *err) {
+    if (n == 0) return CRL_OK;
+    if (!r->ops->state_load)
+        return crl_errf(err, CRL_ECORRUPT, "l2m router %s has no state to load",
+                        r->ops->name);
+    return r->ops->state_load(r, src, n, err);
 }

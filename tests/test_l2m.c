@@ -25,6 +25,7 @@
 #include "crl/replay.h"
 #include "crl/pool.h"
 #include "crl/router.h"
+#include "crl/routers.h"
 #include "crl/runner.h"
 #include "crl/sac.h"
 #include "crl/store.h"
@@ -1516,6 +1517,55 @@ START_TEST(test_cli_pretrain_then_l2m) {
     }
     ck_assert_int_eq(
         RUN("eval", "--db", db, "--run", "6", "--task", "0", "--episodes", "1"), 0);
+    /* The l2r router (run 7) trains, evaluates from its checkpoint (its
+     * classifier is in the method blob), and is refused by export (the
+     * policy format cannot hold it yet) with nothing written. */
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "l2m", "--base", "1:2",
+                         "--l2m-router", "l2r", "--l2m-pool", "6", "--l2m-rank", "2",
+                         "--steps-per-task", "400", TINY),
+                     0);
+    ck_assert_int_eq(q("SELECT count(*) FROM metrics WHERE run_id = 7 AND key LIKE "
+                       "'l2m/train_mod/%' AND CAST(substr(key, 15) AS INT) = value"),
+                     3);
+    ck_assert_int_eq(
+        RUN("eval", "--db", db, "--run", "7", "--task", "1", "--episodes", "1"), 0);
+    {
+        /* The final checkpoint's router state: the classifier learned each
+         * task's 200 queries, once per task end. */
+        crl_store *s7 = NULL;
+        crl_err e7 = {0};
+        void *b7 = NULL;
+        size_t n7 = 0;
+        int i7;
+        int64_t st7;
+        ck_assert_int_eq(crl_store_open(db, 0, &s7, &e7), CRL_OK);
+        ck_assert_int_eq(crl_store_checkpoint_latest(s7, 7, &i7, &st7, &b7, &n7, &e7), 0);
+        crl_store_close(s7);
+        crl_continual_view v7;
+        ck_assert_int_eq(crl_continual_checkpoint_view(b7, n7, &v7, &e7), CRL_OK);
+        crl_l2m_config lc7;
+        crl_l2m_config_default(&lc7);
+        crl_l2m m7;
+        ck_assert_int_eq(crl_l2m_init(&m7, &lc7, 6, 3, 4, &e7), CRL_OK);
+        ck_assert_msg(crl_l2m_load(&m7, v7.method, v7.method_n, &e7) == CRL_OK, "%s",
+                      e7.msg);
+        ck_assert(m7.rstate_n > 0);
+        crl_l2r clf;
+        ck_assert_int_eq(crl_l2r_load(&clf, m7.rstate, m7.rstate_n, 16, &e7), CRL_OK);
+        ck_assert_int_eq(clf.n_mem, 600);
+        ck_assert_int_eq(clf.n_trains, 3);
+        for (int i = 0; i < 600; i++) ck_assert_int_eq(clf.mem_y[i], i / 200);
+        ck_assert_int_eq(memcmp(clf.mem_q, m7.mem_q, sizeof(float) * 600 * m7.mem_D), 0);
+        crl_l2r_free(&clf);
+        crl_l2m_free(&m7);
+        free(b7);
+    }
+    {
+        char pol[400];
+        snprintf(pol, sizeof pol, "%s/l2r.crlp", dir);
+        ck_assert_int_ne(RUN("export", "--db", db, "--run", "7", "-o", pol), 0);
+        ck_assert_int_ne(access(pol, F_OK), 0);
+    }
     /* Bad routing flags: exit 2 before anything is written. */
     const double runs = q("SELECT count(*) FROM runs");
     ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "l2m", "--base", "1",
@@ -1644,9 +1694,9 @@ START_TEST(test_rows_matrix_and_checkpoint) {
     void *blob;
     size_t n;
     ck_assert_int_eq(crl_l2m_save(&m, &blob, &n, &err), CRL_OK);
-    /* CRLL2M03 with an empty query memory: 8 bytes (D = 0, n = 0) after the
-     * rows. */
-    ck_assert_uint_eq(n, 16 + 8 * M + 4 * T + 8 * T * M + 8);
+    /* CRLL2M03 with an empty query memory and no router state: 8 bytes
+     * (D = 0, n = 0) and 8 (a state of 0 bytes) after the rows. */
+    ck_assert_uint_eq(n, 16 + 8 * M + 4 * T + 8 * T * M + 16);
     crl_l2m m2;
     ck_assert_int_eq(crl_l2m_init(&m2, &lc, M, T, 4, &err), CRL_OK);
     ck_assert_msg(crl_l2m_load(&m2, blob, n, &err) == CRL_OK, "%s", err.msg);
@@ -1659,7 +1709,7 @@ START_TEST(test_rows_matrix_and_checkpoint) {
     unsigned char *v1 = malloc(n);
     memcpy(v1, blob, n);
     v1[7] = '1';
-    const size_t nv1 = n - 8 - 8 * T * M;
+    const size_t nv1 = n - 16 - 8 * T * M;
     ck_assert_int_eq(crl_l2m_load(&m2, v1, nv1 + 8 * T * M, &err),
                      CRL_ECORRUPT); /* rows too many */
     ck_assert_msg(crl_l2m_load(&m2, v1, nv1, &err) == CRL_OK, "%s", err.msg);
@@ -1778,7 +1828,8 @@ START_TEST(test_query_memory_and_ceiling) {
     void *blob;
     size_t n;
     ck_assert_int_eq(crl_l2m_save(&m, &blob, &n, &err), CRL_OK);
-    ck_assert_uint_eq(n, 16 + 8 * M + 4 * T + 8 * T * M + 8 + (PER + CAP) * (4 * H + 4));
+    ck_assert_uint_eq(n,
+                      16 + 8 * M + 4 * T + 8 * T * M + 8 + (PER + CAP) * (4 * H + 4) + 8);
     crl_l2m_free(&m2);
     ck_assert_int_eq(crl_l2m_init(&m2, &lr, M, T, 4, &err), CRL_OK);
     ck_assert_msg(crl_l2m_load(&m2, blob, n, &err) == CRL_OK, "%s", err.msg);
@@ -1922,6 +1973,89 @@ START_TEST(test_arrow_router_by_hand) {
 }
 END_TEST
 
+/* The l2r router: before any task end, acting rows go to the training
+ * modulator (the least-used at the task start); after learning two tasks'
+ * queries (two clusters, labelled with modulators 0 and 2) it routes every
+ * stored query to its label: accuracy 1, at least the separability ceiling
+ * of those queries (crl_metric_ceiling). Training rows keep the fixed
+ * modulator. Its state goes through the method blob (crl_l2m_take_router_state,
+ * crl_l2m_save / _load) into another learner's router bit for bit, which
+ * then routes the same. */
+START_TEST(test_l2r_router_learns_and_checkpoints) {
+    enum { NQ = 40 };
+    crl_sac *plain = plain_base(95, NULL, NULL);
+    crl_l2m_config lr;
+    crl_l2m_config_default(&lr);
+    lr.router = "l2r";
+    crl_sac *s = l2m_learner_r(plain, CRL_POOL_LORA, 0, 1, 96, &lr);
+    crl_sac *s2 = l2m_learner_r(plain, CRL_POOL_LORA, 0, 1, 97, &lr);
+    crl_router *rt = crl_actor_router(crl_sac_get_actor(s));
+    ck_assert_str_eq(rt->ops->name, "l2r");
+    crl_err err = {0};
+    float qs[2 * NQ * H];
+    int lab[2 * NQ], sel[2 * NQ];
+    crl_rng r;
+    crl_rng_seed(&r, 98);
+    for (int i = 0; i < 2 * NQ; i++) {
+        const float c = i < NQ ? 1.0f : -1.0f;
+        for (int j = 0; j < H; j++)
+            qs[i * H + j] = c * (j % 2 ? 0.5f : -0.3f) + 0.2f * (float)crl_rng_normal(&r);
+        lab[i] = i < NQ ? 0 : 2;
+    }
+    crl_router_out out = {sel, 1, NULL, NULL};
+    crl_router_rows act = {2 * NQ, qs, NULL, 1, 0};
+    const int64_t start[M] = {3, 0, 1, 0};
+    crl_router_task_start(rt, 1, start);
+    crl_router_eval(rt, 1);
+    ck_assert_int_eq(crl_router_route(rt, NULL, &act, &out, &err), CRL_OK);
+    for (int i = 0; i < 2 * NQ; i++) ck_assert_int_eq(sel[i], 1);
+    ck_assert_int_eq(crl_router_learn(rt, qs, NQ, 0, &err), CRL_OK);
+    ck_assert_int_eq(crl_router_learn(rt, qs + NQ * H, NQ, 2, &err), CRL_OK);
+    ck_assert_int_eq(crl_router_route(rt, NULL, &act, &out, &err), CRL_OK);
+    int right = 0;
+    for (int i = 0; i < 2 * NQ; i++) right += sel[i] == lab[i];
+    double ceil = 0;
+    ck_assert_int_eq(crl_metric_ceiling(qs, lab, 2 * NQ, H, 3, &ceil, &err), CRL_OK);
+    ck_assert_double_eq(ceil, 1.0); /* separable by construction */
+    ck_assert_int_eq(right, 2 * NQ);
+    crl_router_rows tr = act;
+    tr.acting = 0;
+    ck_assert_int_eq(crl_router_route(rt, NULL, &tr, &out, &err), CRL_OK);
+    for (int i = 0; i < 2 * NQ; i++) ck_assert_int_eq(sel[i], 1);
+    /* The state through the method blob. */
+    crl_l2m m, m2;
+    ck_assert_int_eq(crl_l2m_init(&m, &lr, M, T, 4, &err), CRL_OK);
+    ck_assert_int_eq(crl_l2m_init(&m2, &lr, M, T, 4, &err), CRL_OK);
+    ck_assert_int_eq(crl_l2m_take_router_state(&m, s, &err), CRL_OK);
+    ck_assert_uint_eq(m.rstate_n, crl_router_state_size(rt));
+    ck_assert(m.rstate_n > 0);
+    void *blob;
+    size_t n;
+    ck_assert_int_eq(crl_l2m_save(&m, &blob, &n, &err), CRL_OK);
+    ck_assert_msg(crl_l2m_load(&m2, blob, n, &err) == CRL_OK, "%s", err.msg);
+    ck_assert_uint_eq(m2.rstate_n, m.rstate_n);
+    crl_router *rt2 = crl_actor_router(crl_sac_get_actor(s2));
+    ck_assert_int_eq(crl_router_state_load(rt2, m2.rstate, m2.rstate_n, &err), CRL_OK);
+    unsigned char *a1 = malloc(m.rstate_n), *a2 = malloc(m.rstate_n);
+    ck_assert_uint_eq(crl_router_state_size(rt2), m.rstate_n);
+    crl_router_state_save(rt, a1);
+    crl_router_state_save(rt2, a2);
+    ck_assert_int_eq(memcmp(a1, a2, m.rstate_n), 0);
+    crl_router_eval(rt2, 1);
+    ck_assert_int_eq(crl_router_route(rt2, NULL, &act, &out, &err), CRL_OK);
+    for (int i = 0; i < 2 * NQ; i++) ck_assert_int_eq(sel[i], lab[i]);
+    ck_assert_int_eq(crl_l2m_load(&m2, blob, n - 1, &err), CRL_ECORRUPT);
+    free(a1);
+    free(a2);
+    free(blob);
+    crl_l2m_free(&m);
+    crl_l2m_free(&m2);
+    crl_sac_free(s);
+    crl_sac_free(s2);
+    crl_sac_free(plain);
+}
+END_TEST
+
 int main(void) {
     Suite *su = suite_create("l2m");
     TCase *tc = tcase_create("learner");
@@ -1958,6 +2092,7 @@ int main(void) {
     TCase *mem = tcase_create("memory_arrow");
     tcase_add_test(mem, test_query_memory_and_ceiling);
     tcase_add_test(mem, test_arrow_router_by_hand);
+    tcase_add_test(mem, test_l2r_router_learns_and_checkpoints);
     suite_add_tcase(su, mem);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);

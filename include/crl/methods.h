@@ -339,6 +339,10 @@ typedef struct {
     int mem_D, n_mem, cap_mem;
     float *mem_q;   /* n_mem x mem_D */
     int32_t *mem_y; /* n_mem: the local task of each query */
+    /* The router's checkpoint state (crl_router_state_save; l2r: its
+     * classifier), carried through crl_l2m_save / _load: rstate_n bytes. */
+    unsigned char *rstate;
+    size_t rstate_n;
 } crl_l2m;
 
 #define CRL_L2M_MEMORY_PER_TASK 200
@@ -391,6 +395,9 @@ void crl_l2m_rows_now(crl_l2m *m, const int64_t *counts, int task);
  * no training rows or hist no step. */
 double crl_l2m_route_acc_steps(const int64_t *rows, int n_tasks, int M, int k,
                                const int32_t *hist, int n_hist);
+/* Copy the router's checkpoint state (crl_router_state_save of the
+ * learner's router) into m->rstate. CRL_ENOMEM. */
+int crl_l2m_take_router_state(crl_l2m *m, crl_sac *sac, crl_err *err);
 int crl_l2m_save(const crl_l2m *m, void **blob, size_t *n, crl_err *err);
 int crl_l2m_load(crl_l2m *m, const void *blob, size_t n, crl_err *err);
 

@@ -25,7 +25,9 @@
  * arrow (subspace/router_arrow_kind.c): zero-shot SVD prototypes of the
  *         LoRA updates for acting rows; a fixed least-used modulator per task
  *         for training rows (docs/routers.md).
- * Planned kinds (a row each in the table once written): l2r, soft. */
+ * l2r (subspace/router_l2r_kind.c): a linear classifier of the query trained
+ *         on the method's query memory at task ends (docs/routers.md).
+ * Planned kinds (a row each in the table once written): soft. */
 #ifndef CRL_ROUTER_H
 #define CRL_ROUTER_H
 
@@ -119,6 +121,9 @@ typedef struct {
      * CRL_EINVAL if the kind has none. */
     int (*set_routes)(crl_router *r, const crl_pool_route *train,
                       const crl_pool_route *act, crl_err *err);
+    /* The method's query memory: n queries (n x D) of a finished task whose
+     * rows trained modulator `label` (a learned router trains on them). */
+    int (*learn)(crl_router *r, const float *q, int n, int label, crl_err *err);
     /* Checkpoint state: bytes, write, read back. */
     size_t (*state_size)(const crl_router *r);
     void (*state_save)(const crl_router *r, void *dst);
@@ -156,11 +161,19 @@ double crl_router_extra_loss(crl_router *r, const float *params, const crl_pool_
                              int n, int B, float *grads);
 int crl_router_set_routes(crl_router *r, const crl_pool_route *train,
                           const crl_pool_route *act, crl_err *err);
+int crl_router_learn(crl_router *r, const float *q, int n, int label, crl_err *err);
+/* Checkpoint state of the kind (0 bytes: none). load: CRL_ECORRUPT on a
+ * state that does not fit; n = 0 keeps the router as it is. */
+size_t crl_router_state_size(const crl_router *r);
+void crl_router_state_save(const crl_router *r, void *dst);
+int crl_router_state_load(crl_router *r, const void *src, size_t n, crl_err *err);
 
 /* The router kinds of subspace/router_l2m.c. */
 extern const crl_router_ops crl_router_l2m_ops, crl_router_oracle_ops, crl_router_cos_ops;
 /* subspace/router_arrow_kind.c */
 extern const crl_router_ops crl_router_arrow_ops;
+/* subspace/router_l2r_kind.c */
+extern const crl_router_ops crl_router_l2r_ops;
 
 #ifdef __cplusplus
 }
