@@ -1484,6 +1484,13 @@ START_TEST(test_cli_pretrain_then_l2m) {
                        "json_extract(config_json, '$.\"l2m-soft-k\"') = 3 AND "
                        "json_extract(config_json, '$.\"l2m-soft-temp\"') = 0.5"),
                      1);
+    /* Its export is refused (the policy format routes one modulator per row),
+     * and nothing is written. */
+    char soft_id[24], pol[600];
+    snprintf(soft_id, sizeof soft_id, "%.0f", q("SELECT max(id) FROM runs"));
+    snprintf(pol, sizeof pol, "%s/soft.crlp", dir);
+    ck_assert_int_ne(RUN("export", "--db", db, "--run", soft_id, "-o", pol), 0);
+    ck_assert_int_ne(access(pol, F_OK), 0);
     /* Runs without the soft keys store none (old configurations re-encode). */
     ck_assert_int_eq(q("SELECT count(*) FROM runs WHERE config_json LIKE '%l2m-soft%'"),
                      1);
