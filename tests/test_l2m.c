@@ -1895,7 +1895,8 @@ END_TEST
 
 /* With k = 2 every row's second modulator gets a gradient too: on one
  * batch, the modulators with a nonzero gradient are exactly the union of
- * the rows' two choices (computed here from the keys by hand). */
+ * the rows' two choices (computed here from the keys by hand), which holds
+ * a modulator that is no row's first choice. */
 START_TEST(test_soft_grads_reach_k) {
     crl_sac *plain = plain_base(381, NULL, NULL);
     crl_sac *s = soft_pair_learner(plain, "soft", 2, 1, 382);
@@ -1904,15 +1905,31 @@ START_TEST(test_soft_grads_reach_k) {
     fill_batch(&bt, 383, 0);
     float eps[2 * B * A];
     for (int i = 0; i < 2 * B * A; i++) eps[i] = 0.1f * (float)(i % 7 - 3);
+    const crl_pool *pool = crl_sac_pool(s);
+    float *p = crl_sac_actor_params(s);
+    /* Keys around the rows' mean query m: k0 = m, k1 = m + a small offset,
+     * k2 = -m, k3 = -m + offset, so that the top 1 is mostly modulator 0
+     * and the top 2 reaches modulator 1 (a second choice the top 1 never
+     * makes: checked below). */
+    double mq[H] = {0}, qv0[H];
+    for (int r = 0; r < B; r++) {
+        embed_by_hand(&pool->base, crl_sac_l2m_base(s), bt.obs + r * O, qv0);
+        for (int d = 0; d < pool->key_dim; d++) mq[d] += qv0[d] / B;
+    }
+    for (int d = 0; d < pool->key_dim; d++) {
+        const double off = 0.3 * (d % 3 - 1);
+        p[0 * pool->key_dim + d] = (float)mq[d];
+        p[1 * pool->key_dim + d] = (float)(mq[d] + off);
+        p[2 * pool->key_dim + d] = (float)-mq[d];
+        p[3 * pool->key_dim + d] = (float)(-mq[d] + off);
+    }
     crl_sac_stats st;
     ck_assert_int_eq(crl_sac_compute_grads(s, &bt, eps, &st), CRL_OK);
     float *g;
     crl_sac_grads(s, &g, NULL, NULL);
-    const crl_pool *pool = crl_sac_pool(s);
-    const float *p = crl_sac_actor_params(s);
     /* By hand: query = the base's first-layer embedding (embed_by_hand),
      * cosine in double, the two best keys of each pi(o) row. */
-    int want[M] = {0};
+    int want[M] = {0}, want1[M] = {0};
     for (int r = 0; r < B; r++) {
         double qv[H], best[2] = {-2, -2};
         int bi[2] = {-1, -1};
@@ -1933,8 +1950,11 @@ START_TEST(test_soft_grads_reach_k) {
                 best[1] = c, bi[1] = m;
             }
         }
-        want[bi[0]] = want[bi[1]] = 1;
+        want[bi[0]] = want[bi[1]] = want1[bi[0]] = 1;
     }
+    int second_only = 0;
+    for (int m = 0; m < M; m++) second_only += want[m] && !want1[m];
+    ck_assert_int_ge(second_only, 1);
     for (int m = 0; m < M; m++) {
         double nm = 0;
         const size_t o = crl_pool_mod_offset(pool, m);
