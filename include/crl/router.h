@@ -22,7 +22,10 @@
  *           at each task start, or live), acting rows plain cosine;
  *   oracle  cosine inside the task's slice of the pool (needs the task id);
  *   cos     plain cosine everywhere (keys and pull, no usage weight).
- * Planned kinds (a row each in the table once written): arrow, l2r, soft. */
+ * And in subspace/router_soft_kind.c:
+ *   soft    l2m's scores of every modulator, the top k (--l2m-soft-k) with
+ *           softmax(score / T) weights; the pool merges them per row.
+ * Planned kinds (a row each in the table once written): arrow, l2r. */
 #ifndef CRL_ROUTER_H
 #define CRL_ROUTER_H
 
