@@ -47,8 +47,8 @@ static int soft_route(crl_router *r, const float *params, const crl_router_rows 
     const int k = out->idx && out->w ? r->top_k : 1;
     const crl_pool_route route = crl__key_router_route(r, rows);
     double scores[SOFT_MAX_M];
-    int one_idx;
-    float one_w;
+    int one_idx = 0;
+    float one_w = 1.0f;
     for (int i = 0; i < rows->B; i++) {
         int *idx = out->idx && out->w ? out->idx + (size_t)i * k : &one_idx;
         float *w = out->idx && out->w ? out->w + (size_t)i * k : &one_w;
