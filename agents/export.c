@@ -47,6 +47,15 @@ static int read_config(crl_store *store, int64_t run_id, run_cfg *cfg, crl_err *
     crl_run_config r;
     int rc = crl_run_config_load(store, run_id, &r, NULL, err);
     if (rc) return rc;
+    /* The policy format routes one modulator per row: a soft (merged) run
+     * would not act as it was evaluated. */
+    if (r.l2m.router && !strcmp(r.l2m.router, "soft")) {
+        crl_run_config_free(&r);
+        return crl_errf(err, CRL_EINVAL,
+                        "export: run %lld uses the soft router, which the policy format "
+                        "cannot hold yet",
+                        (long long)run_id);
+    }
     memset(cfg, 0, sizeof *cfg);
     copy_text(cfg->scenario, sizeof cfg->scenario, r.scenario);
     copy_text(cfg->method, sizeof cfg->method, r.method);

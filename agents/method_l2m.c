@@ -28,6 +28,8 @@ void crl_l2m_config_default(crl_l2m_config *c) {
     c->collect = "eval";
     c->history = CRL_L2M_HISTORY;
     c->hold = 0;
+    c->soft_k = CRL_ROUTER_SOFT_K;
+    c->soft_temp = CRL_ROUTER_SOFT_TEMP;
 }
 
 void crl_l2m_config_old_routing(crl_l2m_config *c) {
@@ -71,6 +73,14 @@ int crl_l2m_check_routing(const crl_l2m_config *c, crl_err *err) {
     if (c->history < 1 || c->history > CRL_L2M_MAX_HISTORY)
         return crl_errf(err, CRL_EINVAL, "l2m: l2m-history must be in 1..%d, got %d",
                         CRL_L2M_MAX_HISTORY, c->history);
+    const int soft = c->router && !strcmp(c->router, "soft") && !c->oracle;
+    if (soft && (c->soft_k < 1 || c->soft_k > c->pool))
+        return crl_errf(err, CRL_EINVAL,
+                        "l2m: l2m-soft-k must be in 1..%d (the pool), got %d", c->pool,
+                        c->soft_k);
+    if (soft && (!(c->soft_temp > 0.0f) || !isfinite(c->soft_temp)))
+        return crl_errf(err, CRL_EINVAL, "l2m: l2m-soft-temp must be > 0, got %g",
+                        (double)c->soft_temp);
     return CRL_OK;
 }
 
@@ -175,6 +185,8 @@ int crl_l2m_sac_config(const crl_l2m_config *c, const crl_l2m_base *b, crl_sac_c
     sc->l2m_collect = collect_of(c->collect);
     sc->l2m_history = c->history;
     sc->l2m_hold = c->hold;
+    sc->l2m_soft_k = c->soft_k;
+    sc->l2m_soft_temp = c->soft_temp;
     return CRL_OK;
 }
 

@@ -56,6 +56,8 @@ static const key_def KEYS[] = {
     {"l2m-collect", K_STR, F(l2m.collect), 0, 0},
     {"l2m-history", K_INT, F(l2m.history), 1, CRL_L2M_MAX_HISTORY},
     {"l2m-hold", K_INT, F(l2m.hold), 0, 1},
+    {"l2m-soft-k", K_INT, F(l2m.soft_k), 1, 4096},
+    {"l2m-soft-temp", K_FLOAT, F(l2m.soft_temp), 0, 1e6},
     {"base", K_STR, F(l2m.base), 0, 0},
     {"base-db", K_STR, F(l2m.base_db), 0, 0},
     {"eval-fixed", K_INT, F(eval_fixed), 0, 1},
@@ -94,8 +96,9 @@ static const key_def KEYS[] = {
 static const struct {
     const char *key, *old;
 } ADDED[] = {
-    {"l2m-router", "l2m"}, {"l2m-weights", "live"}, {"l2m-collect", "train"},
-    {"l2m-history", "1"},  {"l2m-hold", "0"},
+    {"l2m-router", "l2m"},  {"l2m-weights", "live"}, {"l2m-collect", "train"},
+    {"l2m-history", "1"},   {"l2m-hold", "0"},       {"l2m-soft-k", "2"},
+    {"l2m-soft-temp", "1"},
 };
 
 static int is_old_value(const crl_kv *e) {

@@ -32,6 +32,8 @@ int crl_sac_actor_config(const crl_sac_config *c, crl_actor_config *ac, crl_err 
         ac->collect = c->l2m_collect;
         ac->history = c->l2m_history;
         ac->hold = c->l2m_hold;
+        ac->soft_k = c->l2m_soft_k;
+        ac->soft_temp = c->l2m_soft_temp;
     } else if (K > 0) {
         ac->kind = CRL_ACTOR_CSP;
         ac->K = K;

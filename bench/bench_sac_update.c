@@ -42,6 +42,10 @@ typedef struct {
     crl_batch b;
 } learner;
 
+/* > 0: L2M learners made next use the soft router with this k (rows merge
+ * their k best modulators, pool.h "soft rows"); 0: the default l2m router. */
+static int g_soft_k;
+
 /* hist > 1: the L2M query averages hist observations; every row brings a
  * full window (hist - 1 earlier observations), the most work it can be. */
 static void learner_make_h(learner *L, int obs, int act, int layers, int hidden,
@@ -59,6 +63,10 @@ static void learner_make_h(learner *L, int obs, int act, int layers, int hidden,
         c.l2m_pull = 0.5f;
         c.l2m_base_tasks = 1;
         c.l2m_history = hist;
+        if (g_soft_k > 0) {
+            c.l2m_router = "soft";
+            c.l2m_soft_k = g_soft_k;
+        }
     }
     c.layers = layers;
     c.hidden = hidden;
@@ -314,7 +322,8 @@ int main(int argc, char **argv) {
         } else {
             /* L2M at the CW shape: M LoRA modulators of rank 8 (spec: <= 1.5x),
              * rows spread over the pool, with the query of one observation and
-             * the history query (H = 5), then all rows on one modulator. */
+             * the history query (H = 5), then all rows on one modulator, then the soft
+             * router (k = 2). */
             snprintf(name, sizeof name, "cw_l2m%d", pool);
             learner h5;
             learner_make(&var, 39, 4, 4, 256, 128, threads, 0, pool, 0);
@@ -324,6 +333,13 @@ int main(int argc, char **argv) {
             learner_free(&var);
             snprintf(name, sizeof name, "cw_l2m%d_one", pool);
             learner_make(&var, 39, 4, 4, 256, 128, threads, 0, pool, 1);
+            bench_pair(name, &plain, &var, seconds, sg);
+            learner_free(&var);
+            /* The soft router, k = 2: every row runs its own merged block. */
+            snprintf(name, sizeof name, "cw_l2m%d_soft2", pool);
+            g_soft_k = 2;
+            learner_make(&var, 39, 4, 4, 256, 128, threads, 0, pool, 0);
+            g_soft_k = 0;
             bench_pair(name, &plain, &var, seconds, sg);
             learner_free(&var);
         }

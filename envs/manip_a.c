@@ -348,31 +348,56 @@ static void finish(crl_step_info *info, int success, double shaped) {
                            : (float)manip_clamp(shaped, 0.0, MANIP_REWARD_MAX - 0.5);
 }
 
+/* A grasp that needs the object BETWEEN the pads: the tcp at the object's
+ * centre (flat to 0.02, 0.1 at 0.05) times an opening inside [lo, hi]
+ * (0.1 at 0.2 outside it). The generic grasp_term pays shut fingers near
+ * the object as much as a grasp, and SAC found that twice: on stick-pull
+ * (session 8's first 100k run) it pressed shut pads on top of the stick and
+ * dragged it by friction, got its end through the handle and never pulled;
+ * on push-wall (the 300k run of session 8, seed 0) it pressed them on the
+ * puck at the wall's end with the hand on the goal side, where no push
+ * leads on. Bands: stick-pull 0.20-0.50 (the 0.03 stick held square reads
+ * 0.30; when its end meets the handle the stick yaws in the grip and
+ * spreads the pads to about 0.46); push-wall 0.45-0.75 (the 0.06 puck held
+ * reads 0.60). */
+#define STICK_GRIP_LO 0.20
+#define STICK_GRIP_HI 0.50
+#define PUCK_GRIP_LO  0.45
+#define PUCK_GRIP_HI  0.75
+static double held_grasp(const crl_env *e, const double *obj, double lo, double hi) {
+    double near = manip_tolerance(manip_dist(manip_tcp(e), obj), 0.0, 0.02, 0.05,
+                                  MANIP_GAUSSIAN, 0.1);
+    return near * manip_tolerance(manip_opening(e), lo, hi, 0.2, MANIP_GAUSSIAN, 0.1);
+}
+
 /* push, push-wall, push-back, shelf-place, pick-place: bring the object to
  * the goal. Success: 3-D distance <= thr; shaping distance: path(obj, goal)
- * (NULL: the 3-D distance). */
+ * (NULL: the 3-D distance); grip: the opening band of held_grasp (NULL: the
+ * generic grasp_term). */
 static void reward_object(crl_env *e, double thr,
                           double (*path)(const double *, const double *),
-                          crl_step_info *info) {
+                          const double *grip, crl_step_info *info) {
     manip_sync(e);
     const ma_data *dd = ma_d(e);
     const ma_state *st = ma_s(e);
     const double *obj = e->d->xpos + 3 * dd->obj_body;
     double d = manip_dist(obj, st->ms.goal);
     double dp = path ? path(obj, st->ms.goal) : d;
-    double shaped = W_REACH * reach_term(e, obj) + W_GRASP * grasp_term(e) +
-                    W_PLACE * place_term(dp, st->d0);
+    double grasp = grip ? held_grasp(e, obj, grip[0], grip[1]) : grasp_term(e);
+    double shaped =
+        W_REACH * reach_term(e, obj) + W_GRASP * grasp + W_PLACE * place_term(dp, st->d0);
     finish(info, d <= thr, shaped);
 }
 
 static void reward_push(crl_env *e, const float *act, crl_step_info *info) {
-    reward_object(e, PUSH_SUCCESS, NULL, info);
+    reward_object(e, PUSH_SUCCESS, NULL, NULL, info);
 }
 static void reward_push_back(crl_env *e, const float *act, crl_step_info *info) {
-    reward_object(e, BACK_SUCCESS, NULL, info);
+    reward_object(e, BACK_SUCCESS, NULL, NULL, info);
 }
 static void reward_push_wall(crl_env *e, const float *act, crl_step_info *info) {
-    reward_object(e, WALL_SUCCESS, wall_path_dist, info);
+    static const double grip[2] = {PUCK_GRIP_LO, PUCK_GRIP_HI};
+    reward_object(e, WALL_SUCCESS, wall_path_dist, grip, info);
 }
 /* shelf-place: 1 reach + 0.5 near + 1 grasp + 1.5 grasp * lifted
  *              + 5.5 place(path), with
@@ -415,7 +440,7 @@ static void reward_shelf(crl_env *e, const float *act, crl_step_info *info) {
     finish(info, d <= SHELF_SUCCESS, shaped);
 }
 static void reward_pick_place(crl_env *e, const float *act, crl_step_info *info) {
-    reward_object(e, PICK_SUCCESS, NULL, info);
+    reward_object(e, PICK_SUCCESS, NULL, NULL, info);
 }
 
 /* reach: 9 tol(|tcp - goal|, margin max(d0, 0.1)). */
@@ -443,25 +468,9 @@ static double stick_insert_gap(const double *end, const double *handle) {
     return sqrt(gx * gx + gy * gy + gz * gz);
 }
 
-/* stick-pull's grasp: the tcp at the stick's centre with the stick BETWEEN
- * the pads: an opening of 0.20-0.50 (the 0.03 stick held square gives 0.30;
- * when its end meets the handle the stick yaws in the grip and spreads the
- * pads to about 0.46). The generic grasp_term also pays fully closed fingers
- * near the object: the first 100k run learned to press shut pads on top of
- * the stick and drag it by friction, which got its end into the handle but
- * never pulled. */
-#define STICK_GRIP_LO 0.20
-#define STICK_GRIP_HI 0.50
-static double stick_grasp(const crl_env *e, const double *stick) {
-    double near = manip_tolerance(manip_dist(manip_tcp(e), stick), 0.0, 0.02, 0.05,
-                                  MANIP_GAUSSIAN, 0.1);
-    return near * manip_tolerance(manip_opening(e), STICK_GRIP_LO, STICK_GRIP_HI, 0.2,
-                                  MANIP_GAUSSIAN, 0.1);
-}
-
 /* stick-pull: reach the stick, grasp it, put its end through the handle,
  * and pull the handle to the goal:
- *   1 reach + 1 grasp (stick_grasp) + 3 insert + 4 inserted * pull
+ *   1 reach + 1 grasp (held_grasp) + 3 insert + 4 inserted * pull
  *   insert   = tol(|end - through|, flat to 0.02, margin 0.5), through being
  *              the point STICK_DEPTH past the handle along x
  *   inserted = tol(gap to the insertion condition, margin 0.03, gaussian):
@@ -482,7 +491,8 @@ static void reward_stick(crl_env *e, const float *act, crl_step_info *info) {
     double insert = tol_lt(manip_dist(end, through), 0.02, 0.5);
     double inserted = manip_tolerance(stick_insert_gap(end, handle), 0.0, 0.0, 0.03,
                                       MANIP_GAUSSIAN, 0.1);
-    double shaped = 1.0 * reach_term(e, stick) + 1.0 * stick_grasp(e, stick) +
+    double shaped = 1.0 * reach_term(e, stick) +
+                    1.0 * held_grasp(e, stick, STICK_GRIP_LO, STICK_GRIP_HI) +
                     3.0 * insert + 4.0 * inserted * place_term(d_goal, st->d0);
     finish(info, d_goal <= STICK_SUCCESS && stick_inserted(end, handle), shaped);
 }

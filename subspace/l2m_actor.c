@@ -57,6 +57,8 @@ static int l2m_ws_alloc(const crl_actor *a, crl_actor_ws *ws, int max_batch,
         rc = crl_pool_ws_history(&w->w, &st_of(a)->pool, st_of(a)->cap, err);
     if (!rc && (st_of(a)->router.ops->needs & CRL_ROUTER_NEEDS_LAYERS))
         rc = crl_pool_ws_layers(&w->w, &st_of(a)->pool, err);
+    if (!rc && st_of(a)->router.top_k > 1)
+        rc = crl_pool_ws_soft(&w->w, &st_of(a)->pool, st_of(a)->router.top_k, err);
     if (rc) {
         crl_pool_ws_free(&w->w);
         free(w->heads);
@@ -107,6 +109,9 @@ typedef struct {
     crl_router_rows rows;
     const int *steps, *held; /* acting rows' envs, or NULL */
     int H;
+    int k;    /* soft: modulators merged per row (1: one) */
+    int *idx; /* soft: B x k indices, */
+    float *w; /* and weights (the pool workspace's kidx, kw) */
 } call_ctx;
 
 static int call_route(void *ctx, const float *params, const float *q,
@@ -115,10 +120,21 @@ static int call_route(void *ctx, const float *params, const float *q,
     c->rows.B = B;
     c->rows.q = q;
     c->rows.layer_in = layer_in;
-    crl_router_out o = {sel, 1, NULL, NULL};
+    crl_router_out o = {sel, 1, c->k > 1 ? c->idx : NULL, c->k > 1 ? c->w : NULL};
     int rc = crl_router_route(c->rt, params, &c->rows, &o, err);
+    if (!rc && o.k != c->k)
+        rc = crl_errf(err, CRL_EINVAL, "l2m: router gave %d modulators per row, not %d",
+                      o.k, c->k);
+    /* A held row runs its held modulator alone (weight 1, the others 0). */
     for (int i = 0; !rc && c->held && i < B; i++)
-        if (c->steps[i] >= c->H && c->held[i] >= 0) sel[i] = c->held[i];
+        if (c->steps[i] >= c->H && c->held[i] >= 0) {
+            sel[i] = c->held[i];
+            for (int j = 0; c->k > 1 && j < c->k; j++) {
+                c->idx[(size_t)i * c->k + j] =
+                    j ? c->idx[(size_t)i * c->k + j] : c->held[i];
+                c->w[(size_t)i * c->k + j] = j ? 0.0f : 1.0f;
+            }
+        }
     return rc;
 }
 
@@ -165,7 +181,12 @@ static const float *l2m_forward(crl_actor *a, crl_actor_ws *ws, const float *x, 
                                 const crl_actor_rows *rows) {
     l2m_state *st = st_of(a);
     l2m_ws *w = ws->impl;
-    call_ctx c = {&st->router, {0, NULL, NULL, rows->acting, rows->task}, NULL, NULL, 0};
+    const int k = st->router.top_k > 1 ? st->router.top_k : 1;
+    call_ctx c = {&st->router, {0, NULL, NULL, rows->acting, rows->task},
+                  NULL,        NULL,
+                  0,           k,
+                  w->w.kidx,   w->w.kw};
+    w->w.k = k;
     acting_hist *h = &w->h;
     const int e0 = rows->acting && h->steps ? env_of(a, h, x, B) : -1;
     w->w.hist = NULL;
@@ -301,8 +322,9 @@ int crl__actor_l2m_create(const crl_actor_config *cfg, crl_actor *a, crl_err *er
     a->n_counts = (size_t)cfg->M;
     a->counts = calloc(a->n_counts, sizeof(int64_t));
     if (!a->counts) return crl_errf(err, CRL_ENOMEM, "actor: out of memory");
-    const crl_router_config rc_cfg = {cfg->router, cfg->n_tasks > 0 ? cfg->n_tasks : 1,
-                                      cfg->weights, cfg->collect};
+    const crl_router_config rc_cfg = {cfg->router,  cfg->n_tasks > 0 ? cfg->n_tasks : 1,
+                                      cfg->weights, cfg->collect,
+                                      cfg->soft_k,  cfg->soft_temp};
     if ((rc =
              crl_router_init(&st->router, &rc_cfg, &st->pool, a->counts, cfg->pull, err)))
         return rc;

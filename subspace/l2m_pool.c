@@ -16,6 +16,7 @@
 #include "crl/pool.h"
 
 #include "crl/blas.h"
+#include "crl/routers.h"
 #include "nn/net.h"
 
 #include <assert.h>
@@ -410,8 +411,38 @@ int crl_pool_ws_layers(crl_pool_ws *ws, const crl_pool *p, crl_err *err) {
     return CRL_OK;
 }
 
+int crl_pool_ws_soft(crl_pool_ws *ws, const crl_pool *p, int kmax, crl_err *err) {
+    free(ws->smem);
+    free(ws->kidx);
+    ws->smem = ws->kw = ws->blk = ws->gblk = NULL;
+    ws->kidx = NULL;
+    ws->k = ws->kmax = 0;
+    if (kmax < 1 || kmax > p->M)
+        return crl_errf(err, CRL_EINVAL, "pool ws: soft k %d not in [1, %d]", kmax, p->M);
+    const size_t Bm = (size_t)ws->max_batch, nb = crl_net_pad16(Bm * p->mod_size);
+    const size_t nw = crl_net_pad16(Bm * (size_t)kmax), total = nw + 2 * nb;
+    float *mem = NULL;
+    if (posix_memalign((void **)&mem, 64, total * sizeof(float)) != 0 || !mem)
+        return crl_errf(err, CRL_ENOMEM, "pool ws: cannot allocate the soft scratch");
+    int *idx = calloc(Bm * (size_t)kmax, sizeof *idx);
+    if (!idx) {
+        free(mem);
+        return crl_errf(err, CRL_ENOMEM, "pool ws: cannot allocate the soft scratch");
+    }
+    memset(mem, 0, total * sizeof(float));
+    ws->smem = mem;
+    ws->kw = mem;
+    ws->blk = mem + nw;
+    ws->gblk = ws->blk + nb;
+    ws->kidx = idx;
+    ws->kmax = kmax;
+    return CRL_OK;
+}
+
 void crl_pool_ws_free(crl_pool_ws *ws) {
     if (!ws) return;
+    free(ws->smem);
+    free(ws->kidx);
     free(ws->lmem);
     free(ws->hmem);
     free(ws->mem);
@@ -481,6 +512,44 @@ static void ia3_forward(const crl_pool *p, const float *params, crl_pool_ws *ws,
                         int h) {
     for (int r = 0; r < ws->B; r++) {
         const float *restrict g = params + crl_pool_mod_offset(p, ws->sel[r]) + p->g[l];
+        const float *restrict z = ws->z[l] + (size_t)r * h;
+        float *restrict y = ws->pre[l] + (size_t)r * h;
+        for (int j = 0; j < h; j++) y[j] = z[j] * g[j];
+    }
+}
+
+/* Soft rows: each row r runs its own merged block blk_r (built once per
+ * forward by merge_rows), so the LoRA products are per row; xa is in the
+ * caller's row order. As in lora_forward, a merged B_l that is exactly zero
+ * adds nothing. */
+static int soft_on(const crl_pool_ws *ws) {
+    return ws->k > 1;
+}
+
+static void merge_rows(const crl_pool *p, const float *params, crl_pool_ws *ws) {
+    const int k = ws->k;
+    for (int r = 0; r < ws->B; r++)
+        crl_soft_merge(p, params, ws->kidx + (size_t)r * k, ws->kw + (size_t)r * k, k,
+                       ws->blk + (size_t)r * p->mod_size);
+}
+
+static void soft_lora_forward(const crl_pool *p, crl_pool_ws *ws, int l, const float *in,
+                              int prev, int h) {
+    const int r = p->rank;
+    for (int row = 0; row < ws->B; row++) {
+        const float *blk = ws->blk + (size_t)row * p->mod_size;
+        const float *xr = in + (size_t)row * prev;
+        float *xa = ws->xa[l] + (size_t)row * r;
+        crl_sgemm('N', 'N', 1, r, prev, 1.0f, xr, prev, blk + p->A[l], r, 0.0f, xa, r);
+        if (all_zero((size_t)r * h, blk + p->B[l])) continue;
+        crl_sgemm('N', 'N', 1, h, r, p->scale, xa, r, blk + p->B[l], h, 1.0f,
+                  ws->pre[l] + (size_t)row * h, h);
+    }
+}
+
+static void soft_ia3_forward(const crl_pool *p, crl_pool_ws *ws, int l, int h) {
+    for (int r = 0; r < ws->B; r++) {
+        const float *restrict g = ws->blk + (size_t)r * p->mod_size + p->g[l];
         const float *restrict z = ws->z[l] + (size_t)r * h;
         float *restrict y = ws->pre[l] + (size_t)r * h;
         for (int j = 0; j < h; j++) y[j] = z[j] * g[j];
@@ -577,8 +646,13 @@ static int pool_fwd(void *vc, int l, int B, int in, int out, const float *x, flo
                 : crl_pool_route_rows(p, k->params, ws->q, B, k->route, ws->sel, k->err);
         if (rc != CRL_OK) return rc;
         group_rows(p, ws);
+        if (soft_on(ws)) merge_rows(p, k->params, ws);
     }
-    if (lora)
+    if (soft_on(ws) && lora)
+        soft_lora_forward(p, ws, l, x, in, out);
+    else if (soft_on(ws))
+        soft_ia3_forward(p, ws, l, out);
+    else if (lora)
         lora_forward(p, k->params, ws, l, x, in, out);
     else
         ia3_forward(p, k->params, ws, l, out);
@@ -646,6 +720,45 @@ static void ia3_backward(const crl_pool *p, const float *params, float *grads,
     }
 }
 
+/* Soft rows: the gradient of each row's merged block, WRITTEN into gblk
+ * (every layer's part is written once per backward), and for LoRA the
+ * LoRA path's dL/din ADDED to dn. */
+static void soft_lora_backward(const crl_pool *p, crl_pool_ws *ws, int l, const float *in,
+                               int prev, int h, const float *d, float *dn) {
+    const int r = p->rank;
+    for (int row = 0; row < ws->B; row++) {
+        const size_t bo = (size_t)row * p->mod_size;
+        const float *A = ws->blk + bo + p->A[l], *Bw = ws->blk + bo + p->B[l];
+        const float *xr = in + (size_t)row * prev, *dr = d + (size_t)row * h;
+        const float *xa = ws->xa[l] + (size_t)row * r;
+        float *dxa = ws->sxa + (size_t)row * r;
+        /* y = s (x A) B: d(xA) = s dY B^T, dB = s (xA)^T dY, dA = x^T d(xA). */
+        crl_sgemm('N', 'T', 1, r, h, p->scale, dr, h, Bw, h, 0.0f, dxa, r);
+        crl_sgemm('T', 'N', r, h, 1, p->scale, xa, r, dr, h, 0.0f,
+                  ws->gblk + bo + p->B[l], h);
+        crl_sgemm('T', 'N', prev, r, 1, 1.0f, xr, prev, dxa, r, 0.0f,
+                  ws->gblk + bo + p->A[l], r);
+        if (dn)
+            crl_sgemm('N', 'T', 1, prev, r, 1.0f, dxa, r, A, r, 1.0f,
+                      dn + (size_t)row * prev, prev);
+    }
+}
+
+static void soft_ia3_backward(const crl_pool *p, crl_pool_ws *ws, int l, int h,
+                              float *d) {
+    for (int r = 0; r < ws->B; r++) {
+        const size_t bo = (size_t)r * p->mod_size + p->g[l];
+        const float *restrict g = ws->blk + bo;
+        float *restrict dg = ws->gblk + bo;
+        const float *restrict z = ws->z[l] + (size_t)r * h;
+        float *restrict dr = d + (size_t)r * h;
+        for (int j = 0; j < h; j++) {
+            dg[j] = dr[j] * z[j];
+            dr[j] *= g[j];
+        }
+    }
+}
+
 /* d = dL/dpre[l]: the modulation's backward, and the base Linear's input
  * gradient into dn (none below layer 0: the pool has no dx). */
 static void pool_bwd(void *vc, int l, int R, int in, int out, const float *x, float *d,
@@ -654,7 +767,13 @@ static void pool_bwd(void *vc, int l, int R, int in, int out, const float *x, fl
     const pool_ctx *k = vc;
     const crl_pool *p = k->p;
     const float *W = k->base + p->base.W[l];
-    if (p->kind == CRL_POOL_LORA) {
+    if (soft_on(k->ws) && p->kind == CRL_POOL_LORA) {
+        if (dn) crl_linear_backward(k->ws->B, in, out, x, W, d, NULL, NULL, dn, 0);
+        soft_lora_backward(p, k->ws, l, x, in, out, d, dn);
+    } else if (soft_on(k->ws)) {
+        soft_ia3_backward(p, k->ws, l, out, d);
+        if (dn) crl_linear_backward(k->ws->B, in, out, x, W, d, NULL, NULL, dn, 0);
+    } else if (p->kind == CRL_POOL_LORA) {
         /* Base path first (overwrites dn), then the LoRA path adds to it. */
         if (dn) crl_linear_backward(k->ws->B, in, out, x, W, d, NULL, NULL, dn, 0);
         lora_backward(p, k->params, k->grads, k->ws, l, x, in, out, d, dn);
@@ -691,6 +810,10 @@ int crl_pool_forward(const crl_pool *p, const float *base_params, const float *p
         p->base.spec.n_hidden > 1 && !ws->lmem)
         return crl_errf(err, CRL_EINVAL,
                         "pool: per-layer inputs without crl_pool_ws_layers");
+    if (ws->k > 1 && (ws->k > ws->kmax || !ws->smem))
+        return crl_errf(err, CRL_EINVAL,
+                        "pool: soft k %d, room for %d (crl_pool_ws_soft)", ws->k,
+                        ws->kmax);
     if (ws->hist && ws->hist_n) {
         if (ws->hist_cap < 0 || ws->hist_cap > ws->hist_max)
             return crl_errf(err, CRL_EINVAL, "pool: history of %d rows, room for %d",
@@ -721,6 +844,12 @@ void crl_pool_backward(const crl_pool *p, const float *base_params, const float 
     const crl_net_bufs bufs = pool_bufs(ws);
     crl_net_backward(&m->spec, base_params + m->ln_g, NULL, NULL, &bufs, &pool_ops, &k,
                      ws->x, ws->B, ws->head, dout, 0, NULL);
+    if (!soft_on(ws)) return;
+    const int kk = ws->k;
+    for (int r = 0; r < ws->B; r++)
+        crl_soft_merge_backward(p, ws->gblk + (size_t)r * p->mod_size,
+                                ws->kidx + (size_t)r * kk, ws->kw + (size_t)r * kk, kk,
+                                grads);
 }
 
 /* ---- key pull ------------------------------------------------------------------ */

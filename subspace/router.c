@@ -7,8 +7,8 @@
 #include <string.h>
 
 static const crl_router_ops *const KINDS[] = {
-    &crl_router_l2m_ops,   &crl_router_oracle_ops, &crl_router_cos_ops,
-    &crl_router_arrow_ops, &crl_router_l2r_ops,
+    &crl_router_l2m_ops,  &crl_router_oracle_ops, &crl_router_cos_ops,
+    &crl_router_soft_ops, &crl_router_arrow_ops,  &crl_router_l2r_ops,
 };
 #define N_KINDS (int)(sizeof KINDS / sizeof KINDS[0])
 
@@ -44,6 +44,7 @@ int crl_router_init(crl_router *r, const crl_router_config *cfg, const crl_pool 
     r->cfg.kind = ops->name;
     r->counts = counts;
     r->pull = pull;
+    r->top_k = ops->top_k;
     int rc = ops->init ? ops->init(r, err) : CRL_OK;
     if (rc) crl_router_free(r);
     return rc;

@@ -94,8 +94,7 @@ static crl_pool_route act_route(const crl_router *r, const keyrt *k, int task) {
     return p;
 }
 
-static int kr_route(crl_router *r, const float *params, const crl_router_rows *rows,
-                    crl_router_out *out, crl_err *err) {
+crl_pool_route crl__key_router_route(const crl_router *r, const crl_router_rows *rows) {
     const keyrt *k = r->impl;
     crl_pool_route p;
     if (rows->acting) {
@@ -106,6 +105,12 @@ static int kr_route(crl_router *r, const float *params, const crl_router_rows *r
     } else {
         p = train_route(r, k);
     }
+    return p;
+}
+
+static int kr_route(crl_router *r, const float *params, const crl_router_rows *rows,
+                    crl_router_out *out, crl_err *err) {
+    const crl_pool_route p = crl__key_router_route(r, rows);
     return crl_pool_route_rows(r->pool, params, rows->q, rows->B, &p, out->sel, err);
 }
 

@@ -82,6 +82,8 @@ static crl_sac *l2m_learner_r(crl_sac *plain, int kind, int head, int threads,
         lc.collect = lc_route->collect;
         lc.history = lc_route->history;
         lc.hold = lc_route->hold;
+        if (lc_route->soft_k) lc.soft_k = lc_route->soft_k;
+        if (lc_route->soft_temp > 0.0f) lc.soft_temp = lc_route->soft_temp;
     }
     crl_sac_config c;
     base_config(&c, T);
@@ -1577,7 +1579,53 @@ START_TEST(test_cli_pretrain_then_l2m) {
     ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "l2m", "--base", "1",
                          "--l2m-history", "65", TINY),
                      2);
+    /* soft: k outside 1..pool, or k / temperature out of range, refused. */
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "l2m", "--base", "1",
+                         "--l2m-pool", "6", "--l2m-router", "soft", "--l2m-soft-k", "7",
+                         TINY),
+                     2);
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "l2m", "--base", "1",
+                         "--l2m-router", "soft", "--l2m-soft-k", "0", TINY),
+                     2);
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "l2m", "--base", "1",
+                         "--l2m-router", "soft", "--l2m-soft-temp", "0", TINY),
+                     2);
     ck_assert(q("SELECT count(*) FROM runs") == runs);
+    /* ... with one line on stderr naming the flag. */
+    snprintf(cmd, sizeof cmd,
+             "%s train --scenario t1 --method l2m --base 1 --l2m-pool 6 --l2m-router "
+             "soft --l2m-soft-k 7 --quiet --db %s 2>&1 >/dev/null",
+             bin(), db);
+    f = popen(cmd, "r");
+    ck_assert(f != NULL);
+    got = fread(out, 1, sizeof out - 1, f);
+    out[got] = 0;
+    ck_assert_int_eq(WEXITSTATUS(pclose(f)), 2);
+    int lines = 0;
+    for (const char *c = out; *c; c++) lines += *c == '\n';
+    ck_assert_msg(lines == 1 && strstr(out, "l2m-soft-k"), "%s", out);
+    ck_assert(q("SELECT count(*) FROM runs") == runs);
+    /* A soft run (k = 3, T = 0.5) trains, and its settings are stored. */
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "l2m", "--base", "1",
+                         "--l2m-pool", "6", "--l2m-rank", "2", "--l2m-router", "soft",
+                         "--l2m-soft-k", "3", "--l2m-soft-temp", "0.5",
+                         "--steps-per-task", "400", TINY),
+                     0);
+    ck_assert_int_eq(q("SELECT count(*) FROM runs WHERE status = 'finished' AND "
+                       "json_extract(config_json, '$.\"l2m-router\"') = 'soft' AND "
+                       "json_extract(config_json, '$.\"l2m-soft-k\"') = 3 AND "
+                       "json_extract(config_json, '$.\"l2m-soft-temp\"') = 0.5"),
+                     1);
+    /* Its export is refused (the policy format routes one modulator per row),
+     * and nothing is written. */
+    char soft_id[24], pol[600];
+    snprintf(soft_id, sizeof soft_id, "%.0f", q("SELECT max(id) FROM runs"));
+    snprintf(pol, sizeof pol, "%s/soft.crlp", dir);
+    ck_assert_int_ne(RUN("export", "--db", db, "--run", soft_id, "-o", pol), 0);
+    ck_assert_int_ne(access(pol, F_OK), 0);
+    /* Runs without the soft keys store none (old configurations re-encode). */
+    ck_assert_int_eq(q("SELECT count(*) FROM runs WHERE config_json LIKE '%l2m-soft%'"),
+                     1);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     ck_assert_int_eq(system(cmd), 0);
 }
@@ -1902,8 +1950,10 @@ START_TEST(test_arrow_router_by_hand) {
     rank1(&p, params, 2, 1);
     int64_t counts[M] = {0, 0, 0, 0};
     crl_router rt;
-    const crl_router_config cfg = {"arrow", 2, CRL_ROUTER_WEIGHTS_FROZEN,
-                                   CRL_ROUTER_COLLECT_EVAL};
+    const crl_router_config cfg = {.kind = "arrow",
+                                   .n_tasks = 2,
+                                   .weights = CRL_ROUTER_WEIGHTS_FROZEN,
+                                   .collect = CRL_ROUTER_COLLECT_EVAL};
     ck_assert_msg(crl_router_init(&rt, &cfg, &p, counts, 0.5f, &err) == CRL_OK, "%s",
                   err.msg);
     ck_assert(rt.ops->needs & CRL_ROUTER_NEEDS_LAYERS);
@@ -2056,6 +2106,337 @@ START_TEST(test_l2r_router_learns_and_checkpoints) {
 }
 END_TEST
 
+/* ---- soft (SMEAR) router ------------------------------------------------------ */
+
+/* The soft router with k = 1 trains and acts exactly as the hard router
+ * whose scores it takes: l2m (plain cosine on task 0, usage-weighted from
+ * task 1), and cos on task 0 (where l2m's training route is plain cosine):
+ * same seed, same batches, same task start, and the actor parameters,
+ * usage counts, gradients and actions agree bit for bit. */
+static crl_sac *soft_pair_learner(crl_sac *plain, const char *router, int k, int threads,
+                                  uint64_t seed) {
+    crl_l2m_config lc;
+    crl_l2m_config_default(&lc);
+    lc.router = router;
+    lc.soft_k = k;
+    crl_sac *s = l2m_learner_r(plain, CRL_POOL_LORA, 0, threads, seed, &lc);
+    /* Non-trivial modulators, so that the routing matters. */
+    const crl_pool *pool = crl_sac_pool(s);
+    float *p = crl_sac_actor_params(s);
+    crl_rng r;
+    crl_rng_seed(&r, seed + 7);
+    for (size_t i = (size_t)M * pool->key_dim; i < pool->n_params; i++)
+        p[i] += 0.3f * (float)crl_rng_normal(&r);
+    return s;
+}
+
+START_TEST(test_soft_k1_is_hard) {
+    const char *hard[2] = {"l2m", "cos"};
+    for (int h = 0; h < 2; h++) {
+        crl_sac *plain = plain_base(301, NULL, NULL);
+        crl_sac *a = soft_pair_learner(plain, hard[h], 0, 1, 302);
+        crl_sac *b = soft_pair_learner(plain, "soft", 1, 1, 302);
+        crl_err err = {0};
+        crl_batch bt;
+        ck_assert_int_eq(crl_batch_alloc(&bt, B, O, A, NULL), 0);
+        for (int u = 0; u < 24; u++) {
+            /* cos is the l2m route of task 0 only: against cos, stay there. */
+            if (u == 12 && h == 0) {
+                ck_assert_int_eq(crl_sac_l2m_task_start(a, 1, NULL, &err), CRL_OK);
+                ck_assert_int_eq(crl_sac_l2m_task_start(b, 1, NULL, &err), CRL_OK);
+            }
+            fill_batch(&bt, 310 + u, u < 12 || h ? 0 : 1);
+            ck_assert_int_eq(crl_sac_update(a, &bt, NULL, &err), CRL_OK);
+            ck_assert_int_eq(crl_sac_update(b, &bt, NULL, &err), CRL_OK);
+        }
+        const size_t np = crl_sac_pool(a)->n_params;
+        ck_assert_int_eq(
+            memcmp(crl_sac_actor_params(a), crl_sac_actor_params(b), np * sizeof(float)),
+            0);
+        ck_assert_int_eq(
+            memcmp(crl_sac_l2m_counts(a), crl_sac_l2m_counts(b), M * sizeof(int64_t)), 0);
+        /* Usage counts spread over >= 2 modulators: the routing was not trivial. */
+        int used = 0;
+        for (int m = 0; m < M; m++) used += crl_sac_l2m_counts(a)[m] > 0;
+        ck_assert_int_ge(used, 2);
+        fill_batch(&bt, 399, 1);
+        float eps[2 * B * A];
+        crl_rng r;
+        crl_rng_seed(&r, 398);
+        for (int i = 0; i < 2 * B * A; i++) eps[i] = (float)crl_rng_normal(&r);
+        crl_sac_stats sa, sb;
+        ck_assert_int_eq(crl_sac_compute_grads(a, &bt, eps, &sa), CRL_OK);
+        ck_assert_int_eq(crl_sac_compute_grads(b, &bt, eps, &sb), CRL_OK);
+        ck_assert(memcmp(&sa.pi_loss, &sb.pi_loss, sizeof sa.pi_loss) == 0);
+        float *ga, *gb;
+        crl_sac_grads(a, &ga, NULL, NULL);
+        crl_sac_grads(b, &gb, NULL, NULL);
+        ck_assert_int_eq(memcmp(ga, gb, np * sizeof(float)), 0);
+        float acta[B * A], actb[B * A];
+        crl_sac_act(a, B, bt.obs, 1, 1, NULL, acta);
+        crl_sac_act(b, B, bt.obs, 1, 1, NULL, actb);
+        ck_assert_int_eq(memcmp(acta, actb, sizeof acta), 0);
+        crl_batch_free(&bt);
+        crl_sac_free(a);
+        crl_sac_free(b);
+        crl_sac_free(plain);
+    }
+}
+END_TEST
+
+/* The merged forward / backward of the pool on a tiny pool, k = 2 and 3,
+ * LoRA and IA3, with each row's k modulators and weights given by a CALL
+ * route: the output against an independent merge (the block summed in
+ * double, run through the hard path as modulator 0 of a copy), every
+ * modulator gradient against central differences of L = sum out * C, and
+ * the keys get nothing from the backward. */
+typedef struct {
+    crl_pool_ws *ws;
+    const int *idx;
+    const float *w;
+    int k;
+} soft_fixed;
+
+static int soft_fixed_call(void *ctx, const float *params, const float *q,
+                           const float *const *layer_in, int Bn, int *sel, crl_err *err) {
+    (void)params, (void)q, (void)layer_in, (void)err;
+    soft_fixed *c = ctx;
+    memcpy(c->ws->kidx, c->idx, sizeof(int) * (size_t)Bn * c->k);
+    memcpy(c->ws->kw, c->w, sizeof(float) * (size_t)Bn * c->k);
+    for (int r = 0; r < Bn; r++) sel[r] = c->idx[r * c->k];
+    return CRL_OK;
+}
+
+static double soft_loss(const crl_pool *p, const float *base, const float *params,
+                        crl_pool_ws *ws, const float *x, int Bn, const crl_pool_route *rt,
+                        const float *C) {
+    ck_assert_int_eq(crl_pool_forward(p, base, params, ws, x, Bn, NULL, rt, NULL),
+                     CRL_OK);
+    double loss = 0;
+    for (int i = 0; i < Bn * p->base.spec.out_dim; i++) loss += (double)ws->out[i] * C[i];
+    return loss;
+}
+
+static void soft_fd(int kind, int k) {
+    enum { SM = 5, SB = 7, SR = 3 };
+    crl_mlp_spec sp;
+    crl_mlp_spec_cw(&sp, 5, 4, 1, 3, 8);
+    sp.hidden[0] = 9;
+    sp.hidden[1] = 6;
+    sp.hidden[2] = 7;
+    crl_mlp m;
+    ck_assert_int_eq(crl_mlp_init(&m, &sp, NULL), 0);
+    crl_rng r;
+    crl_rng_seed(&r, 500 + 10 * kind + k);
+    float *base = malloc(m.n_params * sizeof(float));
+    crl_mlp_init_params(&m, base, &r);
+    for (size_t i = 0; i < m.n_params; i++)
+        base[i] += (float)crl_rng_range(&r, -0.2, 0.2);
+    crl_pool p;
+    ck_assert_int_eq(crl_pool_init(&p, &m, (crl_pool_kind)kind, SM, SR, 2.0f, NULL), 0);
+    float *params = malloc(p.n_params * sizeof(float));
+    crl_pool_init_params(&p, params, &r);
+    for (size_t i = (size_t)SM * p.key_dim; i < p.n_params; i++)
+        params[i] += 0.4f * (float)crl_rng_normal(&r);
+    float x[SB * 5], C[SB * 4];
+    for (int i = 0; i < SB * 5; i++) x[i] = (float)crl_rng_normal(&r);
+    for (int i = 0; i < SB * 4; i++) C[i] = (float)crl_rng_normal(&r);
+    /* Row r: modulators r, r + 2, r + 4 (mod 5, distinct), weights
+     * softmax-like and different per row. */
+    int idx[SB * 3];
+    float w[SB * 3];
+    for (int i = 0; i < SB; i++) {
+        double z = 0, e[3];
+        for (int j = 0; j < k; j++) z += e[j] = exp(-0.7 * j + 0.1 * i * (j == 1));
+        for (int j = 0; j < k; j++) {
+            idx[i * k + j] = (i + 2 * j) % SM;
+            w[i * k + j] = (float)(e[j] / z);
+        }
+    }
+    crl_pool_ws ws, ws1;
+    ck_assert_int_eq(crl_pool_ws_alloc(&ws, &p, SB, NULL), 0);
+    ck_assert_int_eq(crl_pool_ws_soft(&ws, &p, 3, NULL), 0);
+    ck_assert_int_eq(crl_pool_ws_alloc(&ws1, &p, 1, NULL), 0);
+    ws.k = k;
+    soft_fixed ctx = {&ws, idx, w, k};
+    crl_pool_route rt = {
+        .mode = CRL_POOL_ROUTE_CALL, .call = soft_fixed_call, .ctx = &ctx};
+    soft_loss(&p, base, params, &ws, x, SB, &rt, C);
+    float out[SB * 4];
+    memcpy(out, ws.out, sizeof out);
+    /* Independent merge, one row at a time through the hard path. */
+    float *copy = malloc(p.n_params * sizeof(float));
+    const size_t o0 = crl_pool_mod_offset(&p, 0);
+    const int zero = 0;
+    crl_pool_route fx = {.mode = CRL_POOL_ROUTE_FIXED, .sel = &zero};
+    for (int i = 0; i < SB; i++) {
+        memcpy(copy, params, p.n_params * sizeof(float));
+        for (size_t j = 0; j < p.mod_size; j++) {
+            double v = 0;
+            for (int t = 0; t < k; t++)
+                v += (double)w[i * k + t] *
+                     params[crl_pool_mod_offset(&p, idx[i * k + t]) + j];
+            copy[o0 + j] = (float)v;
+        }
+        ck_assert_int_eq(
+            crl_pool_forward(&p, base, copy, &ws1, x + i * 5, 1, NULL, &fx, NULL),
+            CRL_OK);
+        for (int o = 0; o < 4; o++)
+            ck_assert_msg(fabs(ws1.out[o] - out[i * 4 + o]) <=
+                              1e-5 * (1 + fabs(ws1.out[o])),
+                          "row %d out %d: merged %g, independent %g", i, o,
+                          out[i * 4 + o], ws1.out[o]);
+    }
+    /* Backward against central differences. */
+    float *g = calloc(p.n_params, sizeof(float));
+    soft_loss(&p, base, params, &ws, x, SB, &rt, C);
+    crl_pool_backward(&p, base, params, g, &ws, C);
+    for (size_t i = 0; i < (size_t)SM * p.key_dim; i++) ck_assert(g[i] == 0.0f);
+    int bad = 0, nz = 0;
+    for (size_t i = (size_t)SM * p.key_dim; i < p.n_params; i++) {
+        const float keep = params[i], hh = 4e-3f;
+        params[i] = keep + hh;
+        const double lp = soft_loss(&p, base, params, &ws, x, SB, &rt, C);
+        params[i] = keep - hh;
+        const double lm = soft_loss(&p, base, params, &ws, x, SB, &rt, C);
+        params[i] = keep;
+        const double fd = (lp - lm) / (2.0 * hh), an = g[i];
+        nz += an != 0.0;
+        if (fabs(fd - an) > 2e-2 * fmax(fabs(fd), fabs(an)) + 2e-3) {
+            if (bad < 5)
+                fprintf(stderr, "soft %s k=%d dL/dp[%zu]: analytic %.6g, fd %.6g\n",
+                        kind ? "ia3" : "lora", k, i, an, fd);
+            bad++;
+        }
+    }
+    ck_assert_int_eq(bad, 0);
+    ck_assert_int_ge(nz, (int)(p.n_params - (size_t)SM * p.key_dim) / 2);
+    crl_pool_ws_free(&ws);
+    crl_pool_ws_free(&ws1);
+    free(g);
+    free(copy);
+    free(params);
+    free(base);
+}
+
+START_TEST(test_soft_merge_fd) {
+    for (int kind = 0; kind < 2; kind++)
+        for (int k = 2; k <= 3; k++) soft_fd(kind, k);
+}
+END_TEST
+
+/* An L2M update with the soft router (k = 2, T = 0.5, two lanes, usage
+ * routing from task 1) and acting allocate nothing; gradients reach more
+ * modulators than the rows' top-1 choices. */
+START_TEST(test_soft_step_no_malloc) {
+#if HAVE_MALLOC_COUNT
+    crl_sac *plain = plain_base(361, NULL, NULL);
+    crl_l2m_config lc;
+    crl_l2m_config_default(&lc);
+    lc.router = "soft";
+    lc.soft_k = 2;
+    lc.soft_temp = 0.5f;
+    crl_sac *s = l2m_learner_r(plain, CRL_POOL_LORA, 0, 2, 362, &lc);
+    crl_err err = {0};
+    ck_assert_int_eq(crl_sac_l2m_task_start(s, 1, NULL, &err), CRL_OK);
+    crl_batch b;
+    ck_assert_int_eq(crl_batch_alloc(&b, B, O, A, NULL), 0);
+    float obs[3 * O] = {0.1f, -0.2f, 0.3f}, act[3 * A];
+    long before = 0;
+    int bad = 0;
+    for (int u = 0; u < 60; u++) {
+        if (u == 20) before = alloc_calls();
+        fill_batch(&b, 370 + u, 1);
+        bad += crl_sac_update(s, &b, NULL, &err) != CRL_OK;
+        crl_sac_act(s, 3, obs, 1, 0, NULL, act);
+    }
+    long calls = alloc_calls() - before;
+    ck_assert_int_eq(bad, 0);
+    ck_assert_msg(calls == 0, "%ld allocations in 40 soft L2M steps", calls);
+    crl_batch_free(&b);
+    crl_sac_free(s);
+    crl_sac_free(plain);
+#else
+    fprintf(stderr, "test_soft_step_no_malloc: skipped (no malloc interposition)\n");
+#endif
+}
+END_TEST
+
+/* With k = 2 every row's second modulator gets a gradient too: on one
+ * batch, the modulators with a nonzero gradient are exactly the union of
+ * the rows' two choices (computed here from the keys by hand), which holds
+ * a modulator that is no row's first choice. */
+START_TEST(test_soft_grads_reach_k) {
+    crl_sac *plain = plain_base(381, NULL, NULL);
+    crl_sac *s = soft_pair_learner(plain, "soft", 2, 1, 382);
+    crl_batch bt;
+    ck_assert_int_eq(crl_batch_alloc(&bt, B, O, A, NULL), 0);
+    fill_batch(&bt, 383, 0);
+    float eps[2 * B * A];
+    for (int i = 0; i < 2 * B * A; i++) eps[i] = 0.1f * (float)(i % 7 - 3);
+    const crl_pool *pool = crl_sac_pool(s);
+    float *p = crl_sac_actor_params(s);
+    /* Keys around the rows' mean query m: k0 = m, k1 = m + a small offset,
+     * k2 = -m, k3 = -m + offset, so that the top 1 is mostly modulator 0
+     * and the top 2 reaches modulator 1 (a second choice the top 1 never
+     * makes: checked below). */
+    double mq[H] = {0}, qv0[H];
+    for (int r = 0; r < B; r++) {
+        embed_by_hand(&pool->base, crl_sac_l2m_base(s), bt.obs + r * O, qv0);
+        for (int d = 0; d < pool->key_dim; d++) mq[d] += qv0[d] / B;
+    }
+    for (int d = 0; d < pool->key_dim; d++) {
+        const double off = 0.3 * (d % 3 - 1);
+        p[0 * pool->key_dim + d] = (float)mq[d];
+        p[1 * pool->key_dim + d] = (float)(mq[d] + off);
+        p[2 * pool->key_dim + d] = (float)-mq[d];
+        p[3 * pool->key_dim + d] = (float)(-mq[d] + off);
+    }
+    crl_sac_stats st;
+    ck_assert_int_eq(crl_sac_compute_grads(s, &bt, eps, &st), CRL_OK);
+    float *g;
+    crl_sac_grads(s, &g, NULL, NULL);
+    /* By hand: query = the base's first-layer embedding (embed_by_hand),
+     * cosine in double, the two best keys of each pi(o) row. */
+    int want[M] = {0}, want1[M] = {0};
+    for (int r = 0; r < B; r++) {
+        double qv[H], best[2] = {-2, -2};
+        int bi[2] = {-1, -1};
+        embed_by_hand(&pool->base, crl_sac_l2m_base(s), bt.obs + r * O, qv);
+        for (int m = 0; m < M; m++) {
+            double dot = 0, qq = 0, kk = 0;
+            for (int d = 0; d < pool->key_dim; d++) {
+                const double kd = p[(size_t)m * pool->key_dim + d];
+                dot += qv[d] * kd;
+                qq += qv[d] * qv[d];
+                kk += kd * kd;
+            }
+            const double c = dot / sqrt(qq * kk);
+            if (c > best[0]) {
+                best[1] = best[0], bi[1] = bi[0];
+                best[0] = c, bi[0] = m;
+            } else if (c > best[1]) {
+                best[1] = c, bi[1] = m;
+            }
+        }
+        want[bi[0]] = want[bi[1]] = want1[bi[0]] = 1;
+    }
+    int second_only = 0;
+    for (int m = 0; m < M; m++) second_only += want[m] && !want1[m];
+    ck_assert_int_ge(second_only, 1);
+    for (int m = 0; m < M; m++) {
+        double nm = 0;
+        const size_t o = crl_pool_mod_offset(pool, m);
+        for (size_t i = 0; i < pool->mod_size; i++) nm += fabs(g[o + i]);
+        ck_assert_msg((nm > 0) == want[m], "modulator %d: |grad| %g, chosen %d", m, nm,
+                      want[m]);
+    }
+    crl_batch_free(&bt);
+    crl_sac_free(s);
+    crl_sac_free(plain);
+}
+END_TEST
+
 int main(void) {
     Suite *su = suite_create("l2m");
     TCase *tc = tcase_create("learner");
@@ -2085,6 +2466,12 @@ int main(void) {
     tcase_set_timeout(cli, 600); /* a hang guard: a loaded 2-core machine took > 120 s */
     tcase_add_test(cli, test_cli_pretrain_then_l2m);
     suite_add_tcase(su, cli);
+    TCase *soft = tcase_create("soft");
+    tcase_add_test(soft, test_soft_k1_is_hard);
+    tcase_add_test(soft, test_soft_merge_fd);
+    tcase_add_test(soft, test_soft_step_no_malloc);
+    tcase_add_test(soft, test_soft_grads_reach_k);
+    suite_add_tcase(su, soft);
     TCase *met = tcase_create("route_metrics");
     tcase_add_test(met, test_route_acc_steps_by_hand);
     tcase_add_test(met, test_rows_matrix_and_checkpoint);

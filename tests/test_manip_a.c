@@ -746,12 +746,15 @@ START_TEST(test_shelf_grasp_needs_the_cube) {
 }
 END_TEST
 
-/* stick-pull's grasp pays only with the stick between the pads: the scripted
- * hand holding the lifted stick, then the same state with the pads shut
- * (on top of it, as the first 100k policy pressed them), loses the grasp
- * term. The generic grasp term paid shut pads near the object in full. */
-START_TEST(test_stick_grasp_needs_the_stick) {
-    crl_env_spec *s = make_spec("stick-pull");
+/* stick-pull's and push-wall's grasp pays only with the object between the
+ * pads: the scripted hand holding the lifted object, then the same state
+ * with the pads shut (on top of it, as the policies that found the generic
+ * term's flaw pressed them), loses the grasp term. The generic grasp term
+ * pays shut pads near the object in full. */
+static const char *const HELD_GRASP_TASKS[] = {"stick-pull", "push-wall"};
+
+START_TEST(test_grasp_needs_the_object) {
+    crl_env_spec *s = make_spec(HELD_GRASP_TASKS[_i]);
     crl_env *e = make_env(s);
     const mjModel *m = s->m;
     float obs[OBS_DIM], act[ACT_DIM] = {0};
@@ -771,8 +774,8 @@ START_TEST(test_stick_grasp_needs_the_stick) {
         e->d->qpos[m->jnt_qposadr[j]] = m->jnt_range[2 * j];
     }
     e->spec->task->reward(e, act, &info);
-    ck_assert_msg(info.reward < held - 0.8f, "held %g, fingers shut %g", held,
-                  info.reward);
+    ck_assert_msg(info.reward < held - 0.8f, "%s: held %g, fingers shut %g",
+                  HELD_GRASP_TASKS[_i], held, info.reward);
     crl_env_free(e);
     crl_env_spec_free(s);
 }
@@ -874,7 +877,7 @@ static Suite *manip_a_suite(void) {
     tcase_add_test(tc, test_stick_success_needs_insertion);
     tcase_add_test(tc, test_shelf_path_over_the_edge);
     tcase_add_test(tc, test_shelf_grasp_needs_the_cube);
-    tcase_add_test(tc, test_stick_grasp_needs_the_stick);
+    tcase_add_loop_test(tc, test_grasp_needs_the_object, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -52,6 +52,8 @@ typedef struct {
                            current one only, the old behaviour) */
     int hold;           /* L2M: acting rows keep the modulator chosen at their
                            episode's step H for the rest of the episode */
+    int soft_k;         /* L2M soft router: modulators merged per row (0 = 2) */
+    float soft_temp;    /* L2M soft router: softmax temperature (0 = 1) */
     int max_act_batch;  /* rows one acting call may take (sizes acting scratch) */
     int borrowed;       /* 1: the actor allocates no parameters (nor L2M base):
                            the caller sets params (and base) and keeps them

@@ -282,6 +282,8 @@ typedef struct {
     const char *collect;   /* collection routes: "eval" (new runs) or "train" (old) */
     int history;           /* H: the query averages the last H observations (5; old 1) */
     int hold;              /* 1: acting keeps the modulator of step H (default 0) */
+    int soft_k;            /* soft router: modulators merged per row (2) */
+    float soft_temp;       /* soft router: softmax temperature (1) */
     /* Where the base comes from, for the command line and the run record
      * (the library takes the base itself, crl_l2m_base): "RUN[:TASK]" and
      * the store holding RUN (NULL: the run's own store). */
@@ -292,7 +294,8 @@ void crl_l2m_config_default(crl_l2m_config *c);
 /* "lora" -> CRL_POOL_LORA, "ia3" -> CRL_POOL_IA3, else -1. */
 int crl_l2m_kind(const char *modulator);
 /* The routing settings checked: CRL_EINVAL with one line naming the bad
- * one (router kind, weights frozen|live, collect eval|train). */
+ * one (router kind, weights frozen|live, collect eval|train, soft k in
+ * 1..pool, soft temperature > 0). */
 int crl_l2m_check_routing(const crl_l2m_config *c, crl_err *err);
 /* What a stored configuration without the routing keys (runs made before
  * issue 19) means: live weights, collection with the training route, a

@@ -166,6 +166,17 @@ typedef struct crl_pool_ws {
     float *lin[CRL_MLP_MAX_HIDDEN]; /* base layer inputs (crl_pool_ws_layers) */
     float *lmem;
     float *hmem, *hx, *hz, *he, *hxh, *hr; /* its scratch */
+    /* Soft merging (crl_pool_ws_soft, the `soft` router): set k > 1 before
+     * a forward and every row runs its own merged modulator
+     * blk_r = sum_i kw[r k + i] theta_{kidx[r k + i]} (crl_soft_merge);
+     * the CALL route fills kidx and kw (B x k) besides sel (= kidx[r k]).
+     * k <= 1 is the grouped one-modulator path. The backward writes each
+     * row's merged-block gradient into gblk and hands it to the k
+     * modulators with crl_soft_merge_backward (weights held constant). */
+    int k, kmax;
+    int *kidx;
+    float *kw, *blk, *gblk; /* kw: B x kmax; blk, gblk: B x mod_size */
+    float *smem;
 } crl_pool_ws;
 
 int crl_pool_ws_alloc(crl_pool_ws *ws, const crl_pool *p, int max_batch, crl_err *err);
@@ -175,6 +186,9 @@ int crl_pool_ws_layers(crl_pool_ws *ws, const crl_pool *p, crl_err *err);
 /* Room for history queries of up to cap earlier observations per row
  * (allocated once; forwards never allocate). */
 int crl_pool_ws_history(crl_pool_ws *ws, const crl_pool *p, int cap, crl_err *err);
+/* Room for soft merging of up to kmax modulators per row (allocated once:
+ * 2 x max_batch x mod_size floats plus the indices and weights). */
+int crl_pool_ws_soft(crl_pool_ws *ws, const crl_pool *p, int kmax, crl_err *err);
 void crl_pool_ws_free(crl_pool_ws *ws);
 
 /* Forward B rows of x (B x in_dim) through the base modulated per row:
@@ -192,7 +206,9 @@ int crl_pool_forward(const crl_pool *p, const float *base_params, const float *p
  * lower ws->B: the stored grouping covers every row). dout: B x out_dim.
  * grads (pool layout) is ACCUMULATED for the modulators' A/B or g only; the
  * keys block is not touched (keys learn from crl_pool_pull only) and the base
- * gets no gradient. No dx. */
+ * gets no gradient. No dx. A soft forward (ws->k > 1) gives modulator
+ * kidx[r k + i] the share kw[r k + i] of row r's merged-block gradient; the
+ * weights are constants here (no gradient reaches the keys through them). */
 void crl_pool_backward(const crl_pool *p, const float *base_params, const float *params,
                        float *grads, crl_pool_ws *ws, const float *dout);
 

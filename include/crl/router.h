@@ -22,12 +22,14 @@
  *           at each task start, or live), acting rows plain cosine;
  *   oracle  cosine inside the task's slice of the pool (needs the task id);
  *   cos     plain cosine everywhere (keys and pull, no usage weight).
+ * And in subspace/router_soft_kind.c:
+ *   soft    l2m's scores of every modulator, the top k (--l2m-soft-k) with
+ *           softmax(score / T) weights; the pool merges them per row.
  * arrow (subspace/router_arrow_kind.c): zero-shot SVD prototypes of the
  *         LoRA updates for acting rows; a fixed least-used modulator per task
  *         for training rows (docs/routers.md).
  * l2r (subspace/router_l2r_kind.c): a linear classifier of the query trained
- *         on the method's query memory at task ends (docs/routers.md).
- * Planned kinds (a row each in the table once written): soft. */
+ *         on the method's query memory at task ends (docs/routers.md). */
 #ifndef CRL_ROUTER_H
 #define CRL_ROUTER_H
 
@@ -62,7 +64,12 @@ typedef struct {
     int n_tasks;      /* tasks of the run (oracle slices), >= 1 */
     int weights;      /* crl_router_weights */
     int collect;      /* crl_router_collect */
+    int soft_k;       /* soft: modulators merged per row (0 = CRL_ROUTER_SOFT_K) */
+    float soft_temp;  /* soft: softmax temperature (0 = CRL_ROUTER_SOFT_TEMP) */
 } crl_router_config;
+
+#define CRL_ROUTER_SOFT_K    2
+#define CRL_ROUTER_SOFT_TEMP 1.0f
 
 /* What a router needs beyond the queries (crl_router_ops.needs). */
 enum {
@@ -135,7 +142,8 @@ struct crl_router {
     const crl_pool *pool;  /* the actor's pool (layout) */
     crl_router_config cfg; /* kind points at the table's name */
     const int64_t *counts; /* the actor's usage counts (M), read only */
-    float pull;            /* key pull coefficient (l2m, oracle, cos) */
+    float pull;            /* key pull coefficient (l2m, oracle, cos, soft) */
+    int top_k;             /* modulators merged per row (ops->top_k, or soft's k) */
     void *impl;
 };
 
@@ -170,6 +178,12 @@ int crl_router_state_load(crl_router *r, const void *src, size_t n, crl_err *err
 
 /* The router kinds of subspace/router_l2m.c. */
 extern const crl_router_ops crl_router_l2m_ops, crl_router_oracle_ops, crl_router_cos_ops;
+/* soft (subspace/router_soft_kind.c): the l2m router's scores, top-k + softmax,
+ * the chosen modulators merged per row (SMEAR). */
+extern const crl_router_ops crl_router_soft_ops;
+/* The pool route a key router (l2m, oracle, cos; r->impl theirs) gives these
+ * rows: what its route op scores with (soft scores every modulator by it). */
+crl_pool_route crl__key_router_route(const crl_router *r, const crl_router_rows *rows);
 /* subspace/router_arrow_kind.c */
 extern const crl_router_ops crl_router_arrow_ops;
 /* subspace/router_l2r_kind.c */

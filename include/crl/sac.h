@@ -64,6 +64,8 @@ typedef struct {
     int l2m_history;        /* H: observations the routing query averages (0, 1:
                                the current one, the old behaviour) */
     int l2m_hold;           /* 1: acting keeps the modulator of step H */
+    int l2m_soft_k;         /* soft router: modulators merged per row (0 = 2) */
+    float l2m_soft_temp;    /* soft router: softmax temperature (0 = 1) */
 } crl_sac_config;
 
 /* The actor configuration c asks for (plain MLP with n_tasks heads, CSP
