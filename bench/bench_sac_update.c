@@ -45,6 +45,8 @@ typedef struct {
 /* > 0: L2M learners made next use the soft router with this k (rows merge
  * their k best modulators, pool.h "soft rows"); 0: the default l2m router. */
 static int g_soft_k;
+/* Non-NULL: L2M learners made next use this router kind (arrow). */
+static const char *g_router;
 
 /* hist > 1: the L2M query averages hist observations; every row brings a
  * full window (hist - 1 earlier observations), the most work it can be. */
@@ -67,6 +69,7 @@ static void learner_make_h(learner *L, int obs, int act, int layers, int hidden,
             c.l2m_router = "soft";
             c.l2m_soft_k = g_soft_k;
         }
+        if (g_router) c.l2m_router = g_router;
     }
     c.layers = layers;
     c.hidden = hidden;
@@ -340,6 +343,14 @@ int main(int argc, char **argv) {
             g_soft_k = 2;
             learner_make(&var, 39, 4, 4, 256, 128, threads, 0, pool, 0);
             g_soft_k = 0;
+            bench_pair(name, &plain, &var, seconds, sg);
+            learner_free(&var);
+            /* The arrow router: training rows on one modulator, and the base's
+             * per-layer inputs computed for every forward. */
+            snprintf(name, sizeof name, "cw_l2m%d_arrow", pool);
+            g_router = "arrow";
+            learner_make(&var, 39, 4, 4, 256, 128, threads, 0, pool, 0);
+            g_router = NULL;
             bench_pair(name, &plain, &var, seconds, sg);
             learner_free(&var);
         }
