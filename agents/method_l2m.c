@@ -387,59 +387,79 @@ out:
     return rc;
 }
 
-/* Nearest centroid with leave-one-out, as crl_metric_ceiling (analysis/,
- * which agents/ may not include; tests/test_l2m.c checks both agree). */
+int crl_l2m_nearest_centroid(const float *q, const int *label, int n, int dim,
+                             int n_tasks, double *acc, crl_err *err) {
+    if (!q || !label || !acc || n < 1 || dim < 1 || n_tasks < 1)
+        return crl_errf(
+            err, CRL_EINVAL,
+            "nearest centroid: need queries, labels and n, dim, tasks >= 1 (got %d, "
+            "%d, %d)",
+            n, dim, n_tasks);
+    for (int p = 0; p < n; p++) {
+        if (label[p] < 0 || label[p] >= n_tasks)
+            return crl_errf(err, CRL_EINVAL,
+                            "nearest centroid: query %d has task %d, not in 0..%d", p,
+                            label[p], n_tasks - 1);
+        for (int d = 0; d < dim; d++)
+            if (!isfinite(q[(size_t)p * dim + d]))
+                return crl_errf(err, CRL_EINVAL,
+                                "nearest centroid: query %d is not finite", p);
+    }
+    double *sum = calloc((size_t)n_tasks * (size_t)dim, sizeof *sum);
+    int *cnt = calloc((size_t)n_tasks, sizeof *cnt);
+    if (!sum || !cnt) {
+        free(sum);
+        free(cnt);
+        return crl_errf(err, CRL_ENOMEM, "nearest centroid: out of memory");
+    }
+    for (int p = 0; p < n; p++) {
+        cnt[label[p]]++;
+        for (int d = 0; d < dim; d++)
+            sum[(size_t)label[p] * dim + d] += q[(size_t)p * dim + d];
+    }
+    int right = 0;
+    for (int p = 0; p < n; p++) {
+        const int y = label[p];
+        const float *x = q + (size_t)p * dim;
+        /* Leave one out: the query's own task's centroid without it; a task
+         * with no query left has no centroid, and the query counts as wrong. */
+        if (cnt[y] < 2) continue;
+        double own = 0;
+        for (int d = 0; d < dim; d++) {
+            const double c = (sum[(size_t)y * dim + d] - x[d]) / (cnt[y] - 1);
+            own += (x[d] - c) * (x[d] - c);
+        }
+        int ok = 1;
+        for (int t = 0; t < n_tasks && ok; t++) {
+            if (t == y || cnt[t] == 0) continue;
+            double dist = 0;
+            for (int d = 0; d < dim; d++) {
+                const double c = sum[(size_t)t * dim + d] / cnt[t];
+                dist += (x[d] - c) * (x[d] - c);
+            }
+            ok = own < dist; /* a tie is a wrong answer */
+        }
+        right += ok;
+    }
+    free(sum);
+    free(cnt);
+    *acc = (double)right / n;
+    return CRL_OK;
+}
+
 int crl_l2m_ceiling(const crl_l2m *m, double *acc, int *n, crl_err *err) {
     *acc = NAN;
     *n = m->n_mem;
     if (m->n_mem == 0) return CRL_OK;
-    const int D = m->mem_D, K = m->n_tasks;
-    double *c = calloc((size_t)K * (size_t)D, sizeof *c);
-    int64_t *cnt = calloc((size_t)K, sizeof *cnt);
-    if (!c || !cnt) {
-        free(c);
-        free(cnt);
-        return crl_errf(err, CRL_ENOMEM, "l2m ceiling: out of memory");
-    }
-    for (int i = 0; i < m->n_mem; i++) {
-        const int y = m->mem_y[i];
-        if (y < 0 || y >= K) continue;
-        cnt[y]++;
-        for (int d = 0; d < D; d++) c[(size_t)y * D + d] += m->mem_q[(size_t)i * D + d];
-    }
-    int classes = 0;
-    for (int k = 0; k < K; k++) classes += cnt[k] > 0;
-    if (classes < 2) {
-        free(c);
-        free(cnt);
-        return CRL_OK;
-    }
-    int64_t right = 0;
-    for (int i = 0; i < m->n_mem; i++) {
-        const int y = m->mem_y[i];
-        const float *q = m->mem_q + (size_t)i * D;
-        if (y < 0 || y >= K || cnt[y] < 2) continue;
-        double own = 0;
-        for (int d = 0; d < D; d++) {
-            const double mu = (c[(size_t)y * D + d] - q[d]) / (double)(cnt[y] - 1);
-            own += (q[d] - mu) * (q[d] - mu);
-        }
-        int ok = 1;
-        for (int k = 0; k < K && ok; k++) {
-            if (k == y || cnt[k] == 0) continue;
-            double o = 0;
-            for (int d = 0; d < D; d++) {
-                const double mu = c[(size_t)k * D + d] / (double)cnt[k];
-                o += (q[d] - mu) * (q[d] - mu);
-            }
-            ok = own < o;
-        }
-        right += ok;
-    }
-    *acc = (double)right / (double)m->n_mem;
-    free(c);
-    free(cnt);
-    return CRL_OK;
+    int seen[2] = {-1, -1};
+    for (int i = 0; i < m->n_mem && seen[1] < 0; i++)
+        if (seen[0] < 0)
+            seen[0] = m->mem_y[i];
+        else if (m->mem_y[i] != seen[0])
+            seen[1] = m->mem_y[i];
+    if (seen[1] < 0) return CRL_OK; /* one task: nothing to separate */
+    return crl_l2m_nearest_centroid(m->mem_q, m->mem_y, m->n_mem, m->mem_D, m->n_tasks,
+                                    acc, err);
 }
 
 /* The modulator row r of the tally used most (first of ties), -1 if none. */

@@ -1,6 +1,7 @@
 /* Continual World metrics over score matrices, and the bootstrap CI over seeds.
  * Definitions and a worked example: docs/metrics.md. */
 #include "crl/metrics.h"
+#include "crl/methods.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -427,58 +428,7 @@ int crl_metric_bootstrap_ci(const double *x, int n, int resamples, double level,
 
 int crl_metric_ceiling(const float *q, const int *label, int n, int dim, int n_tasks,
                        double *acc, crl_err *err) {
-    if (!q || !label || !acc || n < 1 || dim < 1 || n_tasks < 1)
-        return crl_errf(err, CRL_EINVAL,
-                        "ceiling: need queries, labels and n, dim, tasks >= 1 (got %d, "
-                        "%d, %d)",
-                        n, dim, n_tasks);
-    for (int p = 0; p < n; p++) {
-        if (label[p] < 0 || label[p] >= n_tasks)
-            return crl_errf(err, CRL_EINVAL,
-                            "ceiling: query %d has task %d, not in 0..%d", p, label[p],
-                            n_tasks - 1);
-        for (int d = 0; d < dim; d++)
-            if (!isfinite(q[(size_t)p * dim + d]))
-                return crl_errf(err, CRL_EINVAL, "ceiling: query %d is not finite", p);
-    }
-    double *sum = calloc((size_t)n_tasks * (size_t)dim, sizeof *sum);
-    int *cnt = calloc((size_t)n_tasks, sizeof *cnt);
-    if (!sum || !cnt) {
-        free(sum);
-        free(cnt);
-        return crl_errf(err, CRL_ENOMEM, "ceiling: out of memory");
-    }
-    for (int p = 0; p < n; p++) {
-        cnt[label[p]]++;
-        for (int d = 0; d < dim; d++)
-            sum[(size_t)label[p] * dim + d] += q[(size_t)p * dim + d];
-    }
-    int right = 0;
-    for (int p = 0; p < n; p++) {
-        const int y = label[p];
-        const float *x = q + (size_t)p * dim;
-        /* Leave one out: the query's own task's centroid without it; a task
-         * with no query left has no centroid, and the query counts as wrong. */
-        if (cnt[y] < 2) continue;
-        double own = 0;
-        for (int d = 0; d < dim; d++) {
-            const double c = (sum[(size_t)y * dim + d] - x[d]) / (cnt[y] - 1);
-            own += (x[d] - c) * (x[d] - c);
-        }
-        int ok = 1;
-        for (int t = 0; t < n_tasks && ok; t++) {
-            if (t == y || cnt[t] == 0) continue;
-            double dist = 0;
-            for (int d = 0; d < dim; d++) {
-                const double c = sum[(size_t)t * dim + d] / cnt[t];
-                dist += (x[d] - c) * (x[d] - c);
-            }
-            ok = own < dist; /* a tie is a wrong answer */
-        }
-        right += ok;
-    }
-    free(sum);
-    free(cnt);
-    *acc = (double)right / n;
-    return CRL_OK;
+    /* One implementation, in agents/ (the L2M method logs it at task ends and
+     * agents/ may not include analysis/). */
+    return crl_l2m_nearest_centroid(q, label, n, dim, n_tasks, acc, err);
 }

@@ -350,6 +350,17 @@ typedef struct {
 
 #define CRL_L2M_MEMORY_PER_TASK 200
 
+/* Nearest-centroid task accuracy of n labelled query vectors q (n x dim,
+ * row-major; label[p] in [0, n_tasks)), with leave-one-out: the query's own
+ * task's centroid leaves it out, the other tasks' are their full means;
+ * Euclidean distance; a query is right when its own centroid is strictly
+ * nearer than every other task's that has a query (a tie, or a query alone
+ * in its task, is wrong). *acc = right / n. The separability ceiling of
+ * docs/metrics.md (crl_metric_ceiling is this function). CRL_EINVAL for a
+ * NULL pointer, n, dim or n_tasks < 1, a label out of range or a non-finite
+ * value; CRL_ENOMEM. */
+int crl_l2m_nearest_centroid(const float *q, const int *label, int n, int dim,
+                             int n_tasks, double *acc, crl_err *err);
 /* At a task's end: the routing queries of up to per_task transitions of
  * the replay buffer rb (which holds the ended task's rows only: the runner
  * clears it at each task change), drawn without replacement from the
