@@ -470,14 +470,18 @@ static double stick_insert_gap(const double *end, const double *handle) {
 
 /* stick-pull: reach the stick, grasp it, put its end through the handle,
  * and pull the handle to the goal:
- *   1 reach + 1 grasp (held_grasp) + 3 insert + 4 inserted * pull
+ *   1 reach + 1 grasp + grasp * (3 insert + 4 inserted * pull)
+ *   grasp    = held_grasp: the stick between the pads
  *   insert   = tol(|end - through|, flat to 0.02, margin 0.5), through being
  *              the point STICK_DEPTH past the handle along x
  *   inserted = tol(gap to the insertion condition, margin 0.03, gaussian):
  *              1 when the end counts as inserted
  *   pull     = tol(|handle - goal|, margin max(d0, 0.1)).
  * Pushing the container with the hand pays nothing: pull counts only with
- * the stick in the handle. */
+ * the stick in the handle. Insert and pull count only with the stick held,
+ * as Meta-World gates its stick-pull reward on the grasp: with them ungated
+ * (session 8, 110k steps) SAC pushed the stick towards the handle under
+ * shut pads, by friction, and never grasped it. */
 static void reward_stick(crl_env *e, const float *act, crl_step_info *info) {
     manip_sync(e);
     const ma_data *dd = ma_d(e);
@@ -491,9 +495,9 @@ static void reward_stick(crl_env *e, const float *act, crl_step_info *info) {
     double insert = tol_lt(manip_dist(end, through), 0.02, 0.5);
     double inserted = manip_tolerance(stick_insert_gap(end, handle), 0.0, 0.0, 0.03,
                                       MANIP_GAUSSIAN, 0.1);
-    double shaped = 1.0 * reach_term(e, stick) +
-                    1.0 * held_grasp(e, stick, STICK_GRIP_LO, STICK_GRIP_HI) +
-                    3.0 * insert + 4.0 * inserted * place_term(d_goal, st->d0);
+    double grasp = held_grasp(e, stick, STICK_GRIP_LO, STICK_GRIP_HI);
+    double shaped = 1.0 * reach_term(e, stick) + 1.0 * grasp +
+                    grasp * (3.0 * insert + 4.0 * inserted * place_term(d_goal, st->d0));
     finish(info, d_goal <= STICK_SUCCESS && stick_inserted(end, handle), shaped);
 }
 

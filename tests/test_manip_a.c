@@ -649,6 +649,18 @@ START_TEST(test_stick_success_needs_insertion) {
 }
 END_TEST
 
+/* Insert and pull pay only with the stick held between the pads: through the
+ * handle, the handle 0.2 from the goal, the hand at the stick's centre with
+ * shut pads (stick_state's "held", on top of the stick) earns little more
+ * than reach; ungated, the same state paid about 5 per step, which is what
+ * SAC found by pushing the stick under shut pads. */
+START_TEST(test_stick_insert_needs_the_grasp) {
+    crl_step_info shut = stick_state(0.20, 1, 0.03, 1);
+    ck_assert(!shut.success);
+    ck_assert_msg(shut.reward < 2.0f, "inserted under shut pads pays %g", shut.reward);
+}
+END_TEST
+
 /* ---- shelf-place's shaping path ------------------------------------------- */
 
 /* The reward with the cube resting at `pos` and the open hand 0.25 above it
@@ -875,6 +887,7 @@ static Suite *manip_a_suite(void) {
     tcase_add_test(tc, test_tolerance);
     tcase_add_test(tc, test_push_success_radius);
     tcase_add_test(tc, test_stick_success_needs_insertion);
+    tcase_add_test(tc, test_stick_insert_needs_the_grasp);
     tcase_add_test(tc, test_shelf_path_over_the_edge);
     tcase_add_test(tc, test_shelf_grasp_needs_the_cube);
     tcase_add_loop_test(tc, test_grasp_needs_the_object, 0, 2);
