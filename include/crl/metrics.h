@@ -131,8 +131,8 @@ int crl_metric_bootstrap_ci(const double *x, int n, int resamples, double level,
  * centroid of its own and is wrong). *acc = right / n (so 1 when a single
  * task has queries, at least two of them). Allocates n_tasks x (dim + 1)
  * numbers for the call. The one implementation is crl_l2m_nearest_centroid
- * (agents/method_l2m.c, which logs it at task ends). CRL_EINVAL for a NULL pointer, n, dim or n_tasks
- * < 1, a label out of range or a non-finite value; CRL_ENOMEM. */
+ * (agents/method_l2m.c, which logs it at task ends). CRL_EINVAL for a NULL pointer, n,
+ * dim or n_tasks < 1, a label out of range or a non-finite value; CRL_ENOMEM. */
 int crl_metric_ceiling(const float *q, const int *label, int n, int dim, int n_tasks,
                        double *acc, crl_err *err);
 
