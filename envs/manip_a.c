@@ -351,19 +351,16 @@ static void finish(crl_step_info *info, int success, double shaped) {
 /* A grasp that needs the object BETWEEN the pads: the tcp at the object's
  * centre (flat to 0.02, 0.1 at 0.05) times an opening inside [lo, hi]
  * (0.1 at 0.2 outside it). The generic grasp_term pays shut fingers near
- * the object as much as a grasp, and SAC found that twice: on stick-pull
- * (session 8's first 100k run) it pressed shut pads on top of the stick and
- * dragged it by friction, got its end through the handle and never pulled;
- * on push-wall (the 300k run of session 8, seed 0) it pressed them on the
- * puck at the wall's end with the hand on the goal side, where no push
- * leads on. Bands: stick-pull 0.20-0.50 (the 0.03 stick held square reads
- * 0.30; when its end meets the handle the stick yaws in the grip and
- * spreads the pads to about 0.46); push-wall 0.45-0.75 (the 0.06 puck held
- * reads 0.60). */
+ * the object as much as a grasp: on stick-pull (session 8's first 100k run)
+ * SAC pressed shut pads on top of the stick and dragged it by friction.
+ * Band: 0.20-0.50 (the 0.03 stick held square reads 0.30; when its end
+ * meets the handle the stick yaws in the grip and spreads the pads to about
+ * 0.46). push-wall had it too for one 300k run (puck band 0.45-0.75): its
+ * policy collapsed to parking the hand in a corner (docs/reference.md,
+ * session 8), worse than with the generic term, so push-wall is back on
+ * grasp_term. */
 #define STICK_GRIP_LO 0.20
 #define STICK_GRIP_HI 0.50
-#define PUCK_GRIP_LO  0.45
-#define PUCK_GRIP_HI  0.75
 static double held_grasp(const crl_env *e, const double *obj, double lo, double hi) {
     double near = manip_tolerance(manip_dist(manip_tcp(e), obj), 0.0, 0.02, 0.05,
                                   MANIP_GAUSSIAN, 0.1);
@@ -396,8 +393,7 @@ static void reward_push_back(crl_env *e, const float *act, crl_step_info *info) 
     reward_object(e, BACK_SUCCESS, NULL, NULL, info);
 }
 static void reward_push_wall(crl_env *e, const float *act, crl_step_info *info) {
-    static const double grip[2] = {PUCK_GRIP_LO, PUCK_GRIP_HI};
-    reward_object(e, WALL_SUCCESS, wall_path_dist, grip, info);
+    reward_object(e, WALL_SUCCESS, wall_path_dist, NULL, info);
 }
 /* shelf-place: 1 reach + 0.5 near + 1 grasp + 1.5 grasp * lifted
  *              + 5.5 place(path), with
