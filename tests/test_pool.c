@@ -23,28 +23,17 @@
 #include "fd.h"
 
 #include "malloc_count.h"
+#include "pool_fixture.h"
 
 #define RTOL 1e-2
 #define ATOL 5e-4 /* FD noise <= ~1e-4 at these sizes; see fd.h */
 #define H    1e-3f
 
-/* CW shape, small and with widths that are not multiples of 4. */
 static void small_spec(crl_mlp_spec *s) {
-    crl_mlp_spec_cw(s, 5, 3, 3, 3, 8);
-    s->hidden[0] = 9;
-    s->hidden[1] = 6;
-    s->hidden[2] = 7;
+    pool_small_spec(s, 3);
 }
-
-/* A base with non-trivial biases and LayerNorm (not just Glorot + zeros). */
 static void make_base(crl_mlp *m, float **params, crl_rng *rng) {
-    crl_mlp_spec s;
-    small_spec(&s);
-    ck_assert_int_eq(crl_mlp_init(m, &s, NULL), 0);
-    *params = fbuf(m->n_params);
-    crl_mlp_init_params(m, *params, rng);
-    for (size_t k = 0; k < m->n_params; k++)
-        (*params)[k] += (float)crl_rng_range(rng, -0.2, 0.2);
+    pool_make_base(m, params, rng, 3);
 }
 
 /* Make every modulator non-trivial: LoRA B random, IA3 g in [0.5, 1.5). */

@@ -25,28 +25,14 @@
 #include "fd.h"
 
 #include "malloc_count.h"
+#include "pool_fixture.h"
 
 #define RTOL 1e-2
 #define ATOL 5e-4
 #define H    1e-3f
 
-/* CW shape, small, widths not multiples of 4, in_dim 5 below the rank 8 of
- * the LoRA pools (so the thin SVD of A is 5 x 5 at layer 0). */
-static void small_spec(crl_mlp_spec *s) {
-    crl_mlp_spec_cw(s, 5, 3, 2, 3, 8);
-    s->hidden[0] = 9;
-    s->hidden[1] = 6;
-    s->hidden[2] = 7;
-}
-
 static void make_base(crl_mlp *m, float **params, crl_rng *rng) {
-    crl_mlp_spec s;
-    small_spec(&s);
-    ck_assert_int_eq(crl_mlp_init(m, &s, NULL), 0);
-    *params = fbuf(m->n_params);
-    crl_mlp_init_params(m, *params, rng);
-    for (size_t k = 0; k < m->n_params; k++)
-        (*params)[k] += (float)crl_rng_range(rng, -0.2, 0.2);
+    pool_make_base(m, params, rng, 2);
 }
 
 static int in_of(const crl_pool *p, int l) {
