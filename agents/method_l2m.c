@@ -633,9 +633,22 @@ static void l2m_label(const char *name, const crl_csp_config *csp,
                       const crl_l2m_config *l2m, char *buf, size_t n) {
     (void)csp;
     /* The variants get their own report rows (the configuration keeps the
-     * method's name and the options). */
-    snprintf(buf, n, "%s%s%s", name, l2m->oracle ? "-oracle" : "",
-             crl_l2m_kind(l2m->modulator) == CRL_POOL_IA3 ? "-ia3" : "");
+     * method's name and the options): the router unless it is the default
+     * l2m, the (IA)^3 pool, then each routing option that is not the
+     * reference's (docs/l2m.md section 4), so that `crl report` never pools
+     * two routings into one row. */
+    const char *r = l2m->oracle                   ? "oracle"
+                    : l2m->router && *l2m->router ? l2m->router
+                                                  : "l2m";
+    char h[16] = "";
+    if (l2m->history != 5)
+        snprintf(h, sizeof h, "-h%d", l2m->history < 1 ? 1 : l2m->history);
+    snprintf(buf, n, "%s%s%s%s%s%s%s%s", name, strcmp(r, "l2m") ? "-" : "",
+             strcmp(r, "l2m") ? r : "",
+             crl_l2m_kind(l2m->modulator) == CRL_POOL_IA3 ? "-ia3" : "", h,
+             l2m->weights && !strcmp(l2m->weights, "live") ? "-live" : "",
+             l2m->collect && !strcmp(l2m->collect, "train") ? "-collect-train" : "",
+             l2m->hold ? "-hold" : "");
 }
 
 static int l2m_configure(cstate *st, crl_err *err) {

@@ -123,8 +123,10 @@ static int train_defs(opt_def *defs, crl_run_config *r, const char **db, int *qu
         {"l2m-oracle", OPT_FLAG, &r->l2m.oracle, 0, 0,
          "l2m: split the pool per task by task id (the oracle variant)", 1},
         {"l2m-router", OPT_STR, &r->l2m.router, 0, 0,
-         "l2m: router kind: l2m (keys + pull + usage weight), cos, oracle, soft (top-k "
-         "merged, SMEAR)",
+         "l2m: router kind: l2m (keys + pull + usage weight), cos, oracle, arrow "
+         "(zero-shot "
+         "from the LoRA updates' singular vectors), l2r (a classifier trained on stored "
+         "queries), soft (top-k merged, SMEAR)",
          1},
         {"l2m-weights", OPT_STR, &r->l2m.weights, 0, 0,
          "l2m: usage weights: frozen (the reference: from the counts at each task "

@@ -61,6 +61,31 @@ START_TEST(test_registry_lists_every_method) {
     ck_assert_str_eq(crl_method_of_label("l2m-oracle-ia3")->name, "l2m");
     ck_assert_str_eq(crl_method_of_label("csp-paper")->name, "csp");
     ck_assert_ptr_null(crl_method_of_label("l2mx"));
+    /* Each l2m routing gets its own label, the reference routing the plain
+     * name: a report must not pool two routers into one row. */
+    {
+        const crl_method *l2m = crl_method_find("l2m");
+        crl_csp_config csp = {0};
+        char lab[96];
+        crl_l2m_config lc = {.router = "l2m",
+                             .weights = "frozen",
+                             .collect = "eval",
+                             .history = 5,
+                             .modulator = "lora"};
+        l2m->impl->label("l2m", &csp, &lc, lab, sizeof lab);
+        ck_assert_str_eq(lab, "l2m");
+        lc.router = "arrow";
+        l2m->impl->label("l2m", &csp, &lc, lab, sizeof lab);
+        ck_assert_str_eq(lab, "l2m-arrow");
+        lc.router = "l2m", lc.oracle = 1, lc.modulator = "ia3";
+        l2m->impl->label("l2m", &csp, &lc, lab, sizeof lab);
+        ck_assert_str_eq(lab, "l2m-oracle-ia3");
+        lc.oracle = 0, lc.modulator = "lora", lc.history = 1, lc.weights = "live",
+        lc.collect = "train", lc.hold = 1;
+        l2m->impl->label("l2m", &csp, &lc, lab, sizeof lab);
+        ck_assert_str_eq(lab, "l2m-h1-live-collect-train-hold");
+        ck_assert_str_eq(crl_method_of_label(lab)->name, "l2m");
+    }
     ck_assert_str_eq(crl_method_with(CRL_METHOD_REFERENCE)->name, "single");
     /* The report's rows: the continual agents, in order. */
     ck_assert_int_eq(crl_method_rank("ft1"), 0);
