@@ -464,12 +464,39 @@ static double stick_insert_gap(const double *end, const double *handle) {
     return sqrt(gx * gx + gy * gy + gz * gz);
 }
 
+/* stick-pull's shaping distance for the stick's end: the length of a path
+ * to `through` (STICK_DEPTH past the handle along x) that enters the hole
+ * along its axis from the entrance point E, STICK_ENTRY short of the handle
+ * on the axis. The straight distance to `through` pays an end brought up
+ * beside the hole as much as one lined up in front of it: session 8's
+ * grasp-gated run (120k steps) carried the stick to the container's side,
+ * its end short of the handle and 0.17 off in y, and stayed there.
+ * - End before E's plane (x <= E_x): |end - E| + |E - through|.
+ * - End past it: the distance left along x, |through_x - end_x|, plus the
+ *   lateral offset l from the axis (y and z) paid 1 + 2 (end_x - E_x) /
+ *   |E - through| times: continuous at E's plane, and the deeper an end is
+ *   off the axis, the more backing out and lining up pays. With l above
+ *   |E - through| / 2 (4 cm, the hole's half width plus the stick's) going
+ *   deeper lengthens the path; on the axis it shortens it. */
+#define STICK_ENTRY 0.05
+static double stick_path_dist(const double *end, const double *handle) {
+    const double ex = handle[0] - STICK_ENTRY, tx = handle[0] + STICK_DEPTH;
+    const double run = tx - ex;
+    const double dy = end[1] - handle[1], dz = end[2] - handle[2];
+    const double lat = sqrt(dy * dy + dz * dz);
+    if (end[0] <= ex) {
+        const double dx = end[0] - ex;
+        return sqrt(dx * dx + lat * lat) + run;
+    }
+    return fabs(tx - end[0]) + lat * (1.0 + 2.0 * (end[0] - ex) / run);
+}
+
 /* stick-pull: reach the stick, grasp it, put its end through the handle,
  * and pull the handle to the goal:
  *   1 reach + 1 grasp + grasp * (3 insert + 4 inserted * pull)
  *   grasp    = held_grasp: the stick between the pads
- *   insert   = tol(|end - through|, flat to 0.02, margin 0.5), through being
- *              the point STICK_DEPTH past the handle along x
+ *   insert   = tol(stick_path_dist(end), flat to 0.02, margin 0.5): through
+ *              the hole along its axis to the point STICK_DEPTH past it
  *   inserted = tol(gap to the insertion condition, margin 0.03, gaussian):
  *              1 when the end counts as inserted
  *   pull     = tol(|handle - goal|, margin max(d0, 0.1)).
@@ -486,9 +513,8 @@ static void reward_stick(crl_env *e, const float *act, crl_step_info *info) {
     const double *stick = d->xpos + 3 * dd->obj_body;
     const double *handle = d->site_xpos + 3 * dd->handle_site;
     const double *end = d->site_xpos + 3 * dd->end_site;
-    const double through[3] = {handle[0] + STICK_DEPTH, handle[1], handle[2]};
     double d_goal = manip_dist(handle, st->ms.goal);
-    double insert = tol_lt(manip_dist(end, through), 0.02, 0.5);
+    double insert = tol_lt(stick_path_dist(end, handle), 0.02, 0.5);
     double inserted = manip_tolerance(stick_insert_gap(end, handle), 0.0, 0.0, 0.03,
                                       MANIP_GAUSSIAN, 0.1);
     double grasp = held_grasp(e, stick, STICK_GRIP_LO, STICK_GRIP_HI);

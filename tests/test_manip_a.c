@@ -661,6 +661,53 @@ START_TEST(test_stick_insert_needs_the_grasp) {
 }
 END_TEST
 
+/* The reward with the stick held square between the pads (opening 0.30),
+ * its +x end at handle + (dx, dy, 0) with the container where reset left it:
+ * reach and grasp are the same for every placement, so only insert moves. */
+static float stick_held_at(double dx, double dy) {
+    crl_env_spec *s = make_spec("stick-pull");
+    crl_env *e = make_env(s);
+    const mjModel *m = s->m;
+    mjData *d = e->d;
+    float obs[OBS_DIM], act[ACT_DIM] = {0};
+    crl_env_reset(e, 3, obs);
+    double h[3];
+    memcpy(h, d->site_xpos + 3 * mj_name2id(m, mjOBJ_SITE, "handle"), sizeof h);
+    double half = m->geom_size[3 * mj_name2id(m, mjOBJ_GEOM, "stick")];
+    double *stick = d->qpos + m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, "stick")];
+    double *hand = d->qpos + m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, "hand_free")];
+    const double q[7] = {h[0] + dx - half, h[1] + dy, h[2], 1.0, 0.0, 0.0, 0.0};
+    memcpy(stick, q, sizeof q);
+    hand[0] = q[0], hand[1] = q[1], hand[2] = q[2] + 0.045;
+    const char *fingers[2] = {"lfinger", "rfinger"};
+    for (int f = 0; f < 2; f++)
+        d->qpos[m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, fingers[f])]] = 0.30 * 0.05;
+    mj_forward(m, d);
+    crl_step_info info;
+    e->spec->task->reward(e, act, &info);
+    ck_assert(!info.success);
+    crl_env_free(e);
+    crl_env_spec_free(s);
+    return info.reward;
+}
+
+/* The insert term follows the hole's axis: a held stick lined up 12 cm in
+ * front of the hole pays more than one brought up beside it, its end 1 cm
+ * past the handle's x but 12 cm off the axis towards the robot (the
+ * straight distance to the point past the handle, 0.122 against 0.150,
+ * paid the side more: session 8's run stayed beside the container). On the
+ * axis, going deeper pays; off it by 8 cm, going deeper costs. */
+START_TEST(test_stick_insert_follows_the_axis) {
+    const float lined_up = stick_held_at(-0.12, 0.0), beside = stick_held_at(0.01, -0.12);
+    ck_assert_msg(lined_up > beside + 0.3f, "lined up %g, beside %g", lined_up, beside);
+    ck_assert(stick_held_at(-0.02, 0.0) > stick_held_at(-0.06, 0.0));
+    ck_assert(stick_held_at(0.00, 0.0) > stick_held_at(-0.02, 0.0));
+    ck_assert(stick_held_at(0.00, -0.08) < stick_held_at(-0.04, -0.08));
+    /* Lining up at the entrance's plane pays, from any side offset. */
+    ck_assert(stick_held_at(-0.05, -0.02) > stick_held_at(-0.05, -0.10));
+}
+END_TEST
+
 /* ---- shelf-place's shaping path ------------------------------------------- */
 
 /* The reward with the cube resting at `pos` and the open hand 0.25 above it
@@ -862,6 +909,7 @@ static Suite *manip_a_suite(void) {
     tcase_add_test(tc, test_push_success_radius);
     tcase_add_test(tc, test_stick_success_needs_insertion);
     tcase_add_test(tc, test_stick_insert_needs_the_grasp);
+    tcase_add_test(tc, test_stick_insert_follows_the_axis);
     tcase_add_test(tc, test_shelf_path_over_the_edge);
     tcase_add_loop_test(tc, test_grasp_needs_the_object, 0, 2);
     suite_add_tcase(s, tc);
