@@ -6,6 +6,7 @@
 #include "base.h"
 #include "blas.h"
 #include "continual.h"
+#include "dataset.h"
 #include "env.h"
 #include "episode.h"
 #include "export.h"
