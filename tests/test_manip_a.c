@@ -708,6 +708,51 @@ START_TEST(test_stick_insert_follows_the_axis) {
 }
 END_TEST
 
+/* push-wall's reward with the puck at (x, y) on the table and the tcp at
+ * (x, y) + (hdy along y, hz above the puck's centre), the pads at opening
+ * `open` (0 shut, 1 fully open). */
+static float wall_reward_at(double x, double y, double hdy, double hz, double open) {
+    crl_env_spec *s = make_spec("push-wall");
+    crl_env *e = make_env(s);
+    const mjModel *m = s->m;
+    mjData *d = e->d;
+    float obs[OBS_DIM], act[ACT_DIM] = {0};
+    crl_env_reset(e, 5, obs);
+    double *puck = d->qpos + m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, "puck")];
+    double *hand = d->qpos + m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, "hand_free")];
+    const double q[7] = {x, y, 0.015, 1.0, 0.0, 0.0, 0.0};
+    memcpy(puck, q, sizeof q);
+    hand[0] = x, hand[1] = y + hdy, hand[2] = 0.015 + hz + 0.045;
+    const char *fingers[2] = {"lfinger", "rfinger"};
+    for (int f = 0; f < 2; f++)
+        d->qpos[m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, fingers[f])]] = open * 0.05;
+    mj_forward(m, d);
+    crl_step_info info;
+    e->spec->task->reward(e, act, &info);
+    ck_assert(!info.success);
+    crl_env_free(e);
+    crl_env_spec_free(s);
+    return info.reward;
+}
+
+/* push-wall pays the puck's progress mostly with the hand caging it: past
+ * the wall's open end, pads around the puck earn clearly more than shut
+ * pads pressed on it from the goal side (session 8's policy: about 3 per
+ * step there); with the hand 0.3 away, bringing the puck 0.1 nearer the goal
+ * earns under 1 (with the ungated 7 place, about 2). */
+START_TEST(test_wall_place_needs_the_hand_at_the_puck) {
+    const float caged = wall_reward_at(-0.08, 0.80, 0.0, 0.0, 0.6);
+    const float pressed = wall_reward_at(-0.08, 0.80, 0.04, 0.0, 0.0);
+    ck_assert_msg(caged > pressed + 2.0f, "caged %g, pressed from the goal side %g",
+                  caged, pressed);
+    const float far_a = wall_reward_at(-0.08, 0.72, -0.3, 0.1, 0.0);
+    const float far_b = wall_reward_at(-0.08, 0.82, -0.3, 0.1, 0.0);
+    ck_assert_msg(far_b - far_a < 1.0f, "hand away: puck 0.1 nearer pays %g more",
+                  far_b - far_a);
+    ck_assert(far_b > far_a); /* still a gradient */
+}
+END_TEST
+
 /* ---- shelf-place's shaping path ------------------------------------------- */
 
 /* The reward with the cube resting at `pos` and the open hand 0.25 above it
@@ -910,6 +955,7 @@ static Suite *manip_a_suite(void) {
     tcase_add_test(tc, test_stick_success_needs_insertion);
     tcase_add_test(tc, test_stick_insert_needs_the_grasp);
     tcase_add_test(tc, test_stick_insert_follows_the_axis);
+    tcase_add_test(tc, test_wall_place_needs_the_hand_at_the_puck);
     tcase_add_test(tc, test_shelf_path_over_the_edge);
     tcase_add_loop_test(tc, test_grasp_needs_the_object, 0, 2);
     suite_add_tcase(s, tc);
