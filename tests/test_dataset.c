@@ -20,6 +20,7 @@
 #include "crl/dataset.h"
 #include "crl/env.h"
 #include "crl/episode.h"
+#include "crl/policy.h"
 #include "crl/store.h"
 
 #include <check.h>
@@ -975,6 +976,86 @@ START_TEST(test_cli_collect_info_verify) {
 }
 END_TEST
 
+/* The other two sources: an exported policy and a run's checkpoint. A tiny
+ * run is trained and exported; the stored actions must be the policy's
+ * deterministic actions on the stored observations, the same through
+ * --policy and --run-db/--run, and the episodes must verify. */
+START_TEST(test_cli_policy_sources) {
+    char db[300], pol[300], d1[300], d2[300];
+    snprintf(db, sizeof db, "%s/runs.db", g_dir);
+    snprintf(pol, sizeof pol, "%s/p.crlp", g_dir);
+    snprintf(d1, sizeof d1, "%s/from_policy.db", g_dir);
+    snprintf(d2, sizeof d2, "%s/from_run.db", g_dir);
+    int code = RUN("train", "--scenario", "t1", "--method", "ft1", "--steps-per-task",
+                   "300", "--eval-every", "300", "--eval-episodes", "1", "--hidden", "32",
+                   "--layers", "2", "--start-steps", "100", "--update-after", "100",
+                   "--threads", "1", "--quiet", "--db", db);
+    ck_assert_msg(code == 0, "train: exit %d: %s", code, slurp(g_errp));
+    code = RUN("export", "--db", db, "--run", "1", "-o", pol);
+    ck_assert_msg(code == 0, "export: exit %d: %s", code, slurp(g_errp));
+    code = RUN("dataset", "--policy", pol, "--tasks", "hammer,push", "--episodes", "2",
+               "--seed", "4", "-o", d1, "--quiet");
+    ck_assert_msg(code == 0, "dataset --policy: exit %d: %s", code, slurp(g_errp));
+    code = RUN("dataset", "--run-db", db, "--run", "1", "--tasks", "hammer,push",
+               "--episodes", "2", "--seed", "4", "-o", d2, "--quiet");
+    ck_assert_msg(code == 0, "dataset --run-db: exit %d: %s", code, slurp(g_errp));
+    code = RUN("dataset", "--verify", d1);
+    ck_assert_msg(code == 0, "verify: exit %d: %s", code, slurp(g_errp));
+    /* A task the policy does not have: exit 2, nothing written. */
+    char d3[300];
+    snprintf(d3, sizeof d3, "%s/none.db", g_dir);
+    expect_one_line(RUN("dataset", "--policy", pol, "--tasks", "reach", "-o", d3), 2,
+                    "no task 'reach'");
+    ck_assert_int_ne(access(d3, F_OK), 0);
+
+    crl_err e = {0};
+    char ebuf[256] = "";
+    crl_policy *p = NULL;
+    ck_assert_msg(crl_policy_load(pol, &p, ebuf, sizeof ebuf) == CRL_OK, "%s", ebuf);
+    crl_dataset *a = open_ds(d1, 0), *b = open_ds(d2, 0);
+    const char *tasks[2] = {"hammer", "push"};
+    for (int i = 0; i < 2; i++) {
+        int pt = -1;
+        for (int k = 0; k < crl_policy_num_tasks(p); k++)
+            if (!strcmp(crl_policy_task_name(p, k), tasks[i])) pt = k;
+        ck_assert_int_ge(pt, 0);
+        int64_t *ia = NULL, *ib = NULL;
+        int na = 0, nb = 0;
+        OK(crl_dataset_episode_ids(a, tasks[i], &ia, &na, &e));
+        OK(crl_dataset_episode_ids(b, tasks[i], &ib, &nb, &e));
+        ck_assert_int_eq(na, 2);
+        ck_assert_int_eq(nb, 2);
+        for (int k = 0; k < na; k++) {
+            crl_ds_episode x, y;
+            OK(crl_dataset_episode(a, ia[k], &x, &e));
+            OK(crl_dataset_episode(b, ib[k], &y, &e));
+            ck_assert_int_eq(x.length, y.length);
+            ck_assert(memcmp(x.act, y.act, (size_t)x.length * 4 * 4) == 0);
+            ck_assert(memcmp(x.obs, y.obs, (size_t)(x.length + 1) * 39 * 4) == 0);
+            ck_assert_ptr_nonnull(strstr(x.source, "policy "));
+            ck_assert_ptr_nonnull(strstr(y.source, "run "));
+            crl_policy_episode_start(p);
+            for (int t = 0; t < x.length; t++) {
+                float act[4];
+                ck_assert_int_eq(crl_policy_act(p, pt, x.obs + (size_t)t * 39, act,
+                                                CRL_POLICY_DETERMINISTIC, NULL),
+                                 CRL_OK);
+                ck_assert_msg(memcmp(act, x.act + (size_t)t * 4, sizeof act) == 0,
+                              "%s episode %d step %d: not the policy's action", tasks[i],
+                              k, t);
+            }
+            crl_ds_episode_free(&x);
+            crl_ds_episode_free(&y);
+        }
+        free(ia);
+        free(ib);
+    }
+    crl_dataset_close(a);
+    crl_dataset_close(b);
+    crl_policy_free(p);
+}
+END_TEST
+
 /* Ctrl-C: exit 130 with one line; what was collected is committed and
  * valid. */
 START_TEST(test_cli_interrupt) {
@@ -1043,6 +1124,7 @@ static Suite *dataset_suite(void) {
     tcase_add_test(tc, test_cli_refuses_bad_input);
     tcase_add_test(tc, test_cli_collect_info_verify);
     tcase_add_test(tc, test_cli_interrupt);
+    tcase_add_test(tc, test_cli_policy_sources);
     suite_add_tcase(s, tc);
     return s;
 }
