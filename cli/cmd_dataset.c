@@ -262,7 +262,7 @@ int cmd_dataset(int argc, char **argv) {
          "act with the latest checkpoint of --run in this run store", 0},
         {"run", OPT_I64, &run, 1, 9e18, "run id in --run-db (see 'crl runs')", 0},
         {"run-task", OPT_I64, &run_task, -1, 1e6,
-         "with --run: only this scenario position's policy (default: every task)", 0},
+         "with --run: only this scenario position's policy (-1: every task)", 0},
         {"quiet", OPT_FLAG, &quiet, 0, 0, "no progress lines", 0},
         {"info", OPT_STR, &info, 0, 0,
          "show what a dataset holds, per task (episodes, steps, success, size)", 0},
