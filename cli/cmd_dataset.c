@@ -137,7 +137,7 @@ static int dataset_verify(const char *path, const char *only) {
     }
     catch_signals();
     progress pg = {isatty(2), crl_now()};
-    int64_t done = 0, verified = 0, shown = 0;
+    int64_t done = 0, verified = 0, shown = 0, corrupt = 0;
     double t0 = crl_now();
     int code = 0;
     for (int i = 0; i < n && !code && !g_stop; i++) {
@@ -158,6 +158,7 @@ static int dataset_verify(const char *path, const char *only) {
             crl_collect_check res = {0};
             if (rc) {
                 snprintf(res.what, sizeof res.what, "%.470s", err.msg);
+                corrupt += rc == CRL_ECORRUPT;
             } else if (!have_spec) {
                 snprintf(
                     res.what, sizeof res.what,
@@ -166,6 +167,7 @@ static int dataset_verify(const char *path, const char *only) {
             } else {
                 rc = crl_collect_verify(spec, &ep, &res, &err);
                 if (rc) snprintf(res.what, sizeof res.what, "%.470s", err.msg);
+                corrupt += rc == CRL_ECORRUPT;
             }
             crl_ds_episode_free(&ep);
             done++;
@@ -203,6 +205,13 @@ static int dataset_verify(const char *path, const char *only) {
         fprintf(stderr, "crl dataset: interrupted after %lld of %lld episodes\n",
                 (long long)done, (long long)total);
         return 130;
+    }
+    /* A damaged file is bad input (exit 2); episodes that read but do not
+     * replay are a failed check (exit 1). */
+    if (corrupt) {
+        fprintf(stderr, "crl dataset: %s: %lld episode%s could not be read (corrupt)\n",
+                path, (long long)corrupt, corrupt == 1 ? "" : "s");
+        return 2;
     }
     return verified == done ? 0 : 1;
 }

@@ -968,11 +968,26 @@ START_TEST(test_cli_collect_info_verify) {
     ck_assert_int_eq(code, 0);
     ck_assert_ptr_nonnull(strstr(slurp(g_out), "verified: 2/2"));
 
+    /* A blob cut short: the episode is named, exit 2 (a damaged file). */
+    raw = raw_open(out);
+    raw_exec(raw, "UPDATE episodes SET act = substr(act, 1, 100) WHERE id = 3");
+    sqlite3_close(raw);
+    code = RUN("dataset", "--verify", out);
+    ck_assert_int_eq(code, 2);
+    ck_assert_ptr_nonnull(strstr(slurp(g_out), "verified: 2/4"));
+    ck_assert_msg(
+        strstr(slurp(g_errp), "episode 3 (task push): the act blob has 100 bytes") &&
+            strstr(slurp(g_errp), "1 episode could not be read (corrupt)"),
+        "%s", slurp(g_errp));
+    raw = raw_open(out);
+    raw_exec(raw, "DELETE FROM episodes WHERE id IN (2, 3)");
+    sqlite3_close(raw);
+
     /* Appending keeps the earlier episodes. */
     code = RUN("dataset", "--tasks", "push", "--episodes", "1", "--seed", "100", "-o",
                out, "--quiet");
     ck_assert_int_eq(code, 0);
-    ck_assert_ptr_nonnull(strstr(slurp(g_out), "1 episodes written (5 in the file)"));
+    ck_assert_ptr_nonnull(strstr(slurp(g_out), "1 episodes written (3 in the file)"));
 }
 END_TEST
 
