@@ -1,0 +1,401 @@
+/* Offline training (crl train --offline, docs/offline.md): the behaviour-
+ * cloning loss of the SAC learner checked by finite differences and against
+ * an independent double-precision value, the update touching the actor
+ * alone through the methods' hooks, and (below) the offline runner. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "crl/actor.h"
+#include "crl/methods.h"
+#include "crl/pool.h"
+#include "crl/replay.h"
+#include "crl/sac.h"
+#include "malloc_count.h"
+
+enum { O = 5, A = 3, T = 2, B = 12 };
+
+static crl_sac *small_sac(uint64_t seed) {
+    crl_sac_config c;
+    crl_sac_config_default(&c, O, A, T);
+    c.hidden = 24;
+    c.layers = 3;
+    c.batch = B;
+    crl_sac *s = NULL;
+    crl_err err = {0};
+    ck_assert_msg(crl_sac_create(&c, seed, &s, &err) == CRL_OK, "%s", err.msg);
+    /* Biases and log-stds away from their initial zeros, as after training:
+     * every head output (mean and log-std) takes part. */
+    crl_rng r;
+    crl_rng_seed(&r, seed + 100);
+    float *p = crl_sac_actor_params(s);
+    for (size_t i = 0; i < crl_sac_actor_size(s); i++)
+        p[i] += 0.05f * (float)crl_rng_normal(&r);
+    return s;
+}
+
+/* Expert actions in [-1, 1] with some exactly at the bounds (the clamp). */
+static void fill_batch(crl_batch *b, int rows, uint64_t seed, int tasks) {
+    crl_rng r;
+    crl_rng_seed(&r, seed);
+    for (int i = 0; i < rows * O; i++) b->obs[i] = (float)crl_rng_normal(&r);
+    for (int i = 0; i < rows * O; i++) b->obs2[i] = (float)crl_rng_normal(&r);
+    for (int i = 0; i < rows * A; i++)
+        b->act[i] = i % 7 == 0    ? 1.0f
+                    : i % 11 == 0 ? -1.0f
+                                  : (float)crl_rng_range(&r, -0.9, 0.9);
+    for (int i = 0; i < rows; i++) {
+        b->rew[i] = 0;
+        b->done[i] = 0;
+        b->task[i] = i % tasks;
+    }
+    b->B = rows;
+}
+
+static double bc_loss_of(crl_sac *s, const crl_batch *b, int loss) {
+    crl_sac_stats st;
+    ck_assert_int_eq(crl_sac_bc_compute_grads(s, b, loss, &st), CRL_OK);
+    return st.pi_loss;
+}
+
+/* Central differences of the BC loss (with any penalty) on `count` entries
+ * of params spread over [lo, hi). Leaky ReLU kinks: an entry whose h and
+ * h/4 quotients disagree is skipped, at most a tenth of them. Returns the
+ * number of mismatches. */
+static int bc_fd_check(crl_sac *s, const crl_batch *b, int loss, float *params,
+                       const float *grad, size_t lo, size_t hi, int count,
+                       const char *what) {
+    int bad = 0, kinked = 0;
+    for (int k = 0; k < count; k++) {
+        size_t i = lo + (k == count - 1 ? hi - lo - 1 : (size_t)k * ((hi - lo) / count));
+        const float keep = params[i];
+        const float h = 2e-3f;
+        params[i] = keep + h;
+        double lp = bc_loss_of(s, b, loss);
+        params[i] = keep - h;
+        double lm = bc_loss_of(s, b, loss);
+        params[i] = keep + h / 4;
+        double lp4 = bc_loss_of(s, b, loss);
+        params[i] = keep - h / 4;
+        double lm4 = bc_loss_of(s, b, loss);
+        params[i] = keep;
+        const double fd = (lp - lm) / (2.0 * h), fd4 = (lp4 - lm4) / (h / 2.0);
+        const double an = grad[i];
+        const double tol = 2e-2 * fmax(fabs(fd), fabs(an)) + 3e-4;
+        if (fabs(fd - an) <= tol) continue;
+        const double tol4 = 2e-2 * fmax(fabs(fd4), fabs(an)) + 1.2e-3;
+        if (fabs(fd4 - an) <= tol4) continue;
+        if (fabs(fd4 - fd) > tol4) {
+            kinked++;
+            continue;
+        }
+        /* A kink (or two) within h/4 of the point: both central quotients
+         * straddle it. The one-sided quotients then differ, and the analytic
+         * gradient (the slope at the point) lies between them. */
+        const double l0 = bc_loss_of(s, b, loss);
+        params[i] = keep + h / 4;
+        const double r4 = (bc_loss_of(s, b, loss) - l0) / (h / 4.0);
+        params[i] = keep - h / 4;
+        const double q4 = (l0 - bc_loss_of(s, b, loss)) / (h / 4.0);
+        params[i] = keep;
+        const double tol1 = 2e-2 * fmax(fabs(r4), fabs(q4)) + 2.4e-3;
+        if (fabs(r4 - q4) > tol1 && an >= fmin(r4, q4) - tol1 &&
+            an <= fmax(r4, q4) + tol1) {
+            kinked++;
+            continue;
+        }
+        if (bad < 5)
+            fprintf(stderr, "%s[%zu]: analytic %.6g, finite difference %.6g\n", what, i,
+                    an, fd);
+        bad++;
+    }
+    if (kinked > count / 10) {
+        fprintf(stderr, "%s: %d of %d entries cross a kink\n", what, kinked, count);
+        bad += kinked;
+    }
+    return bad;
+}
+
+static void plain_fd(int loss) {
+    crl_sac *s = small_sac(loss ? 31 : 41);
+    crl_batch b;
+    ck_assert_int_eq(crl_batch_alloc(&b, B, O, A, NULL), 0);
+    fill_batch(&b, B, 5, T);
+    crl_sac_stats st;
+    ck_assert_int_eq(crl_sac_bc_compute_grads(s, &b, loss, &st), CRL_OK);
+    float *g;
+    crl_sac_grads(s, &g, NULL, NULL);
+    const size_t na = crl_sac_actor_size(s);
+    float *ga = malloc(na * sizeof(float));
+    memcpy(ga, g, na * sizeof(float));
+    double norm = 0;
+    for (size_t i = 0; i < na; i++) norm += (double)ga[i] * ga[i];
+    ck_assert(norm > 1e-8);
+    int bad = bc_fd_check(s, &b, loss, crl_sac_actor_params(s), ga, 0, na, 200,
+                          loss ? "dMSE/dactor" : "dNLL/dactor");
+    ck_assert_int_eq(bad, 0);
+    free(ga);
+    crl_batch_free(&b);
+    crl_sac_free(s);
+}
+
+START_TEST(test_bc_nll_fd) {
+    plain_fd(CRL_BC_NLL);
+}
+END_TEST
+
+START_TEST(test_bc_mse_fd) {
+    plain_fd(CRL_BC_MSE);
+}
+END_TEST
+
+/* The loss value against an independent computation in double from the
+ * actor's head output (a separate forward): the clamp at 1 - 1e-3, the
+ * Gaussian NLL of atanh(a) and the tanh Jacobian term, and the MSE. */
+START_TEST(test_bc_value) {
+    crl_sac *s = small_sac(51);
+    crl_batch b;
+    ck_assert_int_eq(crl_batch_alloc(&b, B, O, A, NULL), 0);
+    fill_batch(&b, B, 6, T);
+    crl_actor *ac = crl_sac_get_actor(s);
+    crl_actor_ws ws;
+    ck_assert_int_eq(crl_actor_ws_alloc(ac, &ws, B, NULL), CRL_OK);
+    const crl_actor_rows rows = {.head = b.task};
+    const float *out = crl_actor_forward(ac, &ws, b.obs, B, &rows);
+    double nll = 0, mse = 0;
+    for (int r = 0; r < B; r++)
+        for (int j = 0; j < A; j++) {
+            double mu = out[r * 2 * A + j], ls = out[r * 2 * A + A + j];
+            ls = fmin(fmax(ls, -20.0), 2.0);
+            double a = b.act[r * A + j];
+            double ac2 = fmin(fmax(a, -0.999), 0.999);
+            double u = 0.5 * log((1 + ac2) / (1 - ac2));
+            double sd = exp(ls);
+            /* -log of the density of a' = tanh(u), u ~ N(mu, sd) */
+            nll += 0.5 * (u - mu) * (u - mu) / (sd * sd) + log(sd) + 0.5 * log(2 * M_PI) +
+                   log(1 - ac2 * ac2);
+            mse += (tanh(mu) - a) * (tanh(mu) - a);
+        }
+    nll /= B;
+    mse /= B;
+    double got_nll = bc_loss_of(s, &b, CRL_BC_NLL);
+    double got_mse = bc_loss_of(s, &b, CRL_BC_MSE);
+    ck_assert_msg(fabs(got_nll - nll) < 1e-4 * fmax(1, fabs(nll)), "nll %.9g vs %.9g",
+                  got_nll, nll);
+    ck_assert_msg(fabs(got_mse - mse) < 1e-5 * fmax(1, fabs(mse)), "mse %.9g vs %.9g",
+                  got_mse, mse);
+    crl_sac_stats st;
+    ck_assert_int_eq(crl_sac_bc_compute_grads(s, &b, CRL_BC_NLL, &st), CRL_OK);
+    ck_assert(fabs(st.logp + nll) < 1e-4 * fmax(1, fabs(nll)));
+    crl_actor_ws_free(ac, &ws);
+    crl_batch_free(&b);
+    crl_sac_free(s);
+}
+END_TEST
+
+/* l2/ewc's penalty hook joins the loss and its gradient (FD on the sum),
+ * packnet's mask freezes entries, and only the actor changes: critics,
+ * targets and log-alphas are bit-for-bit untouched. No allocation. */
+static double penalty_hook(void *ctx, const float *params, float *grads, size_t n) {
+    const float *ref = ctx;
+    double v = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        const double d = (double)params[i] - ref[i];
+        v += 0.7 * d * d;
+        grads[i] += (float)(1.4 * d);
+    }
+    return v;
+}
+
+START_TEST(test_bc_hooks_actor_only) {
+    crl_sac *s = small_sac(61);
+    const size_t na = crl_sac_actor_size(s);
+    const size_t nc = crl_sac_critic(s)->n_params;
+    float *ref = malloc(na * sizeof(float));
+    uint8_t *mask = malloc(na);
+    for (size_t i = 0; i < na; i++) {
+        ref[i] = crl_sac_actor_params(s)[i] + 0.1f * (float)((int)(i % 5) - 2);
+        mask[i] = i % 4 != 0;
+    }
+    crl_sac_hooks h = {
+        .ctx = ref, .actor_penalty = penalty_hook, .actor_trainable = mask};
+    crl_sac_set_hooks(s, &h);
+    crl_batch b;
+    ck_assert_int_eq(crl_batch_alloc(&b, B, O, A, NULL), 0);
+    fill_batch(&b, B, 7, T);
+    crl_sac_stats st;
+    ck_assert_int_eq(crl_sac_bc_compute_grads(s, &b, CRL_BC_NLL, &st), CRL_OK);
+    ck_assert(st.penalty > 0);
+    float *g;
+    crl_sac_grads(s, &g, NULL, NULL);
+    float *ga = malloc(na * sizeof(float));
+    memcpy(ga, g, na * sizeof(float));
+    ck_assert_int_eq(
+        bc_fd_check(s, &b, CRL_BC_NLL, crl_sac_actor_params(s), ga, 0, na, 120, "dL/dp"),
+        0);
+    float *c0 = malloc(4 * nc * sizeof(float)), *p0 = malloc(na * sizeof(float));
+    float la0[T];
+    memcpy(c0, crl_sac_critic_params(s, 0), 2 * nc * sizeof(float));
+    memcpy(c0 + 2 * nc, crl_sac_critic_params(s, 2), 2 * nc * sizeof(float));
+    memcpy(la0, crl_sac_log_alpha(s), sizeof la0);
+    memcpy(p0, crl_sac_actor_params(s), na * sizeof(float));
+    crl_err err = {0};
+#if HAVE_MALLOC_COUNT
+    long before = alloc_calls();
+#endif
+    int bad_updates = 0; /* no ck_assert in the loop: Check allocates */
+    for (int k = 0; k < 5; k++)
+        bad_updates += crl_sac_bc_update(s, &b, CRL_BC_NLL, &st, &err) != CRL_OK;
+#if HAVE_MALLOC_COUNT
+    ck_assert_int_eq(alloc_calls() - before, 0);
+#endif
+    ck_assert_int_eq(bad_updates, 0);
+    ck_assert_int_eq(memcmp(c0, crl_sac_critic_params(s, 0), 2 * nc * sizeof(float)), 0);
+    ck_assert_int_eq(
+        memcmp(c0 + 2 * nc, crl_sac_critic_params(s, 2), 2 * nc * sizeof(float)), 0);
+    ck_assert_int_eq(memcmp(la0, crl_sac_log_alpha(s), sizeof la0), 0);
+    size_t moved = 0;
+    for (size_t i = 0; i < na; i++) {
+        if (!mask[i]) ck_assert(crl_sac_actor_params(s)[i] == p0[i]);
+        moved += crl_sac_actor_params(s)[i] != p0[i];
+    }
+    ck_assert(moved > na / 2);
+    free(c0);
+    free(p0);
+    free(ga);
+    free(ref);
+    free(mask);
+    crl_batch_free(&b);
+    crl_sac_free(s);
+}
+END_TEST
+
+/* Behaviour cloning learns: 1500 updates on a fixed linear expert bring the
+ * deterministic action close to it on held-out states (both losses). */
+START_TEST(test_bc_fits_expert) {
+    for (int loss = 0; loss < 2; loss++) {
+        crl_sac *s = small_sac(71);
+        crl_batch b;
+        ck_assert_int_eq(crl_batch_alloc(&b, B, O, A, NULL), 0);
+        crl_rng r;
+        crl_rng_seed(&r, 72);
+        crl_err err = {0};
+        for (int k = 0; k < 1500; k++) {
+            for (int i = 0; i < B * O; i++) b.obs[i] = (float)crl_rng_normal(&r);
+            for (int i = 0; i < B; i++) {
+                b.task[i] = 0;
+                for (int j = 0; j < A; j++)
+                    b.act[i * A + j] = tanhf(0.8f * b.obs[i * O + j] - 0.3f * (float)j);
+            }
+            b.B = B;
+            ck_assert_int_eq(crl_sac_bc_update(s, &b, loss, NULL, &err), CRL_OK);
+        }
+        float obs[16 * O], act[16 * A];
+        for (int i = 0; i < 16 * O; i++) obs[i] = (float)crl_rng_normal(&r);
+        crl_sac_act(s, 16, obs, 0, 1, NULL, act);
+        double e = 0;
+        for (int i = 0; i < 16; i++)
+            for (int j = 0; j < A; j++) {
+                double d = act[i * A + j] - tanh(0.8 * obs[i * O + j] - 0.3 * j);
+                e += d * d;
+            }
+        e /= 16 * A;
+        ck_assert_msg(e < 0.01, "%s: mean squared action error %g", loss ? "mse" : "nll",
+                      e);
+        crl_batch_free(&b);
+        crl_sac_free(s);
+    }
+}
+END_TEST
+
+/* An L2M pool actor: the BC loss plus the key pull, by finite differences on
+ * the pool's entries (keys and modulators), rows of two tasks (oracle). */
+START_TEST(test_bc_l2m_fd) {
+    for (int oracle = 0; oracle < 2; oracle++) {
+        crl_sac_config pc;
+        crl_sac_config_default(&pc, O, A, 2);
+        pc.hidden = 16;
+        pc.layers = 3;
+        pc.batch = B;
+        crl_sac *plain = NULL;
+        crl_err err = {0};
+        ck_assert_int_eq(crl_sac_create(&pc, 81, &plain, &err), CRL_OK);
+        crl_rng r;
+        crl_rng_seed(&r, 82);
+        float *pp = crl_sac_actor_params(plain);
+        for (size_t i = 0; i < crl_sac_actor_size(plain); i++)
+            pp[i] += 0.1f * (float)crl_rng_normal(&r);
+        void *blob = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(crl_sac_save(plain, &blob, &n, &err), CRL_OK);
+        crl_l2m_base base;
+        ck_assert_int_eq(crl_l2m_base_parse(blob, n, 0, &base, &err), CRL_OK);
+        free(blob);
+        crl_l2m_config lc;
+        crl_l2m_config_default(&lc);
+        lc.pool = 4;
+        lc.rank = 3;
+        lc.oracle = oracle;
+        crl_sac_config c;
+        crl_sac_config_default(&c, O, A, T);
+        c.hidden = 16;
+        c.layers = 3;
+        c.batch = B;
+        ck_assert_msg(crl_l2m_sac_config(&lc, &base, &c, &err) == CRL_OK, "%s", err.msg);
+        crl_sac *s = NULL;
+        ck_assert_msg(crl_sac_create(&c, 83, &s, &err) == CRL_OK, "%s", err.msg);
+        memcpy(crl_sac_l2m_base(s), base.params, base.n * sizeof(float));
+        crl_l2m_base_free(&base);
+        const crl_pool *pool = crl_sac_pool(s);
+        float *p = crl_sac_actor_params(s);
+        for (size_t i = (size_t)lc.pool * pool->key_dim; i < pool->n_params; i++)
+            p[i] += 0.3f * (float)crl_rng_normal(&r);
+        crl_batch b;
+        ck_assert_int_eq(crl_batch_alloc(&b, B, O, A, NULL), 0);
+        fill_batch(&b, B, 84, T);
+        crl_sac_stats st;
+        ck_assert_int_eq(crl_sac_bc_compute_grads(s, &b, CRL_BC_NLL, &st), CRL_OK);
+        if (!oracle) ck_assert(st.penalty < 0); /* the key pull is in */
+        float *g;
+        crl_sac_grads(s, &g, NULL, NULL);
+        const size_t np = pool->n_params;
+        float *ga = malloc(np * sizeof(float));
+        memcpy(ga, g, np * sizeof(float));
+        double norm = 0;
+        for (size_t i = 0; i < np; i++) norm += fabs(ga[i]);
+        ck_assert(norm > 0);
+        ck_assert_int_eq(bc_fd_check(s, &b, CRL_BC_NLL, p, ga, 0, np, 150, "dL/dpool"),
+                         0);
+        ck_assert_int_eq(crl_sac_bc_update(s, &b, CRL_BC_MSE, NULL, &err), CRL_OK);
+        free(ga);
+        crl_batch_free(&b);
+        crl_sac_free(s);
+        crl_sac_free(plain);
+    }
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("offline");
+    TCase *tc = tcase_create("bc");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_bc_nll_fd);
+    tcase_add_test(tc, test_bc_mse_fd);
+    tcase_add_test(tc, test_bc_value);
+    tcase_add_test(tc, test_bc_hooks_actor_only);
+    tcase_add_test(tc, test_bc_fits_expert);
+    tcase_add_test(tc, test_bc_l2m_fd);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
