@@ -82,6 +82,8 @@ typedef struct {
     int64_t episodes, steps;
     double success_rate, mean_return;
     char model_hash[17];
+    int64_t
+        bytes; /* the blobs of the task's episodes (obs, act, reward, flags, record) */
 } crl_ds_task_summary;
 /* *out is malloc'd (free()), *n tasks. */
 int crl_dataset_summary(crl_dataset *ds, crl_ds_task_summary **out, int *n, crl_err *err);

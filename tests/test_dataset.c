@@ -1,0 +1,596 @@
+/* Tests of crl datasets (include/crl/dataset.h, docs/dataset.md).
+ *
+ * (a) Round trip: hand-made episodes with awkward float bit patterns come
+ *     back bit for bit, and the flattened transitions are the ones computed
+ *     by hand (next_obs is the following row, done only from terminal).
+ * (c) Corrupt and mismatched files: random bytes, a run store, another
+ *     program's database, a newer dataset are refused and left untouched; a
+ *     blob cut short by an UPDATE, a wrong obs_dim and an unknown task give
+ *     clear errors.
+ * The file is inspected through independent raw sqlite3 connections. */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include "crl/dataset.h"
+#include "crl/store.h"
+
+#include <check.h>
+#include <ftw.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                   */
+
+static char g_dir[64];
+static char g_path[256];
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static void setup(void) {
+    snprintf(g_dir, sizeof g_dir, "/tmp/crl_test_dataset_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(g_dir));
+    unsetenv("CRL_BUSY_TIMEOUT_MS");
+}
+
+static void teardown(void) {
+    if (g_dir[0]) nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    g_dir[0] = 0;
+}
+
+static const char *tpath(const char *name) {
+    snprintf(g_path, sizeof g_path, "%s/%s", g_dir, name);
+    return g_path;
+}
+
+#define OK(call)                                                                         \
+    do {                                                                                 \
+        e.msg[0] = 0;                                                                    \
+        int rc_ = (call);                                                                \
+        ck_assert_msg(rc_ == CRL_OK, "%s -> %d (%s)", #call, rc_, e.msg);                \
+    } while (0)
+
+#define FAILS(want, call)                                                                \
+    do {                                                                                 \
+        e.msg[0] = 0;                                                                    \
+        int rc_ = (call);                                                                \
+        ck_assert_msg(rc_ == (want), "%s -> %d, expected %d (%s)", #call, rc_, (want),   \
+                      e.msg);                                                            \
+        ck_assert_msg(e.code == (want) && e.msg[0], "no message for %s", #call);         \
+        ck_assert_msg(!strchr(e.msg, '\n'), "message is not one line: %s", e.msg);       \
+    } while (0)
+
+typedef struct {
+    unsigned char *bytes;
+    size_t n;
+    struct timespec mtime;
+} snapshot;
+
+static snapshot snap(const char *path) {
+    snapshot sn = {0};
+    struct stat sb;
+    ck_assert_int_eq(stat(path, &sb), 0);
+    sn.mtime = sb.st_mtim;
+    sn.n = (size_t)sb.st_size;
+    sn.bytes = malloc(sn.n + 1);
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fread(sn.bytes, 1, sn.n, f), sn.n);
+    fclose(f);
+    return sn;
+}
+
+static int sibling_exists(const char *path, const char *suffix) {
+    char p[300];
+    snprintf(p, sizeof p, "%s%s", path, suffix);
+    return access(p, F_OK) == 0;
+}
+
+static void assert_unchanged(const char *path, snapshot *before) {
+    snapshot now = snap(path);
+    ck_assert_msg(now.n == before->n, "%s changed size %zu -> %zu", path, before->n,
+                  now.n);
+    ck_assert_msg(memcmp(now.bytes, before->bytes, now.n) == 0, "%s bytes changed", path);
+    ck_assert_msg(now.mtime.tv_sec == before->mtime.tv_sec &&
+                      now.mtime.tv_nsec == before->mtime.tv_nsec,
+                  "%s mtime changed", path);
+    ck_assert_msg(!sibling_exists(path, "-wal") && !sibling_exists(path, "-journal"),
+                  "journal files left next to %s", path);
+    free(now.bytes);
+    free(before->bytes);
+    before->bytes = NULL;
+}
+
+static void write_file(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(p, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+static crl_dataset *open_ds(const char *path, int create) {
+    crl_err e = {0};
+    crl_dataset *d = NULL;
+    int rc = crl_dataset_open(path, create, &d, &e);
+    ck_assert_msg(rc == CRL_OK && d, "open %s: %d %s", path, rc, e.msg);
+    return d;
+}
+
+static sqlite3 *raw_open(const char *path) {
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(
+        sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
+        SQLITE_OK);
+    return db;
+}
+
+static void raw_exec(sqlite3 *db, const char *sql) {
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : "?");
+    sqlite3_free(msg);
+}
+
+static float bits_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* A hand-made episode: T steps, values that differ in every element and
+ * include bit patterns a lossy path would change (-0, a subnormal, a NaN
+ * with a payload, an infinity, the largest float). */
+typedef struct {
+    crl_ds_episode ep;
+    float obs[64], act[32], reward[8];
+    unsigned char flags[8];
+    unsigned char record[40];
+} hand_ep;
+
+static void make_ep(hand_ep *h, const char *task, int T, int od, int ad, float base,
+                    unsigned last_flags, int with_record) {
+    ck_assert(T <= 8 && (T + 1) * od <= 64 && T * ad <= 32);
+    memset(h, 0, sizeof *h);
+    for (int i = 0; i < (T + 1) * od; i++) h->obs[i] = base + 0.25f * (float)i;
+    for (int i = 0; i < T * ad; i++) h->act[i] = -base + 0.125f * (float)i;
+    for (int t = 0; t < T; t++) h->reward[t] = base * 0.5f + (float)t;
+    h->obs[0] = -0.0f;
+    h->obs[1] = bits_f32(0x00000001u);                 /* smallest subnormal */
+    h->act[0] = bits_f32(0x7fc12345u);                 /* NaN with a payload */
+    if (T * ad > 1) h->act[1] = bits_f32(0x7f7fffffu); /* FLT_MAX */
+    h->reward[0] = INFINITY;
+    for (int t = 0; t + 1 < T; t++) h->flags[t] = (t == 1) ? CRL_DS_SUCCESS : 0;
+    h->flags[T - 1] = (unsigned char)last_flags;
+    for (size_t i = 0; i < sizeof h->record; i++)
+        h->record[i] = (unsigned char)(i * 7 + T);
+    h->ep.task = task;
+    h->ep.model_hash = "0123456789abcdef";
+    h->ep.mujoco_version = "2.2.2";
+    h->ep.source = "scripted+noise 0.1";
+    h->ep.seed = 0xfedcba9876543210ull; /* above INT64_MAX: the bits survive */
+    h->ep.length = T;
+    h->ep.obs_dim = od;
+    h->ep.act_dim = ad;
+    h->ep.ret = 1.0 / 3.0;
+    h->ep.success = (last_flags & CRL_DS_SUCCESS) != 0 || T > 2;
+    h->ep.obs = h->obs;
+    h->ep.act = h->act;
+    h->ep.reward = h->reward;
+    h->ep.flags = h->flags;
+    h->ep.record = with_record ? h->record : NULL;
+    h->ep.record_n = with_record ? sizeof h->record : 0;
+}
+
+static void assert_same_episode(const crl_ds_episode *a, const crl_ds_episode *b) {
+    ck_assert_str_eq(a->task, b->task);
+    ck_assert_str_eq(a->model_hash, b->model_hash);
+    ck_assert_str_eq(a->mujoco_version, b->mujoco_version);
+    ck_assert_str_eq(a->source, b->source);
+    ck_assert(a->seed == b->seed);
+    ck_assert_int_eq(a->length, b->length);
+    ck_assert_int_eq(a->obs_dim, b->obs_dim);
+    ck_assert_int_eq(a->act_dim, b->act_dim);
+    ck_assert(memcmp(&a->ret, &b->ret, sizeof a->ret) == 0);
+    ck_assert_int_eq(a->success, b->success);
+    size_t T = (size_t)a->length;
+    ck_assert(memcmp(a->obs, b->obs, (T + 1) * (size_t)a->obs_dim * 4) == 0);
+    ck_assert(memcmp(a->act, b->act, T * (size_t)a->act_dim * 4) == 0);
+    ck_assert(memcmp(a->reward, b->reward, T * 4) == 0);
+    ck_assert(memcmp(a->flags, b->flags, T) == 0);
+    ck_assert_uint_eq(a->record_n, b->record_n);
+    if (a->record_n)
+        ck_assert(memcmp(a->record, b->record, a->record_n) == 0);
+    else
+        ck_assert_ptr_null(b->record);
+}
+
+/* ------------------------------------------------------------------------ */
+/* (a) Round trip                                                            */
+
+START_TEST(test_roundtrip) {
+    crl_err e = {0};
+    const char *path = tpath("rt.db");
+    hand_ep h[3];
+    make_ep(&h[0], "reach", 3, 4, 2, 1.5f, CRL_DS_TERMINAL | CRL_DS_SUCCESS, 1);
+    make_ep(&h[1], "push", 2, 5, 3, -7.0f, CRL_DS_TRUNCATED, 0);
+    make_ep(&h[2], "reach", 4, 4, 2, 100.0f, CRL_DS_TRUNCATED, 1);
+    crl_dataset *d = open_ds(path, 1);
+    for (int i = 0; i < 3; i++) OK(crl_dataset_add(d, &h[i].ep, &e));
+    crl_dataset_close(d);
+
+    /* Reopen read-only-style (create = 0) and read everything back. */
+    d = open_ds(path, 0);
+    int64_t *ids = NULL;
+    int n = 0;
+    OK(crl_dataset_episode_ids(d, "reach", &ids, &n, &e));
+    ck_assert_int_eq(n, 2);
+    ck_assert(ids[0] < ids[1]);
+    const int which[2] = {0, 2};
+    for (int i = 0; i < 2; i++) {
+        crl_ds_episode got;
+        OK(crl_dataset_episode(d, ids[i], &got, &e));
+        ck_assert(got.id == ids[i]);
+        assert_same_episode(&h[which[i]].ep, &got);
+        crl_ds_episode_free(&got);
+    }
+    free(ids);
+    OK(crl_dataset_episode_ids(d, "push", &ids, &n, &e));
+    ck_assert_int_eq(n, 1);
+    crl_ds_episode got;
+    OK(crl_dataset_episode(d, ids[0], &got, &e));
+    assert_same_episode(&h[1].ep, &got);
+    crl_ds_episode_free(&got);
+    crl_ds_episode_free(&got); /* twice: safe on the zeroed struct */
+    free(ids);
+    OK(crl_dataset_episode_ids(d, "nothing", &ids, &n, &e));
+    ck_assert_int_eq(n, 0);
+    free(ids);
+    FAILS(CRL_ENOTFOUND, crl_dataset_episode(d, 999, &got, &e));
+
+    /* The summary, per task in first-seen order, against hand counts. */
+    crl_ds_task_summary *sum = NULL;
+    OK(crl_dataset_summary(d, &sum, &n, &e));
+    ck_assert_int_eq(n, 2);
+    ck_assert_str_eq(sum[0].task, "reach");
+    ck_assert_str_eq(sum[1].task, "push");
+    ck_assert_int_eq(sum[0].episodes, 2);
+    ck_assert_int_eq(sum[0].steps, 3 + 4);
+    ck_assert_int_eq(sum[0].obs_dim, 4);
+    ck_assert_int_eq(sum[0].act_dim, 2);
+    ck_assert_int_eq(sum[1].episodes, 1);
+    ck_assert_int_eq(sum[1].steps, 2);
+    ck_assert_int_eq(sum[1].obs_dim, 5);
+    ck_assert_int_eq(sum[1].act_dim, 3);
+    ck_assert_double_eq_tol(sum[0].success_rate, 1.0, 1e-12);
+    ck_assert_double_eq_tol(sum[1].success_rate, 0.0, 1e-12);
+    ck_assert_double_eq_tol(sum[0].mean_return, 1.0 / 3.0, 1e-12);
+    ck_assert_str_eq(sum[0].model_hash, "0123456789abcdef");
+    /* reach: obs (4 + 5) * 4 * 4, act (3 + 4) * 2 * 4, reward 7 * 4, flags 7,
+     * two records of 40. */
+    ck_assert_int_eq(sum[0].bytes, 9 * 16 + 7 * 8 + 28 + 7 + 80);
+    ck_assert_int_eq(sum[1].bytes, 3 * 5 * 4 + 2 * 3 * 4 + 8 + 2);
+    free(sum);
+    crl_dataset_close(d);
+}
+END_TEST
+
+START_TEST(test_transitions) {
+    crl_err e = {0};
+    const char *path = tpath("tr.db");
+    hand_ep h[3];
+    make_ep(&h[0], "reach", 3, 4, 2, 1.5f, CRL_DS_TERMINAL | CRL_DS_SUCCESS, 1);
+    make_ep(&h[1], "push", 2, 5, 3, -7.0f, CRL_DS_TERMINAL, 0);
+    make_ep(&h[2], "reach", 4, 4, 2, 100.0f, CRL_DS_TRUNCATED, 1);
+    /* Step 1 of episode 2 carries the success bit only: not done. */
+    crl_dataset *d = open_ds(path, 1);
+    for (int i = 0; i < 3; i++) OK(crl_dataset_add(d, &h[i].ep, &e));
+    /* Readable before the batch is committed, by the writer itself. */
+    crl_ds_transitions tr;
+    OK(crl_dataset_transitions(d, "reach", 4, 2, &tr, &e));
+    ck_assert_int_eq(tr.n, 7);
+    ck_assert_int_eq(tr.obs_dim, 4);
+    ck_assert_int_eq(tr.act_dim, 2);
+    /* Row r: episode 0 steps 0..2, then episode 2 steps 0..3. */
+    int row = 0;
+    for (int k = 0; k < 2; k++) {
+        const hand_ep *x = &h[k == 0 ? 0 : 2];
+        for (int t = 0; t < x->ep.length; t++, row++) {
+            ck_assert(memcmp(tr.obs + row * 4, x->obs + t * 4, 16) == 0);
+            ck_assert(memcmp(tr.next_obs + row * 4, x->obs + (t + 1) * 4, 16) == 0);
+            ck_assert(memcmp(tr.act + row * 2, x->act + t * 2, 8) == 0);
+            ck_assert(memcmp(&tr.reward[row], &x->reward[t], 4) == 0);
+        }
+    }
+    ck_assert_int_eq(row, 7);
+    /* done: the terminal last step of episode 0 only; the truncated end of
+     * episode 2 and the success-only steps are not done. */
+    const unsigned char want_done[7] = {0, 0, 1, 0, 0, 0, 0};
+    ck_assert(memcmp(tr.done, want_done, 7) == 0);
+    crl_ds_transitions_free(&tr);
+    crl_ds_transitions_free(&tr);
+
+    OK(crl_dataset_transitions(d, "push", 5, 3, &tr, &e));
+    ck_assert_int_eq(tr.n, 2);
+    ck_assert_int_eq(tr.done[0], 0);
+    ck_assert_int_eq(tr.done[1], 1);
+    ck_assert(memcmp(tr.next_obs + 5, h[1].obs + 10, 20) == 0);
+    crl_ds_transitions_free(&tr);
+    crl_dataset_close(d);
+}
+END_TEST
+
+/* Writes are batched: another connection sees nothing until the flush, and
+ * everything after it. */
+START_TEST(test_batch_and_flush) {
+    crl_err e = {0};
+    const char *path = tpath("batch.db");
+    hand_ep h;
+    make_ep(&h, "reach", 3, 4, 2, 1.0f, CRL_DS_TERMINAL, 1);
+    crl_dataset *d = open_ds(path, 1);
+    OK(crl_dataset_add(d, &h.ep, &e));
+    OK(crl_dataset_add(d, &h.ep, &e));
+    sqlite3 *raw = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(path, &raw, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(
+        sqlite3_prepare_v2(raw, "SELECT count(*) FROM episodes", -1, &st, NULL),
+        SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 0);
+    sqlite3_reset(st);
+    OK(crl_dataset_flush(d, &e));
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 2);
+    sqlite3_finalize(st);
+    /* The pragmas docs/dataset.md names. */
+    ck_assert_int_eq(sqlite3_prepare_v2(raw, "PRAGMA application_id", -1, &st, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), CRL_DATASET_APP_ID);
+    sqlite3_finalize(st);
+    ck_assert_int_eq(sqlite3_prepare_v2(raw, "PRAGMA journal_mode", -1, &st, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(raw);
+    crl_dataset_close(d);
+}
+END_TEST
+
+START_TEST(test_add_rejects_bad_sizes) {
+    crl_err e = {0};
+    const char *path = tpath("bad.db");
+    crl_dataset *d = open_ds(path, 1);
+    hand_ep h;
+    make_ep(&h, "reach", 3, 4, 2, 1.0f, CRL_DS_TERMINAL, 1);
+    crl_ds_episode x = h.ep;
+    x.length = 0;
+    FAILS(CRL_EINVAL, crl_dataset_add(d, &x, &e));
+    x = h.ep;
+    x.obs_dim = 0;
+    FAILS(CRL_EINVAL, crl_dataset_add(d, &x, &e));
+    x = h.ep;
+    x.reward = NULL;
+    FAILS(CRL_EINVAL, crl_dataset_add(d, &x, &e));
+    x = h.ep;
+    x.task = "";
+    FAILS(CRL_EINVAL, crl_dataset_add(d, &x, &e));
+    crl_dataset_close(d);
+    d = open_ds(path, 0);
+    crl_ds_task_summary *sum = NULL;
+    int n = -1;
+    OK(crl_dataset_summary(d, &sum, &n, &e));
+    ck_assert_int_eq(n, 0);
+    free(sum);
+    crl_dataset_close(d);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* (c) Corrupt and mismatched files                                          */
+
+START_TEST(test_refuse_random_bytes) {
+    crl_err e = {0};
+    const size_t sizes[] = {1, 100, 4096};
+    for (int i = 0; i < 3; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "random%zu.db", sizes[i]);
+        const char *path = tpath(name);
+        unsigned char *p = malloc(sizes[i]);
+        uint64_t x = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1);
+        for (size_t k = 0; k < sizes[i]; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            p[k] = (unsigned char)x;
+        }
+        write_file(path, p, sizes[i]);
+        free(p);
+        snapshot before = snap(path);
+        for (int create = 0; create <= 1; create++) {
+            crl_dataset *d = (crl_dataset *)1;
+            FAILS(CRL_ECORRUPT, crl_dataset_open(path, create, &d, &e));
+            ck_assert_ptr_null(d);
+            ck_assert_ptr_nonnull(strstr(e.msg, "not a crl dataset"));
+        }
+        assert_unchanged(path, &before);
+    }
+}
+END_TEST
+
+START_TEST(test_refuse_run_store) {
+    crl_err e = {0};
+    const char *path = tpath("runs.db");
+    crl_store *s = NULL;
+    OK(crl_store_open(path, 1, &s, &e));
+    crl_store_close(s);
+    /* The store leaves WAL side files only while open. */
+    snapshot before = snap(path);
+    for (int create = 0; create <= 1; create++) {
+        crl_dataset *d = NULL;
+        FAILS(CRL_ECORRUPT, crl_dataset_open(path, create, &d, &e));
+        ck_assert_ptr_nonnull(strstr(e.msg, "run store, not a crl dataset"));
+    }
+    assert_unchanged(path, &before);
+    /* And the other way round: a dataset is not a run store. */
+    const char *dpath = tpath("ds.db");
+    crl_dataset_close(open_ds(dpath, 1));
+    before = snap(dpath);
+    FAILS(CRL_ECORRUPT, crl_store_open(dpath, 1, &s, &e));
+    assert_unchanged(dpath, &before);
+}
+END_TEST
+
+START_TEST(test_refuse_foreign_and_newer) {
+    crl_err e = {0};
+    const char *path = tpath("foreign.db");
+    sqlite3 *raw = raw_open(path);
+    raw_exec(raw, "CREATE TABLE t (x); INSERT INTO t VALUES (1);");
+    sqlite3_close(raw);
+    snapshot before = snap(path);
+    crl_dataset *d = NULL;
+    FAILS(CRL_ECORRUPT, crl_dataset_open(path, 1, &d, &e));
+    ck_assert_ptr_nonnull(strstr(e.msg, "another program"));
+    assert_unchanged(path, &before);
+
+    const char *npath = tpath("newer.db");
+    crl_dataset_close(open_ds(npath, 1));
+    raw = raw_open(npath);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", CRL_DATASET_SCHEMA_VERSION + 1);
+    raw_exec(raw, sql);
+    raw_exec(raw, "PRAGMA journal_mode = DELETE");
+    sqlite3_close(raw);
+    before = snap(npath);
+    FAILS(CRL_EVERSION, crl_dataset_open(npath, 1, &d, &e));
+    ck_assert_ptr_nonnull(strstr(e.msg, "newer"));
+    assert_unchanged(npath, &before);
+}
+END_TEST
+
+START_TEST(test_open_missing) {
+    crl_err e = {0};
+    const char *path = tpath("missing.db");
+    crl_dataset *d = NULL;
+    FAILS(CRL_ENOTFOUND, crl_dataset_open(path, 0, &d, &e));
+    ck_assert_int_ne(access(path, F_OK), 0);
+    FAILS(CRL_EIO, crl_dataset_open(tpath("no/such/dir.db"), 1, &d, &e));
+}
+END_TEST
+
+/* A blob cut short behind the library's back is caught on every read, with
+ * the episode and the blob named. */
+START_TEST(test_truncated_blob) {
+    crl_err e = {0};
+    const char *path = tpath("trunc.db");
+    hand_ep h;
+    make_ep(&h, "reach", 3, 4, 2, 1.0f, CRL_DS_TERMINAL, 1);
+    crl_dataset *d = open_ds(path, 1);
+    OK(crl_dataset_add(d, &h.ep, &e));
+    OK(crl_dataset_add(d, &h.ep, &e));
+    crl_dataset_close(d);
+    static const char *const cols[4] = {"obs", "act", "reward", "flags"};
+    for (int c = 0; c < 4; c++) {
+        /* Fresh copy of the rows, then cut blob c of episode 2 by one byte. */
+        sqlite3 *raw = raw_open(path);
+        char sql[320];
+        snprintf(sql, sizeof sql,
+                 "UPDATE episodes SET obs = (SELECT obs FROM episodes WHERE id = 1),"
+                 " act = (SELECT act FROM episodes WHERE id = 1),"
+                 " reward = (SELECT reward FROM episodes WHERE id = 1),"
+                 " flags = (SELECT flags FROM episodes WHERE id = 1) WHERE id = 2");
+        raw_exec(raw, sql);
+        snprintf(sql, sizeof sql,
+                 "UPDATE episodes SET %s = substr(%s, 1, length(%s) - 1) WHERE id = 2",
+                 cols[c], cols[c], cols[c]);
+        raw_exec(raw, sql);
+        sqlite3_close(raw);
+
+        d = open_ds(path, 0);
+        crl_ds_episode got;
+        OK(crl_dataset_episode(d, 1, &got, &e));
+        crl_ds_episode_free(&got);
+        FAILS(CRL_ECORRUPT, crl_dataset_episode(d, 2, &got, &e));
+        ck_assert_ptr_null(got.obs);
+        char want[64];
+        snprintf(want, sizeof want, "the %s blob has", cols[c]);
+        ck_assert_msg(strstr(e.msg, want) && strstr(e.msg, "episode 2"), "%s", e.msg);
+        crl_ds_transitions tr;
+        FAILS(CRL_ECORRUPT, crl_dataset_transitions(d, "reach", 4, 2, &tr, &e));
+        ck_assert_msg(strstr(e.msg, want), "%s", e.msg);
+        ck_assert_ptr_null(tr.obs);
+        crl_dataset_close(d);
+    }
+    /* A blob stored as text is not a blob either. */
+    sqlite3 *raw = raw_open(path);
+    raw_exec(raw, "UPDATE episodes SET reward = 'abcdefghijkl' WHERE id = 2");
+    sqlite3_close(raw);
+    d = open_ds(path, 0);
+    crl_ds_episode got;
+    FAILS(CRL_ECORRUPT, crl_dataset_episode(d, 2, &got, &e));
+    crl_dataset_close(d);
+}
+END_TEST
+
+START_TEST(test_mismatch_and_unknown_task) {
+    crl_err e = {0};
+    const char *path = tpath("mm.db");
+    hand_ep h[2];
+    make_ep(&h[0], "reach", 3, 4, 2, 1.0f, CRL_DS_TERMINAL, 1);
+    make_ep(&h[1], "reach", 2, 5, 2, 2.0f, CRL_DS_TERMINAL, 1); /* other obs_dim */
+    crl_dataset *d = open_ds(path, 1);
+    OK(crl_dataset_add(d, &h[0].ep, &e));
+    crl_dataset_close(d);
+    d = open_ds(path, 0);
+    crl_ds_transitions tr;
+    FAILS(CRL_EINVAL, crl_dataset_transitions(d, "reach", 5, 2, &tr, &e));
+    ck_assert_msg(strstr(e.msg, "obs_dim 4") && strstr(e.msg, "obs_dim 5") &&
+                      strstr(e.msg, "reach"),
+                  "%s", e.msg);
+    ck_assert_ptr_null(tr.obs);
+    FAILS(CRL_EINVAL, crl_dataset_transitions(d, "reach", 4, 3, &tr, &e));
+    ck_assert_msg(strstr(e.msg, "act_dim 2") && strstr(e.msg, "act_dim 3"), "%s", e.msg);
+    FAILS(CRL_ENOTFOUND, crl_dataset_transitions(d, "stick-pull", 4, 2, &tr, &e));
+    ck_assert_msg(strstr(e.msg, "stick-pull"), "%s", e.msg);
+    /* One episode of another size in the task fails the whole read. */
+    OK(crl_dataset_add(d, &h[1].ep, &e));
+    FAILS(CRL_EINVAL, crl_dataset_transitions(d, "reach", 4, 2, &tr, &e));
+    ck_assert_msg(strstr(e.msg, "episode 2"), "%s", e.msg);
+    crl_dataset_close(d);
+}
+END_TEST
+
+static Suite *dataset_suite(void) {
+    Suite *s = suite_create("dataset");
+    TCase *tc = tcase_create("roundtrip");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_roundtrip);
+    tcase_add_test(tc, test_transitions);
+    tcase_add_test(tc, test_batch_and_flush);
+    tcase_add_test(tc, test_add_rejects_bad_sizes);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("corrupt");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_refuse_random_bytes);
+    tcase_add_test(tc, test_refuse_run_store);
+    tcase_add_test(tc, test_refuse_foreign_and_newer);
+    tcase_add_test(tc, test_open_missing);
+    tcase_add_test(tc, test_truncated_blob);
+    tcase_add_test(tc, test_mismatch_and_unknown_task);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(dataset_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
