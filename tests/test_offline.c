@@ -9,14 +9,27 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
 #include "crl/actor.h"
+#include "crl/continual.h"
+#include "crl/dataset.h"
+#include "crl/env.h"
 #include "crl/methods.h"
+#include "crl/run.h"
 #include "crl/pool.h"
 #include "crl/replay.h"
 #include "crl/sac.h"
 #include "malloc_count.h"
 
 enum { O = 5, A = 3, T = 2, B = 12 };
+
+/* Updates of the reach learning run (docs/offline.md). */
+#ifndef OFFLINE_UPDATES
+#define OFFLINE_UPDATES 2000
+#endif
 
 static crl_sac *small_sac(uint64_t seed) {
     crl_sac_config c;
@@ -378,6 +391,333 @@ START_TEST(test_bc_l2m_fd) {
 }
 END_TEST
 
+/* ---- the offline runner --------------------------------------------------------- */
+
+static char dir[256];
+
+static void mkdir_tmp(void) {
+    snprintf(dir, sizeof dir, "/tmp/crl_test_offline_XXXXXX");
+    ck_assert(mkdtemp(dir) != NULL);
+}
+
+/* `episodes` episodes per task of the task's scripted policy with Gaussian
+ * action noise `noise` (clipped to the bounds), written with
+ * crl_dataset_add. obs_dim_delta != 0 stores observations that many floats
+ * short (a mismatched dataset). Returns the success rate of the data. */
+static double make_dataset(const char *path, const char *const *tasks, int n_tasks,
+                           int episodes, double noise, uint64_t seed, int obs_dim_delta) {
+    crl_err err = {0};
+    crl_dataset *ds = NULL;
+    ck_assert_msg(crl_dataset_open(path, 1, &ds, &err) == CRL_OK, "%s", err.msg);
+    crl_rng rng;
+    crl_rng_seed(&rng, seed);
+    int succ = 0;
+    for (int k = 0; k < n_tasks; k++) {
+        crl_env_spec *spec = NULL;
+        crl_env *env = NULL;
+        ck_assert_msg(crl_env_spec_create(tasks[k], &spec, &err) == CRL_OK, "%s",
+                      err.msg);
+        ck_assert_int_eq(crl_env_create(spec, &env, &err), CRL_OK);
+        char hash[17];
+        ck_assert_int_eq(crl_env_model_hash(spec, hash, &err), CRL_OK);
+        const int od = crl_env_obs_dim(spec), ad = crl_env_act_dim(spec);
+        const int tmax = crl_env_max_steps(spec), od_s = od - obs_dim_delta;
+        float *obs = malloc(sizeof(float) * (size_t)(tmax + 1) * od);
+        float *obs_s = malloc(sizeof(float) * (size_t)(tmax + 1) * od);
+        float *act = malloc(sizeof(float) * (size_t)tmax * ad);
+        float *rew = malloc(sizeof(float) * (size_t)tmax);
+        unsigned char *flags = malloc((size_t)tmax);
+        for (int e = 0; e < episodes; e++) {
+            const uint64_t es = crl_rng_u64(&rng);
+            crl_env_reset(env, es, obs);
+            int len = 0, ok = 0;
+            double ret = 0;
+            for (; len < tmax; len++) {
+                float *a = act + (size_t)len * ad;
+                crl_env_scripted_action(env, a);
+                for (int j = 0; j < ad; j++) {
+                    float v = a[j] + (float)(noise * crl_rng_normal(&rng));
+                    a[j] = v > 1.0f ? 1.0f : v < -1.0f ? -1.0f : v;
+                }
+                crl_step_info info;
+                crl_env_step(env, a, obs + (size_t)(len + 1) * od, &info);
+                rew[len] = (float)info.reward;
+                ret += info.reward;
+                ok |= info.success != 0;
+                flags[len] = (info.terminal ? CRL_DS_TERMINAL : 0) |
+                             (info.truncated ? CRL_DS_TRUNCATED : 0) |
+                             (info.success ? CRL_DS_SUCCESS : 0);
+                if (info.terminal || info.truncated) {
+                    len++;
+                    break;
+                }
+            }
+            for (int i = 0; i <= len; i++)
+                memcpy(obs_s + (size_t)i * od_s, obs + (size_t)i * od,
+                       sizeof(float) * od_s);
+            succ += ok;
+            crl_ds_episode ep = {.task = tasks[k],
+                                 .model_hash = hash,
+                                 .mujoco_version = "test",
+                                 .source = "scripted+noise (test)",
+                                 .seed = es,
+                                 .length = len,
+                                 .obs_dim = od_s,
+                                 .act_dim = ad,
+                                 .ret = ret,
+                                 .success = ok,
+                                 .obs = obs_s,
+                                 .act = act,
+                                 .reward = rew,
+                                 .flags = flags};
+            ck_assert_msg(crl_dataset_add(ds, &ep, &err) == CRL_OK, "%s", err.msg);
+        }
+        free(obs);
+        free(obs_s);
+        free(act);
+        free(rew);
+        free(flags);
+        crl_env_free(env);
+        crl_env_spec_free(spec);
+    }
+    crl_dataset_close(ds);
+    return (double)succ / (episodes * n_tasks);
+}
+
+/* A small offline run config: CW layers but narrower, on scenario positions
+ * of `scenario` through method `method`. */
+static void small_run(crl_run_config *r, const char *scenario, const char *method,
+                      const char *data, int64_t updates, int64_t eval_every) {
+    crl_run_config_default(r);
+    r->scenario = scenario;
+    r->method = method;
+    r->offline = data;
+    r->steps_per_task = updates;
+    r->eval_every = eval_every;
+    r->eval_episodes = 10;
+    r->log_train = "none";
+    r->threads = 1;
+    r->sac.hidden = 128;
+    r->sac.layers = 2;
+    r->sac.batch = 128;
+}
+
+static double sql_double(const char *db, const char *q) {
+    sqlite3 *h = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    ck_assert_msg(sqlite3_prepare_v2(h, q, -1, &st, NULL) == SQLITE_OK, "%s",
+                  sqlite3_errmsg(h));
+    double v = NAN;
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_double(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+static int run_offline(crl_run_config *r, const char *db, int64_t *id) {
+    crl_err err = {0};
+    crl_store *store = NULL;
+    ck_assert_msg(crl_store_open(db, 1, &store, &err) == CRL_OK, "%s", err.msg);
+    crl_continual_config cc;
+    ck_assert_msg(crl_run_create(store, r, id, &err) == CRL_OK, "%s", err.msg);
+    ck_assert_int_eq(crl_run_continual_config(r, &cc, &err), CRL_OK);
+    if (cc.single_task < 0) cc.single_task = 0;
+    int rc = crl_continual_run(&cc, store, *id, 0, NULL, NULL, NULL, &err);
+    if (rc) fprintf(stderr, "offline run: %s\n", err.msg);
+    crl_store_close(store);
+    return rc;
+}
+
+/* Behaviour cloning of noisy scripted reach data (300 episodes) learns reach
+ * to success >= 0.9 in the online evaluation. */
+START_TEST(test_offline_learns_reach) {
+    mkdir_tmp();
+    char data[300], db[300];
+    snprintf(data, sizeof data, "%s/reach.db", dir);
+    snprintf(db, sizeof db, "%s/runs.db", dir);
+    const char *tasks[] = {"reach"};
+    double t0 = crl_now();
+    double ds_succ = make_dataset(data, tasks, 1, 300, 0.1, 1, 0);
+    double t1 = crl_now();
+    ck_assert(ds_succ >= 0.9);
+    crl_run_config r;
+    small_run(&r, "pretrain", "single", data, OFFLINE_UPDATES, OFFLINE_UPDATES / 2);
+    r.single_task = 0;
+    int64_t id = 0;
+    ck_assert_int_eq(run_offline(&r, db, &id), CRL_OK);
+    char q[1024];
+    snprintf(q, sizeof q,
+             "SELECT success_rate FROM evals WHERE run_id = %lld ORDER BY step DESC "
+             "LIMIT 1",
+             (long long)id);
+    double sr = sql_double(db, q);
+    fprintf(stderr, "offline reach: data %.1f s, %d updates %.1f s, success %.2f\n",
+            t1 - t0, OFFLINE_UPDATES, crl_now() - t1, sr);
+    ck_assert_msg(sr >= 0.9, "success %.2f after %d updates", sr, OFFLINE_UPDATES);
+    /* step counts updates: evaluations at half and all of the budget. */
+    snprintf(q, sizeof q, "SELECT max(step) FROM evals WHERE run_id = %lld",
+             (long long)id);
+    ck_assert_int_eq((int64_t)sql_double(db, q), OFFLINE_UPDATES);
+    snprintf(q, sizeof q, "SELECT count(DISTINCT step) FROM evals WHERE run_id = %lld",
+             (long long)id);
+    ck_assert_int_eq((int)sql_double(db, q), 2);
+    snprintf(q, sizeof q,
+             "SELECT json_extract(config_json, '$.offline') = '%s' AND "
+             "json_extract(config_json, '$.\"bc-loss\"') = 'nll' AND "
+             "json_extract(config_json, '$.\"offline-bytes\"') > 0 FROM runs WHERE id = "
+             "%lld",
+             data, (long long)id);
+    ck_assert_int_eq((int)sql_double(db, q), 1);
+}
+END_TEST
+
+static const char *bin(void) {
+    const char *b = getenv("CRL_BIN");
+    return b ? b : "./crl";
+}
+
+/* Run crl with args; stderr into err_path; the exit code. */
+static int run_cli(const char *err_path, char *const argv[]) {
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stdout) || !freopen(err_path, "w", stderr))
+            _exit(126);
+        execv(bin(), argv);
+        _exit(127);
+    }
+    int st = 0;
+    ck_assert(waitpid(pid, &st, 0) == pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void expect_refusal(const char *db, const char *needle, char *const argv[]) {
+    char err_path[300];
+    snprintf(err_path, sizeof err_path, "%s/err", dir);
+    int code = run_cli(err_path, argv);
+    FILE *f = fopen(err_path, "r");
+    ck_assert(f != NULL);
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    int lines = 0;
+    for (char *c = buf; *c; c++) lines += *c == '\n';
+    ck_assert_msg(code == 2, "exit %d: %s", code, buf);
+    ck_assert_msg(lines == 1, "not one line: %s", buf);
+    ck_assert_msg(strncmp(buf, "crl train: ", 11) == 0 && strstr(buf, needle), "%s", buf);
+    /* Nothing was written: no run store at all. */
+    struct stat sb;
+    ck_assert_msg(stat(db, &sb) != 0, "%s exists after: %s", db, buf);
+}
+
+/* Missing, foreign, truncated and mismatched datasets, a task the dataset
+ * lacks and csp: one line, exit 2, no run store created. */
+START_TEST(test_offline_bad_datasets) {
+    mkdir_tmp();
+    char good[300], small[300], other[300], trunc[300], junk[300], db[300];
+    snprintf(good, sizeof good, "%s/good.db", dir);
+    snprintf(small, sizeof small, "%s/small.db", dir);
+    snprintf(other, sizeof other, "%s/other.db", dir);
+    snprintf(trunc, sizeof trunc, "%s/trunc.db", dir);
+    snprintf(junk, sizeof junk, "%s/junk.db", dir);
+    snprintf(db, sizeof db, "%s/runs.db", dir);
+    const char *reach[] = {"reach"}, *push[] = {"push"};
+    make_dataset(good, reach, 1, 2, 0.1, 2, 0);
+    make_dataset(small, reach, 1, 2, 0.1, 2, 3); /* 3 observation floats short */
+    make_dataset(other, push, 1, 2, 0.1, 2, 0);
+    make_dataset(trunc, reach, 1, 2, 0.1, 2, 0);
+    /* The second episode's observations lose their last 10 bytes. */
+    sqlite3 *h = NULL;
+    ck_assert_int_eq(sqlite3_open(trunc, &h), SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_exec(h,
+                     "UPDATE episodes SET obs = substr(obs, 1, length(obs) - "
+                     "10) WHERE id = (SELECT max(id) FROM episodes)",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(h);
+    FILE *f = fopen(junk, "w");
+    fputs("not a database\n", f);
+    fclose(f);
+#define TRAIN(data, ...)                                                                 \
+    (char *const[]) {                                                                    \
+        (char *)bin(), "train", "--db", db, "--offline", data, "--updates-per-task",     \
+            "10", "--quiet", __VA_ARGS__, NULL                                           \
+    }
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/none.db", dir);
+    expect_refusal(db, missing, TRAIN(missing, "--env", "reach"));
+    expect_refusal(db, "not a crl dataset", TRAIN(junk, "--env", "reach"));
+    expect_refusal(db, "3", TRAIN(small, "--env", "reach"));
+    expect_refusal(db, "reach", TRAIN(other, "--env", "reach"));
+    expect_refusal(db, "obs", TRAIN(trunc, "--env", "reach"));
+    expect_refusal(db, "pick-place",
+                   TRAIN(good, "--scenario", "pretrain", "--method", "ft1"));
+    expect_refusal(db, "critic",
+                   TRAIN(good, "--scenario", "pretrain", "--method", "csp"));
+    expect_refusal(db, "--bc-loss", TRAIN(good, "--env", "reach", "--bc-loss", "l1"));
+    expect_refusal(db, "--updates-per-task",
+                   TRAIN(good, "--env", "reach", "--steps-per-task", "5"));
+    /* The good file passes the same gate (and then trains 10 updates). */
+    char err_path[300];
+    snprintf(err_path, sizeof err_path, "%s/err", dir);
+    ck_assert_int_eq(run_cli(err_path, TRAIN(good, "--env", "reach", "--eval-episodes",
+                                             "1", "--hidden", "16", "--layers", "1")),
+                     0);
+#undef TRAIN
+}
+END_TEST
+
+/* An offline continual run of two tasks with ft1 (scenario t6: stick-pull,
+ * peg-unplug-side, stick-pull again): evaluations of every position at
+ * every eval_every updates, task rows at the update counts, and `crl
+ * report` reads the run. */
+START_TEST(test_offline_continual_report) {
+    mkdir_tmp();
+    char data[300], db[300];
+    snprintf(data, sizeof data, "%s/t6.db", dir);
+    snprintf(db, sizeof db, "%s/runs.db", dir);
+    const char *tasks[] = {"stick-pull", "peg-unplug-side"};
+    make_dataset(data, tasks, 2, 2, 0.1, 3, 0);
+    crl_run_config r;
+    small_run(&r, "t6", "ft1", data, 40, 20);
+    r.eval_episodes = 1;
+    r.sac.hidden = 32;
+    int64_t id = 0;
+    ck_assert_int_eq(run_offline(&r, db, &id), CRL_OK);
+    char q[256];
+    snprintf(q, sizeof q,
+             "SELECT group_concat(step || ':' || eval_task_idx, ' ') FROM (SELECT step, "
+             "eval_task_idx FROM evals WHERE run_id = %lld ORDER BY step, eval_task_idx)",
+             (long long)id);
+    sqlite3 *h = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(h, q, -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    /* 3 positions x 40 updates, an evaluation of all 3 every 20. */
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0),
+                     "20:0 20:1 20:2 40:0 40:1 40:2 60:0 60:1 60:2 80:0 80:1 80:2 100:0 "
+                     "100:1 100:2 120:0 120:1 120:2");
+    sqlite3_finalize(st);
+    snprintf(q, sizeof q,
+             "SELECT group_concat(idx || ':' || start_step || '-' || end_step, ' ') "
+             "FROM (SELECT * FROM tasks WHERE run_id = %lld ORDER BY idx)",
+             (long long)id);
+    ck_assert_int_eq(sqlite3_prepare_v2(h, q, -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "0:0-40 1:40-80 2:80-120");
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    char err_path[300];
+    snprintf(err_path, sizeof err_path, "%s/err", dir);
+    ck_assert_int_eq(
+        run_cli(err_path, (char *const[]){(char *)bin(), "report", "--db", db, NULL}), 0);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("offline");
     TCase *tc = tcase_create("bc");
@@ -389,6 +729,12 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_bc_fits_expert);
     tcase_add_test(tc, test_bc_l2m_fd);
     suite_add_tcase(s, tc);
+    TCase *tr = tcase_create("runner");
+    tcase_set_timeout(tr, 300);
+    tcase_add_test(tr, test_offline_learns_reach);
+    tcase_add_test(tr, test_offline_bad_datasets);
+    tcase_add_test(tr, test_offline_continual_report);
+    suite_add_tcase(s, tr);
     return s;
 }
 
