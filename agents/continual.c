@@ -308,9 +308,9 @@ int crl_bc_loss_kind(const char *name) {
 
 /* A dataset error as one line naming the file; every one is bad input. */
 static int ds_fail(const char *path, crl_err *err) {
-    if (strstr(err->msg, path)) return crl_errf(err, CRL_EINVAL, "%s", err->msg);
     char msg[sizeof err->msg];
     snprintf(msg, sizeof msg, "%s", err->msg);
+    if (strstr(msg, path)) return crl_errf(err, CRL_EINVAL, "%s", msg);
     return crl_errf(err, CRL_EINVAL, "dataset %s: %s", path, msg);
 }
 

@@ -606,7 +606,8 @@ static void expect_refusal(const char *db, const char *needle, char *const argv[
     for (char *c = buf; *c; c++) lines += *c == '\n';
     ck_assert_msg(code == 2, "exit %d: %s", code, buf);
     ck_assert_msg(lines == 1, "not one line: %s", buf);
-    ck_assert_msg(strncmp(buf, "crl train: ", 11) == 0 && strstr(buf, needle), "%s", buf);
+    ck_assert_msg(strncmp(buf, "crl train: ", 11) == 0 && strstr(buf, needle),
+                  "[%s] lacks [%s]", buf, needle);
     /* Nothing was written: no run store at all. */
     struct stat sb;
     ck_assert_msg(stat(db, &sb) != 0, "%s exists after: %s", db, buf);
@@ -718,6 +719,54 @@ START_TEST(test_offline_continual_report) {
 }
 END_TEST
 
+/* Every method of the issue runs offline through the CLI on t1 (push,
+ * window-close, hammer), and an offline `--scenario pretrain --method mt`
+ * run is a usable L2M base (--base RUN) for offline l2m, l2m-oracle and a
+ * second router. Tiny budgets: this checks the plumbing, not learning. */
+START_TEST(test_offline_methods_and_base) {
+    mkdir_tmp();
+    char data[300], db[300], err_path[300];
+    snprintf(data, sizeof data, "%s/all.db", dir);
+    snprintf(db, sizeof db, "%s/runs.db", dir);
+    snprintf(err_path, sizeof err_path, "%s/err", dir);
+    const char *tasks[] = {
+        "reach",        "pick-place",  "faucet-open",          "window-open",
+        "handle-press", "drawer-open", "button-press-topdown", "push",
+        "window-close", "hammer"};
+    make_dataset(data, tasks, 10, 1, 0.1, 4, 0);
+#define OFF(...)                                                                         \
+    run_cli(err_path, (char *const[]){(char *)bin(), "train", "--db", db, "--offline",   \
+                                      data, "--updates-per-task", "20", "--eval-every",  \
+                                      "20", "--eval-episodes", "1", "--hidden", "32",    \
+                                      "--layers", "2", "--quiet", __VA_ARGS__, NULL})
+    ck_assert_int_eq(OFF("--scenario", "pretrain", "--method", "mt"), 0); /* run 1 */
+    char *methods[] = {"ft1", "ftn", "l2", "ewc", "packnet", "pm"};
+    for (int i = 0; i < 6; i++)
+        ck_assert_msg(OFF("--scenario", "t1", "--method", methods[i]) == 0, "%s",
+                      methods[i]);
+    ck_assert_int_eq(OFF("--scenario", "t1", "--method", "l2m", "--base", "1"), 0);
+    ck_assert_int_eq(
+        OFF("--scenario", "t1", "--method", "l2m", "--base", "1", "--l2m-oracle"), 0);
+    ck_assert_int_eq(
+        OFF("--scenario", "t1", "--method", "l2m", "--base", "1", "--l2m-router", "cos"),
+        0);
+    ck_assert_int_eq(OFF("--scenario", "t1", "--method", "l2m", "--base", "1",
+                         "--bc-loss", "mse", "--l2m-history", "4"),
+                     0);
+#undef OFF
+    char q[256];
+    snprintf(q, sizeof q, "SELECT count(*) FROM runs WHERE status = 'finished'");
+    ck_assert_int_eq((int)sql_double(db, q), 11);
+    /* every t1 run evaluated its 3 tasks at 20, 40, 60 updates */
+    snprintf(q, sizeof q,
+             "SELECT min(n) FROM (SELECT count(*) AS n FROM evals WHERE run_id > 1 GROUP "
+             "BY run_id)");
+    ck_assert_int_eq((int)sql_double(db, q), 9);
+    ck_assert_int_eq(
+        run_cli(err_path, (char *const[]){(char *)bin(), "report", "--db", db, NULL}), 0);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("offline");
     TCase *tc = tcase_create("bc");
@@ -734,6 +783,7 @@ static Suite *suite(void) {
     tcase_add_test(tr, test_offline_learns_reach);
     tcase_add_test(tr, test_offline_bad_datasets);
     tcase_add_test(tr, test_offline_continual_report);
+    tcase_add_test(tr, test_offline_methods_and_base);
     suite_add_tcase(s, tr);
     return s;
 }

@@ -142,7 +142,7 @@ typedef enum { CRL_BC_NLL = 0, CRL_BC_MSE = 1 } crl_bc_loss;
 /* 1e-3: atanh(1 - 1e-3) = 3.80. Scripted experts often output actions at
  * the bounds; in float atanh(1) is infinite and atanh(1 - 1e-6) = 7.25 puts
  * the mean's target where tanh's slope is 4e-6. A 1e-3 margin moves a
- * saturated action by 0.1% of its range (the env clips at the bounds
+ * saturated action by 0.05% of its range (the env clips at the bounds
  * anyway) and keeps the targets within 3.8 of the origin, where the
  * Gaussian's errors on saturated dims do not swamp the others. */
 #define CRL_BC_CLAMP 1e-3
