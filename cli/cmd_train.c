@@ -41,6 +41,7 @@ typedef struct {
     int tty;
     int quiet;
     double last_print;
+    int offline; /* steps are behaviour-cloning updates */
 } progress_ctx;
 
 /* "45s", "12m07s" or "3h05m": whole seconds first, so 719.6 s is 12m00s, not
@@ -72,9 +73,10 @@ static void on_progress(const crl_progress *p, void *vctx) {
     if (isfinite(p->recent_return))
         snprintf(ret, sizeof ret, "return %.1f, success %.2f", p->recent_return,
                  p->recent_success);
-    fprintf(stderr, "%stask %d/%d %s | step %lld/%lld | %.0f steps/s | %s | ETA %s%s",
-            ctx->tty ? "\r\033[K" : "", p->task + 1, p->n_tasks, p->task_name,
-            (long long)p->step, (long long)p->total, p->steps_per_s, ret, eta,
+    const char *unit = ctx->offline ? "update" : "step";
+    fprintf(stderr, "%stask %d/%d %s | %s %lld/%lld | %.0f %ss/s | %s | ETA %s%s",
+            ctx->tty ? "\r\033[K" : "", p->task + 1, p->n_tasks, p->task_name, unit,
+            (long long)p->step, (long long)p->total, p->steps_per_s, unit, ret, eta,
             ctx->tty && !final ? "" : "\n");
     fflush(stderr);
 }
@@ -319,7 +321,7 @@ static int train_continual(crl_run_config *r, const char *db, int64_t resume, in
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    progress_ctx pctx = {isatty(2), quiet, 0};
+    progress_ctx pctx = {isatty(2), quiet, 0, crl_run_config_is_offline(r)};
 
     /* One-task methods: one fresh run per scenario position (the
      * forward-transfer references); everything else: one run. */
@@ -651,7 +653,7 @@ static int train_env(crl_run_config *r, const char *db, int quiet, int64_t resum
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    progress_ctx pctx = {isatty(2), quiet, 0};
+    progress_ctx pctx = {isatty(2), quiet, 0, 0};
     double t0 = crl_now();
     rc = crl_train_run(&c, store, run_id, on_progress, &pctx, &g_stop, &err);
     double wall = crl_now() - t0;

@@ -3,6 +3,7 @@
  * an independent double-precision value, the update touching the actor
  * alone through the methods' hooks, and (below) the offline runner. */
 #include <check.h>
+#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -767,6 +768,66 @@ START_TEST(test_offline_methods_and_base) {
 }
 END_TEST
 
+/* Ctrl-C in an offline run: exit 130, status interrupted, a checkpoint
+ * inside the task; --resume reloads the task's data and finishes with every
+ * evaluation once. */
+START_TEST(test_offline_interrupt_resume) {
+    mkdir_tmp();
+    char data[300], db[300], err_path[300];
+    snprintf(data, sizeof data, "%s/reach.db", dir);
+    snprintf(db, sizeof db, "%s/runs.db", dir);
+    snprintf(err_path, sizeof err_path, "%s/err", dir);
+    const char *reach[] = {"reach"};
+    make_dataset(data, reach, 1, 5, 0.1, 9, 0);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stdout) || !freopen(err_path, "w", stderr))
+            _exit(126);
+        execv(bin(),
+              (char *const[]){(char *)bin(),        "train", "--db",         db,
+                              "--offline",          data,    "--env",        "reach",
+                              "--updates-per-task", "4000",  "--eval-every", "500",
+                              "--eval-episodes",    "1",     "--hidden",     "32",
+                              "--layers",           "1",     "--quiet",      NULL});
+        _exit(127);
+    }
+    /* Poll until the first evaluation is stored, then interrupt. */
+    int evals = 0;
+    for (int i = 0; i < 1200 && evals == 0; i++) {
+        usleep(50000);
+        struct stat sb;
+        if (stat(db, &sb) != 0) continue;
+        sqlite3 *h = NULL;
+        if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+            sqlite3_busy_timeout(h, 2000);
+            sqlite3_stmt *q = NULL;
+            if (sqlite3_prepare_v2(h, "SELECT count(*) FROM evals", -1, &q, NULL) ==
+                    SQLITE_OK &&
+                sqlite3_step(q) == SQLITE_ROW)
+                evals = sqlite3_column_int(q, 0);
+            sqlite3_finalize(q);
+        }
+        sqlite3_close(h);
+    }
+    ck_assert_msg(evals > 0, "no evaluation within 60 s");
+    kill(pid, SIGINT);
+    int st = 0;
+    ck_assert(waitpid(pid, &st, 0) == pid);
+    ck_assert_int_eq(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 130);
+    ck_assert_int_eq((int)sql_double(db, "SELECT status = 'interrupted' FROM runs"), 1);
+    double ck = sql_double(db, "SELECT max(step) FROM checkpoints");
+    ck_assert_msg(ck >= 500 && ck < 4000, "checkpoint at %g", ck);
+    ck_assert_int_eq(run_cli(err_path, (char *const[]){(char *)bin(), "train", "--db", db,
+                                                       "--resume", "1", "--quiet", NULL}),
+                     0);
+    ck_assert_int_eq((int)sql_double(db, "SELECT status = 'finished' FROM runs"), 1);
+    ck_assert_int_eq((int)sql_double(db, "SELECT count(*) FROM evals"), 8);
+    ck_assert_int_eq((int)sql_double(db, "SELECT count(DISTINCT step) FROM evals"), 8);
+    ck_assert_int_eq((int)sql_double(db, "SELECT max(step) FROM evals"), 4000);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("offline");
     TCase *tc = tcase_create("bc");
@@ -784,6 +845,7 @@ static Suite *suite(void) {
     tcase_add_test(tr, test_offline_bad_datasets);
     tcase_add_test(tr, test_offline_continual_report);
     tcase_add_test(tr, test_offline_methods_and_base);
+    tcase_add_test(tr, test_offline_interrupt_resume);
     suite_add_tcase(s, tr);
     return s;
 }
