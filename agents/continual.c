@@ -810,6 +810,9 @@ int crl_continual_eval(const crl_continual_config *c, crl_store *store, int64_t 
                        double *mean_return, double *success_rate, crl_err *err) {
     crl_continual_config cc = *c;
     cc.eval_episodes = episodes;
+    /* An offline run's policy is in its checkpoint: evaluating it needs no
+     * dataset (which may have moved since). */
+    cc.offline = NULL;
     if (episodes < 1 || episodes > 1000)
         return crl_errf(err, CRL_EINVAL, "evaluation episodes must be in 1..1000");
     cstate st;
