@@ -17,6 +17,7 @@ int cmd_plot(int argc, char **argv);      /* cli/cmd_viz.c */
 int cmd_sweep(int argc, char **argv);     /* cli/cmd_sweep.c */
 int cmd_merge(int argc, char **argv);     /* cli/cmd_merge.c */
 int cmd_export(int argc, char **argv);    /* cli/cmd_export.c */
+int cmd_dataset(int argc, char **argv);   /* cli/cmd_dataset.c */
 
 /* The MPI library crl sweep uses under mpirun, NULL if built without one. */
 const char *cli_mpi_version(void); /* cli/cmd_sweep.c */

@@ -26,6 +26,7 @@ static const struct {
     {"view", cmd_view,
      "watch a policy, the scripted policy or random actions in a window"},
     {"plot", cmd_plot, "learning curves, success matrix or method comparison (PNG/SVG)"},
+    {"dataset", cmd_dataset, "collect expert episodes into a dataset; --info, --verify"},
     {"export", cmd_export, "write a run's policy (.crlp) or a task's MJCF for embedding"},
     {"sweep", cmd_sweep,
      "methods x seeds of a scenario as jobs, locally or under mpirun"},

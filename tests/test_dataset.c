@@ -7,20 +7,36 @@
  *     program's database, a newer dataset are refused and left untouched; a
  *     blob cut short by an UPDATE, a wrong obs_dim and an unknown task give
  *     clear errors.
+ * (b) Collected episodes (scripted + noise, random) replay: each record
+ *     through crl_episode_verify, and the stored observations, rewards and
+ *     flags by stepping a fresh env from reset(seed) with the stored actions,
+ *     bit for bit; the stored actions are the scripted ones plus the noise,
+ *     clipped after it, recomputed here from the same generator.
+ * The CLI refuses bad input with one line and exit 2 and writes nothing,
+ * and stops on Ctrl-C with what it committed.
  * The file is inspected through independent raw sqlite3 connections. */
 #define _XOPEN_SOURCE 700 /* nftw */
+#include "crl/collect.h"
 #include "crl/dataset.h"
+#include "crl/env.h"
+#include "crl/episode.h"
+#include "crl/policy.h"
 #include "crl/store.h"
 
 #include <check.h>
 #include <ftw.h>
 #include <math.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "malloc_count.h"
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                   */
@@ -565,6 +581,529 @@ START_TEST(test_mismatch_and_unknown_task) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* (b) Collected episodes replay bit for bit                                 */
+
+static float clip1(float x) {
+    return x < -1.0f ? -1.0f : x > 1.0f ? 1.0f : x;
+}
+
+START_TEST(test_collected_episodes_replay) {
+    crl_err e = {0};
+    const char *path = tpath("collect.db");
+    const char *tasks[2] = {"reach", "push"};
+    const int n_ep = 3;
+    const double noise = 0.3, frac = 1.0 / 3.0;
+    const uint64_t seed = 77;
+    crl_dataset *d = open_ds(path, 1);
+    for (int i = 0; i < 2; i++) {
+        crl_env_spec *spec = NULL;
+        crl_collector *c = NULL;
+        OK(crl_env_spec_create(tasks[i], &spec, &e));
+        OK(crl_collector_create(spec, NULL, 0, &c, &e));
+        crl_rng rng;
+        crl_rng_seed_stream(&rng, seed, (uint64_t)i);
+        for (int k = 0; k < n_ep; k++) {
+            int random = crl_collect_is_random(k, frac);
+            OK(crl_collector_run(c, seed + (uint64_t)k, random, noise, &rng,
+                                 random ? "random" : "scripted+noise 0.3", d, NULL, &e));
+        }
+        crl_collector_free(c);
+        crl_env_spec_free(spec);
+    }
+    crl_dataset_close(d);
+
+    d = open_ds(path, 0);
+    int n_random = 0, n_clipped = 0;
+    for (int i = 0; i < 2; i++) {
+        crl_env_spec *spec = NULL;
+        crl_env *env = NULL, *script = NULL;
+        OK(crl_env_spec_create(tasks[i], &spec, &e));
+        OK(crl_env_create(spec, &env, &e));
+        OK(crl_env_create(spec, &script, &e));
+        const int od = crl_env_obs_dim(spec), ad = crl_env_act_dim(spec);
+        float *obs = malloc((size_t)od * sizeof(float));
+        float *sobs = malloc((size_t)od * sizeof(float));
+        float sa[16];
+        ck_assert_int_le(ad, 16);
+        crl_rng rng;
+        crl_rng_seed_stream(&rng, seed, (uint64_t)i);
+        int64_t *ids = NULL;
+        int n = 0;
+        OK(crl_dataset_episode_ids(d, tasks[i], &ids, &n, &e));
+        ck_assert_int_eq(n, n_ep);
+        for (int k = 0; k < n; k++) {
+            crl_ds_episode ep;
+            OK(crl_dataset_episode(d, ids[k], &ep, &e));
+            ck_assert_str_eq(ep.task, tasks[i]);
+            ck_assert(ep.seed == seed + (uint64_t)k);
+            ck_assert_int_eq(ep.obs_dim, od);
+            ck_assert_int_eq(ep.act_dim, ad);
+            ck_assert_ptr_nonnull(ep.record);
+            const int random = crl_collect_is_random(k, frac);
+            n_random += random;
+            ck_assert_str_eq(ep.source, random ? "random" : "scripted+noise 0.3");
+            /* The stored actions: the scripted action on a second env that
+             * follows the same actions, plus the noise, clipped after it. */
+            crl_env_reset(script, ep.seed, sobs);
+            for (int t = 0; t < ep.length; t++) {
+                const float *a = ep.act + (size_t)t * (size_t)ad;
+                if (random) {
+                    for (int j = 0; j < ad; j++)
+                        sa[j] = (float)crl_rng_range(&rng, -1.0, 1.0);
+                } else {
+                    OK(crl_env_scripted_action(script, sa));
+                    for (int j = 0; j < ad; j++) {
+                        float raw = (float)((double)sa[j] + noise * crl_rng_normal(&rng));
+                        sa[j] = clip1(raw);
+                        n_clipped += raw != sa[j];
+                    }
+                }
+                ck_assert_msg(
+                    memcmp(a, sa, (size_t)ad * 4) == 0,
+                    "%s episode %d step %d: stored action is not scripted+noise",
+                    tasks[i], k, t);
+                crl_step_info si;
+                crl_env_step(script, a, sobs, &si);
+            }
+            /* The stored observations, rewards, flags: reset(seed) and the
+             * stored actions, bit for bit. */
+            crl_env_reset(env, ep.seed, obs);
+            ck_assert(memcmp(obs, ep.obs, (size_t)od * 4) == 0);
+            double ret = 0;
+            int success = 0;
+            for (int t = 0; t < ep.length; t++) {
+                crl_step_info si = {0};
+                crl_env_step(env, ep.act + (size_t)t * (size_t)ad, obs, &si);
+                ck_assert_msg(memcmp(obs, ep.obs + (size_t)(t + 1) * (size_t)od,
+                                     (size_t)od * 4) == 0,
+                              "%s episode %d: observation after step %d differs",
+                              tasks[i], k, t);
+                ck_assert(memcmp(&si.reward, &ep.reward[t], 4) == 0);
+                unsigned fl = (si.terminal ? CRL_DS_TERMINAL : 0u) |
+                              (si.truncated ? CRL_DS_TRUNCATED : 0u) |
+                              (si.success ? CRL_DS_SUCCESS : 0u);
+                ck_assert_uint_eq(fl, ep.flags[t]);
+                ck_assert_int_eq(si.terminal || si.truncated, t == ep.length - 1);
+                ret += si.reward;
+                success |= si.success != 0;
+            }
+            ck_assert(ret == ep.ret);
+            ck_assert_int_eq(success, ep.success);
+            /* The record replays with the replay machinery, and holds the
+             * stored actions. */
+            crl_episode_data rd = {0};
+            OK(crl_episode_decode(ep.record, ep.record_n, &rd, &e));
+            ck_assert_int_eq(rd.length, ep.length);
+            ck_assert(rd.seed == ep.seed);
+            ck_assert(memcmp(rd.act, ep.act, (size_t)ep.length * (size_t)ad * 4) == 0);
+            crl_episode_result vr;
+            OK(crl_episode_verify(spec, &rd, &vr, &e));
+            ck_assert_msg(vr.verified, "%s episode %d: record does not replay: %s",
+                          tasks[i], k, vr.what);
+            crl_episode_data_free(&rd);
+            /* And the library's check agrees, and catches a changed value. */
+            crl_collect_check cc;
+            OK(crl_collect_verify(spec, &ep, &cc, &e));
+            ck_assert_msg(cc.verified && cc.replayable, "%s", cc.what);
+            const int t_bad = ep.length / 2;
+            float keep = ep.obs[(size_t)(t_bad + 1) * (size_t)od + 3];
+            ep.obs[(size_t)(t_bad + 1) * (size_t)od + 3] = nextafterf(keep, INFINITY);
+            OK(crl_collect_verify(spec, &ep, &cc, &e));
+            ck_assert(!cc.verified);
+            ck_assert_int_eq(cc.step, t_bad);
+            ck_assert_ptr_nonnull(strstr(cc.what, "observation [3]"));
+            ep.obs[(size_t)(t_bad + 1) * (size_t)od + 3] = keep;
+            ep.act[5] = nextafterf(ep.act[5], 0.0f);
+            OK(crl_collect_verify(spec, &ep, &cc, &e));
+            ck_assert(!cc.verified);
+            crl_ds_episode_free(&ep);
+        }
+        free(ids);
+        free(obs);
+        free(sobs);
+        crl_env_free(env);
+        crl_env_free(script);
+        crl_env_spec_free(spec);
+    }
+    ck_assert_int_eq(n_random, 2);  /* 1 of 3 per task */
+    ck_assert_int_gt(n_clipped, 0); /* noise 0.3 pushes some actions past the bounds */
+    crl_dataset_close(d);
+}
+END_TEST
+
+/* An episode from a record made on another model is not replayable, and
+ * says why. */
+START_TEST(test_verify_says_why_not) {
+    crl_err e = {0};
+    crl_env_spec *spec = NULL;
+    crl_collector *c = NULL;
+    OK(crl_env_spec_create("reach", &spec, &e));
+    OK(crl_collector_create(spec, NULL, 0, &c, &e));
+    crl_rng rng;
+    crl_rng_seed(&rng, 1);
+    crl_ds_episode ep;
+    OK(crl_collector_run(c, 5, 0, 0.0, &rng, "scripted", NULL, &ep, &e));
+    crl_collect_check cc;
+    OK(crl_collect_verify(spec, &ep, &cc, &e));
+    ck_assert_msg(cc.verified, "%s", cc.what);
+    crl_ds_episode x = ep;
+    x.model_hash = "0000000000000000";
+    OK(crl_collect_verify(spec, &x, &cc, &e));
+    ck_assert(!cc.replayable && !cc.verified);
+    ck_assert_ptr_nonnull(strstr(cc.what, "model hash"));
+    x = ep;
+    x.mujoco_version = "9.9.9";
+    OK(crl_collect_verify(spec, &x, &cc, &e));
+    ck_assert(!cc.replayable && strstr(cc.what, "MuJoCo 9.9.9"));
+    x = ep;
+    x.record = NULL;
+    x.record_n = 0;
+    OK(crl_collect_verify(spec, &x, &cc, &e));
+    ck_assert(!cc.replayable && strstr(cc.what, "no replay record"));
+    crl_collector_free(c);
+    crl_env_spec_free(spec);
+}
+END_TEST
+
+/* Collection allocates once per collector, not per episode or step. */
+START_TEST(test_collect_no_malloc) {
+#if HAVE_MALLOC_COUNT
+    crl_err e = {0};
+    crl_env_spec *spec = NULL;
+    crl_collector *c = NULL;
+    OK(crl_env_spec_create("push", &spec, &e));
+    OK(crl_collector_create(spec, NULL, 0, &c, &e));
+    crl_rng rng;
+    crl_rng_seed(&rng, 3);
+    OK(crl_collector_run(c, 1, 0, 0.1, &rng, "s", NULL, NULL, &e));
+    /* Check's assertions allocate: none between the two counts. */
+    long before = alloc_calls();
+    crl_ds_episode ep;
+    int rc1 = crl_collector_run(c, 2, 0, 0.1, &rng, "s", NULL, &ep, &e);
+    int rc2 = crl_collector_run(c, 3, 1, 0.1, &rng, "s", NULL, &ep, &e);
+    long during = alloc_calls() - before;
+    ck_assert_int_eq(rc1, CRL_OK);
+    ck_assert_int_eq(rc2, CRL_OK);
+    ck_assert_msg(during == 0, "%ld allocations in two episodes", during);
+    ck_assert_int_gt(ep.length, 10);
+    crl_collector_free(c);
+    crl_env_spec_free(spec);
+#else
+    fprintf(stderr, "test_collect_no_malloc: skipped (no malloc counting under ASan)\n");
+#endif
+}
+END_TEST
+
+START_TEST(test_random_fraction) {
+    const double fracs[] = {0, 0.1, 0.25, 1.0 / 3.0, 0.5, 0.999, 1};
+    for (int f = 0; f < 7; f++)
+        for (int n = 1; n <= 60; n++) {
+            long count = 0;
+            for (int i = 0; i < n; i++) count += crl_collect_is_random(i, fracs[f]);
+            ck_assert_msg(count == llround(n * fracs[f]), "frac %g n %d: %ld random",
+                          fracs[f], n, count);
+        }
+    /* Spread, not bunched: 10% of 100 is one episode in every ten. */
+    for (int b = 0; b < 10; b++) {
+        int in = 0;
+        for (int i = 10 * b; i < 10 * b + 10; i++) in += crl_collect_is_random(i, 0.1);
+        ck_assert_int_eq(in, 1);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* The CLI                                                                   */
+
+static char g_out[300], g_errp[300];
+
+static const char *bin(void) {
+    const char *b = getenv("CRL_BIN");
+    return b ? b : "./crl";
+}
+
+static pid_t spawn(char *const argv[]) {
+    snprintf(g_out, sizeof g_out, "%s/stdout", g_dir);
+    snprintf(g_errp, sizeof g_errp, "%s/stderr", g_dir);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        if (!freopen(g_out, "w", stdout) || !freopen(g_errp, "w", stderr)) _exit(126);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int wait_code(pid_t pid) {
+    int st = 0;
+    ck_assert(waitpid(pid, &st, 0) == pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+#define RUN(...) wait_code(spawn((char *const[]){(char *)bin(), __VA_ARGS__, NULL}))
+
+static char *slurp(const char *path) {
+    static char buf[65536];
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+static void expect_one_line(int code, int want, const char *needle) {
+    char *err = slurp(g_errp);
+    int lines = 0;
+    for (const char *q = err; *q; q++) lines += *q == '\n';
+    ck_assert_msg(code == want, "exit %d, want %d; stderr: %s", code, want, err);
+    ck_assert_msg(lines == 1, "stderr is not one line: %s", err);
+    ck_assert_msg(strstr(err, needle) != NULL, "stderr lacks '%s': %s", needle, err);
+    ck_assert_msg(!strncmp(err, "crl dataset: ", 13), "no prefix: %s", err);
+}
+
+START_TEST(test_cli_refuses_bad_input) {
+    char out[300];
+    snprintf(out, sizeof out, "%s/new.db", g_dir);
+    expect_one_line(RUN("dataset", "--tasks", "reach,nope", "-o", out), 2,
+                    "unknown task 'nope'");
+    expect_one_line(RUN("dataset", "--scenario", "cw99", "-o", out), 2,
+                    "unknown scenario");
+    expect_one_line(RUN("dataset", "--tasks", "reach", "--episodes", "0", "-o", out), 2,
+                    "--episodes");
+    expect_one_line(RUN("dataset", "--tasks", "reach", "--noise", "-0.5", "-o", out), 2,
+                    "--noise");
+    expect_one_line(RUN("dataset", "--tasks", "reach", "--random-frac", "1.5", "-o", out),
+                    2, "--random-frac");
+    expect_one_line(RUN("dataset", "--tasks", "reach", "--seed", "x", "-o", out), 2,
+                    "--seed");
+    expect_one_line(RUN("dataset", "--tasks", "pendulum", "-o", out), 2,
+                    "no scripted policy");
+    expect_one_line(RUN("dataset", "--tasks", "reach"), 2, "-o FILE");
+    expect_one_line(
+        RUN("dataset", "--tasks", "reach", "--policy", "nope.crlp", "-o", out), 2,
+        "nope.crlp");
+    ck_assert_msg(access(out, F_OK) != 0, "a refused command created %s", out);
+
+    /* An output that is not a dataset: a run store, random bytes. Untouched. */
+    char runs[300], rnd[300];
+    snprintf(runs, sizeof runs, "%s/runs.db", g_dir);
+    snprintf(rnd, sizeof rnd, "%s/random.bin", g_dir);
+    crl_err e = {0};
+    crl_store *st = NULL;
+    OK(crl_store_open(runs, 1, &st, &e));
+    crl_store_close(st);
+    unsigned char bytes[3000];
+    for (size_t i = 0; i < sizeof bytes; i++) bytes[i] = (unsigned char)(i * 131u + 7u);
+    write_file(rnd, bytes, sizeof bytes);
+    snapshot b1 = snap(runs), b2 = snap(rnd);
+    expect_one_line(RUN("dataset", "--tasks", "reach", "--episodes", "1", "-o", runs), 2,
+                    "run store, not a crl dataset");
+    expect_one_line(RUN("dataset", "--tasks", "reach", "--episodes", "1", "-o", rnd), 2,
+                    "not a crl dataset");
+    expect_one_line(RUN("dataset", "--info", rnd), 2, "not a crl dataset");
+    expect_one_line(RUN("dataset", "--verify", runs), 2, "run store");
+    assert_unchanged(runs, &b1);
+    assert_unchanged(rnd, &b2);
+
+    /* A dataset whose episodes of the task have another observation size. */
+    char mm[300];
+    snprintf(mm, sizeof mm, "%s/mismatch.db", g_dir);
+    hand_ep h;
+    make_ep(&h, "reach", 3, 5, 4, 1.0f, CRL_DS_TERMINAL, 0);
+    crl_dataset *d = open_ds(mm, 1);
+    OK(crl_dataset_add(d, &h.ep, &e));
+    crl_dataset_close(d);
+    snapshot b3 = snap(mm);
+    expect_one_line(RUN("dataset", "--tasks", "reach", "--episodes", "1", "-o", mm), 2,
+                    "5 observations");
+    assert_unchanged(mm, &b3);
+    expect_one_line(RUN("dataset", "--verify", mm, "--task", "push"), 2,
+                    "no episodes of task");
+}
+END_TEST
+
+START_TEST(test_cli_collect_info_verify) {
+    char out[300];
+    snprintf(out, sizeof out, "%s/ok.db", g_dir);
+    int code = RUN("dataset", "--tasks", "reach,push", "--episodes", "2", "--noise",
+                   "0.2", "--random-frac", "0.5", "--seed", "9", "-o", out, "--quiet");
+    ck_assert_msg(code == 0, "exit %d: %s", code, slurp(g_errp));
+    ck_assert_ptr_nonnull(strstr(slurp(g_out), "bytes per 1,000 episodes"));
+    code = RUN("dataset", "--info", out);
+    ck_assert_int_eq(code, 0);
+    char *info = slurp(g_out);
+    ck_assert_msg(strstr(info, "4 episodes") && strstr(info, "| reach | 39 | 4 | 2 |") &&
+                      strstr(info, "| push | 39 | 4 | 2 |"),
+                  "%s", info);
+    code = RUN("dataset", "--verify", out);
+    ck_assert_msg(code == 0, "exit %d: %s", code, slurp(g_errp));
+    ck_assert_ptr_nonnull(strstr(slurp(g_out), "verified: 4/4"));
+
+    /* One observation changed in the last bit: verify finds it, exit 1. */
+    crl_err e = {0};
+    crl_dataset *d = open_ds(out, 0);
+    crl_ds_episode ep;
+    OK(crl_dataset_episode(d, 2, &ep, &e));
+    crl_dataset_close(d);
+    size_t on = (size_t)(ep.length + 1) * (size_t)ep.obs_dim;
+    ep.obs[on - 1] = nextafterf(ep.obs[on - 1], INFINITY);
+    sqlite3 *raw = raw_open(out);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(raw, "UPDATE episodes SET obs = ?1 WHERE id = 2",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_blob(st, 1, ep.obs, (int)(on * 4), SQLITE_STATIC);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    sqlite3_close(raw);
+    crl_ds_episode_free(&ep);
+    code = RUN("dataset", "--verify", out);
+    ck_assert_int_eq(code, 1);
+    ck_assert_ptr_nonnull(strstr(slurp(g_out), "verified: 3/4"));
+    ck_assert_ptr_nonnull(strstr(slurp(g_errp), "episode 2: observation"));
+    code = RUN("dataset", "--verify", out, "--task", "push");
+    ck_assert_int_eq(code, 0);
+    ck_assert_ptr_nonnull(strstr(slurp(g_out), "verified: 2/2"));
+
+    /* A blob cut short: the episode is named, exit 2 (a damaged file). */
+    raw = raw_open(out);
+    raw_exec(raw, "UPDATE episodes SET act = substr(act, 1, 100) WHERE id = 3");
+    sqlite3_close(raw);
+    code = RUN("dataset", "--verify", out);
+    ck_assert_int_eq(code, 2);
+    ck_assert_ptr_nonnull(strstr(slurp(g_out), "verified: 2/4"));
+    ck_assert_msg(
+        strstr(slurp(g_errp), "episode 3 (task push): the act blob has 100 bytes") &&
+            strstr(slurp(g_errp), "1 episode could not be read (corrupt)"),
+        "%s", slurp(g_errp));
+    raw = raw_open(out);
+    raw_exec(raw, "DELETE FROM episodes WHERE id IN (2, 3)");
+    sqlite3_close(raw);
+
+    /* Appending keeps the earlier episodes. */
+    code = RUN("dataset", "--tasks", "push", "--episodes", "1", "--seed", "100", "-o",
+               out, "--quiet");
+    ck_assert_int_eq(code, 0);
+    ck_assert_ptr_nonnull(strstr(slurp(g_out), "1 episodes written (3 in the file)"));
+}
+END_TEST
+
+/* The other two sources: an exported policy and a run's checkpoint. A tiny
+ * run is trained and exported; the stored actions must be the policy's
+ * deterministic actions on the stored observations, the same through
+ * --policy and --run-db/--run, and the episodes must verify. */
+START_TEST(test_cli_policy_sources) {
+    char db[300], pol[300], d1[300], d2[300];
+    snprintf(db, sizeof db, "%s/runs.db", g_dir);
+    snprintf(pol, sizeof pol, "%s/p.crlp", g_dir);
+    snprintf(d1, sizeof d1, "%s/from_policy.db", g_dir);
+    snprintf(d2, sizeof d2, "%s/from_run.db", g_dir);
+    int code = RUN("train", "--scenario", "t1", "--method", "ft1", "--steps-per-task",
+                   "300", "--eval-every", "300", "--eval-episodes", "1", "--hidden", "32",
+                   "--layers", "2", "--start-steps", "100", "--update-after", "100",
+                   "--threads", "1", "--quiet", "--db", db);
+    ck_assert_msg(code == 0, "train: exit %d: %s", code, slurp(g_errp));
+    code = RUN("export", "--db", db, "--run", "1", "-o", pol);
+    ck_assert_msg(code == 0, "export: exit %d: %s", code, slurp(g_errp));
+    code = RUN("dataset", "--policy", pol, "--tasks", "hammer,push", "--episodes", "2",
+               "--seed", "4", "-o", d1, "--quiet");
+    ck_assert_msg(code == 0, "dataset --policy: exit %d: %s", code, slurp(g_errp));
+    code = RUN("dataset", "--run-db", db, "--run", "1", "--tasks", "hammer,push",
+               "--episodes", "2", "--seed", "4", "-o", d2, "--quiet");
+    ck_assert_msg(code == 0, "dataset --run-db: exit %d: %s", code, slurp(g_errp));
+    code = RUN("dataset", "--verify", d1);
+    ck_assert_msg(code == 0, "verify: exit %d: %s", code, slurp(g_errp));
+    /* A task the policy does not have: exit 2, nothing written. */
+    char d3[300];
+    snprintf(d3, sizeof d3, "%s/none.db", g_dir);
+    expect_one_line(RUN("dataset", "--policy", pol, "--tasks", "reach", "-o", d3), 2,
+                    "no task 'reach'");
+    ck_assert_int_ne(access(d3, F_OK), 0);
+
+    crl_err e = {0};
+    char ebuf[256] = "";
+    crl_policy *p = NULL;
+    ck_assert_msg(crl_policy_load(pol, &p, ebuf, sizeof ebuf) == CRL_OK, "%s", ebuf);
+    crl_dataset *a = open_ds(d1, 0), *b = open_ds(d2, 0);
+    const char *tasks[2] = {"hammer", "push"};
+    for (int i = 0; i < 2; i++) {
+        int pt = -1;
+        for (int k = 0; k < crl_policy_num_tasks(p); k++)
+            if (!strcmp(crl_policy_task_name(p, k), tasks[i])) pt = k;
+        ck_assert_int_ge(pt, 0);
+        int64_t *ia = NULL, *ib = NULL;
+        int na = 0, nb = 0;
+        OK(crl_dataset_episode_ids(a, tasks[i], &ia, &na, &e));
+        OK(crl_dataset_episode_ids(b, tasks[i], &ib, &nb, &e));
+        ck_assert_int_eq(na, 2);
+        ck_assert_int_eq(nb, 2);
+        for (int k = 0; k < na; k++) {
+            crl_ds_episode x, y;
+            OK(crl_dataset_episode(a, ia[k], &x, &e));
+            OK(crl_dataset_episode(b, ib[k], &y, &e));
+            ck_assert_int_eq(x.length, y.length);
+            ck_assert(memcmp(x.act, y.act, (size_t)x.length * 4 * 4) == 0);
+            ck_assert(memcmp(x.obs, y.obs, (size_t)(x.length + 1) * 39 * 4) == 0);
+            ck_assert_ptr_nonnull(strstr(x.source, "policy "));
+            ck_assert_ptr_nonnull(strstr(y.source, "run "));
+            crl_policy_episode_start(p);
+            for (int t = 0; t < x.length; t++) {
+                float act[4];
+                ck_assert_int_eq(crl_policy_act(p, pt, x.obs + (size_t)t * 39, act,
+                                                CRL_POLICY_DETERMINISTIC, NULL),
+                                 CRL_OK);
+                ck_assert_msg(memcmp(act, x.act + (size_t)t * 4, sizeof act) == 0,
+                              "%s episode %d step %d: not the policy's action", tasks[i],
+                              k, t);
+            }
+            crl_ds_episode_free(&x);
+            crl_ds_episode_free(&y);
+        }
+        free(ia);
+        free(ib);
+    }
+    crl_dataset_close(a);
+    crl_dataset_close(b);
+    crl_policy_free(p);
+}
+END_TEST
+
+/* Ctrl-C: exit 130 with one line; what was collected is committed and
+ * valid. */
+START_TEST(test_cli_interrupt) {
+    char out[300];
+    snprintf(out, sizeof out, "%s/int.db", g_dir);
+    pid_t pid = spawn((char *const[]){(char *)bin(), "dataset", "--tasks", "reach",
+                                      "--episodes", "1000000", "-o", out, NULL});
+    /* Wait for the file, then for a first commit (every 2 s). */
+    for (int i = 0; i < 400 && access(out, F_OK) != 0; i++) usleep(50000);
+    ck_assert_int_eq(access(out, F_OK), 0);
+    sleep(3);
+    kill(pid, SIGINT);
+    int code = wait_code(pid);
+    expect_one_line(code, 130, "interrupted");
+    crl_err e = {0};
+    crl_dataset *d = open_ds(out, 0);
+    crl_ds_task_summary *sum = NULL;
+    int n = 0;
+    OK(crl_dataset_summary(d, &sum, &n, &e));
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_gt(sum[0].episodes, 0);
+    char want[64];
+    snprintf(want, sizeof want, "keeps the %lld episodes", (long long)sum[0].episodes);
+    ck_assert_msg(strstr(slurp(g_errp), want), "%s", slurp(g_errp));
+    crl_ds_transitions tr;
+    OK(crl_dataset_transitions(d, "reach", 39, 4, &tr, &e));
+    ck_assert_int_eq(tr.n, sum[0].steps);
+    crl_ds_transitions_free(&tr);
+    free(sum);
+    crl_dataset_close(d);
+}
+END_TEST
+
 static Suite *dataset_suite(void) {
     Suite *s = suite_create("dataset");
     TCase *tc = tcase_create("roundtrip");
@@ -583,6 +1122,24 @@ static Suite *dataset_suite(void) {
     tcase_add_test(tc, test_open_missing);
     tcase_add_test(tc, test_truncated_blob);
     tcase_add_test(tc, test_mismatch_and_unknown_task);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("collect");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_collected_episodes_replay);
+    tcase_add_test(tc, test_verify_says_why_not);
+    tcase_add_test(tc, test_collect_no_malloc);
+    tcase_add_test(tc, test_random_fraction);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("cli");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_cli_refuses_bad_input);
+    tcase_add_test(tc, test_cli_collect_info_verify);
+    tcase_add_test(tc, test_cli_interrupt);
+    tcase_add_test(tc, test_cli_policy_sources);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -5,6 +5,7 @@
 #include "actor.h"
 #include "base.h"
 #include "blas.h"
+#include "collect.h"
 #include "continual.h"
 #include "dataset.h"
 #include "env.h"
