@@ -1,4 +1,5 @@
 /* crl train: one SAC run, recorded in the store. */
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -487,6 +488,9 @@ static int offline_flags(const opt_def *defs, int n, const unsigned char *given,
         return 2;
     }
     r->steps_per_task = updates > 0 ? updates : 100000;
+    /* Stored absolute, so that a resume from another directory finds it. */
+    static char abs_path[PATH_MAX];
+    if (realpath(r->offline, abs_path)) r->offline = abs_path;
     if (crl_bc_loss_kind(r->bc_loss) < 0) {
         fprintf(stderr, "crl train: --bc-loss must be nll or mse, got '%s'\n",
                 r->bc_loss);
