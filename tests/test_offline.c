@@ -29,7 +29,7 @@ enum { O = 5, A = 3, T = 2, B = 12 };
 
 /* Updates of the reach learning run (docs/offline.md). */
 #ifndef OFFLINE_UPDATES
-#define OFFLINE_UPDATES 2000
+#define OFFLINE_UPDATES 1500
 #endif
 
 static crl_sac *small_sac(uint64_t seed) {
@@ -530,7 +530,7 @@ static int run_offline(crl_run_config *r, const char *db, int64_t *id) {
     return rc;
 }
 
-/* Behaviour cloning of noisy scripted reach data (300 episodes) learns reach
+/* Behaviour cloning of noisy scripted reach data (200 episodes) learns reach
  * to success >= 0.9 in the online evaluation. */
 START_TEST(test_offline_learns_reach) {
     mkdir_tmp();
@@ -539,7 +539,7 @@ START_TEST(test_offline_learns_reach) {
     snprintf(db, sizeof db, "%s/runs.db", dir);
     const char *tasks[] = {"reach"};
     double t0 = crl_now();
-    double ds_succ = make_dataset(data, tasks, 1, 300, 0.1, 1, 0);
+    double ds_succ = make_dataset(data, tasks, 1, 200, 0.1, 1, 0);
     double t1 = crl_now();
     ck_assert(ds_succ >= 0.9);
     crl_run_config r;
