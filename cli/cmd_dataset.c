@@ -544,8 +544,10 @@ int cmd_dataset(int argc, char **argv) {
 
     /* ---- collect */
     crl_dataset *ds = NULL;
+    int opened = 0;
     if (!code) {
         rc = crl_dataset_open(out, 1, &ds, &err);
+        opened = rc == CRL_OK;
         if (rc) {
             fprintf(stderr, "crl dataset: %s\n", err.msg);
             code = rc == CRL_ECORRUPT || rc == CRL_EVERSION ? 2 : 1;
@@ -612,7 +614,7 @@ int cmd_dataset(int argc, char **argv) {
     crl_policy_free(policy);
     free(tasks_copy);
     /* A file this command created and never wrote an episode to goes. */
-    if (ds && !out_existed && written == 0) {
+    if (opened && !out_existed && written == 0) {
         char side[4200];
         snprintf(side, sizeof side, "%s-wal", out);
         unlink(side);

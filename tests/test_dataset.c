@@ -380,6 +380,53 @@ START_TEST(test_batch_and_flush) {
 }
 END_TEST
 
+/* A writer killed mid-collection (SIGKILL: no close) leaves a valid file
+ * with every batch committed so far: batches commit every 2 s on their own. */
+START_TEST(test_crash_keeps_committed) {
+    const char *path = tpath("crash.db");
+    char p[256];
+    snprintf(p, sizeof p, "%s", path);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        crl_err e = {0};
+        crl_dataset *d = NULL;
+        if (crl_dataset_open(p, 1, &d, &e)) _exit(3);
+        hand_ep h;
+        make_ep(&h, "reach", 3, 4, 2, 1.0f, CRL_DS_TERMINAL, 1);
+        for (;;) {
+            if (crl_dataset_add(d, &h.ep, &e)) _exit(4);
+            usleep(2000);
+        }
+    }
+    sleep(5);
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, WNOHANG), 0); /* still writing */
+    kill(pid, SIGKILL);
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFSIGNALED(st));
+    crl_err e = {0};
+    crl_dataset *d = open_ds(path, 0);
+    crl_ds_task_summary *sum = NULL;
+    int n = 0;
+    OK(crl_dataset_summary(d, &sum, &n, &e));
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_gt(sum[0].episodes, 0);
+    int64_t *ids = NULL;
+    int m = 0;
+    OK(crl_dataset_episode_ids(d, "reach", &ids, &m, &e));
+    ck_assert_int_eq(m, sum[0].episodes);
+    for (int i = 0; i < m; i++) {
+        crl_ds_episode ep;
+        OK(crl_dataset_episode(d, ids[i], &ep, &e));
+        crl_ds_episode_free(&ep);
+    }
+    free(ids);
+    free(sum);
+    crl_dataset_close(d);
+}
+END_TEST
+
 START_TEST(test_add_rejects_bad_sizes) {
     crl_err e = {0};
     const char *path = tpath("bad.db");
@@ -1112,6 +1159,7 @@ static Suite *dataset_suite(void) {
     tcase_add_test(tc, test_transitions);
     tcase_add_test(tc, test_batch_and_flush);
     tcase_add_test(tc, test_add_rejects_bad_sizes);
+    tcase_add_test(tc, test_crash_keeps_committed);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("corrupt");
