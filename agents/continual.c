@@ -10,6 +10,7 @@
 
 #include "agents/continual_state.h"
 #include "core/blob.h"
+#include "crl/dataset.h"
 #include "crl/scenario.h"
 
 void crl_continual_config_default(crl_continual_config *c) {
@@ -264,6 +265,7 @@ static void cstate_free(cstate *st) {
     if (st->m && st->m->free) st->m->free(st);
     crl_sac_free(st->sac);
     crl_episode_free(st->trec);
+    crl_dataset_close(st->ds);
     crl_replay_free(&st->rb);
     if (st->has_res) crl_reservoir_free(&st->res);
     crl_batch_free(&st->batch);
@@ -291,6 +293,116 @@ static int new_learner(cstate *st, int task, crl_err *err) {
     if (st->m->attach) st->m->attach(st, &h);
     crl_sac_set_hooks(st->sac, &h);
     return CRL_OK;
+}
+
+/* ---- offline: the dataset ----------------------------------------------------
+ * docs/offline.md. The run's buffers are filled from the dataset's
+ * transitions of a task (crl_dataset_transitions, read once per task) and the
+ * updates sample them as they would sample collected steps. */
+
+int crl_bc_loss_kind(const char *name) {
+    if (!name || !strcmp(name, "nll")) return CRL_BC_NLL;
+    if (!strcmp(name, "mse")) return CRL_BC_MSE;
+    return -1;
+}
+
+/* A dataset error as one line naming the file; every one is bad input. */
+static int ds_fail(const char *path, crl_err *err) {
+    char msg[sizeof err->msg];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    if (strstr(msg, path)) return crl_errf(err, CRL_EINVAL, "%s", msg);
+    return crl_errf(err, CRL_EINVAL, "dataset %s: %s", path, msg);
+}
+
+/* Open the dataset and check that it has every task of the run with the
+ * env's sizes; *max and *sum: transitions of the largest task, of all. */
+static int offline_open(cstate *st, int64_t *max, int64_t *sum, crl_err *err) {
+    const char *path = st->c->offline;
+    if (st->m->flags & CRL_METHOD_SUBSPACE)
+        return crl_errf(err, CRL_EINVAL, "%s", CRL_OFFLINE_CSP_REFUSAL);
+    if (crl_dataset_open(path, 0, &st->ds, err)) return ds_fail(path, err);
+    crl_ds_task_summary *sum_rows = NULL;
+    int n_rows = 0;
+    if (crl_dataset_summary(st->ds, &sum_rows, &n_rows, err)) return ds_fail(path, err);
+    int rc = CRL_OK;
+    *max = *sum = 0;
+    for (int k = 0; k < st->n && !rc; k++) {
+        const crl_ds_task_summary *row = NULL;
+        for (int i = 0; i < n_rows; i++)
+            if (!strcmp(sum_rows[i].task, st->names[k])) row = &sum_rows[i];
+        const int O = crl_env_obs_dim(st->specs[k]), A = crl_env_act_dim(st->specs[k]);
+        if (!row || row->steps < 1)
+            rc = crl_errf(err, CRL_EINVAL, "dataset %s has no episodes of task %s", path,
+                          st->names[k]);
+        else if (row->obs_dim != O || row->act_dim != A)
+            rc = crl_errf(err, CRL_EINVAL,
+                          "dataset %s: task %s has observation/action sizes %d/%d, the "
+                          "env %d/%d",
+                          path, st->names[k], row->obs_dim, row->act_dim, O, A);
+        else {
+            *max = row->steps > *max ? row->steps : *max;
+            *sum += row->steps;
+        }
+    }
+    free(sum_rows);
+    return rc;
+}
+
+/* Add local task k's transitions to the run's buffer (pm: its reservoir). */
+static int offline_load(cstate *st, int k, crl_err *err) {
+    crl_ds_transitions tr;
+    memset(&tr, 0, sizeof tr);
+    const int O = st->sc.obs_dim, A = st->sc.act_dim;
+    if (crl_dataset_transitions(st->ds, st->names[k], O, A, &tr, err))
+        return ds_fail(st->c->offline, err);
+    for (int64_t i = 0; i < tr.n; i++) {
+        const float *o = tr.obs + i * O, *o2 = tr.next_obs + i * O, *a = tr.act + i * A;
+        if (st->has_res)
+            crl_reservoir_add(&st->res, &st->res_rng, o, a, tr.reward[i], o2, tr.done[i],
+                              k);
+        else
+            crl_replay_add(&st->rb, o, a, tr.reward[i], o2, tr.done[i], k);
+    }
+    crl_ds_transitions_free(&tr);
+    return CRL_OK;
+}
+
+int crl_continual_offline_check(const crl_continual_config *c, crl_err *err) {
+    if (!c->offline || !*c->offline)
+        return crl_errf(err, CRL_EINVAL, "offline: no dataset given");
+    const crl_method *method = crl_method_find(c->method);
+    const crl_scenario *sc = crl_scenario_find(c->scenario ? c->scenario : "");
+    if (!method || !sc)
+        return crl_errf(err, CRL_EINVAL, "unknown method '%s' or scenario '%s'",
+                        c->method ? c->method : "", c->scenario ? c->scenario : "");
+    if (method->impl->flags & CRL_METHOD_SUBSPACE)
+        return crl_errf(err, CRL_EINVAL, "%s", CRL_OFFLINE_CSP_REFUSAL);
+    const int one = (method->impl->flags & CRL_METHOD_ONE_TASK) != 0;
+    if (one && (c->single_task < -1 || c->single_task >= sc->n_tasks))
+        return crl_errf(err, CRL_EINVAL, "single-task %d: %s has %d tasks",
+                        c->single_task, sc->name, sc->n_tasks);
+    const int p0 = one && c->single_task >= 0 ? c->single_task : 0;
+    const int p1 = one && c->single_task >= 0 ? c->single_task + 1 : sc->n_tasks;
+    crl_dataset *ds = NULL;
+    if (crl_dataset_open(c->offline, 0, &ds, err)) return ds_fail(c->offline, err);
+    int rc = CRL_OK;
+    for (int p = p0; p < p1 && !rc; p++) {
+        crl_env_spec *spec = NULL;
+        if ((rc = crl_env_spec_create(sc->tasks[p], &spec, err))) break;
+        crl_ds_transitions tr;
+        memset(&tr, 0, sizeof tr);
+        rc = crl_dataset_transitions(ds, sc->tasks[p], crl_env_obs_dim(spec),
+                                     crl_env_act_dim(spec), &tr, err);
+        if (rc == CRL_ENOTFOUND)
+            rc = crl_errf(err, CRL_EINVAL, "dataset %s has no episodes of task %s",
+                          c->offline, sc->tasks[p]);
+        else if (rc)
+            rc = ds_fail(c->offline, err);
+        crl_ds_transitions_free(&tr);
+        crl_env_spec_free(spec);
+    }
+    crl_dataset_close(ds);
+    return rc;
 }
 
 static int cstate_init(cstate *st, const crl_continual_config *c, crl_err *err) {
@@ -360,14 +472,21 @@ static int cstate_init(cstate *st, const crl_continual_config *c, crl_err *err) 
     st->saved = malloc(st->na * sizeof(float));
     if (!st->saved) return crl_errf(err, CRL_ENOMEM, "continual: out of memory");
     int64_t cap = st->sc.buffer_size;
+    /* Offline: the buffers hold a task's whole data (pm and mt: every
+     * task's), whatever --buffer-size says. */
+    int64_t data_max = 0, data_sum = 0;
+    if (c->offline && (rc = offline_open(st, &data_max, &data_sum, err))) return rc;
     if (st->m->flags & CRL_METHOD_RESERVOIR) {
         int64_t total = c->steps_per_task * n;
+        if (c->offline) cap = total = data_sum;
         if ((rc = crl_reservoir_init(&st->res, O, A, cap < total ? cap : total, err)))
             return rc;
         st->has_res = 1;
     } else {
         /* mt: one buffer holds every task's transitions. */
         int64_t per = c->steps_per_task * ((st->m->flags & CRL_METHOD_MULTITASK) ? n : 1);
+        if (c->offline)
+            cap = per = (st->m->flags & CRL_METHOD_MULTITASK) ? data_sum : data_max;
         if ((rc = crl_replay_init(&st->rb, O, A, cap < per ? cap : per, err))) return rc;
     }
     if ((rc = crl_batch_alloc(&st->batch, st->sc.batch, O, A, err)) ||
@@ -392,8 +511,77 @@ int cstate_update_round(cstate *st, int64_t updates, crl_err *err) {
             crl_reservoir_sample(&st->res, &st->rng, st->sc.batch, &st->batch);
         else
             crl_replay_sample(&st->rb, &st->rng, st->sc.batch, &st->batch);
-        int rc = crl_sac_update(st->sac, &st->batch, NULL, err);
+        int rc = st->c->offline
+                     ? crl_sac_bc_update(st->sac, &st->batch, st->c->bc_loss, NULL, err)
+                     : crl_sac_update(st->sac, &st->batch, NULL, err);
         if (rc) return rc;
+    }
+    return CRL_OK;
+}
+
+/* ---- the offline loop ----------------------------------------------------------
+ * The online loop with the env step replaced by one behaviour-cloning update
+ * on the task's data: st->step counts updates, and evaluations, checkpoints,
+ * progress and Ctrl-C follow the same schedule. */
+static int offline_phase(cstate *st, crl_store *store, int64_t run_id, int k, int64_t t,
+                         int64_t budget, int64_t total, int mt, crl_progress_fn progress,
+                         void *ctx, volatile sig_atomic_t *stop, int64_t *updates,
+                         crl_err *err) {
+    const crl_continual_config *c = st->c;
+    int rc;
+    /* The task's data (mt: every task's). pm's reservoir keeps the earlier
+     * tasks' data; after a resume it starts empty and reloads them. */
+    const int j0 = mt || (st->has_res && st->res.buf.size == 0) ? 0 : k;
+    const int j1 = mt ? st->n : k + 1;
+    for (int j = j0; j < j1; j++)
+        if ((rc = offline_load(st, j, err))) return rc;
+    double t_last = crl_now(), rate = 0;
+    int64_t step_last = st->step;
+    while (t < budget) {
+        /* Up to 16 updates, never past an evaluation. */
+        int64_t chunk = budget - t;
+        const int64_t to_eval = c->eval_every - st->step % c->eval_every;
+        if (chunk > to_eval) chunk = to_eval;
+        if (chunk > 16) chunk = 16;
+        for (int64_t u = 0; u < chunk; u++) {
+            if ((rc = cstate_update_round(st, 1, err))) {
+                crl_err e2;
+                save_checkpoint(st, store, run_id, k, t, &e2);
+                return rc;
+            }
+            t++;
+            st->step++;
+            (*updates)++;
+        }
+        if (st->step % c->eval_every == 0) {
+            if (st->m->last_step && t == budget) st->m->last_step(st, k);
+            if ((rc = eval_all(st, store, run_id, k, err))) return rc;
+            if (t < budget && (rc = save_checkpoint(st, store, run_id, k, t, err)))
+                return rc;
+        }
+        if ((rc = crl_store_tick(store, err))) return rc;
+        double now = crl_now();
+        if (progress && now - t_last >= 1.0) {
+            double inst = (double)(st->step - step_last) / (now - t_last);
+            rate = rate > 0 ? 0.7 * rate + 0.3 * inst : inst;
+            t_last = now;
+            step_last = st->step;
+            crl_progress pr = {
+                k,        st->n, st->names[k],
+                st->step, total, rate,
+                NAN,      NAN,   rate > 0 ? (double)(total - st->step) / rate : NAN,
+                *updates};
+            progress(&pr, ctx);
+        }
+        if (stop && *stop) {
+            if ((rc = save_checkpoint(st, store, run_id, k, t, err))) return rc;
+            if ((rc = crl_store_run_set_status(store, run_id, "interrupted", err)))
+                return rc;
+            return crl_errf(err, CRL_EINTR,
+                            "interrupted in task %d/%d at update %lld; checkpoint "
+                            "written, resume run %lld to continue",
+                            k + 1, st->n, (long long)st->step, (long long)run_id);
+        }
     }
     return CRL_OK;
 }
@@ -456,123 +644,131 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
             if ((rc = crl_store_task_start(store, run_id, st.pos[j], st.names[j],
                                            st.step - t, err)))
                 goto out;
-        crl_env *env = st.envs[k];
-        crl_episode_free(st.trec);
-        st.trec = NULL;
-        /* mt switches envs every episode: no training-episode records. */
-        if (c->log_train_every > 0 && !mt &&
-            (rc = crl_episode_create(st.specs[k], &st.trec, err)))
-            goto out;
-        int64_t ep_no = 0; /* training episodes of this task (since a resume) */
-        uint64_t ep_seed = crl_rng_u64(&st.env_rng);
-        crl_env_reset(env, ep_seed, obs);
-        crl_sac_l2m_episode_start(st.sac, obs, 1);
-        if (st.trec && train_episode_logged(c->log_train_every, ep_no))
-            crl_episode_begin(st.trec, env, ep_seed);
-        double ep_ret = 0;
-        int ep_succ = 0;
-        int64_t since_resume = 0;
-        for (; t < budget - reserve; t++) {
-            const float *mix = st.m->collect ? st.m->collect(&st, ep_start) : NULL;
-            ep_start = 0;
-            if (t < sc->start_steps)
-                for (int j = 0; j < A; j++)
-                    act[j] = (float)crl_rng_range(&st.rng, -1.0, 1.0);
-            else
-                crl_sac_act(st.sac, 1, obs, cur, 0, NULL, act);
-            crl_step_info info;
-            crl_env_step(env, act, obs2, &info);
-            if (st.trec) crl_episode_add(st.trec, act, &info);
-            if (st.has_res)
-                crl_reservoir_add(&st.res, &st.res_rng, obs, act, info.reward, obs2,
-                                  info.terminal, cur);
-            else
-                crl_replay_add_mix(&st.rb, obs, act, info.reward, obs2, info.terminal,
-                                   cur, mix);
-            ep_ret += info.reward;
-            ep_succ |= info.success != 0;
-            memcpy(obs, obs2, sizeof(float) * (size_t)O);
-            st.step++;
-            since_resume++;
-            if (info.terminal || info.truncated) {
-                rec_ret[rec_next] = ep_ret;
-                rec_succ[rec_next] = ep_succ;
-                rec_next = (rec_next + 1) % 10;
-                if (rec_n < 10) rec_n++;
-                ep_ret = 0;
-                ep_succ = 0;
-                if (crl_episode_recording(st.trec)) {
-                    crl_episode_end(st.trec, env);
-                    if ((rc = episode_log(store, st.trec, run_id, st.step, st.pos[k],
-                                          "train", (int)ep_no, 0, err)))
+        if (c->offline) {
+            if ((rc = offline_phase(&st, store, run_id, k, t, budget, total, mt, progress,
+                                    ctx, stop, &updates, err)))
+                goto out;
+        } else {
+            crl_env *env = st.envs[k];
+            crl_episode_free(st.trec);
+            st.trec = NULL;
+            /* mt switches envs every episode: no training-episode records. */
+            if (c->log_train_every > 0 && !mt &&
+                (rc = crl_episode_create(st.specs[k], &st.trec, err)))
+                goto out;
+            int64_t ep_no = 0; /* training episodes of this task (since a resume) */
+            uint64_t ep_seed = crl_rng_u64(&st.env_rng);
+            crl_env_reset(env, ep_seed, obs);
+            crl_sac_l2m_episode_start(st.sac, obs, 1);
+            if (st.trec && train_episode_logged(c->log_train_every, ep_no))
+                crl_episode_begin(st.trec, env, ep_seed);
+            double ep_ret = 0;
+            int ep_succ = 0;
+            int64_t since_resume = 0;
+            for (; t < budget - reserve; t++) {
+                const float *mix = st.m->collect ? st.m->collect(&st, ep_start) : NULL;
+                ep_start = 0;
+                if (t < sc->start_steps)
+                    for (int j = 0; j < A; j++)
+                        act[j] = (float)crl_rng_range(&st.rng, -1.0, 1.0);
+                else
+                    crl_sac_act(st.sac, 1, obs, cur, 0, NULL, act);
+                crl_step_info info;
+                crl_env_step(env, act, obs2, &info);
+                if (st.trec) crl_episode_add(st.trec, act, &info);
+                if (st.has_res)
+                    crl_reservoir_add(&st.res, &st.res_rng, obs, act, info.reward, obs2,
+                                      info.terminal, cur);
+                else
+                    crl_replay_add_mix(&st.rb, obs, act, info.reward, obs2, info.terminal,
+                                       cur, mix);
+                ep_ret += info.reward;
+                ep_succ |= info.success != 0;
+                memcpy(obs, obs2, sizeof(float) * (size_t)O);
+                st.step++;
+                since_resume++;
+                if (info.terminal || info.truncated) {
+                    rec_ret[rec_next] = ep_ret;
+                    rec_succ[rec_next] = ep_succ;
+                    rec_next = (rec_next + 1) % 10;
+                    if (rec_n < 10) rec_n++;
+                    ep_ret = 0;
+                    ep_succ = 0;
+                    if (crl_episode_recording(st.trec)) {
+                        crl_episode_end(st.trec, env);
+                        if ((rc = episode_log(store, st.trec, run_id, st.step, st.pos[k],
+                                              "train", (int)ep_no, 0, err)))
+                            goto out;
+                    }
+                    ep_no++;
+                    ep_start = 1;
+                    if (mt) { /* the next task, round-robin */
+                        cur = (cur + 1) % st.n;
+                        env = st.envs[cur];
+                    }
+                    ep_seed = crl_rng_u64(&st.env_rng);
+                    crl_env_reset(env, ep_seed, obs);
+                    crl_sac_l2m_episode_start(st.sac, obs, 1);
+                    if (st.trec && train_episode_logged(c->log_train_every, ep_no))
+                        crl_episode_begin(st.trec, env, ep_seed);
+                }
+                /* A resumed task refills its buffer before updating again. */
+                if (t + 1 >= sc->update_after && since_resume >= sc->update_after &&
+                    (t + 1) % sc->update_every == 0) {
+                    if ((rc = cstate_update_round(&st, sc->update_every, err))) {
+                        crl_err e2;
+                        save_checkpoint(&st, store, run_id, k, t + 1, &e2);
+                        goto out;
+                    }
+                    updates += sc->update_every;
+                }
+                if (st.step % c->eval_every == 0) {
+                    if (st.m->last_step && t + 1 == budget) st.m->last_step(&st, k);
+                    if ((rc = eval_all(&st, store, run_id, k, err))) goto out;
+                    /* A checkpoint at every evaluation, so that a run cut off (a
+                     * crash, the end of a working session) resumes from there. */
+                    if (t + 1 < budget &&
+                        (rc = save_checkpoint(&st, store, run_id, k, t + 1, err)))
                         goto out;
                 }
-                ep_no++;
-                ep_start = 1;
-                if (mt) { /* the next task, round-robin */
-                    cur = (cur + 1) % st.n;
-                    env = st.envs[cur];
-                }
-                ep_seed = crl_rng_u64(&st.env_rng);
-                crl_env_reset(env, ep_seed, obs);
-                crl_sac_l2m_episode_start(st.sac, obs, 1);
-                if (st.trec && train_episode_logged(c->log_train_every, ep_no))
-                    crl_episode_begin(st.trec, env, ep_seed);
-            }
-            /* A resumed task refills its buffer before updating again. */
-            if (t + 1 >= sc->update_after && since_resume >= sc->update_after &&
-                (t + 1) % sc->update_every == 0) {
-                if ((rc = cstate_update_round(&st, sc->update_every, err))) {
-                    crl_err e2;
-                    save_checkpoint(&st, store, run_id, k, t + 1, &e2);
-                    goto out;
-                }
-                updates += sc->update_every;
-            }
-            if (st.step % c->eval_every == 0) {
-                if (st.m->last_step && t + 1 == budget) st.m->last_step(&st, k);
-                if ((rc = eval_all(&st, store, run_id, k, err))) goto out;
-                /* A checkpoint at every evaluation, so that a run cut off (a
-                 * crash, the end of a working session) resumes from there. */
-                if (t + 1 < budget &&
-                    (rc = save_checkpoint(&st, store, run_id, k, t + 1, err)))
-                    goto out;
-            }
-            /* Batched rows hold the file's write lock: release it within
-             * the batch age, so that other runs can write to the same file. */
-            if ((rc = crl_store_tick(store, err))) goto out;
-            double now = crl_now();
-            if (progress && now - t_last >= 1.0) {
-                double inst = (double)(st.step - step_last) / (now - t_last);
-                rate = rate > 0 ? 0.7 * rate + 0.3 * inst : inst;
-                t_last = now;
-                step_last = st.step;
-                crl_progress pr = {
-                    k,       st.n,  st.names[k],
-                    st.step, total, rate,
-                    NAN,     NAN,   rate > 0 ? (double)(total - st.step) / rate : NAN,
-                    updates};
-                if (rec_n) {
-                    double r = 0, s = 0;
-                    for (int i = 0; i < rec_n; i++) {
-                        r += rec_ret[i];
-                        s += rec_succ[i];
+                /* Batched rows hold the file's write lock: release it within
+                 * the batch age, so that other runs can write to the same file. */
+                if ((rc = crl_store_tick(store, err))) goto out;
+                double now = crl_now();
+                if (progress && now - t_last >= 1.0) {
+                    double inst = (double)(st.step - step_last) / (now - t_last);
+                    rate = rate > 0 ? 0.7 * rate + 0.3 * inst : inst;
+                    t_last = now;
+                    step_last = st.step;
+                    crl_progress pr = {
+                        k,       st.n,  st.names[k],
+                        st.step, total, rate,
+                        NAN,     NAN,   rate > 0 ? (double)(total - st.step) / rate : NAN,
+                        updates};
+                    if (rec_n) {
+                        double r = 0, s = 0;
+                        for (int i = 0; i < rec_n; i++) {
+                            r += rec_ret[i];
+                            s += rec_succ[i];
+                        }
+                        pr.recent_return = r / rec_n;
+                        pr.recent_success = s / rec_n;
                     }
-                    pr.recent_return = r / rec_n;
-                    pr.recent_success = s / rec_n;
+                    progress(&pr, ctx);
                 }
-                progress(&pr, ctx);
-            }
-            if (stop && *stop) {
-                if ((rc = save_checkpoint(&st, store, run_id, k, t + 1, err))) goto out;
-                if ((rc = crl_store_run_set_status(store, run_id, "interrupted", err)))
+                if (stop && *stop) {
+                    if ((rc = save_checkpoint(&st, store, run_id, k, t + 1, err)))
+                        goto out;
+                    if ((rc =
+                             crl_store_run_set_status(store, run_id, "interrupted", err)))
+                        goto out;
+                    rc = crl_errf(
+                        err, CRL_EINTR,
+                        "interrupted in task %d/%d at step %lld; checkpoint written, "
+                        "resume run %lld to continue",
+                        k + 1, st.n, (long long)st.step, (long long)run_id);
                     goto out;
-                rc = crl_errf(
-                    err, CRL_EINTR,
-                    "interrupted in task %d/%d at step %lld; checkpoint written, "
-                    "resume run %lld to continue",
-                    k + 1, st.n, (long long)st.step, (long long)run_id);
-                goto out;
+                }
             }
         }
         if (st.m->task_end && (rc = st.m->task_end(&st, store, run_id, k, reserve, err)))
@@ -614,6 +810,9 @@ int crl_continual_eval(const crl_continual_config *c, crl_store *store, int64_t 
                        double *mean_return, double *success_rate, crl_err *err) {
     crl_continual_config cc = *c;
     cc.eval_episodes = episodes;
+    /* An offline run's policy is in its checkpoint: evaluating it needs no
+     * dataset (which may have moved since). */
+    cc.offline = NULL;
     if (episodes < 1 || episodes > 1000)
         return crl_errf(err, CRL_EINVAL, "evaluation episodes must be in 1..1000");
     cstate st;

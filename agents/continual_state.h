@@ -6,6 +6,7 @@
 
 #include "agents/evaluator.h"
 #include "crl/continual.h"
+#include "crl/dataset.h"
 #include "crl/methods.h"
 #include "crl/replay.h"
 #include "crl/reservoir.h"
@@ -36,6 +37,7 @@ struct crl_cstate {
     crl_rng env_rng, rng, eval_rng, res_rng;
     int64_t step, eval_idx, last_eval_step;
     crl_episode *trec; /* --log-train-episodes: the current task's recorder */
+    crl_dataset *ds;   /* offline: the dataset, open for the run */
 };
 typedef struct crl_cstate cstate;
 

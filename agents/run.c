@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "crl/blas.h"
 #include "crl/scenario.h"
@@ -38,6 +39,9 @@ static const key_def KEYS[] = {
     {"l2-coef", K_DOUBLE, F(l2_coef), 0, 1e12},
     {"ewc-coef", K_DOUBLE, F(ewc_coef), 0, 1e12},
     {"packnet-retrain", K_DOUBLE, F(packnet_retrain), 0, 10},
+    {"offline", K_STR, F(offline), 0, 0},
+    {"bc-loss", K_STR, F(bc_loss), 0, 0},
+    {"offline-bytes", K_I64, F(offline_bytes), 0, 9e18},
     {"csp-repeat-alpha", K_INT, F(csp.repeat_alpha), 1, 1e9},
     {"csp-peaked", K_INT, F(csp.peaked), 0, 1},
     {"csp-scored", K_INT, F(csp.n_scored), 1, 1e7},
@@ -141,6 +145,7 @@ void crl_run_config_default(crl_run_config *c) {
     c->l2_coef = CRL_L2_COEF;
     c->ewc_coef = CRL_EWC_COEF;
     c->packnet_retrain = 0.1;
+    c->bc_loss = "nll";
     crl_csp_config_default(&c->csp);
     crl_l2m_config_default(&c->l2m);
     crl_sac_config_default(&c->sac, 0, 0, 1);
@@ -192,9 +197,21 @@ static crl_kv kv_of(const crl_run_config *c, const key_def *d) {
     return e;
 }
 
+/* The offline keys are stored for offline runs only, so that an online
+ * configuration re-encodes to the text it always had. */
+static int is_offline_key(const char *key) {
+    return !strcmp(key, "offline") || !strcmp(key, "bc-loss") ||
+           !strcmp(key, "offline-bytes");
+}
+
+int crl_run_config_is_offline(const crl_run_config *c) {
+    return c->offline && *c->offline;
+}
+
 int crl_run_config_encode(const crl_run_config *c, crl_kv *kv) {
     int n = 0;
     for (int i = 0; i < N_KEYS; i++) {
+        if (!crl_run_config_is_offline(c) && is_offline_key(KEYS[i].key)) continue;
         const crl_kv e = kv_of(c, &KEYS[i]);
         if (!is_old_value(&e)) kv[n++] = e;
     }
@@ -381,8 +398,17 @@ int crl_run_config_validate(const crl_run_config *c, crl_err *err) {
             int rrc = crl_l2m_check_routing(&c->l2m, err);
             if (rrc) return rrc;
         }
+        if (crl_run_config_is_offline(c) && crl_bc_loss_kind(c->bc_loss) < 0)
+            return crl_errf(err, CRL_EINVAL, "bc-loss must be nll or mse, got '%s'",
+                            c->bc_loss ? c->bc_loss : "");
+        if (crl_run_config_is_offline(c) && (m->impl->flags & CRL_METHOD_SUBSPACE))
+            return crl_errf(err, CRL_EINVAL, "%s", CRL_OFFLINE_CSP_REFUSAL);
         return CRL_OK;
     }
+    if (crl_run_config_is_offline(c))
+        return crl_errf(err, CRL_EINVAL,
+                        "offline training needs a scenario (--scenario); one task: "
+                        "--scenario NAME --method single --single-task POS");
     crl_train_config t;
     return crl_run_train_config(c, &t, err);
 }
@@ -438,6 +464,8 @@ int crl_run_continual_config(const crl_run_config *c, crl_continual_config *o,
     o->l2_coef = c->l2_coef;
     o->ewc_coef = c->ewc_coef;
     o->packnet_retrain = c->packnet_retrain;
+    o->offline = crl_run_config_is_offline(c) ? c->offline : NULL;
+    o->bc_loss = crl_bc_loss_kind(c->bc_loss) == CRL_BC_MSE ? CRL_BC_MSE : CRL_BC_NLL;
     o->csp = c->csp;
     o->l2m = c->l2m;
     o->sac = c->sac;
@@ -453,6 +481,9 @@ int crl_run_create(crl_store *store, crl_run_config *c, int64_t *run_id, crl_err
     if (rc) return rc;
     c->blas_kernel = crl_blas_kernel();
     c->crl_version = CRL_VERSION_STRING;
+    struct stat sb;
+    if (crl_run_config_is_offline(c))
+        c->offline_bytes = stat(c->offline, &sb) == 0 ? (int64_t)sb.st_size : 0;
     c->mujoco_version = mj_versionString();
     char label[64];
     const char *where;

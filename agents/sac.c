@@ -317,6 +317,53 @@ static const float *actor_fwd_b(crl_sac *s, int role, const crl_batch *b, int o2
     return crl_actor_forward(s->actor, &s->aws[role], x, rows, &r);
 }
 
+/* ---- behaviour cloning -----------------------------------------------------
+ * Loss of n rows of expert actions act (n x A) under the actor's head output
+ * out (n x 2A: mean, raw log-std), summed over rows and action dims; its
+ * gradient w.r.t. out, scaled by invB (the batch mean), goes to dout.
+ *
+ * NLL: with c = CRL_BC_CLAMP, a' = clamp(a, -(1-c), 1-c), u = atanh(a'),
+ * s = clip(raw log-std), sd = e^s, z = (u - mu) / sd, per action dim
+ *   -log pi(a') = z^2 / 2 + s + log(2 pi) / 2 + log(1 - a'^2)
+ * (the last term is the tanh Jacobian: constant in the parameters, kept so
+ * that the value is the action-space NLL; it adds no gradient). Gradients
+ * dmu = -z / sd, ds = 1 - z^2 (0 outside the log-std clip, as in
+ * crl_tgauss_backward).
+ * MSE: (tanh(mu) - a)^2 per dim, dmu = 2 (tanh(mu) - a)(1 - tanh(mu)^2),
+ * no gradient to the log-std. */
+static double bc_rows(int kind, int n, int A, const float *out, const float *act,
+                      float invB, float *dout) {
+    const double lim = 1.0 - CRL_BC_CLAMP, half_log_2pi = 0.91893853320467274178;
+    double sum = 0;
+    for (int r = 0; r < n; r++) {
+        const float *mu = out + (size_t)r * 2 * A, *ls = mu + A;
+        const float *a = act + (size_t)r * A;
+        float *dmu = dout + (size_t)r * 2 * A, *dls = dmu + A;
+        for (int j = 0; j < A; j++) {
+            if (kind == CRL_BC_MSE) {
+                const float t = tanhf(mu[j]), e = t - a[j];
+                sum += (double)e * e;
+                dmu[j] = 2.0f * e * (1.0f - t * t) * invB;
+                dls[j] = 0.0f;
+                continue;
+            }
+            double ac = a[j];
+            ac = ac > lim ? lim : ac < -lim ? -lim : ac;
+            const float u = (float)atanh(ac);
+            const float raw = ls[j];
+            const float sl = raw < CRL_LOG_STD_MIN   ? CRL_LOG_STD_MIN
+                             : raw > CRL_LOG_STD_MAX ? CRL_LOG_STD_MAX
+                                                     : raw;
+            const float sd = expf(sl), z = (u - mu[j]) / sd;
+            sum += 0.5 * (double)z * z + sl + half_log_2pi + log1p(-ac * ac);
+            dmu[j] = -z / sd * invB;
+            const int inside = raw >= CRL_LOG_STD_MIN && raw <= CRL_LOG_STD_MAX;
+            dls[j] = inside ? (1.0f - z * z) * invB : 0.0f;
+        }
+    }
+    return sum;
+}
+
 /* ---- the update, in phases run on two lanes ---------------------------------
  * Each phase gives lane 0 and lane 1 equal, independent work; a phase ends
  * when both lanes are done. The arithmetic does not depend on the number of
@@ -325,7 +372,16 @@ static const float *actor_fwd_b(crl_sac *s, int role, const crl_batch *b, int o2
  * lo = [0, B0) and hi = [B0, B), each with its own actor workspace, so that
  * the actor backward also splits over the lanes. */
 
-enum { PH_ACTOR, PH_CRITIC_FWD, PH_CRITIC_BWD, PH_ACTOR_BWD, PH_SUM, PH_APPLY };
+enum {
+    PH_ACTOR,
+    PH_CRITIC_FWD,
+    PH_CRITIC_BWD,
+    PH_ACTOR_BWD,
+    PH_SUM,
+    PH_APPLY,
+    PH_BC,
+    PH_BC_APPLY
+};
 
 typedef struct {
     crl_sac *s;
@@ -334,7 +390,9 @@ typedef struct {
     int phase;
     int finite[2]; /* gradients of each lane's half are finite */
     double q_loss, pi_loss, logp_sum, q_sum, alpha_sum, alpha_loss;
-    double extra[2]; /* each lane's share of the actor's own loss term */
+    double extra[2];  /* each lane's share of the actor's own loss term */
+    int bc;           /* behaviour cloning (crl_bc_loss + 1), 0: SAC */
+    double bc_sum[2]; /* each lane's share of the BC loss (times B) */
 } update_ctx;
 
 static void phase(void *vctx, int lane) {
@@ -459,7 +517,7 @@ static void phase(void *vctx, int lane) {
         size_t lo = lane ? h : tr_lo, hi = lane ? tr_hi : h;
         for (size_t i = lo; i < hi; i++) s->actor_g[i] += s->actor_g2[i];
         u->finite[lane] = crl_all_finite(s->actor_g + lo, hi - lo) &&
-                          crl_all_finite(s->critic_g + (size_t)lane * nc, nc);
+                          (u->bc || crl_all_finite(s->critic_g + (size_t)lane * nc, nc));
         break;
     }
     case PH_APPLY: {
@@ -480,6 +538,31 @@ static void phase(void *vctx, int lane) {
             crl_adam_step_range(&s->opt_critic, s->critic_p, s->critic_g, NULL, r, n2);
             crl_polyak(s->target_p + r, s->critic_p + r, n2 - r, s->c.polyak);
         }
+        break;
+    }
+    case PH_BC: {
+        /* Behaviour cloning on this lane's half of the batch rows (the same
+         * split and workspaces as the pi(o) rows of the SAC update): the
+         * actor's forward on obs, the loss of the batch's actions and its
+         * gradient w.r.t. the head output, the actor's backward and its own
+         * loss term. */
+        const int r0 = lane ? B0 : 0, n = lane ? B1 : B0;
+        const float *out = actor_fwd_b(s, lane, b, 0, r0, n, s->mix_u + (size_t)r0 * K);
+        float *dout = s->dout + (size_t)r0 * 2 * A;
+        u->bc_sum[lane] =
+            bc_rows(u->bc - 1, n, A, out, b->act + (size_t)r0 * A, invB, dout);
+        float *g = lane ? s->actor_g2 : s->actor_g;
+        const crl_actor *ac = s->actor;
+        memset(g + ac->tr_lo, 0, sizeof(float) * (ac->tr_hi - ac->tr_lo));
+        crl_actor_backward(s->actor, &s->aws[lane], g, dout, n);
+        u->extra[lane] = crl_actor_extra_loss(s->actor, &s->aws[lane], n, B, g);
+        break;
+    }
+    case PH_BC_APPLY: { /* the actor's Adam step only, its trainable range by halves */
+        const size_t tr_lo = s->actor->tr_lo, tr_hi = s->actor->tr_hi;
+        const size_t h = tr_lo + (tr_hi - tr_lo) / 2;
+        crl_adam_step_range(&s->opt_actor, s->actor->params, s->actor_g,
+                            s->hooks.actor_trainable, lane ? h : tr_lo, lane ? tr_hi : h);
         break;
     }
     }
@@ -573,6 +656,66 @@ int crl_sac_update(crl_sac *s, const crl_batch *b, crl_sac_stats *st, crl_err *e
     update_ctx u = {.s = s, .b = b, .eps = s->eps};
     run_phase(&u, PH_APPLY);
     return CRL_OK;
+}
+
+/* ---- behaviour cloning: the actor alone --------------------------------------- */
+
+int crl_sac_bc_compute_grads(crl_sac *s, const crl_batch *b, int loss,
+                             crl_sac_stats *st) {
+    const int B = b->B;
+    update_ctx u = {.s = s, .b = b, .bc = loss + 1};
+    run_phase(&u, PH_BC);
+    run_phase(&u, PH_SUM);
+    double penalty = 0;
+    if (s->hooks.actor_penalty)
+        penalty =
+            s->hooks.actor_penalty(s->hooks.ctx, s->actor->params, s->actor_g, s->na);
+    penalty += u.extra[0] + u.extra[1];
+    const double bc = (u.bc_sum[0] + u.bc_sum[1]) / B;
+    if (st) {
+        memset(st, 0, sizeof *st);
+        st->pi_loss = bc + penalty;
+        st->penalty = penalty;
+        st->logp = loss == CRL_BC_NLL ? -bc : NAN;
+    }
+    int finite = u.finite[0] && u.finite[1];
+    if (s->hooks.actor_penalty) finite = finite && crl_all_finite(s->actor_g, s->na);
+    if (!isfinite(bc) || !isfinite(penalty) || !finite) return CRL_ENAN;
+    return CRL_OK;
+}
+
+int crl_sac_bc_update(crl_sac *s, const crl_batch *b, int loss, crl_sac_stats *st,
+                      crl_err *err) {
+    if (b->B != s->c.batch)
+        return crl_errf(err, CRL_EINVAL, "sac: batch of %d rows, configured %d", b->B,
+                        s->c.batch);
+    if (loss != CRL_BC_NLL && loss != CRL_BC_MSE)
+        return crl_errf(err, CRL_EINVAL, "sac: unknown behaviour-cloning loss %d", loss);
+    /* CSP: the rows' conditioning is drawn as for the SAC actor loss. */
+    if (s->ncond) draw_update_mix(s, b->B);
+    crl_sac_stats local;
+    if (!st) st = &local;
+    int rc = crl_sac_bc_compute_grads(s, b, loss, st);
+    if (rc == CRL_ENAN)
+        return crl_errf(err, CRL_ENAN,
+                        "sac: non-finite behaviour-cloning loss or gradient (loss %g); "
+                        "nothing applied",
+                        st->pi_loss);
+    crl_actor_tally(s->actor, &s->aws[0]);
+    crl_actor_tally(s->actor, &s->aws[1]);
+    crl_adam_tick(&s->opt_actor);
+    update_ctx u = {.s = s, .b = b, .bc = loss + 1};
+    run_phase(&u, PH_BC_APPLY);
+    return CRL_OK;
+}
+
+double crl_sac_bc_flops_per_update(const crl_sac *s) {
+    /* The actor's forward on B rows, its weight gradient and its input
+     * gradient above the first layer: the pi(o) part of the SAC update. */
+    const crl_mlp *m = &s->actor->net;
+    const double B = s->c.batch, Ma = crl_mlp_macs_per_row(m);
+    const double fa = (double)s->c.obs_dim * m->spec.hidden[0];
+    return 2.0 * (B * Ma + B * Ma + B * (Ma - fa));
 }
 
 void crl_sac_reset_optimizers(crl_sac *s) {

@@ -1,7 +1,8 @@
-/* SAC update throughput at the Continual World shape and a small shape.
+/* SAC update throughput at the Continual World shape and a small shape, and
+ * the behaviour-cloning update of offline training (--method bc: only it).
  * Prints `name: value unit` lines: the best one-second window (what the code
  * can do) and the median (what a possibly shared machine gave it). Usage:
- * bench_sac_update [--threads N] [--seconds S] [--method sac|csp|l2m]
+ * bench_sac_update [--threads N] [--seconds S] [--method sac|bc|csp|l2m]
  * [--anchors N] [--pool M]. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,6 +147,18 @@ static double window(learner *L, double len) {
     return n / t;
 }
 
+/* The same for behaviour-cloning updates (crl_sac_bc_update, NLL). */
+static double window_bc(learner *L, double len) {
+    long n = 0;
+    double t0 = crl_now(), t;
+    do {
+        for (int i = 0; i < 10; i++)
+            crl_sac_bc_update(L->s, &L->b, CRL_BC_NLL, NULL, NULL);
+        n += 10;
+    } while ((t = crl_now() - t0) < len);
+    return n / t;
+}
+
 static void sort(double *v, int n) { /* insertion sort, n is small */
     for (int i = 1; i < n; i++)
         for (int k = i; k > 0 && v[k] < v[k - 1]; k--) {
@@ -185,6 +198,28 @@ static double bench_shape(const char *name, int obs, int act, int layers, int hi
     double best = report(name, &L, rates, nw, sgemm);
     learner_free(&L);
     return best;
+}
+
+/* The BC update at the CW shape (4 x 256, batch 128) in one-second windows:
+ * updates/s and the fraction of the sgemm rate measured in the same run
+ * (crl_sac_bc_flops_per_update: the actor's forward, weight gradient and
+ * input gradient). */
+static void bench_bc(double seconds, double sgemm, int lanes) {
+    learner L;
+    learner_make(&L, 39, 4, 4, 256, 128, lanes, 0, 0, 0);
+    for (int i = 0; i < 20; i++) crl_sac_bc_update(L.s, &L.b, CRL_BC_NLL, NULL, NULL);
+    double rates[MAXW];
+    int nw = 0;
+    double t_end = crl_now() + seconds;
+    while (nw < MAXW && (nw < 3 || crl_now() < t_end)) rates[nw++] = window_bc(&L, 1.0);
+    sort(rates, nw);
+    const double ups = rates[nw - 1], flops = crl_sac_bc_flops_per_update(L.s);
+    printf("bc_update_per_s: %.1f updates/s\n", ups);
+    printf("bc_update_per_s_median: %.1f updates/s\n", rates[nw / 2]);
+    printf("bc_update_flops: %.1f MFLOP/update\n", flops / 1e6);
+    printf("bc_update_gflops: %.1f GFLOPS\n", ups * flops / 1e9);
+    printf("bc_update_sgemm_fraction: %.1f %%\n", 100.0 * ups * flops / 1e9 / sgemm);
+    learner_free(&L);
 }
 
 /* A plain learner and a variant at the same shape, in alternating
@@ -274,7 +309,7 @@ int main(int argc, char **argv) {
             pool = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_sac_update [--threads N] [--seconds S] "
-                            "[--method sac|csp|l2m] [--anchors N] [--pool M]\n");
+                            "[--method sac|bc|csp|l2m] [--anchors N] [--pool M]\n");
             return 2;
         }
     }
@@ -284,8 +319,9 @@ int main(int argc, char **argv) {
     const unsigned mflags = m ? m->impl->flags : 0;
     const int is_sub = (mflags & CRL_METHOD_SUBSPACE) != 0,
               is_pool = (mflags & CRL_METHOD_L2M_BASE) != 0;
-    if (strcmp(method, "sac") && !is_sub && !is_pool) {
-        fprintf(stderr, "bench_sac_update: unknown --method '%s' (sac, csp or l2m)\n",
+    const int is_bc = !strcmp(method, "bc");
+    if (strcmp(method, "sac") && !is_bc && !is_sub && !is_pool) {
+        fprintf(stderr, "bench_sac_update: unknown --method '%s' (sac, bc, csp or l2m)\n",
                 method);
         return 2;
     }
@@ -312,6 +348,10 @@ int main(int argc, char **argv) {
     printf("sgemm_128x256x256_%dt: %.1f GFLOPS\n", threads, sg);
     /* crl's way: the update on `threads` lanes of single-threaded BLAS. */
     crl_blas_set_threads(1);
+    if (is_bc) {
+        bench_bc(seconds, sg, threads);
+        return 0;
+    }
     if (is_sub || is_pool) {
         learner plain, var;
         learner_make(&plain, 39, 4, 4, 256, 128, threads, 0, 0, 0);
@@ -358,6 +398,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     bench_shape("cw", 39, 4, 4, 256, 128, seconds, sg, threads);
+    bench_bc(seconds, sg, threads);
     bench_shape("small", 17, 6, 2, 256, 256, seconds, sg, threads);
     if (threads > 1) {
         /* For comparison: one lane, OpenBLAS splitting each GEMM. */

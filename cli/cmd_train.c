@@ -1,4 +1,5 @@
 /* crl train: one SAC run, recorded in the store. */
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@ typedef struct {
     int tty;
     int quiet;
     double last_print;
+    int offline; /* steps are behaviour-cloning updates */
 } progress_ctx;
 
 /* "45s", "12m07s" or "3h05m": whole seconds first, so 719.6 s is 12m00s, not
@@ -72,9 +74,10 @@ static void on_progress(const crl_progress *p, void *vctx) {
     if (isfinite(p->recent_return))
         snprintf(ret, sizeof ret, "return %.1f, success %.2f", p->recent_return,
                  p->recent_success);
-    fprintf(stderr, "%stask %d/%d %s | step %lld/%lld | %.0f steps/s | %s | ETA %s%s",
-            ctx->tty ? "\r\033[K" : "", p->task + 1, p->n_tasks, p->task_name,
-            (long long)p->step, (long long)p->total, p->steps_per_s, ret, eta,
+    const char *unit = ctx->offline ? "update" : "step";
+    fprintf(stderr, "%stask %d/%d %s | %s %lld/%lld | %.0f %ss/s | %s | ETA %s%s",
+            ctx->tty ? "\r\033[K" : "", p->task + 1, p->n_tasks, p->task_name, unit,
+            (long long)p->step, (long long)p->total, p->steps_per_s, unit, ret, eta,
             ctx->tty && !final ? "" : "\n");
     fflush(stderr);
 }
@@ -85,7 +88,7 @@ static void on_progress(const crl_progress *p, void *vctx) {
  * configuration (crl_run_config, whose stored keys the flags are named
  * after), or one of the command's own variables. */
 static int train_defs(opt_def *defs, crl_run_config *r, const char **db, int *quiet,
-                      int64_t *resume) {
+                      int64_t *resume, int64_t *updates) {
     crl_sac_config *s = &r->sac;
     const opt_def tmp[] = {
         {"scenario", OPT_STR, &r->scenario, 0, 0,
@@ -94,6 +97,18 @@ static int train_defs(opt_def *defs, crl_run_config *r, const char **db, int *qu
          "with --scenario: a method (listed below; default the first)", 1},
         {"steps-per-task", OPT_I64, &r->steps_per_task, 1, 1e12,
          "with --scenario: env steps per task", 1},
+        {"offline", OPT_STR, &r->offline, 0, 0,
+         "train offline by behaviour cloning on a dataset file ('crl dataset'); "
+         "evaluation stays online (docs/offline.md)",
+         1},
+        {"updates-per-task", OPT_I64, updates, 1, 1e12,
+         "with --offline: behaviour-cloning updates per task (default 100000); "
+         "--eval-every then counts updates",
+         1},
+        {"bc-loss", OPT_STR, &r->bc_loss, 0, 0,
+         "with --offline: nll (the expert action's negative log-likelihood) or mse "
+         "(on tanh(mean))",
+         1},
         {"l2-coef", OPT_DOUBLE, &r->l2_coef, 0, 1e12, "l2 penalty coefficient", 1},
         {"ewc-coef", OPT_DOUBLE, &r->ewc_coef, 0, 1e12, "ewc penalty coefficient", 1},
         {"packnet-retrain", OPT_DOUBLE, &r->packnet_retrain, 0, 10,
@@ -242,6 +257,18 @@ static int train_continual(crl_run_config *r, const char *db, int64_t resume, in
         fprintf(stderr, "crl train: %s\n", err.msg);
         return 1;
     }
+    /* Offline: the whole dataset is checked before the store is opened
+     * (created): bad data leaves no file and no run behind. */
+    if (!resume && crl_run_config_is_offline(r)) {
+        crl_continual_config oc;
+        if (!(rc = crl_run_config_validate(r, &err)) &&
+            !(rc = crl_run_continual_config(r, &oc, &err)))
+            rc = crl_continual_offline_check(&oc, &err);
+        if (rc) {
+            fprintf(stderr, "crl train: %s\n", err.msg);
+            return 2;
+        }
+    }
     crl_store *store = NULL;
     if ((rc = crl_store_open(db, resume ? 0 : 1, &store, &err))) {
         fprintf(stderr, "crl train: %s\n", err.msg);
@@ -295,7 +322,7 @@ static int train_continual(crl_run_config *r, const char *db, int64_t resume, in
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    progress_ctx pctx = {isatty(2), quiet, 0};
+    progress_ctx pctx = {isatty(2), quiet, 0, crl_run_config_is_offline(r)};
 
     /* One-task methods: one fresh run per scenario position (the
      * forward-transfer references); everything else: one run. */
@@ -432,15 +459,78 @@ static int misplaced_flag(const opt_def *defs, int n, const unsigned char *given
     return 2;
 }
 
+/* --offline: --updates-per-task is the budget (steps_per_task counts
+ * updates), --bc-loss applies, and --env TASK becomes the one-task run of
+ * the first scenario that has TASK (method single). Flags of offline runs
+ * without --offline, and online-only flags with it, are refused. */
+static int offline_flags(const opt_def *defs, int n, const unsigned char *given,
+                         crl_run_config *r, int64_t updates, int64_t resume) {
+    static const char *const OFFLINE_ONLY[] = {"updates-per-task", "bc-loss", NULL};
+    static const char *const ONLINE_ONLY[] = {
+        "steps-per-task", "start-steps", "update-after",
+        "update-every",   "buffer-size", "log-train-episodes",
+        "env-xml",        "steps",       NULL};
+    const int offline = r->offline && *r->offline;
+    const char *f = given_flag(defs, n, given, offline ? ONLINE_ONLY : OFFLINE_ONLY);
+    if (f) {
+        fprintf(
+            stderr,
+            offline ? "crl train: --%s does not apply to an offline run%s\n"
+                    : "crl train: --%s applies only with --offline DATA.db%s\n",
+            f, offline && !strcmp(f, "steps-per-task") ? "; use --updates-per-task" : "");
+        return 2;
+    }
+    if (!offline) return 0;
+    if (resume) {
+        fprintf(stderr,
+                "crl train: --offline does not apply to --resume (the run keeps its "
+                "own dataset)\n");
+        return 2;
+    }
+    r->steps_per_task = updates > 0 ? updates : 100000;
+    /* Stored absolute, so that a resume from another directory finds it. */
+    static char abs_path[PATH_MAX];
+    if (realpath(r->offline, abs_path)) r->offline = abs_path;
+    if (crl_bc_loss_kind(r->bc_loss) < 0) {
+        fprintf(stderr, "crl train: --bc-loss must be nll or mse, got '%s'\n",
+                r->bc_loss);
+        return 2;
+    }
+    if (!r->scenario && given_flag(defs, n, given, (const char *const[]){"env", NULL})) {
+        const crl_scenario *list;
+        const int ns = crl_scenario_list(&list);
+        for (int i = 0; i < ns && !r->scenario; i++)
+            for (int p = 0; p < list[i].n_tasks; p++)
+                if (!strcmp(list[i].tasks[p], r->env)) {
+                    r->scenario = list[i].name;
+                    r->method = "single";
+                    r->single_task = p;
+                    break;
+                }
+        if (!r->scenario) {
+            fprintf(stderr,
+                    "crl train: --offline --env %s: the task is in no scenario (see 'crl "
+                    "scenarios')\n",
+                    r->env);
+            return 2;
+        }
+        r->env = "pendulum"; /* the default: a scenario run names no env */
+    } else if (!r->scenario) {
+        fprintf(stderr, "crl train: --offline needs --scenario NAME or --env TASK\n");
+        return 2;
+    }
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
     crl_run_config r;
     crl_run_config_default(&r);
     r.scenario = NULL;
     const char *db = NULL;
     int quiet = 0;
-    int64_t resume = 0;
+    int64_t resume = 0, updates = 0;
     opt_def defs[TRAIN_MAX_OPTS];
-    const int n = train_defs(defs, &r, &db, &quiet, &resume);
+    const int n = train_defs(defs, &r, &db, &quiet, &resume, &updates);
     const char *usage = "--db FILE [--env TASK | --env-xml FILE] [--steps N] [options]";
     unsigned char given[TRAIN_MAX_OPTS];
     int rc = opts_parse_given("train", defs, n, argc, argv, usage, given);
@@ -455,6 +545,8 @@ int cmd_train(int argc, char **argv) {
         return 2;
     }
 
+    if ((rc = offline_flags(defs, n, given, &r, updates, resume))) return rc;
+
     /* Checked before anything is created (a resumed run's stored value is
      * checked again once restored). */
     if (crl_run_log_train_every(r.log_train) < 0) return bad_log_train(r.log_train);
@@ -462,6 +554,8 @@ int cmd_train(int argc, char **argv) {
     /* A resumed single-env run (method "sac") continues here; every other
      * resume goes through the continual runner, which reports unknown runs. */
     const int env_resume = resume && resumed_env_run(db, resume);
+    for (int i = 0; i < n && r.offline && *r.offline; i++)
+        if (!strcmp(defs[i].name, "env")) given[i] = 0; /* mapped to a scenario */
     if (misplaced_flag(defs, n, given, !env_resume && (resume || r.scenario))) return 2;
     if (env_resume) {
         crl_err err = {0};
@@ -563,7 +657,7 @@ static int train_env(crl_run_config *r, const char *db, int quiet, int64_t resum
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    progress_ctx pctx = {isatty(2), quiet, 0};
+    progress_ctx pctx = {isatty(2), quiet, 0, 0};
     double t0 = crl_now();
     rc = crl_train_run(&c, store, run_id, on_progress, &pctx, &g_stop, &err);
     double wall = crl_now() - t0;

@@ -35,9 +35,15 @@ typedef struct {
     double ewc_coef;        /* CW 1e4 */
     double packnet_retrain; /* retraining updates after a prune, as a fraction of
                                steps_per_task (CW: 100k of 1M = 0.1) */
-    crl_csp_config csp;     /* method csp */
-    crl_l2m_config l2m;     /* method l2m */
-    crl_sac_config sac;     /* obs/act/n_tasks are filled from the scenario */
+    /* Offline (docs/offline.md): the dataset file (dataset.h), NULL for an
+     * online run. Every env step of the online loop becomes one behaviour-
+     * cloning update (crl_sac_bc_update with bc_loss) on a batch of the
+     * task's transitions: steps_per_task and eval_every count updates. */
+    const char *offline;
+    int bc_loss;        /* crl_bc_loss */
+    crl_csp_config csp; /* method csp */
+    crl_l2m_config l2m; /* method l2m */
+    crl_sac_config sac; /* obs/act/n_tasks are filled from the scenario */
     /* l2m: the frozen base (crl_l2m_base_parse of a stored learner); the
      * caller keeps it alive during the call. Resumes and evaluations need
      * it too (for its shape); the parameters then come from the run's own
@@ -59,6 +65,22 @@ void crl_continual_config_default(crl_continual_config *c);
 int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t run_id,
                       int resume, crl_progress_fn progress, void *ctx,
                       volatile sig_atomic_t *stop, crl_err *err);
+
+/* csp's refusal of offline training (one line). */
+#define CRL_OFFLINE_CSP_REFUSAL                                                          \
+    "csp cannot train offline: its task end picks anchors with the critic's scores, "    \
+    "and behaviour cloning trains no critic"
+
+/* "nll" -> CRL_BC_NLL, "mse" -> CRL_BC_MSE, else -1 (NULL: nll). */
+int crl_bc_loss_kind(const char *name);
+
+/* Check an offline configuration against its dataset before anything is
+ * written: the file opens as a dataset, every task the run trains on is in
+ * it, and every episode of those tasks reads back whole with the env's
+ * observation and action sizes (crl_dataset_transitions). The method must
+ * work offline (csp does not). CRL_EINVAL with one line naming what is
+ * wrong (the dataset's own errors are mapped to it). */
+int crl_continual_offline_check(const crl_continual_config *c, crl_err *err);
 
 /* Re-evaluate a continual run's latest checkpoint on scenario position
  * `task` (c must be the run's configuration): `episodes` episodes side by

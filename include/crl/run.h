@@ -46,6 +46,13 @@ typedef struct {
     const char *log_train; /* training episodes kept: "every:N" or "none" */
     int threads;           /* compute threads as resolved for the run */
     double l2_coef, ewc_coef, packnet_retrain;
+    /* Offline (behaviour-cloning) scenario runs, docs/offline.md: the
+     * dataset file (NULL or "": an online run), the loss ("nll" or "mse")
+     * and the file's size in bytes when the run was created. Stored only for
+     * offline runs; steps_per_task then counts updates. */
+    const char *offline;
+    const char *bc_loss;
+    int64_t offline_bytes;
     crl_csp_config csp;
     crl_l2m_config l2m;
     crl_sac_config sac;
@@ -65,6 +72,8 @@ void crl_run_config_default(crl_run_config *c);
 void crl_run_config_free(crl_run_config *c);
 /* 1 for a scenario run, 0 for a single-env run. */
 int crl_run_config_is_scenario(const crl_run_config *c);
+/* 1 for an offline (behaviour-cloning) run. */
+int crl_run_config_is_offline(const crl_run_config *c);
 
 /* The training-episode logging of a log_train value: "every:N" -> N,
  * "none" -> 0, NULL -> the default CRL_LOG_TRAIN_EVERY; -1 if malformed. */
@@ -89,7 +98,8 @@ int crl_run_config_json(crl_store *store, const crl_run_config *c, char **json,
 int crl_run_config_decode(crl_store *store, const char *json, crl_run_config *c,
                           crl_err *err);
 
-/* Validate c and create its run (status running) in store: the runs table's
+/* Validate c and create its run (status running) in store (an offline
+ * run's offline_bytes is the dataset's size now): the runs table's
  * method is the method's label (crl_method_impl.label), "sac" for a
  * single-env run, and its scenario the scenario, env name or MJCF file
  * name. c's single-env obs_dim/act_dim, blas_kernel, crl_version and

@@ -120,6 +120,41 @@ void crl_sac_act(crl_sac *s, int B, const float *obs, int task, int deterministi
  * applied, if a loss or gradient is not finite. */
 int crl_sac_update(crl_sac *s, const crl_batch *b, crl_sac_stats *st, crl_err *err);
 
+/* ---- behaviour cloning (crl train --offline, docs/offline.md) -------------
+ * An update of the ACTOR alone on a batch of expert transitions (obs, act,
+ * task): critics, targets and log-alphas are untouched (nor are their Adam
+ * moments). The loss is the batch mean of
+ *   CRL_BC_NLL  -log pi(a | o): the negative log-likelihood of the expert
+ *               action under the tanh-Gaussian actor, with the action
+ *               clamped to +-(1 - CRL_BC_CLAMP) before atanh; the value
+ *               includes the tanh Jacobian term sum log(1 - a^2), which is
+ *               constant in the parameters;
+ *   CRL_BC_MSE  sum_j (tanh(mu_j) - a_j)^2 on the deterministic action (the
+ *               log-std gets no gradient).
+ * It runs through the same hooks as the SAC actor update: the actor's rows
+ * are routed as update rows with the batch's task (heads, L2M oracle
+ * slices, history windows), the actor's own term (L2M key pull) and
+ * hooks.actor_penalty (l2/ewc) are added, hooks.actor_trainable masks the
+ * Adam step (packnet), and the update rows are tallied (L2M counts). Stats:
+ * pi_loss = BC loss + penalty, penalty, logp = mean log pi(a) (NLL only; NAN
+ * for MSE), the rest 0. No allocation; the same split over two lanes. */
+typedef enum { CRL_BC_NLL = 0, CRL_BC_MSE = 1 } crl_bc_loss;
+/* 1e-3: atanh(1 - 1e-3) = 3.80. Scripted experts often output actions at
+ * the bounds; in float atanh(1) is infinite and atanh(1 - 1e-6) = 7.25 puts
+ * the mean's target where tanh's slope is 4e-6. A 1e-3 margin moves a
+ * saturated action by 0.05% of its range (the env clips at the bounds
+ * anyway) and keeps the targets within 3.8 of the origin, where the
+ * Gaussian's errors on saturated dims do not swamp the others. */
+#define CRL_BC_CLAMP 1e-3
+int crl_sac_bc_update(crl_sac *s, const crl_batch *b, int loss, crl_sac_stats *st,
+                      crl_err *err);
+/* The BC loss and its gradient (crl_sac_grads' actor buffer) without
+ * applying anything, for finite-difference tests. CRL_ENAN if not finite.
+ * CSP learners: set the rows' alphas with crl_sac_update_mix first. */
+int crl_sac_bc_compute_grads(crl_sac *s, const crl_batch *b, int loss, crl_sac_stats *st);
+/* FLOPs of one BC update of a plain actor, for benchmarks. */
+double crl_sac_bc_flops_per_update(const crl_sac *s);
+
 /* Continual World task change: zero the Adam moments of all optimisers. */
 void crl_sac_reset_optimizers(crl_sac *s);
 
