@@ -890,6 +890,52 @@ out:
     return rc;
 }
 
+static int has_v5_decision(const crl_csp_decision_row *d, void *ctx) {
+    if (d->criterion) {
+        *(int *)ctx = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* A csp label that names runs decided before issue 21 (no v5 decision
+ * rows) and runs decided after would pool two decision rules in one row:
+ * when a group has both, its older runs get the label "<label>-pre21" (a
+ * row of their own) and a note says so. Groups of one kind keep their
+ * label, so older databases report as before. */
+static int split_old_csp(crl_store *store, run_key *keys, int n, crl_report *rep,
+                         crl_err *err) {
+    int changed = 0, rc = CRL_OK;
+    for (int g0 = 0, g1; g0 < n && !rc; g0 = g1) {
+        for (g1 = g0 + 1; g1 < n && same_group(&keys[g0], &keys[g1]); g1++) {
+        }
+        const crl_method *m = crl_method_of_label(keys[g0].method);
+        if (!m || !(m->impl->flags & CRL_METHOD_SUBSPACE)) continue;
+        int v5[256], n_new = 0, n_old = 0;
+        if (g1 - g0 > 256) continue;
+        for (int g = g0; g < g1; g++) {
+            v5[g - g0] = 0;
+            crl_store_csp_decisions(store, keys[g].id, has_v5_decision, &v5[g - g0],
+                                    NULL);
+            n_new += v5[g - g0];
+        }
+        n_old = g1 - g0 - n_new;
+        if (!n_new || !n_old) continue;
+        char label[32];
+        snprintf(label, sizeof label, "%s", keys[g0].method);
+        for (int g = g0; g < g1; g++)
+            if (!v5[g - g0])
+                snprintf(keys[g].method, sizeof keys[g].method, "%.24s-pre21", label);
+        rc = add_note(rep, err,
+                      "%s %s: %d run%s decided by the rule before issue 21 reported as "
+                      "%.24s-pre21",
+                      keys[g0].scenario, label, n_old, n_old == 1 ? "" : "s", label);
+        changed = 1;
+    }
+    if (changed && n > 1) qsort(keys, (size_t)n, sizeof *keys, cmp_key);
+    return rc;
+}
+
 int crl_report_build(crl_store *store, const char *scenario, crl_report *out,
                      crl_err *err) {
     if (!out) return crl_errf(err, CRL_EINVAL, "report: NULL output");
@@ -902,6 +948,7 @@ int crl_report_build(crl_store *store, const char *scenario, crl_report *out,
     int n_keys = 0, unfinished = 0, n_single = 0, rc;
     if ((rc = note_unfinished(store, scenario, out, &unfinished, err))) goto out;
     if ((rc = list_finished(store, scenario, &keys, &n_keys, err))) goto out;
+    if ((rc = split_old_csp(store, keys, n_keys, out, err))) goto out;
     for (int g0 = 0, g1; g0 < n_keys; g0 = g1) {
         for (g1 = g0 + 1; g1 < n_keys && same_group(&keys[g0], &keys[g1]); g1++) {
         }
