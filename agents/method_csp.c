@@ -328,6 +328,8 @@ int crl_csp_task_end(crl_csp *m, crl_sac *sac, int task, const crl_replay *rb,
         memset(m->fin + K, 0, sizeof(float) * K);
         return CRL_OK;
     }
+    if (rb->size < 1)
+        return crl_errf(err, CRL_EINVAL, "csp: no transitions to score alphas on");
     if (batch->cap < 1 || batch->cap > crl_sac_get_config(sac)->batch)
         return crl_errf(err, CRL_EINVAL, "csp: scoring batch of %d rows", batch->cap);
     /* Everything random in the decision comes from (seed): the candidate
