@@ -431,6 +431,18 @@ static void csp_label(const char *name, const crl_csp_config *csp,
     snprintf(buf, n, "%s%s", name, csp->prior_alphas ? "-prior" : "");
 }
 
+/* Does the task report success (manipulation; pretrain tasks are
+ * manipulation too)? Then success decides its grow-or-prune. */
+static int reports_success(const char *name) {
+    const crl_env_entry *list;
+    int n = crl_env_list(&list);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(list[i].name, name))
+            return !strcmp(list[i].group, "manipulation") ||
+                   !strcmp(list[i].group, "pretrain");
+    return 0;
+}
+
 static int csp_configure(cstate *st, crl_err *err) {
     /* Room for one anchor per task; the critics read that many alpha
      * columns. */
@@ -439,6 +451,18 @@ static int csp_configure(cstate *st, crl_err *err) {
     st->sc.csp_anchors = st->n;
     int rc = crl_csp_init(&st->csp, &st->c->csp, st->n, st->n, err);
     if (!rc) st->has_csp = 1;
+    /* The decision's rollouts come out of every later task's budget: refuse
+     * a budget they do not fit before anything trains. */
+    for (int k = 1; !rc && k < st->n; k++) {
+        int64_t need = crl_csp_validation_budget(
+            &st->csp, 2, crl_env_max_steps(st->specs[k]), reports_success(st->names[k]));
+        if (need >= st->c->steps_per_task)
+            rc = crl_errf(err, CRL_EINVAL,
+                          "csp: the validation rollouts of task %d (%s) take %lld env "
+                          "steps, more than steps-per-task; lower csp-rollouts or "
+                          "csp-val-steps",
+                          k + 1, st->names[k], (long long)need);
+    }
     return rc;
 }
 
@@ -450,18 +474,6 @@ static int csp_task_start(cstate *st, int k, int64_t t, crl_err *err) {
     if (t != 0) return CRL_OK;
     return crl_csp_task_start(&st->csp, st->sac, k,
                               st->c->seed + 104729u * (uint64_t)(k + 1), err);
-}
-
-/* Does the task report success (manipulation; pretrain tasks are
- * manipulation too)? Then success decides its grow-or-prune. */
-static int reports_success(const char *name) {
-    const crl_env_entry *list;
-    int n = crl_env_list(&list);
-    for (int i = 0; i < n; i++)
-        if (!strcmp(list[i].name, name))
-            return !strcmp(list[i].group, "manipulation") ||
-                   !strcmp(list[i].group, "pretrain");
-    return 0;
 }
 
 /* The grow-or-prune rollouts are counted in the task's steps. */

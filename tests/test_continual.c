@@ -358,6 +358,10 @@ START_TEST(test_csp_run) {
     ck_assert_int_eq(RUN("report", "--db", db), 0);
     /* crl eval restores the subspace and the alpha table. */
     ck_assert_int_eq(RUN("eval", "--db", db, "--run", "1", "--episodes", "2"), 0);
+    /* The default rollouts (10 per finalist of 200 steps on t1) do not fit
+     * 900 steps per task: refused before anything trains. */
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "csp", SMALL), 2);
+    ck_assert_int_eq(q("SELECT count(*) FROM tasks WHERE run_id = 2"), 0);
 }
 END_TEST
 
