@@ -634,7 +634,7 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
         if (reserve >= budget) {
             rc = crl_errf(err, CRL_EINVAL,
                           "csp: the validation rollouts take %lld env steps, more than "
-                          "steps-per-task; lower csp-candidates or csp-val-steps",
+                          "steps-per-task; lower csp-rollouts or csp-val-steps",
                           (long long)reserve);
             goto out;
         }

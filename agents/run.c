@@ -49,6 +49,11 @@ static const key_def KEYS[] = {
     {"csp-val-steps", K_INT, F(csp.val_steps), 0, 1e9},
     {"csp-epsilon", K_DOUBLE, F(csp.epsilon), 0, 1e6},
     {"csp-prior-alphas", K_INT, F(csp.prior_alphas), 0, 1},
+    {"csp-q-batches", K_INT, F(csp.q_batches), 1, 1e6},
+    {"csp-shortlist", K_INT, F(csp.shortlist), 1, 1e6},
+    {"csp-rollouts", K_INT, F(csp.rollouts), 0, 1e6},
+    {"csp-criterion", K_STR, F(csp.criterion), 0, 0},
+    {"csp-check", K_INT, F(csp.check), 0, 1e6},
     {"modulator", K_STR, F(l2m.modulator), 0, 0},
     {"l2m-pool", K_INT, F(l2m.pool), 1, 4096},
     {"l2m-rank", K_INT, F(l2m.rank), 1, 4096},
@@ -100,9 +105,19 @@ static const key_def KEYS[] = {
 static const struct {
     const char *key, *old;
 } ADDED[] = {
-    {"l2m-router", "l2m"},  {"l2m-weights", "live"}, {"l2m-collect", "train"},
-    {"l2m-history", "1"},   {"l2m-hold", "0"},       {"l2m-soft-k", "2"},
+    {"l2m-router", "l2m"},
+    {"l2m-weights", "live"},
+    {"l2m-collect", "train"},
+    {"l2m-history", "1"},
+    {"l2m-hold", "0"},
+    {"l2m-soft-k", "2"},
     {"l2m-soft-temp", "1"},
+    /* issue 21 (crl_csp_config_old) */
+    {"csp-q-batches", "1"},
+    {"csp-shortlist", "16"},
+    {"csp-rollouts", "1"},
+    {"csp-criterion", "return"},
+    {"csp-check", "0"},
 };
 
 static int is_old_value(const crl_kv *e) {
@@ -340,6 +355,7 @@ int crl_run_config_decode(crl_store *store, const char *json, crl_run_config *c,
     /* A configuration stored before the routing keys existed routes as it
      * did then; the keys it has overwrite these. */
     crl_l2m_config_old_routing(&c->l2m);
+    crl_csp_config_old(&c->csp);
     decode_ctx x = {c, 0, err, CRL_OK};
     int rc = decode_json(store, json, &x);
     if (rc) crl_run_config_free(c);
@@ -394,6 +410,12 @@ int crl_run_config_validate(const crl_run_config *c, crl_err *err) {
         if ((m->impl->flags & CRL_METHOD_L2M_BASE) && crl_l2m_kind(c->l2m.modulator) < 0)
             return crl_errf(err, CRL_EINVAL, "modulator must be lora or ia3, got '%s'",
                             c->l2m.modulator ? c->l2m.modulator : "");
+        if ((m->impl->flags & CRL_METHOD_SUBSPACE) &&
+            (!c->csp.criterion ||
+             (strcmp(c->csp.criterion, "auto") && strcmp(c->csp.criterion, "return"))))
+            return crl_errf(err, CRL_EINVAL,
+                            "csp-criterion must be auto or return, got '%s'",
+                            c->csp.criterion ? c->csp.criterion : "");
         if (m->impl->flags & CRL_METHOD_L2M_BASE) {
             int rrc = crl_l2m_check_routing(&c->l2m, err);
             if (rrc) return rrc;
@@ -527,6 +549,7 @@ int crl_run_config_load(crl_store *store, int64_t run_id, crl_run_config *c, cha
     /* A configuration stored before the routing keys existed routes as it
      * did then; the keys it has overwrite these. */
     crl_l2m_config_old_routing(&c->l2m);
+    crl_csp_config_old(&c->csp);
     decode_ctx x = {c, 0, err, CRL_OK};
     rc = decode_json(store, json, &x);
     free(json);

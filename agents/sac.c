@@ -56,7 +56,7 @@ struct crl_sac {
     crl_rng rng;     /* update noise and nothing else */
     crl_rng act_rng; /* exploration noise */
     crl_sac_hooks hooks;
-    float *mix_u; /* 2B x K: conditioning of the pi(o) rows, then the pi(o2) rows */
+    float *mix_u; /* 2B x K: conditioning of the pi(o) rows (B; scoring: any rows) */
 };
 
 void crl_sac_config_default(crl_sac_config *c, int obs_dim, int act_dim, int n_tasks) {
@@ -416,11 +416,14 @@ static void phase(void *vctx, int lane) {
             cat_rows(B, O, A, K, b->obs, s->pi, s->mix_u, s->xq + (size_t)B * Q);
             for (int i = 0; i < B; i++) s->heads2[i] = s->heads2[B + i] = b->task[i];
         } else { /* pi(o2) and the target input rows */
-            const float *o2 = actor_fwd_b(s, 2, b, 1, 0, B, s->mix_u + (size_t)B * K);
+            /* CSP: a target row uses its transition's own alpha (b->mix), so
+             * Q(s, a, alpha) is regressed toward the value of the same policy
+             * alpha, not of a freshly drawn one. */
+            const float *m2 = K ? b->mix : NULL;
+            const float *o2 = actor_fwd_b(s, 2, b, 1, 0, B, m2);
             crl_tgauss_forward(B, A, o2, u->eps + (size_t)B * A, s->pi + (size_t)B * A,
                                s->logp + B);
-            cat_rows(B, O, A, K, b->obs2, s->pi + (size_t)B * A, s->mix_u + (size_t)B * K,
-                     s->xt);
+            cat_rows(B, O, A, K, b->obs2, s->pi + (size_t)B * A, m2, s->xt);
         }
         break;
     case PH_CRITIC_FWD:
@@ -639,7 +642,7 @@ int crl_sac_update(crl_sac *s, const crl_batch *b, crl_sac_stats *st, crl_err *e
             "sac: the actor needs %d conditioning (alpha) columns, batch has %d",
             s->ncond, b->mix_dim);
     for (int i = 0; i < 2 * b->B * A; i++) s->eps[i] = (float)crl_rng_normal(&s->rng);
-    if (s->ncond) draw_update_mix(s, 2 * b->B);
+    if (s->ncond) draw_update_mix(s, b->B); /* the pi(o) rows; targets use b->mix */
     crl_sac_stats local;
     if (!st) st = &local;
     int rc = crl_sac_compute_grads(s, b, s->eps, st);

@@ -542,11 +542,13 @@ static int l2m_note(crl_store *store, const run_key *keys, int g0, int g1,
     return rc;
 }
 
-/* The decisions of one csp run, summed up. */
+/* The decisions of one csp run, summed up; v5 rows (with a criterion) also
+ * fill the structured record. */
 typedef struct {
-    int n, last_anchors;
+    int n, last_anchors, n_v5;
     char kept[512];
     size_t len;
+    crl_report_csp rec;
 } csp_sum;
 
 static int add_decision(const crl_csp_decision_row *d, void *ctx) {
@@ -556,17 +558,37 @@ static int add_decision(const crl_csp_decision_row *d, void *ctx) {
     if (d->kept && d->task_idx > 0 && c->len < sizeof c->kept)
         c->len += (size_t)snprintf(c->kept + c->len, sizeof c->kept - c->len, "%s%d",
                                    c->len ? "," : "", d->task_idx);
+    crl_report_csp *r = &c->rec;
+    if (d->criterion) c->n_v5++;
+    if (r->n_tasks < CRL_REPORT_CSP_TASKS) {
+        int i = r->n_tasks++;
+        r->pos[i] = d->task_idx;
+        r->anchors[i] = d->n_anchors;
+        r->kept[i] = d->kept;
+        snprintf(r->criterion[i], sizeof r->criterion[i], "%s",
+                 d->criterion && d->rollouts > 0 ? d->criterion : "");
+        r->check_kept[i] = d->check_kept;
+        if (d->check_kept >= 0) {
+            r->n_checked++;
+            r->n_agree += d->check_kept == d->kept;
+        }
+        if (!isnan(d->wall_s)) r->decision_s += d->wall_s;
+    }
     return 0;
 }
 
 /* csp groups: a note per run with the anchors it ended with (table
  * csp_decisions), the tasks, which tasks kept their new anchor, and the
- * growth factor of the model (last / first "model/params"). */
+ * growth factor of the model (last / first "model/params"); for runs
+ * decided by the rule of issue 21 also the anchors per task, what decided,
+ * the decision accuracy against the check and the decisions' share of the
+ * run's wall time (and a crl_report_csp record for the JSON). */
 static int csp_note(crl_store *store, const run_key *keys, const run_data *runs, int g0,
                     int g1, crl_report *rep, crl_err *err) {
     int rc = CRL_OK;
     for (int g = g0; g < g1 && !rc; g++) {
-        csp_sum c = {0};
+        csp_sum c;
+        memset(&c, 0, sizeof c);
         if (crl_store_csp_decisions(store, keys[g].id, add_decision, &c, NULL) || !c.n)
             continue;
         /* As SQL divides: NULL (shown "?") for a missing value, a zero divisor
@@ -578,12 +600,45 @@ static int csp_note(crl_store *store, const run_key *keys, const run_data *runs,
             double q = isnan(first) || isnan(lastp) || first == 0 ? NAN : lastp / first;
             if (!isnan(q)) snprintf(growth, sizeof growth, "%.2f", q);
         }
+        char more[900] = "";
+        if (c.n_v5) {
+            crl_report_csp *r = &c.rec;
+            r->run_id = keys[g].id;
+            snprintf(r->scenario, sizeof r->scenario, "%s", keys[g].scenario);
+            snprintf(r->method, sizeof r->method, "%s", keys[g].method);
+            r->seed = keys[g].seed;
+            r->accuracy = r->n_checked ? (double)r->n_agree / r->n_checked : NAN;
+            r->decision_share =
+                isfinite(d->wall) && d->wall > 0 ? r->decision_s / d->wall : NAN;
+            char per[300] = "", acc[96] = "no check (--csp-check)", share[48] = "?";
+            int by_s = 0, by_r = 0;
+            size_t len = 0;
+            for (int i = 0; i < r->n_tasks && len < sizeof per; i++) {
+                len += (size_t)snprintf(per + len, sizeof per - len, "%s%d", i ? "," : "",
+                                        r->anchors[i]);
+                by_s += !strcmp(r->criterion[i], "success");
+                by_r += !strcmp(r->criterion[i], "return");
+            }
+            if (r->n_checked)
+                snprintf(acc, sizeof acc, "%d/%d (%.2f) against the check", r->n_agree,
+                         r->n_checked, r->accuracy);
+            if (!isnan(r->decision_share))
+                snprintf(share, sizeof share, "%.1f%%", 100.0 * r->decision_share);
+            snprintf(more, sizeof more,
+                     "; anchors per task %s; decided on success %d, on return %d; "
+                     "decision accuracy %s; decisions %.1f s (%s of the run)",
+                     per, by_s, by_r, acc, r->decision_s, share);
+            crl_report_csp *cs = realloc(rep->csp, (size_t)(rep->n_csp + 1) * sizeof *cs);
+            if (!cs) return crl_errf(err, CRL_ENOMEM, "report: out of memory");
+            rep->csp = cs;
+            cs[rep->n_csp++] = *r;
+        }
         rc = add_note(rep, err,
                       "csp run %lld (%s, seed %llu): %d anchors after %d tasks "
-                      "(new anchor kept on tasks: %s), growth factor %s",
+                      "(new anchor kept on tasks: %s), growth factor %s%s",
                       (long long)keys[g].id, keys[g].scenario,
                       (unsigned long long)keys[g].seed, c.last_anchors, c.n,
-                      c.len ? c.kept : "none", growth);
+                      c.len ? c.kept : "none", growth, more);
     }
     return rc;
 }
@@ -835,6 +890,52 @@ out:
     return rc;
 }
 
+static int has_v5_decision(const crl_csp_decision_row *d, void *ctx) {
+    if (d->criterion) {
+        *(int *)ctx = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* A csp label that names runs decided before issue 21 (no v5 decision
+ * rows) and runs decided after would pool two decision rules in one row:
+ * when a group has both, its older runs get the label "<label>-pre21" (a
+ * row of their own) and a note says so. Groups of one kind keep their
+ * label, so older databases report as before. */
+static int split_old_csp(crl_store *store, run_key *keys, int n, crl_report *rep,
+                         crl_err *err) {
+    int changed = 0, rc = CRL_OK;
+    for (int g0 = 0, g1; g0 < n && !rc; g0 = g1) {
+        for (g1 = g0 + 1; g1 < n && same_group(&keys[g0], &keys[g1]); g1++) {
+        }
+        const crl_method *m = crl_method_of_label(keys[g0].method);
+        if (!m || !(m->impl->flags & CRL_METHOD_SUBSPACE)) continue;
+        int v5[256], n_new = 0, n_old = 0;
+        if (g1 - g0 > 256) continue;
+        for (int g = g0; g < g1; g++) {
+            v5[g - g0] = 0;
+            crl_store_csp_decisions(store, keys[g].id, has_v5_decision, &v5[g - g0],
+                                    NULL);
+            n_new += v5[g - g0];
+        }
+        n_old = g1 - g0 - n_new;
+        if (!n_new || !n_old) continue;
+        char label[32];
+        snprintf(label, sizeof label, "%s", keys[g0].method);
+        for (int g = g0; g < g1; g++)
+            if (!v5[g - g0])
+                snprintf(keys[g].method, sizeof keys[g].method, "%.24s-pre21", label);
+        rc = add_note(rep, err,
+                      "%s %s: %d run%s decided by the rule before issue 21 reported as "
+                      "%.24s-pre21",
+                      keys[g0].scenario, label, n_old, n_old == 1 ? "" : "s", label);
+        changed = 1;
+    }
+    if (changed && n > 1) qsort(keys, (size_t)n, sizeof *keys, cmp_key);
+    return rc;
+}
+
 int crl_report_build(crl_store *store, const char *scenario, crl_report *out,
                      crl_err *err) {
     if (!out) return crl_errf(err, CRL_EINVAL, "report: NULL output");
@@ -847,6 +948,7 @@ int crl_report_build(crl_store *store, const char *scenario, crl_report *out,
     int n_keys = 0, unfinished = 0, n_single = 0, rc;
     if ((rc = note_unfinished(store, scenario, out, &unfinished, err))) goto out;
     if ((rc = list_finished(store, scenario, &keys, &n_keys, err))) goto out;
+    if ((rc = split_old_csp(store, keys, n_keys, out, err))) goto out;
     for (int g0 = 0, g1; g0 < n_keys; g0 = g1) {
         for (g1 = g0 + 1; g1 < n_keys && same_group(&keys[g0], &keys[g1]); g1++) {
         }
@@ -893,6 +995,7 @@ void crl_report_free(crl_report *r) {
     free(r->notes);
     free(r->rows);
     free(r->l2m);
+    free(r->csp);
     memset(r, 0, sizeof *r);
 }
 
@@ -1156,13 +1259,56 @@ static int json_l2m(crl_json_doc *doc, const crl_report *r, crl_err *err) {
     return rc;
 }
 
+/* "csp": one object per run decided by the rule of issue 21 (absent when
+ * no run was, so that older stores report as before). */
+static int json_csp(crl_json_doc *doc, const crl_report *r, crl_err *err) {
+    int rc = CRL_OK;
+    for (int i = 0; rc == CRL_OK && i < r->n_csp; i++) {
+        const crl_report_csp *c = &r->csp[i];
+        crl_json_member tasks[CRL_REPORT_CSP_TASKS], t[CRL_REPORT_CSP_TASKS][5];
+        char keys[CRL_REPORT_CSP_TASKS][16];
+        for (int k = 0; k < c->n_tasks; k++) {
+            snprintf(keys[k], sizeof keys[k], "%d", c->pos[k]);
+            t[k][0] = json_int("task", c->pos[k]);
+            t[k][1] = json_int("anchors", c->anchors[k]);
+            t[k][2] = json_int("kept", c->kept[k]);
+            t[k][3] = json_str_or_null("criterion", c->criterion[k]);
+            t[k][4] = c->check_kept[k] >= 0
+                          ? json_int("check_kept", c->check_kept[k])
+                          : (crl_json_member){.key = "check_kept", .type = CRL_JSON_NULL};
+            tasks[k] = (crl_json_member){
+                .key = keys[k], .type = CRL_JSON_OBJECT, .members = t[k], .n_members = 5};
+        }
+        crl_json_member m[] = {
+            json_int("run_id", c->run_id),
+            json_str_or_null("scenario", c->scenario),
+            json_str_or_null("method", c->method),
+            json_int("seed", (int64_t)c->seed),
+            (crl_json_member){.key = "decisions",
+                              .type = CRL_JSON_OBJECT,
+                              .members = tasks,
+                              .n_members = c->n_tasks},
+            json_int("checked", c->n_checked),
+            json_num("decision_accuracy", c->accuracy),
+            json_num("decision_s", c->decision_s),
+            json_num("decision_share", c->decision_share),
+        };
+        crl_json_member obj = {.type = CRL_JSON_OBJECT,
+                               .members = m,
+                               .n_members = (int)(sizeof m / sizeof m[0])};
+        rc = crl_json_doc_append(doc, "$.csp", &obj, err);
+    }
+    return rc;
+}
+
 static int format_json(const crl_report *r, FILE *f, crl_err *err) {
     crl_json_doc *doc = NULL;
     /* The "l2m" array only when a run has its metrics (older stores report
      * byte for byte as before). */
-    int rc = crl_json_doc_create(r->n_l2m > 0 ? "{\"rows\":[],\"notes\":[],\"l2m\":[]}"
-                                              : "{\"rows\":[],\"notes\":[]}",
-                                 &doc, err);
+    char skel[64];
+    snprintf(skel, sizeof skel, "{\"rows\":[],\"notes\":[]%s%s}",
+             r->n_l2m > 0 ? ",\"l2m\":[]" : "", r->n_csp > 0 ? ",\"csp\":[]" : "");
+    int rc = crl_json_doc_create(skel, &doc, err);
     for (int i = 0; rc == CRL_OK && i < r->n_rows; i++) {
         const crl_report_row *w = &r->rows[i];
         crl_json_member ci[3][3];
@@ -1199,6 +1345,7 @@ static int format_json(const crl_report *r, FILE *f, crl_err *err) {
         rc = crl_json_doc_append(doc, "$.notes", &note, err);
     }
     if (rc == CRL_OK && r->n_l2m > 0) rc = json_l2m(doc, r, err);
+    if (rc == CRL_OK && r->n_csp > 0) rc = json_csp(doc, r, err);
     if (rc == CRL_OK) fprintf(f, "%s\n", crl_json_doc_text(doc));
     crl_json_doc_free(doc);
     if (rc && err && strncmp(err->msg, "report: ", 8)) {

@@ -324,7 +324,9 @@ int crl_store_csp_decisions(crl_store *s, int64_t run_id,
     int ret = crl_store_prepare(
         s,
         "SELECT run_id, task_idx, step, kept, best_new, best_old, n_anchors,"
-        " alpha FROM csp_decisions WHERE run_id = ?1 ORDER BY task_idx",
+        " alpha, criterion, rollouts, new_success, old_success, q_new, q_old,"
+        " check_kept, check_new, check_old, wall_s"
+        " FROM csp_decisions WHERE run_id = ?1 ORDER BY task_idx",
         &st, "cannot read csp decisions", err);
     if (ret) return ret;
     int rc = sqlite3_bind_int64(st, 1, run_id), rows = 0;
@@ -340,6 +342,18 @@ int crl_store_csp_decisions(crl_store *s, int64_t run_id,
             .best_old = crl_store_column_real(st, 5),
             .n_anchors = sqlite3_column_int(st, 6),
             .alpha_json = (const char *)sqlite3_column_text(st, 7),
+            .criterion = (const char *)sqlite3_column_text(st, 8),
+            .rollouts = sqlite3_column_int(st, 9),
+            .new_success = crl_store_column_real(st, 10),
+            .old_success = crl_store_column_real(st, 11),
+            .q_new = crl_store_column_real(st, 12),
+            .q_old = crl_store_column_real(st, 13),
+            .check_kept = sqlite3_column_type(st, 14) == SQLITE_NULL
+                              ? -1
+                              : sqlite3_column_int(st, 14),
+            .check_new = crl_store_column_real(st, 15),
+            .check_old = crl_store_column_real(st, 16),
+            .wall_s = crl_store_column_real(st, 17),
         };
         if (!d.alpha_json) d.alpha_json = "[]";
         if (cb(&d, ctx)) rc = SQLITE_DONE;

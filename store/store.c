@@ -134,6 +134,23 @@ static const char *const MIGRATIONS[] = {
     "  alpha     TEXT NOT NULL,\n"
     "  PRIMARY KEY (run_id, task_idx)\n"
     ");\n",
+    /* 4 -> 5: how CSP decided (issue 21, docs/csp.md): the deciding
+     * criterion, the rollouts per finalist, the finalists' mean success and
+     * mean Q, the decision a check on more episodes makes, the decision's
+     * wall time. NULL in rows of decisions made before. */
+    "ALTER TABLE csp_decisions ADD COLUMN criterion TEXT"
+    " CHECK (criterion IS NULL OR criterion IN ('success','return'));\n"
+    "ALTER TABLE csp_decisions ADD COLUMN rollouts INTEGER"
+    " CHECK (rollouts IS NULL OR rollouts >= 1);\n"
+    "ALTER TABLE csp_decisions ADD COLUMN new_success REAL;\n"
+    "ALTER TABLE csp_decisions ADD COLUMN old_success REAL;\n"
+    "ALTER TABLE csp_decisions ADD COLUMN q_new REAL;\n"
+    "ALTER TABLE csp_decisions ADD COLUMN q_old REAL;\n"
+    "ALTER TABLE csp_decisions ADD COLUMN check_kept INTEGER"
+    " CHECK (check_kept IS NULL OR check_kept IN (0,1));\n"
+    "ALTER TABLE csp_decisions ADD COLUMN check_new REAL;\n"
+    "ALTER TABLE csp_decisions ADD COLUMN check_old REAL;\n"
+    "ALTER TABLE csp_decisions ADD COLUMN wall_s REAL;\n",
 };
 _Static_assert(sizeof MIGRATIONS / sizeof MIGRATIONS[0] == CRL_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -189,8 +206,10 @@ static const char *const SQL[ST__COUNT] = {
     [ST_TASK_END] = "UPDATE tasks SET end_step = ?3 WHERE run_id = ?1 AND idx = ?2",
     [ST_CSP_DECISION] =
         "INSERT OR REPLACE INTO csp_decisions (run_id, task_idx, step, kept,"
-        " best_new, best_old, n_anchors, alpha)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        " best_new, best_old, n_anchors, alpha, criterion, rollouts, new_success,"
+        " old_success, q_new, q_old, check_kept, check_new, check_old, wall_s)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+        " ?16, ?17, ?18)",
     [ST_METRIC] = "INSERT INTO metrics (run_id, step, key, value) VALUES (?1, ?2, ?3, ?4)"
                   " ON CONFLICT (run_id, key, step) DO UPDATE SET value = excluded.value",
     [ST_EVAL] =
@@ -1004,7 +1023,9 @@ int crl_store_metric(crl_store *s, int64_t run_id, int64_t step, const char *key
 
 int crl_store_csp_decision(crl_store *s, const crl_csp_row *row, crl_err *err) {
     if (!s || !row || row->task_idx < 0 || row->step < 0 || row->n_anchors < 1 ||
-        row->n_alpha < 1 || row->n_alpha > 1024 || !row->alpha)
+        row->n_alpha < 1 || row->n_alpha > 1024 || !row->alpha ||
+        (row->criterion && strcmp(row->criterion, "success") &&
+         strcmp(row->criterion, "return")))
         return crl_errf(err, CRL_EINVAL, "crl_store_csp_decision: bad argument");
     char json[1024 * 18 + 4];
     size_t off = 0;
@@ -1028,6 +1049,23 @@ int crl_store_csp_decision(crl_store *s, const crl_csp_row *row, crl_err *err) {
         if (rc == SQLITE_OK) rc = sqlite3_bind_double(st, 6, row->best_old);
         if (rc == SQLITE_OK) rc = sqlite3_bind_int(st, 7, row->n_anchors);
         if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 8, json, -1, SQLITE_TRANSIENT);
+        /* v5: NULL for a decision made the old way (no criterion). */
+        const int v5 = row->criterion != NULL;
+        if (rc == SQLITE_OK)
+            rc = v5 ? sqlite3_bind_text(st, 9, row->criterion, -1, SQLITE_TRANSIENT)
+                    : sqlite3_bind_null(st, 9);
+        if (rc == SQLITE_OK)
+            rc = v5 && row->rollouts > 0 ? sqlite3_bind_int(st, 10, row->rollouts)
+                                         : sqlite3_bind_null(st, 10);
+        const double reals[] = {
+            row->new_success, row->old_success, row->q_new, row->q_old, NAN,
+            row->check_new,   row->check_old,   row->wall_s};
+        for (int i = 0; i < 8 && rc == SQLITE_OK; i++)
+            rc = i == 4 ? (v5 && row->check_kept >= 0
+                               ? sqlite3_bind_int(st, 15, row->check_kept ? 1 : 0)
+                               : sqlite3_bind_null(st, 15))
+                 : v5   ? sqlite3_bind_double(st, 11 + i, reals[i]) /* NaN: NULL */
+                        : sqlite3_bind_null(st, 11 + i);
         ret = rc == SQLITE_OK
                   ? step_write(s, st, row->run_id, err, "cannot insert csp decision")
                   : fail(s, err, rc, "cannot bind csp decision");

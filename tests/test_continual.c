@@ -313,9 +313,9 @@ END_TEST
  * rollouts are counted inside each task's steps. */
 START_TEST(test_csp_run) {
     setup();
-    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "csp",
-                         "--csp-candidates", "4", "--csp-val-steps", "50", "--csp-scored",
-                         "64", SMALL),
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "csp", "--csp-rollouts",
+                         "2", "--csp-val-steps", "50", "--csp-scored", "64",
+                         "--csp-q-batches", "4", "--csp-check", "1", SMALL),
                      0);
     ck_assert_int_eq(q("SELECT count(*) FROM runs WHERE status = 'finished'"), 1);
     ck_assert_int_eq(q("SELECT count(*) FROM evals"), 27);
@@ -326,11 +326,19 @@ START_TEST(test_csp_run) {
     ck_assert_int_eq(
         q("SELECT kept * 10 + n_anchors FROM csp_decisions WHERE task_idx = 0"), 11);
     ck_assert_int_eq(q("SELECT alpha = '[1]' FROM csp_decisions WHERE task_idx = 0"), 1);
-    /* Later tasks: 2 new candidates and 1 old (the single point [1, 0]) of 50
-     * steps each; anchors grow by one exactly when kept. */
+    /* Later tasks: 2 rollouts of each finalist, 50 steps each (the check's
+     * rollouts are outside the budget); anchors grow by one exactly when
+     * kept. t1 is manipulation: success decides (returns on a tie). */
     ck_assert_int_eq(q("SELECT count(*) FROM metrics WHERE key = 'csp/validation_steps' "
-                       "AND value = 150"),
+                       "AND value = 200"),
                      2);
+    ck_assert_int_eq(q("SELECT count(*) FROM csp_decisions WHERE task_idx > 0 AND "
+                       "criterion IN ('success', 'return') AND rollouts = 2 AND "
+                       "check_kept IS NOT NULL AND wall_s >= 0 AND q_new IS NOT NULL "
+                       "AND new_success BETWEEN 0 AND 1"),
+                     2);
+    ck_assert_int_eq(q("SELECT count(*) FROM metrics WHERE key = 'csp/decision_s'"), 3);
+    ck_assert_int_eq(q("SELECT method = 'csp' FROM runs"), 1); /* the paper's rule */
     ck_assert_int_eq(q("SELECT count(*) FROM csp_decisions a JOIN csp_decisions b "
                        "ON b.task_idx = a.task_idx + 1 "
                        "WHERE b.n_anchors <> a.n_anchors + b.kept"),
@@ -350,6 +358,10 @@ START_TEST(test_csp_run) {
     ck_assert_int_eq(RUN("report", "--db", db), 0);
     /* crl eval restores the subspace and the alpha table. */
     ck_assert_int_eq(RUN("eval", "--db", db, "--run", "1", "--episodes", "2"), 0);
+    /* The default rollouts (10 per finalist of 200 steps on t1) do not fit
+     * 900 steps per task: refused before anything trains. */
+    ck_assert_int_eq(RUN("train", "--scenario", "t1", "--method", "csp", SMALL), 2);
+    ck_assert_int_eq(q("SELECT count(*) FROM tasks WHERE run_id = 2"), 0);
 }
 END_TEST
 

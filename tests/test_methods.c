@@ -811,100 +811,6 @@ START_TEST(test_packnet_sac_no_forgetting) {
 }
 END_TEST
 
-/* ---- csp: the grow-or-prune decision with a scripted rollout ---------------- */
-
-/* Return of a validation rollout: 100 for exactly [1, 0, 0] (task 0's
- * policy, which solves the repeated task), 50 for any alpha that uses the
- * new anchor 2, 1 otherwise; on task 1, 10 x the weight of anchor 1. */
-typedef struct {
-    int task;
-    int calls;
-} script;
-
-static double scripted_rollout(void *ctx, const float *mix, int max_steps,
-                               int64_t *steps) {
-    script *sc = ctx;
-    sc->calls++;
-    *steps += max_steps;
-    if (sc->task == 1) return 10.0 * mix[1];
-    if (mix[0] == 1.0f && mix[1] == 0.0f && mix[2] == 0.0f) return 100.0;
-    return mix[2] > 0.0f ? 50.0 : 1.0;
-}
-
-/* Task 2 repeats task 0. The critic-ranked Dirichlet samples of the old
- * subspace never hit the corner [1, 0, 0] exactly, so the paper's rule keeps
- * a new anchor (50 > 1); with prior_alphas the stored alpha of task 0 is a
- * candidate too, wins (100 > 50 + margin), and the new anchor is pruned. */
-static int csp_three_tasks(int prior, crl_csp_decision *d2, float *alpha2,
-                           int64_t *budget2) {
-    crl_sac_config c;
-    crl_sac_config_default(&c, 3, 1, 3);
-    c.hidden = 8;
-    c.layers = 1;
-    c.batch = 4;
-    c.csp_anchors = 3;
-    crl_sac *s = NULL;
-    crl_err err = {0};
-    ck_assert_int_eq(crl_sac_create(&c, 5, &s, &err), CRL_OK);
-    crl_csp_config cc;
-    crl_csp_config_default(&cc);
-    ck_assert_int_eq(cc.prior_alphas, 1); /* the default */
-    cc.prior_alphas = prior;
-    cc.n_scored = 32;
-    cc.n_candidates = 2;
-    cc.val_steps = 10;
-    crl_csp m;
-    ck_assert_int_eq(crl_csp_init(&m, &cc, 3, 3, &err), CRL_OK);
-    crl_rng rng;
-    crl_rng_seed(&rng, 9);
-    float obs[4 * 3];
-    for (int i = 0; i < 12; i++) obs[i] = (float)crl_rng_normal(&rng);
-    script sc = {0, 0};
-    crl_csp_decision d;
-    for (int t = 0; t < 3; t++) {
-        sc.task = t;
-        ck_assert_int_eq(crl_csp_task_start(&m, s, t, 11 + t, &err), CRL_OK);
-        if (t == 2)
-            *budget2 =
-                crl_csp_validation_budget(&m, crl_sac_subspace(s)->n_anchors, 1000);
-        sc.calls = 0;
-        ck_assert_int_eq(
-            crl_csp_task_end(&m, s, t, &rng, obs, 4, scripted_rollout, &sc, &d, &err),
-            CRL_OK);
-        if (t == 1) ck_assert_int_eq(d.kept, 1); /* 10 alpha_1 > 0 = [1, 0] */
-        ck_assert_int_eq(d.val_steps, 10 * sc.calls);
-    }
-    *d2 = d;
-    memcpy(alpha2, m.table + 2 * 3, 3 * sizeof(float));
-    int calls = sc.calls;
-    crl_csp_free(&m);
-    crl_sac_free(s);
-    return calls;
-}
-
-START_TEST(test_csp_prior_alphas) {
-    crl_csp_decision d;
-    float a[3];
-    int64_t budget;
-    /* The paper's rule: 1 new + 1 old candidate. */
-    int calls = csp_three_tasks(0, &d, a, &budget);
-    ck_assert_int_eq(calls, 2);
-    ck_assert_int_eq(budget, 2 * 10);
-    ck_assert_int_eq(d.kept, 1);
-    ck_assert_int_eq(d.n_anchors, 3);
-    ck_assert(d.best_old == 1.0 && d.best_new == 50.0);
-    ck_assert(a[2] > 0.0f);
-    /* With the stored alphas of tasks 0 and 1 as candidates too. */
-    calls = csp_three_tasks(1, &d, a, &budget);
-    ck_assert_int_eq(calls, 4);
-    ck_assert_int_eq(budget, 4 * 10);
-    ck_assert_int_eq(d.kept, 0);
-    ck_assert_int_eq(d.n_anchors, 2);
-    ck_assert(d.best_old == 100.0 && d.best_new == 50.0);
-    ck_assert(a[0] == 1.0f && a[1] == 0.0f && a[2] == 0.0f);
-}
-END_TEST
-
 static Suite *suite(void) {
     Suite *s = suite_create("methods");
     TCase *tc = tcase_create("core");
@@ -918,7 +824,6 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_packnet_prune_fractions);
     tcase_add_test(tc, test_packnet_view_rule);
     tcase_add_test(tc, test_packnet_sac_no_forgetting);
-    tcase_add_test(tc, test_csp_prior_alphas);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -155,7 +155,7 @@ static int count_rows(const char *db, const char *sql) {
 static int train_interrupted_csp(const char *db) {
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
-             "exec %s train --db %s --scenario t1 --method csp --csp-candidates 2 "
+             "exec %s train --db %s --scenario t1 --method csp --csp-rollouts 2 "
              "--csp-val-steps 20 --csp-scored 16 --steps-per-task 6000 " TRAIN_SMALL
              " >/dev/null 2>&1",
              bin(), db);
@@ -197,7 +197,7 @@ static void train_runs(void) {
             r == R_CSPMID ? train_interrupted_csp(g_db[r])
             : r == R_CSP  ? sh(out, sizeof out,
                                "%s train --db %s --scenario t1 --method csp --seed 2 "
-                                "--csp-candidates 2 --csp-val-steps 20 --csp-scored 16 "
+                                "--csp-rollouts 2 --csp-val-steps 20 --csp-scored 16 "
                                 "--csp-epsilon 0 --steps-per-task 300 " TRAIN_SMALL,
                                bin(), g_db[r])
             : r == R_L2M

@@ -961,11 +961,92 @@ START_TEST(test_l2m_routing_new) {
 }
 END_TEST
 
+/* CSP runs decided by the rule of issue 21 (v5 decision rows): the note
+ * lists the anchors per task, what decided, the decision accuracy against
+ * the check and the decisions' share of the wall time, and the JSON has
+ * them under "csp"; a run decided the old way in the same group gets a row
+ * of its own ("csp-pre21") instead of being pooled. */
+static void csp_rows(crl_store *s, int64_t id, int v5) {
+    crl_err e = {0};
+    const float a0[1] = {1}, a1[2] = {0.5f, 0.5f}, a2[2] = {0, 1};
+    const float *al[3] = {a0, a1, a2};
+    const int anchors[3] = {1, 2, 2}, kept[3] = {1, 1, 0}, check[3] = {-1, 1, 1};
+    const char *crit[3] = {"success", "success", "return"};
+    for (int t = 0; t < 3; t++) {
+        crl_csp_row r = {.run_id = id,
+                         .task_idx = t,
+                         .step = 30 * (t + 1),
+                         .kept = kept[t],
+                         .best_new = t ? 1.0 : NAN,
+                         .best_old = t ? 2.0 : NAN,
+                         .n_anchors = anchors[t],
+                         .alpha = al[t],
+                         .n_alpha = anchors[t]};
+        if (v5) {
+            r.criterion = crit[t];
+            r.rollouts = t ? 10 : 0;
+            r.new_success = r.old_success = t ? 0.5 : NAN;
+            r.q_new = r.q_old = NAN;
+            r.check_kept = check[t];
+            r.check_new = r.check_old = NAN;
+            r.wall_s = 2.5 * t; /* 0 + 2.5 + 5 = 7.5 s */
+        }
+        ck_assert_msg(crl_store_csp_decision(s, &r, &e) == CRL_OK, "%s", e.msg);
+    }
+}
+
+START_TEST(test_csp_v5_note) {
+    setup();
+    crl_store *s = open_db(1);
+    const double p[3] = {1000, 2000, 2000};
+    double c1[27];
+    stair(c1, 3, 3, (const double[]){.5, .5, .5});
+    int64_t a = add_run(s, "csp", "t1", 1, 30, 10, c1, 0, p, 150);
+    int64_t b = add_run(s, "csp", "t1", 2, 30, 10, c1, 0, p, 300);
+    csp_rows(s, a, 1);
+    csp_rows(s, b, 0);
+    crl_store_close(s);
+    crl_report r = build(NULL);
+    ck_assert_int_eq(r.n_rows, 2);
+    ck_assert_int_eq(find_row(&r, "t1", "csp", 30)->n_seeds, 1);
+    ck_assert_int_eq(find_row(&r, "t1", "csp-pre21", 30)->n_seeds, 1);
+    ck_assert(has_note(&r, "t1 csp: 1 run decided by the rule before issue 21 reported "
+                           "as csp-pre21"));
+    ck_assert(has_note(&r, "anchors per task 1,2,2; decided on success 1, on return 1; "
+                           "decision accuracy 1/2 (0.50) against the check; decisions "
+                           "7.5 s (5.0% of the run)"));
+    /* The old run keeps the old note. */
+    ck_assert(has_note(&r, "csp run 2 (t1, seed 2): 2 anchors after 3 tasks (new anchor "
+                           "kept on tasks: 1), growth factor 2.00"));
+    ck_assert_int_eq(r.n_csp, 1);
+    ck_assert(r.csp[0].run_id == a && r.csp[0].n_tasks == 3);
+    ck_assert(r.csp[0].anchors[1] == 2 && r.csp[0].kept[2] == 0);
+    ck_assert_str_eq(r.csp[0].criterion[0], ""); /* task 1: nothing decided */
+    ck_assert_str_eq(r.csp[0].criterion[2], "return");
+    ck_assert_double_eq_tol(r.csp[0].accuracy, 0.5, 1e-12);
+    ck_assert_double_eq_tol(r.csp[0].decision_s, 7.5, 1e-12);
+    ck_assert_double_eq_tol(r.csp[0].decision_share, 0.05, 1e-12);
+    crl_report_free(&r);
+    char *json = report_json();
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
+    ck_assert_double_eq_tol(json_num(db, json, "$.csp[0].decision_accuracy"), 0.5, 1e-12);
+    ck_assert_double_eq_tol(json_num(db, json, "$.csp[0].decisions.\"1\".anchors"), 2,
+                            1e-12);
+    ck_assert_double_eq_tol(json_num(db, json, "$.csp[0].decisions.\"2\".check_kept"), 1,
+                            1e-12);
+    ck_assert_double_eq_tol(json_num(db, json, "$.csp[0].decision_share"), 0.05, 1e-12);
+    sqlite3_close(db);
+    free(json);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("report");
     TCase *tc = tcase_create("report");
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_add_test(tc, test_manip_numbers);
+    tcase_add_test(tc, test_csp_v5_note);
     tcase_add_test(tc, test_l2m_note);
     tcase_add_test(tc, test_ft_notes_and_pooling);
     tcase_add_test(tc, test_locomotion);

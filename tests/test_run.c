@@ -60,6 +60,21 @@ START_TEST(test_registry_lists_every_method) {
     /* Labels of variants name their method; the reference is one method. */
     ck_assert_str_eq(crl_method_of_label("l2m-oracle-ia3")->name, "l2m");
     ck_assert_str_eq(crl_method_of_label("csp-paper")->name, "csp");
+    ck_assert_str_eq(crl_method_of_label("csp-prior")->name, "csp");
+    /* csp is the paper's rule; the prior-alphas variant has its own label. */
+    {
+        const crl_method *csp = crl_method_find("csp");
+        crl_csp_config cc;
+        crl_csp_config_default(&cc);
+        crl_l2m_config lc = {0};
+        char lab[96];
+        ck_assert_int_eq(cc.prior_alphas, 0);
+        csp->impl->label("csp", &cc, &lc, lab, sizeof lab);
+        ck_assert_str_eq(lab, "csp");
+        cc.prior_alphas = 1;
+        csp->impl->label("csp", &cc, &lc, lab, sizeof lab);
+        ck_assert_str_eq(lab, "csp-prior");
+    }
     ck_assert_ptr_null(crl_method_of_label("l2mx"));
     /* Each l2m routing gets its own label, the reference routing the plain
      * name: a report must not pool two routers into one row. */

@@ -461,12 +461,36 @@ START_TEST(test_csp_decisions) {
     crl_store *s = open_store(path, 1);
     int64_t id = new_run(s, "csp", 1);
     const float a0[1] = {1.0f}, a1[2] = {0.25f, 0.75f}, a1b[1] = {1.0f};
-    crl_csp_row r0 = {id, 0, 1000, 1, NAN, NAN, 1, a0, 1};
-    crl_csp_row r1 = {id, 1, 2000, 1, 5.5, -3.25, 2, a1, 2};
+    crl_csp_row r0 = {.run_id = id,
+                      .task_idx = 0,
+                      .step = 1000,
+                      .kept = 1,
+                      .best_new = NAN,
+                      .best_old = NAN,
+                      .n_anchors = 1,
+                      .alpha = a0,
+                      .n_alpha = 1};
+    crl_csp_row r1 = {.run_id = id,
+                      .task_idx = 1,
+                      .step = 2000,
+                      .kept = 1,
+                      .best_new = 5.5,
+                      .best_old = -3.25,
+                      .n_anchors = 2,
+                      .alpha = a1,
+                      .n_alpha = 2};
     OK(crl_store_csp_decision(s, &r0, &e));
     OK(crl_store_csp_decision(s, &r1, &e));
     /* Written again for the same task (a resumed run): replaced. */
-    crl_csp_row r1b = {id, 1, 2000, 0, 1.0, 2.0, 1, a1b, 1};
+    crl_csp_row r1b = {.run_id = id,
+                       .task_idx = 1,
+                       .step = 2000,
+                       .kept = 0,
+                       .best_new = 1.0,
+                       .best_old = 2.0,
+                       .n_anchors = 1,
+                       .alpha = a1b,
+                       .n_alpha = 1};
     OK(crl_store_csp_decision(s, &r1b, &e));
     OK(crl_store_csp_decision(s, &r1, &e));
     crl_csp_row bad = r1;
@@ -1608,6 +1632,7 @@ typedef struct {
     int n;
     crl_csp_decision_row row[4];
     char alpha[4][64];
+    char crit[4][16];
 } csp_rows;
 
 static int take_csp(const crl_csp_decision_row *d, void *ctx) {
@@ -1616,6 +1641,9 @@ static int take_csp(const crl_csp_decision_row *d, void *ctx) {
         c->row[c->n] = *d;
         snprintf(c->alpha[c->n], sizeof c->alpha[c->n], "%s", d->alpha_json);
         c->row[c->n].alpha_json = NULL;
+        snprintf(c->crit[c->n], sizeof c->crit[c->n], "%s",
+                 d->criterion ? d->criterion : "(null)");
+        c->row[c->n].criterion = NULL;
     }
     c->n++;
     return 0;
@@ -1626,8 +1654,24 @@ START_TEST(test_typed_csp_decisions) {
     crl_store *s = open_store(tpath("typed_csp.db"), 1);
     int64_t id = new_run(s, "csp", 1), none = new_run(s, "csp", 2);
     const float a0[1] = {1.0f}, a1[2] = {0.25f, 0.75f};
-    crl_csp_row r1 = {id, 1, 2000, 1, 5.5, -3.25, 2, a1, 2};
-    crl_csp_row r0 = {id, 0, 1000, 0, NAN, NAN, 1, a0, 1};
+    crl_csp_row r1 = {.run_id = id,
+                      .task_idx = 1,
+                      .step = 2000,
+                      .kept = 1,
+                      .best_new = 5.5,
+                      .best_old = -3.25,
+                      .n_anchors = 2,
+                      .alpha = a1,
+                      .n_alpha = 2};
+    crl_csp_row r0 = {.run_id = id,
+                      .task_idx = 0,
+                      .step = 1000,
+                      .kept = 0,
+                      .best_new = NAN,
+                      .best_old = NAN,
+                      .n_anchors = 1,
+                      .alpha = a0,
+                      .n_alpha = 1};
     OK(crl_store_csp_decision(s, &r1, &e)); /* task 1 first: read back in task order */
     OK(crl_store_csp_decision(s, &r0, &e));
     csp_rows c = {0};
@@ -1641,6 +1685,43 @@ START_TEST(test_typed_csp_decisions) {
     ck_assert(d1->task_idx == 1 && d1->step == 2000 && d1->kept == 1 &&
               d1->n_anchors == 2 && d1->best_new == 5.5 && d1->best_old == -3.25);
     ck_assert_str_eq(c.alpha[1], "[0.25,0.75]");
+    /* Rows without a criterion (the old decision) read back v5 as NULL. */
+    ck_assert_str_eq(c.crit[0], "(null)");
+    ck_assert(d1->rollouts == 0 && d1->check_kept == -1 && isnan(d1->new_success) &&
+              isnan(d1->q_old) && isnan(d1->wall_s) && isnan(d1->check_new));
+    /* A v5 row: every field round-trips (NaN check scores as NULL). */
+    const float a2[2] = {0.0f, 1.0f};
+    crl_csp_row r2 = {.run_id = id,
+                      .task_idx = 2,
+                      .step = 3000,
+                      .kept = 0,
+                      .best_new = 7.5,
+                      .best_old = 8.5,
+                      .n_anchors = 2,
+                      .alpha = a2,
+                      .n_alpha = 2,
+                      .criterion = "success",
+                      .rollouts = 10,
+                      .new_success = 0.3,
+                      .old_success = 0.6,
+                      .q_new = -1.5,
+                      .q_old = 2.25,
+                      .check_kept = 1,
+                      .check_new = 0.75,
+                      .check_old = NAN,
+                      .wall_s = 4.5};
+    OK(crl_store_csp_decision(s, &r2, &e));
+    csp_rows c2 = {0};
+    OK(crl_store_csp_decisions(s, id, take_csp, &c2, &e));
+    ck_assert_int_eq(c2.n, 3);
+    const crl_csp_decision_row *d2 = &c2.row[2];
+    ck_assert_str_eq(c2.crit[2], "success");
+    ck_assert_str_eq(c2.crit[1], "(null)");
+    ck_assert(d2->rollouts == 10 && d2->new_success == 0.3 && d2->old_success == 0.6 &&
+              d2->q_new == -1.5 && d2->q_old == 2.25 && d2->check_kept == 1 &&
+              d2->check_new == 0.75 && isnan(d2->check_old) && d2->wall_s == 4.5);
+    r2.criterion = "bogus";
+    FAILS(CRL_EINVAL, crl_store_csp_decision(s, &r2, &e));
     csp_rows z = {0};
     OK(crl_store_csp_decisions(s, none, take_csp, &z, &e));
     ck_assert_int_eq(z.n, 0);

@@ -180,24 +180,43 @@ int crl_packnet_load(crl_packnet *p, const void *blob, size_t n, crl_err *err);
  * method's side: the alpha of every finished task, the alpha used for data
  * collection, and the grow-or-prune decision at a task end. */
 
-#define CRL_CSP_MAX_K        64 /* tasks (anchors) a CSP run can have */
-#define CRL_CSP_REPEAT_ALPHA 25 /* env steps between collection alpha draws */
-#define CRL_CSP_SCORED       4096
-#define CRL_CSP_CANDIDATES   20
-#define CRL_CSP_EPSILON      0.1
+#define CRL_CSP_MAX_K            64 /* tasks (anchors) a CSP run can have */
+#define CRL_CSP_REPEAT_ALPHA     25 /* env steps between collection alpha draws */
+#define CRL_CSP_SCORED           4096
+#define CRL_CSP_CANDIDATES       20
+#define CRL_CSP_EPSILON          0.1
+#define CRL_CSP_Q_BATCHES        64 /* replay batches the shortlist's Q is averaged over */
+#define CRL_CSP_SHORTLIST        16 /* best-screened alphas per subspace re-scored */
+#define CRL_CSP_ROLLOUTS_SUCCESS 10 /* rollouts per finalist, success criterion */
+#define CRL_CSP_ROLLOUTS_RETURN  3  /* rollouts per finalist, return criterion */
+
+/* What decides grow-or-prune: "auto" (success on tasks that report it,
+ * i.e. manipulation; return on locomotion and control) or "return". */
+enum { CRL_CSP_BY_RETURN = 0, CRL_CSP_BY_SUCCESS = 1 };
 
 typedef struct {
-    int repeat_alpha; /* redraw the collection alpha every this many steps */
-    int peaked;       /* new-subspace draws: 0 flat Dirichlet(1..1), 1 peaked */
-    int n_scored;     /* alphas scored by the critic per subspace */
-    int n_candidates; /* candidates rolled out: half new, half old */
-    int val_steps;    /* env steps per validation rollout, 0 = one episode */
-    double epsilon;   /* keep the new anchor iff best_new > best_old + eps |best_old| */
-    int prior_alphas; /* 1: also roll out the stored alphas of earlier tasks as
-                         old-subspace candidates (crl's adaptation, docs/csp.md) */
+    int repeat_alpha;      /* redraw the collection alpha every this many steps */
+    int peaked;            /* new-subspace draws: 0 flat Dirichlet(1..1), 1 peaked */
+    int n_scored;          /* alphas screened by the critic per subspace (one batch) */
+    int n_candidates;      /* runs made before issue 21 only: candidates rolled out */
+    int val_steps;         /* env steps per validation rollout, 0 = one episode */
+    double epsilon;        /* keep iff new > old + eps |old| (on the deciding score) */
+    int prior_alphas;      /* 1: also score the stored alphas of earlier tasks as
+                              old-subspace candidates (crl's variant, label csp-prior) */
+    int q_batches;         /* replay batches the shortlist's mean Q is averaged over */
+    int shortlist;         /* best-screened alphas per subspace that are re-scored */
+    int rollouts;          /* deterministic rollouts per finalist; 0: auto (10 when
+                              success decides, 3 when returns do) */
+    const char *criterion; /* "auto" or "return" */
+    int check;             /* > 0: also roll each finalist out this many more times
+                              on other seeds (outside the budget) and record the
+                              decision that check makes (decision accuracy) */
 } crl_csp_config;
 
 void crl_csp_config_default(crl_csp_config *c);
+/* What a stored configuration without the keys of issue 21 means: one Q
+ * batch, one rollout per finalist, returns decide, no check. */
+void crl_csp_config_old(crl_csp_config *c);
 
 typedef struct {
     crl_csp_config c;
@@ -207,25 +226,51 @@ typedef struct {
     float *cur;       /* K: the collection alpha now */
     int64_t since;    /* env steps since cur was drawn */
     int64_t episodes; /* collection episodes so far in the task (even: new half) */
-    float *scratch;   /* scoring: 2 x n_scored x K alphas, scores, order */
-    double *scores;
-    int *order;
+    float *scratch;   /* screening: n_scored x K alphas */
+    double *scores;   /* their scores (n_scored), then the candidates' */
+    float *cand;      /* max_cand x K: one subspace's candidates */
+    int max_cand;     /* shortlist + K + 1 + n_tasks */
+    float *fin;       /* 2 x K: the new and the old finalist */
 } crl_csp;
 
 typedef struct {
-    int task;          /* scenario-local task index */
-    int kept;          /* 1: the new anchor stays; 0: pruned */
-    double best_new;   /* best validation return in the new subspace */
-    double best_old;   /* best in the old one (NAN on the first task) */
-    int n_anchors;     /* after the decision */
-    int64_t val_steps; /* env steps the rollouts took */
+    int task;        /* scenario-local task index */
+    int kept;        /* 1: the new anchor stays; 0: pruned */
+    int criterion;   /* CRL_CSP_BY_SUCCESS or CRL_CSP_BY_RETURN: what decided */
+    int rollouts;    /* per finalist (0 on the first task) */
+    double best_new; /* mean validation return of the new finalist (NAN: task 1) */
+    double best_old; /* ... of the old finalist */
+    double new_success, old_success; /* mean success of the finalists' rollouts */
+    double q_new, q_old;             /* the finalists' mean Q over q_batches */
+    int check_kept;                  /* the check's decision, -1 without a check */
+    double check_new, check_old;     /* the check's deciding scores (NAN: none) */
+    int n_anchors;                   /* after the decision */
+    int64_t val_steps;               /* env steps the (budgeted) rollouts took */
+    float *alpha_new, *alpha_old;    /* K: the finalists (inside crl_csp) */
 } crl_csp_decision;
 
 /* Rollout callback of the decision: one deterministic episode (at most
- * max_steps env steps) of the learner acting with alpha `mix`; returns its
- * return and adds the env steps taken to *steps. */
-typedef double (*crl_csp_rollout_fn)(void *ctx, const float *mix, int max_steps,
-                                     int64_t *steps);
+ * max_steps env steps, 0 = a whole episode) of the learner acting with
+ * alpha `mix` from the env seed `seed`; returns its return, sets *success
+ * (success at any step) and adds the env steps taken to *steps. */
+typedef double (*crl_csp_rollout_fn)(void *ctx, const float *mix, uint64_t seed,
+                                     int max_steps, int64_t *steps, int *success);
+
+/* The environment seed of validation rollout r of the decision seeded
+ * `seed`: both finalists roll out from the same R seeds; the check uses
+ * r = R, R + 1, ... */
+uint64_t crl_csp_rollout_seed(uint64_t seed, int r);
+
+/* The keep rule on one score: new > old + eps |old| (for positive scores
+ * the spec's new > (1 + eps) old; for negative ones the same margin, a
+ * fraction eps of the old score's size). */
+int crl_csp_beats(double new_score, double old_score, double eps);
+
+/* The decision on finalists' means: with criterion CRL_CSP_BY_SUCCESS the
+ * success rates decide unless they are equal, then the returns do; with
+ * CRL_CSP_BY_RETURN the returns decide. *by: what decided. */
+int crl_csp_keep(int criterion, double new_success, double old_success, double new_return,
+                 double old_return, double eps, int *by);
 
 int crl_csp_init(crl_csp *m, const crl_csp_config *c, int K, int n_tasks, crl_err *err);
 void crl_csp_free(crl_csp *m);
@@ -244,19 +289,38 @@ const float *crl_csp_collect(crl_csp *m, crl_sac *sac, crl_rng *rng, int episode
 /* The alpha that evaluates task j now (K floats): its stored alpha, or the
  * centre of the current subspace for a task without one. */
 void crl_csp_eval_mix(const crl_csp *m, const crl_sac *sac, int task, float *out);
-/* Task end: score n_scored alphas of each subspace with the critic on the
- * states obs (B rows), roll out the best n_candidates / 2 of each (and, with
- * prior_alphas, every distinct stored alpha of an earlier task as an old
- * candidate), and keep or prune the new anchor by the epsilon rule; store
- * the task's alpha. On the first task there is nothing to decide: alpha =
- * [1]. */
-int crl_csp_task_end(crl_csp *m, crl_sac *sac, int task, crl_rng *rng, const float *obs,
-                     int B, crl_csp_rollout_fn rollout, void *ctx, crl_csp_decision *d,
+/* Task end, grow or prune (docs/csp.md). For each subspace (the new one,
+ * then the old one with 0 on the newest anchor): screen n_scored Dirichlet
+ * alphas on one replay batch, keep the best `shortlist` and add the
+ * subspace's midpoint and corners (with prior_alphas, the old subspace also
+ * gets every distinct stored alpha), score those by Q1 averaged over
+ * q_batches replay batches (the same batches for every alpha), and take the
+ * best as the subspace's finalist. Roll each finalist out R times from the
+ * seeds crl_csp_rollout_seed(seed, 0..R-1) and keep or prune by
+ * crl_csp_keep. Batches come from rb through `batch` (B = batch->cap rows,
+ * its mix column ignored); the candidate draws and the batch sampling use a
+ * generator seeded from (seed, task), so the decision is a function of the
+ * learner, the buffer and seed. `success` says whether the task reports
+ * success (criterion "auto"). On the first task there is nothing to
+ * decide: alpha = [1]. */
+int crl_csp_task_end(crl_csp *m, crl_sac *sac, int task, const crl_replay *rb,
+                     crl_batch *batch, uint64_t seed, int success,
+                     crl_csp_rollout_fn rollout, void *ctx, crl_csp_decision *d,
                      crl_err *err);
+/* Mean of Q1(s, pi_det(s, alpha), alpha) over n_batches replay batches
+ * (mean over each batch's rows, then over batches) for each of n_mix
+ * alphas (K floats each), batches drawn from rb with rng into batch.
+ * scores: n_mix. */
+int crl_csp_q_average(crl_sac *sac, int task, const crl_replay *rb, crl_batch *batch,
+                      crl_rng *rng, int n_batches, int n_mix, const float *mixes,
+                      double *scores, crl_err *err);
+/* Rollouts per finalist for a task (config rollouts, or its auto value). */
+int crl_csp_rollouts(const crl_csp_config *c, int success);
 /* Env steps the decision of a task with n_anchors (after the add) takes at
- * most, given the episode length: the rollouts are counted inside the task's
- * budget. */
-int64_t crl_csp_validation_budget(const crl_csp *m, int n_anchors, int episode_len);
+ * most, given the episode length and whether the task reports success: the
+ * rollouts are counted inside the task's budget (the check's are not). */
+int64_t crl_csp_validation_budget(const crl_csp *m, int n_anchors, int episode_len,
+                                  int success);
 int crl_csp_save(const crl_csp *m, void **blob, size_t *n, crl_err *err);
 int crl_csp_load(crl_csp *m, const void *blob, size_t n, crl_err *err);
 

@@ -64,6 +64,27 @@ typedef struct {
     double ceiling, ceiling_n;         /* last "l2m/ceiling", "l2m/ceiling_n"; NaN */
 } crl_report_l2m;
 
+/* The grow-or-prune decisions of one CSP run made with the rule of issue
+ * 21 (csp_decisions rows with a criterion; older runs have none and keep
+ * their old note). docs/csp.md, docs/report.md. */
+#define CRL_REPORT_CSP_TASKS 64
+typedef struct {
+    int64_t run_id;
+    char scenario[64];
+    char method[32];
+    uint64_t seed;
+    int n_tasks;                             /* decisions, <= CSP_TASKS */
+    int pos[CRL_REPORT_CSP_TASKS];           /* scenario position of each */
+    int anchors[CRL_REPORT_CSP_TASKS];       /* anchors after each decision */
+    int kept[CRL_REPORT_CSP_TASKS];          /* 1: the new anchor stayed */
+    char criterion[CRL_REPORT_CSP_TASKS][8]; /* "success", "return"; "" task 1 */
+    int check_kept[CRL_REPORT_CSP_TASKS];    /* the check's decision; -1 none */
+    int n_checked, n_agree;                  /* decisions with a check, agreeing */
+    double accuracy;                         /* n_agree / n_checked; NaN if none */
+    double decision_s;                       /* wall time of all decisions */
+    double decision_share;                   /* of the run's wall time; NaN */
+} crl_report_csp;
+
 /* Below this separability ceiling the report says that the base embedding
  * cannot tell the tasks apart. */
 #define CRL_REPORT_CEILING_LOW 0.9
@@ -76,6 +97,8 @@ typedef struct {
     char **notes; /* footnotes: runs ignored or skipped, and why */
     int n_l2m;
     crl_report_l2m *l2m; /* in the rows' order, then by run id */
+    int n_csp;
+    crl_report_csp *csp; /* in the rows' order, then by run id */
 } crl_report;
 
 /* Build the report of every finished run in store, or only of scenario when
@@ -99,7 +122,8 @@ int crl_report_format_parse(const char *name, crl_report_format *fmt, crl_err *e
  * CSV: RFC 4180, one header line, one line per row, empty field for NaN;
  *      report notes are not in it (the CLI prints them to stderr).
  * JSON: {"rows": [...], "notes": [...]} built with SQLite's JSON functions,
- *      plus "l2m": [...] (one object per crl_report_l2m) when n_l2m > 0;
+ *      plus "l2m": [...] (one object per crl_report_l2m) when n_l2m > 0
+ *      and "csp": [...] (one per crl_report_csp) when n_csp > 0;
  *      NaN is null. Field names in docs/report.md. */
 int crl_report_format_text(const crl_report *r, crl_report_format fmt, char **text,
                            crl_err *err);

@@ -92,8 +92,9 @@ typedef struct {
     /* Actor entries that Adam may change (0 = frozen), or NULL. */
     const uint8_t *actor_trainable;
     /* CSP: fill rows x K alphas (zero beyond the n anchors in use) for the
-     * update's pi(o) rows [0,B) and pi(o2) rows [B,2B), drawing from rng.
-     * NULL: flat Dirichlet over the n anchors. */
+     * update's pi(o) rows [0,B), drawing from rng (the target's pi(o2) rows
+     * use each transition's own alpha, the batch's mix column). NULL: flat
+     * Dirichlet over the n anchors. */
     void (*draw_mix)(void *ctx, crl_rng *rng, int rows, int n, float *mix);
 } crl_sac_hooks;
 
@@ -195,8 +196,10 @@ void crl_sac_subspace_changed(crl_sac *s);
 /* The alpha (K floats, zero beyond n) crl_sac_act uses from now on. */
 void crl_sac_set_act_mix(crl_sac *s, const float *mix);
 const float *crl_sac_act_mix(const crl_sac *s);
-/* The update's alphas (2B x K): drawn by crl_sac_update; tests that call
- * crl_sac_compute_grads directly set them here. NULL for a plain learner. */
+/* The update's alphas of the pi(o) rows (B x K; room for 2B): drawn by
+ * crl_sac_update; tests that call crl_sac_compute_grads directly set them
+ * here. The target rows read the batch's mix instead. NULL for a plain
+ * learner. */
 float *crl_sac_update_mix(crl_sac *s);
 /* New critics (fresh initialisation from seed, targets = critics, zeroed
  * critic moments): CSP builds a new critic at every task. */

@@ -18,7 +18,7 @@ extern "C" {
 #endif
 
 #define CRL_STORE_APP_ID         0x43524C31 /* "CRL1" */
-#define CRL_STORE_SCHEMA_VERSION 4
+#define CRL_STORE_SCHEMA_VERSION 5
 
 typedef struct crl_store crl_store;
 
@@ -77,16 +77,25 @@ int crl_store_eval(crl_store *s, const crl_eval_row *row, crl_err *err);
 
 /* CSP's decision at the end of task task_idx (table csp_decisions; a row
  * written again for the same task, e.g. after a resume, replaces it). alpha:
- * the n_alpha weights the task keeps, stored as a JSON array. */
+ * the n_alpha weights the task keeps, stored as a JSON array. The fields
+ * from criterion on are schema v5 (docs/schema.md); criterion NULL stores
+ * them all as NULL (a decision made the old way). */
 typedef struct {
     int64_t run_id;
     int task_idx;
     int64_t step;
     int kept;
-    double best_new, best_old; /* NaN is stored as NULL */
+    double best_new, best_old; /* mean validation returns; NaN is stored as NULL */
     int n_anchors;
     const float *alpha;
     int n_alpha;
+    const char *criterion;           /* "success" or "return": what decided */
+    int rollouts;                    /* per finalist */
+    double new_success, old_success; /* mean success of the finalists' rollouts */
+    double q_new, q_old;             /* the finalists' mean Q */
+    int check_kept;                  /* the check's decision; -1: no check (NULL) */
+    double check_new, check_old;     /* the check's deciding scores */
+    double wall_s;                   /* the decision's wall time */
 } crl_csp_row;
 int crl_store_csp_decision(crl_store *s, const crl_csp_row *row, crl_err *err);
 
@@ -272,6 +281,13 @@ typedef struct {
     double best_new, best_old; /* NaN when NULL */
     int n_anchors;
     const char *alpha_json; /* the kept weights as stored, a JSON array */
+    /* Schema v5 (NULL in rows of older decisions: criterion NULL, rollouts
+     * 0, check_kept -1, the reals NaN). */
+    const char *criterion;
+    int rollouts;
+    double new_success, old_success, q_new, q_old;
+    int check_kept;
+    double check_new, check_old, wall_s;
 } crl_csp_decision_row;
 /* The CSP decisions of run_id in task order. */
 int crl_store_csp_decisions(crl_store *s, int64_t run_id,
