@@ -82,7 +82,7 @@ static void on_progress(const crl_progress *p, void *vctx) {
     fflush(stderr);
 }
 
-#define TRAIN_MAX_OPTS 80
+#define TRAIN_MAX_OPTS 96
 
 /* The flag table of `crl train`: each flag sets a field of the run's
  * configuration (crl_run_config, whose stored keys the flags are named

@@ -1,13 +1,14 @@
 /* getopt_long over a descriptor table. */
 #include "cli/opts.h"
 
+#include <stdio.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_OPTS 64
+#define MAX_OPTS 128
 
 static int parse_value(const char *cmd, const opt_def *d, const char *arg) {
     char *end = NULL;
@@ -126,7 +127,13 @@ int opts_parse(const char *cmd, const opt_def *defs, int n, int argc, char **arg
 int opts_parse_given(const char *cmd, const opt_def *defs, int n, int argc, char **argv,
                      const char *usage, unsigned char *given) {
     struct option lo[MAX_OPTS + 2];
-    if (n > MAX_OPTS) n = MAX_OPTS;
+    if (n > MAX_OPTS) {
+        /* A programming error, not a user's: never drop options silently
+         * (a table past 64 once made `--quiet` "unknown"). */
+        fprintf(stderr, "crl %s: internal error: %d options, at most %d\n", cmd, n,
+                MAX_OPTS);
+        return 2;
+    }
     if (given) memset(given, 0, (size_t)n);
     for (int i = 0; i < n; i++) {
         lo[i].name = defs[i].name;
