@@ -17,6 +17,7 @@
 
 #include "core/blob.h"
 #include "crl/store.h"
+#include "store/internal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -28,8 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define BATCH_MAX_SECONDS       2.0
-#define DEFAULT_BUSY_TIMEOUT_MS 5000
+#define BATCH_MAX_SECONDS 2.0
 /* Limits that keep every blob size computation far from overflow. */
 #define MAX_LENGTH 100000000
 #define MAX_DIM    100000
@@ -278,38 +278,6 @@ static int migrate(crl_dataset *d, crl_err *err) {
     }
 }
 
-/* SQLite takes some short files (one byte) for empty databases; a real one
- * is empty or at least 512 bytes and starts with the magic string. */
-static int check_magic(const char *path, crl_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return crl_errf(err, CRL_EIO, "cannot read %s: %s", path, strerror(errno));
-    unsigned char head[16];
-    size_t n = fread(head, 1, sizeof head, f);
-    int bad = ferror(f);
-    int at_end = fseek(f, 0, SEEK_END) == 0;
-    long size = at_end ? ftell(f) : -1;
-    fclose(f);
-    if (bad || size < 0) return crl_errf(err, CRL_EIO, "cannot read %s", path);
-    if (size == 0) return CRL_OK;
-    if (size < 512 || n < sizeof head || memcmp(head, "SQLite format 3", 16) != 0)
-        return crl_errf(err, CRL_ECORRUPT, "%s is not a crl dataset (not SQLite)", path);
-    return CRL_OK;
-}
-
-static int busy_timeout_ms(int *out, crl_err *err) {
-    const char *e = getenv("CRL_BUSY_TIMEOUT_MS");
-    *out = DEFAULT_BUSY_TIMEOUT_MS;
-    if (!e || !*e) return CRL_OK;
-    char *end;
-    errno = 0;
-    long v = strtol(e, &end, 10);
-    if (errno || *end || v < 0 || v > INT_MAX)
-        return crl_errf(err, CRL_EINVAL,
-                        "CRL_BUSY_TIMEOUT_MS='%s' is not a number of milliseconds", e);
-    *out = (int)v;
-    return CRL_OK;
-}
-
 static int set_pragma(crl_dataset *d, const char *sql, const char *want, crl_err *err) {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
@@ -356,7 +324,7 @@ int crl_dataset_open(const char *path, int create, crl_dataset **out, crl_err *e
     *out = NULL;
     if (!path || !*path) return crl_errf(err, CRL_EINVAL, "crl_dataset_open: empty path");
     int busy_ms;
-    int ret = busy_timeout_ms(&busy_ms, err);
+    int ret = crl_store_busy_timeout_ms(&busy_ms, err);
     if (ret != CRL_OK) return ret;
 
     struct stat sb;
@@ -374,7 +342,7 @@ int crl_dataset_open(const char *path, int create, crl_dataset **out, crl_err *e
         if (!S_ISREG(sb.st_mode))
             return crl_errf(err, CRL_EIO, "cannot open dataset %s: not a regular file",
                             path);
-        ret = check_magic(path, err);
+        ret = crl_store_check_magic(path, "crl dataset", err);
         if (ret != CRL_OK) return ret;
         if (sb.st_size == 0 && !create)
             return crl_errf(err, CRL_ECORRUPT, "%s is an empty file, not a crl dataset",

@@ -24,4 +24,13 @@ void crl_store_column_text(char *dst, size_t cap, sqlite3_stmt *st, int col);
 /* Column col as a double; NULL (how SQLite stores NaN) reads back as NaN. */
 double crl_store_column_real(sqlite3_stmt *st, int col);
 
+/* Refuse files SQLite would take for an empty database but are not (it
+ * treats some very short files as empty and would overwrite them): a real
+ * database is empty or at least one 512-byte page starting with the magic
+ * string. CRL_ECORRUPT "PATH is not a KIND (not SQLite)"; CRL_EIO. */
+int crl_store_check_magic(const char *path, const char *kind, crl_err *err);
+/* The busy timeout: CRL_BUSY_TIMEOUT_MS when set (CRL_EINVAL if it is not a
+ * number of milliseconds), else the default. */
+int crl_store_busy_timeout_ms(int *out, crl_err *err);
+
 #endif

@@ -609,7 +609,7 @@ static int migrate(crl_store *s, crl_err *err) {
  * some very short files (a single byte, say) as empty and would overwrite
  * them. A real database is empty or at least one 512-byte page long and
  * starts with the magic string. */
-static int check_magic(const char *path, crl_err *err) {
+int crl_store_check_magic(const char *path, const char *kind, crl_err *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return crl_errf(err, CRL_EIO, "cannot read %s: %s", path, strerror(errno));
     unsigned char head[16];
@@ -621,11 +621,11 @@ static int check_magic(const char *path, crl_err *err) {
     if (bad || size < 0) return crl_errf(err, CRL_EIO, "cannot read %s", path);
     if (size == 0) return CRL_OK;
     if (size < 512 || n < sizeof head || memcmp(head, "SQLite format 3", 16) != 0)
-        return crl_errf(err, CRL_ECORRUPT, "%s is not a crl database (not SQLite)", path);
+        return crl_errf(err, CRL_ECORRUPT, "%s is not a %s (not SQLite)", path, kind);
     return CRL_OK;
 }
 
-static int busy_timeout_ms(int *out, crl_err *err) {
+int crl_store_busy_timeout_ms(int *out, crl_err *err) {
     const char *e = getenv("CRL_BUSY_TIMEOUT_MS");
     *out = DEFAULT_BUSY_TIMEOUT_MS;
     if (!e || !*e) return CRL_OK;
@@ -681,7 +681,7 @@ int crl_store_open(const char *path, int create, crl_store **out, crl_err *err) 
     *out = NULL;
     if (!path || !*path) return crl_errf(err, CRL_EINVAL, "crl_store_open: empty path");
     int busy_ms;
-    int ret = busy_timeout_ms(&busy_ms, err);
+    int ret = crl_store_busy_timeout_ms(&busy_ms, err);
     if (ret != CRL_OK) return ret;
 
     struct stat sb;
@@ -702,7 +702,7 @@ int crl_store_open(const char *path, int create, crl_store **out, crl_err *err) 
         if (!S_ISREG(sb.st_mode))
             return crl_errf(err, CRL_EIO, "cannot open database %s: not a regular file",
                             path);
-        ret = check_magic(path, err);
+        ret = crl_store_check_magic(path, "crl database", err);
         if (ret != CRL_OK) return ret;
     }
 
