@@ -667,10 +667,15 @@ START_TEST(test_migrate_v2_to_v3) {
         raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'episodes'"), 0);
 
     OK(crl_store_open(path, 0, &st, &err));
-    /* v2 -> v3 (episodes), then v3 -> v4 (csp_decisions). */
-    ck_assert_int_eq(raw_int(path, "PRAGMA user_version"), 4);
-    ck_assert_int_eq(CRL_STORE_SCHEMA_VERSION, 4);
-    ck_assert_int_eq(raw_int(path, "SELECT max(version) FROM schema_migrations"), 4);
+    /* v2 -> v3 (episodes), v3 -> v4 (csp_decisions), then v4 -> v5 (the
+     * decision's columns of issue 21). */
+    ck_assert_int_eq(raw_int(path, "PRAGMA user_version"), 5);
+    ck_assert_int_eq(CRL_STORE_SCHEMA_VERSION, 5);
+    ck_assert_int_eq(raw_int(path, "SELECT max(version) FROM schema_migrations"), 5);
+    ck_assert_int_eq(raw_int(path,
+                             "SELECT count(*) FROM pragma_table_info('csp_decisions') "
+                             "WHERE name = 'criterion'"),
+                     1);
     ck_assert_int_eq(raw_int(path, "SELECT count(*) FROM evals WHERE det_return = 4.0"),
                      1);
     crl_episode_row row = {0,   run, 100,        0,       "eval", 0,    1,   5, 10,
