@@ -359,31 +359,8 @@ int crl_dataset_open(const char *path, int create, crl_dataset **out, crl_err *e
     d->busy_ms = busy_ms;
 
     int flags = SQLITE_OPEN_READWRITE | (exists ? 0 : SQLITE_OPEN_CREATE);
-    /* "./" keeps "file:x" and ":memory:" the files the caller named. */
-    size_t nn = strlen(path) + 3;
-    char *name = malloc(nn);
-    if (!name) {
-        ret = crl_errf(err, CRL_ENOMEM, "out of memory opening %s", path);
-        goto fail_open;
-    }
-    snprintf(name, nn, "%s%s", path[0] == '/' ? "" : "./", path);
-    int rc = sqlite3_open_v2(name, &d->db, flags, NULL);
-    free(name);
-    if (rc != SQLITE_OK) {
-        int sys = d->db ? sqlite3_system_errno(d->db) : 0;
-        ret = crl_errf(err, CRL_EIO, "cannot open dataset %s: %s%s%s", path,
-                       d->db ? sqlite3_errmsg(d->db) : sqlite3_errstr(rc),
-                       sys ? ": " : "", sys ? strerror(sys) : "");
-        goto fail_open;
-    }
-    rc = sqlite3_extended_result_codes(d->db, 1);
-    if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(d->db, busy_ms);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_db_config(d->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
-    if (rc != SQLITE_OK) {
-        ret = fail(d, err, rc, "cannot configure connection");
-        goto fail_open;
-    }
+    ret = crl_store_sqlite_open(path, "dataset", flags, busy_ms, &d->db, err);
+    if (ret != CRL_OK) goto fail_open;
 
     int version = 0;
     ret = identify(d, &version, err);
@@ -397,8 +374,8 @@ int crl_dataset_open(const char *path, int create, crl_dataset **out, crl_err *e
     if (ret != CRL_OK) goto fail_open;
 
     for (int i = 0; i < ST__COUNT; i++) {
-        rc = sqlite3_prepare_v3(d->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &d->st[i],
-                                NULL);
+        int rc = sqlite3_prepare_v3(d->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &d->st[i], NULL);
         if (rc != SQLITE_OK) {
             ret = (rc & 0xff) == SQLITE_ERROR
                       ? crl_errf(err, CRL_ECORRUPT,

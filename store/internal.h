@@ -33,4 +33,9 @@ int crl_store_check_magic(const char *path, const char *kind, crl_err *err);
  * number of milliseconds), else the default. */
 int crl_store_busy_timeout_ms(int *out, crl_err *err);
 
+/* Open and configure a crl file's connection (store.c's rules; kind names
+ * the file in errors). *db may be set on failure: the caller closes it. */
+int crl_store_sqlite_open(const char *path, const char *kind, int flags, int busy_ms,
+                          sqlite3 **db, crl_err *err);
+
 #endif

@@ -625,6 +625,37 @@ int crl_store_check_magic(const char *path, const char *kind, crl_err *err) {
     return CRL_OK;
 }
 
+/* Open path's SQLite connection the way every crl file is opened: a
+ * relative path gets "./" (Debian's SQLite is built with SQLITE_USE_URI,
+ * and ":memory:" is special, so "file:x.db" and ":memory:" stay the files
+ * the caller named); extended result codes, the busy timeout, and no
+ * trusted schema (our schemas have no triggers or views; don't let a
+ * hostile file's run functions with side effects). kind names the file in
+ * errors ("database", "dataset"). *db may be set on failure: the caller
+ * closes it. */
+int crl_store_sqlite_open(const char *path, const char *kind, int flags, int busy_ms,
+                          sqlite3 **db, crl_err *err) {
+    char *name = malloc(strlen(path) + 3);
+    if (!name) return crl_errf(err, CRL_ENOMEM, "out of memory opening %s", path);
+    snprintf(name, strlen(path) + 3, "%s%s", path[0] == '/' ? "" : "./", path);
+    int rc = sqlite3_open_v2(name, db, flags, NULL);
+    free(name);
+    if (rc != SQLITE_OK) {
+        int sys = *db ? sqlite3_system_errno(*db) : 0;
+        return crl_errf(err, CRL_EIO, "cannot open %s %s: %s%s%s", kind, path,
+                        *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc), sys ? ": " : "",
+                        sys ? strerror(sys) : "");
+    }
+    rc = sqlite3_extended_result_codes(*db, 1);
+    if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(*db, busy_ms);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_db_config(*db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+    if (rc != SQLITE_OK)
+        return crl_errf(err, CRL_EIO, "%s: cannot configure connection: %s", path,
+                        sqlite3_errmsg(*db));
+    return CRL_OK;
+}
+
 int crl_store_busy_timeout_ms(int *out, crl_err *err) {
     const char *e = getenv("CRL_BUSY_TIMEOUT_MS");
     *out = DEFAULT_BUSY_TIMEOUT_MS;
@@ -718,34 +749,8 @@ int crl_store_open(const char *path, int create, crl_store **out, crl_err *err) 
     /* Without SQLITE_OPEN_CREATE an existing file is never replaced, even if
      * it vanished since the stat above. */
     int flags = SQLITE_OPEN_READWRITE | (exists ? 0 : SQLITE_OPEN_CREATE);
-    /* Debian's SQLite is built with SQLITE_USE_URI, and ":memory:" is special:
-     * a relative path gets "./" so that "file:x.db" and ":memory:" stay the
-     * files the caller named. */
-    char *name = malloc(strlen(path) + 3);
-    if (!name) {
-        ret = crl_errf(err, CRL_ENOMEM, "out of memory opening %s", path);
-        goto fail_open;
-    }
-    snprintf(name, strlen(path) + 3, "%s%s", path[0] == '/' ? "" : "./", path);
-    int rc = sqlite3_open_v2(name, &s->db, flags, NULL);
-    free(name);
-    if (rc != SQLITE_OK) {
-        int sys = s->db ? sqlite3_system_errno(s->db) : 0;
-        ret = crl_errf(err, CRL_EIO, "cannot open database %s: %s%s%s", path,
-                       s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc),
-                       sys ? ": " : "", sys ? strerror(sys) : "");
-        goto fail_open;
-    }
-    rc = sqlite3_extended_result_codes(s->db, 1);
-    if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(s->db, busy_ms);
-    /* Our schema has no triggers or views; don't let a hostile file's run
-     * functions with side effects. */
-    if (rc == SQLITE_OK)
-        rc = sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
-    if (rc != SQLITE_OK) {
-        ret = fail(s, err, rc, "cannot configure connection");
-        goto fail_open;
-    }
+    ret = crl_store_sqlite_open(path, "database", flags, busy_ms, &s->db, err);
+    if (ret != CRL_OK) goto fail_open;
 
     /* Reads only until we know the file is ours and not newer. */
     int version = 0;
@@ -763,8 +768,8 @@ int crl_store_open(const char *path, int create, crl_store **out, crl_err *err) 
     if (ret != CRL_OK) goto fail_open;
 
     for (int i = 0; i < ST__COUNT; i++) {
-        rc = sqlite3_prepare_v3(s->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
-                                NULL);
+        int rc = sqlite3_prepare_v3(s->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &s->st[i], NULL);
         if (rc != SQLITE_OK) {
             ret = (rc & 0xff) == SQLITE_ERROR
                       ? crl_errf(err, CRL_ECORRUPT, "%s has a damaged crl schema: %s",
