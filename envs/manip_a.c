@@ -185,6 +185,17 @@ static double wall_path_dist(const double *p, const double *g) {
  *   path = |cube - goal|.
  * - Cube through the gate: above the goal board's level (z >= 0.32 in front
  *   of the shelf, z >= 0.30 inside it): the straight distance.
+ *   The crossing's height is also capped at z_t (SHELF_TOP_Z, below).
+ * - Cube past the gate and above z_t: the straight distance plus twice the
+ *   height above z_t. The palm's top is 0.06 above the tcp and the cap's
+ *   underside at 0.46, so a cube held above about 0.40 presses the palm
+ *   against the cap. SAC's v6 policy (session 8, 300k steps) carried the cube
+ *   into the compartment at z 0.40-0.41 with the palm pressed up against the
+ *   cap and the cube 9 cm above the goal, and stayed there (0 of 10
+ *   deterministic episodes); pushing it down succeeded within 20 steps. Above
+ *   the goal the straight distance falls by only about 1 per unit lowered, as
+ *   much as moving in along y; the height cost makes lowering the steepest
+ *   way, and entering at board height cheaper than entering high.
  * - Otherwise (past the gate and low: under the board's edge or in a lower
  *   compartment): back out through v = (clamped x, y_c, z_e), plus twice the
  *   depth y - y_c. Pulling the cube back or lifting it always shortens the
@@ -199,6 +210,8 @@ static double wall_path_dist(const double *p, const double *g) {
 #define SHELF_EDGE_Z     0.33 /* board top 0.30 + 0.02 + 0.01 */
 #define SHELF_BOARD_TOP  0.30
 #define SHELF_DEPTH_COST 2.0 /* extra path per metre pushed in past the gate */
+#define SHELF_TOP_Z      0.37 /* highest cube centre with the palm 3 cm under the cap */
+#define SHELF_HEIGHT_COST 2.0 /* extra path per metre above SHELF_TOP_Z past the gate */
 static double shelf_path_dist(const double *p, const double *g) {
     double yf = g[1] - SHELF_HALF_DEPTH, yc = yf - SHELF_PALM_CLEAR, v[3];
     v[1] = yc;
@@ -207,11 +220,12 @@ static double shelf_path_dist(const double *p, const double *g) {
         v[0] = manip_clamp(p[0] + t * (g[0] - p[0]), g[0] - SHELF_OPEN_X,
                            g[0] + SHELF_OPEN_X);
         v[2] = p[2] + t * (g[2] - p[2]);
-        if (v[2] < SHELF_EDGE_Z) v[2] = SHELF_EDGE_Z;
+        v[2] = manip_clamp(v[2], SHELF_EDGE_Z, SHELF_TOP_Z);
         return manip_dist(p, v) + manip_dist(v, g);
     }
     if (p[2] >= (p[1] < yf ? SHELF_BOARD_TOP + CUBE_W / 2 : SHELF_BOARD_TOP))
-        return manip_dist(p, g);
+        return manip_dist(p, g) +
+               (p[2] > SHELF_TOP_Z ? SHELF_HEIGHT_COST * (p[2] - SHELF_TOP_Z) : 0.0);
     v[0] = manip_clamp(p[0], g[0] - SHELF_OPEN_X, g[0] + SHELF_OPEN_X);
     v[2] = SHELF_EDGE_Z;
     return SHELF_DEPTH_COST * (p[1] - yc) + manip_dist(p, v) + manip_dist(v, g);

@@ -812,6 +812,23 @@ START_TEST(test_shelf_path_over_the_edge) {
                       (int)seed, clear, wedged);
         ck_assert_msg(in > lifted, "seed %d: in the goal compartment %g, lifted %g",
                       (int)seed, in, lifted);
+        /* Session 8's v6 policy: the cube 9 cm above the goal board inside
+         * the compartment (5 cm off in x), the palm pressed up against the
+         * cap. Entering at board height at the gate pays more (the straight
+         * distance alone rates the pressed cube nearer: 0.105 against
+         * 0.151), and lowering the pressed cube 2 cm pays more than 4 times
+         * what moving it 2 cm towards the goal in x pays (about 2 times
+         * under the straight distance). */
+        float pressed = shelf_reward_at(e, gx + 0.05, gy - 0.02, 0.41);
+        float entering = shelf_reward_at(e, gx, gy - 0.15, 0.34);
+        float lowered = shelf_reward_at(e, gx + 0.05, gy - 0.02, 0.39);
+        float across = shelf_reward_at(e, gx + 0.03, gy - 0.02, 0.41);
+        ck_assert_msg(entering > pressed,
+                      "seed %d: entering at board height %g, pressed against the cap %g",
+                      (int)seed, entering, pressed);
+        ck_assert_msg(lowered - pressed > 4.0f * (across - pressed),
+                      "seed %d: lowered 2 cm %g, 2 cm across %g, pressed %g", (int)seed,
+                      lowered, across, pressed);
     }
     crl_env_free(e);
     crl_env_spec_free(s);
