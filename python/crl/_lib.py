@@ -1,0 +1,102 @@
+"""The one handle on the C library: a cffi FFI in ABI mode over libcrl.so.
+
+Every module of the package declares the C functions it calls with
+``declare(cdef_text)`` at import time and reaches them through ``lib()``.
+The types several modules share are declared here, once (cffi refuses a
+second definition of a struct).
+
+Where the library is found, first hit wins:
+  1. the ``CRL_LIB`` environment variable (a path to libcrl.so);
+  2. ``libcrl.so`` next to this file (an installed package);
+  3. the build tree of the repository this file lives in
+     (``<repo>/build/libcrl.so``), so ``PYTHONPATH=python`` works after
+     ``make``.
+"""
+
+import os
+
+import cffi
+
+ffi = cffi.FFI()
+
+ffi.cdef(
+    """
+    typedef struct { int code; char msg[512]; } crl_err;
+    const char *crl_strerror(int code);
+
+    typedef struct { uint64_t s[4]; int has_spare; double spare; } crl_rng;
+    void crl_rng_seed(crl_rng *r, uint64_t seed);
+
+    struct mjModel_;
+    struct mjData_;
+    typedef struct crl_env_spec crl_env_spec;
+    typedef struct crl_env crl_env;
+    typedef struct {
+        float reward;
+        int success;
+        int terminal;
+        int truncated;
+    } crl_step_info;
+    """
+)
+
+_lib = None
+_path = None
+
+
+class CrlError(RuntimeError):
+    """An error reported by the C library (its one-line message)."""
+
+
+def declare(cdef_text):
+    """Add declarations of C functions or types (once per module)."""
+    ffi.cdef(cdef_text)
+
+
+def _candidates():
+    env = os.environ.get("CRL_LIB")
+    if env:
+        yield env
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
+    yield os.path.join(here, "libcrl.so")
+    yield os.path.join(os.path.dirname(os.path.dirname(here)), "build", "libcrl.so")
+
+
+def lib():
+    """The loaded library (opened on first use)."""
+    global _lib, _path
+    if _lib is None:
+        tried = []
+        for p in _candidates():
+            tried.append(p)
+            if os.path.exists(p):
+                _lib = ffi.dlopen(p)
+                _path = p
+                break
+        if _lib is None:
+            raise CrlError(
+                "crl: libcrl.so not found (tried %s); build crl (make) or set CRL_LIB"
+                % ", ".join(tried)
+            )
+    return _lib
+
+
+def library_path():
+    """The path of the loaded libcrl.so."""
+    lib()
+    return _path
+
+
+def new_err():
+    return ffi.new("crl_err *")
+
+
+def check(rc, err, what=None):
+    """Raise CrlError with the library's message when rc != 0."""
+    if rc != 0:
+        msg = ffi.string(err.msg).decode("utf-8", "replace") if err is not None else ""
+        if not msg:
+            msg = ffi.string(lib().crl_strerror(rc)).decode()
+        raise CrlError(msg if what is None else "%s: %s" % (what, msg))
+    return rc
