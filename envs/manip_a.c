@@ -204,14 +204,14 @@ static double wall_path_dist(const double *p, const double *g) {
  *   7 of 20 episodes (at 120k steps); without the gate SAC carried the cube
  *   with the palm pressed under the board's front edge (cube z 0.23) in 18
  *   of 20 episodes at 180k, where going back out first cost path. */
-#define SHELF_HALF_DEPTH 0.08
-#define SHELF_PALM_CLEAR 0.07 /* palm half length 0.065 + 0.005 */
-#define SHELF_OPEN_X     0.07 /* inner half width 0.11 - 0.02 - 0.02 */
-#define SHELF_EDGE_Z     0.33 /* board top 0.30 + 0.02 + 0.01 */
-#define SHELF_BOARD_TOP  0.30
-#define SHELF_DEPTH_COST 2.0 /* extra path per metre pushed in past the gate */
-#define SHELF_TOP_Z      0.37 /* highest cube centre with the palm 3 cm under the cap */
-#define SHELF_HEIGHT_COST 2.0 /* extra path per metre above SHELF_TOP_Z past the gate */
+#define SHELF_HALF_DEPTH  0.08
+#define SHELF_PALM_CLEAR  0.07 /* palm half length 0.065 + 0.005 */
+#define SHELF_OPEN_X      0.07 /* inner half width 0.11 - 0.02 - 0.02 */
+#define SHELF_EDGE_Z      0.33 /* board top 0.30 + 0.02 + 0.01 */
+#define SHELF_BOARD_TOP   0.30
+#define SHELF_DEPTH_COST  2.0  /* extra path per metre pushed in past the gate */
+#define SHELF_TOP_Z       0.37 /* highest cube centre with the palm 3 cm under the cap */
+#define SHELF_HEIGHT_COST 2.0  /* extra path per metre above SHELF_TOP_Z past the gate */
 static double shelf_path_dist(const double *p, const double *g) {
     double yf = g[1] - SHELF_HALF_DEPTH, yc = yf - SHELF_PALM_CLEAR, v[3];
     v[1] = yc;
