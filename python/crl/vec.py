@@ -120,7 +120,7 @@ class VecEnv:
                 self._bad(actions)
         else:
             self._bad(actions)
-        if not math.isfinite(self._a.sum()) and not np.isfinite(self._a).all():
+        if not math.isfinite(sum(self._a.ravel().tolist())):
             self._bad(actions)
         _lib.lib().crl_vecenv_step(
             self._v, self._abuf, self._obuf, self._rbuf, self._tbuf, self._ubuf, self._sbuf,
