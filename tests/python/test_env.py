@@ -248,3 +248,27 @@ def test_bad_input(tmp_path):
         crl.make(str(bad), rewrd="reach")
     with pytest.raises(ValueError, match="render_size"):
         crl.make("push", render_size=(1, 1))
+
+
+def test_gym_register_without_gymnasium():
+    try:
+        import gymnasium  # noqa: F401
+
+        pytest.skip("gymnasium is installed (test_gym_register covers it)")
+    except ImportError:
+        pass
+    with pytest.raises(ImportError, match="needs the gymnasium package"):
+        crl.gym.register()
+
+
+def test_gym_register():
+    gymnasium = pytest.importorskip("gymnasium")
+    ids = crl.gym.register()
+    assert "crl/pendulum-v0" in ids and len(ids) == len(crl.tasks())
+    genv = gymnasium.make("crl/pendulum-v0")
+    obs, _ = genv.reset(seed=3)
+    ref, _ = crl.make("pendulum").reset(seed=3)
+    assert obs.tobytes() == ref.tobytes()
+    obs, rew, term, trunc, info = genv.step(np.zeros(1, np.float32))
+    assert obs.shape == (3,) and "success" in info
+    genv.close()
