@@ -195,6 +195,15 @@ class ScenarioTask(namedtuple("ScenarioTask", "scenario position name")):
     def make(self, seed=None, **kwargs):
         return make(self.name, seed=seed, **kwargs)
 
+    @property
+    def modifiers(self):
+        """The task's modifiers as a dict (crl_env_modifiers; {} for none)."""
+        sp = _Spec(self.name, None, {}, "crl.scenario")
+        try:
+            return sp.modifiers
+        finally:
+            sp.free()
+
 
 class Scenario:
     """A scenario: its tasks in training order (names may repeat)."""

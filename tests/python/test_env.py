@@ -175,6 +175,11 @@ def test_scenario_in_order(crl_bin):
     env = tasks[3].make(seed=1)
     assert env.name == tasks[3].name
     assert crl.make(tasks[3]).name == tasks[3].name
+    # a locomotion scenario's tasks carry their modifiers (docs/tasks-locomotion.md)
+    loco = crl.scenario("halfcheetah-forgetting")
+    moon = [t for t in loco if t.name == "halfcheetah-moon"][0]
+    assert moon.modifiers["gravity"] == pytest.approx(0.15)
+    assert tasks[0].modifiers == {}
     with pytest.raises(ValueError, match="unknown scenario 'cw11'.*cw10"):
         crl.scenario("cw11")
 
