@@ -5,19 +5,31 @@
                                             [--rounds 5] [--envs 16]
 
   c_env_step_cpu_<task>      crl_env_step in a C loop (build/bench_vecenv
-                             --only-step): CPU microseconds per step
-  py_env_step_cpu_<task>     crl.make(task).step(a) in a Python loop (the same
-                             work plus the package): CPU microseconds per step
-  py_step_overhead_<task>    the difference: microseconds, and percent of the
-                             C step (targets: <= 5 us, <= 20 %)
+                             --only-step, another process): CPU us per step
+  py_env_step_cpu_<task>     crl.make(task).step(a) in a Python loop: CPU us
+                             per step
+  py_raw_step_cpu_<task>     the least Python can do: a loop calling
+                             crl_env_step through cffi on preallocated
+                             buffers (CPU us per step)
+  py_call_cpu                the same loop calling a C function that does
+                             nothing (crl_env_steps_taken): the loop and call
+  py_c_step_cpu_<task>       py_raw_step - py_call: the C step as seen from
+                             this process (compare c_env_step_cpu)
+  py_step_overhead_<task>    what Python adds to the C step, in us and in
+                             percent of it (targets: <= 5 us, <= 20 %):
+                             py_env_step - (py_raw_step - py_call), all
+                             measured in this process in interleaved chunks
+                             (medians), so that a neighbour slowing the core
+                             slows all three alike
   py_env_1_<task>            env steps/s (wall) of one Env stepped from Python
   py_vecenv_<n>_t<k>_<task>  env steps/s (wall) of VecEnv(task, n, threads=k),
                              all envs counted
   vecenv_speedup_<n>_t<k>    over one Env (target for k = 2: >= 1.6x)
 
 The overhead is measured in CPU time of the stepping thread
-(CLOCK_THREAD_CPUTIME_ID in C, time.thread_time in Python), so the time a
-neighbour takes the core away counts for neither; the speedups are wall
+(time.thread_time), so the time a neighbour takes the core away counts for
+none of the loops; a neighbour on the same physical core still slows the
+CPU itself, hence the interleaving; the speedups are wall
 time, which a loaded machine caps (two lanes need two free cores). The C
 and Python loops run in alternating rounds and the best round of each
 counts. python3-mujoco (MuJoCo's own bindings) is compared with when
@@ -68,6 +80,70 @@ def py_steps(env, actions, seconds):
             return n / t, 1e6 * (time.thread_time() - c0) / n
 
 
+def interleaved_overhead(task, acts, rounds, chunk=100):
+    """Medians of CPU us per iteration of three loops, in interleaved chunks:
+    Env.step, raw cffi crl_env_step, and a call of a do-nothing C function."""
+    from crl._lib import ffi, lib
+
+    L = lib()
+    env = crl.make(task, seed=0)
+    env.reset()
+    raw_env = crl.make(task, seed=0)
+    e = raw_env._e
+    ad, od = env.action_space.shape[0], env.observation_space.shape[0]
+    abuf, obuf = ffi.new("float[]", ad), ffi.new("float[]", od)
+    aview = np.frombuffer(ffi.buffer(abuf), np.float32)
+    info = ffi.new("crl_step_info *")
+    step_c, reset_c, nothing = L.crl_env_step, L.crl_env_reset, L.crl_env_steps_taken
+    L.crl_env_reset(e, 0, obuf)
+    na = len(acts)
+    pos = [0, 0, 0]
+
+    def py_chunk():
+        step, i = env.step, pos[0]
+        c0 = time.thread_time()
+        for _ in range(chunk):
+            _, _, term, trunc, _ = step(acts[i])
+            i = i + 1 if i + 1 < na else 0
+            if term or trunc:
+                env.reset()
+        pos[0] = i
+        return time.thread_time() - c0
+
+    def raw_chunk():
+        i = pos[1]
+        c0 = time.thread_time()
+        for _ in range(chunk):
+            aview[...] = acts[i]
+            step_c(e, abuf, obuf, info)
+            i = i + 1 if i + 1 < na else 0
+            if info.terminal or info.truncated:
+                reset_c(e, i, obuf)
+        pos[1] = i
+        return time.thread_time() - c0
+
+    def call_chunk():
+        i = pos[2]
+        c0 = time.thread_time()
+        for _ in range(chunk):
+            aview[...] = acts[i]
+            nothing(e)
+            i = i + 1 if i + 1 < na else 0
+            if info.terminal or info.truncated:
+                pass
+        pos[2] = i
+        return time.thread_time() - c0
+
+    t = {"py": [], "raw": [], "call": []}
+    for r in range(rounds):
+        order = [("py", py_chunk), ("raw", raw_chunk), ("call", call_chunk)]
+        for k, f in order[r % 3:] + order[:r % 3]:
+            t[k].append(1e6 * f() / chunk)
+    env.close()
+    raw_env.close()
+    return {k: float(np.median(v)) for k, v in t.items()}
+
+
 def vec_steps_per_s(venv, actions, seconds):
     step = venv.step
     n, i, na = 0, 0, len(actions)
@@ -113,17 +189,17 @@ def main():
     have_c = os.access(a.bench_vecenv, os.X_OK)
     if not have_c:
         print("# %s not built: no C reference" % a.bench_vecenv)
-    best_c = best_py = 1e30
-    for _ in range(a.rounds):
-        if have_c:
-            best_c = min(best_c, c_step_cpu_us(a.bench_vecenv, task, a.seconds))
-        best_py = min(best_py, py_steps(env, acts, a.seconds)[1])
     if have_c:
+        best_c = min(c_step_cpu_us(a.bench_vecenv, task, a.seconds) for _ in range(a.rounds))
         print("c_env_step_cpu_%s: %.2f us" % (task, best_c))
-    print("py_env_step_cpu_%s: %.2f us" % (task, best_py))
-    if have_c:
-        print("py_step_overhead_%s: %.2f us" % (task, best_py - best_c))
-        print("py_step_overhead_pct_%s: %.1f %%" % (task, 100.0 * (best_py - best_c) / best_c))
+    m = interleaved_overhead(task, acts, rounds=60 * a.rounds)
+    c_step = m["raw"] - m["call"]
+    print("py_env_step_cpu_%s: %.2f us" % (task, m["py"]))
+    print("py_raw_step_cpu_%s: %.2f us" % (task, m["raw"]))
+    print("py_call_cpu: %.2f us" % m["call"])
+    print("py_c_step_cpu_%s: %.2f us" % (task, c_step))
+    print("py_step_overhead_%s: %.2f us" % (task, m["py"] - c_step))
+    print("py_step_overhead_pct_%s: %.1f %%" % (task, 100.0 * (m["py"] - c_step) / c_step))
 
     n = a.envs
     venvs = {k: crl.VecEnv(task, n, seed=0, threads=k) for k in (1, 2)}
