@@ -269,6 +269,8 @@ class _Spec:
         err = _lib.new_err()
         if isinstance(name, ScenarioTask):
             name = name.name
+        if xml is None and isinstance(name, os.PathLike):
+            xml, name = name, None
         if xml is None and isinstance(name, str) and name.endswith(".xml"):
             xml, name = name, None
         if xml is not None:

@@ -92,6 +92,7 @@ def test_reset_step_equal_c_api(pyref, tmp_path, task, seed, steps):
 
 def test_user_mjcf_equal_c_api(pyref, tmp_path, slider):
     env = crl.make(slider, seed=4)
+    assert crl.make(tmp_path / "slider.xml").name == env.name  # a pathlib.Path too
     assert env.action_space.shape == (1,) and env.observation_space.shape == (2,)
     actions = np.linspace(-1, 1, 40, dtype=np.float32).reshape(40, 1)
     resets, ref = reference(pyref, tmp_path, slider, 4, actions, 2)
