@@ -2,7 +2,6 @@
 the seed rule, spaces, scenarios, user MJCF, rendering and bad input."""
 
 import math
-import os
 import re
 
 import numpy as np
