@@ -27,6 +27,7 @@
 #include "scenario.h"
 #include "store.h"
 #include "subspace.h"
+#include "vecenv.h"
 #include "viz.h"
 
 #endif
