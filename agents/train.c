@@ -100,7 +100,8 @@ static int train_scenario(const char *db, crl_run_config *r, int64_t resume,
     if (!rc && single && p0 >= sc->n_tasks)
         rc = crl_errf(err, CRL_EINVAL, "--single-task %d: %s has %d tasks", p0, sc->name,
                       sc->n_tasks);
-    for (int p = p0; !rc && p < p1 && !(h && h->stop && *h->stop); p++) {
+    int p = p0;
+    for (; !rc && p < p1 && !(h && h->stop && *h->stop); p++) {
         int64_t id = resume;
         cc.single_task = p;
         if (!resume) {
@@ -119,8 +120,15 @@ static int train_scenario(const char *db, crl_run_config *r, int64_t resume,
         run_cc.l2m_base = base.params ? &base : NULL;
         rc = crl_continual_run(&run_cc, store, id, resume != 0, h ? h->progress : NULL,
                                h ? h->ctx : NULL, h ? h->stop : NULL, err);
-        if (resume) break;
+        if (resume) {
+            p = p1;
+            break;
+        }
     }
+    /* Stopped before a run (or between one-task runs) started. */
+    if (!rc && p < p1)
+        rc = *run_id ? crl_errf(err, CRL_EINTR, "interrupted before position %d", p)
+                     : crl_errf(err, CRL_EINTR, "interrupted before a run was created");
     crl_store_close(store);
     crl_l2m_base_free(&base);
     return rc;

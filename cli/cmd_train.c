@@ -279,6 +279,10 @@ static int train_run(crl_run_config *r, const char *db, int64_t resume, int quie
                     err.msg, (long long)id);
         return 130;
     }
+    if (rc == CRL_EINTR) {
+        fprintf(stderr, "crl train: %s\n", err.msg);
+        return 130;
+    }
     if (rc) {
         fprintf(stderr, "crl train: %s\n", err.msg);
         /* Before a run: a bad configuration or run id is a usage error. */

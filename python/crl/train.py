@@ -327,6 +327,8 @@ def _run(L, db, cfg, resume_id, progress):
     last = int(run_id[0])
     if failure:
         raise failure[0]
+    if (interrupted or rc == CRL_EINTR) and not last:
+        raise KeyboardInterrupt("crl.train: interrupted before a run was created")
     if interrupted or rc == CRL_EINTR:
         raise KeyboardInterrupt(
             "crl.train: run %d interrupted; continue it with crl.train(%r, resume=%d)"

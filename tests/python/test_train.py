@@ -4,7 +4,6 @@ anything is written."""
 
 import os
 import signal
-import subprocess
 
 import pytest
 
@@ -13,7 +12,6 @@ from _runs_fixtures import (  # noqa: F401
     SCENARIO_RUN,
     TINY,
     counts,
-    crl_bin,
     run_cli,
     sql,
     store_db,
@@ -43,23 +41,23 @@ def _config(db, run):
     return sql(db, "SELECT config_json FROM runs WHERE id = ?", run)[0][0]
 
 
-def test_tiny_run_has_the_clis_configuration(tmp_path):
-    db_py, db_cli = str(tmp_path / "py.db"), str(tmp_path / "cli.db")
+def test_tiny_run_has_the_clis_configuration(tmp_path, store_db):
+    # store_db's run 1 is `crl train` with the same flags (ENV_RUN + TINY).
+    db = str(tmp_path / "py.db")
     seen = []
-    rid = crl.train(db_py, progress=seen.append, **_kwargs(ENV_RUN + TINY))
+    rid = crl.train(db, progress=seen.append, **_kwargs(ENV_RUN + TINY))
     assert rid == 1
-    run_cli("train", "--db", db_cli, *ENV_RUN, *TINY, "--quiet")
     # The stored configuration is the one encoder's text: identical.
-    assert _config(db_py, 1) == _config(db_cli, 1)
-    assert sql(db_py, "SELECT status, method, scenario, seed FROM runs") == sql(
-        db_cli, "SELECT status, method, scenario, seed FROM runs"
+    assert _config(db, 1) == _config(store_db, 1)
+    assert sql(db, "SELECT status, method, scenario, seed FROM runs") == sql(
+        store_db, "SELECT status, method, scenario, seed FROM runs WHERE id = 1"
     )
-    assert sql(db_py, "SELECT status FROM runs")[0][0] == "finished"
+    assert sql(db, "SELECT status FROM runs")[0][0] == "finished"
     # Same evaluation schedule and episode logging as the CLI's run.
     for t in ("evals", "episodes", "tasks"):
-        q = "SELECT COUNT(*) FROM %s" % t
-        assert sql(db_py, q) == sql(db_cli, q)
-    assert sql(db_py, "SELECT COUNT(*) FROM evals")[0][0] == 2
+        q = "SELECT COUNT(*) FROM %s WHERE run_id = 1" % t
+        assert sql(db, q) == sql(store_db, q)
+    assert sql(db, "SELECT COUNT(*) FROM evals")[0][0] == 2
     assert seen and seen[-1].step == seen[-1].total == 400
     assert seen[-1].task_name == "pendulum" and seen[-1].run == 1
     assert [p.step for p in seen] == sorted(p.step for p in seen)
@@ -88,39 +86,35 @@ def test_options_spelled_as_cli_flags(tmp_path):
         crl.train(db, stepz=5)
 
 
-def test_scenario_config_and_ctrl_c_then_resume(tmp_path):
-    db_py, db_cli = str(tmp_path / "py.db"), str(tmp_path / "cli.db")
+def _interrupt(p):
+    os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C
 
-    def interrupt(p):
-        os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C
 
+def test_scenario_run_has_the_clis_configuration(tmp_path, store_db):
+    # store_db's run 2 is `crl train` with SCENARIO_RUN + TINY; this one is
+    # stopped with Ctrl-C at its first progress report.
+    db = str(tmp_path / "py.db")
     with pytest.raises(KeyboardInterrupt, match="resume=1"):
-        crl.train(db_py, progress=interrupt, **_kwargs(SCENARIO_RUN + TINY))
-    assert sql(db_py, "SELECT status FROM runs WHERE id = 1")[0][0] == "interrupted"
-    # The CLI's run with the same flags stores the same configuration
-    # (stopped with Ctrl-C once it has printed its id).
-    cli = subprocess.Popen(
-        [crl_bin(), "train", "--db", db_cli, *SCENARIO_RUN, *TINY, "--quiet"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        universal_newlines=True,
-    )
-    assert cli.stdout.readline().strip() == "run 1"
-    cli.send_signal(signal.SIGINT)
-    assert cli.wait(timeout=300) in (0, 130)
-    cli.stdout.close()
-    cli.stderr.close()
-    assert _config(db_py, 1) == _config(db_cli, 1)
+        crl.train(db, progress=_interrupt, **_kwargs(SCENARIO_RUN + TINY))
+    assert sql(db, "SELECT status FROM runs WHERE id = 1")[0][0] == "interrupted"
+    assert _config(db, 1) == _config(store_db, 2)
     # Python's SIGINT handler is back.
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_then_resume(tmp_path):
+    db = str(tmp_path / "py.db")
+    with pytest.raises(KeyboardInterrupt, match="resume=1"):
+        crl.train(db, progress=_interrupt, **_kwargs(ENV_RUN + TINY))
+    assert sql(db, "SELECT status FROM runs WHERE id = 1")[0][0] == "interrupted"
+    assert sql(db, "SELECT COUNT(*) FROM checkpoints WHERE run_id = 1")[0][0] >= 1
     # The interrupted run resumes to the end.
-    assert crl.train(db_py, resume=1) == 1
-    assert sql(db_py, "SELECT status FROM runs WHERE id = 1")[0][0] == "finished"
-    assert sql(db_py, "SELECT COUNT(*) FROM runs")[0][0] == 1
-    # every task evaluated at the end of each of the 3 tasks
-    assert sql(db_py, "SELECT COUNT(*) FROM evals")[0][0] == 9
+    assert crl.train(db, resume=1) == 1
+    assert sql(db, "SELECT status FROM runs WHERE id = 1")[0][0] == "finished"
+    assert sql(db, "SELECT COUNT(*) FROM runs")[0][0] == 1
+    assert sql(db, "SELECT MAX(step) FROM evals")[0][0] == 400
     with pytest.raises(ValueError, match="already finished"):
-        crl.train(db_py, resume=1)
+        crl.train(db, resume=1)
 
 
 BAD = [
