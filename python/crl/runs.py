@@ -131,6 +131,16 @@ _lib.ffi.cdef(
                            crl_episode_result *res, crl_err *err);
 
     int crl_env_spec_create(const char *name, crl_env_spec **out, crl_err *err);
+    typedef struct {
+        int reward;
+        const char *body;
+        const char *site;
+        double target[3];
+        int max_steps;
+        int frame_skip;
+    } crl_xml_task;
+    int crl_env_spec_create_xml(const char *path, const crl_xml_task *opts,
+                                crl_env_spec **out, crl_err *err);
     void crl_env_spec_free(crl_env_spec *s);
     int crl_env_obs_dim(const crl_env_spec *s);
     int crl_env_act_dim(const crl_env_spec *s);
@@ -719,17 +729,30 @@ def replay(db, id):
     """Simulate logged episode `id` again through the C library (crl replay
     --verify) and return a Replay."""
     ep = episode(db, id)
-    if ep.modifiers and isinstance(ep.modifiers, dict) and "xml" in json.dumps(
-        ep.modifiers
-    ):
-        raise CrlError(
-            "crl.replay: episode %d is of a task from an MJCF file (%s); replay it with "
-            "'crl replay --verify'" % (ep.id, ep.env)
-        )
     L = _lib.lib()
     err = _lib.new_err()
     sp = ffi.new("crl_env_spec **")
-    _lib.check(L.crl_env_spec_create(ep.env.encode(), sp, err), err, "crl.replay")
+    m = ep.modifiers if isinstance(ep.modifiers, dict) else {}
+    if "xml" in m:
+        # A task from a user's MJCF file, made again from the options its
+        # modifiers recorded (as crl replay does).
+        if not isinstance(m["xml"], str) or not m["xml"]:
+            raise CrlError("crl.replay: episode %d's modifiers name no file" % ep.id)
+        o = ffi.new("crl_xml_task *")
+        o.reward = 1 if m.get("reward") == "reach" else 0  # crl_xml_reward
+        keep = []
+        for f in ("body", "site"):
+            if isinstance(m.get(f), str):
+                keep.append(ffi.new("char[]", m[f].encode()))
+                setattr(o, f, keep[-1])
+        for k, v in enumerate((m.get("target") or [0, 0, 0])[:3]):
+            o.target[k] = float(v or 0)
+        o.max_steps = int(m.get("max_steps") or 0)
+        o.frame_skip = int(m.get("frame_skip") or 0)
+        rc = L.crl_env_spec_create_xml(m["xml"].encode(), o, sp, err)
+    else:
+        rc = L.crl_env_spec_create(ep.env.encode(), sp, err)
+    _lib.check(rc, err, "crl.replay")
     spec = sp[0]
     d = None
     env = ffi.new("crl_env **")

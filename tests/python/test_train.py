@@ -161,3 +161,31 @@ def test_bad_input_leaves_an_existing_store_unchanged(tmp_path, store_db):
     with pytest.raises(TypeError):
         crl.train(db, progress="yes", env="pendulum")
     assert counts(db) == before
+
+
+SLIDER = (
+    '<mujoco><worldbody><body name="cart"><joint name="x" type="slide" axis="1 0 0"/>'
+    '<geom type="box" size=".1 .1 .1" mass="1"/></body></worldbody><actuator>'
+    '<motor joint="x" gear="5" ctrllimited="true" ctrlrange="-1 1"/></actuator></mujoco>'
+)
+
+
+def test_own_mjcf_trains_and_replays(tmp_path):
+    xml = tmp_path / "slider.xml"
+    xml.write_text(SLIDER)
+    db = str(tmp_path / "xml.db")
+    opts = _kwargs(TINY)
+    opts.update(env_xml=str(xml), xml_body="cart", xml_steps=100, steps=200, eval_every=200)
+    rid = crl.train(db, **opts)
+    assert sql(db, "SELECT status, method, scenario FROM runs WHERE id = ?", rid) == [
+        ("finished", "sac", "slider.xml")
+    ]
+    eid = sql(db, "SELECT MIN(id) FROM episodes WHERE kind = 'eval'")[0][0]
+    r = crl.replay(db, eid)
+    assert r.verified and r.matches, r.what
+    assert r.obs.shape == (100, 2)  # qpos and qvel of the slider
+    p = run_cli("replay", "--db", db, "--episode", str(eid), "--verify")
+    assert "verified" in p.stdout
+    with pytest.raises(ValueError, match="reach"):
+        crl.train(str(tmp_path / "no.db"), env_xml=str(xml), xml_reward="reach")
+    assert not os.path.exists(str(tmp_path / "no.db"))
