@@ -247,6 +247,7 @@ static int bad_log_train(const char *s) {
  * the command's progress line and messages. env: a single-env run. */
 static void on_started(int64_t run_id, int resumed, const crl_run_config *c, void *vctx) {
     progress_ctx *ctx = vctx;
+    ctx->offline = crl_run_config_is_offline(c); /* a resumed run's own */
     printf(ctx->env && resumed ? "run %lld (resumed)\n" : "run %lld\n",
            (long long)run_id);
     fflush(stdout);
