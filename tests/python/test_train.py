@@ -189,3 +189,22 @@ def test_own_mjcf_trains_and_replays(tmp_path):
     with pytest.raises(ValueError, match="reach"):
         crl.train(str(tmp_path / "no.db"), env_xml=str(xml), xml_reward="reach")
     assert not os.path.exists(str(tmp_path / "no.db"))
+
+
+def test_progress_line_and_callback_errors(tmp_path, capsys):
+    xml = tmp_path / "slider.xml"
+    xml.write_text(SLIDER)
+    opts = _kwargs(TINY)
+    opts.update(env_xml=str(xml), xml_body="cart", xml_steps=100, steps=200, eval_every=200)
+    crl.train(str(tmp_path / "a.db"), progress=True, **opts)
+    err = capsys.readouterr().err
+    assert "task 1/1 %s | step 200/200 |" % xml in err, err
+    # An exception in the callback stops the run (resumable) and is raised.
+
+    def boom(p):
+        raise RuntimeError("stop here")
+
+    db = str(tmp_path / "b.db")
+    with pytest.raises(RuntimeError, match="stop here"):
+        crl.train(db, progress=boom, **opts)
+    assert sql(db, "SELECT status FROM runs") == [("interrupted",)]
