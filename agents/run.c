@@ -362,6 +362,24 @@ int crl_run_config_decode(crl_store *store, const char *json, crl_run_config *c,
     return rc;
 }
 
+int crl_run_config_set(crl_run_config *c, const char *key, const char *value,
+                       crl_err *err) {
+    if (!c || !key) return crl_errf(err, CRL_EINVAL, "crl_run_config_set: bad argument");
+    const key_def *d = NULL;
+    for (int i = 0; i < N_KEYS && !d; i++)
+        if (!strcmp(KEYS[i].key, key)) d = &KEYS[i];
+    if (!d) return crl_errf(err, CRL_EINVAL, "unknown option '%s'", key);
+    if (!value) value = "";
+    int rc = set_key(c, d, value, 0, err);
+    if (rc == CRL_ECORRUPT) {
+        const char *kind =
+            d->type == K_FLOAT || d->type == K_DOUBLE ? "a number" : "a whole number";
+        rc = crl_errf(err, CRL_EINVAL, "%s must be %s in [%g, %g], got '%s'", key, kind,
+                      d->min, d->max, value);
+    }
+    return rc;
+}
+
 /* ---- validation ------------------------------------------------------------------ */
 
 int crl_run_log_train_every(const char *s) {

@@ -43,6 +43,7 @@ typedef struct {
     int quiet;
     double last_print;
     int offline; /* steps are behaviour-cloning updates */
+    int env;     /* a single-env run */
 } progress_ctx;
 
 /* "45s", "12m07s" or "3h05m": whole seconds first, so 719.6 s is 12m00s, not
@@ -242,154 +243,56 @@ static int bad_log_train(const char *s) {
     return 2;
 }
 
-/* l2m: the frozen base named by --base RUN[:TASK] (--base-db, default db). */
-static int load_l2m_base(const crl_continual_config *cc, const char *db, crl_store *store,
-                         crl_l2m_base *b, crl_err *err) {
-    if (!cc->l2m.base || !*cc->l2m.base)
-        return crl_errf(err, CRL_EINVAL,
-                        "--method l2m needs --base RUN[:TASK] (e.g. a 'crl train "
-                        "--scenario pretrain --method mt' run)");
-    const char *path = cc->l2m.base_db && *cc->l2m.base_db ? cc->l2m.base_db : db;
-    crl_store *st = NULL;
-    int rc = path == db && store ? CRL_OK : crl_store_open(path, 0, &st, err);
-    if (!rc) rc = crl_l2m_base_load(st ? st : store, cc->l2m.base, b, err);
-    crl_store_close(st);
-    if (rc) {
-        char msg[sizeof err->msg];
-        snprintf(msg, sizeof msg, "%s", err->msg);
-        crl_errf(err, rc, "--base %s (%s): %s", cc->l2m.base, path, msg);
+/* Train (or resume) through the library's one path (crl_run_train), with
+ * the command's progress line and messages. env: a single-env run. */
+static void on_started(int64_t run_id, int resumed, const crl_run_config *c, void *vctx) {
+    progress_ctx *ctx = vctx;
+    ctx->offline = crl_run_config_is_offline(c); /* a resumed run's own */
+    printf(ctx->env && resumed ? "run %lld (resumed)\n" : "run %lld\n",
+           (long long)run_id);
+    fflush(stdout);
+    if (ctx->env && !ctx->quiet) {
+        const int lanes = c->threads >= 2 ? 2 : 1;
+        fprintf(stderr, "crl: OpenBLAS kernel %s, SAC update on %d thread%s\n",
+                crl_blas_kernel(), lanes, lanes > 1 ? "s" : "");
     }
-    return rc;
 }
 
-static int train_continual(crl_run_config *r, const char *db, int64_t resume, int quiet) {
-    crl_err err = {0};
-    int rc;
-    if ((rc = crl_blas_init(1, &err))) {
-        fprintf(stderr, "crl train: %s\n", err.msg);
-        return 1;
-    }
-    /* Offline: the whole dataset is checked before the store is opened
-     * (created): bad data leaves no file and no run behind. */
-    if (!resume && crl_run_config_is_offline(r)) {
-        crl_continual_config oc;
-        if (!(rc = crl_run_config_validate(r, &err)) &&
-            !(rc = crl_run_continual_config(r, &oc, &err)))
-            rc = crl_continual_offline_check(&oc, &err);
-        if (rc) {
-            fprintf(stderr, "crl train: %s\n", err.msg);
-            return 2;
-        }
-    }
-    crl_store *store = NULL;
-    if ((rc = crl_store_open(db, resume ? 0 : 1, &store, &err))) {
-        fprintf(stderr, "crl train: %s\n", err.msg);
-        return 1;
-    }
-    char status[16] = "";
-    /* A resumed run continues with exactly the configuration it started with. */
-    if (resume && !(rc = crl_run_config_load(store, resume, r, status, &err)) &&
-        strcmp(status, "finished") == 0)
-        rc =
-            crl_errf(&err, CRL_EINVAL, "run %lld is already finished", (long long)resume);
-    if (resume && rc) {
-        fprintf(stderr, "crl train: %s\n", err.msg);
-        crl_store_close(store);
-        return rc == CRL_ENOTFOUND || rc == CRL_EINVAL ? 2 : 1;
-    }
-    /* Read after the load: a resumed single run restores its position. */
-    const int single_task = r->single_task;
-    const crl_scenario *sc = crl_scenario_find(r->scenario ? r->scenario : "");
-    if (!sc) {
-        fprintf(stderr, "crl train: unknown scenario '%s' (see 'crl scenarios')\n",
-                r->scenario ? r->scenario : "");
-        crl_store_close(store);
-        return 2;
-    }
-    if (r->threads <= 0) r->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (crl_run_log_train_every(r->log_train) < 0) {
-        crl_store_close(store);
-        return bad_log_train(r->log_train);
-    }
-    crl_continual_config cc;
-    const crl_method *meth = crl_method_find(r->method);
-    const unsigned mflags = meth ? meth->impl->flags : 0;
-    crl_l2m_base base = {0};
-    rc = crl_run_continual_config(r, &cc, &err);
-    if (!rc && (mflags & CRL_METHOD_L2M_BASE)) {
-        if (crl_l2m_kind(cc.l2m.modulator) < 0)
-            rc = crl_errf(&err, CRL_EINVAL, "--modulator must be lora or ia3, got '%s'",
-                          cc.l2m.modulator ? cc.l2m.modulator : "");
-        if (!rc) rc = crl_l2m_check_routing(&cc.l2m, &err);
-        if (!rc) rc = load_l2m_base(&cc, db, store, &base, &err);
-    }
-    if (rc) {
-        fprintf(stderr, "crl train: %s\n", err.msg);
-        crl_store_close(store);
-        return cli_exit_code(rc) == 2 ? 2 : 1;
-    }
-
+static int train_run(crl_run_config *r, const char *db, int64_t resume, int quiet,
+                     int env) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    progress_ctx pctx = {isatty(2), quiet, 0, crl_run_config_is_offline(r)};
-
-    /* One-task methods: one fresh run per scenario position (the
-     * forward-transfer references); everything else: one run. */
-    int single = (mflags & CRL_METHOD_ONE_TASK) != 0;
-    int p0 = single ? (single_task >= 0 ? single_task : 0) : 0;
-    int p1 = single ? (single_task >= 0 ? single_task + 1 : sc->n_tasks) : 1;
-    if (single && p0 >= sc->n_tasks) {
-        fprintf(stderr, "crl train: --single-task %d: %s has %d tasks\n", p0, sc->name,
-                sc->n_tasks);
-        crl_store_close(store);
-        crl_l2m_base_free(&base);
-        return 2;
+    progress_ctx pctx = {isatty(2), quiet, 0, crl_run_config_is_offline(r), env};
+    crl_run_hooks hooks = {on_progress, on_started, &pctx, &g_stop};
+    crl_err err = {0};
+    int64_t id = 0;
+    const double t0 = crl_now();
+    int rc = crl_run_train(db, r, resume, &hooks, &id, &err);
+    if (rc == CRL_EINTR && id) {
+        if (env)
+            fprintf(stderr, "crl train: run %lld %s; status 'interrupted'\n",
+                    (long long)id, err.msg);
+        else
+            fprintf(stderr, "crl train: run %lld %s (--resume %lld)\n", (long long)id,
+                    err.msg, (long long)id);
+        return 130;
     }
-    for (int p = p0; p < p1 && !g_stop; p++) {
-        int64_t run_id = resume;
-        cc.single_task = p;
-        if (!resume) {
-            /* The stored configuration names this run's position, so that a
-             * resume finds it again. */
-            if (single) r->single_task = p;
-            rc = crl_run_create(store, r, &run_id, &err);
-            r->single_task = single_task;
-            if (rc) {
-                fprintf(stderr, "crl train: %s\n", err.msg);
-                crl_store_close(store);
-                crl_l2m_base_free(&base);
-                return cli_exit_code(rc) == 2 ? 2 : 1;
-            }
-        } else if (single) {
-            cc.single_task = single_task;
-        }
-        printf("run %lld\n", (long long)run_id);
-        fflush(stdout);
-        crl_continual_config run_cc = cc; /* l2m: with the base loaded above */
-        run_cc.l2m_base = base.params ? &base : NULL;
-        rc = crl_continual_run(&run_cc, store, run_id, resume != 0, on_progress, &pctx,
-                               &g_stop, &err);
-        if (rc == CRL_EINTR) {
-            fprintf(stderr, "crl train: run %lld %s (--resume %lld)\n", (long long)run_id,
-                    err.msg, (long long)run_id);
-            crl_store_close(store);
-            crl_l2m_base_free(&base);
-            return 130;
-        }
-        if (rc) {
-            fprintf(stderr, "crl train: run %lld failed: %s\n", (long long)run_id,
-                    err.msg);
-            crl_store_close(store);
-            crl_l2m_base_free(&base);
-            return cli_exit_code(rc) == 2 ? 2 : 1;
-        }
-        if (resume) break;
+    if (rc == CRL_EINTR) {
+        fprintf(stderr, "crl train: %s\n", err.msg);
+        return 130;
     }
-    crl_store_close(store);
-    crl_l2m_base_free(&base);
+    if (rc) {
+        fprintf(stderr, "crl train: %s\n", err.msg);
+        /* Before a run: a bad configuration or run id is a usage error. */
+        if (!id) return rc == CRL_EINVAL || rc == CRL_ENOTFOUND ? 2 : 1;
+        return !env && rc == CRL_EINVAL ? 2 : 1;
+    }
+    if (env && !quiet)
+        fprintf(stderr, "crl train: run %lld finished in %.1f s\n", (long long)id,
+                crl_now() - t0);
     return 0;
 }
 
@@ -405,7 +308,25 @@ static int resumed_env_run(const char *db, int64_t id) {
     return yes;
 }
 
-static int train_env(crl_run_config *r, const char *db, int quiet, int64_t resume);
+/* --env-xml's reward flags, refused with the flags' names. */
+static int xml_flags(const crl_run_config *r) {
+    if (!r->env_xml || !*r->env_xml) return 0;
+    const char *reward = r->xml_reward ? r->xml_reward : "forward";
+    if (!strcmp(reward, "reach")) {
+        double x[3];
+        char tail;
+        if (!r->xml_target ||
+            sscanf(r->xml_target, "%lf,%lf,%lf%c", &x[0], &x[1], &x[2], &tail) != 3) {
+            fprintf(stderr, "crl train: --xml-reward reach needs --xml-target x,y,z\n");
+            return 2;
+        }
+    } else if (strcmp(reward, "forward") != 0) {
+        fprintf(stderr, "crl train: --xml-reward must be forward or reach, got '%s'\n",
+                reward);
+        return 2;
+    }
+    return 0;
+}
 
 /* The first of names that the command line gave (given[] from
  * opts_parse_given over defs), or NULL. */
@@ -548,124 +469,11 @@ int cmd_train(int argc, char **argv) {
     for (int i = 0; i < n && r.offline && *r.offline; i++)
         if (!strcmp(defs[i].name, "env")) given[i] = 0; /* mapped to a scenario */
     if (misplaced_flag(defs, n, given, !env_resume && (resume || r.scenario))) return 2;
-    if (env_resume) {
-        crl_err err = {0};
-        crl_store *store = NULL;
-        char status[16] = "";
-        rc = crl_store_open(db, 0, &store, &err);
-        if (!rc) rc = crl_run_config_load(store, resume, &r, status, &err);
-        if (!rc && strcmp(status, "finished") == 0)
-            rc = crl_errf(&err, CRL_EINVAL, "run %lld is already finished",
-                          (long long)resume);
-        crl_store_close(store);
-        if (rc) {
-            fprintf(stderr, "crl train: %s\n", err.msg);
-            crl_run_config_free(&r);
-            return rc == CRL_ENOTFOUND || rc == CRL_EINVAL ? 2 : 1;
-        }
-        if (crl_run_log_train_every(r.log_train) < 0) {
-            rc = bad_log_train(r.log_train);
-            crl_run_config_free(&r);
-            return rc;
-        }
-    } else if (resume || r.scenario) {
-        rc = train_continual(&r, db, resume, quiet);
-        crl_run_config_free(&r);
-        return rc;
-    }
-    rc = train_env(&r, db, quiet, resume);
+    const int env = env_resume || (!resume && !r.scenario);
+    if (env && !resume && (rc = xml_flags(&r))) return rc;
+    rc = train_run(&r, db, resume, quiet, env);
     crl_run_config_free(&r);
     return rc;
-}
-
-/* One single-env run (--env or --env-xml), new or resumed (run `resume`). */
-static int train_env(crl_run_config *r, const char *db, int quiet, int64_t resume) {
-    int rc;
-    crl_err err = {0};
-    const int has_xml = r->env_xml && *r->env_xml;
-    if (has_xml) {
-        const char *reward = r->xml_reward ? r->xml_reward : "forward";
-        if (!strcmp(reward, "reach")) {
-            double x[3];
-            char tail;
-            if (!r->xml_target ||
-                sscanf(r->xml_target, "%lf,%lf,%lf%c", &x[0], &x[1], &x[2], &tail) != 3) {
-                fprintf(stderr,
-                        "crl train: --xml-reward reach needs --xml-target x,y,z\n");
-                return 2;
-            }
-        } else if (strcmp(reward, "forward") != 0) {
-            fprintf(stderr,
-                    "crl train: --xml-reward must be forward or reach, got '%s'\n",
-                    reward);
-            return 2;
-        }
-    }
-    crl_train_config c;
-    crl_env_spec *spec = NULL;
-    if ((rc = crl_run_train_config(r, &c, &err)) ||
-        (rc = has_xml ? crl_env_spec_create_xml(c.env_xml, &c.xml, &spec, &err)
-                      : crl_env_spec_create(c.env, &spec, &err))) {
-        fprintf(stderr, "crl train: %s\n", err.msg);
-        return 2;
-    }
-    crl_env_spec_free(spec);
-
-    /* crl's parallelism is its own (two update lanes); BLAS runs one thread
-     * per lane. */
-    if ((rc = crl_blas_init(1, &err))) {
-        fprintf(stderr, "crl train: %s\n", err.msg);
-        return 1;
-    }
-    if (r->threads <= 0) r->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    crl_store *store = NULL;
-    if ((rc = crl_store_open(db, 1, &store, &err))) {
-        fprintf(stderr, "crl train: %s\n", err.msg);
-        return cli_exit_code(rc) == 2 ? 1 : cli_exit_code(rc);
-    }
-
-    int64_t run_id = resume;
-    if (!resume && (rc = crl_run_create(store, r, &run_id, &err))) {
-        fprintf(stderr, "crl train: %s\n", err.msg);
-        crl_store_close(store);
-        return 1;
-    }
-    if ((rc = crl_run_train_config(r, &c, &err))) {
-        fprintf(stderr, "crl train: %s\n", err.msg);
-        crl_store_close(store);
-        return 2;
-    }
-    c.resume = resume != 0;
-    printf(c.resume ? "run %lld (resumed)\n" : "run %lld\n", (long long)run_id);
-    fflush(stdout);
-    if (!quiet)
-        fprintf(stderr, "crl: OpenBLAS kernel %s, SAC update on %d thread%s\n",
-                crl_blas_kernel(), c.sac.threads, c.sac.threads > 1 ? "s" : "");
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
-    progress_ctx pctx = {isatty(2), quiet, 0, 0};
-    double t0 = crl_now();
-    rc = crl_train_run(&c, store, run_id, on_progress, &pctx, &g_stop, &err);
-    double wall = crl_now() - t0;
-    crl_store_close(store);
-    if (rc == CRL_EINTR) {
-        fprintf(stderr, "crl train: run %lld %s; status 'interrupted'\n",
-                (long long)run_id, err.msg);
-        return 130;
-    }
-    if (rc) {
-        fprintf(stderr, "crl train: run %lld failed: %s\n", (long long)run_id, err.msg);
-        return 1;
-    }
-    if (!quiet)
-        fprintf(stderr, "crl train: run %lld finished in %.1f s\n", (long long)run_id,
-                wall);
-    return 0;
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -752,7 +560,7 @@ int cmd_eval(int argc, char **argv) {
         cc.sac.threads = 1;
         crl_l2m_base base = {0};
         if (!rc && (mflags & CRL_METHOD_L2M_BASE)) {
-            rc = load_l2m_base(&cc, db, store, &base, &err);
+            rc = crl_run_l2m_base(&cc, db, store, &base, &err);
             cc.l2m_base = &base;
         }
         for (int t = t0; !rc && t < t1; t++) {

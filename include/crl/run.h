@@ -10,6 +10,7 @@
 #ifndef CRL_RUN_H
 #define CRL_RUN_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -98,6 +99,14 @@ int crl_run_config_json(crl_store *store, const crl_run_config *c, char **json,
 int crl_run_config_decode(crl_store *store, const char *json, crl_run_config *c,
                           crl_err *err);
 
+/* Set the one key `key` of the stored format (the keys of config_json that
+ * the encoder writes, docs/schema.md; not the derived ones) from its text,
+ * as the decoder reads it: a number for a number key, checked against the
+ * key's range. A string value is c's own copy (crl_run_config_free).
+ * CRL_EINVAL: "unknown option 'K'" or "K must be ... got 'V'". */
+int crl_run_config_set(crl_run_config *c, const char *key, const char *value,
+                       crl_err *err);
+
 /* Validate c and create its run (status running) in store (an offline
  * run's offline_bytes is the dataset's size now): the runs table's
  * method is the method's label (crl_method_impl.label), "sac" for a
@@ -117,6 +126,46 @@ int crl_run_config_load(crl_store *store, int64_t run_id, crl_run_config *c, cha
 int crl_run_train_config(const crl_run_config *c, crl_train_config *out, crl_err *err);
 int crl_run_continual_config(const crl_run_config *c, crl_continual_config *out,
                              crl_err *err);
+
+/* ---- training a run (agents/train.c): the one path of `crl train` and of
+ * the Python package's crl.train ------------------------------------------ */
+
+/* What crl_run_train calls back; every member may be NULL. */
+typedef struct {
+    crl_progress_fn progress; /* about once a second, with ctx */
+    /* Once per run, after it is created (or resumed) and before it trains;
+     * c is the run's configuration as stored. */
+    void (*started)(int64_t run_id, int resumed, const crl_run_config *c, void *ctx);
+    void *ctx;
+    /* Non-zero stops the run after a checkpoint: CRL_EINTR, status
+     * interrupted, resumable. */
+    volatile sig_atomic_t *stop;
+} crl_run_hooks;
+
+/* Train the run c describes in the store at path db (created when missing),
+ * or with resume != 0 continue run `resume` with its stored configuration
+ * (c's contents are then replaced by it; free c with crl_run_config_free
+ * either way). A method of CRL_METHOD_ONE_TASK without single-task makes
+ * one run per scenario position. threads <= 0 is resolved to one per
+ * core. Checked before the store is opened or created: the configuration
+ * (crl_run_config_validate), an offline run's dataset and a single-env
+ * run's task (it must compile; CRL_ENOTFOUND or CRL_EINVAL), so that a bad
+ * configuration writes nothing. *run_id (may be NULL) is the last run
+ * created or resumed, 0 if none; a failure after it was created is
+ * reported as "run N failed: ...". CRL_EINTR when *hooks->stop stopped it
+ * (the run is resumable). */
+int crl_run_train(const char *db, crl_run_config *c, int64_t resume,
+                  const crl_run_hooks *hooks, int64_t *run_id, crl_err *err);
+
+/* l2m: the frozen base named by cc's base RUN[:TASK], read from the store
+ * at cc's base_db, or else from db (store: db already open, or NULL).
+ * CRL_EINVAL naming the base and the file. b is freed with
+ * crl_l2m_base_free. */
+int crl_run_l2m_base(const crl_continual_config *cc, const char *db, crl_store *store,
+                     crl_l2m_base *b, crl_err *err);
+
+/* sizeof(crl_run_config), for callers that cannot see the struct (FFI). */
+size_t crl_run_config_sizeof(void);
 
 /* The frozen L2M base named by spec "RUN[:TASK]" in store: the actor of the
  * run's latest checkpoint (single-env or continual), head TASK (default 0).
