@@ -535,18 +535,30 @@ static double stick_path_dist(const double *end, const double *handle) {
 
 /* stick-pull: reach the stick, grasp it, put its end through the handle,
  * and pull the handle to the goal:
- *   1 reach + 1 grasp + grasp * (3 insert + 4 inserted * pull)
+ *   1 reach + 1 grasp + grasp * (2 insert + 5 inserted * pull)
  *   grasp    = held_grasp: the stick between the pads
  *   insert   = tol(stick_path_dist(end), flat to 0.02, margin 0.5): through
  *              the hole along its axis to the point STICK_DEPTH past it
  *   inserted = tol(gap to the insertion condition, margin 0.03, gaussian):
  *              1 when the end counts as inserted
- *   pull     = tol(|handle - goal|, margin max(d0, 0.1)).
+ *   pull     = (progress + tol(|handle - goal|, margin max(d0, 0.1))) / 2,
+ *              progress = clamp(1 - |handle - goal| / max(d0, 0.1), 0, 1):
+ *              a gradient that does not fade at the start. With 3 insert +
+ *              4 inserted * tol (session 10, 240k steps) SAC threaded the
+ *              stick through the handle in 3 of 3 deterministic episodes and
+ *              then pushed the container on, away from the goal, at about
+ *              5 per step: the long-tailed tol pays 0.1 at the start and
+ *              pulling 3 cm earned under 0.1 per step.
  * Pushing the container with the hand pays nothing: pull counts only with
  * the stick in the handle. Insert and pull count only with the stick held,
  * as Meta-World gates its stick-pull reward on the grasp: with them ungated
  * (session 8, 110k steps) SAC pushed the stick towards the handle under
  * shut pads, by friction, and never grasped it. */
+static double stick_pull_term(double d, double d0) {
+    const double m = d0 > 0.1 ? d0 : 0.1;
+    return 0.5 * (manip_clamp(1.0 - d / m, 0.0, 1.0) + place_term(d, d0));
+}
+
 static void reward_stick(crl_env *e, const float *act, crl_step_info *info) {
     manip_sync(e);
     const ma_data *dd = ma_d(e);
@@ -560,8 +572,9 @@ static void reward_stick(crl_env *e, const float *act, crl_step_info *info) {
     double inserted = manip_tolerance(stick_insert_gap(end, handle), 0.0, 0.0, 0.03,
                                       MANIP_GAUSSIAN, 0.1);
     double grasp = held_grasp(e, stick, STICK_GRIP_LO, STICK_GRIP_HI);
-    double shaped = 1.0 * reach_term(e, stick) + 1.0 * grasp +
-                    grasp * (3.0 * insert + 4.0 * inserted * place_term(d_goal, st->d0));
+    double shaped =
+        1.0 * reach_term(e, stick) + 1.0 * grasp +
+        grasp * (2.0 * insert + 5.0 * inserted * stick_pull_term(d_goal, st->d0));
     finish(info, d_goal <= STICK_SUCCESS && stick_inserted(end, handle), shaped);
 }
 
