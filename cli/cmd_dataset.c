@@ -545,18 +545,8 @@ int cmd_dataset(int argc, char **argv) {
     /* ---- collect */
     crl_dataset *ds = NULL;
     int opened = 0;
-    /* A new dataset is collected into a temporary file in out's folder and
-     * renamed when the collection ends (also when interrupted: the episodes
-     * collected are kept); a failure removes it (base.h's atomic outputs).
-     * An existing dataset is appended to in place, an episode per
-     * transaction. */
-    char *tmp = NULL;
-    if (!code && !out_existed && (rc = crl_atomic_temp(out, &tmp, &err))) {
-        fprintf(stderr, "crl dataset: %s\n", err.msg);
-        code = 1;
-    }
     if (!code) {
-        rc = crl_dataset_open(tmp ? tmp : out, 1, &ds, &err);
+        rc = crl_dataset_open(out, 1, &ds, &err);
         opened = rc == CRL_OK;
         if (rc) {
             fprintf(stderr, "crl dataset: %s\n", err.msg);
@@ -623,31 +613,18 @@ int cmd_dataset(int argc, char **argv) {
     }
     crl_policy_free(policy);
     free(tasks_copy);
-    /* The new file: renamed over out when complete (its write-ahead log
-     * merged into it on close; one left behind means the close failed),
-     * removed after a failure or when no episode was written. */
-    if (tmp) {
+    /* A file this command created goes when it never got an episode or when
+     * the collection failed (a full disk: docs/robustness.md), so a failure
+     * leaves nothing behind. It is made in place, not under a temporary
+     * name, because it is a valid dataset after every commit: it can be
+     * read while it grows, and Ctrl-C keeps what was collected. */
+    if (opened && !out_existed && (written == 0 || code)) {
         char side[4200];
-        snprintf(side, sizeof side, "%s-wal", tmp);
-        struct stat wb;
-        if (opened && !code && written > 0 && stat(side, &wb) == 0 && wb.st_size > 0) {
-            fprintf(stderr,
-                    "crl dataset: cannot write %s: the database could not be completed "
-                    "(its write-ahead log was not merged into it)\n",
-                    out);
-            code = 1;
-        }
-        if (opened && !code && written > 0 && crl_atomic_rename(tmp, out, &err)) {
-            fprintf(stderr, "crl dataset: %s\n", err.msg);
-            code = 1;
-        }
-        if (code || written == 0) {
-            unlink(side);
-            snprintf(side, sizeof side, "%s-shm", tmp);
-            unlink(side);
-            unlink(tmp);
-        }
-        free(tmp);
+        snprintf(side, sizeof side, "%s-wal", out);
+        unlink(side);
+        snprintf(side, sizeof side, "%s-shm", out);
+        unlink(side);
+        unlink(out);
     }
     if (code) return code;
     long long size = file_size(out);
