@@ -257,7 +257,8 @@ static int parse_net(pol_net *net, const section *s, int idx, char *eb, size_t e
     float w = 0;
     size_t f = rd_weights(&r, net->params, np, &w);
     if (f)
-        return BAD("network %d: parameter %zu is %g (weights must be finite, |w| <= %g)",
+        return BAD("network %d: parameter %zu is %g (a weight must not be NaN or "
+                   "infinite, and |w| <= %g)",
                    idx, f - 1, (double)w, (double)CRL_POLICY_MAX_WEIGHT);
     return CRL_OK;
 }
@@ -511,7 +512,8 @@ static int parse_l2m(pol_core *c, const section *s, char *eb, size_t el) {
     float w = 0;
     size_t f = rd_weights(&r, c->pool_params, np, &w);
     if (f)
-        return BAD("L2M: pool parameter %zu is %g (weights must be finite, |w| <= %g)",
+        return BAD("L2M: pool parameter %zu is %g (a weight must not be NaN or infinite, "
+                   "and |w| <= %g)",
                    f - 1, (double)w, (double)CRL_POLICY_MAX_WEIGHT);
     c->route = (int)route;
     c->route_tasks = (int)rtasks;
