@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "agents/continual_state.h"
+#include "agents/diverge.h"
 #include "core/blob.h"
 #include "crl/dataset.h"
 #include "crl/scenario.h"
@@ -665,6 +666,7 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
             double ep_ret = 0;
             int ep_succ = 0;
             int64_t since_resume = 0;
+            diverge_state dv = DIVERGE_INIT; /* diverging physics (agents/runner.c) */
             for (; t < budget - reserve; t++) {
                 const float *mix = st.m->collect ? st.m->collect(&st, ep_start) : NULL;
                 ep_start = 0;
@@ -675,6 +677,7 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                     crl_sac_act(st.sac, 1, obs, cur, 0, NULL, act);
                 crl_step_info info;
                 crl_env_step(env, act, obs2, &info);
+                diverge_step(&dv, env);
                 if (st.trec) crl_episode_add(st.trec, act, &info);
                 if (st.has_res)
                     crl_reservoir_add(&st.res, &st.res_rng, obs, act, info.reward, obs2,
@@ -688,6 +691,8 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                 st.step++;
                 since_resume++;
                 if (info.terminal || info.truncated) {
+                    if ((rc = diverge_episode_end(&dv, st.names[cur], st.step, err)))
+                        goto out;
                     rec_ret[rec_next] = ep_ret;
                     rec_succ[rec_next] = ep_succ;
                     rec_next = (rec_next + 1) % 10;

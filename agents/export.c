@@ -425,25 +425,12 @@ static int export_continual(export_state *x, const run_cfg *cfg, int64_t run_id,
 /* ---- the file
  * ------------------------------------------------------------------------------ */
 
+/* A temporary file in path's folder, synced and renamed (base.h): a failed
+ * write leaves no file and an existing one untouched; the message has the
+ * OS reason. */
 static int write_atomic(const char *path, const unsigned char *buf, size_t n,
                         crl_err *err) {
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 32);
-    if (!tmp) return crl_errf(err, CRL_ENOMEM, "export: out of memory");
-    snprintf(tmp, len + 32, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    int ok = f && fwrite(buf, 1, n, f) == n;
-    if (f && fflush(f) != 0) ok = 0;
-    if (f && fsync(fileno(f)) != 0) ok = 0;
-    if (f && fclose(f) != 0) ok = 0;
-    if (ok && rename(tmp, path) != 0) ok = 0;
-    if (!ok) {
-        unlink(tmp);
-        free(tmp);
-        return crl_errf(err, CRL_EIO, "%s: cannot write the policy file", path);
-    }
-    free(tmp);
-    return CRL_OK;
+    return crl_atomic_write_file(path, buf, n, err);
 }
 
 int crl_policy_export(const char *db, int64_t run_id, int task, const char *path,

@@ -3,10 +3,12 @@
 #include "crl/runner.h"
 
 #include <math.h>
+#include <mujoco/mujoco.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents/diverge.h"
 #include "agents/evaluator.h"
 #include "crl/replay.h"
 
@@ -288,6 +290,42 @@ static void recent_push(recent *r, double ret, int succ) {
     if (r->n < 10) r->n++;
 }
 
+/* ---- diverging physics (docs/robustness.md) ----------------------------------
+ * MuJoCo answers a NaN or huge qpos/qvel/qacc by resetting mjData and
+ * counting a warning; crl then truncates the episode (envs/env.c). A model
+ * whose physics does that in CRL_DIVERGED_IN_A_ROW training episodes in a
+ * row is unstable, not unlucky: the run fails with one line naming the task,
+ * the env step and MuJoCo's warning text. Shared with agents/continual.c. */
+static const int diverge_warnings[] = {mjWARN_BADQPOS, mjWARN_BADQVEL, mjWARN_BADQACC};
+
+void diverge_step(diverge_state *dv, crl_env *env) {
+    const mjData *d = crl_env_data(env);
+    if (dv->warning >= 0) return;
+    for (size_t i = 0; i < sizeof diverge_warnings / sizeof *diverge_warnings; i++) {
+        int w = diverge_warnings[i];
+        if (d->warning[w].number > 0) {
+            dv->warning = w;
+            dv->info = d->warning[w].lastinfo;
+            return;
+        }
+    }
+}
+
+int diverge_episode_end(diverge_state *dv, const char *task, int64_t step, crl_err *err) {
+    int w = dv->warning;
+    dv->warning = -1;
+    if (w < 0) {
+        dv->in_a_row = 0;
+        return CRL_OK;
+    }
+    if (++dv->in_a_row < CRL_DIVERGED_IN_A_ROW) return CRL_OK;
+    return crl_errf(err, CRL_EMUJOCO,
+                    "task '%s': the physics diverged in %d episodes in a row, the last "
+                    "at env step %lld (MuJoCo: %s); try a smaller timestep or weaker "
+                    "actuators",
+                    task, dv->in_a_row, (long long)step, mju_warningText(w, dv->info));
+}
+
 int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
                   crl_progress_fn progress, void *ctx, volatile sig_atomic_t *stop,
                   crl_err *err) {
@@ -359,6 +397,7 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
     if (inj) nan_step = strtoll(inj, NULL, 10);
 
     recent rec = {0};
+    diverge_state dv = DIVERGE_INIT;
     double ep_ret = 0;
     int ep_succ = 0;
     uint64_t ep_seed = crl_rng_u64(&rs.env_rng);
@@ -379,6 +418,7 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
         }
         crl_step_info info;
         crl_env_step(env, act, obs2, &info);
+        diverge_step(&dv, env);
         if (trec) crl_episode_add(trec, act, &info);
         if (rs.step + 1 == nan_step) info.reward = NAN;
         crl_replay_add(&rb, obs, act, info.reward, obs2, info.terminal, task);
@@ -390,6 +430,7 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
          * batch age, so that other runs can write to the same file. */
         if ((rc = crl_store_tick(store, err))) goto out;
         if (info.terminal || info.truncated) {
+            if ((rc = diverge_episode_end(&dv, env_name, rs.step, err))) goto out;
             recent_push(&rec, ep_ret, ep_succ);
             crl_store_metric(store, run_id, rs.step, "train/return", ep_ret, NULL);
             crl_store_metric(store, run_id, rs.step, "train/success", ep_succ, NULL);

@@ -194,7 +194,15 @@ typedef struct {
     int png;
     double w, h;
     const char *path;
+    crl_atomic out; /* the output file: written to a temporary, renamed (base.h) */
+    int open;
 } canvas;
+
+static cairo_status_t atomic_sink(void *closure, const unsigned char *data,
+                                  unsigned int n) {
+    return crl_atomic_write(closure, data, n) ? CAIRO_STATUS_WRITE_ERROR
+                                              : CAIRO_STATUS_SUCCESS;
+}
 
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
@@ -206,22 +214,28 @@ static int canvas_open(canvas *c, const char *path, double w, double h, crl_err 
     c->path = path;
     c->w = w;
     c->h = h;
-    if (ends_with(path, ".png")) {
-        c->png = 1;
-        c->s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)w, (int)h);
-    } else if (ends_with(path, ".svg")) {
-        c->s = cairo_svg_surface_create(path, w, h);
-    } else {
+    int png = ends_with(path, ".png");
+    if (!png && !ends_with(path, ".svg"))
         return crl_errf(err, CRL_EINVAL, "%s: the plot file must end in .png or .svg",
                         path);
+    int rc = crl_atomic_open(&c->out, path, err);
+    if (rc) return rc;
+    c->open = 1;
+    if (png) {
+        c->png = 1;
+        c->s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)w, (int)h);
+    } else {
+        c->s = cairo_svg_surface_create_for_stream(atomic_sink, &c->out, w, h);
     }
     if (cairo_surface_status(c->s) != CAIRO_STATUS_SUCCESS) {
         cairo_status_t st = cairo_surface_status(c->s);
         cairo_surface_destroy(c->s);
         c->s = NULL;
+        int e = c->out.error;
+        crl_atomic_abort(&c->out);
+        c->open = 0;
         return crl_errf(err, CRL_EIO, "cannot write %s: %s", path,
-                        st == CAIRO_STATUS_WRITE_ERROR ? strerror(errno)
-                                                       : cairo_status_to_string(st));
+                        e ? strerror(e) : cairo_status_to_string(st));
     }
     c->cr = cairo_create(c->s);
     cairo_set_source_rgb(c->cr, 1, 1, 1);
@@ -231,28 +245,39 @@ static int canvas_open(canvas *c, const char *path, double w, double h, crl_err 
     return CRL_OK;
 }
 
+/* Finish the drawing and, when ok, commit the output file; otherwise (or
+ * on any failure) the temporary file is removed and nothing is left. */
 static int canvas_close(canvas *c, int ok, crl_err *err) {
     int rc = CRL_OK;
-    if (!c->s) return rc;
+    if (!c->s) {
+        if (c->open) crl_atomic_abort(&c->out);
+        c->open = 0;
+        return rc;
+    }
     cairo_status_t st = c->cr ? cairo_status(c->cr) : CAIRO_STATUS_SUCCESS;
     cairo_destroy(c->cr);
     if (ok && st != CAIRO_STATUS_SUCCESS)
         rc = crl_errf(err, CRL_EIO, "drawing %s failed: %s", c->path,
                       cairo_status_to_string(st));
     if (ok && !rc && c->png) {
-        st = cairo_surface_write_to_png(c->s, c->path);
+        st = cairo_surface_write_to_png_stream(c->s, atomic_sink, &c->out);
         if (st != CAIRO_STATUS_SUCCESS)
             rc = crl_errf(err, CRL_EIO, "cannot write %s: %s", c->path,
-                          st == CAIRO_STATUS_WRITE_ERROR ? strerror(errno)
-                                                         : cairo_status_to_string(st));
+                          c->out.error ? strerror(c->out.error)
+                                       : cairo_status_to_string(st));
     }
     cairo_surface_finish(c->s);
     st = cairo_surface_status(c->s);
     if (ok && !rc && st != CAIRO_STATUS_SUCCESS)
         rc = crl_errf(err, CRL_EIO, "cannot write %s: %s", c->path,
-                      cairo_status_to_string(st));
+                      c->out.error ? strerror(c->out.error) : cairo_status_to_string(st));
     cairo_surface_destroy(c->s);
     c->s = NULL;
+    if (ok && !rc)
+        rc = crl_atomic_commit(&c->out, err);
+    else
+        crl_atomic_abort(&c->out);
+    c->open = 0;
     return rc;
 }
 
@@ -1267,8 +1292,7 @@ int crl_plot_write(crl_store *store, const crl_plot_opts *o, const char *path,
         double w = o->width ? o->width : 1400, h = o->height ? o->height : 560;
         if ((rc = canvas_open(&c, path, w, h, err))) return rc;
         rc = plot_compare(store, o, &c, err);
-        int rc2 = canvas_close(&c, rc == CRL_OK, err);
-        if (rc) remove(path);
+        int rc2 = canvas_close(&c, rc == CRL_OK, err); /* nothing written on failure */
         return rc ? rc : rc2;
     }
     if (o->kind != CRL_PLOT_CURVES && o->kind != CRL_PLOT_MATRIX)

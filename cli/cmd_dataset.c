@@ -613,8 +613,12 @@ int cmd_dataset(int argc, char **argv) {
     }
     crl_policy_free(policy);
     free(tasks_copy);
-    /* A file this command created and never wrote an episode to goes. */
-    if (opened && !out_existed && written == 0) {
+    /* A file this command created goes when it never got an episode or when
+     * the collection failed (a full disk: docs/robustness.md), so a failure
+     * leaves nothing behind. It is made in place, not under a temporary
+     * name, because it is a valid dataset after every commit: it can be
+     * read while it grows, and Ctrl-C keeps what was collected. */
+    if (opened && !out_existed && (written == 0 || code)) {
         char side[4200];
         snprintf(side, sizeof side, "%s-wal", out);
         unlink(side);

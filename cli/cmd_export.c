@@ -1,6 +1,7 @@
 /* crl export: a run's latest checkpoint as a policy file for the embedding
  * API (include/crl/policy.h, docs/embedding.md), or a task's MJCF for a
  * program that runs the physics itself. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,18 +27,21 @@ static int export_task_xml(const char *task, const char *out) {
         fprintf(stderr, "crl export: %s\n", err.msg);
         return rc == CRL_ENOTFOUND ? 2 : cli_exit_code(rc);
     }
-    int ok;
     if (!strcmp(out, "-")) {
-        ok = fwrite(text, 1, n, stdout) == n && fflush(stdout) == 0;
-    } else {
-        FILE *f = fopen(out, "wb");
-        ok = f && fwrite(text, 1, n, f) == n;
-        if (f && fclose(f) != 0) ok = 0;
+        int ok = fwrite(text, 1, n, stdout) == n && fflush(stdout) == 0;
+        free(text);
+        if (!ok) {
+            fprintf(stderr, "crl export: cannot write to stdout: %s\n", strerror(errno));
+            return 1;
+        }
+        return 0;
     }
+    /* A temporary file in out's folder, renamed when complete (base.h). */
+    rc = crl_atomic_write_file(out, text, n, &err);
     free(text);
-    if (!ok) {
-        fprintf(stderr, "crl export: cannot write %s\n", out);
-        return 1;
+    if (rc) {
+        fprintf(stderr, "crl export: %s\n", err.msg);
+        return cli_exit_code(rc);
     }
     return 0;
 }

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "crl/store.h"
@@ -75,10 +76,15 @@ int cmd_merge(int argc, char **argv) {
     }
     crl_err err = {0};
     crl_merge_stats st;
+    /* A new output is written to a temporary file and renamed when complete;
+     * an existing one is merged into in one transaction: either way a
+     * failure leaves nothing behind. */
+    int existed = access(out, F_OK) == 0;
     int rc = crl_store_merge(out, shards, n, print_note, NULL, &st, &err);
     free(shards);
     if (rc) {
-        fprintf(stderr, "crl merge: %s; %s was not changed\n", err.msg, out);
+        fprintf(stderr, "crl merge: %s; %s was %s\n", err.msg, out,
+                existed ? "not changed" : "not created");
         return rc == CRL_EINVAL && strstr(err.msg, "bad argument") ? 2 : 1;
     }
     if (!quiet)

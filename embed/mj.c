@@ -1,5 +1,6 @@
 /* The MuJoCo side of the policy API: a task of a policy bound to the
  * caller's mjModel / mjData (envs/external.h runs the task's own hooks). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,11 +83,9 @@ int crl_policy_write_task_xml(const crl_policy *p, int task, const char *path,
     crl_err err = {0};
     if ((rc = crl_env_task_xml(s, &text, &n, &err)))
         return pol_fail(errbuf, errlen, rc, "%s", err.msg);
-    FILE *f = fopen(path, "wb");
-    int ok = f && fwrite(text, 1, n, f) == n;
-    if (f && fclose(f) != 0) ok = 0;
+    rc = crl_atomic_write_file(path, text, n, &err);
     free(text);
-    if (!ok) return pol_fail(errbuf, errlen, CRL_EIO, "%s: cannot write the model", path);
+    if (rc) return pol_fail(errbuf, errlen, rc, "%s", err.msg);
     return CRL_OK;
 }
 
@@ -208,6 +207,12 @@ int crl_policy_act_mj(crl_policy *p, int task, const struct mjModel_ *m,
     int rc = env_of(p, task, m, d, &env);
     if (rc) return rc;
     crl_policy_env_observe(env, d, p->obs1);
+    for (int k = 0; k < p->c->obs_dim; k++)
+        if (!isfinite(p->obs1[k]))
+            return pol_set_err(p, CRL_EMUJOCO,
+                               "task %d: observation %d of the simulation is %g: the "
+                               "physics diverged (reset the episode)",
+                               task, k, (double)p->obs1[k]);
     rc = crl_policy_act(p, task, p->obs1, p->act1, CRL_POLICY_DETERMINISTIC, NULL);
     if (!rc) crl_policy_env_apply(env, d, p->act1);
     return rc;

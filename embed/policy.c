@@ -146,6 +146,21 @@ static int rd_f32s(rd *r, float *out, size_t n, int finite) {
     return 0;
 }
 
+/* Network weights: finite, and |w| <= CRL_POLICY_MAX_WEIGHT (policy.h). 0, or
+ * 1 + the index of the first bad one with *bad its value. */
+static size_t rd_weights(rd *r, float *out, size_t n, float *bad) {
+    const unsigned char *q = take(r, 4 * n);
+    if (!q) return (size_t)-1;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = pol_bits_f32(pol_get_u32(q + 4 * i));
+        if (!(fabsf(out[i]) <= CRL_POLICY_MAX_WEIGHT)) { /* also NaN */
+            *bad = out[i];
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
 typedef struct {
     char tag[5];
     uint32_t version;
@@ -239,8 +254,12 @@ static int parse_net(pol_net *net, const section *s, int idx, char *eb, size_t e
                    (unsigned long long)np, left(&r), net->mlp.n_params);
     net->params = malloc(4 * np);
     if (!net->params) return pol_fail(eb, el, CRL_ENOMEM, "out of memory");
-    int f = rd_f32s(&r, net->params, np, 1);
-    if (f) return BAD("network %d: a parameter is NaN or infinite", idx);
+    float w = 0;
+    size_t f = rd_weights(&r, net->params, np, &w);
+    if (f)
+        return BAD("network %d: parameter %zu is %g (a weight must not be NaN or "
+                   "infinite, and |w| <= %g)",
+                   idx, f - 1, (double)w, (double)CRL_POLICY_MAX_WEIGHT);
     return CRL_OK;
 }
 
@@ -490,8 +509,12 @@ static int parse_l2m(pol_core *c, const section *s, char *eb, size_t el) {
                    (unsigned long long)np, left(&r), c->pool.n_params);
     if (!(c->pool_params = malloc(4 * np)))
         return pol_fail(eb, el, CRL_ENOMEM, "out of memory");
-    if (rd_f32s(&r, c->pool_params, np, 1))
-        return BAD("L2M: a pool parameter is NaN or infinite");
+    float w = 0;
+    size_t f = rd_weights(&r, c->pool_params, np, &w);
+    if (f)
+        return BAD("L2M: pool parameter %zu is %g (a weight must not be NaN or infinite, "
+                   "and |w| <= %g)",
+                   f - 1, (double)w, (double)CRL_POLICY_MAX_WEIGHT);
     c->route = (int)route;
     c->route_tasks = (int)rtasks;
     c->history = (int)hist;
@@ -624,6 +647,14 @@ static int parse(pol_core *c, const unsigned char *b, size_t n, char *eb, size_t
             break;
         }
         int critical = s->tag[0] >= 'A' && s->tag[0] <= 'Z';
+        /* info is the one ancillary section version 1 defines: known, so its
+         * version rule is the known sections' (above 1 is refused). */
+        if (!strcmp(s->tag, "info") && s->version != 1) {
+            rc = pol_fail(eb, el, CRL_EVERSION,
+                          "section 'info' version %u is not one this crl reads (1)",
+                          s->version);
+            break;
+        }
         if (!is_known(s->tag)) {
             if (critical)
                 rc = pol_fail(eb, el, CRL_EVERSION,
@@ -962,6 +993,13 @@ int crl_policy_act_batch(crl_policy *p, int task, int B, const float *obs, float
         return pol_set_err(p, CRL_EINVAL,
                            "sampled actions need a generator (rng is NULL)");
     const int O = t->obs_dim, A = t->act_dim;
+    for (size_t k = 0; k < (size_t)B * O; k++)
+        if (!isfinite(obs[k]))
+            return pol_set_err(p, CRL_EINVAL,
+                               "observation row %d, dimension %d is %g: an observation "
+                               "must be finite",
+                               (int)(k / (size_t)O), (int)(k % (size_t)O),
+                               (double)obs[k]);
     const float *x = obs;
     if (t->norm == POL_NORM_AFFINE) {
         for (int i = 0; i < B; i++)
@@ -998,6 +1036,18 @@ int crl_policy_act_batch(crl_policy *p, int task, int B, const float *obs, float
                 float *a = &action[(size_t)i * A + j];
                 *a = t->act_lo[j] + 0.5f * (*a + 1.0f) * (t->act_hi[j] - t->act_lo[j]);
             }
+    /* Finite weights and observations can still overflow (an observation far
+     * outside what the policy was trained on): a NaN action is never
+     * returned as a success. */
+    for (size_t k = 0; k < (size_t)B * A; k++)
+        if (!isfinite(action[k])) {
+            int row = (int)(k / (size_t)A);
+            memset(action, 0, sizeof(float) * (size_t)B * A);
+            return pol_set_err(p, CRL_ENAN,
+                               "the action of row %d is not finite (the network "
+                               "overflowed on this observation); actions set to 0",
+                               row);
+        }
     return CRL_OK;
 }
 

@@ -196,7 +196,30 @@ const struct mjModel_ *crl_env_model(const crl_env_spec *s) {
 
 /* ---- instances ------------------------------------------------------------ */
 
+/* ---- MuJoCo's warnings (docs/robustness.md) --------------------------------
+ * MuJoCo reports an unstable simulation (a NaN or huge qpos/qvel/qacc, which
+ * it answers by resetting mjData) through mju_warning, whose default prints
+ * a line to stdout and appends to MUJOCO_LOG.TXT in the working directory -
+ * on every env step, since crl clears the warning counters before each step
+ * (crl_task_step_begin). crl counts them per episode from mjData's counters
+ * instead (the runners fail a run whose physics diverges repeatedly, with
+ * one line holding mju_warningText), so the hook installed here, once per
+ * process and only if the program has not installed its own, prints
+ * nothing: it counts. */
+static unsigned long g_mj_warnings;
+
+static void count_mujoco_warning(const char *msg) {
+    (void)msg;
+    __atomic_add_fetch(&g_mj_warnings, 1, __ATOMIC_RELAXED);
+}
+
+static void install_warning_hook(void) {
+    if (!mju_user_warning) mju_user_warning = count_mujoco_warning;
+}
+
 int crl_env_create(const crl_env_spec *s, crl_env **out, crl_err *err) {
+    static pthread_once_t hook_once = PTHREAD_ONCE_INIT;
+    pthread_once(&hook_once, install_warning_hook);
     if (!out) return crl_errf(err, CRL_EINVAL, "crl_env_create: out is NULL");
     *out = NULL;
     if (!s) return crl_errf(err, CRL_EINVAL, "crl_env_create: spec is NULL");

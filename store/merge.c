@@ -813,9 +813,17 @@ int crl_store_merge(const char *out_path, const char *const *shards, int n_shard
         sqlite3_close(s.db);
         use[i] = 1;
     }
+    /* A new output is made under a temporary name in its folder and renamed
+     * only when complete (base.h's atomic outputs): a failure (a full disk)
+     * leaves no file. An existing output is merged into in place, inside
+     * one transaction, so a failure leaves it as it was. */
+    char *tmp = NULL;
+    int ret = out_exists ? CRL_OK : crl_atomic_temp(out_path, &tmp, err);
     crl_store *store = NULL;
-    int ret = crl_store_open(out_path, 1, &store, err);
+    if (ret == CRL_OK) ret = crl_store_open(tmp ? tmp : out_path, 1, &store, err);
     if (ret != CRL_OK) {
+        if (tmp) unlink_db(tmp);
+        free(tmp);
         free(use);
         return ret;
     }
@@ -841,8 +849,30 @@ int crl_store_merge(const char *out_path, const char *const *shards, int n_shard
         ret = exec_out(&m, "COMMIT");
     else
         (void)sqlite3_exec(m.out, "ROLLBACK", NULL, NULL, NULL);
+    /* The new file must be whole before it is renamed: its WAL checkpointed
+     * into it (a checkpoint that fails on a full disk is a failure). */
+    if (ret == CRL_OK && tmp) {
+        int nlog = 0, nckpt = 0;
+        int rc = sqlite3_wal_checkpoint_v2(m.out, NULL, SQLITE_CHECKPOINT_TRUNCATE, &nlog,
+                                           &nckpt);
+        if (rc != SQLITE_OK) ret = out_fail(&m, rc, "checkpoint");
+    }
     crl_store_close(store);
-    if (ret != CRL_OK && !out_exists) unlink_db(out_path);
+    if (tmp) {
+        size_t n = strlen(tmp) + 8;
+        char *wal = malloc(n);
+        struct stat wb;
+        if (wal) snprintf(wal, n, "%s-wal", tmp);
+        if (ret == CRL_OK && (!wal || (stat(wal, &wb) == 0 && wb.st_size > 0)))
+            ret = crl_errf(err, CRL_EIO,
+                           "cannot write %s: the database could not be "
+                           "completed (its write-ahead log was not merged into it)",
+                           out_path);
+        free(wal);
+        if (ret == CRL_OK) ret = crl_atomic_rename(tmp, out_path, err);
+        if (ret != CRL_OK) unlink_db(tmp);
+        free(tmp);
+    }
     free(use);
     if (ret != CRL_OK) memset(stats, 0, sizeof *stats);
     return ret;

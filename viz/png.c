@@ -7,6 +7,13 @@
 
 #include "crl/viz.h"
 
+/* cairo's stream callback into an atomic output file (base.h). */
+static cairo_status_t atomic_sink(void *closure, const unsigned char *data,
+                                  unsigned int n) {
+    return crl_atomic_write(closure, data, n) ? CAIRO_STATUS_WRITE_ERROR
+                                              : CAIRO_STATUS_SUCCESS;
+}
+
 int crl_png_write(const char *path, const unsigned char *rgb, int w, int h,
                   crl_err *err) {
     if (!path || !rgb || w < 1 || h < 1 || w > 32767 || h > 32767)
@@ -27,13 +34,22 @@ int crl_png_write(const char *path, const unsigned char *rgb, int w, int h,
                      src[3 * x + 2];
     }
     cairo_surface_mark_dirty(s);
-    cairo_status_t st = cairo_surface_write_to_png(s, path);
+    /* A temporary file in path's folder, renamed when complete: a failed
+     * write (a full disk) leaves no file and an existing one untouched. */
+    crl_atomic a;
+    int rc = crl_atomic_open(&a, path, err);
+    if (rc) {
+        cairo_surface_destroy(s);
+        return rc;
+    }
+    cairo_status_t st = cairo_surface_write_to_png_stream(s, atomic_sink, &a);
     cairo_surface_destroy(s);
-    if (st != CAIRO_STATUS_SUCCESS)
+    if (st != CAIRO_STATUS_SUCCESS && !a.error) {
+        crl_atomic_abort(&a);
         return crl_errf(err, CRL_EIO, "cannot write %s: %s", path,
-                        st == CAIRO_STATUS_WRITE_ERROR ? strerror(errno)
-                                                       : cairo_status_to_string(st));
-    return CRL_OK;
+                        cairo_status_to_string(st));
+    }
+    return crl_atomic_commit(&a, err); /* reports a failed write's reason */
 }
 
 int crl_png_read(const char *path, unsigned char **rgb, int *w, int *h, crl_err *err) {

@@ -37,8 +37,30 @@ int crl_video_available(void) {
     return find_ffmpeg(buf, sizeof buf) == 0;
 }
 
+static int encode(const char *frames_dir, const char *pattern, int fps,
+                  const char *mp4_path, crl_err *err);
+
+/* ffmpeg writes a temporary file in mp4_path's folder (same extension, so
+ * it picks the same container), renamed over mp4_path when it succeeded and
+ * removed when it failed (base.h's atomic outputs). */
 int crl_video_encode(const char *frames_dir, const char *pattern, int fps,
                      const char *mp4_path, crl_err *err) {
+    if (!frames_dir || !pattern || !mp4_path || fps < 1 || fps > 1000)
+        return crl_errf(err, CRL_EINVAL, "video: bad arguments (fps %d)", fps);
+    char *tmp = NULL;
+    int rc = crl_atomic_temp(mp4_path, &tmp, err);
+    if (rc) return rc;
+    rc = encode(frames_dir, pattern, fps, tmp, err);
+    if (!rc)
+        rc = crl_atomic_rename(tmp, mp4_path, err);
+    else
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+static int encode(const char *frames_dir, const char *pattern, int fps,
+                  const char *mp4_path, crl_err *err) {
     if (!frames_dir || !pattern || !mp4_path || fps < 1 || fps > 1000)
         return crl_errf(err, CRL_EINVAL, "video: bad arguments (fps %d)", fps);
     char exe[4096];

@@ -42,6 +42,37 @@ int crl_errf(crl_err *err, int code, const char *fmt, ...)
 /* Short name of a status code ("invalid argument", ...). Static storage. */
 const char *crl_strerror(int code);
 
+/* ---- atomic output files (core/atomic.c) -------------------------------------
+ * Every file crl writes for the user goes to a temporary file in the
+ * destination's folder ("<dir>/.<name>.tmp-<pid>-<n><ext>"), is fsync'ed and
+ * renamed over the destination only when complete; a failure removes the
+ * temporary file, so a full disk leaves nothing behind and an existing
+ * destination untouched. Errors are CRL_EIO with "cannot write PATH: <OS
+ * reason>" (or CRL_ENOMEM, CRL_EINVAL for an empty path). */
+typedef struct {
+    char *path, *tmp;
+    int fd;
+    int error; /* errno of the first failed write, 0 if none */
+} crl_atomic;
+
+/* Create the temporary file for path (mode 0666 less the umask). */
+int crl_atomic_open(crl_atomic *a, const char *path, crl_err *err);
+/* Append n bytes; 0, or -1 after a failure (kept for commit to report). */
+int crl_atomic_write(crl_atomic *a, const void *data, size_t n);
+/* fsync, close and rename over the destination; on any failure (also an
+ * earlier write's) the temporary file is removed. Frees a's memory. */
+int crl_atomic_commit(crl_atomic *a, crl_err *err);
+/* Remove the temporary file and free a (safe after a failed open). */
+void crl_atomic_abort(crl_atomic *a);
+/* The whole of an in-memory file in one call. */
+int crl_atomic_write_file(const char *path, const void *data, size_t n, crl_err *err);
+/* For files another library writes by name (SQLite databases): a free
+ * temporary name next to path in *tmp (malloc'd; the file is not created),
+ * and the final step: fsync tmp and rename it over path (tmp is removed if
+ * that fails). */
+int crl_atomic_temp(const char *path, char **tmp, crl_err *err);
+int crl_atomic_rename(const char *tmp, const char *path, crl_err *err);
+
 /* xoshiro256** generator, seeded through splitmix64. Plain value type: copy it
  * to fork a stream, store it in a checkpoint to resume one. */
 typedef struct {

@@ -42,6 +42,10 @@ typedef struct crl_policy crl_policy;
 #define CRL_POLICY_FORMAT_VERSION 1
 /* Largest policy file the loader accepts (bytes). */
 #define CRL_POLICY_MAX_BYTES ((size_t)1 << 30)
+/* Largest magnitude of a network or L2M pool weight the loader accepts.
+ * Trained crl policies stay below 20 (docs/robustness.md); a weight above
+ * this bound is a damaged or forged file whose actions would overflow. */
+#define CRL_POLICY_MAX_WEIGHT 1e6f
 
 typedef enum {
     CRL_POLICY_DETERMINISTIC = 0, /* tanh(mean): what crl evaluates with */
@@ -52,15 +56,23 @@ typedef enum {
 
 /* Read and check a policy file. On failure *out is NULL, nothing is leaked
  * and errbuf (errlen bytes, may be NULL) says why in one line: not a file,
- * empty, not a crl policy (magic), a newer format, truncated, checksum
- * mismatch, or an impossible size or value (checked before anything is
- * allocated from it). CRL_EIO, CRL_ECORRUPT, CRL_EVERSION, CRL_ENOMEM. */
+ * empty, not a crl policy (magic), a newer format or section version
+ * (including an `info` section above version 1), truncated, checksum
+ * mismatch, an impossible size or value (checked before anything is
+ * allocated from it), or a weight that is NaN, infinite or larger in
+ * magnitude than CRL_POLICY_MAX_WEIGHT.
+ * CRL_EINVAL (out or path NULL), CRL_ENOTFOUND (no such file, or OpenBLAS
+ * cannot be loaded), CRL_EIO (cannot open or read), CRL_ECORRUPT,
+ * CRL_EVERSION, CRL_ENOMEM. */
 int crl_policy_load(const char *path, crl_policy **out, char *errbuf, size_t errlen);
-/* The same from n bytes in memory (copied; data may be freed afterwards). */
+/* The same from n bytes in memory (copied; data may be freed afterwards).
+ * CRL_EINVAL (out NULL, or data NULL with n > 0), CRL_ENOTFOUND (OpenBLAS),
+ * CRL_ECORRUPT, CRL_EVERSION, CRL_ENOMEM. */
 int crl_policy_load_mem(const void *data, size_t n, crl_policy **out, char *errbuf,
                         size_t errlen);
 /* Another policy object sharing p's weights, with its own workspace (same
- * batch size) and no MuJoCo bindings: one per thread. */
+ * batch size) and no MuJoCo bindings: one per thread. CRL_EINVAL (NULL
+ * argument), CRL_ENOMEM. */
 int crl_policy_clone(const crl_policy *p, crl_policy **out, char *errbuf, size_t errlen);
 /* Free a policy (clones may be freed in any order, on any thread). Safe
  * with NULL. */
@@ -92,7 +104,10 @@ const char *crl_policy_error(const crl_policy *p);
 /* One action (act_dim floats in [-1, 1]) for one observation (obs_dim
  * floats) of task (0 .. num_tasks-1). mode CRL_POLICY_SAMPLE draws act_dim
  * normals from rng (required then; ignored otherwise). Allocates nothing.
- * CRL_EINVAL for a bad task, mode or a NULL argument. */
+ * CRL_EINVAL for a bad task, mode or a NULL argument, or an observation
+ * with a NaN or infinite value (action is then left as it was; nothing is
+ * computed). CRL_ENAN when the network overflows on a finite observation
+ * (action is set to 0). A NaN action is never returned with CRL_OK. */
 int crl_policy_act(crl_policy *p, int task, const float *obs, float *action,
                    crl_policy_mode mode, crl_rng *rng);
 /* B rows at once (obs B x obs_dim, action B x act_dim, row-major), B <= the
@@ -105,7 +120,9 @@ int crl_policy_act(crl_policy *p, int task, const float *obs, float *action,
  * share it: the same batch gives the same actions. */
 int crl_policy_act_batch(crl_policy *p, int task, int B, const float *obs, float *action,
                          crl_policy_mode mode, crl_rng *rng);
-/* Size p's workspace for batches of up to max_batch rows (allocates). */
+/* Size p's workspace for batches of up to max_batch rows (allocates).
+ * CRL_EINVAL (p NULL, max_batch not in 1..2^20), CRL_ENOMEM (p keeps its
+ * previous workspace). */
 int crl_policy_set_batch(crl_policy *p, int max_batch);
 /* Episodes start: an L2M policy whose routing query averages the last H
  * observations of an episode (L2MP version 2) forgets the ones p acted on
@@ -138,24 +155,38 @@ typedef struct {
     int steps;     /* env steps in this episode so far */
 } crl_policy_step;
 
-/* Write the task's MJCF (one self-contained file) to path. */
+/* Write the task's MJCF (one self-contained file) to path, atomically: a
+ * temporary file in path's folder, synced and renamed over path, so a
+ * failure (a full disk) leaves no file and any previous path untouched.
+ * CRL_EINVAL (NULL argument, bad task, a user-MJCF task or a crl task of
+ * other sizes than the file's), CRL_ENOTFOUND (this crl has no task of that
+ * name), CRL_EMUJOCO, CRL_ENOMEM, CRL_EIO (the message has the OS reason). */
 int crl_policy_write_task_xml(const crl_policy *p, int task, const char *path,
                               char *errbuf, size_t errlen);
 /* Apply the task's physics modifiers (locomotion variants: gravity,
  * friction, body scale) to a model you compiled from that MJCF, and check
  * that it is the task's model. Call exactly once per compiled model (a
  * second call applies the factors again); a no-op for tasks without
- * modifiers. The result equals crl's own model of the task field for field. */
+ * modifiers. The result equals crl's own model of the task field for field.
+ * CRL_EINVAL (NULL argument, bad task, not the task's model), CRL_ENOTFOUND,
+ * CRL_EMUJOCO, CRL_ENOMEM (making crl's description of the task). */
 int crl_policy_prepare_model(const crl_policy *p, int task, struct mjModel_ *m,
                              char *errbuf, size_t errlen);
 
 /* Start an episode on d: mj_resetData, the task's initial state for seed
- * (objects, goal, joint noise: the state crl_env_reset draws), mj_forward. */
+ * (objects, goal, joint noise: the state crl_env_reset draws), mj_forward.
+ * reset_mj, act_mj and outcome_mj return CRL_EINVAL (NULL argument, bad
+ * task, a model that is not the task's) or what binding the task on first
+ * use returns (CRL_ENOTFOUND, CRL_EMUJOCO, CRL_ENOMEM); the message is in
+ * crl_policy_error(p). */
 int crl_policy_reset_mj(crl_policy *p, int task, const struct mjModel_ *m,
                         struct mjData_ *d, uint64_t seed);
 /* Build the task's observation from m and d, act deterministically, and
  * apply the action as crl does: d->ctrl (through the task's action
- * modifiers) or, for manipulation tasks, the mocap target of the hand. */
+ * modifiers) or, for manipulation tasks, the mocap target of the hand.
+ * CRL_EMUJOCO when the observation built from d is not finite (the
+ * physics diverged: nothing is applied; reset the episode), and
+ * crl_policy_act's CRL_ENAN. */
 int crl_policy_act_mj(crl_policy *p, int task, const struct mjModel_ *m,
                       struct mjData_ *d);
 /* Outcome of the step applied by the last act_mj (after your mj_step calls). */
@@ -167,7 +198,9 @@ int crl_policy_outcome_mj(crl_policy *p, int task, const struct mjModel_ *m,
 typedef struct crl_policy_env crl_policy_env;
 
 /* Bind task of p to model m (as prepared above). m must outlive env; env
- * may outlive p. Allocates. */
+ * may outlive p. Allocates. CRL_EINVAL (NULL argument, bad task, a
+ * user-MJCF task, not the task's model), CRL_ENOTFOUND, CRL_EMUJOCO,
+ * CRL_ENOMEM. */
 int crl_policy_env_create(const crl_policy *p, int task, const struct mjModel_ *m,
                           crl_policy_env **out, char *errbuf, size_t errlen);
 void crl_policy_env_free(crl_policy_env *env); /* safe with NULL */
