@@ -17,6 +17,7 @@ from .env import (  # noqa: E402,F401
     TaskInfo,
     episode_seed,
     make,
+    save_png,
     scenario,
     scenarios,
     tasks,
@@ -38,7 +39,7 @@ from .train import train  # noqa: E402,F401
 
 __all__ = [
     "CrlError", "library_path",
-    "Box", "Env", "Scenario", "ScenarioTask", "TaskInfo", "episode_seed", "make",
+    "Box", "Env", "Scenario", "ScenarioTask", "TaskInfo", "episode_seed", "make", "save_png",
     "scenario", "scenarios", "tasks", "VecEnv", "Policy", "gym",
     "runs", "run_tasks", "evals", "metrics", "report", "episode", "episodes",
     "replay", "train",

@@ -102,6 +102,8 @@ _lib.declare(
     int crl_render_open(crl_renderer **out, const struct mjModel_ *m, int width,
                         int height, crl_err *err);
     int crl_render_set_camera(crl_renderer *r, const crl_camera *cam, crl_err *err);
+    int crl_png_write(const char *path, const unsigned char *rgb, int w, int h,
+                      crl_err *err);
     int crl_render_frame(crl_renderer *r, struct mjData_ *d,
                          const crl_render_overlay *ov, unsigned char *rgb, crl_err *err);
     void crl_render_close(crl_renderer *r);
@@ -576,3 +578,18 @@ def make(name=None, seed=None, **kwargs):
     max_steps, frame_skip. Also render_size=(w, h) and camera=INDEX for
     render()."""
     return Env(name, seed=seed, **kwargs)
+
+
+def save_png(path, rgb):
+    """Write an HxWx3 uint8 RGB array (e.g. Env.render()) as a PNG file,
+    through crl's own writer (atomic: a failure leaves no file)."""
+    a = np.ascontiguousarray(rgb)
+    if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3 or a.shape[0] < 1 or a.shape[1] < 1:
+        raise ValueError("crl.save_png: rgb must be an HxWx3 uint8 array, got %s %s"
+                         % (a.dtype, a.shape))
+    err = _lib.new_err()
+    _lib.check(
+        _lib.lib().crl_png_write(os.fsencode(path), ffi.from_buffer("unsigned char[]", a),
+                                 a.shape[1], a.shape[0], err),
+        err, "crl.save_png",
+    )

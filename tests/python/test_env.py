@@ -277,3 +277,19 @@ def test_gym_register():
     obs, rew, term, trunc, info = genv.step(np.zeros(1, np.float32))
     assert obs.shape == (3,) and "success" in info
     genv.close()
+
+
+def test_save_png(tmp_path):
+    """save_png writes a PNG of the given size (read back through crl's reader)
+    and refuses a non-RGB array with one clear error, leaving no file."""
+    rgb = np.zeros((5, 7, 3), dtype=np.uint8)
+    rgb[2, 3] = (255, 10, 20)
+    path = tmp_path / "x.png"
+    crl.save_png(str(path), rgb)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert int.from_bytes(data[16:20], "big") == 7 and int.from_bytes(data[20:24], "big") == 5
+    bad = tmp_path / "bad.png"
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        crl.save_png(str(bad), np.zeros((5, 7), dtype=np.uint8))
+    assert not bad.exists()
