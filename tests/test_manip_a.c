@@ -662,15 +662,18 @@ START_TEST(test_stick_insert_needs_the_grasp) {
 END_TEST
 
 /* The reward with the stick held square between the pads (opening 0.30),
- * its +x end at handle + (dx, dy, 0) with the container where reset left it:
- * reach and grasp are the same for every placement, so only insert moves. */
-static float stick_held_at(double dx, double dy) {
+ * its +x end at handle + (dx, dy, 0), the container moved by pull towards
+ * -y (the goal's side) from where reset left it: reach and grasp are the
+ * same for every placement, so only insert and pull move. */
+static float stick_reward_at(double dx, double dy, double pull) {
     crl_env_spec *s = make_spec("stick-pull");
     crl_env *e = make_env(s);
     const mjModel *m = s->m;
     mjData *d = e->d;
     float obs[OBS_DIM], act[ACT_DIM] = {0};
     crl_env_reset(e, 3, obs);
+    d->qpos[m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, "container_y")]] = -pull;
+    mj_forward(m, d);
     double h[3];
     memcpy(h, d->site_xpos + 3 * mj_name2id(m, mjOBJ_SITE, "handle"), sizeof h);
     double half = m->geom_size[3 * mj_name2id(m, mjOBJ_GEOM, "stick")];
@@ -691,6 +694,10 @@ static float stick_held_at(double dx, double dy) {
     return info.reward;
 }
 
+static float stick_held_at(double dx, double dy) {
+    return stick_reward_at(dx, dy, 0.0);
+}
+
 /* The insert term follows the hole's axis: a held stick lined up 12 cm in
  * front of the hole pays more than one brought up beside it, its end 1 cm
  * past the handle's x but 12 cm off the axis towards the robot (the
@@ -708,45 +715,15 @@ START_TEST(test_stick_insert_follows_the_axis) {
 }
 END_TEST
 
-/* stick-pull's reward with the stick held between the pads and its end
- * through the handle (2 cm past it, on the axis), the container moved by
- * pull towards -y (the goal's side). */
-static float stick_pulled_by(double pull) {
-    crl_env_spec *s = make_spec("stick-pull");
-    crl_env *e = make_env(s);
-    const mjModel *m = s->m;
-    mjData *d = e->d;
-    float obs[OBS_DIM], act[ACT_DIM] = {0};
-    crl_env_reset(e, 3, obs);
-    d->qpos[m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, "container_y")]] = -pull;
-    mj_forward(m, d);
-    double h[3];
-    memcpy(h, d->site_xpos + 3 * mj_name2id(m, mjOBJ_SITE, "handle"), sizeof h);
-    double half = m->geom_size[3 * mj_name2id(m, mjOBJ_GEOM, "stick")];
-    double *stick = d->qpos + m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, "stick")];
-    double *hand = d->qpos + m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, "hand_free")];
-    const double q[7] = {h[0] + 0.02 - half, h[1], h[2], 1.0, 0.0, 0.0, 0.0};
-    memcpy(stick, q, sizeof q);
-    hand[0] = q[0], hand[1] = q[1], hand[2] = q[2] + 0.045;
-    const char *fingers[2] = {"lfinger", "rfinger"};
-    for (int f = 0; f < 2; f++)
-        d->qpos[m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, fingers[f])]] = 0.30 * 0.05;
-    mj_forward(m, d);
-    crl_step_info info;
-    e->spec->task->reward(e, act, &info);
-    ck_assert(!info.success);
-    crl_env_free(e);
-    crl_env_spec_free(s);
-    return info.reward;
-}
-
-/* With the stick through the handle, pulling the container 5 cm towards
+/* With the stick held and its end through the handle (2 cm past it, on the
+ * axis), pulling the container 5 cm towards
  * the goal pays at least 0.35 per step (session 10's policy pushed it away
  * instead: under the long-tailed pull alone the first 5 cm paid about 0.15),
  * and pushing it 5 cm away pays less than staying. */
 START_TEST(test_stick_pull_pays_from_the_start) {
-    const float at = stick_pulled_by(0.0), pulled = stick_pulled_by(0.05);
-    const float pushed = stick_pulled_by(-0.05);
+    const float at = stick_reward_at(0.02, 0.0, 0.0),
+                pulled = stick_reward_at(0.02, 0.0, 0.05);
+    const float pushed = stick_reward_at(0.02, 0.0, -0.05);
     ck_assert_msg(pulled > at + 0.35f, "pulled 5 cm %g, at the start %g", pulled, at);
     ck_assert_msg(pushed < at, "pushed away %g, at the start %g", pushed, at);
 }

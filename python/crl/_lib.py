@@ -100,3 +100,20 @@ def check(rc, err, what=None):
             msg = ffi.string(lib().crl_strerror(rc)).decode()
         raise CrlError(msg if what is None else "%s: %s" % (what, msg))
     return rc
+
+
+class Owned:
+    """Base of the objects that own C memory (Env, VecEnv, Policy): a
+    context manager whose exit, like garbage collection, calls close()."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass

@@ -358,7 +358,7 @@ class _Spec:
 # ---- the environment --------------------------------------------------------
 
 
-class Env:
+class Env(_lib.Owned):
     """One instance of a crl task (see crl.make)."""
 
     metadata = {"render_modes": ["rgb_array"]}
@@ -510,18 +510,6 @@ class Env:
     @property
     def closed(self):
         return self._e == ffi.NULL
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown
-            pass
 
     def __repr__(self):
         return "crl.Env(%r%s)" % (self.name, ", closed" if self.closed else "")

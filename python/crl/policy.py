@@ -53,7 +53,7 @@ def _s(p):
     return ffi.string(p).decode("utf-8", "replace") if p != ffi.NULL else None
 
 
-class Policy:
+class Policy(_lib.Owned):
     """A loaded .crlp policy. Use Policy.load(path)."""
 
     def __init__(self, path, seed=0):
@@ -183,18 +183,6 @@ class Policy:
     @property
     def closed(self):
         return self._p == ffi.NULL
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self):
         return "crl.Policy(%r, method=%r, tasks=%d)" % (self.path, self.method, self.num_tasks)

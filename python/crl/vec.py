@@ -42,7 +42,7 @@ _lib.declare(
 MAX_ENVS = 4096
 
 
-class VecEnv:
+class VecEnv(_lib.Owned):
     """n instances of one task (a name, a scenario task or an MJCF file as in
     crl.make), stepped together on `threads` lanes (1 or 2)."""
 
@@ -148,18 +148,6 @@ class VecEnv:
     @property
     def closed(self):
         return self._v == ffi.NULL
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self):
         return "crl.VecEnv(%r, %d, threads=%d)" % (self.name, self.num_envs, self.threads)
