@@ -329,6 +329,11 @@ def _run(L, db, cfg, resume_id, progress):
         raise failure[0]
     if (interrupted or rc == CRL_EINTR) and not last:
         raise KeyboardInterrupt("crl.train: interrupted before a run was created")
+    if interrupted and rc == 0:
+        # The stop came after the last step: nothing is left to resume.
+        raise KeyboardInterrupt(
+            "crl.train: run %d finished before the interrupt took effect" % last
+        )
     if interrupted or rc == CRL_EINTR:
         raise KeyboardInterrupt(
             "crl.train: run %d interrupted; continue it with crl.train(%r, resume=%d)"
