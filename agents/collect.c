@@ -12,38 +12,61 @@
 
 #include "crl/episode.h"
 #include "crl/export.h"
+#include "crl/vecenv.h"
+
+/* One episode in flight: its arrays (of up to max_steps steps), its
+ * recorder and, for the scripted source, what the scripted policy changed
+ * in its env's state. */
+typedef struct {
+    crl_episode *rec;
+    float *obs;                     /* (max_steps + 1) x obs_dim */
+    float *act;                     /* max_steps x act_dim */
+    float *rew;                     /* max_steps */
+    unsigned char *flags;           /* max_steps */
+    unsigned char *snap0, *touched; /* scripted: the state after reset, and
+                                       the bytes any scripted call changed */
+    crl_policy *policy;             /* the collector's policy (slot 0) or a clone of it:
+                                       each episode acts with its own workspace and, for
+                                       L2M, its own observation history */
+    int t, touched_any, random;
+    size_t n0;
+} slot;
 
 struct crl_collector {
     const crl_env_spec *spec;
-    crl_env *env;
-    crl_episode *rec;
+    crl_vecenv *venv; /* width envs side by side, auto-reset off */
+    int width;
+    slot *slots;
+    float *vobs, *vact; /* width x obs_dim, width x act_dim: the vecenv's rows */
     crl_policy *policy; /* NULL: scripted */
     int policy_task;
     int obs_dim, act_dim, max_steps;
-    float *obs;           /* (max_steps + 1) x obs_dim */
-    float *act;           /* max_steps x act_dim */
-    float *rew;           /* max_steps */
-    unsigned char *flags; /* max_steps */
-    /* The scripted policy's own bytes in the env snapshot (see
-     * crl_collector_run): snapshots before and after each scripted call,
-     * the snapshot after reset, and the bytes any call changed. */
-    unsigned char *snap_a, *snap_b, *snap0, *touched;
+    /* Snapshots before and after each scripted call (one call at a time). */
+    unsigned char *snap_a, *snap_b;
     size_t snap_cap;
     char task[64];
 };
 
 void crl_collector_free(crl_collector *c) {
     if (!c) return;
-    crl_episode_free(c->rec);
-    crl_env_free(c->env);
-    free(c->obs);
-    free(c->act);
-    free(c->rew);
-    free(c->flags);
+    if (c->slots)
+        for (int j = 0; j < c->width; j++) {
+            slot *sl = &c->slots[j];
+            crl_episode_free(sl->rec);
+            free(sl->obs);
+            free(sl->act);
+            free(sl->rew);
+            free(sl->flags);
+            free(sl->snap0);
+            free(sl->touched);
+            if (j > 0) crl_policy_free(sl->policy);
+        }
+    free(c->slots);
+    crl_vecenv_free(c->venv);
+    free(c->vobs);
+    free(c->vact);
     free(c->snap_a);
     free(c->snap_b);
-    free(c->snap0);
-    free(c->touched);
     free(c);
 }
 
@@ -55,11 +78,18 @@ static int task_has_scripted(const char *name) {
     return 0;
 }
 
-int crl_collector_create(const crl_env_spec *spec, crl_policy *policy, int policy_task,
-                         crl_collector **out, crl_err *err) {
+int crl_collector_create_batch(const crl_env_spec *spec, crl_policy *policy,
+                               int policy_task, int width, int lanes, crl_collector **out,
+                               crl_err *err) {
     if (!spec || !out)
         return crl_errf(err, CRL_EINVAL, "crl_collector_create: NULL argument");
     *out = NULL;
+    if (width < 1 || width > CRL_COLLECT_MAX_WIDTH)
+        return crl_errf(err, CRL_EINVAL,
+                        "collector: %d episodes side by side (must be 1 .. %d)", width,
+                        CRL_COLLECT_MAX_WIDTH);
+    if (lanes != 1 && lanes != 2)
+        return crl_errf(err, CRL_EINVAL, "collector: %d lanes (must be 1 or 2)", lanes);
     const char *name = crl_env_spec_name(spec);
     int od = crl_env_obs_dim(spec), ad = crl_env_act_dim(spec);
     int T = crl_env_max_steps(spec);
@@ -85,30 +115,59 @@ int crl_collector_create(const crl_env_spec *spec, crl_policy *policy, int polic
     c->obs_dim = od;
     c->act_dim = ad;
     c->max_steps = T;
+    c->width = width;
     snprintf(c->task, sizeof c->task, "%s", name);
-    c->obs = malloc((size_t)(T + 1) * (size_t)od * sizeof(float));
-    c->act = malloc((size_t)T * (size_t)ad * sizeof(float));
-    c->rew = malloc((size_t)T * sizeof(float));
-    c->flags = malloc((size_t)T);
-    int rc = CRL_OK;
     c->snap_cap = crl_env_state_size(spec);
+    c->slots = calloc((size_t)width, sizeof *c->slots);
+    c->vobs = malloc((size_t)width * (size_t)od * sizeof(float));
+    c->vact = malloc((size_t)width * (size_t)ad * sizeof(float));
+    int bad = !c->slots || !c->vobs || !c->vact;
     if (!policy) {
         c->snap_a = malloc(c->snap_cap);
         c->snap_b = malloc(c->snap_cap);
-        c->snap0 = malloc(c->snap_cap);
-        c->touched = malloc(c->snap_cap);
+        bad |= !c->snap_a || !c->snap_b;
     }
-    if (!c->obs || !c->act || !c->rew || !c->flags ||
-        (!policy && (!c->snap_a || !c->snap_b || !c->snap0 || !c->touched)))
-        rc = crl_errf(err, CRL_ENOMEM, "out of memory for episodes of '%s'", name);
-    if (!rc) rc = crl_env_create(spec, &c->env, err);
-    if (!rc) rc = crl_episode_create(spec, &c->rec, err);
+    for (int j = 0; !bad && j < width; j++) {
+        slot *sl = &c->slots[j];
+        sl->obs = malloc((size_t)(T + 1) * (size_t)od * sizeof(float));
+        sl->act = malloc((size_t)T * (size_t)ad * sizeof(float));
+        sl->rew = malloc((size_t)T * sizeof(float));
+        sl->flags = malloc((size_t)T);
+        bad |= !sl->obs || !sl->act || !sl->rew || !sl->flags;
+        if (!policy) {
+            sl->snap0 = malloc(c->snap_cap);
+            sl->touched = malloc(c->snap_cap);
+            bad |= !sl->snap0 || !sl->touched;
+        }
+    }
+    int rc = CRL_OK;
+    if (bad) rc = crl_errf(err, CRL_ENOMEM, "out of memory for episodes of '%s'", name);
+    for (int j = 0; !rc && policy && j < width; j++) {
+        char ebuf[256] = "";
+        if (j == 0)
+            c->slots[0].policy = policy;
+        else if (crl_policy_clone(policy, &c->slots[j].policy, ebuf, sizeof ebuf))
+            rc = crl_errf(err, CRL_ENOMEM, "cannot clone the policy: %s", ebuf);
+    }
+    if (!rc) rc = crl_vecenv_create(spec, width, lanes, &c->venv, err);
+    for (int j = 0; !rc && j < width; j++)
+        rc = crl_episode_create(spec, &c->slots[j].rec, err);
     if (rc) {
         crl_collector_free(c);
         return rc;
     }
+    crl_vecenv_set_autoreset(c->venv, 0);
     *out = c;
     return CRL_OK;
+}
+
+int crl_collector_create(const crl_env_spec *spec, crl_policy *policy, int policy_task,
+                         crl_collector **out, crl_err *err) {
+    return crl_collector_create_batch(spec, policy, policy_task, 1, 1, out, err);
+}
+
+int crl_collector_width(const crl_collector *c) {
+    return c->width;
 }
 
 int crl_collect_is_random(int64_t i, double frac) {
@@ -123,110 +182,179 @@ static float clip1(float x) {
     return x < -1.0f ? -1.0f : x > 1.0f ? 1.0f : x;
 }
 
-int crl_collector_run(crl_collector *c, uint64_t env_seed, int random, double noise,
-                      crl_rng *rng, const char *source, crl_dataset *ds,
-                      crl_ds_episode *ep, crl_err *err) {
-    if (!c || !rng || !source)
-        return crl_errf(err, CRL_EINVAL, "crl_collector_run: NULL argument");
-    const int od = c->obs_dim, ad = c->act_dim;
-    crl_env_reset(c->env, env_seed, c->obs);
-    crl_episode_begin(c->rec, c->env, env_seed);
-    int touched_any = 0;
-    size_t n0 = 0;
-    if (!c->policy && !random) {
-        n0 = crl_env_get_state(c->env, c->snap0);
-        memset(c->touched, 0, n0);
+/* The action of slot j's step t into a (its row of the episode's actions). */
+static int slot_action(crl_collector *c, int j, double noise, crl_rng *rng, float *a,
+                       crl_err *err) {
+    slot *sl = &c->slots[j];
+    crl_env *env = crl_vecenv_env(c->venv, j);
+    const int ad = c->act_dim;
+    if (sl->random) {
+        for (int k = 0; k < ad; k++) a[k] = (float)crl_rng_range(rng, -1.0, 1.0);
+        return CRL_OK;
     }
-    if (c->policy) crl_policy_episode_start(c->policy);
-    crl_step_info info = {0};
-    int t = 0;
-    while (t < c->max_steps) {
-        float *a = c->act + (size_t)t * (size_t)ad;
-        const float *o = c->obs + (size_t)t * (size_t)od;
-        if (random) {
-            for (int k = 0; k < ad; k++) a[k] = (float)crl_rng_range(rng, -1.0, 1.0);
-        } else {
-            if (c->policy) {
-                int rc = crl_policy_act(c->policy, c->policy_task, o, a,
-                                        CRL_POLICY_DETERMINISTIC, NULL);
-                if (rc)
-                    return crl_errf(err, rc, "%s: the policy failed: %s", c->task,
-                                    crl_policy_error(c->policy));
-            } else {
-                size_t na = crl_env_get_state(c->env, c->snap_a);
-                crl_env_scripted_action(c->env, a);
-                size_t nb = crl_env_get_state(c->env, c->snap_b);
-                if (na != nb || na > c->snap_cap)
-                    return crl_errf(err, CRL_EINVAL,
-                                    "%s: the scripted policy changed the size of the env "
-                                    "state (%zu to %zu bytes)",
-                                    c->task, na, nb);
-                if (memcmp(c->snap_a, c->snap_b, na) != 0) {
-                    for (size_t i = 0; i < na; i++)
-                        c->touched[i] |= (unsigned char)(c->snap_a[i] != c->snap_b[i]);
-                    touched_any = 1;
-                }
-            }
-            if (noise > 0)
-                for (int k = 0; k < ad; k++)
-                    a[k] = clip1((float)((double)a[k] + noise * crl_rng_normal(rng)));
-            else
-                for (int k = 0; k < ad; k++) a[k] = clip1(a[k]);
+    if (c->policy) {
+        const float *o = sl->obs + (size_t)sl->t * (size_t)c->obs_dim;
+        int rc = crl_policy_act(sl->policy, c->policy_task, o, a,
+                                CRL_POLICY_DETERMINISTIC, NULL);
+        if (rc)
+            return crl_errf(err, rc, "%s: the policy failed: %s", c->task,
+                            crl_policy_error(sl->policy));
+    } else {
+        size_t na = crl_env_get_state(env, c->snap_a);
+        crl_env_scripted_action(env, a);
+        size_t nb = crl_env_get_state(env, c->snap_b);
+        if (na != nb || na > c->snap_cap)
+            return crl_errf(err, CRL_EINVAL,
+                            "%s: the scripted policy changed the size of the env state "
+                            "(%zu to %zu bytes)",
+                            c->task, na, nb);
+        if (memcmp(c->snap_a, c->snap_b, na) != 0) {
+            for (size_t i = 0; i < na; i++)
+                sl->touched[i] |= (unsigned char)(c->snap_a[i] != c->snap_b[i]);
+            sl->touched_any = 1;
         }
-        crl_env_step(c->env, a, c->obs + (size_t)(t + 1) * (size_t)od, &info);
-        crl_episode_add(c->rec, a, &info);
-        c->rew[t] = info.reward;
-        c->flags[t] = (unsigned char)((info.terminal ? CRL_DS_TERMINAL : 0) |
-                                      (info.truncated ? CRL_DS_TRUNCATED : 0) |
-                                      (info.success ? CRL_DS_SUCCESS : 0));
-        t++;
-        if (info.terminal || info.truncated) break;
     }
-    if (touched_any) {
+    if (noise > 0)
+        for (int k = 0; k < ad; k++)
+            a[k] = clip1((float)((double)a[k] + noise * crl_rng_normal(rng)));
+    else
+        for (int k = 0; k < ad; k++) a[k] = clip1(a[k]);
+    return CRL_OK;
+}
+
+/* Slot j's episode ended: close its record (see crl_collector_run_many). */
+static int slot_close(crl_collector *c, int j, crl_err *err) {
+    slot *sl = &c->slots[j];
+    crl_env *env = crl_vecenv_env(c->venv, j);
+    if (sl->touched_any) {
         /* The scripted policy keeps its phase, timer and last command in the
          * task's state, which snapshots hold but no env step reads. A
          * replay (which does not run the policy) ends with those bytes as
          * they were after reset: put them back so that the final snapshot
          * is the one a replay reaches. Every other byte is the env's own. */
-        size_t nf = crl_env_get_state(c->env, c->snap_a);
-        if (nf != n0)
+        size_t nf = crl_env_get_state(env, c->snap_a);
+        if (nf != sl->n0)
             return crl_errf(err, CRL_EINVAL,
                             "%s: the env state changed size during the episode (%zu to "
                             "%zu bytes)",
-                            c->task, n0, nf);
+                            c->task, sl->n0, nf);
         for (size_t i = 0; i < nf; i++)
-            if (c->touched[i]) c->snap_a[i] = c->snap0[i];
-        int rc = crl_env_set_state(c->env, c->snap_a, nf, err);
+            if (sl->touched[i]) c->snap_a[i] = sl->snap0[i];
+        int rc = crl_env_set_state(env, c->snap_a, nf, err);
         if (rc) return rc;
     }
-    crl_episode_end(c->rec, c->env);
-    crl_episode_info ri;
-    int rc = crl_episode_get(c->rec, &ri, err);
-    if (rc) return rc;
-    crl_ds_episode v = {0};
-    v.task = c->task;
-    v.model_hash = ri.model_hash;
-    v.mujoco_version = ri.mujoco_version;
-    v.source = source;
-    v.seed = env_seed;
-    v.length = t;
-    v.obs_dim = od;
-    v.act_dim = ad;
-    v.ret = ri.ret;
-    v.success = ri.success;
-    v.obs = c->obs;
-    v.act = c->act;
-    v.reward = c->rew;
-    v.flags = c->flags;
-    /* The recorder's buffer stays valid until its next begin. */
-    memcpy(&v.record, &ri.blob, sizeof v.record);
-    v.record_n = ri.blob_n;
-    if (ds) {
-        rc = crl_dataset_add(ds, &v, err);
-        if (rc) return rc;
-    }
-    if (ep) *ep = v;
+    crl_episode_end(sl->rec, env);
     return CRL_OK;
+}
+
+int crl_collector_run_many(crl_collector *c, int count, const uint64_t *seeds,
+                           const int *random, double noise, crl_rng *rngs,
+                           const char *const *sources, crl_dataset *ds,
+                           crl_ds_episode *eps, crl_err *err) {
+    if (!c || !seeds || !random || !rngs || !sources || !eps)
+        return crl_errf(err, CRL_EINVAL, "crl_collector_run: NULL argument");
+    if (count < 1 || count > c->width)
+        return crl_errf(err, CRL_EINVAL, "collector: %d episodes at once (it holds %d)",
+                        count, c->width);
+    const int od = c->obs_dim, ad = c->act_dim;
+    /* Every env starts; those past count end at once and are not stepped. */
+    uint64_t seed_row[CRL_COLLECT_MAX_WIDTH];
+    for (int j = 0; j < c->width; j++) seed_row[j] = seeds[j < count ? j : 0];
+    crl_vecenv_reset_each(c->venv, seed_row, c->vobs);
+    for (int j = count; j < c->width; j++) crl_vecenv_end(c->venv, j);
+    for (int j = 0; j < count; j++) {
+        slot *sl = &c->slots[j];
+        if (sl->policy) crl_policy_episode_start(sl->policy);
+        crl_env *env = crl_vecenv_env(c->venv, j);
+        memcpy(sl->obs, c->vobs + (size_t)j * (size_t)od, sizeof(float) * (size_t)od);
+        crl_episode_begin(sl->rec, env, seeds[j]);
+        sl->t = 0;
+        sl->touched_any = 0;
+        sl->random = random[j];
+        sl->n0 = 0;
+        if (!c->policy && !random[j]) {
+            sl->n0 = crl_env_get_state(env, sl->snap0);
+            memset(sl->touched, 0, sl->n0);
+        }
+    }
+    while (crl_vecenv_running(c->venv) > 0) {
+        for (int j = 0; j < count; j++) {
+            if (crl_vecenv_ended(c->venv, j)) continue;
+            slot *sl = &c->slots[j];
+            float *a = sl->act + (size_t)sl->t * (size_t)ad;
+            int rc = slot_action(c, j, noise, &rngs[j], a, err);
+            if (rc) return rc;
+            memcpy(c->vact + (size_t)j * (size_t)ad, a, sizeof(float) * (size_t)ad);
+        }
+        crl_vecenv_step(c->venv, c->vact, c->vobs, NULL, NULL, NULL, NULL, NULL);
+        for (int j = 0; j < count; j++) {
+            slot *sl = &c->slots[j];
+            if (sl->t < 0) continue; /* closed */
+            const crl_step_info *info = crl_vecenv_last_info(c->venv, j);
+            const int t = sl->t;
+            memcpy(sl->obs + (size_t)(t + 1) * (size_t)od,
+                   c->vobs + (size_t)j * (size_t)od, sizeof(float) * (size_t)od);
+            crl_episode_add(sl->rec, sl->act + (size_t)t * (size_t)ad, info);
+            sl->rew[t] = info->reward;
+            sl->flags[t] = (unsigned char)((info->terminal ? CRL_DS_TERMINAL : 0) |
+                                           (info->truncated ? CRL_DS_TRUNCATED : 0) |
+                                           (info->success ? CRL_DS_SUCCESS : 0));
+            sl->t = t + 1;
+            if (!crl_vecenv_ended(c->venv, j) && sl->t >= c->max_steps)
+                crl_vecenv_end(c->venv,
+                               j); /* the step limit, should the env not say so */
+            if (crl_vecenv_ended(c->venv, j)) {
+                int rc = slot_close(c, j, err);
+                if (rc) return rc;
+                eps[j].length = sl->t; /* remembered past the marker below */
+                sl->t = -1;
+            }
+        }
+    }
+    for (int j = 0; j < count; j++) {
+        slot *sl = &c->slots[j];
+        crl_episode_info ri;
+        int rc = crl_episode_get(sl->rec, &ri, err);
+        if (rc) return rc;
+        crl_ds_episode v = {0};
+        v.task = c->task;
+        v.model_hash = ri.model_hash;
+        v.mujoco_version = ri.mujoco_version;
+        v.source = sources[j];
+        v.seed = seeds[j];
+        v.length = eps[j].length;
+        v.obs_dim = od;
+        v.act_dim = ad;
+        v.ret = ri.ret;
+        v.success = ri.success;
+        v.obs = sl->obs;
+        v.act = sl->act;
+        v.reward = sl->rew;
+        v.flags = sl->flags;
+        /* The recorder's buffer stays valid until its next begin. */
+        memcpy(&v.record, &ri.blob, sizeof v.record);
+        v.record_n = ri.blob_n;
+        eps[j] = v;
+    }
+    /* In order, after all of them ended: a failure leaves whole episodes. */
+    for (int j = 0; ds && j < count; j++) {
+        int rc = crl_dataset_add(ds, &eps[j], err);
+        if (rc) return rc;
+    }
+    return CRL_OK;
+}
+
+int crl_collector_run(crl_collector *c, uint64_t env_seed, int random, double noise,
+                      crl_rng *rng, const char *source, crl_dataset *ds,
+                      crl_ds_episode *ep, crl_err *err) {
+    if (!c || !rng || !source)
+        return crl_errf(err, CRL_EINVAL, "crl_collector_run: NULL argument");
+    crl_ds_episode v;
+    const char *src[1] = {source};
+    int rc =
+        crl_collector_run_many(c, 1, &env_seed, &random, noise, rng, src, ds, &v, err);
+    if (!rc && ep) *ep = v;
+    return rc;
 }
 
 int crl_collect_run_policy(const char *db, int64_t run_id, int pos, crl_policy **out,

@@ -448,7 +448,8 @@ static int cstate_init(cstate *st, const crl_continual_config *c, crl_err *err) 
         st->names[k] = sc->tasks[st->pos[k]];
         if ((rc = crl_env_spec_create(st->names[k], &st->specs[k], err)) ||
             (rc = crl_env_create(st->specs[k], &st->envs[k], err)) ||
-            (rc = evaluator_init(&st->evs[k], st->specs[k], c->eval_episodes + 1, err)))
+            (rc = evaluator_init(&st->evs[k], st->specs[k], c->eval_episodes + 1,
+                                 c->sac.threads, err)))
             return rc;
         if (crl_env_obs_dim(st->specs[k]) != crl_env_obs_dim(st->specs[0]) ||
             crl_env_act_dim(st->specs[k]) != crl_env_act_dim(st->specs[0]))

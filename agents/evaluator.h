@@ -7,18 +7,22 @@
 #include "crl/episode.h"
 #include "crl/sac.h"
 #include "crl/store.h"
+#include "crl/vecenv.h"
 
 typedef struct {
-    int n; /* episodes side by side */
-    crl_env **envs;
+    int n;            /* episodes side by side */
+    crl_vecenv *venv; /* their envs, auto-reset off */
     float *obs, *act, *ret;
     int *done, *succ;
     crl_episode **rec; /* one recorder per env: every episode is recorded */
     int n_stoch;       /* of the last run */
 } evaluator;
 
-/* n instances of spec; CRL_ENOMEM or the env's error. */
-int evaluator_init(evaluator *ev, const crl_env_spec *spec, int n, crl_err *err);
+/* n instances of spec, stepped on `lanes` lanes (1, or 2: the calling
+ * thread and one worker; the results are the same bit for bit);
+ * CRL_ENOMEM or the env's error. */
+int evaluator_init(evaluator *ev, const crl_env_spec *spec, int n, int lanes,
+                   crl_err *err);
 void evaluator_free(evaluator *ev);
 /* Run the n episodes to their end with head `task`. Rows [0, n_stoch) act
  * stochastically with noise from rng, the rest deterministically. Leaves

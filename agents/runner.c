@@ -27,12 +27,10 @@ void crl_train_config_default(crl_train_config *c) {
 /* ---- batched evaluation (agents/evaluator.h) -------------------------------- */
 
 void evaluator_free(evaluator *ev) {
-    if (ev->envs)
-        for (int i = 0; i < ev->n; i++) crl_env_free(ev->envs[i]);
+    crl_vecenv_free(ev->venv);
     if (ev->rec)
         for (int i = 0; i < ev->n; i++) crl_episode_free(ev->rec[i]);
     free(ev->rec);
-    free(ev->envs);
     free(ev->obs);
     free(ev->act);
     free(ev->ret);
@@ -41,42 +39,42 @@ void evaluator_free(evaluator *ev) {
     memset(ev, 0, sizeof *ev);
 }
 
-int evaluator_init(evaluator *ev, const crl_env_spec *spec, int n, crl_err *err) {
+int evaluator_init(evaluator *ev, const crl_env_spec *spec, int n, int lanes,
+                   crl_err *err) {
     memset(ev, 0, sizeof *ev);
     ev->n = n;
     const int O = crl_env_obs_dim(spec), A = crl_env_act_dim(spec);
-    ev->envs = calloc((size_t)n, sizeof *ev->envs);
     ev->obs = malloc(sizeof(float) * (size_t)n * O);
     ev->act = malloc(sizeof(float) * (size_t)n * A);
     ev->ret = malloc(sizeof(float) * (size_t)n);
     ev->done = malloc(sizeof(int) * (size_t)n);
     ev->succ = malloc(sizeof(int) * (size_t)n);
     ev->rec = calloc((size_t)n, sizeof *ev->rec);
-    if (!ev->envs || !ev->obs || !ev->act || !ev->ret || !ev->done || !ev->succ ||
-        !ev->rec) {
+    if (!ev->obs || !ev->act || !ev->ret || !ev->done || !ev->succ || !ev->rec) {
         evaluator_free(ev);
         return crl_errf(err, CRL_ENOMEM, "eval: out of memory");
     }
-    for (int i = 0; i < n; i++) {
-        int rc = crl_env_create(spec, &ev->envs[i], err);
-        if (!rc) rc = crl_episode_create(spec, &ev->rec[i], err);
-        if (rc) {
-            evaluator_free(ev);
-            return rc;
-        }
+    int rc = crl_vecenv_create(spec, n, lanes >= 2 ? 2 : 1, &ev->venv, err);
+    for (int i = 0; !rc && i < n; i++) rc = crl_episode_create(spec, &ev->rec[i], err);
+    if (rc) {
+        evaluator_free(ev);
+        return rc;
     }
+    /* Each episode runs to its end once; nothing starts after it. */
+    crl_vecenv_set_autoreset(ev->venv, 0);
     return CRL_OK;
 }
 
 /* Run the n episodes to their end. Rows [0, n_stoch) act stochastically with
- * noise from rng, the rest deterministically. */
+ * noise from rng, the rest deterministically. The envs step side by side in
+ * the vecenv (on its lanes); each episode is recorded as it goes. */
 void evaluator_run(evaluator *ev, crl_sac *sac, int task, int n_stoch,
                    const uint64_t *seeds, crl_rng *rng) {
-    const crl_env_spec *spec = crl_env_get_spec(ev->envs[0]);
+    const crl_env_spec *spec = crl_vecenv_spec(ev->venv);
     const int O = crl_env_obs_dim(spec), A = crl_env_act_dim(spec);
+    crl_vecenv_reset_each(ev->venv, seeds, ev->obs);
     for (int i = 0; i < ev->n; i++) {
-        crl_env_reset(ev->envs[i], seeds[i], ev->obs + (size_t)i * O);
-        crl_episode_begin(ev->rec[i], ev->envs[i], seeds[i]);
+        crl_episode_begin(ev->rec[i], crl_vecenv_env(ev->venv, i), seeds[i]);
         ev->ret[i] = 0;
         ev->done[i] = 0;
         ev->succ[i] = 0;
@@ -85,24 +83,21 @@ void evaluator_run(evaluator *ev, crl_sac *sac, int task, int n_stoch,
     /* L2M's history query: these rows are the envs, every one at its
      * episode's start. */
     crl_sac_l2m_envs(sac, ev->obs, ev->n);
-    int active = ev->n;
-    while (active > 0) {
+    while (crl_vecenv_running(ev->venv) > 0) {
         if (n_stoch > 0) crl_sac_act(sac, n_stoch, ev->obs, task, 0, rng, ev->act);
         if (ev->n > n_stoch)
             crl_sac_act(sac, ev->n - n_stoch, ev->obs + (size_t)n_stoch * O, task, 1,
                         NULL, ev->act + (size_t)n_stoch * A);
+        crl_vecenv_step(ev->venv, ev->act, ev->obs, NULL, NULL, NULL, NULL, NULL);
         for (int i = 0; i < ev->n; i++) {
             if (ev->done[i]) continue;
-            crl_step_info info;
-            crl_env_step(ev->envs[i], ev->act + (size_t)i * A, ev->obs + (size_t)i * O,
-                         &info);
-            crl_episode_add(ev->rec[i], ev->act + (size_t)i * A, &info);
-            ev->ret[i] += info.reward;
-            if (info.success) ev->succ[i] = 1;
-            if (info.terminal || info.truncated) {
-                crl_episode_end(ev->rec[i], ev->envs[i]);
+            const crl_step_info *info = crl_vecenv_last_info(ev->venv, i);
+            crl_episode_add(ev->rec[i], ev->act + (size_t)i * A, info);
+            ev->ret[i] += info->reward;
+            if (info->success) ev->succ[i] = 1;
+            if (crl_vecenv_ended(ev->venv, i)) {
+                crl_episode_end(ev->rec[i], crl_vecenv_env(ev->venv, i));
                 ev->done[i] = 1;
-                active--;
             }
         }
     }
@@ -150,7 +145,7 @@ int crl_evaluate(crl_sac *sac, const crl_env_spec *env, int task, int episodes,
         return crl_errf(err, CRL_EINVAL, "evaluate: episodes must be in 1..%d",
                         crl_sac_get_config(sac)->max_act_batch);
     evaluator ev;
-    int rc = evaluator_init(&ev, env, episodes, err);
+    int rc = evaluator_init(&ev, env, episodes, crl_sac_get_config(sac)->threads, err);
     if (rc) return rc;
     uint64_t *seeds = malloc(sizeof(uint64_t) * (size_t)episodes);
     if (!seeds) {
@@ -363,7 +358,7 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
     if ((rc = crl_env_create(spec, &env, err))) goto out;
     if (cfg->log_train_every > 0 && (rc = crl_episode_create(spec, &trec, err))) goto out;
     const int n_eval = cfg->eval_episodes + 1;
-    if ((rc = evaluator_init(&ev, spec, n_eval, err))) goto out;
+    if ((rc = evaluator_init(&ev, spec, n_eval, cfg->sac.threads, err))) goto out;
     eval_seeds = malloc(sizeof(uint64_t) * (size_t)n_eval);
     obs = malloc(sizeof(float) * (size_t)O);
     obs2 = malloc(sizeof(float) * (size_t)O);

@@ -1,8 +1,8 @@
 /* Dataset collection throughput against the raw env step rate of the same
  * policy (issue 20: collection within 20% of the raw rate).
  *
- * One task, single thread, whole episodes of the scripted policy with
- * Gaussian action noise (clipped after it), in alternating rounds:
+ * One task, single thread (but the side-by-side loop), whole episodes of the scripted
+ * policy with Gaussian action noise (clipped after it), in alternating rounds:
  *   env_steps_per_s         reset + scripted action + noise + crl_env_step:
  *                           the raw loop, nothing kept (steps/s)
  *   collect_nostore_steps_per_s
@@ -12,6 +12,12 @@
  *                           temporary directory: what `crl dataset` does
  *                           (steps/s)
  *   collect_overhead        1 - collect / env (%)
+ *   collect_16_side_by_side_2_lanes_steps_per_s
+ *                           crl_collector_run_many, 16 episodes side by
+ *                           side on two lanes, into the dataset: what
+ *                           `crl dataset` does on two cores (wall steps/s)
+ *   collect_16_2_lanes_vs_env
+ *                           that rate over env_steps_per_s (x)
  *   *_steps_per_cpu_s, collect_overhead_cpu
  *                           the same per second of the thread's CPU time
  *                           (CLOCK_THREAD_CPUTIME_ID): steadier than wall
@@ -93,6 +99,37 @@ static rate time_collect(crl_collector *c, crl_rng *r, double noise, crl_dataset
     return (rate){(double)n / (t - t0), (double)n / (cpu_now() - c0)};
 }
 
+/* 16 episodes side by side on two lanes (what `crl dataset` does on two
+ * cores), into ds. Wall time only (two threads). */
+#define WIDE 16
+static rate time_collect_wide(crl_collector *c, double noise, crl_dataset *ds,
+                              uint64_t *seed, long *episodes) {
+    long n = 0;
+    double t0 = crl_now(), t;
+    do {
+        uint64_t seeds[WIDE];
+        int random[WIDE] = {0};
+        crl_rng rngs[WIDE];
+        const char *src[WIDE];
+        crl_ds_episode eps[WIDE];
+        for (int j = 0; j < WIDE; j++) {
+            seeds[j] = (*seed)++;
+            crl_rng_seed(&rngs[j], seeds[j]);
+            src[j] = "scripted+noise";
+        }
+        crl_err err = {0};
+        if (crl_collector_run_many(c, WIDE, seeds, random, noise, rngs, src, ds, eps,
+                                   &err)) {
+            fprintf(stderr, "bench_dataset: %s\n", err.msg);
+            exit(1);
+        }
+        for (int j = 0; j < WIDE; j++) n += eps[j].length;
+        *episodes += WIDE;
+        t = crl_now();
+    } while (t - t0 < round_seconds);
+    return (rate){(double)n / (t - t0), 0};
+}
+
 static void keep_best(rate *best, rate r) {
     if (r.wall > best->wall) best->wall = r.wall;
     if (r.cpu > best->cpu) best->cpu = r.cpu;
@@ -123,11 +160,11 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    round_seconds = seconds / (3.0 * ROUNDS);
+    round_seconds = seconds / (4.0 * ROUNDS);
     crl_err err = {0};
     crl_env_spec *spec = NULL;
     crl_env *env = NULL;
-    crl_collector *col = NULL;
+    crl_collector *col = NULL, *wide = NULL;
     crl_dataset *ds = NULL;
     char dir[] = "/tmp/crl_bench_dataset_XXXXXX";
     if (!mkdtemp(dir)) {
@@ -138,6 +175,7 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/bench.db", dir);
     if (crl_env_spec_create(task, &spec, &err) || crl_env_create(spec, &env, &err) ||
         crl_collector_create(spec, NULL, 0, &col, &err) ||
+        crl_collector_create_batch(spec, NULL, 0, WIDE, 2, &wide, &err) ||
         crl_dataset_open(path, 1, &ds, &err)) {
         fprintf(stderr, "bench_dataset: %s\n", err.msg);
         return 1;
@@ -150,13 +188,14 @@ int main(int argc, char **argv) {
     crl_rng_seed(&r1, 1);
     crl_rng_seed(&r2, 1);
     crl_rng_seed(&r3, 1);
-    uint64_t s1 = 0, s2 = 0, s3 = 0;
+    uint64_t s1 = 0, s2 = 0, s3 = 0, s4 = 1u << 30;
     long episodes = 0;
-    rate raw = {0, 0}, nostore = {0, 0}, collect = {0, 0};
+    rate raw = {0, 0}, nostore = {0, 0}, collect = {0, 0}, wide16 = {0, 0};
     for (int round = 0; round < ROUNDS; round++) {
         keep_best(&raw, time_raw(env, &r1, noise, act, obs, ad, &s1));
         keep_best(&nostore, time_collect(col, &r2, noise, NULL, &s2, &episodes));
         keep_best(&collect, time_collect(col, &r3, noise, ds, &s3, &episodes));
+        keep_best(&wide16, time_collect_wide(wide, noise, ds, &s4, &episodes));
     }
     if (crl_dataset_flush(ds, &err)) {
         fprintf(stderr, "bench_dataset: %s\n", err.msg);
@@ -170,6 +209,8 @@ int main(int argc, char **argv) {
     printf("collect_nostore_steps_per_s: %.0f steps/s\n", nostore.wall);
     printf("collect_steps_per_s: %.0f steps/s\n", collect.wall);
     printf("collect_overhead: %.1f %%\n", 100.0 * (1.0 - collect.wall / raw.wall));
+    printf("collect_16_side_by_side_2_lanes_steps_per_s: %.0f steps/s\n", wide16.wall);
+    printf("collect_16_2_lanes_vs_env: %.2f x\n", wide16.wall / raw.wall);
     printf("env_steps_per_cpu_s: %.0f steps/s\n", raw.cpu);
     printf("collect_nostore_steps_per_cpu_s: %.0f steps/s\n", nostore.cpu);
     printf("collect_steps_per_cpu_s: %.0f steps/s\n", collect.cpu);
@@ -181,6 +222,7 @@ int main(int argc, char **argv) {
     free(obs);
     free(act);
     crl_collector_free(col);
+    crl_collector_free(wide);
     crl_env_free(env);
     crl_env_spec_free(spec);
     return 0;

@@ -10,7 +10,7 @@
  * Everything is checked before the output is opened: a bad flag, an unknown
  * task or scenario, a task without the chosen source, an output that is not
  * a dataset give one line and exit 2 and leave no file. An existing dataset
- * is appended to. Ctrl-C stops after the current episode, commits and exits
+ * is appended to. Ctrl-C stops after the current episodes, commits and exits
  * 130. */
 #include <errno.h>
 #include <math.h>
@@ -31,6 +31,8 @@
 #include "crl/scenario.h"
 
 #define MAX_TASKS 64
+/* Episodes of a task collected side by side (one vecenv of this width). */
+#define WIDTH 16
 
 static volatile sig_atomic_t g_stop = 0;
 static void on_signal(int sig) {
@@ -245,7 +247,7 @@ static int exists(const char *path) {
 int cmd_dataset(int argc, char **argv) {
     const char *tasks_arg = NULL, *scenario = NULL, *out = NULL, *info = NULL,
                *verify = NULL, *only = NULL, *policy_path = NULL, *run_db = NULL;
-    int episodes = 100, quiet = 0;
+    int episodes = 100, quiet = 0, threads = 0;
     int64_t run = 0, run_task = -1;
     double noise = 0, random_frac = 0;
     uint64_t seed = 0;
@@ -262,7 +264,11 @@ int cmd_dataset(int argc, char **argv) {
         {"random-frac", OPT_DOUBLE, &random_frac, 0, 1,
          "fraction of the episodes with uniform random actions", 0},
         {"seed", OPT_U64, &seed, 0, 1.8e19,
-         "episode i of a task is reset with seed S+i; noise from a stream of S", 0},
+         "episode i of a task is reset with seed S+i and draws its noise from its own "
+         "stream",
+         0},
+        {"threads", OPT_INT, &threads, 0, 256,
+         "env threads (0: one per core; up to 2 step the episodes side by side)", 0},
         {"out", OPT_STR, &out, 0, 0,
          "the dataset file (also -o); an existing dataset is appended to", 0},
         {"policy", OPT_STR, &policy_path, 0, 0,
@@ -288,9 +294,8 @@ int cmd_dataset(int argc, char **argv) {
     int rc = opts_parse_given(
         "dataset", defs, nd, argc, av,
         "(--tasks A,B | --scenario NAME) -o FILE [--episodes N] [--noise S]\n"
-        "         [--random-frac F] [--seed S] [--policy FILE.crlp | --run-db DB --run "
-        "ID "
-        "[--run-task T]]\n"
+        "         [--random-frac F] [--seed S] [--threads N]\n"
+        "         [--policy FILE.crlp | --run-db DB --run ID [--run-task T]]\n"
         "       crl dataset --info FILE\n"
         "       crl dataset --verify FILE [--task T]",
         given);
@@ -508,10 +513,14 @@ int cmd_dataset(int argc, char **argv) {
     crl_env_spec *specs[MAX_TASKS] = {0};
     crl_collector *cols[MAX_TASKS] = {0};
     int code = 0;
+    const int lanes =
+        (threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN)) >= 2 ? 2 : 1;
     for (int i = 0; i < n_tasks && !code; i++) {
         rc = crl_env_spec_create(tasks[i], &specs[i], &err);
         if (!rc)
-            rc = crl_collector_create(specs[i], policy, policy_task[i], &cols[i], &err);
+            rc = crl_collector_create_batch(specs[i], policy, policy_task[i],
+                                            episodes < WIDTH ? episodes : WIDTH, lanes,
+                                            &cols[i], &err);
         if (rc) {
             fprintf(stderr, "crl dataset: %s\n", err.msg);
             code = rc == CRL_EINVAL || rc == CRL_ENOTFOUND ? 2 : 1;
@@ -564,23 +573,39 @@ int cmd_dataset(int argc, char **argv) {
         double t0 = crl_now();
         int64_t steps = 0;
         for (int i = 0; i < n_tasks && !code && !g_stop; i++) {
-            crl_rng rng;
-            crl_rng_seed_stream(&rng, seed, (uint64_t)i);
             int succ = 0;
-            for (int k = 0; k < episodes && !g_stop; k++) {
-                int random = crl_collect_is_random(k, random_frac);
-                crl_ds_episode ep;
-                rc = crl_collector_run(cols[i], seed + (uint64_t)k, random, noise, &rng,
-                                       random ? "random" : src_noisy, ds, &ep, &err);
+            const int width = crl_collector_width(cols[i]);
+            for (int k0 = 0; k0 < episodes && !g_stop; k0 += width) {
+                /* Episodes k0 .. k0 + m - 1 side by side, each with its
+                 * own seed and generator (what it holds does not depend on
+                 * the width or the threads). */
+                const int m = episodes - k0 < width ? episodes - k0 : width;
+                uint64_t seeds[WIDTH];
+                int random[WIDTH];
+                crl_rng rngs[WIDTH];
+                const char *src[WIDTH];
+                crl_ds_episode eps[WIDTH];
+                for (int j = 0; j < m; j++) {
+                    const int k = k0 + j;
+                    seeds[j] = seed + (uint64_t)k;
+                    random[j] = crl_collect_is_random(k, random_frac);
+                    crl_rng_seed_stream(&rngs[j], seed + (uint64_t)k, (uint64_t)i);
+                    src[j] = random[j] ? "random" : src_noisy;
+                }
+                rc = crl_collector_run_many(cols[i], m, seeds, random, noise, rngs, src,
+                                            ds, eps, &err);
                 if (rc) {
                     fprintf(stderr, "%scrl dataset: %s\n",
                             pg.tty && !quiet ? "\r\033[K" : "", err.msg);
                     code = cli_exit_code(rc) == 2 ? 1 : cli_exit_code(rc);
                     break;
                 }
-                written++;
-                steps += ep.length;
-                succ += ep.success;
+                for (int j = 0; j < m; j++) {
+                    written++;
+                    steps += eps[j].length;
+                    succ += eps[j].success;
+                }
+                const int k = k0 + m - 1;
                 int final = i == n_tasks - 1 && k == episodes - 1;
                 if (!quiet && progress_due(&pg, final)) {
                     double el = crl_now() - t0;

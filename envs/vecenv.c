@@ -11,9 +11,12 @@ struct crl_vecenv {
     const crl_env_spec *spec;
     int n, obs_dim, act_dim;
     crl_env **envs;
-    int64_t *episodes; /* episodes started per env since the last reset */
-    uint64_t seed;     /* of the last crl_vecenv_reset */
-    crl_lanes *lanes;  /* NULL: one lane, no thread */
+    int64_t *episodes;    /* episodes started per env since the last reset */
+    uint64_t *seeds;      /* per env: the seed its later episodes derive from */
+    crl_step_info *info;  /* per env: its last step */
+    unsigned char *ended; /* per env: episode over, waiting (auto-reset off) */
+    int autoreset;
+    crl_lanes *lanes; /* NULL: one lane, no thread */
     /* The arguments of the step in flight, read by both lanes. */
     const float *act;
     float *obs, *reward, *final_obs;
@@ -49,8 +52,12 @@ int crl_vecenv_create(const crl_env_spec *spec, int n, int threads, crl_vecenv *
     v->act_dim = crl_env_act_dim(spec);
     v->envs = calloc((size_t)n, sizeof *v->envs);
     v->episodes = calloc((size_t)n, sizeof *v->episodes);
+    v->seeds = calloc((size_t)n, sizeof *v->seeds);
+    v->info = calloc((size_t)n, sizeof *v->info);
+    v->ended = calloc((size_t)n, sizeof *v->ended);
+    v->autoreset = 1;
     int rc = CRL_OK;
-    if (!v->envs || !v->episodes) {
+    if (!v->envs || !v->episodes || !v->seeds || !v->info || !v->ended) {
         rc = crl_errf(err, CRL_ENOMEM, "vecenv: out of memory");
         goto fail;
     }
@@ -73,6 +80,9 @@ void crl_vecenv_free(crl_vecenv *v) {
         for (int i = 0; i < v->n; i++) crl_env_free(v->envs[i]);
     free(v->envs);
     free(v->episodes);
+    free(v->seeds);
+    free(v->info);
+    free(v->ended);
     free(v);
 }
 
@@ -95,32 +105,64 @@ int crl_vecenv_episode_steps(const crl_vecenv *v, int i) {
     return i >= 0 && i < v->n ? crl_env_steps_taken(v->envs[i]) : -1;
 }
 
+int crl_vecenv_running(const crl_vecenv *v) {
+    int r = 0;
+    for (int i = 0; i < v->n; i++) r += !v->ended[i];
+    return r;
+}
+int crl_vecenv_ended(const crl_vecenv *v, int i) {
+    return i >= 0 && i < v->n ? v->ended[i] : 0;
+}
+const crl_step_info *crl_vecenv_last_info(const crl_vecenv *v, int i) {
+    return i >= 0 && i < v->n ? &v->info[i] : NULL;
+}
+void crl_vecenv_end(crl_vecenv *v, int i) {
+    if (i >= 0 && i < v->n) v->ended[i] = 1;
+}
+void crl_vecenv_set_autoreset(crl_vecenv *v, int on) {
+    v->autoreset = on ? 1 : 0;
+}
+
+/* Env i starts episode 0 with seed; its later episodes derive from base. */
+static void reset_one(crl_vecenv *v, int i, uint64_t seed, uint64_t base, float *obs) {
+    crl_env_reset(v->envs[i], seed, obs ? obs + (size_t)i * v->obs_dim : NULL);
+    v->seeds[i] = base;
+    v->episodes[i] = 1;
+    v->ended[i] = 0;
+    memset(&v->info[i], 0, sizeof v->info[i]);
+}
+
 void crl_vecenv_reset(crl_vecenv *v, uint64_t seed, float *obs) {
-    v->seed = seed;
-    for (int i = 0; i < v->n; i++) {
-        crl_env_reset(v->envs[i], crl_vecenv_episode_seed(seed, i, 0),
-                      obs ? obs + (size_t)i * v->obs_dim : NULL);
-        v->episodes[i] = 1;
-    }
+    for (int i = 0; i < v->n; i++)
+        reset_one(v, i, crl_vecenv_episode_seed(seed, i, 0), seed, obs);
+}
+
+void crl_vecenv_reset_each(crl_vecenv *v, const uint64_t *seeds, float *obs) {
+    for (int i = 0; i < v->n; i++) reset_one(v, i, seeds[i], seeds[i], obs);
 }
 
 /* Step envs [lo, hi) with the arguments stored in v. */
 static void step_range(crl_vecenv *v, int lo, int hi) {
     const size_t od = (size_t)v->obs_dim, ad = (size_t)v->act_dim;
     for (int i = lo; i < hi; i++) {
+        if (v->ended[i]) continue;
         float *o = v->obs + (size_t)i * od;
         crl_step_info info;
         crl_env_step(v->envs[i], v->act + (size_t)i * ad, o, &info);
+        v->info[i] = info;
         if (v->final_obs) memcpy(v->final_obs + (size_t)i * od, o, od * sizeof *o);
         if (v->reward) v->reward[i] = info.reward;
         if (v->terminated) v->terminated[i] = info.terminal ? 1 : 0;
         if (v->truncated) v->truncated[i] = info.truncated ? 1 : 0;
         if (v->success) v->success[i] = info.success ? 1 : 0;
-        if (info.terminal || info.truncated) {
-            crl_env_reset(v->envs[i], crl_vecenv_episode_seed(v->seed, i, v->episodes[i]),
-                          o);
-            v->episodes[i]++;
+        if (!(info.terminal || info.truncated)) continue;
+        if (!v->autoreset) {
+            v->ended[i] = 1;
+            continue;
         }
+        crl_env_reset(v->envs[i], crl_vecenv_episode_seed(v->seeds[i], i, v->episodes[i]),
+                      o);
+        v->episodes[i]++;
     }
 }
 

@@ -781,6 +781,112 @@ END_TEST
 
 /* An episode from a record made on another model is not replayable, and
  * says why. */
+
+/* Episodes side by side (crl_collector_run_many) hold exactly what one
+ * episode at a time holds: each uses only its seed and its own generator,
+ * whatever the width and the lanes. push, scripted plus noise, a third of
+ * the episodes random: 5 episodes one by one on a width-1 collector, then
+ * as 4 + 1 on a width-4 collector on 2 lanes. Every array and the replay
+ * record must be equal byte for byte, and each episode must verify. */
+START_TEST(test_collect_side_by_side) {
+    crl_err e = {0};
+    crl_env_spec *spec = NULL;
+    OK(crl_env_spec_create("push", &spec, &e));
+    const int od = crl_env_obs_dim(spec), ad = crl_env_act_dim(spec), n = 5;
+    const double noise = 0.3, frac = 1.0 / 3.0;
+    crl_collector *one = NULL, *wide = NULL;
+    OK(crl_collector_create(spec, NULL, 0, &one, &e));
+    OK(crl_collector_create_batch(spec, NULL, 0, 4, 2, &wide, &e));
+    ck_assert_int_eq(crl_collector_width(wide), 4);
+    /* One at a time: copies of each episode's arrays and record. */
+    struct {
+        int length;
+        float *obs, *act, *rew;
+        unsigned char *flags, *rec;
+        size_t rec_n;
+    } ref[5];
+    for (int k = 0; k < n; k++) {
+        crl_rng rng;
+        crl_rng_seed_stream(&rng, 100 + (uint64_t)k, 0);
+        crl_ds_episode ep;
+        OK(crl_collector_run(one, 100 + (uint64_t)k, crl_collect_is_random(k, frac),
+                             noise, &rng, "s", NULL, &ep, &e));
+        ref[k].length = ep.length;
+        size_t T = (size_t)ep.length;
+        ref[k].obs = malloc((T + 1) * (size_t)od * sizeof(float));
+        ref[k].act = malloc(T * (size_t)ad * sizeof(float));
+        ref[k].rew = malloc(T * sizeof(float));
+        ref[k].flags = malloc(T);
+        ref[k].rec = malloc(ep.record_n);
+        ref[k].rec_n = ep.record_n;
+        memcpy(ref[k].obs, ep.obs, (T + 1) * (size_t)od * sizeof(float));
+        memcpy(ref[k].act, ep.act, T * (size_t)ad * sizeof(float));
+        memcpy(ref[k].rew, ep.reward, T * sizeof(float));
+        memcpy(ref[k].flags, ep.flags, T);
+        memcpy(ref[k].rec, ep.record, ep.record_n);
+    }
+    int n_random = 0;
+    for (int k0 = 0; k0 < n; k0 += 4) {
+        const int m = n - k0 < 4 ? n - k0 : 4;
+        uint64_t seeds[4];
+        int random[4];
+        crl_rng rngs[4];
+        const char *src[4];
+        crl_ds_episode eps[4];
+        for (int j = 0; j < m; j++) {
+            seeds[j] = 100 + (uint64_t)(k0 + j);
+            random[j] = crl_collect_is_random(k0 + j, frac);
+            crl_rng_seed_stream(&rngs[j], seeds[j], 0);
+            src[j] = "s";
+        }
+        OK(crl_collector_run_many(wide, m, seeds, random, noise, rngs, src, NULL, eps,
+                                  &e));
+        for (int j = 0; j < m; j++) {
+            const int k = k0 + j;
+            const size_t T = (size_t)ref[k].length;
+            n_random += random[j];
+            ck_assert_int_eq(eps[j].length, ref[k].length);
+            ck_assert(eps[j].seed == seeds[j]);
+            ck_assert_mem_eq(eps[j].obs, ref[k].obs,
+                             (T + 1) * (size_t)od * sizeof(float));
+            ck_assert_mem_eq(eps[j].act, ref[k].act, T * (size_t)ad * sizeof(float));
+            ck_assert_mem_eq(eps[j].reward, ref[k].rew, T * sizeof(float));
+            ck_assert_mem_eq(eps[j].flags, ref[k].flags, T);
+            ck_assert_uint_eq(eps[j].record_n, ref[k].rec_n);
+            ck_assert_mem_eq(eps[j].record, ref[k].rec, ref[k].rec_n);
+            crl_collect_check cc;
+            OK(crl_collect_verify(spec, &eps[j], &cc, &e));
+            ck_assert_msg(cc.verified, "episode %d: %s", k, cc.what);
+        }
+    }
+    ck_assert_int_ge(n_random, 1);
+    ck_assert_int_lt(n_random, n);
+    for (int k = 0; k < n; k++) {
+        free(ref[k].obs);
+        free(ref[k].act);
+        free(ref[k].rew);
+        free(ref[k].flags);
+        free(ref[k].rec);
+    }
+    /* Bad widths and counts are refused. */
+    crl_collector *bad = NULL;
+    ck_assert_int_eq(crl_collector_create_batch(spec, NULL, 0, 0, 1, &bad, &e),
+                     CRL_EINVAL);
+    ck_assert_int_eq(crl_collector_create_batch(spec, NULL, 0, 2, 3, &bad, &e),
+                     CRL_EINVAL);
+    uint64_t s5[5] = {1, 2, 3, 4, 5};
+    int r5[5] = {0};
+    crl_rng g5[5];
+    const char *src5[5] = {"s", "s", "s", "s", "s"};
+    crl_ds_episode e5[5];
+    ck_assert_int_eq(crl_collector_run_many(wide, 5, s5, r5, 0, g5, src5, NULL, e5, &e),
+                     CRL_EINVAL);
+    crl_collector_free(one);
+    crl_collector_free(wide);
+    crl_env_spec_free(spec);
+}
+END_TEST
+
 START_TEST(test_verify_says_why_not) {
     crl_err e = {0};
     crl_env_spec *spec = NULL;
@@ -1042,6 +1148,29 @@ END_TEST
  * run is trained and exported; the stored actions must be the policy's
  * deterministic actions on the stored observations, the same through
  * --policy and --run-db/--run, and the episodes must verify. */
+/* A hash of every byte the rows of sql (one row expected per call site's
+ * query) hold in their columns, in order: equal for equal contents. */
+static uint64_t rows_hash(const char *path, const char *sql, int *rows) {
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    uint64_t h = 1469598103934665603ull;
+    *rows = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        ++*rows;
+        for (int c = 0; c < sqlite3_column_count(st); c++) {
+            const unsigned char *b = sqlite3_column_blob(st, c);
+            int nb = sqlite3_column_bytes(st, c);
+            for (int i = 0; i < nb; i++) h = (h ^ b[i]) * 1099511628211ull;
+            h = (h ^ (uint64_t)nb) * 1099511628211ull;
+        }
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return h;
+}
+
 START_TEST(test_cli_policy_sources) {
     char db[300], pol[300], d1[300], d2[300];
     snprintf(db, sizeof db, "%s/runs.db", g_dir);
@@ -1063,6 +1192,31 @@ START_TEST(test_cli_policy_sources) {
     ck_assert_msg(code == 0, "dataset --run-db: exit %d: %s", code, slurp(g_errp));
     code = RUN("dataset", "--verify", d1);
     ck_assert_msg(code == 0, "verify: exit %d: %s", code, slurp(g_errp));
+    /* A policy source, episodes side by side (each acting through its own
+     * clone of the policy, with its own noise): the second of three (seed
+     * 5, beside two others, on two lanes) holds what a collection of that
+     * one episode alone holds. (ft1's policy keeps no state between steps;
+     * the clones matter for L2M's history routing.) */
+    char d4[300], d5[300];
+    snprintf(d4, sizeof d4, "%s/three.db", g_dir);
+    snprintf(d5, sizeof d5, "%s/alone.db", g_dir);
+    code = RUN("dataset", "--policy", pol, "--tasks", "push", "--episodes", "3", "--seed",
+               "4", "--noise", "0.1", "--threads", "2", "-o", d4, "--quiet");
+    ck_assert_msg(code == 0, "dataset: exit %d: %s", code, slurp(g_errp));
+    code = RUN("dataset", "--policy", pol, "--tasks", "push", "--episodes", "1", "--seed",
+               "5", "--noise", "0.1", "--threads", "1", "-o", d5, "--quiet");
+    ck_assert_msg(code == 0, "dataset: exit %d: %s", code, slurp(g_errp));
+    const char *row =
+        "SELECT length, obs, act, reward, flags, record FROM episodes WHERE "
+        "seed = 5";
+    int r4 = 0, r5 = 0;
+    uint64_t h4 = rows_hash(d4, row, &r4), h5 = rows_hash(d5, row, &r5);
+    ck_assert_int_eq(r4, 1);
+    ck_assert_int_eq(r5, 1);
+    ck_assert_msg(h4 == h5, "episode seed 5 differs beside others");
+    int r6 = 0;
+    ck_assert(rows_hash(d4, "SELECT act FROM episodes WHERE seed = 4", &r6) !=
+              rows_hash(d4, "SELECT act FROM episodes WHERE seed = 5", &r5));
     /* A task the policy does not have: exit 2, nothing written. */
     char d3[300];
     snprintf(d3, sizeof d3, "%s/none.db", g_dir);
@@ -1176,6 +1330,7 @@ static Suite *dataset_suite(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_collected_episodes_replay);
+    tcase_add_test(tc, test_collect_side_by_side);
     tcase_add_test(tc, test_verify_says_why_not);
     tcase_add_test(tc, test_collect_no_malloc);
     tcase_add_test(tc, test_random_fraction);

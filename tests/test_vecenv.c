@@ -191,12 +191,98 @@ START_TEST(test_bad_arguments) {
 }
 END_TEST
 
+/* crl's evaluation mode: explicit seeds and auto-reset off. Each env runs
+ * one episode with its own seed to its end, then is no longer stepped: its
+ * output rows stay untouched and its last info and state stay as the
+ * episode left them. Equal to single envs stepped to their ends, on one
+ * lane and two. _i: ant (terminals at different steps) on _i + 1 lanes. */
+START_TEST(test_each_seed_no_autoreset) {
+    const int threads = _i + 1, n = N_ENVS;
+    crl_env_spec *s = make_spec("ant");
+    const int od = crl_env_obs_dim(s), ad = crl_env_act_dim(s);
+    crl_err err = {0};
+    crl_vecenv *v = NULL;
+    ck_assert_int_eq(crl_vecenv_create(s, n, threads, &v, &err), CRL_OK);
+    crl_vecenv_set_autoreset(v, 0);
+    uint64_t seeds[N_ENVS];
+    crl_env *single[N_ENVS];
+    int done[N_ENVS] = {0}, ended_at[N_ENVS];
+    for (int i = 0; i < n; i++) {
+        seeds[i] = 1000u + 7u * (uint64_t)i;
+        ck_assert_int_eq(crl_env_create(s, &single[i], &err), CRL_OK);
+        ended_at[i] = -1;
+    }
+    float *obs = malloc(sizeof(float) * (size_t)(n * od));
+    float *act = malloc(sizeof(float) * (size_t)(n * ad));
+    float *so = malloc(sizeof(float) * (size_t)od);
+    float rew[N_ENVS];
+    crl_vecenv_reset_each(v, seeds, obs);
+    ck_assert_int_eq(crl_vecenv_running(v), n);
+    for (int i = 0; i < n; i++) {
+        crl_env_reset(single[i], seeds[i], so);
+        ck_assert_mem_eq(so, obs + (size_t)i * od, sizeof(float) * (size_t)od);
+        ck_assert_float_eq(crl_vecenv_last_info(v, i)->reward, 0.0f);
+    }
+    crl_rng rng;
+    crl_rng_seed(&rng, 5);
+    int t = 0;
+    for (; crl_vecenv_running(v) > 0 && t < 2000; t++) {
+        for (int k = 0; k < n * ad; k++) act[k] = (float)crl_rng_range(&rng, -1.0, 1.0);
+        for (int i = 0; i < n; i++) rew[i] = -12345.0f; /* must stay for ended envs */
+        crl_vecenv_step(v, act, obs, rew, NULL, NULL, NULL, NULL);
+        int running = 0;
+        for (int i = 0; i < n; i++) {
+            if (done[i]) {
+                ck_assert_float_eq(rew[i], -12345.0f);
+                ck_assert_int_eq(crl_vecenv_ended(v, i), 1);
+                continue;
+            }
+            crl_step_info info;
+            crl_env_step(single[i], act + (size_t)i * ad, so, &info);
+            const crl_step_info *vi = crl_vecenv_last_info(v, i);
+            ck_assert_mem_eq(so, obs + (size_t)i * od, sizeof(float) * (size_t)od);
+            ck_assert_mem_eq(&info.reward, &vi->reward, sizeof info.reward);
+            ck_assert_mem_eq(&info.reward, &rew[i], sizeof info.reward);
+            ck_assert_int_eq(info.terminal, vi->terminal);
+            ck_assert_int_eq(info.truncated, vi->truncated);
+            ck_assert_int_eq(crl_vecenv_ended(v, i), info.terminal || info.truncated);
+            if (info.terminal || info.truncated) {
+                done[i] = 1;
+                ended_at[i] = t;
+            } else {
+                running++;
+            }
+        }
+        ck_assert_int_eq(crl_vecenv_running(v), running);
+    }
+    /* Random ant episodes end by a terminal, at different steps. */
+    ck_assert_int_eq(crl_vecenv_running(v), 0);
+    int differ = 0;
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_ge(ended_at[i], 0);
+        ck_assert_int_eq(crl_vecenv_episodes(v, i), 1);
+        differ |= ended_at[i] != ended_at[0];
+    }
+    ck_assert_msg(differ, "all episodes ended at step %d", ended_at[0]);
+    /* A new reset starts them all again. */
+    crl_vecenv_reset_each(v, seeds, obs);
+    ck_assert_int_eq(crl_vecenv_running(v), n);
+    for (int i = 0; i < n; i++) crl_env_free(single[i]);
+    free(obs);
+    free(act);
+    free(so);
+    crl_vecenv_free(v);
+    crl_env_spec_free(s);
+}
+END_TEST
+
 static Suite *vecenv_suite(void) {
     Suite *s = suite_create("vecenv");
     TCase *tc = tcase_create("vecenv");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_equals_single_envs, 0, 6);
     tcase_add_test(tc, test_episode_seeds);
+    tcase_add_loop_test(tc, test_each_seed_no_autoreset, 0, 2);
     tcase_add_loop_test(tc, test_step_does_not_allocate, 0, 2);
     tcase_add_test(tc, test_bad_arguments);
     suite_add_tcase(s, tc);

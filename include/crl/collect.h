@@ -3,9 +3,13 @@
  * `crl dataset` (docs/dataset.md).
  *
  * A collector is made once per task and reused for every episode: it owns
- * an env of the task, the episode recorder and the arrays of one episode of
- * up to crl_env_max_steps steps, allocated at creation (nothing is allocated
- * per step or per episode).
+ * `width` envs of the task in a vecenv (vecenv.h), stepped side by side on
+ * one or two lanes, and per env an episode recorder and the arrays of one
+ * episode of up to crl_env_max_steps steps, all allocated at creation
+ * (nothing is allocated per step or per episode). Each episode uses only
+ * its own seed, its own generator and (a policy source) its own clone of
+ * the policy, so an episode's content does not depend on the width, the
+ * lanes or the episodes beside it.
  *
  * The actions come from a source: the task's scripted policy, or a policy
  * (.crlp, policy.h; deterministic actions) acting as one of its tasks. On
@@ -37,6 +41,29 @@ typedef struct crl_collector crl_collector;
 int crl_collector_create(const crl_env_spec *spec, crl_policy *policy, int policy_task,
                          crl_collector **out, crl_err *err);
 void crl_collector_free(crl_collector *c); /* safe with NULL */
+
+/* Largest width of a collector. */
+#define CRL_COLLECT_MAX_WIDTH 64
+/* A collector of up to width (1 .. CRL_COLLECT_MAX_WIDTH) episodes side by
+ * side, stepped on lanes (1 or 2) lanes; crl_collector_create is width 1
+ * on one lane. With a policy, width - 1 clones of it are made
+ * (crl_policy_clone). CRL_EINVAL for a bad width or lanes. */
+int crl_collector_create_batch(const crl_env_spec *spec, crl_policy *policy,
+                               int policy_task, int width, int lanes, crl_collector **out,
+                               crl_err *err);
+int crl_collector_width(const crl_collector *c);
+
+/* count (1 .. width) episodes side by side: episode j resets with seeds[j],
+ * acts as random[j] says, draws its random actions or noise from rngs[j]
+ * only, and is labelled sources[j]. When all have ended they are appended
+ * to ds in order j = 0, 1, ... (ds NULL: not stored), and eps[j] (which
+ * must hold count entries) receives a view of episode j, valid until the
+ * next call. Errors as crl_collector_run; an error while the episodes run
+ * stores none of them, one while appending keeps those appended before. */
+int crl_collector_run_many(crl_collector *c, int count, const uint64_t *seeds,
+                           const int *random, double noise, crl_rng *rngs,
+                           const char *const *sources, crl_dataset *ds,
+                           crl_ds_episode *eps, crl_err *err);
 
 /* One episode: reset the env with env_seed, act (random != 0: uniform
  * random actions; else the source plus noise, both drawn from rng), record,

@@ -9,7 +9,9 @@
  * results are the same bit for bit with one lane or two, and equal to n
  * single crl_env stepped one by one with the seeds of
  * crl_vecenv_episode_seed. Stepping allocates nothing. Used by the Python
- * package (crl.VecEnv, docs/python.md). */
+ * package (crl.VecEnv, docs/python.md) and by crl's own evaluation, which
+ * runs a batch of episodes with given seeds to their ends (auto-reset off,
+ * crl_vecenv_reset_each). */
 #ifndef CRL_VECENV_H
 #define CRL_VECENV_H
 
@@ -66,6 +68,30 @@ void crl_vecenv_reset(crl_vecenv *v, uint64_t seed, float *obs);
 void crl_vecenv_step(crl_vecenv *v, const float *act, float *obs, float *reward,
                      unsigned char *terminated, unsigned char *truncated,
                      unsigned char *success, float *final_obs);
+
+/* Start one episode in every env with its own seed: env i resets with
+ * seeds[i] and writes its first observation to row i of obs (may be NULL).
+ * With auto-reset on, env i's later episodes take the seeds
+ * crl_vecenv_episode_seed(seeds[i], i, k), k = 1, 2, ... */
+void crl_vecenv_reset_each(crl_vecenv *v, const uint64_t *seeds, float *obs);
+
+/* Auto-reset on (the default) or off. Off: an env whose episode ended is
+ * not stepped again until the next reset; crl_vecenv_step leaves its rows
+ * of every output untouched and it keeps the state the episode ended in
+ * (to be read or recorded). Takes effect at once. */
+void crl_vecenv_set_autoreset(crl_vecenv *v, int on);
+/* End env i's episode now: it is not stepped again until the next reset
+ * (whatever the auto-reset setting), as if its episode had ended. */
+void crl_vecenv_end(crl_vecenv *v, int i);
+/* Envs whose current episode has not ended (n when auto-reset is on). */
+int crl_vecenv_running(const crl_vecenv *v);
+/* 1 if env i's episode ended and it waits for a reset (auto-reset off),
+ * else 0 (also for a bad i). */
+int crl_vecenv_ended(const crl_vecenv *v, int i);
+/* What env i's last step returned (reward, success, terminal, truncated);
+ * all zero after a reset; NULL for a bad i. With auto-reset on it is the
+ * step that ended the old episode when that step reset the env. */
+const crl_step_info *crl_vecenv_last_info(const crl_vecenv *v, int i);
 
 /* Episodes env i has started since the last crl_vecenv_reset (1 after it),
  * and the steps taken in its current episode. -1 / -1 for a bad i. */
