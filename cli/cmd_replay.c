@@ -393,6 +393,11 @@ static int write_frames(ep_loaded *l, const char *dir, int w, int h, int *writte
     if (!rgb) p.env = NULL;
     if (!rc) rc = make_dir(dir, err);
     if (!rc) rc = crl_render_open(&r, crl_env_model(l->spec), w, h, err);
+    if (!rc) {
+        crl_camera cam;
+        crl_camera_for_task(l->spec, &cam);
+        rc = crl_render_set_camera(r, &cam, err);
+    }
     mjData *d = NULL;
     crl_render_overlay ov;
     if (!rc && (rc = player_reset(&p, &d)) != 0) *err = p.err;
@@ -478,6 +483,7 @@ static int watch_window(ep_loaded *l, double fps) {
                  (long long)l->meta.id, l->meta.env);
         o.title = title;
         o.fps = fps > 0 ? fps : real_time_fps(l->spec);
+        crl_camera_for_task(l->spec, &o.camera);
         rc = crl_viewer_run(crl_env_model(l->spec), &src, &o, &err);
     }
     crl_env_free(p.env);

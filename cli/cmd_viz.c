@@ -50,7 +50,7 @@ typedef struct {
      &(cf).fixed,                                                                         \
      -1,                                                                                  \
      64,                                                                                  \
-     "fixed camera index of the model; -1: the task's own framing camera",                \
+     "fixed camera index of the model (0: the models' own); -1: the task's framing",      \
      0},                                                                                  \
         {"lookat", OPT_STR, &(cf).lookat,                                                 \
          0,        0,       "free camera looking at X,Y,Z (world coordinates)",           \
@@ -74,17 +74,23 @@ static void cam_flags_default(cam_flags *cf) {
 }
 
 /* The camera the flags ask for: a free camera as soon as any free-camera flag
- * is on the command line, else the fixed one. -1 if --lookat is malformed. */
-static int cam_from_flags(const cam_flags *cf, int argc, char **argv, const mjModel *m,
-                          crl_camera *cam) {
+ * is on the command line, else the fixed one of --camera, else the task's own
+ * framing (crl_camera_for_task). -1 if --lookat is malformed. */
+static int cam_from_flags(const cam_flags *cf, int argc, char **argv,
+                          const crl_env_spec *spec, crl_camera *cam) {
+    const mjModel *m = crl_env_model(spec);
     memset(cam, 0, sizeof *cam);
     int free_cam = 0;
     for (int i = 1; i < argc; i++)
         free_cam |=
             !strncmp(argv[i], "--lookat", 8) || !strncmp(argv[i], "--distance", 10) ||
             !strncmp(argv[i], "--azimuth", 9) || !strncmp(argv[i], "--elevation", 11);
+    if (!free_cam && cf->fixed < 0) {
+        crl_camera_for_task(spec, cam);
+        return 0;
+    }
     if (!free_cam) {
-        cam->mode = cf->fixed >= 0 ? CRL_CAMERA_FIXED : CRL_CAMERA_AUTO;
+        cam->mode = CRL_CAMERA_FIXED;
         cam->id = cf->fixed;
         return 0;
     }
@@ -188,7 +194,7 @@ int cmd_render(int argc, char **argv) {
     }
     if ((rc = crl_render_open(&r, crl_env_model(spec), width, height, &err))) goto out;
     crl_camera cam;
-    if (cam_from_flags(&cf, argc, args, crl_env_model(spec), &cam)) {
+    if (cam_from_flags(&cf, argc, args, spec, &cam)) {
         rc = crl_errf(&err, CRL_EINVAL, "--lookat expects X,Y,Z, got '%s'", cf.lookat);
         goto out;
     }
@@ -439,7 +445,7 @@ int cmd_view(int argc, char **argv) {
     o.max_steps = max_steps;
     o.timeout_s = timeout;
     o.info = info;
-    if (cam_from_flags(&cf, argc, argv, m, &o.camera)) {
+    if (cam_from_flags(&cf, argc, argv, v.spec, &o.camera)) {
         rc = crl_errf(&err, CRL_EINVAL, "--lookat expects X,Y,Z, got '%s'", cf.lookat);
         goto out;
     }

@@ -190,6 +190,11 @@ int crl_env_max_steps(const crl_env_spec *s) {
 int crl_env_frame_skip(const crl_env_spec *s) {
     return s->frame_skip;
 }
+int crl_env_view(const crl_env_spec *s, double view[6]) {
+    if (!s || !s->task || !s->task->view) return 0;
+    memcpy(view, s->task->view, 6 * sizeof *view);
+    return 1;
+}
 const struct mjModel_ *crl_env_model(const crl_env_spec *s) {
     return s->m;
 }

@@ -67,6 +67,10 @@
 
 #include "task.h"
 
+/* The manipulation tasks' picture (crl_env_view): the table's working
+ * area from the robot's side, a little to the right, filling the frame. */
+extern const double manip_view[6];
+
 #define MANIP_OBS_DIM    39
 #define MANIP_FRAME_DIM  18
 #define MANIP_ACT_DIM    4

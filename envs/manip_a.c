@@ -792,6 +792,7 @@ static const struct crl_task_def task_push = {
     .reward = reward_push,
     .scripted = scripted_direct,
     .group = "manipulation",
+    .view = manip_view,
 };
 
 static const struct crl_task_def task_push_wall = {
@@ -804,6 +805,7 @@ static const struct crl_task_def task_push_wall = {
     .reward = reward_push_wall,
     .scripted = scripted_push_wall,
     .group = "manipulation",
+    .view = manip_view,
 };
 
 static const struct crl_task_def task_push_back = {
@@ -816,6 +818,7 @@ static const struct crl_task_def task_push_back = {
     .reward = reward_push_back,
     .scripted = scripted_direct,
     .group = "manipulation",
+    .view = manip_view,
 };
 
 static const struct crl_task_def task_shelf_place = {
@@ -828,6 +831,7 @@ static const struct crl_task_def task_shelf_place = {
     .reward = reward_shelf,
     .scripted = scripted_shelf,
     .group = "manipulation",
+    .view = manip_view,
 };
 
 static const struct crl_task_def task_stick_pull = {
@@ -841,6 +845,7 @@ static const struct crl_task_def task_stick_pull = {
     .reward = reward_stick,
     .scripted = scripted_stick,
     .group = "manipulation",
+    .view = manip_view,
 };
 
 static const struct crl_task_def task_reach = {
@@ -853,6 +858,7 @@ static const struct crl_task_def task_reach = {
     .reward = reward_reach,
     .scripted = scripted_reach,
     .group = "pretrain",
+    .view = manip_view,
 };
 
 static const struct crl_task_def task_pick_place = {
@@ -865,6 +871,7 @@ static const struct crl_task_def task_pick_place = {
     .reward = reward_pick_place,
     .scripted = scripted_direct,
     .group = "pretrain",
+    .view = manip_view,
 };
 
 const struct crl_task_def *const crl_tasks_manip_a[] = {

@@ -677,6 +677,7 @@ const struct crl_task_def crl_task_hammer = {
     .reward = hammer_reward,
     .scripted = hammer_scripted,
     .group = "manipulation",
+    .view = manip_view,
     .variant = &v_hammer};
 const struct crl_task_def crl_task_faucet_close = {
     MB_DEFAULTS,
@@ -686,6 +687,7 @@ const struct crl_task_def crl_task_faucet_close = {
     .reward = faucet_reward,
     .scripted = faucet_scripted,
     .group = "manipulation",
+    .view = manip_view,
     .variant = &v_faucet_close};
 const struct crl_task_def crl_task_handle_press_side = {
     MB_DEFAULTS,
@@ -695,6 +697,7 @@ const struct crl_task_def crl_task_handle_press_side = {
     .reward = handle_reward,
     .scripted = press_scripted,
     .group = "manipulation",
+    .view = manip_view,
     .variant = &v_handle_side};
 const struct crl_task_def crl_task_window_close = {
     MB_DEFAULTS,
@@ -704,6 +707,7 @@ const struct crl_task_def crl_task_window_close = {
     .reward = window_reward,
     .scripted = window_scripted,
     .group = "manipulation",
+    .view = manip_view,
     .variant = &v_window_close};
 const struct crl_task_def crl_task_peg_unplug_side = {
     MB_DEFAULTS,
@@ -713,6 +717,7 @@ const struct crl_task_def crl_task_peg_unplug_side = {
     .reward = pull_reward,
     .scripted = pull_scripted,
     .group = "manipulation",
+    .view = manip_view,
     .variant = &v_peg};
 const struct crl_task_def crl_task_faucet_open = {
     MB_DEFAULTS,
@@ -722,6 +727,7 @@ const struct crl_task_def crl_task_faucet_open = {
     .reward = faucet_reward,
     .scripted = faucet_scripted,
     .group = "pretrain",
+    .view = manip_view,
     .variant = &v_faucet_open};
 const struct crl_task_def crl_task_window_open = {
     MB_DEFAULTS,
@@ -731,6 +737,7 @@ const struct crl_task_def crl_task_window_open = {
     .reward = window_reward,
     .scripted = window_scripted,
     .group = "pretrain",
+    .view = manip_view,
     .variant = &v_window_open};
 const struct crl_task_def crl_task_handle_press = {
     MB_DEFAULTS,
@@ -740,6 +747,7 @@ const struct crl_task_def crl_task_handle_press = {
     .reward = handle_reward,
     .scripted = press_scripted,
     .group = "pretrain",
+    .view = manip_view,
     .variant = &v_handle_front};
 const struct crl_task_def crl_task_drawer_open = {
     MB_DEFAULTS,
@@ -749,6 +757,7 @@ const struct crl_task_def crl_task_drawer_open = {
     .reward = pull_reward,
     .scripted = pull_scripted,
     .group = "pretrain",
+    .view = manip_view,
     .variant = &v_drawer};
 const struct crl_task_def crl_task_button_press_topdown = {
     MB_DEFAULTS,
@@ -758,6 +767,7 @@ const struct crl_task_def crl_task_button_press_topdown = {
     .reward = button_reward,
     .scripted = press_scripted,
     .group = "pretrain",
+    .view = manip_view,
     .variant = &v_button};
 
 const struct crl_task_def *const crl_tasks_manip_b[] = {&crl_task_hammer,

@@ -59,6 +59,10 @@ struct crl_task_def {
      * task_state, which snapshots copy byte for byte: so task state must be
      * plain data (no pointers). */
     void (*modifiers)(const crl_env_spec *s, char *buf, size_t n);
+    /* Optional: the task's picture as a free camera, {lookat x, y, z,
+     * distance, azimuth, elevation} (crl_env_view). Kept out of the model,
+     * whose hash episode records carry. */
+    const double *view;
 };
 
 struct crl_env_spec {

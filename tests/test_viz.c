@@ -317,6 +317,51 @@ START_TEST(test_render_manipulation) {
 }
 END_TEST
 
+/* Every manipulation task's own picture (crl_camera_for_task) frames the
+ * table's working area: at least half of the frame is the table's brown,
+ * where the models' fixed camera "front" gave about a quarter (the rest sky
+ * and the table's legs). Locomotion tasks have no framing of their own
+ * (AUTO). */
+START_TEST(test_task_framing) {
+    const crl_env_entry *list;
+    int n = crl_env_list(&list), tried = 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(list[i].group, "manipulation") && strcmp(list[i].group, "pretrain"))
+            continue;
+        scene s;
+        scene_open(&s, list[i].name, 0, 160, 120);
+        crl_camera cam;
+        crl_camera_for_task(s.spec, &cam);
+        ck_assert_int_eq(cam.mode, CRL_CAMERA_FREE);
+        double v[6];
+        ck_assert_int_eq(crl_env_view(s.spec, v), 1);
+        ck_assert(cam.lookat[1] == v[1] && cam.distance == v[3] && cam.elevation == v[5]);
+        crl_err err = {0};
+        int frac[2];
+        for (int k = 0; k < 2; k++) {
+            crl_camera fixed = {.mode = CRL_CAMERA_FIXED, .id = 0};
+            ck_assert_int_eq(crl_render_set_camera(s.r, k ? &fixed : &cam, &err), CRL_OK);
+            scene_frame(&s, NULL, s.rgb);
+            frac[k] = 100 * count_all(s.rgb, s.w, s.h, is_brown) / (s.w * s.h);
+        }
+        ck_assert_msg(frac[0] >= 50, "%s: the task's picture is %d %% table",
+                      list[i].name, frac[0]);
+        ck_assert_msg(frac[1] < 35, "%s: the model's camera is %d %% table", list[i].name,
+                      frac[1]);
+        scene_close(&s);
+        tried++;
+    }
+    ck_assert_int_ge(tried, 17);
+    crl_env_spec *hc = NULL;
+    crl_err err = {0};
+    ck_assert_int_eq(crl_env_spec_create("halfcheetah", &hc, &err), CRL_OK);
+    crl_camera cam;
+    crl_camera_for_task(hc, &cam);
+    ck_assert_int_eq(cam.mode, CRL_CAMERA_AUTO);
+    crl_env_spec_free(hc);
+}
+END_TEST
+
 START_TEST(test_render_halfcheetah) {
     setup();
     scene s;
@@ -847,6 +892,7 @@ int main(void) {
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, test_render_manipulation);
     tcase_add_test(tc, test_render_halfcheetah);
+    tcase_add_test(tc, test_task_framing);
     tcase_add_test(tc, test_frames_of_two_steps_differ);
     tcase_add_test(tc, test_render_errors);
     tcase_add_test(tc, test_one_gl_platform_per_process);

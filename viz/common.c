@@ -37,6 +37,17 @@ void crl_render_overlay_init(crl_render_overlay *ov) {
     ov->episode = -1;
 }
 
+void crl_camera_for_task(const crl_env_spec *s, crl_camera *cam) {
+    memset(cam, 0, sizeof *cam);
+    double v[6];
+    if (!crl_env_view(s, v)) return;
+    cam->mode = CRL_CAMERA_FREE;
+    for (int k = 0; k < 3; k++) cam->lookat[k] = v[k];
+    cam->distance = v[3];
+    cam->azimuth = v[4];
+    cam->elevation = v[5];
+}
+
 int viz_camera_apply(const mjModel *m, const crl_camera *cam, mjvCamera *out,
                      crl_err *err) {
     mjv_defaultFreeCamera(m, out);

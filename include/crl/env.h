@@ -73,6 +73,11 @@ int crl_env_obs_dim(const crl_env_spec *s);
 int crl_env_act_dim(const crl_env_spec *s);
 int crl_env_max_steps(const crl_env_spec *s);  /* episode length */
 int crl_env_frame_skip(const crl_env_spec *s); /* mj_step calls per env step */
+/* The task's own picture of its scene: 1 and view = {lookat x, y, z,
+ * distance, azimuth, elevation (degrees, negative looks down)} of a free
+ * camera that frames the workspace (every manipulation task has one), or 0
+ * (view untouched): use the model's cameras. */
+int crl_env_view(const crl_env_spec *s, double view[6]);
 const struct mjModel_ *crl_env_model(const crl_env_spec *s);
 
 /* A new instance of spec (which must outlive it). */

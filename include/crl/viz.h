@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "base.h"
+#include "env.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -58,6 +59,10 @@ typedef struct {
     double azimuth;   /* FREE, TRACK: degrees */
     double elevation; /* FREE, TRACK: degrees (negative looks down) */
 } crl_camera;
+
+/* The camera a picture of task s starts with: its own framing as a free
+ * camera (crl_env_view) when it has one, else CRL_CAMERA_AUTO. */
+void crl_camera_for_task(const crl_env_spec *s, crl_camera *cam);
 
 /* ---- headless frames -------------------------------------------------- */
 

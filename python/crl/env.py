@@ -102,6 +102,7 @@ _lib.declare(
     int crl_render_open(crl_renderer **out, const struct mjModel_ *m, int width,
                         int height, crl_err *err);
     int crl_render_set_camera(crl_renderer *r, const crl_camera *cam, crl_err *err);
+    void crl_camera_for_task(const crl_env_spec *s, crl_camera *cam);
     int crl_png_write(const char *path, const unsigned char *rgb, int w, int h,
                       crl_err *err);
     int crl_render_frame(crl_renderer *r, struct mjData_ *d,
@@ -457,13 +458,15 @@ class Env(_lib.Owned):
             m = L.crl_env_model(self._spec.ptr)
             _lib.check(L.crl_render_open(out, m, w, h, err), err, "crl render")
             self._renderer = out[0]
+            cam = ffi.new("crl_camera *")
             if self._camera is not None:
-                cam = ffi.new("crl_camera *")
                 if isinstance(self._camera, bool) or not isinstance(self._camera, (int, np.integer)):
                     raise TypeError("crl render: camera must be a fixed camera index (int)")
                 cam.mode = 1
                 cam.id = int(self._camera)
-                _lib.check(L.crl_render_set_camera(self._renderer, cam, err), err, "crl render")
+            else:
+                L.crl_camera_for_task(self._spec.ptr, cam)  # the task's own framing
+            _lib.check(L.crl_render_set_camera(self._renderer, cam, err), err, "crl render")
         rgb = np.empty((h, w, 3), dtype=np.uint8)
         d = L.crl_env_data(self._e)
         _lib.check(
