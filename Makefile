@@ -26,8 +26,10 @@ build: configure
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j 2
 
-demo: build
-	./scripts/demo $(BUILD)
+# The demo sets up and builds quietly itself (one line per stage, logs in
+# runs/demo-logs/).
+demo:
+	@./scripts/demo $(BUILD)
 
 bench: build
 	@for b in $(BUILD)/bench_sgemm $(BUILD)/bench_sac_update $(BUILD)/bench_env_step; do \
