@@ -46,7 +46,8 @@ wait_started() {
 owner=$!
 wait_started 1 $owner
 # shellcheck disable=SC2086
-"$crl" train --resume 1 --db d.db --quiet >o2.txt 2>e2.txt
+# (timeout: a second trainer that is wrongly let in would train for minutes)
+timeout -s INT 20 "$crl" train --resume 1 --db d.db --quiet >o2.txt 2>e2.txt
 code=$?
 [ "$code" != 0 ] || bad "resume of a live run: exit 0"
 [ "$(grep -c . e2.txt)" = 1 ] || bad "resume of a live run: not one line: $(cat e2.txt)"
@@ -111,7 +112,7 @@ wait $k 2>/dev/null
 now=$(date +%s)
 q "UPDATE leases SET host = 'elsewhere.example', pid = 4242, heartbeat = $now - 10
    WHERE run_id = 3"
-"$crl" train --resume 3 --db d.db --quiet >o6.txt 2>e6.txt
+timeout -s INT 20 "$crl" train --resume 3 --db d.db --quiet >o6.txt 2>e6.txt
 [ $? != 0 ] || bad "resume over a fresh foreign lease: exit 0"
 [ "$(grep -c . e6.txt)" = 1 ] && grep -q "host elsewhere.example, pid 4242" e6.txt ||
     bad "resume over a fresh foreign lease: $(cat e6.txt)"
