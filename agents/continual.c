@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents/checkpoint_check.h"
 #include "agents/continual_state.h"
 #include "agents/diverge.h"
 #include "core/blob.h"
@@ -87,8 +88,9 @@ static int save_checkpoint(cstate *st, crl_store *store, int64_t run_id, int k, 
     rc = crl_store_checkpoint_put(store, run_id, st->pos[k < st->n ? k : st->n - 1],
                                   st->step, w.p, w.n, err);
     free(w.p);
-    /* Only the latest checkpoint is ever read (resume, eval): keep the file
-     * from growing by one learner per evaluation. */
+    /* Keep the last two (the previous one is a resume's fallback when the
+     * latest is corrupt): the file does not grow by one learner per
+     * evaluation. */
     if (rc == CRL_OK) rc = crl_store_checkpoint_prune(store, run_id, st->step, err);
     return rc;
 }
@@ -120,7 +122,20 @@ int crl_continual_checkpoint_view(const void *blob, size_t n, crl_continual_view
     v->n_task_actors = n_actors;
     v->task_actors = (const unsigned char *)blob + r.off;
     v->task_actors_n = n - r.off;
-    return CRL_OK;
+    /* eval, export and resume all read through here: a learner (or a
+     * finished task's actor) that is not finite is refused. */
+    int rc = crl_checkpoint_check_learner(v->learner, v->learner_n, err);
+    if (!rc && v->task_actors_n % sizeof(float) == 0)
+        rc = crl_checkpoint_check_floats(v->task_actors, v->task_actors_n / sizeof(float),
+                                         "corrupt checkpoint: a finished task's actor "
+                                         "parameter",
+                                         err);
+    return rc;
+}
+
+static int check_con_blob(const void *blob, size_t n, crl_err *err) {
+    crl_continual_view v;
+    return crl_continual_checkpoint_view(blob, n, &v, err);
 }
 
 int crl_continual_task_actor(const crl_continual_view *v, int i, size_t na, float *out,
@@ -144,14 +159,17 @@ int crl_continual_checkpoint_learner(const void *blob, size_t n, const void **sa
     return CRL_OK;
 }
 
-/* Restore from the latest checkpoint; *k and *t say where to continue. */
-static int load_checkpoint(cstate *st, crl_store *store, int64_t run_id, int *k,
-                           int64_t *t, crl_err *err) {
+/* Restore from the latest intact checkpoint; *k and *t say where to
+ * continue. fallback (a resume): a corrupt latest checkpoint is reported in
+ * one line and the previous one used; without (an evaluation) refused. */
+static int load_checkpoint(cstate *st, crl_store *store, int64_t run_id, int fallback,
+                           int *k, int64_t *t, crl_err *err) {
     void *blob = NULL;
     size_t n = 0;
     int task_idx;
     int64_t step;
-    int rc = crl_store_checkpoint_latest(store, run_id, &task_idx, &step, &blob, &n, err);
+    int rc = crl_checkpoint_fetch(store, run_id, fallback, check_con_blob, &task_idx,
+                                  &step, &blob, &n, err);
     if (rc == CRL_ENOTFOUND) return CRL_OK; /* nothing done yet: start over */
     if (rc) return rc;
     crl_rbuf r = {blob, n, 0, 0};
@@ -575,7 +593,7 @@ static int offline_phase(cstate *st, crl_store *store, int64_t run_id, int k, in
                 *updates};
             progress(&pr, ctx);
         }
-        if (stop && *stop) {
+        if (stop && *stop && t < budget) { /* at budget: after the task end */
             if ((rc = save_checkpoint(st, store, run_id, k, t, err))) return rc;
             if ((rc = crl_store_run_set_status(store, run_id, "interrupted", err)))
                 return rc;
@@ -595,7 +613,7 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
     int rc = cstate_init(&st, c, err);
     int k0 = 0;
     int64_t t0 = 0;
-    if (!rc && resume) rc = load_checkpoint(&st, store, run_id, &k0, &t0, err);
+    if (!rc && resume) rc = load_checkpoint(&st, store, run_id, 1, &k0, &t0, err);
     /* mt: one phase over every task, with all the tasks' budget. */
     const int mt = rc == CRL_OK && (st.m->flags & CRL_METHOD_MULTITASK),
               n_phases = mt ? 1 : st.n;
@@ -762,7 +780,11 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                     }
                     progress(&pr, ctx);
                 }
-                if (stop && *stop) {
+                /* Not on a task's last step: a checkpoint there would read as
+                 * the task's end (t == budget) although the task end (the
+                 * method's, and tasks.end_step) has not run; the stop is
+                 * taken after it instead (found by scripts/fault-inject). */
+                if (stop && *stop && t + 1 < budget) {
                     if ((rc = save_checkpoint(&st, store, run_id, k, t + 1, err)))
                         goto out;
                     if ((rc =
@@ -790,6 +812,15 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                          st.m->params_now ? st.m->params_now(&st, k) : (double)st.na,
                          NULL);
         if ((rc = save_checkpoint(&st, store, run_id, k, budget, err))) goto out;
+        if (stop && *stop && k + 1 < n_phases) {
+            if ((rc = crl_store_run_set_status(store, run_id, "interrupted", err)))
+                goto out;
+            rc = crl_errf(err, CRL_EINTR,
+                          "interrupted at the end of task %d/%d (step %lld); checkpoint "
+                          "written, resume run %lld to continue",
+                          k + 1, st.n, (long long)st.step, (long long)run_id);
+            goto out;
+        }
     }
     if (st.last_eval_step != st.step &&
         (rc = eval_all(&st, store, run_id, st.n - 1, err)))
@@ -832,7 +863,7 @@ int crl_continual_eval(const crl_continual_config *c, crl_store *store, int64_t 
     /* A run without a checkpoint has nothing to evaluate. */
     if (!rc) rc = crl_store_checkpoint_latest(store, run_id, &idx, &step, &blob, &n, err);
     free(blob);
-    if (!rc) rc = load_checkpoint(&st, store, run_id, &k, &t, err);
+    if (!rc) rc = load_checkpoint(&st, store, run_id, 0, &k, &t, err);
     int j = -1;
     for (int i = 0; !rc && i < st.n; i++)
         if (st.pos[i] == task) j = i;

@@ -317,8 +317,13 @@ static int export_continual(export_state *x, const run_cfg *cfg, int64_t run_id,
 
     /* The checkpoint's parts (agents/continual.c owns its layout). */
     crl_continual_view cv;
-    crl_err verr;
+    crl_err verr = {0};
     const int bad = crl_continual_checkpoint_view(blob, bn, &cv, &verr) != CRL_OK;
+    /* A view that parsed but holds a non-finite learner: say so (the shape
+     * message below would hide it). */
+    if (bad && strstr(verr.msg, "not finite"))
+        return crl_errf(err, CRL_ECORRUPT, "run %lld: its latest checkpoint: %s",
+                        (long long)run_id, verr.msg);
     const void *sb = cv.learner, *mb = cv.method;
     const size_t sn = cv.learner_n, mn = cv.method_n;
     const int n_ftn = cv.n_task_actors;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents/checkpoint_check.h"
 #include "agents/diverge.h"
 #include "agents/evaluator.h"
 #include "crl/replay.h"
@@ -168,6 +169,100 @@ int crl_evaluate(crl_sac *sac, const crl_env_spec *env, int task, int episodes,
     return CRL_OK;
 }
 
+/* ---- checkpoint checks (agents/checkpoint_check.h) ----------------------------- */
+
+int crl_checkpoint_check_floats(const void *p, size_t n, const char *what, crl_err *err) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        float f;
+        memcpy(&f, b + i * sizeof f, sizeof f);
+        if (!isfinite(f))
+            return crl_errf(err, CRL_ECORRUPT, "%s %zu is %g, not finite", what, i,
+                            (double)f);
+    }
+    return CRL_OK;
+}
+
+int crl_checkpoint_check_learner(const void *sac_blob, size_t n, crl_err *err) {
+    crl_sac_blob info;
+    int rc = crl_sac_blob_info(sac_blob, n, &info, err);
+    if (rc) return rc;
+    /* crl_sac_save's sections after the header (agents/sac.c): floats, and
+     * before each optimiser's two moments its i64 step count. */
+    const size_t used = (size_t)info.actor.used, nc = (size_t)info.nc,
+                 T = (size_t)info.n_tasks, nb = (size_t)info.actor.n_base;
+    const struct {
+        const char *what;
+        size_t n;
+        int skip; /* bytes before it */
+    } parts[] = {
+        {"frozen base", nb, 0},
+        {"actor parameter", used, 0},
+        {"critic parameter", 2 * nc, 0},
+        {"target critic parameter", 2 * nc, 0},
+        {"log alpha", T, 0},
+        {"actor Adam moment", 2 * used, 8},
+        {"critic Adam moment", 4 * nc, 8},
+        {"alpha Adam moment", 2 * T, 8},
+    };
+    const unsigned char *p =
+        (const unsigned char *)info.actor_params - nb * sizeof(float);
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        p += parts[i].skip;
+        char what[64];
+        snprintf(what, sizeof what, "corrupt checkpoint: the learner's %s",
+                 parts[i].what);
+        if ((rc = crl_checkpoint_check_floats(p, parts[i].n, what, err))) return rc;
+        p += parts[i].n * sizeof(float);
+    }
+    return CRL_OK;
+}
+
+int crl_checkpoint_fetch(crl_store *store, int64_t run_id, int fallback,
+                         int (*check)(const void *blob, size_t n, crl_err *err),
+                         int *task_idx, int64_t *step, void **blob, size_t *n,
+                         crl_err *err) {
+    int64_t before = INT64_MAX;
+    for (int tries = 0;; tries++) {
+        int64_t at = -1;
+        int rc = crl_store_checkpoint_before(store, run_id, before, task_idx, &at, blob,
+                                             n, err);
+        if (rc == CRL_ENOTFOUND && tries > 0)
+            return crl_errf(err, CRL_ECORRUPT,
+                            "run %lld has no intact checkpoint left to resume from",
+                            (long long)run_id);
+        if (rc == CRL_OK && check && (rc = check(*blob, *n, err)) != CRL_OK) {
+            free(*blob);
+            *blob = NULL;
+            *n = 0;
+            if (rc == CRL_ECORRUPT) {
+                /* One line: the run, the step, what is wrong, what to do. */
+                char why[sizeof err->msg];
+                snprintf(why, sizeof why, "%s", err ? err->msg : "");
+                int64_t prev = -1;
+                char what[160];
+                if (crl_store_checkpoint_previous(store, run_id, at, &prev, NULL) ==
+                    CRL_OK)
+                    snprintf(what, sizeof what,
+                             "'crl train --resume %lld' falls back to the previous one "
+                             "(step %lld)",
+                             (long long)run_id, (long long)prev);
+                else
+                    snprintf(what, sizeof what, "the run keeps no earlier checkpoint");
+                crl_errf(err, CRL_ECORRUPT, "run %lld, step %lld: %.300s; %s",
+                         (long long)run_id, (long long)at, why, what);
+            }
+        }
+        if (rc == CRL_OK) {
+            if (step) *step = at;
+            return CRL_OK;
+        }
+        if (!fallback || rc != CRL_ECORRUPT || at < 0) return rc;
+        fprintf(stderr, "crl: %s\n", err ? err->msg : "a checkpoint is corrupt");
+        before = at;
+    }
+}
+
 /* ---- runner checkpoints ------------------------------------------------------
  * "CRLRUN01", i64 step, i64 episodes, two generators (32+4+8 bytes each),
  * then the learner's own blob (crl_sac_save). */
@@ -211,20 +306,30 @@ static int save_checkpoint(crl_store *store, int64_t run_id, int task, crl_sac *
     free(sblob);
     rc = crl_store_checkpoint_put(store, run_id, task, rs->step, blob, head + sn, err);
     free(blob);
-    /* Only the latest is ever read (resume, eval, export). */
+    /* Keep the last two: the previous one is a resume's fallback when the
+     * latest is corrupt. */
     if (rc == CRL_OK) rc = crl_store_checkpoint_prune(store, run_id, rs->step, err);
     return rc;
 }
 
+/* A single-env checkpoint whose learner is finite. */
+static int check_run_blob(const void *blob, size_t n, crl_err *err) {
+    const void *sb;
+    size_t sn;
+    return crl_checkpoint_learner(blob, n, &sb, &sn, NULL, err);
+}
+
 /* The inverse of save_checkpoint: the learner and the runner state of
- * run_id's latest checkpoint. */
+ * run_id's latest intact checkpoint (a corrupt one is reported and the
+ * previous one used). */
 static int load_checkpoint(crl_store *store, int64_t run_id, crl_sac *sac,
                            runner_state *rs, crl_err *err) {
     void *blob = NULL;
     size_t n = 0;
     int idx;
     int64_t step;
-    int rc = crl_store_checkpoint_latest(store, run_id, &idx, &step, &blob, &n, err);
+    int rc = crl_checkpoint_fetch(store, run_id, 1, check_run_blob, &idx, &step, &blob,
+                                  &n, err);
     if (rc == CRL_ENOTFOUND)
         return crl_errf(err, CRL_EINVAL,
                         "run %lld has no checkpoint to resume from (it stopped before "
@@ -267,7 +372,8 @@ int crl_checkpoint_learner(const void *blob, size_t n, const void **sac_blob,
     if (step) memcpy(step, (const char *)blob + 8, 8);
     *sac_blob = (const char *)blob + head;
     *sac_n = n - head;
-    return CRL_OK;
+    /* eval, export and resume all come here: a non-finite learner is refused. */
+    return crl_checkpoint_check_learner(*sac_blob, *sac_n, err);
 }
 
 /* ---- the loop ---------------------------------------------------------------- */

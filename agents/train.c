@@ -66,6 +66,9 @@ static int train_scenario(const char *db, crl_run_config *r, int64_t resume,
             strcmp(status, "finished") == 0)
             rc = crl_errf(err, CRL_EINVAL, "run %lld is already finished",
                           (long long)resume);
+        /* One owner per run: refused, writing nothing, while another process
+         * trains it (docs/robustness.md, "Run leases"). */
+        if (!rc) rc = crl_store_lease_acquire(store, resume, err);
         if (rc) {
             crl_store_close(store);
             return rc;
@@ -110,6 +113,7 @@ static int train_scenario(const char *db, crl_run_config *r, int64_t resume,
             if (single) r->single_task = p;
             rc = crl_run_create(store, r, &id, err);
             r->single_task = single_task;
+            if (!rc) rc = crl_store_lease_acquire(store, id, err);
             if (rc) break;
         } else if (single) {
             cc.single_task = single_task;
@@ -161,7 +165,8 @@ static int train_env(const char *db, crl_run_config *r, int64_t resume,
     if (r->threads <= 0) r->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if ((rc = crl_store_open(db, 1, &store, err))) return rc;
     int64_t id = resume;
-    if (!resume && (rc = crl_run_create(store, r, &id, err))) {
+    if ((!resume && (rc = crl_run_create(store, r, &id, err))) ||
+        (rc = crl_store_lease_acquire(store, id, err))) {
         crl_store_close(store);
         return rc;
     }

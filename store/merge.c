@@ -28,7 +28,7 @@
 /* Tables that describe a database, not its runs. */
 static int skipped_table(const char *name) {
     return !strncmp(name, "sqlite_", 7) || !strcmp(name, "schema_migrations") ||
-           !strcmp(name, "merge_runs");
+           !strcmp(name, "merge_runs") || !strcmp(name, "leases");
 }
 
 static const char MERGE_RUNS_SQL[] =

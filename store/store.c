@@ -22,17 +22,24 @@
 #include <limits.h>
 #include <locale.h>
 #include <math.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define BATCH_MAX_ROWS          1000
 #define BATCH_MAX_SECONDS       2.0
 #define DEFAULT_BUSY_TIMEOUT_MS 5000
+/* A status that ends a run waits this many busy timeouts (at least
+ * STATUS_BUSY_MIN_MS) on its retry. */
+#define STATUS_BUSY_FACTOR 12
+#define STATUS_BUSY_MIN_MS 10000
 
 /* ------------------------------------------------------------------------ */
 /* Schema and migrations                                                     */
@@ -151,6 +158,21 @@ static const char *const MIGRATIONS[] = {
     "ALTER TABLE csp_decisions ADD COLUMN check_new REAL;\n"
     "ALTER TABLE csp_decisions ADD COLUMN check_old REAL;\n"
     "ALTER TABLE csp_decisions ADD COLUMN wall_s REAL;\n",
+    /* 5 -> 6: issue 23. A run being trained has one owner: its lease (host,
+     * pid, the pid's start time, when it took the run, its last heartbeat;
+     * times are Unix seconds). Checkpoint and episode blobs carry zlib's
+     * crc32 of their bytes, checked on every read; NULL in rows written
+     * before (read unchecked). */
+    "CREATE TABLE leases (\n"
+    "  run_id       INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  host         TEXT NOT NULL,\n"
+    "  pid          INTEGER NOT NULL,\n"
+    "  pid_start    INTEGER NOT NULL DEFAULT 0,\n"
+    "  since        REAL NOT NULL,\n"
+    "  heartbeat    REAL NOT NULL\n"
+    ");\n"
+    "ALTER TABLE checkpoints ADD COLUMN crc32 INTEGER;\n"
+    "ALTER TABLE episodes ADD COLUMN crc32 INTEGER;\n",
 };
 _Static_assert(sizeof MIGRATIONS / sizeof MIGRATIONS[0] == CRL_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -179,6 +201,7 @@ enum {
     ST_EPISODES,
     ST_EPISODES_META,
     ST_CSP_DECISION,
+    ST_LEASE_RENEW,
     ST__COUNT
 };
 
@@ -219,11 +242,15 @@ static const char *const SQL[ST__COUNT] = {
         " train_task_idx = excluded.train_task_idx, episodes = excluded.episodes,"
         " success_rate = excluded.success_rate,"
         " mean_return = excluded.mean_return, det_return = excluded.det_return",
-    [ST_CKPT_PUT] = "INSERT INTO checkpoints (run_id, task_idx, step, blob)"
-                    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (run_id, step) DO UPDATE SET"
-                    " task_idx = excluded.task_idx, blob = excluded.blob",
-    [ST_CKPT_LATEST] = "SELECT task_idx, step, blob FROM checkpoints WHERE run_id = ?1"
-                       " ORDER BY step DESC LIMIT 1",
+    [ST_CKPT_PUT] =
+        "INSERT INTO checkpoints (run_id, task_idx, step, blob, crc32)"
+        " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (run_id, step) DO UPDATE SET"
+        " task_idx = excluded.task_idx, blob = excluded.blob,"
+        " crc32 = excluded.crc32",
+    [ST_CKPT_LATEST] = "SELECT task_idx, step, blob, crc32 FROM checkpoints"
+                       " WHERE run_id = ?1 AND step < ?2 ORDER BY step DESC LIMIT 1",
+    [ST_LEASE_RENEW] = "UPDATE leases SET heartbeat = ?4 WHERE run_id = ?1 AND host = ?2"
+                       " AND pid = ?3",
     [ST_RUNS] = RUN_COLUMNS "ORDER BY r.id",
     [ST_RUN_GET] = RUN_COLUMNS "WHERE r.id = ?1",
     [ST_EVALS] = "SELECT run_id, step, train_task_idx, eval_task_idx, episodes,"
@@ -232,21 +259,23 @@ static const char *const SQL[ST__COUNT] = {
     [ST_EPISODE] =
         "INSERT INTO episodes (run_id, step, task_idx, kind, episode, deterministic, env,"
         " env_seed, length, ep_return, success, mujoco_version, model_hash, modifiers,"
-        " data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+        " data, crc32) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+        " ?14, ?15, ?16)"
         " ON CONFLICT (run_id, kind, task_idx, step, episode) DO UPDATE SET"
         " deterministic = excluded.deterministic, env = excluded.env,"
         " env_seed = excluded.env_seed, length = excluded.length,"
         " ep_return = excluded.ep_return, success = excluded.success,"
         " mujoco_version = excluded.mujoco_version, model_hash = excluded.model_hash,"
-        " modifiers = excluded.modifiers, data = excluded.data",
+        " modifiers = excluded.modifiers, data = excluded.data, crc32 = excluded.crc32",
 #define EPISODE_COLUMNS                                                                  \
     "SELECT id, run_id, step, task_idx, kind, episode, deterministic, env, env_seed,"    \
     " length, ep_return, success, mujoco_version, model_hash, modifiers, "
-    [ST_EPISODE_GET] = EPISODE_COLUMNS "data, length(data) FROM episodes WHERE id = ?1",
-    [ST_EPISODES] =
-        EPISODE_COLUMNS "data, length(data) FROM episodes WHERE run_id = ?1 ORDER BY id",
-    [ST_EPISODES_META] =
-        EPISODE_COLUMNS "NULL, length(data) FROM episodes WHERE run_id = ?1 ORDER BY id",
+    [ST_EPISODE_GET] =
+        EPISODE_COLUMNS "data, length(data), crc32 FROM episodes WHERE id = ?1",
+    [ST_EPISODES] = EPISODE_COLUMNS
+    "data, length(data), crc32 FROM episodes WHERE run_id = ?1 ORDER BY id",
+    [ST_EPISODES_META] = EPISODE_COLUMNS
+    "NULL, length(data), crc32 FROM episodes WHERE run_id = ?1 ORDER BY id",
 };
 
 struct crl_store {
@@ -257,6 +286,13 @@ struct crl_store {
     int batch_rows;  /* batched rows written in it, not yet committed */
     double batch_t0; /* crl_now() when it began */
     sqlite3_stmt *st[ST__COUNT];
+    /* The run lease this process holds (0: none), crl_now() at its last
+     * heartbeat, and the owner identity written into it. lease_lost: a run
+     * whose lease another process took over; nothing more is written for it. */
+    int64_t lease_run, lease_lost;
+    double lease_t;
+    int64_t pid, pid_start;
+    char host[256];
 };
 
 /* ------------------------------------------------------------------------ */
@@ -786,10 +822,14 @@ fail_open:
     return ret;
 }
 
+static void lease_release(crl_store *s);
+
 void crl_store_close(crl_store *s) {
     if (!s) return;
     if (s->in_txn && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    s->in_txn = 0;
+    if (s->db) lease_release(s);
     for (int i = 0; i < ST__COUNT; i++) sqlite3_finalize(s->st[i]);
     /* close_v2: a statement store/ code prepared on crl_store_sqlite() and
      * forgot does not keep the file open forever. */
@@ -798,13 +838,21 @@ void crl_store_close(crl_store *s) {
     free(s);
 }
 
+static int lease_renew(crl_store *s, crl_err *err);
+
 int crl_store_flush(crl_store *s, crl_err *err) {
     if (!s) return crl_errf(err, CRL_EINVAL, "crl_store_flush: store is NULL");
+    if (s->lease_run && crl_now() - s->lease_t >= CRL_LEASE_HEARTBEAT_S)
+        return lease_renew(s, err); /* commits the batch with it */
     return txn_commit(s, err);
 }
 
 int crl_store_tick(crl_store *s, crl_err *err) {
-    if (!s || !s->in_txn || crl_now() - s->batch_t0 < BATCH_MAX_SECONDS) return CRL_OK;
+    if (!s) return CRL_OK;
+    const double now = crl_now();
+    if (s->lease_run && now - s->lease_t >= CRL_LEASE_HEARTBEAT_S)
+        return lease_renew(s, err); /* commits the batch with it */
+    if (!s->in_txn || now - s->batch_t0 < BATCH_MAX_SECONDS) return CRL_OK;
     return txn_commit(s, err);
 }
 
@@ -814,6 +862,228 @@ sqlite3 *crl_store_sqlite(crl_store *s) {
 
 const char *crl_store_path(const crl_store *s) {
     return s ? s->path : "";
+}
+
+/* ------------------------------------------------------------------------ */
+/* Run leases                                                                */
+
+/* zlib's crc32 of a blob of any length (crc32 takes a uInt length). */
+static uint32_t blob_crc(const void *p, size_t n) {
+    uLong c = crc32(0L, Z_NULL, 0);
+    const Bytef *b = p;
+    while (n > 0) {
+        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        c = crc32(c, b, k);
+        b += k;
+        n -= k;
+    }
+    return (uint32_t)c;
+}
+
+static double wall_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void host_name(char *buf, size_t cap) {
+    if (gethostname(buf, cap) != 0) snprintf(buf, cap, "?");
+    buf[cap - 1] = 0;
+}
+
+/* Start time of process pid (field 22 of /proc/PID/stat, clock ticks after
+ * boot), which tells a reused pid from the owner; 0 when unknown. */
+static int64_t pid_start_time(int64_t pid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    if (!p || !p[1]) return 0;
+    p += 2; /* field 3 */
+    for (int field = 3; field < 22; field++) {
+        p = strchr(p, ' ');
+        if (!p) return 0;
+        p++;
+    }
+    return strtoll(p, NULL, 10);
+}
+
+static void iso_time(double t, char *buf, size_t cap) {
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) || !strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(buf, cap, "?");
+}
+
+/* Whether the lease's owner still holds it: on this host, while its pid
+ * lives (and is the same process); on another host, until CRL_LEASE_EXPIRY_S
+ * after its last heartbeat. */
+static void lease_judge(crl_lease *l, double now) {
+    char host[256];
+    host_name(host, sizeof host);
+    l->alive = 1;
+    l->why[0] = 0;
+    if (!strcmp(host, l->host)) {
+        if (l->pid <= 0 || (kill((pid_t)l->pid, 0) != 0 && errno == ESRCH)) {
+            l->alive = 0;
+            snprintf(l->why, sizeof l->why, "owner pid %lld gone", (long long)l->pid);
+        } else if (l->pid_start && pid_start_time(l->pid) != l->pid_start) {
+            l->alive = 0;
+            snprintf(l->why, sizeof l->why, "owner pid %lld gone, its pid reused",
+                     (long long)l->pid);
+        }
+    } else if (now - l->heartbeat > CRL_LEASE_EXPIRY_S) {
+        l->alive = 0;
+        snprintf(l->why, sizeof l->why, "owner %.64s pid %lld silent for %.0f s", l->host,
+                 (long long)l->pid, now - l->heartbeat);
+    }
+}
+
+int crl_store_lease_get(crl_store *s, int64_t run_id, crl_lease *out, crl_err *err) {
+    if (!s || !out) return crl_errf(err, CRL_EINVAL, "crl_store_lease_get: bad argument");
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st = NULL;
+    int rc =
+        sqlite3_prepare_v2(s->db,
+                           "SELECT host, pid, pid_start, since, heartbeat FROM leases"
+                           " WHERE run_id = ?1",
+                           -1, &st, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 1, run_id);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    int ret = CRL_OK;
+    if (rc == SQLITE_ROW) {
+        out->run_id = run_id;
+        crl_store_column_text(out->host, sizeof out->host, st, 0);
+        out->pid = sqlite3_column_int64(st, 1);
+        out->pid_start = sqlite3_column_int64(st, 2);
+        out->since = sqlite3_column_double(st, 3);
+        out->heartbeat = sqlite3_column_double(st, 4);
+        lease_judge(out, wall_now());
+    } else if (rc == SQLITE_DONE) {
+        ret = crl_errf(err, CRL_ENOTFOUND, "%s: run %lld has no lease", s->path,
+                       (long long)run_id);
+    } else {
+        ret = fail(s, err, rc, "cannot read the lease of run %lld", (long long)run_id);
+    }
+    sqlite3_finalize(st);
+    return ret;
+}
+
+int crl_store_lease_acquire(crl_store *s, int64_t run_id, crl_err *err) {
+    if (!s || run_id <= 0)
+        return crl_errf(err, CRL_EINVAL, "crl_store_lease_acquire: bad argument");
+    if (s->lease_run == run_id) return CRL_OK;
+    if (s->lease_run)
+        return crl_errf(err, CRL_EINVAL,
+                        "crl_store_lease_acquire: this store holds run %lld's lease",
+                        (long long)s->lease_run);
+    if (!s->host[0]) {
+        host_name(s->host, sizeof s->host);
+        s->pid = (int64_t)getpid();
+        s->pid_start = pid_start_time(s->pid);
+    }
+    int ret = txn_begin(s, err);
+    if (ret != CRL_OK) return ret;
+    crl_lease l;
+    const double now = wall_now();
+    ret = crl_store_lease_get(s, run_id, &l, err);
+    if (ret == CRL_ENOTFOUND) {
+        ret = CRL_OK;
+    } else if (ret == CRL_OK && l.alive &&
+               !(l.pid == s->pid && !strcmp(l.host, s->host))) {
+        char since[32];
+        iso_time(l.since, since, sizeof since);
+        ret =
+            crl_errf(err, CRL_EBUSY,
+                     "run %lld is being trained by another process (host %.64s, pid "
+                     "%lld, since %s, last heartbeat %.0f s ago); wait for it to end "
+                     "or stop it (a lease on another host expires %d s after its last "
+                     "heartbeat)",
+                     (long long)run_id, l.host, (long long)l.pid, since,
+                     now - l.heartbeat < 0 ? 0.0 : now - l.heartbeat, CRL_LEASE_EXPIRY_S);
+    }
+    if (ret == CRL_OK) {
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(s->db,
+                                    "INSERT OR REPLACE INTO leases (run_id, host, pid,"
+                                    " pid_start, since, heartbeat)"
+                                    " VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                                    -1, &st, NULL);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 1, run_id);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 2, s->host, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 3, s->pid);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 4, s->pid_start);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_double(st, 5, now);
+        ret = rc == SQLITE_OK ? step_write(s, st, run_id, err, "cannot write run lease")
+                              : fail(s, err, rc, "cannot prepare run lease");
+        sqlite3_finalize(st);
+    }
+    ret = txn_finish(s, ret, err);
+    if (ret == CRL_OK) {
+        s->lease_run = run_id;
+        s->lease_lost = 0;
+        s->lease_t = crl_now();
+    }
+    return ret;
+}
+
+/* The heartbeat: one UPDATE, committed with the pending batch. A lease
+ * another process took over (this one was silent past the expiry) stops
+ * this process's writes for the run: its batch is dropped. */
+static int lease_renew(crl_store *s, crl_err *err) {
+    s->lease_t = crl_now();
+    int ret = txn_begin(s, err);
+    if (ret != CRL_OK) return ret;
+    sqlite3_stmt *st;
+    int temp;
+    ret = stmt_get(s, ST_LEASE_RENEW, &st, &temp, err);
+    if (ret == CRL_OK) {
+        int rc = sqlite3_bind_int64(st, 1, s->lease_run);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 2, s->host, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 3, s->pid);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_double(st, 4, wall_now());
+        ret = rc == SQLITE_OK
+                  ? step_write(s, st, s->lease_run, err, "cannot renew run lease")
+                  : fail(s, err, rc, "cannot bind run lease");
+        stmt_put(st, temp);
+    }
+    if (ret == CRL_OK && sqlite3_changes(s->db) == 0) {
+        crl_lease l;
+        const int64_t run = s->lease_run;
+        int known = crl_store_lease_get(s, run, &l, NULL) == CRL_OK;
+        (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        s->in_txn = 0;
+        s->batch_rows = 0;
+        s->lease_run = 0;
+        s->lease_lost = run;
+        return crl_errf(err, CRL_EBUSY,
+                        "run %lld was taken over by another process (host %.64s, pid "
+                        "%lld) while this one was silent; stopping without writing more",
+                        (long long)run, known ? l.host : "?",
+                        (long long)(known ? l.pid : 0));
+    }
+    return txn_finish(s, ret, err);
+}
+
+/* Give the lease back unless the run is still 'running' (its status write
+ * failed: the lease stays so that `crl runs` can tell it is stale). */
+static void lease_release(crl_store *s) {
+    if (!s->lease_run) return;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "DELETE FROM leases WHERE run_id = ?1 AND host = ?2 AND"
+                                " pid = ?3 AND (SELECT status FROM runs WHERE id = ?1)"
+                                " <> 'running'",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 1, s->lease_run);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 2, s->host, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 3, s->pid);
+    if (rc == SQLITE_OK) (void)sqlite3_step(st);
+    sqlite3_finalize(st);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -913,17 +1183,10 @@ int crl_store_run_create(crl_store *s, const char *method, const char *scenario,
     return txn_finish(s, ret, err);
 }
 
-int crl_store_run_set_status(crl_store *s, int64_t run_id, const char *status,
-                             crl_err *err) {
-    if (!s || !status)
-        return crl_errf(err, CRL_EINVAL, "crl_store_run_set_status: bad argument");
-    int known = 0;
-    for (size_t i = 0; i < sizeof STATUSES / sizeof STATUSES[0]; i++)
-        known |= strcmp(status, STATUSES[i]) == 0;
-    if (!known)
-        return crl_errf(
-            err, CRL_EINVAL,
-            "unknown run status '%s' (running, finished, failed, interrupted)", status);
+/* One try at the status write; a status other than 'running' also gives
+ * the run's lease back in the same transaction. */
+static int set_status_once(crl_store *s, int64_t run_id, const char *status,
+                           crl_err *err) {
     int ret = txn_begin(s, err);
     if (ret != CRL_OK) return ret;
     sqlite3_stmt *st;
@@ -939,7 +1202,44 @@ int crl_store_run_set_status(crl_store *s, int64_t run_id, const char *status,
                            (long long)run_id);
         stmt_put(st, temp);
     }
-    return txn_finish(s, ret, err);
+    const int release =
+        ret == CRL_OK && s->lease_run == run_id && strcmp(status, "running");
+    if (release) lease_release(s);
+    ret = txn_finish(s, ret, err);
+    if (ret == CRL_OK && release) s->lease_run = 0;
+    return ret;
+}
+
+int crl_store_run_set_status(crl_store *s, int64_t run_id, const char *status,
+                             crl_err *err) {
+    if (!s || !status)
+        return crl_errf(err, CRL_EINVAL, "crl_store_run_set_status: bad argument");
+    int known = 0;
+    for (size_t i = 0; i < sizeof STATUSES / sizeof STATUSES[0]; i++)
+        known |= strcmp(status, STATUSES[i]) == 0;
+    if (!known)
+        return crl_errf(
+            err, CRL_EINVAL,
+            "unknown run status '%s' (running, finished, failed, interrupted)", status);
+    if (run_id == s->lease_lost)
+        return crl_errf(err, CRL_EBUSY,
+                        "run %lld belongs to another process now; its status was not "
+                        "changed",
+                        (long long)run_id);
+    int ret = set_status_once(s, run_id, status, err);
+    /* A status that ends the run must be written even after a long lock made
+     * the run fail (the failing transaction is rolled back by now): retry
+     * once with a longer wait. */
+    if (ret == CRL_EBUSY && strcmp(status, "running") != 0) {
+        long long ms = (long long)s->busy_ms * STATUS_BUSY_FACTOR;
+        if (ms < STATUS_BUSY_MIN_MS) ms = STATUS_BUSY_MIN_MS;
+        if (ms > INT_MAX) ms = INT_MAX;
+        txn_release_if_empty(s);
+        (void)sqlite3_busy_timeout(s->db, (int)ms);
+        ret = set_status_once(s, run_id, status, err);
+        (void)sqlite3_busy_timeout(s->db, s->busy_ms);
+    }
+    return ret;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1118,6 +1418,10 @@ int crl_store_checkpoint_put(crl_store *s, int64_t run_id, int task_idx, int64_t
                              const void *blob, size_t n, crl_err *err) {
     if (!s || (n > 0 && !blob) || task_idx < 0 || step < 0)
         return crl_errf(err, CRL_EINVAL, "crl_store_checkpoint_put: bad argument");
+    if (run_id == s->lease_lost)
+        return crl_errf(err, CRL_EBUSY,
+                        "run %lld belongs to another process now; checkpoint not written",
+                        (long long)run_id);
     int ret = txn_begin(s, err);
     if (ret != CRL_OK) return ret;
     sqlite3_stmt *st;
@@ -1132,6 +1436,7 @@ int crl_store_checkpoint_put(crl_store *s, int64_t run_id, int task_idx, int64_t
             rc = n > 0
                      ? sqlite3_bind_blob64(st, 4, blob, (sqlite3_uint64)n, SQLITE_STATIC)
                      : sqlite3_bind_zeroblob(st, 4, 0);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 5, blob_crc(blob, n));
         ret = rc == SQLITE_OK
                   ? step_write(s, st, run_id, err, "cannot store checkpoint")
                   : fail(s, err, rc, "cannot bind checkpoint of %zu bytes", n);
@@ -1147,8 +1452,13 @@ int crl_store_checkpoint_prune(crl_store *s, int64_t run_id, int64_t before_step
     int ret = txn_begin(s, err);
     if (ret != CRL_OK) return ret;
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(
-        s->db, "DELETE FROM checkpoints WHERE run_id = ?1 AND step < ?2", -1, &st, NULL);
+    /* The newest checkpoint before before_step stays: the fallback when the
+     * one at before_step turns out corrupt. */
+    int rc = sqlite3_prepare_v2(s->db,
+                                "DELETE FROM checkpoints WHERE run_id = ?1 AND step <"
+                                " (SELECT max(step) FROM checkpoints WHERE run_id = ?1"
+                                " AND step < ?2)",
+                                -1, &st, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 1, run_id);
     if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, before_step);
     if (rc == SQLITE_OK) {
@@ -1162,8 +1472,43 @@ int crl_store_checkpoint_prune(crl_store *s, int64_t run_id, int64_t before_step
     return txn_finish(s, ret, err);
 }
 
+/* The step of run_id's newest checkpoint before before_step; -1: none. */
+static int64_t checkpoint_step_before(crl_store *s, int64_t run_id, int64_t before_step) {
+    sqlite3_stmt *st = NULL;
+    int64_t step = -1;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "SELECT max(step) FROM checkpoints WHERE run_id = ?1 AND"
+                                " step < ?2",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 1, run_id);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, before_step);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+        sqlite3_column_type(st, 0) != SQLITE_NULL)
+        step = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return step;
+}
+
+int crl_store_checkpoint_previous(crl_store *s, int64_t run_id, int64_t before_step,
+                                  int64_t *step, crl_err *err) {
+    if (!s || !step)
+        return crl_errf(err, CRL_EINVAL, "crl_store_checkpoint_previous: bad argument");
+    *step = checkpoint_step_before(s, run_id, before_step);
+    return *step < 0 ? crl_errf(err, CRL_ENOTFOUND,
+                                "%s: run %lld has no checkpoint before step %lld",
+                                s->path, (long long)run_id, (long long)before_step)
+                     : CRL_OK;
+}
+
 int crl_store_checkpoint_latest(crl_store *s, int64_t run_id, int *task_idx,
                                 int64_t *step, void **blob, size_t *n, crl_err *err) {
+    return crl_store_checkpoint_before(s, run_id, INT64_MAX, task_idx, step, blob, n,
+                                       err);
+}
+
+int crl_store_checkpoint_before(crl_store *s, int64_t run_id, int64_t before_step,
+                                int *task_idx, int64_t *step, void **blob, size_t *n,
+                                crl_err *err) {
     if (!s || !blob || !n)
         return crl_errf(err, CRL_EINVAL, "crl_store_checkpoint_latest: bad argument");
     *blob = NULL;
@@ -1172,12 +1517,33 @@ int crl_store_checkpoint_latest(crl_store *s, int64_t run_id, int *task_idx,
     int temp, ret = stmt_get(s, ST_CKPT_LATEST, &st, &temp, err);
     if (ret != CRL_OK) return ret;
     int rc = sqlite3_bind_int64(st, 1, run_id);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, before_step);
     if (rc == SQLITE_OK) rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         const void *p = sqlite3_column_blob(st, 2);
         int len = sqlite3_column_bytes(st, 2);
+        const int64_t at = sqlite3_column_int64(st, 1);
+        if (task_idx) *task_idx = sqlite3_column_int(st, 0);
+        if (step) *step = at;
         if (!p && len > 0) {
             ret = fail(s, err, sqlite3_errcode(s->db), "cannot read checkpoint");
+        } else if (sqlite3_column_type(st, 3) != SQLITE_NULL &&
+                   (uint32_t)sqlite3_column_int64(st, 3) !=
+                       blob_crc(p, (size_t)(len > 0 ? len : 0))) {
+            /* Rows of schema v5 and before have no checksum: read unchecked. */
+            const int64_t prev = checkpoint_step_before(s, run_id, at);
+            char what[160];
+            if (prev >= 0)
+                snprintf(what, sizeof what,
+                         "'crl train --resume %lld' falls back to the previous one "
+                         "(step %lld)",
+                         (long long)run_id, (long long)prev);
+            else
+                snprintf(what, sizeof what, "the run keeps no earlier checkpoint");
+            ret = crl_errf(err, CRL_ECORRUPT,
+                           "run %lld's checkpoint at step %lld in %s is corrupt "
+                           "(checksum mismatch); %s",
+                           (long long)run_id, (long long)at, s->path, what);
         } else {
             void *copy = malloc(len > 0 ? (size_t)len : 1);
             if (!copy) {
@@ -1187,8 +1553,6 @@ int crl_store_checkpoint_latest(crl_store *s, int64_t run_id, int *task_idx,
                 if (len > 0) memcpy(copy, p, (size_t)len);
                 *blob = copy;
                 *n = (size_t)len;
-                if (task_idx) *task_idx = sqlite3_column_int(st, 0);
-                if (step) *step = sqlite3_column_int64(st, 1);
             }
         }
     } else if (rc == SQLITE_DONE) {
@@ -1324,6 +1688,8 @@ int crl_store_episode(crl_store *s, const crl_episode_row *r, crl_err *err) {
                      ? sqlite3_bind_blob64(st, 15, r->data, (sqlite3_uint64)r->data_n,
                                            SQLITE_STATIC)
                      : sqlite3_bind_zeroblob(st, 15, 0);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 16, blob_crc(r->data, r->data_n));
         ret = rc == SQLITE_OK ? step_write(s, st, r->run_id, err, "cannot insert episode")
                               : fail(s, err, rc, "cannot bind episode");
         stmt_put(st, temp);
@@ -1373,6 +1739,15 @@ static int episode_rows(crl_store *s, sqlite3_stmt *st, int with_data,
         if (with_data && !r.data && r.data_n > 0)
             return crl_errf(err, CRL_ENOMEM, "%s: out of memory reading episode %lld",
                             s->path, (long long)r.id);
+        /* Rows of schema v5 and before have no checksum: read unchecked. */
+        if (with_data && sqlite3_column_type(st, 17) != SQLITE_NULL &&
+            (uint32_t)sqlite3_column_int64(st, 17) != blob_crc(r.data, r.data_n))
+            return crl_errf(err, CRL_ECORRUPT,
+                            "episode %lld of run %lld (step %lld) in %s is corrupt "
+                            "(checksum mismatch): it cannot be replayed; the run's other "
+                            "episodes are not affected",
+                            (long long)r.id, (long long)r.run_id, (long long)r.step,
+                            s->path);
         if (!with_data) r.data = NULL;
         (*rows)++;
         if (cb(&r, ctx)) return CRL_OK;

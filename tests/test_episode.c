@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "crl/env.h"
 #include "crl/episode.h"
@@ -145,10 +146,14 @@ static void edit_blob(const char *path, int64_t id,
     memcpy(p, sqlite3_column_blob(st, 0), n);
     sqlite3_finalize(st);
     n = edit(p, n, ctx);
-    ck_assert(sqlite3_prepare_v2(db, "UPDATE episodes SET data = ?2 WHERE id = ?1", -1,
-                                 &st, NULL) == SQLITE_OK);
+    /* With its checksum recomputed (schema v6): the record reads back, and
+     * replay's own checks are what is tested. */
+    ck_assert(
+        sqlite3_prepare_v2(db, "UPDATE episodes SET data = ?2, crc32 = ?3 WHERE id = ?1",
+                           -1, &st, NULL) == SQLITE_OK);
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_blob(st, 2, p, (int)n, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)crc32(crc32(0L, Z_NULL, 0), p, (uInt)n));
     ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
     sqlite3_finalize(st);
     sqlite3_close(db);
@@ -659,7 +664,8 @@ START_TEST(test_migrate_v2_to_v3) {
     crl_eval_row ev = {run, 100, 0, 0, 1, 0.5, 3.0, 4.0};
     OK(crl_store_eval(st, &ev, &err));
     crl_store_close(st);
-    raw_exec(path, "DROP TABLE episodes; DROP TABLE csp_decisions;"
+    raw_exec(path, "DROP TABLE episodes; DROP TABLE csp_decisions; DROP TABLE leases;"
+                   " ALTER TABLE checkpoints DROP COLUMN crc32;"
                    " DELETE FROM schema_migrations WHERE version >= 3;"
                    " PRAGMA user_version = 2;");
     ck_assert_int_eq(raw_int(path, "PRAGMA user_version"), 2);
@@ -667,11 +673,15 @@ START_TEST(test_migrate_v2_to_v3) {
         raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'episodes'"), 0);
 
     OK(crl_store_open(path, 0, &st, &err));
-    /* v2 -> v3 (episodes), v3 -> v4 (csp_decisions), then v4 -> v5 (the
-     * decision's columns of issue 21). */
-    ck_assert_int_eq(raw_int(path, "PRAGMA user_version"), 5);
-    ck_assert_int_eq(CRL_STORE_SCHEMA_VERSION, 5);
-    ck_assert_int_eq(raw_int(path, "SELECT max(version) FROM schema_migrations"), 5);
+    /* v2 -> v3 (episodes), v3 -> v4 (csp_decisions), v4 -> v5 (the
+     * decision's columns of issue 21), then v5 -> v6 (leases, checksums of
+     * issue 23). */
+    ck_assert_int_eq(raw_int(path, "PRAGMA user_version"), 6);
+    ck_assert_int_eq(CRL_STORE_SCHEMA_VERSION, 6);
+    ck_assert_int_eq(raw_int(path, "SELECT max(version) FROM schema_migrations"), 6);
+    ck_assert_int_eq(raw_int(path, "SELECT count(*) FROM pragma_table_info('episodes') "
+                                   "WHERE name = 'crc32'"),
+                     1);
     ck_assert_int_eq(raw_int(path,
                              "SELECT count(*) FROM pragma_table_info('csp_decisions') "
                              "WHERE name = 'criterion'"),
@@ -773,10 +783,12 @@ START_TEST(test_continual_run_replays) {
     edit_blob(bad, eid, truncate_blob, NULL);
     code = RUN("replay", "--db", bad, "--episode", eids, "--verify");
     expect(code, 1, err_path, "truncated");
-    raw_exec(bad, "UPDATE episodes SET data = randomblob(3000) WHERE id = 1");
+    /* (crc32 NULL: a row without a checksum, read unchecked.) */
+    raw_exec(bad,
+             "UPDATE episodes SET data = randomblob(3000), crc32 = NULL WHERE id = 1");
     code = RUN("replay", "--db", bad, "--episode", "1", "--verify");
     expect(code, 1, err_path, "not an episode record");
-    raw_exec(bad, "UPDATE episodes SET data = x'' WHERE id = 2");
+    raw_exec(bad, "UPDATE episodes SET data = x'', crc32 = NULL WHERE id = 2");
     code = RUN("replay", "--db", bad, "--episode", "2", "--verify");
     expect(code, 1, err_path, "not an episode record");
     edit_blob(bad, 3, set_hash, "00000000deadbeef");

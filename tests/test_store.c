@@ -1155,6 +1155,8 @@ START_TEST(test_migrate_v1_to_v2) {
                                   "ALTER TABLE evals DROP COLUMN det_return;"
                                   " DROP TABLE episodes;"      /* v3 */
                                   " DROP TABLE csp_decisions;" /* v4 */
+                                  " DROP TABLE leases;"        /* v6 */
+                                  " ALTER TABLE checkpoints DROP COLUMN crc32;"
                                   " DELETE FROM schema_migrations WHERE version >= 2;"
                                   " PRAGMA user_version = 1;",
                                   NULL, NULL, NULL),

@@ -18,7 +18,7 @@ extern "C" {
 #endif
 
 #define CRL_STORE_APP_ID         0x43524C31 /* "CRL1" */
-#define CRL_STORE_SCHEMA_VERSION 5
+#define CRL_STORE_SCHEMA_VERSION 6
 
 typedef struct crl_store crl_store;
 
@@ -50,7 +50,10 @@ int crl_store_run_create(crl_store *s, const char *method, const char *scenario,
                          uint64_t seed, const crl_kv *kv, int n_kv, int64_t *run_id,
                          crl_err *err);
 /* status: "running", "finished", "failed" or "interrupted". Commits the
- * pending batch with it. */
+ * pending batch with it. A status other than "running" gives back the run's
+ * lease held by this store, and when the write times out on a lock it is
+ * retried once with a longer wait (12 busy timeouts, at least 10 s): a run
+ * that failed on a lock still gets its status. */
 int crl_store_run_set_status(crl_store *s, int64_t run_id, const char *status,
                              crl_err *err);
 
@@ -125,7 +128,9 @@ typedef struct {
  * resumed run) replaces the row. CRL_ENOTFOUND if the run does not exist. */
 int crl_store_episode(crl_store *s, const crl_episode_row *row, crl_err *err);
 /* Episode id: cb is called once with the row, whose pointers stay valid
- * during the call. CRL_ENOTFOUND if there is no such episode. */
+ * during the call. CRL_ENOTFOUND if there is no such episode. Reads with data
+ * check the blob's crc32 (schema v6; older rows unchecked): CRL_ECORRUPT
+ * with one line naming the episode, run and step. */
 int crl_store_episode_get(crl_store *s, int64_t id,
                           int (*cb)(const crl_episode_row *, void *), void *ctx,
                           crl_err *err);
@@ -135,18 +140,57 @@ int crl_store_episodes(crl_store *s, int64_t run_id, int with_data,
                        int (*cb)(const crl_episode_row *, void *), void *ctx,
                        crl_err *err);
 
-/* Store a checkpoint blob; commits the pending batch in the same transaction,
- * so a checkpoint never refers to evals that were lost. */
+/* Store a checkpoint blob with its crc32 (schema v6); commits the pending
+ * batch in the same transaction, so a checkpoint never refers to evals that
+ * were lost. */
 int crl_store_checkpoint_put(crl_store *s, int64_t run_id, int task_idx, int64_t step,
                              const void *blob, size_t n, crl_err *err);
-/* Delete the run's checkpoints taken before before_step (long runs keep only
- * their latest one). */
+/* Delete the run's checkpoints taken before before_step except the newest
+ * of them: called with the step just stored, a run keeps its last two, so
+ * that one corrupt checkpoint never loses the run. */
 int crl_store_checkpoint_prune(crl_store *s, int64_t run_id, int64_t before_step,
                                crl_err *err);
 /* Latest checkpoint of a run (highest step). *blob is malloc'd; caller frees.
- * CRL_ENOTFOUND if the run has none. */
+ * CRL_ENOTFOUND if the run has none. The blob's crc32 is checked (rows
+ * written before schema v6 have none and are read unchecked): a mismatch is
+ * CRL_ECORRUPT with one line naming the run, the step and the previous
+ * checkpoint; *task_idx and *step are then still set (blob NULL). */
 int crl_store_checkpoint_latest(crl_store *s, int64_t run_id, int *task_idx,
                                 int64_t *step, void **blob, size_t *n, crl_err *err);
+/* The same for the newest checkpoint with step < before_step. */
+int crl_store_checkpoint_before(crl_store *s, int64_t run_id, int64_t before_step,
+                                int *task_idx, int64_t *step, void **blob, size_t *n,
+                                crl_err *err);
+/* *step: the newest checkpoint step below before_step (no blob read);
+ * CRL_ENOTFOUND if there is none. */
+int crl_store_checkpoint_previous(crl_store *s, int64_t run_id, int64_t before_step,
+                                  int64_t *step, crl_err *err);
+
+/* Run leases (schema v6, docs/robustness.md "Run leases"). A run being
+ * trained is owned by one process: its host, pid (and the pid's start
+ * time), since when, and a heartbeat that crl_store_tick / crl_store_flush
+ * renew every CRL_LEASE_HEARTBEAT_S seconds. The owner holds the lease while
+ * it lives: on the same host while its pid exists (and is the same
+ * process), on another host until CRL_LEASE_EXPIRY_S seconds after its last
+ * heartbeat. A status other than "running" gives the lease back. */
+#define CRL_LEASE_HEARTBEAT_S 5
+#define CRL_LEASE_EXPIRY_S    60
+typedef struct {
+    int64_t run_id;
+    char host[256];
+    int64_t pid, pid_start;
+    double since, heartbeat; /* Unix seconds */
+    int alive;               /* its owner still holds it */
+    char why[160];           /* when not: "owner pid 123 gone", ... */
+} crl_lease;
+/* Take run_id for this store (this process): CRL_EBUSY, with one line
+ * naming the owner, when a live owner holds it (nothing is written then); a
+ * dead owner's lease is taken over. The heartbeat then runs from
+ * crl_store_tick; a lease that another process took over in between makes
+ * the next tick fail (CRL_EBUSY) and stops this store's writes for the run. */
+int crl_store_lease_acquire(crl_store *s, int64_t run_id, crl_err *err);
+/* run_id's lease, judged now (alive, why); CRL_ENOTFOUND if it has none. */
+int crl_store_lease_get(crl_store *s, int64_t run_id, crl_lease *out, crl_err *err);
 
 typedef struct {
     int64_t id;
