@@ -47,6 +47,8 @@ h0=$(sha256sum a.db | cut -d' ' -f1)
 refused() {
     expect=$1
     shift
+    rm -f a.db a.db-wal a.db-shm
+    cp base.db a.db
     "$crl" train --db a.db "$@" >out.txt 2>err.txt
     code=$?
     [ "$code" = 2 ] || bad "$*: exit $code, not 2: $(cat err.txt)"
