@@ -147,8 +147,8 @@ command -v sqlite3 >/dev/null || {
 damaged "update runs set config_json = '{not json'" "config_json is not a valid JSON"
 damaged "update runs set config_json = json_remove(config_json, '\$.scenario')" \
     "config_json has no key 'scenario'"
-damaged "update runs set config_json = json_remove(config_json, '\$.lr')" \
-    "config_json has no key 'lr'"
+damaged "update runs set config_json = json_remove(config_json, '\$.method')" \
+    "config_json has no key 'method'"
 damaged "update runs set config_json = json_set(config_json, '\$.lr', 'abc')" \
     "config key 'lr' is 'abc' (must be a number"
 damaged "update runs set config_json = json_set(config_json, '\$.batch', 2.5)" \
