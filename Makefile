@@ -8,7 +8,7 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DCRL_WERROR=ON
 endif
 
-.PHONY: all deps configure build test demo bench lint format asan test-asan clean
+.PHONY: all deps configure build test demo bench lint format asan test-asan fuzz clean
 
 all: build
 
@@ -42,6 +42,28 @@ asan: deps
 
 test-asan: asan
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 CRL_SANITIZED=1 ctest --output-on-failure -j 2
+
+# libFuzzer harnesses (fuzz/README.md): clang build in build-fuzz, each
+# harness FUZZ_TIME seconds from the committed seeds in fuzz/corpus/; the
+# working corpora and any crash inputs go to FUZZ_DIR.
+FUZZ_TIME ?= 60
+FUZZ_DIR  ?= /tmp/crl-fuzz
+FUZZERS = policy_load:. checkpoint:checkpoint episode:episode dataset:dataset
+fuzz: deps
+	CC=clang cmake -S . -B build-fuzz -DCRL_FUZZ=ON -DCRL_BUILD_TESTS=OFF \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_policy_load fuzz_checkpoint \
+	  fuzz_episode fuzz_dataset
+	@fail=0; for fz in $(FUZZERS); do \
+	  name=$${fz%%:*}; seeds=fuzz/corpus/$${fz#*:}; \
+	  mkdir -p $(FUZZ_DIR)/$$name/corpus $(FUZZ_DIR)/$$name/crashes; \
+	  find $$seeds -maxdepth 1 -type f ! -name '*.md' -exec cp {} $(FUZZ_DIR)/$$name/corpus/ \; ; \
+	  echo "== fuzz_$$name ($(FUZZ_TIME) s)"; \
+	  build-fuzz/fuzz_$$name -max_total_time=$(FUZZ_TIME) -max_len=65536 \
+	    -artifact_prefix=$(FUZZ_DIR)/$$name/crashes/ $(FUZZ_DIR)/$$name/corpus \
+	    > $(FUZZ_DIR)/$$name/log.txt 2>&1 || fail=1; \
+	  grep -E "^Done|ERROR|SUMMARY" $(FUZZ_DIR)/$$name/log.txt; \
+	done; exit $$fail
 
 SOURCES = $(shell git ls-files '*.c' '*.h')
 # check-modules: the module map of docs/design.md (which module may include

@@ -250,11 +250,20 @@ int crl_run_config_json(crl_store *store, const crl_run_config *c, char **json,
 
 /* ---- decoding ------------------------------------------------------------------ */
 
+/* The encoder writes scenario and method together (every stored
+ * configuration since the first, tests/data/v0, has both): a configuration
+ * with a method but no scenario is damaged (without the rule it would read
+ * as a single-env run). Hand-written configurations (tests) may have
+ * neither; a missing key then means its default. */
+static const char *const REQUIRED[] = {"scenario", "method"};
+#define N_REQUIRED (int)(sizeof REQUIRED / sizeof REQUIRED[0])
+
 typedef struct {
     crl_run_config *c;
     int has_env;
     crl_err *err;
-    int rc; /* the first bad member's error */
+    int rc;                        /* the first bad member's error */
+    unsigned char has[N_REQUIRED]; /* REQUIRED[i] was read */
 } decode_ctx;
 
 static const key_def *find_key(const char *key) {
@@ -330,8 +339,13 @@ static int set_key(crl_run_config *c, const key_def *d, const char *text, int is
     if (d->type == K_U64) KEY_SET(c, d, uv);
     return CRL_OK;
 bad:
-    return crl_errf(err, CRL_ECORRUPT, "stored option %s = '%s' is invalid", d->key,
-                    text);
+    if (d->type == K_FLOAT || d->type == K_DOUBLE)
+        return crl_errf(err, CRL_ECORRUPT,
+                        "config key '%s' is '%s' (must be a number in [%g, %g])", d->key,
+                        text, d->min, d->max);
+    return crl_errf(err, CRL_ECORRUPT,
+                    "config key '%s' is '%s' (must be a whole number in [%.0f, %.0f])",
+                    d->key, text, d->min, d->max);
 }
 
 static int decode_member(const char *key, const crl_json_value *v, void *vctx) {
@@ -339,6 +353,8 @@ static int decode_member(const char *key, const crl_json_value *v, void *vctx) {
     const key_def *d = find_key(key);
     if (!d) return 0; /* derived (target_entropy, update_lanes) or newer */
     if (!strcmp(key, "env")) x->has_env = 1;
+    for (int i = 0; i < N_REQUIRED; i++)
+        if (!strcmp(key, REQUIRED[i])) x->has[i] = 1;
     x->rc = set_key(x->c, d, v->text, v->type == CRL_JSON_TEXT, x->err);
     return x->rc != CRL_OK;
 }
@@ -346,7 +362,43 @@ static int decode_member(const char *key, const crl_json_value *v, void *vctx) {
 /* The members of a stored configuration through the store's JSON reader. */
 static int decode_json(crl_store *store, const char *json, decode_ctx *x) {
     int rc = crl_store_json_each(store, json, decode_member, x, x->err);
-    return x->rc ? x->rc : rc;
+    if (x->rc) return x->rc;
+    /* The reader's own failure: the text is no JSON object. */
+    if (rc == CRL_ECORRUPT)
+        return crl_errf(x->err, CRL_ECORRUPT, "config_json is not a valid JSON object");
+    if (rc) return rc;
+    if (x->has[0] != x->has[1])
+        return crl_errf(x->err, CRL_ECORRUPT, "config_json has no key '%s'",
+                        REQUIRED[x->has[0] ? 1 : 0]);
+    /* Names the runners look up: refused here with the key, not later as an
+     * unknown task. */
+    if (crl_run_config_is_scenario(x->c)) {
+        if (!crl_scenario_find(x->c->scenario))
+            return crl_errf(x->err, CRL_ECORRUPT,
+                            "config key 'scenario' is '%s' (not a known scenario)",
+                            x->c->scenario);
+        if (!crl_method_find(x->c->method))
+            return crl_errf(x->err, CRL_ECORRUPT,
+                            "config key 'method' is '%s' (not a known method)",
+                            x->c->method ? x->c->method : "");
+    }
+    const char *env = x->c->env;
+    if (!crl_run_config_is_scenario(x->c) && x->has_env && env && *env &&
+        !(x->c->env_xml && *x->c->env_xml)) {
+        const crl_env_entry *list;
+        const int n = crl_env_list(&list);
+        int known = 0;
+        for (int i = 0; i < n && !known; i++) known = !strcmp(list[i].name, env);
+        if (!known)
+            return crl_errf(x->err, CRL_ECORRUPT,
+                            "config key 'env' is '%s' (not a known task)", env);
+    }
+    if (crl_run_log_train_every(x->c->log_train) < 0)
+        return crl_errf(
+            x->err, CRL_ECORRUPT,
+            "config key 'log-train-episodes' is '%s' (must be every:N or none)",
+            x->c->log_train ? x->c->log_train : "");
+    return CRL_OK;
 }
 
 int crl_run_config_decode(crl_store *store, const char *json, crl_run_config *c,
@@ -356,7 +408,7 @@ int crl_run_config_decode(crl_store *store, const char *json, crl_run_config *c,
      * did then; the keys it has overwrite these. */
     crl_l2m_config_old_routing(&c->l2m);
     crl_csp_config_old(&c->csp);
-    decode_ctx x = {c, 0, err, CRL_OK};
+    decode_ctx x = {c, 0, err, CRL_OK, {0}};
     int rc = decode_json(store, json, &x);
     if (rc) crl_run_config_free(c);
     return rc;
@@ -400,6 +452,71 @@ static int log_train_of(const crl_run_config *c, int *every, crl_err *err) {
                     c->log_train);
 }
 
+/* Does task `name` report success (manipulation, pretrain)? CSP's
+ * grow-or-prune decides by success there (method_csp.c). */
+static int task_reports_success(const char *name) {
+    const crl_env_entry *list;
+    const int n = crl_env_list(&list);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(list[i].name, name))
+            return !strcmp(list[i].group, "manipulation") ||
+                   !strcmp(list[i].group, "pretrain");
+    return 0;
+}
+
+/* CSP's budgets: an anchor per task, and the grow-or-prune rollouts of every
+ * task after the first taken out of its steps (as csp_configure checks
+ * them once the run exists). */
+static int check_csp_budget(const crl_run_config *c, const crl_scenario *sc,
+                            crl_err *err) {
+    if (sc->n_tasks > CRL_CSP_MAX_K)
+        return crl_errf(err, CRL_EINVAL, "csp: at most %d tasks, %s has %d",
+                        CRL_CSP_MAX_K, sc->name, sc->n_tasks);
+    for (int k = 1; k < sc->n_tasks; k++) {
+        crl_env_spec *spec = NULL;
+        crl_err e2 = {0};
+        if (crl_env_spec_create(sc->tasks[k], &spec, &e2)) continue; /* the runner's */
+        const int len = crl_env_max_steps(spec);
+        crl_env_spec_free(spec);
+        const int roll =
+            c->csp.val_steps > 0 && c->csp.val_steps < len ? c->csp.val_steps : len;
+        const int64_t need =
+            2 * (int64_t)crl_csp_rollouts(&c->csp, task_reports_success(sc->tasks[k])) *
+            roll;
+        if (need >= c->steps_per_task)
+            return crl_errf(err, CRL_EINVAL,
+                            "csp: the validation rollouts of task %d (%s) take %lld env "
+                            "steps, more than steps-per-task %lld; lower csp-rollouts or "
+                            "csp-val-steps",
+                            k + 1, sc->tasks[k], (long long)need,
+                            (long long)c->steps_per_task);
+    }
+    return CRL_OK;
+}
+
+/* L2M: a base named RUN[:TASK] and a pool the oracle can split. */
+static int check_l2m(const crl_run_config *c, const crl_scenario *sc, crl_err *err) {
+    const char *b = c->l2m.base;
+    if (!b || !*b)
+        return crl_errf(err, CRL_EINVAL,
+                        "--method l2m needs --base RUN[:TASK] (e.g. a 'crl train "
+                        "--scenario pretrain --method mt' run)");
+    char *end = NULL;
+    errno = 0;
+    const long long run = strtoll(b, &end, 10);
+    long task = 0;
+    if (end && *end == ':' && isdigit((unsigned char)end[1]))
+        task = strtol(end + 1, &end, 10);
+    if (errno || run < 1 || task < 0 || task > 1000000 || end == b || *end)
+        return crl_errf(err, CRL_EINVAL, "l2m base must be RUN[:TASK], got '%s'", b);
+    if (c->l2m.oracle && c->l2m.pool < sc->n_tasks)
+        return crl_errf(err, CRL_EINVAL,
+                        "l2m oracle: %d modulators (l2m-pool) cannot be split over the "
+                        "%d tasks of %s",
+                        c->l2m.pool, sc->n_tasks, sc->name);
+    return CRL_OK;
+}
+
 int crl_run_config_validate(const crl_run_config *c, crl_err *err) {
     for (int i = 0; i < N_KEYS; i++) {
         crl_kv e = kv_of(c, &KEYS[i]);
@@ -407,6 +524,10 @@ int crl_run_config_validate(const crl_run_config *c, crl_err *err) {
             return crl_errf(err, CRL_EINVAL, "%s must be in [%g, %g], got %g",
                             KEYS[i].key, KEYS[i].min, KEYS[i].max, e.num);
     }
+    /* What the learner's constructor refuses (sac.c check_config) beyond
+     * the keys' ranges. */
+    if (c->sac.batch < 2)
+        return crl_errf(err, CRL_EINVAL, "batch must be >= 2, got %d", c->sac.batch);
     int every;
     int rc = log_train_of(c, &every, err);
     if (rc) return rc;
@@ -436,8 +557,12 @@ int crl_run_config_validate(const crl_run_config *c, crl_err *err) {
                             c->csp.criterion ? c->csp.criterion : "");
         if (m->impl->flags & CRL_METHOD_L2M_BASE) {
             int rrc = crl_l2m_check_routing(&c->l2m, err);
+            if (!rrc) rrc = check_l2m(c, sc, err);
             if (rrc) return rrc;
         }
+        if ((m->impl->flags & CRL_METHOD_SUBSPACE) && !crl_run_config_is_offline(c) &&
+            (rc = check_csp_budget(c, sc, err)))
+            return rc;
         if (crl_run_config_is_offline(c) && crl_bc_loss_kind(c->bc_loss) < 0)
             return crl_errf(err, CRL_EINVAL, "bc-loss must be nll or mse, got '%s'",
                             c->bc_loss ? c->bc_loss : "");
@@ -451,6 +576,119 @@ int crl_run_config_validate(const crl_run_config *c, crl_err *err) {
                         "--scenario NAME --method single --single-task POS");
     crl_train_config t;
     return crl_run_train_config(c, &t, err);
+}
+
+/* ---- keys given explicitly ----------------------------------------------------- */
+
+/* Keys of one kind of run that the other kind would silently ignore. */
+static const char *const CONTINUAL_ONLY[] = {
+    "scenario",         "method",          "steps-per-task",   "l2-coef",
+    "ewc-coef",         "packnet-retrain", "csp-repeat-alpha", "csp-peaked",
+    "csp-scored",       "csp-candidates",  "csp-val-steps",    "csp-epsilon",
+    "csp-prior-alphas", "csp-q-batches",   "csp-shortlist",    "csp-rollouts",
+    "csp-criterion",    "csp-check",       "modulator",        "l2m-pool",
+    "l2m-rank",         "l2m-scale",       "l2m-pull",         "l2m-oracle",
+    "l2m-router",       "l2m-weights",     "l2m-collect",      "l2m-history",
+    "l2m-hold",         "l2m-soft-k",      "l2m-soft-temp",    "base",
+    "base-db",          "eval-fixed",      "single-task",      NULL};
+static const char *const ENV_ONLY[] = {"env",       "env-xml",  "xml-reward",
+                                       "xml-body",  "xml-site", "xml-target",
+                                       "xml-steps", "steps",    NULL};
+
+static int in_list(const char *const *list, const char *key) {
+    for (; *list; list++)
+        if (!strcmp(*list, key)) return 1;
+    return 0;
+}
+
+/* The methods a method's own key applies to, as a test of the method; NULL
+ * for keys of every method. */
+static const char *key_method(const char *key, const crl_method *m, int *applies) {
+    const unsigned f = m ? m->impl->flags : 0;
+    const char *name = m ? m->name : "";
+    if (!strncmp(key, "csp-", 4)) {
+        *applies = (f & CRL_METHOD_SUBSPACE) != 0;
+        return "csp";
+    }
+    if (!strncmp(key, "l2m-", 4) || !strcmp(key, "modulator") || !strcmp(key, "base") ||
+        !strcmp(key, "base-db")) {
+        *applies = (f & CRL_METHOD_L2M_BASE) != 0;
+        return "l2m";
+    }
+    if (!strcmp(key, "single-task")) {
+        *applies = (f & CRL_METHOD_ONE_TASK) != 0;
+        return "single";
+    }
+    static const char *const OWN[][2] = {
+        {"l2-coef", "l2"}, {"ewc-coef", "ewc"}, {"packnet-retrain", "packnet"}};
+    for (size_t i = 0; i < sizeof OWN / sizeof OWN[0]; i++)
+        if (!strcmp(key, OWN[i][0])) {
+            *applies = !strcmp(name, OWN[i][1]);
+            return OWN[i][1];
+        }
+    *applies = 1;
+    return NULL;
+}
+
+/* A key as the caller spells it: "--key" (a flag) or "key_name" (an
+ * option of crl.train). */
+static const char *spelled(const char *key, int style, char *buf, size_t n) {
+    if (!style) {
+        snprintf(buf, n, "--%s", key);
+        return buf;
+    }
+    snprintf(buf, n, "%s", key);
+    for (char *p = buf; *p; p++)
+        if (*p == '-') *p = '_';
+    return buf;
+}
+
+int crl_run_config_check_given(const crl_run_config *c, const char *const *keys, int n,
+                               int continual, int style, crl_err *err) {
+    char a[64], b[64];
+    int env = -1, xml = -1;
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(keys[i], "env")) env = i;
+        if (!strcmp(keys[i], "env-xml")) xml = i;
+    }
+    if (env >= 0 && xml >= 0)
+        return crl_errf(err, CRL_EINVAL,
+                        "%s and %s conflict: a single-task run is a named task or an "
+                        "MJCF file, give one",
+                        spelled("env", style, a, sizeof a),
+                        spelled("env-xml", style, b, sizeof b));
+    for (int i = 0; i < n; i++) {
+        const char *k = keys[i];
+        const char *f = spelled(k, style, a, sizeof a);
+        if (continual && in_list(ENV_ONLY, k))
+            return crl_errf(
+                err, CRL_EINVAL, "%s does not apply to a continual run (%s)%s", f,
+                style ? "scenario or its resume" : "--scenario or its --resume",
+                strcmp(k, "steps") ? ""
+                : style            ? "; use steps_per_task"
+                                   : "; use --steps-per-task");
+        if (!continual && in_list(CONTINUAL_ONLY, k))
+            return crl_errf(err, CRL_EINVAL,
+                            "%s applies only to continual runs (%s); this is a "
+                            "single-task run (%s)",
+                            f, style ? "scenario=..." : "--scenario",
+                            style ? "env, env_xml or its resume"
+                                  : "--env, --env-xml or its --resume");
+    }
+    if (!continual || !crl_run_config_is_scenario(c)) return CRL_OK;
+    const crl_method *m = crl_method_find(c->method);
+    if (!m) return CRL_OK; /* crl_run_config_validate names it */
+    for (int i = 0; i < n; i++) {
+        int applies = 1;
+        const char *owner = key_method(keys[i], m, &applies);
+        if (!applies)
+            return crl_errf(err, CRL_EINVAL,
+                            "%s is an option of method %s, not of %s %s (it would be "
+                            "ignored)",
+                            spelled(keys[i], style, a, sizeof a), owner,
+                            spelled("method", style, b, sizeof b), m->name);
+    }
+    return CRL_OK;
 }
 
 /* ---- the runners' configs ------------------------------------------------------- */
@@ -568,7 +806,7 @@ int crl_run_config_load(crl_store *store, int64_t run_id, crl_run_config *c, cha
      * did then; the keys it has overwrite these. */
     crl_l2m_config_old_routing(&c->l2m);
     crl_csp_config_old(&c->csp);
-    decode_ctx x = {c, 0, err, CRL_OK};
+    decode_ctx x = {c, 0, err, CRL_OK, {0}};
     rc = decode_json(store, json, &x);
     free(json);
     if (rc == CRL_ECORRUPT && err) {

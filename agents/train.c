@@ -2,6 +2,7 @@
  * Python package (crl.train) share. Everything that can be checked without
  * the store is checked before the store is opened, so that a bad
  * configuration leaves no file and no run behind. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -46,6 +47,33 @@ int crl_run_l2m_base(const crl_continual_config *cc, const char *db, crl_store *
     return rc;
 }
 
+/* The store at db can be written (opened for writing, or created in its
+ * folder): otherwise one line with the OS's reason, before SQLite reports
+ * a read-only folder as a missing file. */
+static int check_writable(const char *db, crl_err *err) {
+    if (access(db, F_OK) == 0) {
+        if (access(db, R_OK | W_OK) != 0)
+            return crl_errf(err, CRL_EIO, "cannot write database %s: %s", db,
+                            strerror(errno));
+        return CRL_OK;
+    }
+    if (errno != ENOENT) return CRL_OK; /* crl_store_open reports it */
+    char dir[4096];
+    const char *slash = strrchr(db, '/');
+    if (!slash) {
+        snprintf(dir, sizeof dir, ".");
+    } else {
+        const size_t len = slash == db ? 1 : (size_t)(slash - db);
+        if (len >= sizeof dir) return CRL_OK;
+        memcpy(dir, db, len);
+        dir[len] = 0;
+    }
+    if (access(dir, F_OK) == 0 && access(dir, W_OK | X_OK) != 0)
+        return crl_errf(err, CRL_EIO, "cannot create database %s: folder %s: %s", db, dir,
+                        strerror(errno));
+    return CRL_OK;
+}
+
 static int train_scenario(const char *db, crl_run_config *r, int64_t resume,
                           const crl_run_hooks *h, int64_t *run_id, crl_err *err) {
     int rc;
@@ -56,8 +84,22 @@ static int train_scenario(const char *db, crl_run_config *r, int64_t resume,
             (rc = crl_continual_offline_check(&oc, err)))
             return rc;
     }
+    /* l2m: the base is read (without writing) before the store is opened
+     * for writing, so that a missing base leaves the store as it was. */
+    crl_l2m_base base = {0};
+    const crl_method *m0 = crl_method_find(r->method);
+    if (!resume && m0 && (m0->impl->flags & CRL_METHOD_L2M_BASE)) {
+        crl_continual_config bc;
+        if ((rc = crl_run_continual_config(r, &bc, err)) ||
+            (rc = crl_run_l2m_base(&bc, db, NULL, &base, err)))
+            return rc;
+    }
     crl_store *store = NULL;
-    if ((rc = crl_store_open(db, resume ? 0 : 1, &store, err))) return rc;
+    if ((rc = check_writable(db, err)) ||
+        (rc = crl_store_open(db, resume ? 0 : 1, &store, err))) {
+        crl_l2m_base_free(&base);
+        return rc;
+    }
     char status[16] = "";
     /* A resumed run continues with exactly the configuration it started with. */
     if (resume) {
@@ -71,6 +113,7 @@ static int train_scenario(const char *db, crl_run_config *r, int64_t resume,
         if (!rc) rc = crl_store_lease_acquire(store, resume, err);
         if (rc) {
             crl_store_close(store);
+            crl_l2m_base_free(&base);
             return rc;
         }
     }
@@ -79,6 +122,7 @@ static int train_scenario(const char *db, crl_run_config *r, int64_t resume,
     const crl_scenario *sc = crl_scenario_find(r->scenario ? r->scenario : "");
     if (!sc) {
         crl_store_close(store);
+        crl_l2m_base_free(&base);
         return crl_errf(err, CRL_EINVAL, "unknown scenario '%s' (see 'crl scenarios')",
                         r->scenario ? r->scenario : "");
     }
@@ -86,14 +130,13 @@ static int train_scenario(const char *db, crl_run_config *r, int64_t resume,
     crl_continual_config cc;
     const crl_method *meth = crl_method_find(r->method);
     const unsigned mflags = meth ? meth->impl->flags : 0;
-    crl_l2m_base base = {0};
     rc = crl_run_continual_config(r, &cc, err);
     if (!rc && (mflags & CRL_METHOD_L2M_BASE)) {
         if (crl_l2m_kind(cc.l2m.modulator) < 0)
             rc = crl_errf(err, CRL_EINVAL, "--modulator must be lora or ia3, got '%s'",
                           cc.l2m.modulator ? cc.l2m.modulator : "");
         if (!rc) rc = crl_l2m_check_routing(&cc.l2m, err);
-        if (!rc) rc = crl_run_l2m_base(&cc, db, store, &base, err);
+        if (!rc && !base.params) rc = crl_run_l2m_base(&cc, db, store, &base, err);
     }
     /* One-task methods: one fresh run per scenario position (the
      * forward-transfer references); everything else: one run. */
@@ -163,7 +206,8 @@ static int train_env(const char *db, crl_run_config *r, int64_t resume,
     if (rc) return rc == CRL_ENOTFOUND ? rc : prefixed(err, CRL_EINVAL, "");
     crl_env_spec_free(spec);
     if (r->threads <= 0) r->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if ((rc = crl_store_open(db, 1, &store, err))) return rc;
+    if ((rc = check_writable(db, err)) || (rc = crl_store_open(db, 1, &store, err)))
+        return rc;
     int64_t id = resume;
     if ((!resume && (rc = crl_run_create(store, r, &id, err))) ||
         (rc = crl_store_lease_acquire(store, id, err))) {

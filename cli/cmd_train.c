@@ -338,36 +338,18 @@ static const char *given_flag(const opt_def *defs, int n, const unsigned char *g
     return NULL;
 }
 
-/* Flags of one kind of run given to the other kind would be silently
- * ignored: refuse them with one line instead. */
-static const char *const CONTINUAL_ONLY[] = {
-    "scenario",         "method",          "steps-per-task",   "l2-coef",
-    "ewc-coef",         "packnet-retrain", "csp-repeat-alpha", "csp-peaked",
-    "csp-scored",       "csp-candidates",  "csp-val-steps",    "csp-epsilon",
-    "csp-prior-alphas", "csp-q-batches",   "csp-shortlist",    "csp-rollouts",
-    "csp-criterion",    "csp-check",       "modulator",        "l2m-pool",
-    "l2m-rank",         "l2m-scale",       "l2m-pull",         "l2m-oracle",
-    "l2m-router",       "l2m-weights",     "l2m-collect",      "l2m-history",
-    "l2m-hold",         "l2m-soft-k",      "l2m-soft-temp",    "base",
-    "base-db",          "eval-fixed",      "single-task",      NULL};
-static const char *const ENV_ONLY[] = {"env",       "env-xml",  "xml-reward",
-                                       "xml-body",  "xml-site", "xml-target",
-                                       "xml-steps", "steps",    NULL};
-
-static int misplaced_flag(const opt_def *defs, int n, const unsigned char *given,
-                          int continual) {
-    const char *f = given_flag(defs, n, given, continual ? ENV_ONLY : CONTINUAL_ONLY);
-    if (!f) return 0;
-    if (continual)
-        fprintf(stderr,
-                "crl train: --%s does not apply to a continual run (--scenario or its "
-                "--resume)%s\n",
-                f, strcmp(f, "steps") == 0 ? "; use --steps-per-task" : "");
-    else
-        fprintf(stderr,
-                "crl train: --%s applies only to continual runs (--scenario); this is a "
-                "single-task run (--env, --env-xml or its --resume)\n",
-                f);
+/* Flags of one kind of run given to the other kind, of another method, or
+ * conflicting, would be silently ignored: refused with one line instead
+ * (crl_run_config_check_given, the library's rule that crl.train shares). */
+static int misplaced_flag(const crl_run_config *r, const opt_def *defs, int n,
+                          const unsigned char *given, int continual) {
+    const char *keys[TRAIN_MAX_OPTS];
+    int nk = 0;
+    for (int i = 0; i < n; i++)
+        if (given[i]) keys[nk++] = defs[i].name;
+    crl_err err = {0};
+    if (crl_run_config_check_given(r, keys, nk, continual, 0, &err) == CRL_OK) return 0;
+    fprintf(stderr, "crl train: %s\n", err.msg);
     return 2;
 }
 
@@ -468,7 +450,8 @@ int cmd_train(int argc, char **argv) {
     const int env_resume = resume && resumed_env_run(db, resume);
     for (int i = 0; i < n && r.offline && *r.offline; i++)
         if (!strcmp(defs[i].name, "env")) given[i] = 0; /* mapped to a scenario */
-    if (misplaced_flag(defs, n, given, !env_resume && (resume || r.scenario))) return 2;
+    if (misplaced_flag(&r, defs, n, given, !env_resume && (resume || r.scenario)))
+        return 2;
     const int env = env_resume || (!resume && !r.scenario);
     if (env && !resume && (rc = xml_flags(&r))) return rc;
     rc = train_run(&r, db, resume, quiet, env);

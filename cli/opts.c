@@ -135,6 +135,9 @@ int opts_parse_given(const char *cmd, const opt_def *defs, int n, int argc, char
         return 2;
     }
     if (given) memset(given, 0, (size_t)n);
+    const char *seen[MAX_OPTS]; /* the value each option was given, once given */
+    unsigned char had[MAX_OPTS];
+    memset(had, 0, sizeof had);
     for (int i = 0; i < n; i++) {
         lo[i].name = defs[i].name;
         lo[i].has_arg = defs[i].type == OPT_FLAG ? no_argument : required_argument;
@@ -164,7 +167,22 @@ int opts_parse_given(const char *cmd, const opt_def *defs, int n, int argc, char
             fprintf(stderr, "crl %s: option '%s' needs a value\n", cmd, argv[optind - 1]);
             return 2;
         }
-        int rc = parse_value(cmd, &defs[c - 1000], optarg ? optarg : "");
+        const int k = c - 1000;
+        const opt_def *d = &defs[k];
+        if (had[k]) {
+            if (d->type == OPT_FLAG)
+                fprintf(stderr, "crl %s: --%s is given twice; give it once\n", cmd,
+                        d->name);
+            else
+                fprintf(stderr,
+                        "crl %s: --%s is given twice (--%s %s and --%s %s); give it "
+                        "once\n",
+                        cmd, d->name, d->name, seen[k], d->name, optarg ? optarg : "");
+            return 2;
+        }
+        had[k] = 1;
+        seen[k] = optarg ? optarg : "";
+        int rc = parse_value(cmd, d, optarg ? optarg : "");
         if (rc) return rc;
         if (given) given[c - 1000] = 1;
     }

@@ -29,7 +29,9 @@ typedef struct {
 } opt_def;
 
 /* Parse argv (argv[0] is the sub-command) against defs. Prints one error line
- * "crl CMD: ..." to stderr and returns 2 on a bad flag or value; returns 1 if
+ * "crl CMD: ..." to stderr and returns 2 on a bad flag or value, or a flag
+ * given twice, abbreviated or not (one value would silently replace the
+ * other; no flag of any command accumulates values); returns 1 if
  * --help was printed; 0 on success. */
 int opts_parse(const char *cmd, const opt_def *defs, int n, int argc, char **argv,
                const char *usage);

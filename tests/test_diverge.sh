@@ -59,6 +59,12 @@ for quiet in --quiet ""; do
     # appears at most once in everything printed.
     w=$(cat out.txt err.txt | grep -c -i -e "WARNING" -e "huge value")
     [ "$w" -le 1 ] || bad "unstable ($quiet): MuJoCo's warning printed $w times"
+    # The text is part of the one failure line only: never a warning line of
+    # its own (with or without --quiet), never on stdout.
+    w=$(cat out.txt err.txt | grep -i -e "WARNING" -e "huge value" | grep -c -v "^crl train: run 1 failed: ")
+    [ "$w" = 0 ] || bad "unstable ($quiet): MuJoCo's text outside the failure line ($w lines)"
+    ! grep -q -i -e "WARNING" -e "huge value" out.txt ||
+        bad "unstable ($quiet): MuJoCo's text on stdout"
     [ ! -e MUJOCO_LOG.TXT ] || bad "unstable ($quiet): MUJOCO_LOG.TXT written"
     "$crl" runs --db d.db >runs.txt 2>&1
     grep -q "^1 .* failed " runs.txt || bad "unstable ($quiet): run status: $(cat runs.txt)"

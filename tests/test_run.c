@@ -228,12 +228,13 @@ START_TEST(test_library_run_is_the_cli_run) {
     snprintf(path, sizeof path, "%s/c.db", dir);
     /* A tiny run through the command line, then the same configuration
      * through the library: the two records must be the same. */
-    snprintf(cmd, sizeof cmd,
-             "'%s' train --db '%s' --scenario t1 --method packnet --steps-per-task 200 "
-             "--eval-every 200 --eval-episodes 0 --hidden 8 --layers 1 --batch 8 "
-             "--start-steps 50 --update-after 50 --threads 1 --seed 3 --l2-coef 7 "
-             "--log-train-episodes none --quiet > /dev/null",
-             bin(), path);
+    snprintf(
+        cmd, sizeof cmd,
+        "'%s' train --db '%s' --scenario t1 --method packnet --steps-per-task 200 "
+        "--eval-every 200 --eval-episodes 0 --hidden 8 --layers 1 --batch 8 "
+        "--start-steps 50 --update-after 50 --threads 1 --seed 3 --packnet-retrain 0.2 "
+        "--log-train-episodes none --quiet > /dev/null",
+        bin(), path);
     ck_assert_int_eq(sh(cmd), 0);
     crl_store *s = NULL;
     crl_err err = {0};
@@ -253,7 +254,7 @@ START_TEST(test_library_run_is_the_cli_run) {
     c.sac.update_after = 50;
     c.threads = 1;
     c.seed = 3;
-    c.l2_coef = 7;
+    c.packnet_retrain = 0.2; /* a method key of packnet (--l2-coef is refused) */
     c.log_train = "none";
     int64_t id = 0;
     ck_assert_msg(crl_run_create(s, &c, &id, &err) == CRL_OK, "%s", err.msg);

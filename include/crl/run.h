@@ -85,6 +85,17 @@ int crl_run_log_train_every(const char *log_train);
  * with one line saying what is wrong. */
 int crl_run_config_validate(const crl_run_config *c, crl_err *err);
 
+/* The keys a caller was given explicitly (a command's flags, crl.train's
+ * options; keys[n], stored keys of crl_run_config_set) checked against the
+ * run c describes, before anything is written: --env with --env-xml, keys
+ * of a continual run given to a single-task run and the reverse
+ * (continual: the run is a scenario run or its resume), and keys of another
+ * method than c's (csp-* with method ewc; not checked for a resume, whose
+ * method is the stored one). CRL_EINVAL with one line naming the keys as
+ * the caller spells them: style 0 "--key", style 1 "key_name". */
+int crl_run_config_check_given(const crl_run_config *c, const char *const *keys, int n,
+                               int continual, int style, crl_err *err);
+
 /* THE encoder: c as key/values in the stored order (keys and number
  * formats of docs/schema.md). Strings point into c (NULL as ""). Returns the
  * number of entries written to kv[CRL_RUN_MAX_KEYS]. */

@@ -41,6 +41,8 @@ _lib.ffi.cdef(
     void crl_run_config_free(crl_run_config *c);
     int crl_run_config_set(crl_run_config *c, const char *key, const char *value,
                            crl_err *err);
+    int crl_run_config_check_given(const crl_run_config *c, const char *const *keys,
+                                   int n, int continual, int style, crl_err *err);
     int crl_run_train(const char *db, crl_run_config *c, int64_t resume,
                       const crl_run_hooks *hooks, int64_t *run_id, crl_err *err);
     """,
@@ -50,17 +52,9 @@ _lib.ffi.cdef(
 # `crl train`'s flags that are not keys of the stored configuration.
 _NOT_STORED = {"db", "quiet", "resume", "updates_per_task"}
 
-# Flags of one kind of run given to the other kind (as cli/cmd_train.c
-# refuses them).
-_CONTINUAL_ONLY = (
-    "scenario method steps-per-task l2-coef ewc-coef packnet-retrain csp-repeat-alpha "
-    "csp-peaked csp-scored csp-candidates csp-val-steps csp-epsilon csp-prior-alphas "
-    "csp-q-batches csp-shortlist csp-rollouts csp-criterion csp-check modulator "
-    "l2m-pool l2m-rank l2m-scale l2m-pull l2m-oracle l2m-router l2m-weights "
-    "l2m-collect l2m-history l2m-hold l2m-soft-k l2m-soft-temp base base-db "
-    "eval-fixed single-task"
-).split()
-_ENV_ONLY = "env env-xml xml-reward xml-body xml-site xml-target xml-steps steps".split()
+# Flags of one kind of run given to the other kind, of another method, or in
+# conflict are refused by the library (crl_run_config_check_given), as
+# `crl train` refuses them. Flags of an online run given to an offline one:
 _ONLINE_ONLY = (
     "steps-per-task start-steps update-after update-every buffer-size "
     "log-train-episodes env-xml steps env"
@@ -164,22 +158,6 @@ def _text(name, value):
     )
 
 
-def _check_kind(keys, continual):
-    bad = [k for k in keys if k in (_ENV_ONLY if continual else _CONTINUAL_ONLY)]
-    if not bad:
-        return
-    k = bad[0].replace("-", "_")
-    if continual:
-        raise ValueError(
-            "crl.train: %s does not apply to a continual run (scenario or its resume)%s"
-            % (k, "; use steps_per_task" if k == "steps" else "")
-        )
-    raise ValueError(
-        "crl.train: %s applies only to continual runs (scenario=...); this is a "
-        "single-task run (env, env_xml or its resume)" % k
-    )
-
-
 def train(db, progress=None, resume=None, **options):
     """Train a run as `crl train --db DB ...` does and return its id.
 
@@ -248,9 +226,6 @@ def train(db, progress=None, resume=None, **options):
             raise ValueError("crl.train: updates_per_task applies only with offline=DATA.db")
         if "bc-loss" in keys:
             raise ValueError("crl.train: bc_loss applies only with offline=DATA.db")
-    if not resume_id:
-        _check_kind(keys, "scenario" in keys)
-
     L = _lib.lib()
     err = _lib.new_err()
     buf = ffi.new("char[]", L.crl_run_config_sizeof())
@@ -270,6 +245,11 @@ def train(db, progress=None, resume=None, **options):
                         "flags with '_' for '-')" % k.replace("-", "_")
                     )
                 raise ValueError("crl.train: " + msg.replace(k, k.replace("-", "_"), 1))
+        if not resume_id:
+            names = [ffi.new("char[]", k.encode()) for k in keys]
+            arr = ffi.new("const char *[]", names) if names else ffi.NULL
+            if L.crl_run_config_check_given(cfg, arr, len(names), "scenario" in keys, 1, err):
+                raise ValueError("crl.train: " + ffi.string(err.msg).decode("utf-8", "replace"))
         return _run(L, db, cfg, resume_id, progress)
     finally:
         L.crl_run_config_free(cfg)

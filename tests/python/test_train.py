@@ -149,6 +149,15 @@ BAD = [
     ({"env": "pendulum", "log_train_episodes": "every:0"}, "log-train-episodes"),
     ({"env": "pendulum", "db": "x.db"}, "db"),
     ({"env": "pendulum", "updates_per_task": 5}, "offline"),
+    # issue 23 (docs/robustness-validation.md): refused before the store is
+    # opened, by the library's rules that `crl train` shares.
+    ({"env": "pendulum", "batch": 1}, "batch must be >= 2"),
+    ({"scenario": "t1", "method": "ft1", "batch": 1}, "batch must be >= 2"),
+    ({"env": "pendulum", "env_xml": "x.xml"}, "env and env_xml conflict"),
+    ({"scenario": "t1", "method": "ewc", "csp_peaked": 1}, "csp_peaked is an option of method csp"),
+    ({"scenario": "t1", "method": "ewc", "l2_coef": 3}, "l2_coef is an option of method l2"),
+    ({"scenario": "t1", "method": "csp", "steps_per_task": 100}, "validation rollouts"),
+    ({"scenario": "t1", "method": "l2m"}, "needs --base"),
 ]
 
 
@@ -178,6 +187,25 @@ def test_bad_input_leaves_an_existing_store_unchanged(tmp_path, store_db):
     with pytest.raises(TypeError):
         crl.train(db, progress="yes", env="pendulum")
     assert counts(db) == before
+
+
+def test_refused_options_leave_the_store_byte_for_byte(tmp_path, store_db):
+    import hashlib
+
+    def digest():
+        with open(store_db, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+
+    before = digest()
+    for options in (
+        {"env": "pendulum", "batch": 1},
+        {"scenario": "t1", "method": "nosuch"},
+        {"scenario": "t1", "method": "ewc", "csp_rollouts": 2},
+        {"scenario": "t1", "method": "l2m", "base": "99"},
+    ):
+        with pytest.raises(ValueError):
+            crl.train(store_db, **options)
+        assert digest() == before, options
 
 
 SLIDER = (
