@@ -229,6 +229,11 @@ static int eval_begin(cstate *st, int j, int track_rows) {
 static int eval_all(cstate *st, crl_store *store, int64_t run_id, int cur, crl_err *err) {
     const int ne = st->c->eval_episodes;
     const int64_t idx = st->c->eval_fixed ? 0 : st->eval_idx;
+    /* The batch holds the database's write lock: commit it before each
+     * task's episodes run, so that an evaluation (seconds) never keeps
+     * another trainer of the same file waiting (tests/test_shared_db.sh). */
+    int frc = crl_store_flush(store, err);
+    if (frc) return frc;
     for (int j = 0; j < st->n; j++) {
         for (int e = 0; e <= ne; e++)
             st->seeds[e] = crl_eval_seed(st->c->seed, idx, 1000 * st->pos[j] + e);
@@ -257,6 +262,7 @@ static int eval_all(cstate *st, crl_store *store, int64_t run_id, int cur, crl_e
         int rc = crl_store_eval(store, &row, err);
         if (!rc)
             rc = evaluator_log(&st->evs[j], store, run_id, st->step, st->pos[j], err);
+        if (!rc) rc = crl_store_flush(store, err);
         if (rc) return rc;
     }
     st->eval_idx++;
@@ -799,7 +805,11 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                 }
             }
         }
-        if (st.m->task_end && (rc = st.m->task_end(&st, store, run_id, k, reserve, err)))
+        /* A method's task end can run for a while (CSP's rollouts, EWC's
+         * Fisher, PackNet's retraining): not under the batch's write lock. */
+        if (st.m->task_end &&
+            ((rc = crl_store_flush(store, err)) ||
+             (rc = st.m->task_end(&st, store, run_id, k, reserve, err))))
             goto out;
         /* The reserved steps may have crossed an evaluation. */
         if (reserve && st.step / c->eval_every != (st.step - reserve) / c->eval_every &&

@@ -585,6 +585,9 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
         if (rs.step % cfg->eval_every == 0 || rs.step == cfg->steps) {
             for (int k = 0; k < n_eval; k++)
                 eval_seeds[k] = crl_eval_seed(cfg->seed, eval_idx, k);
+            /* No write lock held while the episodes run (the batch of
+             * training metrics would hold it): see continual.c eval_all. */
+            if ((rc = crl_store_flush(store, err))) goto out;
             evaluator_run(&ev, sac, task, cfg->eval_episodes, eval_seeds, &eval_rng);
             double r = 0, s = 0;
             for (int k = 0; k < cfg->eval_episodes; k++) {
