@@ -716,7 +716,6 @@ START_TEST(test_stick_insert_follows_the_axis) {
 }
 END_TEST
 
-
 /* Threading the stick pays clearly more than the jam session 11's runs
  * found (both seeds, 120k steps): the held stick's end 6 cm short of the
  * handle and 3.4 cm off the axis towards the container, against the
@@ -728,8 +727,8 @@ START_TEST(test_stick_insertion_pays_over_the_jam) {
     const float entrance = stick_held_at(-0.05, 0.0);
     fprintf(stderr, "stick: jam %g, entrance %g, inserted %g\n", jam, entrance, in);
     ck_assert_msg(in > jam + 2.0f, "inserted %g, jammed %g", in, jam);
-    ck_assert_msg(entrance > jam + 0.1f, "lined up at the entrance %g, jammed %g", entrance,
-                  jam);
+    ck_assert_msg(entrance > jam + 0.1f, "lined up at the entrance %g, jammed %g",
+                  entrance, jam);
 }
 END_TEST
 
