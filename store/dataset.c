@@ -335,6 +335,8 @@ int crl_dataset_open(const char *path, int create, crl_dataset **out, crl_err *e
                             strerror(errno));
         if (!create)
             return crl_errf(err, CRL_ENOTFOUND, "dataset %s does not exist", path);
+        ret = crl_store_check_parent_dir(path, "dataset", err);
+        if (ret != CRL_OK) return ret;
     } else {
         if (S_ISDIR(sb.st_mode))
             return crl_errf(err, CRL_EIO, "cannot open dataset %s: it is a directory",

@@ -32,6 +32,10 @@ int crl_store_check_magic(const char *path, const char *kind, crl_err *err);
 /* The busy timeout: CRL_BUSY_TIMEOUT_MS when set (CRL_EINVAL if it is not a
  * number of milliseconds), else the default. */
 int crl_store_busy_timeout_ms(int *out, crl_err *err);
+/* Before creating a file at path: its folder exists, is a folder, and this
+ * process can write there; else CRL_EIO with one line "cannot create WHAT
+ * PATH: ..." naming the OS reason (e.g. Read-only file system). */
+int crl_store_check_parent_dir(const char *path, const char *what, crl_err *err);
 
 /* Open and configure a crl file's connection (store.c's rules; kind names
  * the file in errors). *db may be set on failure: the caller closes it. */

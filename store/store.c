@@ -706,7 +706,7 @@ int crl_store_busy_timeout_ms(int *out, crl_err *err) {
     return CRL_OK;
 }
 
-static int check_parent_dir(const char *path, crl_err *err) {
+int crl_store_check_parent_dir(const char *path, const char *what, crl_err *err) {
     const char *slash = strrchr(path, '/');
     if (!slash) return CRL_OK;
     size_t len = slash == path ? 1 : (size_t)(slash - path);
@@ -717,11 +717,16 @@ static int check_parent_dir(const char *path, crl_err *err) {
     struct stat sb;
     int ret = CRL_OK;
     if (stat(dir, &sb) != 0)
-        ret = crl_errf(err, CRL_EIO, "cannot create database %s: directory %s: %s", path,
+        ret = crl_errf(err, CRL_EIO, "cannot create %s %s: directory %s: %s", what, path,
                        dir, strerror(errno));
     else if (!S_ISDIR(sb.st_mode))
-        ret = crl_errf(err, CRL_EIO, "cannot create database %s: %s is not a directory",
+        ret = crl_errf(err, CRL_EIO, "cannot create %s %s: %s is not a directory", what,
                        path, dir);
+    /* SQLite would say only "unable to open database file" (and errno
+     * "No such file or directory") for a folder it cannot write. */
+    else if (access(dir, W_OK | X_OK) != 0)
+        ret = crl_errf(err, CRL_EIO, "cannot create database %s: folder %s: %s", path,
+                       dir, strerror(errno));
     free(dir);
     return ret;
 }
@@ -759,7 +764,7 @@ int crl_store_open(const char *path, int create, crl_store **out, crl_err *err) 
                             strerror(errno));
         if (!create)
             return crl_errf(err, CRL_ENOTFOUND, "database %s does not exist", path);
-        ret = check_parent_dir(path, err);
+        ret = crl_store_check_parent_dir(path, "database", err);
         if (ret != CRL_OK) return ret;
     } else {
         if (S_ISDIR(sb.st_mode))

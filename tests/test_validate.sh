@@ -110,6 +110,10 @@ if mount -t tmpfs -o ro,size=64k tmpfs ro 2>/dev/null; then
     grep -q "Read-only file system" err.txt ||
         bad "read-only folder: $(cat err.txt)"
     grep -q "No such file" err.txt && bad "read-only folder: says missing file"
+    # Every command that creates a file there says so (the store's check).
+    "$crl" dataset --tasks reach --episodes 1 -o ro/d.db --quiet >/dev/null 2>err.txt
+    [ $? != 0 ] && grep -q "Read-only file system" err.txt ||
+        bad "crl dataset into a read-only folder: $(cat err.txt)"
     umount ro && mnt=""
 else
     echo "skip: read-only folder (cannot mount a tmpfs here)"
