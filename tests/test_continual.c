@@ -171,9 +171,35 @@ START_TEST(test_single_references) {
                        "WHERE json_extract(config_json, '$.single-task') = id - 1"),
                      3);
     /* so an interrupted reference of one position resumes where it was. */
-    pid_t pid = spawn((char *const[]){(char *)bin(), "train", "--scenario", "t1",
-                                      "--method", "single", "--single-task", "2", SMALL,
-                                      "--steps-per-task", "6000", NULL});
+    /* SMALL's flags but 6000 steps (a flag may not be given twice). */
+    pid_t pid = spawn((char *const[]){(char *)bin(),
+                                      "train",
+                                      "--scenario",
+                                      "t1",
+                                      "--method",
+                                      "single",
+                                      "--single-task",
+                                      "2",
+                                      "--steps-per-task",
+                                      "6000",
+                                      "--eval-every",
+                                      "300",
+                                      "--eval-episodes",
+                                      "2",
+                                      "--hidden",
+                                      "32",
+                                      "--layers",
+                                      "2",
+                                      "--start-steps",
+                                      "200",
+                                      "--update-after",
+                                      "200",
+                                      "--threads",
+                                      "1",
+                                      "--quiet",
+                                      "--db",
+                                      db,
+                                      NULL});
     int started = 0;
     for (int i = 0; i < 600 && !started; i++) {
         usleep(100000);

@@ -1355,9 +1355,38 @@ START_TEST(test_cli_pretrain_then_l2m) {
         RUN("eval", "--db", db, "--run", "2", "--task", "1", "--episodes", "1"), 0);
     /* Resume: an l2m run killed without warning in its second task
      * continues to complete rows, none twice. */
-    pid_t pid = spawn((char *const[]){
-        (char *)bin(), "train", "--scenario", "t1", "--method", "l2m", "--base", "1:2",
-        "--steps-per-task", "5000", TINY, "--eval-every", "1000", NULL});
+    /* TINY's flags but an evaluation every 1000 steps (a flag may not be
+     * given twice). */
+    pid_t pid = spawn((char *const[]){(char *)bin(),
+                                      "train",
+                                      "--scenario",
+                                      "t1",
+                                      "--method",
+                                      "l2m",
+                                      "--base",
+                                      "1:2",
+                                      "--steps-per-task",
+                                      "5000",
+                                      "--eval-every",
+                                      "1000",
+                                      "--eval-episodes",
+                                      "2",
+                                      "--hidden",
+                                      "16",
+                                      "--layers",
+                                      "2",
+                                      "--start-steps",
+                                      "100",
+                                      "--update-after",
+                                      "100",
+                                      "--batch",
+                                      "32",
+                                      "--threads",
+                                      "1",
+                                      "--quiet",
+                                      "--db",
+                                      db,
+                                      NULL});
     int started = 0;
     for (int i = 0; i < 20000 && !started; i++) {
         usleep(5000);
