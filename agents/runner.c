@@ -239,16 +239,8 @@ int crl_checkpoint_fetch(crl_store *store, int64_t run_id, int fallback,
                 /* One line: the run, the step, what is wrong, what to do. */
                 char why[sizeof err->msg];
                 snprintf(why, sizeof why, "%s", err ? err->msg : "");
-                int64_t prev = -1;
                 char what[160];
-                if (crl_store_checkpoint_previous(store, run_id, at, &prev, NULL) ==
-                    CRL_OK)
-                    snprintf(what, sizeof what,
-                             "'crl train --resume %lld' falls back to the previous one "
-                             "(step %lld)",
-                             (long long)run_id, (long long)prev);
-                else
-                    snprintf(what, sizeof what, "the run keeps no earlier checkpoint");
+                crl_store_checkpoint_fallback(store, run_id, at, what, sizeof what);
                 crl_errf(err, CRL_ECORRUPT, "run %lld, step %lld: %.300s; %s",
                          (long long)run_id, (long long)at, why, what);
             }

@@ -1494,15 +1494,15 @@ static int64_t checkpoint_step_before(crl_store *s, int64_t run_id, int64_t befo
     return step;
 }
 
-int crl_store_checkpoint_previous(crl_store *s, int64_t run_id, int64_t before_step,
-                                  int64_t *step, crl_err *err) {
-    if (!s || !step)
-        return crl_errf(err, CRL_EINVAL, "crl_store_checkpoint_previous: bad argument");
-    *step = checkpoint_step_before(s, run_id, before_step);
-    return *step < 0 ? crl_errf(err, CRL_ENOTFOUND,
-                                "%s: run %lld has no checkpoint before step %lld",
-                                s->path, (long long)run_id, (long long)before_step)
-                     : CRL_OK;
+void crl_store_checkpoint_fallback(crl_store *s, int64_t run_id, int64_t at, char *buf,
+                                   size_t n) {
+    const int64_t prev = s ? checkpoint_step_before(s, run_id, at) : -1;
+    if (prev >= 0)
+        snprintf(buf, n,
+                 "'crl train --resume %lld' falls back to the previous one (step %lld)",
+                 (long long)run_id, (long long)prev);
+    else
+        snprintf(buf, n, "the run keeps no earlier checkpoint");
 }
 
 int crl_store_checkpoint_latest(crl_store *s, int64_t run_id, int *task_idx,
@@ -1536,15 +1536,8 @@ int crl_store_checkpoint_before(crl_store *s, int64_t run_id, int64_t before_ste
                    (uint32_t)sqlite3_column_int64(st, 3) !=
                        blob_crc(p, (size_t)(len > 0 ? len : 0))) {
             /* Rows of schema v5 and before have no checksum: read unchecked. */
-            const int64_t prev = checkpoint_step_before(s, run_id, at);
             char what[160];
-            if (prev >= 0)
-                snprintf(what, sizeof what,
-                         "'crl train --resume %lld' falls back to the previous one "
-                         "(step %lld)",
-                         (long long)run_id, (long long)prev);
-            else
-                snprintf(what, sizeof what, "the run keeps no earlier checkpoint");
+            crl_store_checkpoint_fallback(s, run_id, at, what, sizeof what);
             ret = crl_errf(err, CRL_ECORRUPT,
                            "run %lld's checkpoint at step %lld in %s is corrupt "
                            "(checksum mismatch); %s",

@@ -161,10 +161,11 @@ int crl_store_checkpoint_latest(crl_store *s, int64_t run_id, int *task_idx,
 int crl_store_checkpoint_before(crl_store *s, int64_t run_id, int64_t before_step,
                                 int *task_idx, int64_t *step, void **blob, size_t *n,
                                 crl_err *err);
-/* *step: the newest checkpoint step below before_step (no blob read);
- * CRL_ENOTFOUND if there is none. */
-int crl_store_checkpoint_previous(crl_store *s, int64_t run_id, int64_t before_step,
-                                  int64_t *step, crl_err *err);
+/* What a user can do about run_id's bad checkpoint at step `at`, for an
+ * error line: "'crl train --resume R' falls back to the previous one (step
+ * S)" or "the run keeps no earlier checkpoint". */
+void crl_store_checkpoint_fallback(crl_store *s, int64_t run_id, int64_t at, char *buf,
+                                   size_t n);
 
 /* Run leases (schema v6, docs/robustness.md "Run leases"). A run being
  * trained is owned by one process: its host, pid (and the pid's start
