@@ -34,6 +34,7 @@
 
 #include "cli/cli.h"
 #include "crl/continual.h"
+#include "crl/run.h"
 #include "crl/methods.h"
 #include "crl/scenario.h"
 #include "crl/store.h"
@@ -515,6 +516,26 @@ static void inspect(sweep *sw, job *j) {
 /* ------------------------------------------------------------------------ */
 /* Jobs as processes                                                         */
 
+/* Does the passed-through flag a ("--key" or "--key=value") apply to a job
+ * of method `method`? A method's own flags (--csp-*, --l2m-*, --ewc-coef,
+ * ...) go only to that method's jobs: crl train refuses another method's
+ * flag (crl_run_config_check_given), and a sweep of several methods takes
+ * each method's flags once. */
+static int flag_applies(const char *a, const char *scenario, const char *method) {
+    const char *name = a + 2, *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    char key[96];
+    if (len >= sizeof key) return 1;
+    memcpy(key, name, len);
+    key[len] = 0;
+    crl_run_config c;
+    crl_run_config_default(&c);
+    c.scenario = scenario;
+    c.method = method;
+    const char *keys[1] = {key};
+    return crl_run_config_check_given(&c, keys, 1, 1, 0, NULL) == CRL_OK;
+}
+
 static pid_t job_spawn(const sweep *sw, job *j, const char *where, char *why,
                        size_t why_cap) {
     char shard[PATH_CAP], log[PATH_CAP], seed[32], pos[16], resume[32];
@@ -549,7 +570,15 @@ static pid_t job_spawn(const sweep *sw, job *j, const char *where, char *why,
         }
         argv[n++] = "--db";
         argv[n++] = shard;
-        for (int i = 0; i < sw->n_pass; i++) argv[n++] = sw->pass[i];
+        for (int i = 0; i < sw->n_pass; i++) {
+            const char *a = sw->pass[i];
+            if (strncmp(a, "--", 2) == 0 && !flag_applies(a, sw->scenario, j->method)) {
+                /* Skip the flag and its value (the words up to the next flag). */
+                while (i + 1 < sw->n_pass && strncmp(sw->pass[i + 1], "--", 2) != 0) i++;
+                continue;
+            }
+            argv[n++] = a;
+        }
     }
     argv[n] = NULL;
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);

@@ -425,6 +425,30 @@ START_TEST(test_killed_job_local) {
 }
 END_TEST
 
+/* A method's own flags go to that method's jobs only: crl train refuses
+ * another method's flag, so a sweep of ft1 and ewc with --ewc-coef passed
+ * it to every job and the ft1 job failed. Both finish, and the ewc run
+ * keeps the coefficient. */
+START_TEST(test_method_flags_go_to_their_jobs) {
+    char d[128], ewc[192], ft1[192];
+    snprintf(d, sizeof d, "%s/m", g_dir);
+    snprintf(ewc, sizeof ewc, "%s/shards/ewc-seed1.db", d);
+    snprintf(ft1, sizeof ft1, "%s/shards/ft1-seed1.db", d);
+    ck_assert_int_eq(
+        RUN("m1", 120, (char *)bin(), "sweep", "--out", d, "--jobs", "2", "--scenario",
+            "t1", "--methods", "ft1,ewc", "--seeds", "1", "--single-seeds", "none",
+            "--ewc-coef", "123", "--steps-per-task", "300", "--hidden", "16", "--layers",
+            "1", "--eval-every", "300", "--eval-episodes", "1", "--start-steps", "100",
+            "--update-after", "100", "--threads", "1", "--log-train-episodes", "none"),
+        0);
+    assert_has("m1.err", "all 2 jobs finished");
+    ck_assert_int_eq(
+        q1(ewc, "SELECT json_extract(config_json, '$.ewc-coef') FROM runs WHERE id = 1"),
+        123);
+    ck_assert_int_eq(q1(ft1, "SELECT count(*) FROM runs WHERE status = 'finished'"), 1);
+}
+END_TEST
+
 START_TEST(test_interrupted_local) {
     char d[128], shard[192];
     snprintf(d, sizeof d, "%s/i", g_dir);
@@ -525,6 +549,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_mpi_sweep_merge_and_local);
     tcase_add_test(tc, test_killed_job_local);
     tcase_add_test(tc, test_interrupted_local);
+    tcase_add_test(tc, test_method_flags_go_to_their_jobs);
     tcase_add_test(tc, test_killed_worker_mpi);
     tcase_add_test(tc, test_killed_job_mpi);
     suite_add_tcase(s, tc);
