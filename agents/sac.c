@@ -1012,6 +1012,14 @@ int crl_sac_blob_info(const void *blob, size_t n, crl_sac_blob *info, crl_err *e
         sizes[0] > big || sizes[1] > big || ck->used > sizes[0] || ck->n_base > big ||
         ck->n_counts > big)
         return crl_errf(err, CRL_ECORRUPT, "sac checkpoint: bad header");
+    /* A plain actor stores all of its parameters (only CSP's subspace stores
+     * the anchors it uses): readers copy na floats from actor_params. Found
+     * by fuzz_checkpoint (an L2M base read past the blob). */
+    if (ck->kind == CRL_ACTOR_MLP && ck->used != sizes[0])
+        return crl_errf(
+            err, CRL_ECORRUPT,
+            "sac checkpoint: a plain actor stores %llu of its %llu parameters",
+            (unsigned long long)ck->used, (unsigned long long)sizes[0]);
     const uint64_t used = ck->used, nc = sizes[1], T = dims[2];
     const uint64_t rest = (used + 4 * nc + T) * sizeof(float) + 3 * 8 +
                           (2 * used + 4 * nc + 2 * T) * sizeof(float) + 2 * rng_bytes() +

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "crl/blas.h"
+#include "crl/methods.h"
 #include "crl/replay.h"
 #include "crl/runner.h"
 #include "crl/sac.h"
@@ -941,6 +942,37 @@ START_TEST(test_blob_view_refuses_corrupt) {
 }
 END_TEST
 
+/* A plain (MLP) learner's blob must store all of its actor's parameters:
+ * a header that says it stores fewer, with the blob cut to match, is
+ * refused by crl_sac_blob_info, and so by crl_l2m_base_parse, which copied
+ * all of them and read past the blob (found by fuzz_checkpoint). */
+START_TEST(test_blob_plain_actor_stores_all) {
+    crl_sac *s = small_sac(47);
+    void *blob;
+    size_t n;
+    crl_err err = {0};
+    ck_assert_int_eq(crl_sac_save(s, &blob, &n, NULL), 0);
+    crl_sac_blob info;
+    ck_assert_int_eq(crl_sac_blob_info(blob, n, &info, &err), CRL_OK);
+    ck_assert_int_eq(info.actor.kind, CRL_ACTOR_MLP);
+    ck_assert(info.actor.used == info.na);
+    /* used (header offset 84) 66 smaller; it is counted three times in the
+     * blob's length (parameters, and Adam's two moments). */
+    uint64_t used = info.na - 66;
+    size_t m = n - 3 * 66 * sizeof(float);
+    unsigned char *c = malloc(m);
+    memcpy(c, blob, m);
+    memcpy(c + 84, &used, 8);
+    ck_assert_int_eq(crl_sac_blob_info(c, m, &info, &err), CRL_ECORRUPT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "plain actor"));
+    crl_l2m_base b;
+    ck_assert_int_eq(crl_l2m_base_parse(c, m, 0, &b, &err), CRL_ECORRUPT);
+    free(c);
+    free(blob);
+    crl_sac_free(s);
+}
+END_TEST
+
 int main(void) {
     crl_blas_init(1, NULL);
     Suite *s = suite_create("sac");
@@ -960,6 +992,7 @@ int main(void) {
     tcase_add_test(g, test_blob_v2_records_actor);
     tcase_add_test(g, test_blob_v1_loads);
     tcase_add_test(g, test_blob_view_refuses_corrupt);
+    tcase_add_test(g, test_blob_plain_actor_stores_all);
     suite_add_tcase(s, g);
     TCase *r = tcase_create("runs");
     tcase_set_timeout(r, 600);
