@@ -325,6 +325,18 @@ static void reset_pick_place(crl_env *e, crl_rng *rng) {
     manip_reset_hand(e, NULL);
 }
 
+/* stick-pull's pull distance, handle to goal, with the x offset counted
+ * twice: session 11's v9 policies pulled the handle to the goal's y but
+ * pushed the stick on along +x while they pulled and dragged the container
+ * 0.17 in x, which the plain distance paid as well as leaving 8 cm of the
+ * pull undone (test_stick_pull_x_drift_costs). Success keeps the plain
+ * distance. */
+static double stick_pull_dist(const double *handle, const double *goal) {
+    const double dx = 2.0 * (handle[0] - goal[0]), dy = handle[1] - goal[1],
+                 dz = handle[2] - goal[2];
+    return sqrt(dx * dx + dy * dy + dz * dz);
+}
+
 static void reset_stick(crl_env *e, crl_rng *rng) {
     static const double slo[2] = {-0.1, 0.55}, shi[2] = {0.0, 0.65};
     static const double glo[2] = {0.35, 0.45}, ghi[2] = {0.45, 0.55};
@@ -338,7 +350,7 @@ static void reset_stick(crl_env *e, crl_rng *rng) {
     e->d->qpos[dd->cont_y_qpos] = 0.0;
     set_goal(e, gp);
     manip_reset_hand(e, NULL);
-    ma_s(e)->d0 = manip_dist(e->d->site_xpos + 3 * dd->handle_site, gp);
+    ma_s(e)->d0 = stick_pull_dist(e->d->site_xpos + 3 * dd->handle_site, gp);
 }
 
 /* ---- rewards -------------------------------------------------------------- */
@@ -534,9 +546,9 @@ static double stick_path_dist(const double *end, const double *handle) {
 }
 
 /* stick-pull: reach the stick, grasp it, put its end through the handle,
- * and pull the handle to the goal:
- *   1 reach + 1 grasp
- *     + grasp * (2 insert + 2 near + 2 inserted + 5 inserted * pull)
+ * and pull the handle to the goal (v10, session 12):
+ *   0.5 reach + 1 grasp
+ *     + grasp * (insert + near + inserted + 5 inserted * pull)
  *   grasp    = held_grasp: the stick between the pads
  *   insert   = tol(stick_path_dist(end), flat to 0.02, margin 0.5): through
  *              the hole along its axis to the point STICK_DEPTH past it
@@ -547,8 +559,9 @@ static double stick_path_dist(const double *end, const double *handle) {
  *   nothing)
  *   inserted = tol(gap to the insertion condition, margin 0.03, gaussian):
  *              1 when the end counts as inserted
- *   pull     = (progress + tol(|handle - goal|, margin max(d0, 0.1))) / 2,
- *              progress = clamp(1 - |handle - goal| / max(d0, 0.1), 0, 1):
+ *   pull     = (progress + tol(dp, margin max(d0, 0.1))) / 2,
+ *              progress = clamp(1 - dp / max(d0, 0.1), 0, 1), dp being
+ *              stick_pull_dist (x offset counted twice, session 12):
  *              a gradient that does not fade at the start. With 3 insert +
  *              4 inserted * tol (session 10, 240k steps) SAC threaded the
  *              stick through the handle in 3 of 3 deterministic episodes and
@@ -560,6 +573,14 @@ static double stick_path_dist(const double *end, const double *handle) {
  * hole (the end 6 cm short and 3.4 cm off the axis, against the container's
  * side), and both seeds' policies stayed in that jam at 120k steps; now it
  * pays over 4 (test_stick_insertion_pays_over_the_jam).
+ * v10 halves every term but grasp and pull (session 12): v9's weights (1 reach + 1
+ * grasp + grasp * (2 insert + 2 near + 2 inserted + 5 inserted * pull))
+ * added up to 13, and the cap at 9.5 swallowed the pull. Just inserted
+ * paid 8.25, so every state past about 8 cm of pulling (pull = 0.25) paid
+ * the same 9.5: the rest of the pull and the x drift of session 11's v9
+ * policies cost nothing (test_stick_pull_is_not_capped). Now they add up
+ * to 9.5 (only the goal itself reaches it, and that is success), and the
+ * pull spans 4.5 to 9.5.
  * Pushing the container with the hand pays nothing: pull counts only with
  * the stick in the handle. Insert and pull count only with the stick held,
  * as Meta-World gates its stick-pull reward on the grasp: with them ungated
@@ -578,7 +599,8 @@ static void reward_stick(crl_env *e, const float *act, crl_step_info *info) {
     const double *stick = d->xpos + 3 * dd->obj_body;
     const double *handle = d->site_xpos + 3 * dd->handle_site;
     const double *end = d->site_xpos + 3 * dd->end_site;
-    double d_goal = manip_dist(handle, st->ms.goal);
+    const double d_goal = manip_dist(handle, st->ms.goal);
+    const double d_pull = stick_pull_dist(handle, st->ms.goal);
     const double path = stick_path_dist(end, handle);
     double insert = tol_lt(path, 0.02, 0.5), near = tol_lt(path, 0.02, 0.1);
     double inserted = manip_tolerance(stick_insert_gap(end, handle), 0.0, 0.0, 0.03,
@@ -588,9 +610,9 @@ static void reward_stick(crl_env *e, const float *act, crl_step_info *info) {
     insert = fmax(insert, inserted);
     near = fmax(near, inserted);
     double grasp = held_grasp(e, stick, STICK_GRIP_LO, STICK_GRIP_HI);
-    double shaped = 1.0 * reach_term(e, stick) + 1.0 * grasp +
-                    grasp * (2.0 * insert + 2.0 * near + 2.0 * inserted +
-                             5.0 * inserted * stick_pull_term(d_goal, st->d0));
+    double shaped = 0.5 * reach_term(e, stick) + 1.0 * grasp +
+                    grasp * (insert + near + inserted +
+                             5.0 * inserted * stick_pull_term(d_pull, st->d0));
     finish(info, d_goal <= STICK_SUCCESS && stick_inserted(end, handle), shaped);
 }
 

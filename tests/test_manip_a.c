@@ -666,14 +666,15 @@ END_TEST
  * its +x end at handle + (dx, dy, 0), the container moved by pull towards
  * -y (the goal's side) from where reset left it: reach and grasp are the
  * same for every placement, so only insert and pull move. */
-static float stick_reward_at(double dx, double dy, double pull) {
+static crl_step_info stick_reward_cont(double dx, double dy, double cx, double cy) {
     crl_env_spec *s = make_spec("stick-pull");
     crl_env *e = make_env(s);
     const mjModel *m = s->m;
     mjData *d = e->d;
     float obs[OBS_DIM], act[ACT_DIM] = {0};
     crl_env_reset(e, 3, obs);
-    d->qpos[m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, "container_y")]] = -pull;
+    d->qpos[m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, "container_x")]] = cx;
+    d->qpos[m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, "container_y")]] = cy;
     mj_forward(m, d);
     double h[3];
     memcpy(h, d->site_xpos + 3 * mj_name2id(m, mjOBJ_SITE, "handle"), sizeof h);
@@ -689,9 +690,14 @@ static float stick_reward_at(double dx, double dy, double pull) {
     mj_forward(m, d);
     crl_step_info info;
     e->spec->task->reward(e, act, &info);
-    ck_assert(!info.success);
     crl_env_free(e);
     crl_env_spec_free(s);
+    return info;
+}
+
+static float stick_reward_at(double dx, double dy, double pull) {
+    crl_step_info info = stick_reward_cont(dx, dy, 0.0, -pull);
+    ck_assert(!info.success);
     return info.reward;
 }
 
@@ -743,6 +749,67 @@ START_TEST(test_stick_pull_pays_from_the_start) {
     const float pushed = stick_reward_at(0.02, 0.0, -0.05);
     ck_assert_msg(pulled > at + 0.35f, "pulled 5 cm %g, at the start %g", pulled, at);
     ck_assert_msg(pushed < at, "pushed away %g, at the start %g", pushed, at);
+}
+END_TEST
+
+/* The handle's position at reset (container slides at 0) and the goal, for
+ * stick_reward_cont's seed. */
+static void stick_handle_and_goal(double h0[3], double g[3]) {
+    crl_env_spec *s = make_spec("stick-pull");
+    crl_env *e = make_env(s);
+    float obs[OBS_DIM];
+    crl_env_reset(e, 3, obs);
+    memcpy(h0, e->d->site_xpos + 3 * mj_name2id(s->m, mjOBJ_SITE, "handle"),
+           3 * sizeof(double));
+    for (int i = 0; i < 3; i++) g[i] = obs[OBS_DIM - 3 + i];
+    crl_env_free(e);
+    crl_env_spec_free(s);
+}
+
+/* The stick through the handle (2 cm past it, on the axis) and the handle
+ * placed at goal + (ox, oy): session 11's v9 policies pulled the handle to
+ * the goal's y but dragged the container 0.17 along +x, and the plain
+ * distance paid an x drift as little as the same length of pull left
+ * undone. Now 8 cm of x drift with 10 cm of pull left (0.128 from the goal)
+ * pays less than 14 cm of pull left undone (0.14). And the container's x
+ * travel is limited to 0.08 each way. */
+START_TEST(test_stick_pull_x_drift_costs) {
+    double h0[3], g[3];
+    stick_handle_and_goal(h0, g);
+    const double bx = g[0] - h0[0], by = g[1] - h0[1];
+    const crl_step_info di = stick_reward_cont(0.02, 0.0, bx + 0.08, by + 0.10),
+                        sh = stick_reward_cont(0.02, 0.0, bx, by + 0.14);
+    ck_assert(!di.success && !sh.success);
+    const float drift = di.reward, short_ = sh.reward;
+    fprintf(stderr, "stick: x drift 8 cm %g, 14 cm short %g\n", drift, short_);
+    ck_assert_msg(drift < short_ - 0.1f, "drifted %g, short %g", drift, short_);
+    crl_env_spec *s = make_spec("stick-pull");
+    const mjModel *m = s->m;
+    const double *r = m->jnt_range + 2 * mj_name2id(m, mjOBJ_JOINT, "container_x");
+    ck_assert_msg(r[0] >= -0.08 && r[1] <= 0.08, "container x travel %g..%g", r[0], r[1]);
+    crl_env_spec_free(s);
+}
+END_TEST
+
+/* Every centimetre of the pull pays, to the edge of success: the stick
+ * through the handle, the handle 30, 25, ..., 13 cm from the goal along y.
+ * Under v9 the weights added up to 13 and the cap at 9.5 paid every state
+ * past about 8 cm of pulling the same. */
+START_TEST(test_stick_pull_is_not_capped) {
+    double h0[3], g[3];
+    stick_handle_and_goal(h0, g);
+    const double bx = g[0] - h0[0], by = g[1] - h0[1];
+    const double left[] = {0.30, 0.25, 0.20, 0.15, 0.13};
+    float prev = 0.0f;
+    for (int i = 0; i < 5; i++) {
+        crl_step_info r = stick_reward_cont(0.02, 0.0, bx, by + left[i]);
+        ck_assert(!r.success);
+        fprintf(stderr, "stick: %.2f from the goal: %g\n", left[i], r.reward);
+        if (i) ck_assert_msg(r.reward > prev + 0.05f, "%.2f left pays %g, %.2f left %g",
+                             left[i], r.reward, left[i - 1], prev);
+        prev = r.reward;
+    }
+    ck_assert_msg(prev < REWARD_MAX - 0.5f - 0.1f, "13 cm from the goal pays %g", prev);
 }
 END_TEST
 
@@ -1011,6 +1078,8 @@ static Suite *manip_a_suite(void) {
     tcase_add_test(tc, test_stick_insert_needs_the_grasp);
     tcase_add_test(tc, test_stick_insert_follows_the_axis);
     tcase_add_test(tc, test_stick_pull_pays_from_the_start);
+    tcase_add_test(tc, test_stick_pull_x_drift_costs);
+    tcase_add_test(tc, test_stick_pull_is_not_capped);
     tcase_add_test(tc, test_stick_insertion_pays_over_the_jam);
     tcase_add_test(tc, test_wall_place_needs_the_hand_at_the_puck);
     tcase_add_test(tc, test_shelf_path_over_the_edge);
