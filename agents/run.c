@@ -633,8 +633,8 @@ static const char *key_method(const char *key, const crl_method *m, int *applies
 /* A key as the caller spells it: "--key" (a flag) or "key_name" (an
  * option of crl.train). */
 static const char *spelled(const char *key, int style, char *buf, size_t n) {
-    if (!style) {
-        snprintf(buf, n, "--%s", key);
+    if (!style) { /* the task's flag is --task (--env is its old spelling) */
+        snprintf(buf, n, "--%s", strcmp(key, "env") ? key : "task");
         return buf;
     }
     snprintf(buf, n, "%s", key);
@@ -673,7 +673,7 @@ int crl_run_config_check_given(const crl_run_config *c, const char *const *keys,
                             "single-task run (%s)",
                             f, style ? "scenario=..." : "--scenario",
                             style ? "env, env_xml or its resume"
-                                  : "--env, --env-xml or its --resume");
+                                  : "--task, --env-xml or its --resume");
     }
     if (!continual || !crl_run_config_is_scenario(c)) return CRL_OK;
     const crl_method *m = crl_method_find(c->method);

@@ -25,6 +25,10 @@ const char *cli_mpi_version(void); /* cli/cmd_sweep.c */
 /* A progress line's time left: "45s", "12m07s" or "3h05m" ("--" if unknown). */
 void cli_fmt_eta(double s, char *buf, size_t n); /* cli/cmd_train.c */
 
+/* crl train --dry-run: the resolved configuration and an estimated wall
+ * time from a 2-second calibration; writes nothing. Returns the exit code. */
+int cli_dry_run(const void *run_config); /* cli/dry_run.c, a crl_run_config */
+
 /* Exit code for a crl status. */
 int cli_exit_code(int status);
 

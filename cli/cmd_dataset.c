@@ -269,8 +269,8 @@ int cmd_dataset(int argc, char **argv) {
          0},
         {"threads", OPT_INT, &threads, 0, 256,
          "env threads (0: one per core; up to 2 step the episodes side by side)", 0},
-        {"out", OPT_STR, &out, 0, 0,
-         "the dataset file (also -o); an existing dataset is appended to", 0},
+        {"output", OPT_STR, &out, 0, 0,
+         "the dataset file; an existing dataset is appended to", 0},
         {"policy", OPT_STR, &policy_path, 0, 0,
          "act with an exported policy (.crlp) instead of the scripted policy", 0},
         {"run-db", OPT_STR, &run_db, 0, 0,
@@ -286,20 +286,15 @@ int cmd_dataset(int argc, char **argv) {
         {"task", OPT_STR, &only, 0, 0, "with --verify: only this task", 0},
     };
     const int nd = (int)(sizeof defs / sizeof defs[0]);
-    char **av = malloc(sizeof *av * (size_t)(argc + 1));
-    if (!av) return 1;
-    for (int i = 0; i < argc; i++) av[i] = strcmp(argv[i], "-o") ? argv[i] : "--out";
-    av[argc] = NULL;
     unsigned char given[sizeof defs / sizeof defs[0]];
     int rc = opts_parse_given(
-        "dataset", defs, nd, argc, av,
+        "dataset", defs, nd, argc, argv,
         "(--tasks A,B | --scenario NAME) -o FILE [--episodes N] [--noise S]\n"
         "         [--random-frac F] [--seed S] [--threads N]\n"
         "         [--policy FILE.crlp | --run-db DB --run ID [--run-task T]]\n"
         "       crl dataset --info FILE\n"
         "       crl dataset --verify FILE [--task T]",
         given);
-    free(av);
     if (rc) return rc == 1 ? 0 : rc;
 
     /* ---- the modes and their flags */

@@ -12,6 +12,8 @@
 #include "crl/env.h"
 #include "crl/export.h"
 #include "crl/policy.h"
+#include "crl/run.h"
+#include "crl/scenario.h"
 #include "envs/external.h"
 
 /* --task-xml NAME: the task's MJCF to out ("-" = stdout). */
@@ -46,29 +48,49 @@ static int export_task_xml(const char *task, const char *out) {
     return 0;
 }
 
+/* --task NAME|POS against run `run`'s scenario (a single-task run: its task
+ * is position 0). A run that is not there is crl_policy_export's to name. */
+static int task_position(const char *db, int64_t run, const char *arg, int *pos) {
+    crl_store *store = NULL;
+    crl_run_config r;
+    crl_err err = {0};
+    *pos = -1;
+    if (crl_store_open(db, 0, &store, &err) ||
+        crl_run_config_load(store, run, &r, NULL, &err)) {
+        crl_store_close(store);
+        return 0;
+    }
+    crl_store_close(store);
+    const crl_scenario *sc =
+        crl_run_config_is_scenario(&r) ? crl_scenario_find(r.scenario) : NULL;
+    const char *one[1] = {r.env ? r.env : r.env_xml ? r.env_xml : "?"};
+    char label[64];
+    snprintf(label, sizeof label, "run %lld", (long long)run);
+    int rc = opts_task_pos("export", arg, sc ? sc->name : label, sc ? sc->n_tasks : 1,
+                           sc ? sc->tasks : one, pos);
+    crl_run_config_free(&r);
+    return rc;
+}
+
 int cmd_export(int argc, char **argv) {
-    const char *db = NULL, *out = NULL, *task_xml = NULL;
-    int64_t run = 0, task = -1;
+    const char *db = NULL, *out = NULL, *task_xml = NULL, *task_arg = NULL;
+    int64_t run = 0;
+    int task = -1;
     const opt_def defs[] = {
         {"db", OPT_STR, &db, 0, 0, "SQLite run store", 0},
         {"run", OPT_I64, &run, 1, 9e18, "run id (see 'crl runs')", 0},
-        {"task", OPT_I64, &task, -1, 1e6,
-         "only this scenario position (default: every task of the run)", 0},
-        {"out", OPT_STR, &out, 0, 0,
-         "output file (also -o); '-' is stdout for --task-xml", 0},
+        {"task", OPT_STR, &task_arg, 0, 0,
+         "only this task of the run's scenario: its name or 0-based position (default: "
+         "every task)",
+         0},
+        {"output", OPT_STR, &out, 0, 0, "output file; '-' is stdout for --task-xml", 0},
         {"task-xml", OPT_STR, &task_xml, 0, 0,
          "write this task's MJCF instead of a policy (see 'crl tasks')", 0},
     };
     const int nd = (int)(sizeof defs / sizeof defs[0]);
-    /* -o is --out. */
-    char **av = malloc(sizeof *av * (size_t)(argc + 1));
-    if (!av) return 1;
-    for (int i = 0; i < argc; i++) av[i] = strcmp(argv[i], "-o") ? argv[i] : "--out";
-    av[argc] = NULL;
-    int rc = opts_parse("export", defs, nd, argc, av,
-                        "--db FILE --run ID [--task T] -o agent.crlp\n"
+    int rc = opts_parse("export", defs, nd, argc, argv,
+                        "--db FILE --run ID [--task NAME|POS] -o agent.crlp\n"
                         "       crl export --task-xml TASK -o task.xml");
-    free(av);
     if (rc) return rc == 1 ? 0 : rc;
     if (task_xml) {
         if (db || run) {
@@ -89,8 +111,9 @@ int cmd_export(int argc, char **argv) {
         fprintf(stderr, "crl export: %s: no such file\n", db);
         return 2;
     }
+    if (task_arg && (rc = task_position(db, run, task_arg, &task))) return rc;
     char msg[600] = "";
-    rc = crl_policy_export(db, run, (int)task, out, msg, sizeof msg);
+    rc = crl_policy_export(db, run, task, out, msg, sizeof msg);
     if (rc) {
         fprintf(stderr, "crl export: %s\n", msg);
         return rc == CRL_ENOTFOUND || rc == CRL_EINVAL ? 2 : 1;

@@ -22,7 +22,7 @@ static void merge_usage(FILE *f) {
             "of this schema version, or are corrupt, refuse the whole merge and leave\n"
             "OUT.db untouched.\n\n"
             "options:\n"
-            "  -o, --out FILE         the merged database\n"
+            "  -o, --output FILE      the merged database (also --out)\n"
             "  -q, --quiet            no summary line\n"
             "  --help                 show this help\n");
 }
@@ -38,15 +38,17 @@ int cmd_merge(int argc, char **argv) {
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!only_files && (!strcmp(a, "-o") || !strcmp(a, "--out"))) {
+        if (!only_files &&
+            (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--out"))) {
             if (i + 1 >= argc || !*argv[i + 1]) {
                 fprintf(stderr, "crl merge: option '%s' needs a value\n", a);
                 free(shards);
                 return 2;
             }
             out = argv[++i];
-        } else if (!only_files && !strncmp(a, "--out=", 6)) {
-            out = a + 6;
+        } else if (!only_files &&
+                   (!strncmp(a, "--out=", 6) || !strncmp(a, "--output=", 9))) {
+            out = strchr(a, '=') + 1;
         } else if (!only_files && (!strcmp(a, "-q") || !strcmp(a, "--quiet"))) {
             quiet = 1;
         } else if (!only_files && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {

@@ -141,15 +141,15 @@ static int parse_seeds(const char *s, uint64_t *out) {
 }
 
 static const char *const OWN[] = {"scenario", "methods", "seeds",         "single-seeds",
-                                  "out",      "jobs",    "worker-timeout"};
+                                  "output",   "jobs",    "worker-timeout"};
 static const char *const OWN_FLAGS[] = {"dry-run", "quiet"};
 /* crl train flags a sweep sets itself for every job. */
-static const char *const FORBIDDEN[] = {"db",  "resume",      "method",  "seed",
-                                        "env", "single-task", "env-xml", "steps"};
+static const char *const FORBIDDEN[] = {"db",          "resume",  "method", "seed", "env",
+                                        "single-task", "env-xml", "steps",  "task"};
 
 static void sweep_usage(FILE *f) {
     static const char *const lines[] = {
-        "usage: crl sweep --scenario S --methods M1,M2,... --seeds 1-10 --out DIR",
+        "usage: crl sweep --scenario S --methods M1,M2,... --seeds 1-10 -o DIR",
         "                 [--jobs N] [--single-seeds SEEDS|none] [crl train flags]",
         "",
         "Runs every method x seed through scenario S, plus the single-task reference",
@@ -166,7 +166,7 @@ static void sweep_usage(FILE *f) {
         "  --seeds SEEDS          e.g. 1-10 or 1,3,5",
         "  --single-seeds SEEDS   seeds of the reference runs (default: --seeds;",
         "                         none: no references)",
-        "  --out DIR              sweep directory (created)",
+        "  -o, --output DIR       sweep directory (created; also --out)",
         "  --jobs N               jobs at a time: locally (default: one per two",
         "                         cores) or per MPI worker (default 1)",
         "  --worker-timeout S     MPI: seconds of silence after which a worker and",
@@ -194,6 +194,16 @@ static int parse_args(sweep *sw, int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             sweep_usage(stdout);
             return -1;
+        }
+        /* -o DIR and --out DIR are --output DIR, as in every command. */
+        if (!strcmp(a, "-o") || !strcmp(a, "--out")) a = "--output";
+        if (!strncmp(a, "--out=", 6)) {
+            if (!a[6]) {
+                fprintf(stderr, "crl sweep: option '--output' needs a value\n");
+                return 2;
+            }
+            sw->out = a + 6;
+            continue;
         }
         if (strncmp(a, "--", 2) != 0) {
             sw->pass[sw->n_pass++] = a;
@@ -237,7 +247,7 @@ static int parse_args(sweep *sw, int argc, char **argv) {
     }
     if (!sw->scenario || !sw->methods || !sw->seeds || !sw->out) {
         fprintf(stderr,
-                "crl sweep: --scenario, --methods, --seeds and --out are required "
+                "crl sweep: --scenario, --methods, --seeds and -o DIR are required "
                 "(see 'crl sweep --help')\n");
         return 2;
     }

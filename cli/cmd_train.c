@@ -89,15 +89,34 @@ static void on_progress(const crl_progress *p, void *vctx) {
  * configuration (crl_run_config, whose stored keys the flags are named
  * after), or one of the command's own variables. */
 static int train_defs(opt_def *defs, crl_run_config *r, const char **db, int *quiet,
-                      int64_t *resume, int64_t *updates) {
+                      int64_t *resume, int64_t *updates, int *dry) {
     crl_sac_config *s = &r->sac;
     const opt_def tmp[] = {
+        {"task and schedule", OPT_GROUP, NULL, 0, 0, NULL, 0},
+        {"env", OPT_STR, &r->env, 0, 0, "task to train on (see 'crl tasks')", 1},
         {"scenario", OPT_STR, &r->scenario, 0, 0,
          "continual run through a scenario (see 'crl scenarios')", 1},
         {"method", OPT_STR, &r->method, 0, 0,
          "with --scenario: a method (listed below; default the first)", 1},
+        {"steps", OPT_I64, &r->steps, 1, 1e12, "env steps to train", 1},
         {"steps-per-task", OPT_I64, &r->steps_per_task, 1, 1e12,
          "with --scenario: env steps per task", 1},
+        {"single-task", OPT_INT, &r->single_task, -1, 1e6,
+         "with --method single: only this scenario position (default: all)", 1},
+        {"seed", OPT_U64, &r->seed, 0, 9.0e18, "run seed", 1},
+        {"eval-every", OPT_I64, &r->eval_every, 1, 1e12, "env steps between evaluations",
+         1},
+        {"eval-episodes", OPT_INT, &r->eval_episodes, 0, 1000,
+         "stochastic episodes per evaluation (+1 deterministic)", 1},
+        {"eval-fixed", OPT_FLAG, &r->eval_fixed, 0, 0,
+         "scenarios: every evaluation of a task runs the same episodes (initial states "
+         "and action noise), so an unchanged policy scores exactly the same",
+         1},
+        {"resume", OPT_I64, resume, 1, 9e18,
+         "continue an interrupted continual run from its last checkpoint", 0},
+        {"threads", OPT_INT, &r->threads, 0, 256,
+         "compute threads (0: one per core; the update uses up to 2)", 1},
+        {"offline (behaviour cloning)", OPT_GROUP, NULL, 0, 0, NULL, 0},
         {"offline", OPT_STR, &r->offline, 0, 0,
          "train offline by behaviour cloning on a dataset file ('crl dataset'); "
          "evaluation stays online (docs/offline.md)",
@@ -110,10 +129,12 @@ static int train_defs(opt_def *defs, crl_run_config *r, const char **db, int *qu
          "with --offline: nll (the expert action's negative log-likelihood) or mse "
          "(on tanh(mean))",
          1},
+        {"continual methods", OPT_GROUP, NULL, 0, 0, NULL, 0},
         {"l2-coef", OPT_DOUBLE, &r->l2_coef, 0, 1e12, "l2 penalty coefficient", 1},
         {"ewc-coef", OPT_DOUBLE, &r->ewc_coef, 0, 1e12, "ewc penalty coefficient", 1},
         {"packnet-retrain", OPT_DOUBLE, &r->packnet_retrain, 0, 10,
          "packnet retraining updates after a prune, as a fraction of steps per task", 1},
+        {"CSP", OPT_GROUP, NULL, 0, 0, NULL, 0},
         {"csp-repeat-alpha", OPT_INT, &r->csp.repeat_alpha, 1, 1e9,
          "csp: env steps between draws of the collection alpha", 1},
         {"csp-peaked", OPT_INT, &r->csp.peaked, 0, 1,
@@ -142,6 +163,7 @@ static int train_defs(opt_def *defs, crl_run_config *r, const char **db, int *qu
          "csp: extra rollouts per finalist on other seeds to measure decision "
          "accuracy (outside the budget)",
          1},
+        {"L2M", OPT_GROUP, NULL, 0, 0, NULL, 0},
         {"modulator", OPT_STR, &r->l2m.modulator, 0, 0, "l2m: lora or ia3", 1},
         {"l2m-pool", OPT_INT, &r->l2m.pool, 1, 4096, "l2m: modulators in the pool", 1},
         {"l2m-rank", OPT_INT, &r->l2m.rank, 1, 4096, "l2m: LoRA rank", 1},
@@ -181,37 +203,7 @@ static int train_defs(opt_def *defs, crl_run_config *r, const char **db, int *qu
          1},
         {"base-db", OPT_STR, &r->l2m.base_db, 0, 0,
          "l2m: store holding the --base run (default: --db)", 1},
-        {"eval-fixed", OPT_FLAG, &r->eval_fixed, 0, 0,
-         "scenarios: every evaluation of a task runs the same episodes (initial states "
-         "and action noise), so an unchanged policy scores exactly the same",
-         1},
-        {"single-task", OPT_INT, &r->single_task, -1, 1e6,
-         "with --method single: only this scenario position (default: all)", 1},
-        {"resume", OPT_I64, resume, 1, 9e18,
-         "continue an interrupted continual run from its last checkpoint", 0},
-        {"env", OPT_STR, &r->env, 0, 0, "task to train on (see 'crl tasks')", 1},
-        {"env-xml", OPT_STR, &r->env_xml, 0, 0, "your own MJCF file instead of --env", 1},
-        {"xml-reward", OPT_STR, &r->xml_reward, 0, 0,
-         "with --env-xml: forward (x-velocity of --xml-body) or reach", 1},
-        {"xml-body", OPT_STR, &r->xml_body, 0, 0, "with --env-xml: body for forward", 1},
-        {"xml-site", OPT_STR, &r->xml_site, 0, 0, "with --env-xml: site for reach", 1},
-        {"xml-target", OPT_STR, &r->xml_target, 0, 0,
-         "with --env-xml: reach target x,y,z", 1},
-        {"xml-steps", OPT_INT, &r->xml_steps, 0, 1e8,
-         "with --env-xml: episode length (0: 1000)", 1},
-        {"seed", OPT_U64, &r->seed, 0, 9.0e18, "run seed", 1},
-        {"steps", OPT_I64, &r->steps, 1, 1e12, "env steps to train", 1},
-        {"db", OPT_STR, db, 0, 0, "SQLite run store (created if missing)", 0},
-        {"eval-every", OPT_I64, &r->eval_every, 1, 1e12, "env steps between evaluations",
-         1},
-        {"eval-episodes", OPT_INT, &r->eval_episodes, 0, 1000,
-         "stochastic episodes per evaluation (+1 deterministic)", 1},
-        {"log-train-episodes", OPT_STR, &r->log_train, 0, 0,
-         "training episodes kept for 'crl replay': every:N (the 1st, N+1th, ... of "
-         "a task) or none; evaluation episodes are always kept",
-         1},
-        {"threads", OPT_INT, &r->threads, 0, 256,
-         "compute threads (0: one per core; the update uses up to 2)", 1},
+        {"SAC", OPT_GROUP, NULL, 0, 0, NULL, 0},
         {"lr", OPT_FLOAT, &s->lr, 1e-8, 10, "Adam learning rate", 1},
         {"batch", OPT_INT, &s->batch, 1, 65536, "minibatch size", 1},
         {"hidden", OPT_INT, &s->hidden, 1, 65536, "width of hidden layers", 1},
@@ -227,7 +219,28 @@ static int train_defs(opt_def *defs, crl_run_config *r, const char **db, int *qu
          "env steps between update rounds (= updates per round)", 1},
         {"init-log-alpha", OPT_FLOAT, &s->init_log_alpha, -20, 20,
          "initial log entropy coefficient", 1},
+        {"your own MJCF (--env-xml)", OPT_GROUP, NULL, 0, 0, NULL, 0},
+        {"env-xml", OPT_STR, &r->env_xml, 0, 0, "your own MJCF file instead of --task",
+         1},
+        {"xml-reward", OPT_STR, &r->xml_reward, 0, 0,
+         "with --env-xml: forward (x-velocity of --xml-body) or reach", 1},
+        {"xml-body", OPT_STR, &r->xml_body, 0, 0, "with --env-xml: body for forward", 1},
+        {"xml-site", OPT_STR, &r->xml_site, 0, 0, "with --env-xml: site for reach", 1},
+        {"xml-target", OPT_STR, &r->xml_target, 0, 0,
+         "with --env-xml: reach target x,y,z", 1},
+        {"xml-steps", OPT_INT, &r->xml_steps, 0, 1e8,
+         "with --env-xml: episode length (0: 1000)", 1},
+        {"output", OPT_GROUP, NULL, 0, 0, NULL, 0},
+        {"db", OPT_STR, db, 0, 0, "SQLite run store (created if missing)", 0},
+        {"log-train-episodes", OPT_STR, &r->log_train, 0, 0,
+         "training episodes kept for 'crl replay': every:N (the 1st, N+1th, ... of "
+         "a task) or none; evaluation episodes are always kept",
+         1},
         {"quiet", OPT_FLAG, quiet, 0, 0, "no progress line", 0},
+        {"dry-run", OPT_FLAG, dry, 0, 0,
+         "print the resolved configuration and the run's estimated wall time on this "
+         "machine (a 2-second calibration); write nothing",
+         0},
     };
     const int n = (int)(sizeof tmp / sizeof tmp[0]);
     _Static_assert(sizeof tmp / sizeof tmp[0] <= TRAIN_MAX_OPTS, "raise TRAIN_MAX_OPTS");
@@ -354,7 +367,7 @@ static int misplaced_flag(const crl_run_config *r, const opt_def *defs, int n,
 }
 
 /* --offline: --updates-per-task is the budget (steps_per_task counts
- * updates), --bc-loss applies, and --env TASK becomes the one-task run of
+ * updates), --bc-loss applies, and --task NAME becomes the one-task run of
  * the first scenario that has TASK (method single). Flags of offline runs
  * without --offline, and online-only flags with it, are refused. */
 static int offline_flags(const opt_def *defs, int n, const unsigned char *given,
@@ -402,15 +415,16 @@ static int offline_flags(const opt_def *defs, int n, const unsigned char *given,
                     break;
                 }
         if (!r->scenario) {
-            fprintf(stderr,
-                    "crl train: --offline --env %s: the task is in no scenario (see 'crl "
-                    "scenarios')\n",
-                    r->env);
+            fprintf(
+                stderr,
+                "crl train: --offline --task %s: the task is in no scenario (see 'crl "
+                "scenarios')\n",
+                r->env);
             return 2;
         }
         r->env = "pendulum"; /* the default: a scenario run names no env */
     } else if (!r->scenario) {
-        fprintf(stderr, "crl train: --offline needs --scenario NAME or --env TASK\n");
+        fprintf(stderr, "crl train: --offline needs --scenario NAME or --task NAME\n");
         return 2;
     }
     return 0;
@@ -423,9 +437,10 @@ int cmd_train(int argc, char **argv) {
     const char *db = NULL;
     int quiet = 0;
     int64_t resume = 0, updates = 0;
+    int dry = 0;
     opt_def defs[TRAIN_MAX_OPTS];
-    const int n = train_defs(defs, &r, &db, &quiet, &resume, &updates);
-    const char *usage = "--db FILE [--env TASK | --env-xml FILE] [--steps N] [options]";
+    const int n = train_defs(defs, &r, &db, &quiet, &resume, &updates, &dry);
+    const char *usage = "--db FILE [--task NAME | --env-xml FILE] [--steps N] [options]";
     unsigned char given[TRAIN_MAX_OPTS];
     int rc = opts_parse_given("train", defs, n, argc, argv, usage, given);
     if (rc == 1) {
@@ -434,8 +449,13 @@ int cmd_train(int argc, char **argv) {
             printf("  %-22s %s\n", crl_method_at(i)->name, crl_method_at(i)->description);
     }
     if (rc) return rc == 1 ? 0 : rc;
-    if (!db) {
+    if (!db && !dry) {
         fprintf(stderr, "crl train: --db FILE is required (see 'crl train --help')\n");
+        return 2;
+    }
+    if (dry && resume) {
+        fprintf(stderr,
+                "crl train: --dry-run estimates a new run; it takes no --resume\n");
         return 2;
     }
 
@@ -454,28 +474,47 @@ int cmd_train(int argc, char **argv) {
         return 2;
     const int env = env_resume || (!resume && !r.scenario);
     if (env && !resume && (rc = xml_flags(&r))) return rc;
+    if (dry) {
+        rc = cli_dry_run(&r);
+        crl_run_config_free(&r);
+        return rc;
+    }
     rc = train_run(&r, db, resume, quiet, env);
     crl_run_config_free(&r);
     return rc;
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *db = NULL;
-    int64_t run = 0, task = -1;
-    int episodes = 10, stochastic = 0;
+    const char *db = NULL, *task_arg = NULL;
+    int64_t run = 0;
+    int task = -1;
+    int episodes = 10, stochastic = 0, deterministic = 0;
     uint64_t seed = 12345;
     const opt_def ed[] = {
         {"db", OPT_STR, &db, 0, 0, "SQLite run store", 0},
         {"run", OPT_I64, &run, 1, 9e18, "run id (see 'crl runs')", 0},
-        {"task", OPT_I64, &task, -1, 1e6, "scenario position (default: every task)", 0},
+        {"task", OPT_STR, &task_arg, 0, 0,
+         "a task of the run's scenario: its name or 0-based position (default: every "
+         "task)",
+         0},
         {"episodes", OPT_INT, &episodes, 1, 1000, "episodes per task", 0},
         {"seed", OPT_U64, &seed, 0, 9.0e18, "seed of the evaluation episodes", 0},
         {"stochastic", OPT_FLAG, &stochastic, 0, 0,
-         "sample actions (default: deterministic)", 0},
+         "sample actions (the default: Continual World scores tasks on stochastic "
+         "episodes)",
+         0},
+        {"deterministic", OPT_FLAG, &deterministic, 0, 0, "act with the mean action", 0},
     };
     int rc = opts_parse("eval", ed, (int)(sizeof ed / sizeof ed[0]), argc, argv,
-                        "--db FILE --run ID [--task T] [--episodes N] [--stochastic]");
+                        "--db FILE --run ID [--task NAME|POS] [--episodes N] "
+                        "[--deterministic]");
     if (rc) return rc == 1 ? 0 : rc;
+    if (stochastic && deterministic) {
+        fprintf(stderr,
+                "crl eval: --stochastic and --deterministic exclude each other\n");
+        return 2;
+    }
+    stochastic = !deterministic;
     if (!db || !run) {
         fprintf(stderr, "crl eval: --db FILE and --run ID are required\n");
         return 2;
@@ -491,8 +530,29 @@ int cmd_eval(int argc, char **argv) {
         return rc == CRL_ENOTFOUND ? 2 : 1;
     }
     double ret = 0, sr = 0;
-    /* A single-env run (crl train --env) stores an empty scenario. */
-    if (!crl_run_config_is_scenario(&r)) {
+    /* A single-env run (crl train --task) stores an empty scenario: its one
+     * task is position 0. */
+    const crl_scenario *sc =
+        crl_run_config_is_scenario(&r) ? crl_scenario_find(r.scenario) : NULL;
+    if (crl_run_config_is_scenario(&r) && !sc) {
+        fprintf(stderr, "crl eval: run %lld names unknown scenario '%s'\n",
+                (long long)run, r.scenario);
+        crl_store_close(store);
+        crl_run_config_free(&r);
+        return 1;
+    }
+    {
+        const char *one[1] = {r.env ? r.env : r.env_xml ? r.env_xml : "?"};
+        char label[64];
+        snprintf(label, sizeof label, "run %lld", (long long)run);
+        if ((rc = opts_task_pos("eval", task_arg, sc ? sc->name : label,
+                                sc ? sc->n_tasks : 1, sc ? sc->tasks : one, &task))) {
+            crl_store_close(store);
+            crl_run_config_free(&r);
+            return rc;
+        }
+    }
+    if (!sc) {
         crl_train_config c;
         crl_env_spec *spec = NULL;
         crl_sac *sac = NULL;
@@ -526,15 +586,7 @@ int cmd_eval(int argc, char **argv) {
         crl_sac_free(sac);
         if (spec) crl_env_spec_free(spec);
     } else {
-        const crl_scenario *sc = crl_scenario_find(r.scenario);
-        if (!sc) {
-            fprintf(stderr, "crl eval: run %lld names unknown scenario '%s'\n",
-                    (long long)run, r.scenario);
-            crl_store_close(store);
-            crl_run_config_free(&r);
-            return 1;
-        }
-        int t0 = task >= 0 ? (int)task : 0, t1 = task >= 0 ? (int)task + 1 : sc->n_tasks;
+        int t0 = task >= 0 ? task : 0, t1 = task >= 0 ? task + 1 : sc->n_tasks;
         const crl_method *meth = crl_method_find(r.method);
         const unsigned mflags = meth ? meth->impl->flags : 0;
         if (mflags & CRL_METHOD_ONE_TASK) t0 = r.single_task, t1 = t0 + 1;

@@ -16,7 +16,8 @@ typedef enum {
     OPT_FLOAT,
     OPT_DOUBLE,
     OPT_STR,
-    OPT_FLAG
+    OPT_FLAG,
+    OPT_GROUP /* not an option: a heading of --help (name = the heading) */
 } opt_type;
 
 typedef struct {
@@ -27,6 +28,14 @@ typedef struct {
     const char *help;
     int stored; /* sets a field of the run's configuration (crl_run_config) */
 } opt_def;
+
+/* Spelling shared by every command (docs/cli.md):
+ * - an option named "output" (or "out") is -o, --output, and --out too;
+ * - an option named "env" (a task name) is --task, and --env too, where the
+ *   command has no "task" option of its own;
+ * - --help shows a metavar that says what a value is (FILE, ID, NAME, N, X).
+ * The flag a def is shown as: */
+const char *opts_flag_name(const opt_def *defs, int n, int i);
 
 /* Parse argv (argv[0] is the sub-command) against defs. Prints one error line
  * "crl CMD: ..." to stderr and returns 2 on a bad flag or value, or a flag
@@ -39,5 +48,13 @@ int opts_parse(const char *cmd, const opt_def *defs, int n, int argc, char **arg
  * the command line (abbreviated or not) and 0 for the others. */
 int opts_parse_given(const char *cmd, const opt_def *defs, int n, int argc, char **argv,
                      const char *usage, unsigned char *given);
+/* --task of a command that picks a task of a run's scenario: a 0-based
+ * scenario position or a task name (a name that appears at several
+ * positions must be given as a position). arg NULL: *pos = -1 (every task).
+ * sc NULL (a single-task run): position 0 or the run's task name `single`.
+ * Prints one line "crl CMD: ..." and returns 2 when it names no task. */
+int opts_task_pos(const char *cmd, const char *arg, const char *scenario_name,
+                  int n_tasks, const char *const *tasks, int *pos);
+
 void opts_help(FILE *f, const char *cmd, const opt_def *defs, int n, const char *usage);
 #endif

@@ -130,8 +130,8 @@ int crl_env_spec_create(const char *name, crl_env_spec **out, crl_err *err) {
     if (!t) {
         char names[1200];
         list_names(names, sizeof names);
-        return crl_errf(err, CRL_ENOTFOUND, "unknown environment '%.60s' (known: %s)",
-                        name, names);
+        return crl_errf(err, CRL_ENOTFOUND, "unknown task '%.60s' (known: %s)", name,
+                        names);
     }
 
     crl_env_spec *s = calloc(1, sizeof *s);

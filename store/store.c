@@ -716,6 +716,23 @@ int crl_store_check_parent_dir(const char *path, const char *what, crl_err *err)
     dir[len] = 0;
     struct stat sb;
     int ret = CRL_OK;
+    /* A missing folder is made, as `mkdir -p` would (--db runs/x.db on a
+     * fresh checkout): only now, after the caller validated its input. */
+    if (stat(dir, &sb) != 0 && errno == ENOENT) {
+        for (char *p = dir + 1;; p++) {
+            if (*p != '/' && *p) continue;
+            const char c = *p;
+            *p = 0;
+            if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+                ret = crl_errf(err, CRL_EIO, "cannot create %s %s: folder %s: %s", what,
+                               path, dir, strerror(errno));
+                free(dir);
+                return ret;
+            }
+            *p = c;
+            if (!c) break;
+        }
+    }
     if (stat(dir, &sb) != 0)
         ret = crl_errf(err, CRL_EIO, "cannot create %s %s: directory %s: %s", what, path,
                        dir, strerror(errno));

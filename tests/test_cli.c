@@ -103,8 +103,12 @@ START_TEST(test_bad_usage) {
                               "--steps-per-task", "1", "--steps=100"),
                           2, "--steps does not apply to a continual run");
     expect_one_line_error(RUN("train", "--db", db, "--scenario", "cw10",
+                              "--steps-per-task", "1", "--task", "push"),
+                          2, "--task does not apply");
+    /* --env is --task's alias, named as --task. */
+    expect_one_line_error(RUN("train", "--db", db, "--scenario", "cw10",
                               "--steps-per-task", "1", "--env", "push"),
-                          2, "--env does not apply");
+                          2, "--task does not apply");
     /* None of those created the database. */
     struct stat sb;
     ck_assert(stat(db, &sb) != 0);

@@ -542,7 +542,13 @@ START_TEST(test_open_missing) {
     crl_dataset *d = NULL;
     FAILS(CRL_ENOTFOUND, crl_dataset_open(path, 0, &d, &e));
     ck_assert_int_ne(access(path, F_OK), 0);
-    FAILS(CRL_EIO, crl_dataset_open(tpath("no/such/dir.db"), 1, &d, &e));
+    /* Creating makes the missing folders (as crl train --db does) ... */
+    ck_assert_int_eq(crl_dataset_open(tpath("no/such/dir.db"), 1, &d, &e), CRL_OK);
+    crl_dataset_close(d);
+    d = NULL;
+    ck_assert_int_eq(access(tpath("no/such/dir.db"), F_OK), 0);
+    /* ... but not under a file. */
+    FAILS(CRL_EIO, crl_dataset_open(tpath("no/such/dir.db/x.db"), 1, &d, &e));
 }
 END_TEST
 

@@ -805,8 +805,9 @@ START_TEST(test_stick_pull_is_not_capped) {
         crl_step_info r = stick_reward_cont(0.02, 0.0, bx, by + left[i]);
         ck_assert(!r.success);
         fprintf(stderr, "stick: %.2f from the goal: %g\n", left[i], r.reward);
-        if (i) ck_assert_msg(r.reward > prev + 0.05f, "%.2f left pays %g, %.2f left %g",
-                             left[i], r.reward, left[i - 1], prev);
+        if (i)
+            ck_assert_msg(r.reward > prev + 0.05f, "%.2f left pays %g, %.2f left %g",
+                          left[i], r.reward, left[i - 1], prev);
         prev = r.reward;
     }
     ck_assert_msg(prev < REWARD_MAX - 0.5f - 0.1f, "13 cm from the goal pays %g", prev);

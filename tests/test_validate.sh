@@ -79,7 +79,7 @@ refused "run 7 has no checkpoint" --scenario t1 --method l2m --base 7 \
 refused "cannot be split" --scenario t1 --method l2m --base 1 --l2m-oracle \
     --l2m-pool 2 --steps-per-task 100
 # Item 8: conflicting, repeated and other methods' flags, naming both.
-refused "--env and --env-xml conflict" --env pendulum --env-xml x.xml --steps 100
+refused "--task and --env-xml conflict" --task pendulum --env-xml x.xml --steps 100
 refused "--lr is given twice (--lr 0.001 and --lr 0.002)" --env pendulum \
     --lr 0.001 --lr 0.002 --steps 100
 refused "--hidden is given twice" --env pendulum --hidden 8 --hid 16 --steps 100
