@@ -20,6 +20,13 @@ extern "C" {
  * thread count. Errors: CRL_ENOTFOUND if libopenblas cannot be loaded. */
 int crl_blas_init(int threads, crl_err *err);
 
+/* The kernel crl asks OpenBLAS for on this CPU ("SkylakeX", "Haswell"), or
+ * NULL when OpenBLAS's own detection is used. OpenBLAS reads
+ * OPENBLAS_CORETYPE once, when it is loaded: a host that loads it before
+ * crl (Python's numpy does) can set the variable to this first, unless
+ * the user set it (crl's Python package does, docs/python.md). */
+const char *crl_blas_preferred_core(void);
+
 /* Kernel OpenBLAS runs ("Haswell", "SkylakeX", ...), after crl_blas_init. */
 const char *crl_blas_kernel(void);
 /* How the kernel was chosen, one line ("forced by crl: CPU has AVX2+FMA"). */

@@ -14,6 +14,8 @@ Where the library is found, first hit wins:
 """
 
 import os
+import sys
+import warnings
 
 import cffi
 
@@ -23,6 +25,7 @@ ffi.cdef(
     """
     typedef struct { int code; char msg[512]; } crl_err;
     const char *crl_strerror(int code);
+    const char *crl_blas_preferred_core(void);
 
     typedef struct { uint64_t s[4]; int has_spare; double spare; } crl_rng;
     void crl_rng_seed(crl_rng *r, uint64_t seed);
@@ -117,3 +120,72 @@ class Owned:
             self.close()
         except Exception:  # interpreter shutdown
             pass
+
+
+
+def preferred_core():
+    """The OpenBLAS kernel crl asks for on this CPU, from its feature flags:
+    the rule of crl_blas_preferred_core (nn/blas.c), read here from
+    /proc/cpuinfo so that importing crl does not load the library
+    (tests/python/test_kernel.py checks that the two agree). None: OpenBLAS's
+    own detection."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+            else:
+                return None
+    except OSError:
+        return None
+    if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags:
+        return "SkylakeX"
+    if {"avx2", "fma"} <= flags:
+        return "Haswell"
+    return None
+
+
+def _loaded_core():
+    """The kernel of an OpenBLAS already in the process, or None."""
+    import ctypes
+
+    try:
+        ob = ctypes.CDLL("libopenblas.so.0", mode=getattr(os, "RTLD_NOLOAD", 4))
+        ob.openblas_get_corename.restype = ctypes.c_char_p
+        return ob.openblas_get_corename().decode()
+    except (OSError, AttributeError):
+        return None
+
+
+def _prefer_kernel():
+    """Ask for crl's OpenBLAS kernel before numpy loads OpenBLAS.
+
+    OpenBLAS picks its kernel once, when it is loaded, and numpy loads it
+    first. Left alone it detects the CPU itself, and on CPUs it does not
+    know (OpenBLAS 0.3.21 on recent Xeons) it falls back to a generic
+    kernel ("Prescott") that is several times slower and sums in another
+    order than the crl tool. So, as the C library does for the crl tool,
+    the package sets OPENBLAS_CORETYPE to crl's choice, unless the user
+    set it. If numpy was imported before crl, it is too late: a warning
+    says so."""
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        return
+    core = preferred_core()
+    if core is None:
+        return
+    if "numpy" in sys.modules:
+        if _loaded_core() in (None, core):
+            return
+        warnings.warn(
+            "crl: numpy was imported before crl and has loaded OpenBLAS with the CPU's "
+            "own kernel detection; import crl first (or set OPENBLAS_CORETYPE=%s) for "
+            "crl's %s kernel" % (core, core),
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return
+    os.environ["OPENBLAS_CORETYPE"] = core
+
+
+_prefer_kernel()

@@ -165,7 +165,8 @@ def train(db, progress=None, resume=None, **options):
     (print `crl train`'s progress line to stderr) or a callable taking a
     Progress. resume: continue an interrupted run (its stored configuration;
     no other options). options: `crl train`'s flags with '_' for '-'
-    (env, steps, scenario, method, steps_per_task, seed, eval_every, lr, ...);
+    (task or env, steps, scenario, method, steps_per_task, seed, eval_every, lr,
+    ...);
     flags that are switches take True. A method that trains one task per run
     (method="single" without single_task) makes one run per scenario
     position and returns the list of their ids.
@@ -184,6 +185,10 @@ def train(db, progress=None, resume=None, **options):
     if options.pop("quiet", False):
         progress = None
     updates = options.pop("updates_per_task", None)
+    if "task" in options:  # `crl train --task` (env is its stored key and alias)
+        if "env" in options:
+            raise ValueError("crl.train: task and env are the same option; give one")
+        options["env"] = options.pop("task")
     keys = {}
     for name, value in options.items():
         if name in _NOT_STORED:

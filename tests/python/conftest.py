@@ -14,6 +14,12 @@ import sys
 
 import pytest
 
+# crl before numpy (the test modules import numpy first): crl's package asks
+# OpenBLAS for crl's kernel, which it can only do before numpy loads
+# OpenBLAS (python/crl/_lib.py, _prefer_kernel). Importing crl does not load
+# libcrl.so (an ASan build could not be loaded here).
+import crl  # noqa: E402,F401
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(REPO, "build")
 
