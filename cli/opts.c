@@ -80,6 +80,20 @@ static int parse_value(const char *cmd, const opt_def *d, const char *arg) {
     case OPT_FLAG:
         *(int *)d->ptr = 1;
         return 0;
+    case OPT_STRLIST: {
+        opt_list *l = d->ptr;
+        if (!*arg) {
+            fprintf(stderr, "crl %s: --%s expects a value\n", cmd, d->name);
+            return 2;
+        }
+        if (l->n >= OPT_LIST_MAX) {
+            fprintf(stderr, "crl %s: --%s is given more than %d times\n", cmd, d->name,
+                    OPT_LIST_MAX);
+            return 2;
+        }
+        l->v[l->n++] = arg;
+        return 0;
+    }
     }
     return 2;
 }
@@ -112,6 +126,9 @@ void opts_help(FILE *f, const char *cmd, const opt_def *defs, int n, const char 
                 snprintf(def, sizeof def, " (default %s)", *(const char **)d->ptr);
             break;
         case OPT_FLAG:
+            break;
+        case OPT_STRLIST:
+            snprintf(def, sizeof def, " (repeatable)");
             break;
         }
         fprintf(f, "  %-22s %s%s\n", flag, d->help, def);
@@ -169,7 +186,7 @@ int opts_parse_given(const char *cmd, const opt_def *defs, int n, int argc, char
         }
         const int k = c - 1000;
         const opt_def *d = &defs[k];
-        if (had[k]) {
+        if (had[k] && d->type != OPT_STRLIST) {
             if (d->type == OPT_FLAG)
                 fprintf(stderr, "crl %s: --%s is given twice; give it once\n", cmd,
                         d->name);
