@@ -61,6 +61,14 @@ typedef struct {
      * decoder; 0 / NULL: not recorded). obs_dim and act_dim of a
      * single-env run are in sac. */
     const char *blas_kernel, *crl_version, *mujoco_version;
+    /* The new run's labels (docs/tracking.md): a name (NULL: none) and
+     * n_tags tags. Not configuration: stored in runs.name and table
+     * run_tags, not encoded into config_json, and NULL / 0 in a decoded
+     * config. Checked by crl_run_config_validate
+     * (crl_store_run_labels_check); the strings are the caller's. */
+    const char *name;
+    const char *const *tags;
+    int n_tags;
     /* Strings the decoder allocated (crl_run_config_free). */
     char *owned[40];
     int n_owned;
