@@ -53,6 +53,20 @@ def test_runs_equal_sql(store_db):
     assert recs[0]["steps_per_task"] is None and recs[1]["steps"] is None
 
 
+def test_runs_have_the_names_and_tags_crl_train_stored(tmp_path):
+    """crl train --name/--tag (docs/tracking.md) read back by crl.runs; a run
+    without them has name None and no tags."""
+    from _runs_fixtures import ENV_RUN, TINY
+
+    db = str(tmp_path / "labels.db")
+    run_cli("train", "--db", db, *ENV_RUN, *TINY, "--quiet", "--name", "first",
+            "--tag", "b", "--tag", "a")
+    run_cli("train", "--db", db, *ENV_RUN, *TINY, "--quiet")
+    recs = crl.runs(db, as_records=True)
+    assert [(r["name"], r["tags"]) for r in recs] == [("first", ["b", "a"]), (None, [])]
+    assert sql(db, "SELECT name FROM runs ORDER BY id") == [("first",), (None,)]
+
+
 def test_evals_equal_sql_with_names_joined(store_db):
     all_ = crl.evals(store_db)
     assert len(all_) == sql(store_db, "SELECT COUNT(*) FROM evals")[0][0]
