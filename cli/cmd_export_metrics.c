@@ -1,6 +1,6 @@
 /* crl export-metrics: a run's metrics and evaluations as scalars for the
- * tools people already use (docs/tracking.md): one CSV file, or a
- * TensorBoard event file.
+ * tools people already use (docs/tracking.md): one CSV file, a TensorBoard
+ * event file, or a Parquet file.
  *
  * The TensorBoard writer is small and written here from the public format
  * descriptions (docs/tracking.md "TensorBoard event files"):
@@ -20,6 +20,7 @@
  * check value in the tests. */
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -287,6 +288,205 @@ static int write_events(buf *out, const scalars *s, double wall_time) {
     return oom;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Parquet: one row group, PLAIN, uncompressed (docs/tracking.md)            */
+
+/* Thrift compact protocol, the parts FileMetaData and PageHeader need: a
+ * field header is (id delta << 4 | type) when the delta is 1..15, else the
+ * type byte and the id as a zigzag varint; i32/i64 are zigzag varints,
+ * binary is a varint length and the bytes, a list is (size << 4 | element
+ * type) below 15 elements, else (0xF0 | type) and a varint size; a struct
+ * ends with a 0 byte. */
+enum { T_I32 = 5, T_I64 = 6, T_BINARY = 8, T_LIST = 9, T_STRUCT = 12 };
+
+typedef struct {
+    buf *b;
+    int last[8]; /* the last field id of each open struct */
+    int depth;
+} thrift;
+
+static void tf_field(thrift *t, int id, int type) {
+    const int delta = id - t->last[t->depth];
+    unsigned char c =
+        (unsigned char)(delta > 0 && delta <= 15 ? delta << 4 | type : type);
+    put(t->b, &c, 1);
+    if (!(delta > 0 && delta <= 15)) put_varint(t->b, (uint64_t)(id << 1));
+    t->last[t->depth] = id;
+}
+
+static void tf_zigzag(thrift *t, int64_t v) {
+    put_varint(t->b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+static void tf_i32(thrift *t, int id, int32_t v) {
+    tf_field(t, id, T_I32);
+    tf_zigzag(t, v);
+}
+
+static void tf_i64(thrift *t, int id, int64_t v) {
+    tf_field(t, id, T_I64);
+    tf_zigzag(t, v);
+}
+
+static void tf_str(thrift *t, const char *s) {
+    put_varint(t->b, strlen(s));
+    put(t->b, s, strlen(s));
+}
+
+static void tf_bin(thrift *t, int id, const char *s) {
+    tf_field(t, id, T_BINARY);
+    tf_str(t, s);
+}
+
+static void tf_list(thrift *t, int id, int elem_type, int n) {
+    tf_field(t, id, T_LIST);
+    unsigned char c = (unsigned char)(n < 15 ? n << 4 | elem_type : 0xF0 | elem_type);
+    put(t->b, &c, 1);
+    if (n >= 15) put_varint(t->b, (uint64_t)n);
+}
+
+/* A struct as a field (id > 0) or as a list element (id 0). */
+static void tf_begin(thrift *t, int id) {
+    if (id) tf_field(t, id, T_STRUCT);
+    t->last[++t->depth] = 0;
+}
+
+static void tf_end(thrift *t) {
+    unsigned char c = 0;
+    put(t->b, &c, 1);
+    if (t->depth > 0) t->depth--;
+}
+
+enum { PQ_INT64 = 2, PQ_DOUBLE = 5, PQ_BYTE_ARRAY = 6 };
+enum { PQ_REQUIRED = 0, PQ_OPTIONAL = 1 };
+enum { PQ_PLAIN = 0, PQ_RLE = 3 };
+
+typedef struct {
+    const char *name;
+    int type, repetition;
+    int64_t offset, size; /* of the column chunk (its one page) */
+} pq_column;
+
+/* Column c's one data page (v1): the page header, then for the optional
+ * column the definition levels (their byte length as uint32 LE, then RLE
+ * runs of bit width 1: varint run length << 1, one byte 0 or 1), then the
+ * PLAIN values of the rows that are not null. */
+static void pq_page(buf *out, pq_column *c, const scalars *s) {
+    buf data = {0};
+    if (c->repetition == PQ_OPTIONAL) {
+        buf lv = {0};
+        for (size_t i = 0; i < s->n;) {
+            const int def = !isnan(s->v[i].value);
+            size_t j = i;
+            while (j < s->n && (!isnan(s->v[j].value)) == def) j++;
+            put_varint(&lv, (uint64_t)(j - i) << 1);
+            unsigned char d = (unsigned char)def;
+            put(&lv, &d, 1);
+            i = j;
+        }
+        put_le(&data, lv.n, 4);
+        put(&data, lv.p, lv.n);
+        data.oom |= lv.oom;
+        free(lv.p);
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        const scalar *v = &s->v[i];
+        uint64_t u;
+        if (c->type == PQ_INT64) {
+            put_le(&data, (uint64_t)v->step, 8);
+        } else if (c->type == PQ_BYTE_ARRAY) {
+            put_le(&data, strlen(v->key), 4);
+            put(&data, v->key, strlen(v->key));
+        } else if (!isnan(v->value)) {
+            memcpy(&u, &v->value, 8);
+            put_le(&data, u, 8);
+        }
+    }
+    c->offset = (int64_t)out->n;
+    thrift t = {out, {0}, 0};
+    tf_i32(&t, 1, 0); /* type: DATA_PAGE */
+    tf_i32(&t, 2, (int32_t)data.n);
+    tf_i32(&t, 3, (int32_t)data.n);
+    tf_begin(&t, 5); /* data_page_header */
+    tf_i32(&t, 1, (int32_t)s->n);
+    tf_i32(&t, 2, PQ_PLAIN);
+    tf_i32(&t, 3, PQ_RLE);
+    tf_i32(&t, 4, PQ_RLE);
+    tf_end(&t);
+    tf_end(&t); /* PageHeader */
+    put(out, data.p, data.n);
+    out->oom |= data.oom;
+    c->size = (int64_t)out->n - c->offset;
+    free(data.p);
+}
+
+/* Columns step (INT64), key (BYTE_ARRAY, UTF8 string) and value (DOUBLE,
+ * optional: a NULL value is null), one row per scalar in (step, key)
+ * order, one row group, one page per column. */
+static int write_parquet(buf *out, const scalars *s) {
+    if (s->n > INT32_MAX / 64) return 1; /* page sizes are int32 */
+    pq_column cols[3] = {{"step", PQ_INT64, PQ_REQUIRED, 0, 0},
+                         {"key", PQ_BYTE_ARRAY, PQ_REQUIRED, 0, 0},
+                         {"value", PQ_DOUBLE, PQ_OPTIONAL, 0, 0}};
+    put(out, "PAR1", 4);
+    for (int k = 0; k < 3; k++) pq_page(out, &cols[k], s);
+    const size_t meta_at = out->n;
+    thrift t = {out, {0}, 0};
+    tf_i32(&t, 1, 1); /* FileMetaData.version */
+    tf_list(&t, 2, T_STRUCT, 4);
+    tf_begin(&t, 0); /* the root SchemaElement */
+    tf_bin(&t, 4, "schema");
+    tf_i32(&t, 5, 3);
+    tf_end(&t);
+    for (int k = 0; k < 3; k++) {
+        tf_begin(&t, 0);
+        tf_i32(&t, 1, cols[k].type);
+        tf_i32(&t, 3, cols[k].repetition);
+        tf_bin(&t, 4, cols[k].name);
+        if (cols[k].type == PQ_BYTE_ARRAY) {
+            tf_i32(&t, 6, 0); /* converted_type: UTF8 */
+            tf_begin(&t, 10); /* logicalType: the union's STRING (1), empty */
+            tf_begin(&t, 1);
+            tf_end(&t);
+            tf_end(&t);
+        }
+        tf_end(&t);
+    }
+    tf_i64(&t, 3, (int64_t)s->n);
+    tf_list(&t, 4, T_STRUCT, 1);
+    tf_begin(&t, 0); /* the RowGroup */
+    tf_list(&t, 1, T_STRUCT, 3);
+    int64_t total = 0;
+    for (int k = 0; k < 3; k++) {
+        tf_begin(&t, 0); /* ColumnChunk */
+        tf_i64(&t, 2, cols[k].offset);
+        tf_begin(&t, 3); /* ColumnMetaData */
+        tf_i32(&t, 1, cols[k].type);
+        const int opt = cols[k].repetition == PQ_OPTIONAL;
+        tf_list(&t, 2, T_I32, opt ? 2 : 1);
+        tf_zigzag(&t, PQ_PLAIN);
+        if (opt) tf_zigzag(&t, PQ_RLE);
+        tf_list(&t, 3, T_BINARY, 1);
+        tf_str(&t, cols[k].name);
+        tf_i32(&t, 4, 0); /* codec: UNCOMPRESSED */
+        tf_i64(&t, 5, (int64_t)s->n);
+        tf_i64(&t, 6, cols[k].size);
+        tf_i64(&t, 7, cols[k].size);
+        tf_i64(&t, 9, cols[k].offset);
+        tf_end(&t);
+        tf_end(&t);
+        total += cols[k].size;
+    }
+    tf_i64(&t, 2, total);
+    tf_i64(&t, 3, (int64_t)s->n);
+    tf_end(&t); /* RowGroup */
+    tf_bin(&t, 6, "crl " CRL_VERSION_STRING);
+    tf_end(&t); /* FileMetaData */
+    put_le(out, out->n - meta_at, 4);
+    put(out, "PAR1", 4);
+    return out->oom;
+}
+
 /* created_at ("2026-12-08T03:12:43.123Z") as Unix seconds; 0 if unreadable. */
 static double iso_seconds(const char *iso) {
     struct tm tm;
@@ -331,8 +531,7 @@ int cmd_export_metrics(int argc, char **argv) {
     const opt_def defs[] = {
         {"db", OPT_STR, &db, 0, 0, "SQLite run store", 0},
         {"run", OPT_I64, &run, 1, 9e18, "run id (see 'crl runs')", 0},
-        {"format", OPT_STR, &format, 0, 0, "csv or tensorboard (parquet: not available)",
-         0},
+        {"format", OPT_STR, &format, 0, 0, "csv, tensorboard or parquet", 0},
         {"output", OPT_STR, &out, 0, 0, "output folder (also -o; created if missing)", 0},
     };
     const int nd = (int)(sizeof defs / sizeof defs[0]);
@@ -342,7 +541,7 @@ int cmd_export_metrics(int argc, char **argv) {
     for (int i = 0; i < argc; i++) av[i] = strcmp(argv[i], "-o") ? argv[i] : "--output";
     av[argc] = NULL;
     int rc = opts_parse("export-metrics", defs, nd, argc, av,
-                        "--db FILE --run ID --format csv|tensorboard -o DIR");
+                        "--db FILE --run ID --format csv|tensorboard|parquet -o DIR");
     free(av);
     if (rc) return rc == 1 ? 0 : rc;
     if (!db || !run || !format || !out) {
@@ -351,16 +550,11 @@ int cmd_export_metrics(int argc, char **argv) {
                 "required\n");
         return 2;
     }
-    const int tb = !strcmp(format, "tensorboard");
-    if (!strcmp(format, "parquet")) {
+    const int tb = !strcmp(format, "tensorboard"), pq = !strcmp(format, "parquet");
+    if (!tb && !pq && strcmp(format, "csv") != 0) {
         fprintf(stderr,
-                "crl export-metrics: --format parquet is not available: Debian 12 "
-                "has no C library for Parquet (use csv; docs/tracking.md)\n");
-        return 2;
-    }
-    if (!tb && strcmp(format, "csv") != 0) {
-        fprintf(stderr,
-                "crl export-metrics: --format must be csv or tensorboard, got '%s'\n",
+                "crl export-metrics: --format must be csv, tensorboard or parquet, got "
+                "'%s'\n",
                 format);
         return 2;
     }
@@ -394,6 +588,8 @@ int cmd_export_metrics(int argc, char **argv) {
     buf b = {0};
     if (tb)
         b.oom |= write_events(&b, &s, iso_seconds(info.created_at));
+    else if (pq)
+        b.oom |= write_parquet(&b, &s);
     else
         write_csv(&b, &s);
     const size_t n_scalars = s.n;
@@ -426,7 +622,8 @@ int cmd_export_metrics(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/events.out.tfevents.run-%lld.crl", sub,
                  (long long)run);
     } else {
-        snprintf(path, sizeof path, "%s/run-%lld.csv", out, (long long)run);
+        snprintf(path, sizeof path, "%s/run-%lld.%s", out, (long long)run,
+                 pq ? "parquet" : "csv");
     }
     rc = crl_atomic_write_file(path, b.p, b.n, &err);
     free(b.p);

@@ -18,7 +18,7 @@ static const struct {
     {"rm", cmd_rm, "delete a run and everything it owns"},
     {"diff", cmd_diff, "the configuration difference of two runs"},
     {"export-metrics", cmd_export_metrics,
-     "a run's metrics and evaluations as CSV or TensorBoard event files"},
+     "a run's metrics and evaluations as CSV, TensorBoard or Parquet"},
     {"eval", cmd_eval, "re-evaluate a run's latest checkpoint"},
     {"report", cmd_report, "Continual World table (performance, forgetting, transfer)"},
     {"tasks", cmd_tasks, "list every task with its sizes"},

@@ -50,7 +50,7 @@ _crl() {
     --format)
         case $cmd in
         runs | report) words="table csv json" ;;
-        export-metrics) words="csv tensorboard" ;;
+        export-metrics) words="csv tensorboard parquet" ;;
         *) words="" ;;
         esac
         if [ -n "$words" ]; then

@@ -12,9 +12,12 @@
 #     as they were, refuses a run under a live lease (nothing deleted) and a
 #     run that does not exist;
 #  5. crl export-metrics writes CSV whose numbers read back exactly as
-#     stored, and a TensorBoard event file that an independent reader
+#     stored, a TensorBoard event file that an independent reader
 #     (tests/tfevents_read.py: CRC32C and protobuf by hand) reads back to
-#     the same scalars; bad input exits 1 or 2 and creates nothing.
+#     the same scalars (as float32), and a Parquet file that another
+#     independent reader (tests/parquet_read.py: Thrift compact by hand)
+#     reads back exactly, NULL values included; bad input exits 1 or 2 and
+#     creates nothing.
 #
 # usage: test_tracking.sh CRL_BIN SOURCE_DIR
 set -u
@@ -135,7 +138,8 @@ expect 1 "$crl" diff --db missing.db 1 2
 
 # ---- 5. export-metrics (before rm: run 2 is exported) ----------------------------------
 expect 2 "$crl" export-metrics --db d.db --run 2 --format xls -o ex
-expect 2 "$crl" export-metrics --db d.db --run 2 --format parquet -o ex
+expect 2 "$crl" export-metrics --db d.db --run 2 --format "" -o ex
+expect 2 "$crl" export-metrics --db d.db --run 2 --format csv --format parquet -o ex
 expect 2 "$crl" export-metrics --db d.db --run 99 --format csv -o ex
 expect 2 "$crl" export-metrics --db d.db --run 2 --format csv
 expect 2 "$crl" export-metrics --db d.db --run 0 --format csv -o ex
@@ -145,14 +149,22 @@ touch afile
 expect 1 "$crl" export-metrics --db d.db --run 2 --format csv -o afile
 expect 1 "$crl" export-metrics --db d.db --run 2 --format tensorboard -o nodir/ex
 [ -e nodir ] && bad "export-metrics created nodir"
+# A NULL value between others, and keys CSV must quote or that are not ASCII.
+q "INSERT INTO metrics (run_id, step, key, value) VALUES (2, 150, 'test/null', NULL),
+   (2, 150, 'test/a,\"b', 0.1), (2, 150, 'test/café', 1e-300),
+   (2, 160, 'test/null', NULL), (2, 170, 'test/null', 2.5)"
+"$crl" export-metrics --db d.db --run 2 --format parquet -o ex >/dev/null 2>err.txt ||
+    bad "parquet export failed: $(cat err.txt)"
 "$crl" export-metrics --db d.db --run 2 --format csv -o ex >/dev/null 2>err.txt ||
     bad "csv export failed: $(cat err.txt)"
 "$crl" export-metrics --db d.db --run 2 --format tensorboard -o ex >/dev/null 2>err.txt ||
     bad "tensorboard export failed: $(cat err.txt)"
-[ "$(ls -A ex | tr '\n' ' ')" = "run-2 run-2.csv " ] || bad "ex holds $(ls -A ex)"
+[ "$(ls -A ex | tr '\n' ' ')" = "run-2 run-2.csv run-2.parquet " ] || bad "ex holds $(ls -A ex)"
 [ "$(ls -A ex/run-2)" = "events.out.tfevents.run-2.crl" ] || bad "ex/run-2 holds $(ls -A ex/run-2)"
 "$py" "$src/tests/tfevents_read.py" ex/run-2/events.out.tfevents.run-2.crl >tb.txt 2>err.txt ||
     bad "the event file does not read back: $(cat err.txt)"
+"$py" "$src/tests/parquet_read.py" ex/run-2.parquet >pq.txt 2>err.txt ||
+    bad "the parquet file does not read back: $(cat err.txt)"
 "$py" - "$work/d.db" <<'EOF' || bad "exported scalars differ from the store"
 import csv, sqlite3, struct, sys
 db = sqlite3.connect(sys.argv[1])
@@ -179,6 +191,12 @@ assert tb[0] == ["version", "brain.Event:2"], tb[0]
 got_tb = {(int(s), k): float(v) for s, k, v in tb[1:]}
 f32 = lambda x: struct.unpack("<f", struct.pack("<f", x))[0]
 assert got_tb == {k: f32(v) for k, v in want.items() if v is not None}, "tensorboard scalars"
+pq = [l.split("\t") for l in open("pq.txt", encoding="utf-8").read().splitlines()]
+assert pq[0] == ["step", "key", "value"], pq[0]
+got_pq = {(int(s), k): (None if v == "None" else float(v)) for s, k, v in pq[1:]}
+assert len(got_pq) == len(pq) - 1 and got_pq == want, "parquet scalars"
+assert [(int(s), k) for s, k, _ in pq[1:]] == sorted(want), "parquet rows not in (step, key) order"
+assert sum(v is None for v in want.values()) == 2 and (150, 'test/a,"b') in want
 EOF
 # A damaged event file is caught by the reader (its CRC check is real).
 cp ex/run-2/events.out.tfevents.run-2.crl broken
