@@ -558,6 +558,10 @@ int cmd_export_metrics(int argc, char **argv) {
                 format);
         return 2;
     }
+    if (strlen(out) > 3000) {
+        fprintf(stderr, "crl export-metrics: -o: the folder's path is too long\n");
+        return 2;
+    }
     /* Everything is read before anything is created. */
     crl_err err = {0};
     crl_store *store = NULL;
@@ -601,11 +605,6 @@ int cmd_export_metrics(int argc, char **argv) {
     }
     /* DIR/run-ID.csv, or DIR/run-ID/events.out.tfevents.run-ID.crl (a
      * folder per run: TensorBoard's runs are folders). */
-    if (strlen(out) > 3000) {
-        free(b.p);
-        fprintf(stderr, "crl export-metrics: -o: the folder's path is too long\n");
-        return 2;
-    }
     char sub[3100], path[3200];
     int made_out = 0, made_sub = 0;
     if (make_dir(out, &made_out)) {
