@@ -213,6 +213,7 @@ refs() {
     for t in $tables; do n="$n $t=$(q "SELECT count(*) FROM \"$t\" WHERE run_id = $1")"; done
     echo "$n"
 }
+before1=$(refs 1)
 before3=$(refs 3)
 before2=$(refs 2)
 case "$before2" in *"metrics=0"* | *"evals=0"* | *"run_tags=0"* | *"tasks=0"*)
@@ -235,6 +236,7 @@ for t in $tables; do
     [ "$n" = 0 ] || bad "rm left $n rows of run 2 in $t"
 done
 [ "$(q 'SELECT count(*) FROM runs WHERE id = 2')" = 0 ] || bad "rm left run 2 in runs"
+[ "$(refs 1)" = "$before1" ] || bad "rm of run 2 changed run 1: $before1 -> $(refs 1)"
 [ "$(refs 3)" = "$before3" ] || bad "rm of run 2 changed run 3: $before3 -> $(refs 3)"
 [ "$(q 'PRAGMA foreign_key_check')" = "" ] || bad "dangling references after rm"
 [ "$(q 'PRAGMA integrity_check')" = ok ] || bad "integrity_check after rm"
