@@ -756,6 +756,17 @@ int crl_run_continual_config(const crl_run_config *c, crl_continual_config *o,
 /* ---- runs ---------------------------------------------------------------------------
  */
 
+int crl_run_config_set_labels(crl_run_config *c, const char *name,
+                              const char *const *tags, int n_tags, crl_err *err) {
+    if (!c) return crl_errf(err, CRL_EINVAL, "crl_run_config_set_labels: c is NULL");
+    int rc = crl_store_run_labels_check(name, tags, n_tags, err);
+    if (rc) return rc;
+    c->name = name;
+    c->tags = tags;
+    c->n_tags = n_tags;
+    return CRL_OK;
+}
+
 int crl_run_create(crl_store *store, crl_run_config *c, int64_t *run_id, crl_err *err) {
     int rc = crl_run_config_validate(c, err);
     if (rc) return rc;

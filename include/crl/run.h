@@ -126,6 +126,12 @@ int crl_run_config_decode(crl_store *store, const char *json, crl_run_config *c,
 int crl_run_config_set(crl_run_config *c, const char *key, const char *value,
                        crl_err *err);
 
+/* Set the new run's labels (name may be NULL; n_tags tags), checked as
+ * crl_run_config_validate checks them (CRL_EINVAL with one line; c is then
+ * unchanged). The strings stay the caller's and must outlive c's use. */
+int crl_run_config_set_labels(crl_run_config *c, const char *name,
+                              const char *const *tags, int n_tags, crl_err *err);
+
 /* Validate c and create its run (status running) in store (an offline
  * run's offline_bytes is the dataset's size now): the runs table's
  * method is the method's label (crl_method_impl.label), "sac" for a
