@@ -66,7 +66,10 @@ static void add(scalars *s, int64_t step, const char *key, double value) {
         s->oom = 1;
         return;
     }
-    s->v[s->n++] = (scalar){step, k, value};
+    scalar *e = &s->v[s->n++];
+    e->step = step;
+    e->key = k;
+    e->value = value;
 }
 
 static void scalars_free(scalars *s) {
@@ -315,7 +318,7 @@ static void tf_field(thrift *t, int id, int type) {
 }
 
 static void tf_zigzag(thrift *t, int64_t v) {
-    put_varint(t->b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+    put_varint(t->b, ((uint64_t)v << 1) ^ (v < 0 ? UINT64_MAX : 0));
 }
 
 static void tf_i32(thrift *t, int id, int32_t v) {
