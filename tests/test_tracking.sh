@@ -84,6 +84,15 @@ ids() { "$crl" runs --db d.db --format csv "$@" | tail -n +2 | cut -d, -f1 | tr 
 [ "$(ids --status running)" = "" ] || bad "--status running listed runs"
 q "UPDATE runs SET status = 'interrupted' WHERE id = 3"
 [ "$(ids --status interrupted)" = "3 " ] || bad "--status interrupted: $(ids --status interrupted)"
+# A 'running' run whose owner is gone shows (and filters) as stale.
+q "UPDATE runs SET status = 'running' WHERE id = 3"
+q "INSERT INTO leases (run_id, host, pid, pid_start, since, heartbeat)
+   VALUES (3, '$(hostname)', 2147483646, 0, 0, 0)"
+[ "$(ids --status stale)" = "3 " ] || bad "--status stale: $(ids --status stale)"
+[ "$(ids --status running)" = "" ] || bad "--status running listed a stale run"
+"$crl" runs --db d.db | grep -q "^3 .*stale (owner pid 2147483646 gone)" ||
+    bad "the table does not show run 3 as stale: $("$crl" runs --db d.db)"
+q "DELETE FROM leases WHERE run_id = 3"
 q "UPDATE runs SET status = 'finished' WHERE id = 3"
 "$crl" runs --db d.db --format json >runs.json 2>err.txt || bad "runs json failed"
 "$py" - "$work/d.db" <<'EOF' || bad "runs --format json does not match the store"
