@@ -118,7 +118,7 @@ assert [r["tags"] for r in rows] == ["base,small", "small", ""], rows
 assert [r["name"] for r in rows] == ["first", "second", ""], rows
 EOF
 expect 2 "$crl" runs --db d.db --format xml
-expect 2 "$crl" runs --db d.db --status done
+expect 2 "$crl" runs --db d.db --status ended
 expect 2 "$crl" runs --db d.db --tag "a,b"
 expect 2 "$crl" runs --db d.db --format csv --format json
 expect 1 "$crl" runs --db missing.db
