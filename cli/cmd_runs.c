@@ -170,7 +170,7 @@ int cmd_runs(int argc, char **argv) {
          0},
         {"method", OPT_STR, &method, 0, 0, "only runs of this method (as listed)", 0},
         {"tag", OPT_STRLIST, &tags, 0, 0,
-         "only runs with this tag (all of them, if repeated)", 0},
+         "only runs with this tag; repeated: with all of them", 0},
         {"format", OPT_STR, &format, 0, 0, "table, csv or json", 0},
     };
     const int n = (int)(sizeof defs / sizeof defs[0]);
