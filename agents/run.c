@@ -518,6 +518,8 @@ static int check_l2m(const crl_run_config *c, const crl_scenario *sc, crl_err *e
 }
 
 int crl_run_config_validate(const crl_run_config *c, crl_err *err) {
+    int lrc = crl_store_run_labels_check(c->name, c->tags, c->n_tags, err);
+    if (lrc) return lrc;
     for (int i = 0; i < N_KEYS; i++) {
         crl_kv e = kv_of(c, &KEYS[i]);
         if (!e.str && (e.num < KEYS[i].min || e.num > KEYS[i].max || isnan(e.num)))
@@ -754,6 +756,17 @@ int crl_run_continual_config(const crl_run_config *c, crl_continual_config *o,
 /* ---- runs ---------------------------------------------------------------------------
  */
 
+int crl_run_config_set_labels(crl_run_config *c, const char *name,
+                              const char *const *tags, int n_tags, crl_err *err) {
+    if (!c) return crl_errf(err, CRL_EINVAL, "crl_run_config_set_labels: c is NULL");
+    int rc = crl_store_run_labels_check(name, tags, n_tags, err);
+    if (rc) return rc;
+    c->name = name;
+    c->tags = tags;
+    c->n_tags = n_tags;
+    return CRL_OK;
+}
+
 int crl_run_create(crl_store *store, crl_run_config *c, int64_t *run_id, crl_err *err) {
     int rc = crl_run_config_validate(c, err);
     if (rc) return rc;
@@ -792,7 +805,8 @@ int crl_run_create(crl_store *store, crl_run_config *c, int64_t *run_id, crl_err
     }
     crl_kv kv[CRL_RUN_MAX_KEYS];
     int n = crl_run_config_encode(c, kv);
-    return crl_store_run_create(store, label, where, c->seed, kv, n, run_id, err);
+    return crl_store_run_create_labeled(store, label, where, c->seed, kv, n, c->name,
+                                        c->tags, c->n_tags, run_id, err);
 }
 
 int crl_run_config_load(crl_store *store, int64_t run_id, crl_run_config *c, char *status,

@@ -3,21 +3,24 @@
 #ifndef CRL_CLI_H
 #define CRL_CLI_H
 
-int cmd_train(int argc, char **argv);     /* cli/cmd_train.c */
-int cmd_eval(int argc, char **argv);      /* cli/cmd_train.c */
-int cmd_runs(int argc, char **argv);      /* cli/cmd_runs.c */
-int cmd_report(int argc, char **argv);    /* cli/cmd_report.c */
-int cmd_tasks(int argc, char **argv);     /* cli/cmd_tasks.c */
-int cmd_scenarios(int argc, char **argv); /* cli/cmd_tasks.c */
-int cmd_scripted(int argc, char **argv);  /* cli/cmd_tasks.c */
-int cmd_replay(int argc, char **argv);    /* cli/cmd_replay.c */
-int cmd_render(int argc, char **argv);    /* cli/cmd_viz.c */
-int cmd_view(int argc, char **argv);      /* cli/cmd_viz.c */
-int cmd_plot(int argc, char **argv);      /* cli/cmd_viz.c */
-int cmd_sweep(int argc, char **argv);     /* cli/cmd_sweep.c */
-int cmd_merge(int argc, char **argv);     /* cli/cmd_merge.c */
-int cmd_export(int argc, char **argv);    /* cli/cmd_export.c */
-int cmd_dataset(int argc, char **argv);   /* cli/cmd_dataset.c */
+int cmd_train(int argc, char **argv);          /* cli/cmd_train.c */
+int cmd_eval(int argc, char **argv);           /* cli/cmd_train.c */
+int cmd_runs(int argc, char **argv);           /* cli/cmd_runs.c */
+int cmd_rm(int argc, char **argv);             /* cli/cmd_rm.c */
+int cmd_diff(int argc, char **argv);           /* cli/cmd_diff.c */
+int cmd_export_metrics(int argc, char **argv); /* cli/cmd_export_metrics.c */
+int cmd_report(int argc, char **argv);         /* cli/cmd_report.c */
+int cmd_tasks(int argc, char **argv);          /* cli/cmd_tasks.c */
+int cmd_scenarios(int argc, char **argv);      /* cli/cmd_tasks.c */
+int cmd_scripted(int argc, char **argv);       /* cli/cmd_tasks.c */
+int cmd_replay(int argc, char **argv);         /* cli/cmd_replay.c */
+int cmd_render(int argc, char **argv);         /* cli/cmd_viz.c */
+int cmd_view(int argc, char **argv);           /* cli/cmd_viz.c */
+int cmd_plot(int argc, char **argv);           /* cli/cmd_viz.c */
+int cmd_sweep(int argc, char **argv);          /* cli/cmd_sweep.c */
+int cmd_merge(int argc, char **argv);          /* cli/cmd_merge.c */
+int cmd_export(int argc, char **argv);         /* cli/cmd_export.c */
+int cmd_dataset(int argc, char **argv);        /* cli/cmd_dataset.c */
 
 /* The MPI library crl sweep uses under mpirun, NULL if built without one. */
 const char *cli_mpi_version(void); /* cli/cmd_sweep.c */

@@ -85,6 +85,9 @@ static void on_progress(const crl_progress *p, void *vctx) {
 
 #define TRAIN_MAX_OPTS 96
 
+/* --tag's values (the one repeatable flag, OPT_STRLIST). */
+static opt_list g_tags;
+
 /* The flag table of `crl train`: each flag sets a field of the run's
  * configuration (crl_run_config, whose stored keys the flags are named
  * after), or one of the command's own variables. */
@@ -232,6 +235,8 @@ static int train_defs(opt_def *defs, crl_run_config *r, const char **db, int *qu
          "with --env-xml: episode length (0: 1000)", 1},
         {"output", OPT_GROUP, NULL, 0, 0, NULL, 0},
         {"db", OPT_STR, db, 0, 0, "SQLite run store (created if missing)", 0},
+        {"name", OPT_STR, &r->name, 0, 0, "the run's name, shown by 'crl runs'", 0},
+        {"tag", OPT_STRLIST, &g_tags, 0, 0, "a tag of the run, for 'crl runs --tag'", 0},
         {"log-train-episodes", OPT_STR, &r->log_train, 0, 0,
          "training episodes kept for 'crl replay': every:N (the 1st, N+1th, ... of "
          "a task) or none; evaluation episodes are always kept",
@@ -460,6 +465,23 @@ int cmd_train(int argc, char **argv) {
     }
 
     if ((rc = offline_flags(defs, n, given, &r, updates, resume))) return rc;
+
+    /* Labels are a new run's (docs/tracking.md): checked before anything
+     * is created. */
+    r.tags = g_tags.v;
+    r.n_tags = g_tags.n;
+    if (resume && (r.name || r.n_tags)) {
+        fprintf(stderr,
+                "crl train: --%s does not apply to --resume (the run keeps its "
+                "name and tags)\n",
+                r.name ? "name" : "tag");
+        return 2;
+    }
+    crl_err lerr = {0};
+    if (crl_store_run_labels_check(r.name, r.tags, r.n_tags, &lerr)) {
+        fprintf(stderr, "crl train: %s\n", lerr.msg);
+        return 2;
+    }
 
     /* Checked before anything is created (a resumed run's stored value is
      * checked again once restored). */

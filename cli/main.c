@@ -14,7 +14,11 @@ static const struct {
     const char *help;
 } commands[] = {
     {"train", cmd_train, "train a SAC agent and record the run in a database"},
-    {"runs", cmd_runs, "list the runs of a database"},
+    {"runs", cmd_runs, "list the runs of a database (name, tags, status, score)"},
+    {"rm", cmd_rm, "delete a run and everything it owns"},
+    {"diff", cmd_diff, "the configuration difference of two runs"},
+    {"export-metrics", cmd_export_metrics,
+     "a run's metrics and evaluations as CSV, TensorBoard or Parquet"},
     {"eval", cmd_eval, "re-evaluate a run's latest checkpoint"},
     {"report", cmd_report, "Continual World table (performance, forgetting, transfer)"},
     {"tasks", cmd_tasks, "list every task with its sizes"},
@@ -38,7 +42,7 @@ static void usage(FILE *f) {
     fprintf(f, "usage: crl <command> [options]\n       crl --version | --help\n\n"
                "commands:\n");
     for (int i = 0; i < N_COMMANDS; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+        fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\n'crl <command> --help' shows the options of a command.\n");
 }
 

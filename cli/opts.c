@@ -77,6 +77,9 @@ static const char *metavar(const opt_def *d, const char *shown) {
              {"frames", "DIR"},
              {"info", "FILE"},
              {"verify", "FILE"},
+             {"name", "NAME"},
+             {"tag", "TAG"},
+             {"status", "STATUS"},
              {"log-train-episodes", "every:N|none"}};
     for (size_t k = 0; k < sizeof T / sizeof T[0]; k++)
         if (!strcmp(shown, T[k].name)) return T[k].mv;
@@ -166,6 +169,20 @@ static int parse_value(const char *cmd, const opt_def *d, const char *flag,
         return 0;
     case OPT_GROUP:
         break;
+    case OPT_STRLIST: {
+        opt_list *l = d->ptr;
+        if (!*arg) {
+            fprintf(stderr, "crl %s: --%s expects a value\n", cmd, flag);
+            return 2;
+        }
+        if (l->n >= OPT_LIST_MAX) {
+            fprintf(stderr, "crl %s: --%s is given more than %d times\n", cmd, flag,
+                    OPT_LIST_MAX);
+            return 2;
+        }
+        l->v[l->n++] = arg;
+        return 0;
+    }
     }
     return 2;
 }
@@ -213,6 +230,9 @@ void opts_help(FILE *f, const char *cmd, const opt_def *defs, int n, const char 
             break;
         case OPT_FLAG:
         case OPT_GROUP:
+            break;
+        case OPT_STRLIST:
+            snprintf(def, sizeof def, " (repeatable)");
             break;
         }
         if (strlen(flag) > 24)
@@ -281,7 +301,7 @@ int opts_parse_given(const char *cmd, const opt_def *defs, int n, int argc, char
         const int k = c - 1000;
         const opt_def *d = &defs[k];
         const char *shown = opts_flag_name(defs, n, k);
-        if (had[k]) {
+        if (had[k] && d->type != OPT_STRLIST) {
             if (d->type == OPT_FLAG)
                 fprintf(stderr, "crl %s: --%s is given twice; give it once\n", cmd,
                         shown);

@@ -17,13 +17,23 @@ typedef enum {
     OPT_DOUBLE,
     OPT_STR,
     OPT_FLAG,
-    OPT_GROUP /* not an option: a heading of --help (name = the heading) */
+    OPT_GROUP, /* not an option: a heading of --help (name = the heading) */
+    /* The one repeatable kind: each occurrence appends its value to an
+     * opt_list (ptr). Only for flags that are lists by nature (train's and
+     * runs' --tag); every other flag given twice is refused. */
+    OPT_STRLIST
 } opt_type;
+
+#define OPT_LIST_MAX 32
+typedef struct {
+    const char *v[OPT_LIST_MAX];
+    int n;
+} opt_list;
 
 typedef struct {
     const char *name; /* long flag without "--" */
     opt_type type;
-    void *ptr;       /* int*, int64_t*, uint64_t*, float*, const char**, int* */
+    void *ptr; /* int*, int64_t*, uint64_t*, float*, const char**, int*, opt_list* */
     double min, max; /* accepted range for numbers */
     const char *help;
     int stored; /* sets a field of the run's configuration (crl_run_config) */
@@ -40,8 +50,8 @@ const char *opts_flag_name(const opt_def *defs, int n, int i);
 /* Parse argv (argv[0] is the sub-command) against defs. Prints one error line
  * "crl CMD: ..." to stderr and returns 2 on a bad flag or value, or a flag
  * given twice, abbreviated or not (one value would silently replace the
- * other; no flag of any command accumulates values); returns 1 if
- * --help was printed; 0 on success. */
+ * other; only an OPT_STRLIST flag accumulates values, up to OPT_LIST_MAX);
+ * returns 1 if --help was printed; 0 on success. */
 int opts_parse(const char *cmd, const opt_def *defs, int n, int argc, char **argv,
                const char *usage);
 /* opts_parse that also sets given[i] (n entries) to 1 for each option i on

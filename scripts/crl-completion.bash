@@ -6,6 +6,8 @@
 #   --task/--env/--tasks <TAB> task names (crl tasks)
 #   --scenario <TAB>           scenario names (crl scenarios)
 #   --method <TAB>             methods (crl train --help)
+#   --status <TAB>             run statuses (crl runs)
+#   --format <TAB>             the formats of crl runs and crl export-metrics
 #   anything else              file names
 _crl() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
@@ -40,6 +42,21 @@ _crl() {
             awk '/^methods/ {f = 1; next} f && /^  [a-z0-9]/ {print $1}')
         COMPREPLY=($(compgen -W "$words" -- "$cur"))
         return 0
+        ;;
+    --status)
+        COMPREPLY=($(compgen -W "running finished failed interrupted stale" -- "$cur"))
+        return 0
+        ;;
+    --format)
+        case $cmd in
+        runs | report) words="table csv json" ;;
+        export-metrics) words="csv tensorboard parquet" ;;
+        *) words="" ;;
+        esac
+        if [ -n "$words" ]; then
+            COMPREPLY=($(compgen -W "$words" -- "$cur"))
+            return 0
+        fi
         ;;
     esac
     if [[ $cur == -* ]]; then

@@ -245,3 +245,25 @@ int crl_json_doc_append(crl_json_doc *d, const char *path, const crl_json_member
     sqlite3_finalize(st);
     return ret;
 }
+
+int crl_json_doc_set_array(crl_json_doc *d, const char *path, crl_err *err) {
+    if (!d || !path)
+        return crl_errf(err, CRL_EINVAL, "crl_json_doc_set_array: bad argument");
+    sqlite3_stmt *st = NULL;
+    int rc =
+        sqlite3_prepare_v2(d->db, "SELECT json_set(?1, ?2, json_array())", -1, &st, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 1, d->text, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    const unsigned char *t = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+    char *next = t ? strdup((const char *)t) : NULL;
+    int ret = next ? CRL_OK
+                   : crl_errf(err, t ? CRL_ENOMEM : CRL_EIO, "json: %s",
+                              t ? "out of memory" : sqlite3_errmsg(d->db));
+    sqlite3_finalize(st);
+    if (next) {
+        free(d->text);
+        d->text = next;
+    }
+    return ret;
+}

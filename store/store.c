@@ -173,6 +173,18 @@ static const char *const MIGRATIONS[] = {
     ");\n"
     "ALTER TABLE checkpoints ADD COLUMN crc32 INTEGER;\n"
     "ALTER TABLE episodes ADD COLUMN crc32 INTEGER;\n",
+    /* 6 -> 7: issue 24, run tracking (docs/tracking.md). A run's name
+     * (`crl train --name`; NULL: none) and its tags (`--tag`, repeatable),
+     * in the order given. Labels, not configuration: they are not in
+     * config_json, so that `crl diff` and a resume see only what trains. */
+    "ALTER TABLE runs ADD COLUMN name TEXT CHECK (name IS NULL OR length(name) >= 1);\n"
+    "CREATE TABLE run_tags (\n"
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  pos    INTEGER NOT NULL CHECK (pos >= 0),\n"
+    "  tag    TEXT NOT NULL CHECK (length(tag) >= 1),\n"
+    "  PRIMARY KEY (run_id, tag)\n"
+    ");\n"
+    "CREATE INDEX run_tags_tag ON run_tags(tag);\n",
 };
 _Static_assert(sizeof MIGRATIONS / sizeof MIGRATIONS[0] == CRL_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -186,6 +198,7 @@ enum {
     ST_CONFIG_ADD,
     ST_CONFIG_ADD_NUM,
     ST_RUN_INSERT,
+    ST_RUN_TAG,
     ST_RUN_STATUS,
     ST_TASK_START,
     ST_TASK_END,
@@ -218,8 +231,11 @@ static const char *const SQL[ST__COUNT] = {
     /* json() turns the decimal text into a JSON number verbatim (SQLite 3.40
      * renders a bound REAL with only 15 digits). */
     [ST_CONFIG_ADD_NUM] = "SELECT json_patch(?1, json_object(?2, json(?3)))",
-    [ST_RUN_INSERT] = "INSERT INTO runs (created_at, status, method, scenario, seed,"
-                      " config_json) VALUES (" NOW_ISO ", 'running', ?1, ?2, ?3, ?4)",
+    [ST_RUN_INSERT] =
+        "INSERT INTO runs (created_at, status, method, scenario, seed,"
+        " config_json, name) VALUES (" NOW_ISO ", 'running', ?1, ?2, ?3, ?4,"
+        " ?5)",
+    [ST_RUN_TAG] = "INSERT INTO run_tags (run_id, pos, tag) VALUES (?1, ?2, ?3)",
     [ST_RUN_STATUS] = "UPDATE runs SET status = ?2 WHERE id = ?1",
     /* Restarting a task (a resumed run) replaces it and reopens it. */
     [ST_TASK_START] = "INSERT INTO tasks (run_id, idx, name, start_step, end_step)"
@@ -1161,11 +1177,60 @@ static int build_config(crl_store *s, const crl_kv *kv, int n_kv, char **out,
     return CRL_OK;
 }
 
+int crl_store_run_labels_check(const char *name, const char *const *tags, int n_tags,
+                               crl_err *err) {
+    if (name) {
+        size_t n = strlen(name);
+        if (n == 0) return crl_errf(err, CRL_EINVAL, "a run name must not be empty");
+        if (n > CRL_RUN_NAME_MAX)
+            return crl_errf(err, CRL_EINVAL, "a run name has at most %d bytes, got %zu",
+                            CRL_RUN_NAME_MAX, n);
+        for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+            if (*p < 0x20 || *p == 0x7f)
+                return crl_errf(err, CRL_EINVAL,
+                                "a run name must not hold control characters (tab, "
+                                "newline, ...)");
+    }
+    if (n_tags < 0 || (n_tags > 0 && !tags))
+        return crl_errf(err, CRL_EINVAL, "run tags: bad argument");
+    if (n_tags > CRL_RUN_MAX_TAGS)
+        return crl_errf(err, CRL_EINVAL, "a run has at most %d tags, got %d",
+                        CRL_RUN_MAX_TAGS, n_tags);
+    for (int i = 0; i < n_tags; i++) {
+        const char *t = tags[i];
+        size_t n = t ? strlen(t) : 0;
+        if (n == 0) return crl_errf(err, CRL_EINVAL, "a tag must not be empty");
+        if (n > CRL_RUN_TAG_MAX)
+            return crl_errf(err, CRL_EINVAL, "tag '%.40s...' is longer than %d bytes", t,
+                            CRL_RUN_TAG_MAX);
+        for (const unsigned char *p = (const unsigned char *)t; *p; p++)
+            if (*p <= 0x20 || *p == 0x7f || *p == ',' || *p == '"')
+                return crl_errf(err, CRL_EINVAL,
+                                "tag '%s': a tag is one word without spaces, commas, "
+                                "quotes or control characters",
+                                t);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(tags[j], t))
+                return crl_errf(err, CRL_EINVAL, "tag '%s' is given twice", t);
+    }
+    return CRL_OK;
+}
+
 int crl_store_run_create(crl_store *s, const char *method, const char *scenario,
                          uint64_t seed, const crl_kv *kv, int n_kv, int64_t *run_id,
                          crl_err *err) {
+    return crl_store_run_create_labeled(s, method, scenario, seed, kv, n_kv, NULL, NULL,
+                                        0, run_id, err);
+}
+
+int crl_store_run_create_labeled(crl_store *s, const char *method, const char *scenario,
+                                 uint64_t seed, const crl_kv *kv, int n_kv,
+                                 const char *name, const char *const *tags, int n_tags,
+                                 int64_t *run_id, crl_err *err) {
     if (!s || !method || !scenario || !run_id || n_kv < 0 || (n_kv > 0 && !kv))
         return crl_errf(err, CRL_EINVAL, "crl_store_run_create: bad argument");
+    int lrc = crl_store_run_labels_check(name, tags, n_tags, err);
+    if (lrc != CRL_OK) return lrc;
     /* crl_run_info has fixed fields; refuse what it could not give back. */
     if (strlen(method) >= sizeof((crl_run_info *)0)->method ||
         strlen(scenario) >= sizeof((crl_run_info *)0)->scenario)
@@ -1195,11 +1260,27 @@ int crl_store_run_create(crl_store *s, const char *method, const char *scenario,
                 rc = sqlite3_bind_text(st, 2, scenario, -1, SQLITE_STATIC);
             if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 3, u64_to_i64(seed));
             if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 4, json, -1, SQLITE_STATIC);
+            if (rc == SQLITE_OK)
+                rc = name ? sqlite3_bind_text(st, 5, name, -1, SQLITE_STATIC)
+                          : sqlite3_bind_null(st, 5);
             ret = rc == SQLITE_OK ? step_write(s, st, 0, err, "cannot insert run")
                                   : fail(s, err, rc, "cannot bind run");
             if (ret == CRL_OK) *run_id = sqlite3_last_insert_rowid(s->db);
             stmt_put(st, temp);
         }
+    }
+    /* The tags in the run's transaction: a run never exists without them. */
+    for (int i = 0; ret == CRL_OK && i < n_tags; i++) {
+        sqlite3_stmt *st;
+        int temp;
+        ret = stmt_get(s, ST_RUN_TAG, &st, &temp, err);
+        if (ret != CRL_OK) break;
+        int rc = sqlite3_bind_int64(st, 1, *run_id);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(st, 2, i);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 3, tags[i], -1, SQLITE_STATIC);
+        ret = rc == SQLITE_OK ? step_write(s, st, *run_id, err, "cannot insert run tag")
+                              : fail(s, err, rc, "cannot bind run tag");
+        stmt_put(st, temp);
     }
     free(json);
     return txn_finish(s, ret, err);
@@ -1261,6 +1342,103 @@ int crl_store_run_set_status(crl_store *s, int64_t run_id, const char *status,
         ret = set_status_once(s, run_id, status, err);
         (void)sqlite3_busy_timeout(s->db, s->busy_ms);
     }
+    return ret;
+}
+
+/* Quote a table name for SQL ("a""b"). */
+static int quote_ident(const char *name, char *buf, size_t cap) {
+    size_t k = 0;
+    if (cap < 3) return -1;
+    buf[k++] = '"';
+    for (const char *p = name; *p; p++) {
+        if (k + 3 >= cap) return -1;
+        if (*p == '"') buf[k++] = '"';
+        buf[k++] = *p;
+    }
+    buf[k++] = '"';
+    buf[k] = 0;
+    return 0;
+}
+
+int crl_store_run_delete(crl_store *s, int64_t run_id, int64_t *rows, crl_err *err) {
+    if (!s || run_id <= 0)
+        return crl_errf(err, CRL_EINVAL, "crl_store_run_delete: bad argument");
+    if (rows) *rows = 0;
+    /* The cascades are a second line only (every table is deleted from
+     * explicitly below); still, a connection without them is not ours. */
+    int64_t fk = 0;
+    int ret = query_int(s, "PRAGMA foreign_keys", &fk, err);
+    if (ret != CRL_OK) return ret;
+    if (fk != 1)
+        return crl_errf(err, CRL_EIO, "%s: foreign keys are off on this connection",
+                        s->path);
+    ret = txn_begin(s, err);
+    if (ret != CRL_OK) return ret;
+    /* Inside the write transaction: nothing can take the run between the
+     * checks and the deletes. */
+    crl_run_info info;
+    ret = crl_store_run_get(s, run_id, &info, NULL, err);
+    crl_lease l;
+    if (ret == CRL_OK && crl_store_lease_get(s, run_id, &l, NULL) == CRL_OK && l.alive)
+        ret = crl_errf(err, CRL_EBUSY,
+                       "run %lld is being trained (host %.64s, pid %lld); stop it before "
+                       "removing it",
+                       (long long)run_id, l.host, (long long)l.pid);
+    /* Every table with a run_id column, whatever its foreign keys say: a
+     * table added later is covered without a change here. */
+    char tables[64][128];
+    int n_tables = 0;
+    if (ret == CRL_OK) {
+        sqlite3_stmt *st = NULL;
+        int rc =
+            sqlite3_prepare_v2(s->db,
+                               "SELECT m.name FROM sqlite_master m WHERE m.type = 'table'"
+                               " AND m.name <> 'runs' AND m.name NOT LIKE 'sqlite_%'"
+                               " AND EXISTS (SELECT 1 FROM pragma_table_info(m.name) c"
+                               "  WHERE c.name = 'run_id') ORDER BY m.name",
+                               -1, &st, NULL);
+        while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+            rc = SQLITE_OK;
+            if (n_tables == 64 || quote_ident((const char *)sqlite3_column_text(st, 0),
+                                              tables[n_tables], sizeof tables[0])) {
+                ret = crl_errf(err, CRL_EIO, "%s: too many tables or a too long name",
+                               s->path);
+                break;
+            }
+            n_tables++;
+        }
+        if (ret == CRL_OK && rc != SQLITE_DONE)
+            ret =
+                fail(s, err, rc, "cannot list the tables of run %lld", (long long)run_id);
+        sqlite3_finalize(st);
+    }
+    int64_t total = 0;
+    for (int i = 0; ret == CRL_OK && i <= n_tables; i++) {
+        char sql[256];
+        if (i < n_tables)
+            snprintf(sql, sizeof sql, "DELETE FROM %s WHERE run_id = ?1", tables[i]);
+        else
+            snprintf(sql, sizeof sql, "DELETE FROM runs WHERE id = ?1");
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 1, run_id);
+        if (rc == SQLITE_OK) rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+            total += sqlite3_changes(s->db);
+        else
+            ret = fail(s, err, rc, "cannot delete run %lld (%s)", (long long)run_id, sql);
+        sqlite3_finalize(st);
+    }
+    if (ret != CRL_OK) {
+        /* Nothing of a failed removal stays: the whole transaction goes
+         * (a pending batch of this store's own, if any, with it). */
+        if (s->in_txn) (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        s->in_txn = 0;
+        s->batch_rows = 0;
+        return ret;
+    }
+    ret = txn_commit(s, err);
+    if (ret == CRL_OK && rows) *rows = total;
     return ret;
 }
 

@@ -6,8 +6,8 @@
 #
 # A 64 KiB tmpfs is mounted and filled up to its last page, then crl plot
 # (png, svg), render, export (a policy, --task-xml), merge and dataset write
-# into it. Needs root to mount: otherwise it is skipped (exit 77) with the
-# reason printed.
+# into it, and export-metrics into a folder there. Needs root to mount:
+# otherwise it is skipped (exit 77) with the reason printed.
 #
 # usage: test_atomic_outputs.sh CRL_BIN SOURCE_DIR
 set -u
@@ -108,7 +108,50 @@ while read -r name ext args; do
     done
 done <"$work/cmds"
 
+# 3. crl export-metrics (docs/tracking.md): -o is a folder, created when
+#    missing. On the full disk each format fails with the OS reason, leaves
+#    no file or folder behind, and an earlier export stays as it was.
+# 500 more metric rows make every format larger than the free space.
+sqlite3 "$work/v0.db" "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c
+  WHERE i < 500) INSERT INTO metrics (run_id, step, key, value)
+  SELECT 6, i, 'test/fill', i * 0.5 FROM c"
+for fmt in csv tensorboard parquet; do
+    $crl export-metrics --db "$work/v0.db" --run 6 --format "$fmt" -o "$work/ok-ex" \
+        >/dev/null 2>"$work/err" || bad "export-metrics $fmt failed with room: $(cat "$work/err")"
+done
+big=$(find "$work/ok-ex" -type f -size +8k | wc -l)
+[ "$big" = 3 ] || bad "export-metrics: run 6's exports are not all larger than the free space"
+# An earlier export, written while there is room; then the disk is full again.
+rm -f "$mnt/fill"
+mkdir -p "$mnt/keep-ex/run-6"
+for f in run-6.csv run-6.parquet run-6/events.out.tfevents.run-6.crl; do
+    printf 'earlier output\n' >"$mnt/keep-ex/$f"
+done
+dd if=/dev/zero of="$mnt/fill" bs=4096 2>/dev/null
+truncate -s -4096 "$mnt/fill"
+before=$(ls -AR "$mnt" | tr '\n' ' ')
+for fmt in csv tensorboard parquet; do
+    for dir in new-ex keep-ex; do
+        $crl export-metrics --db "$work/v0.db" --run 6 --format "$fmt" -o "$mnt/$dir" \
+            >/dev/null 2>"$work/err"
+        code=$?
+        msg=$(cat "$work/err")
+        [ "$code" != 0 ] || bad "export-metrics $fmt -o $dir: exit 0 on a full disk"
+        case "$msg" in
+        *"No space left on device"* | *"disk full"*) ;;
+        *) bad "export-metrics $fmt -o $dir: the error does not give the OS reason: $msg" ;;
+        esac
+        [ "$(printf '%s\n' "$msg" | grep -c .)" -le 1 ] || bad "export-metrics: $msg"
+        now=$(ls -AR "$mnt" | tr '\n' ' ')
+        [ "$now" = "$before" ] || bad "export-metrics $fmt -o $dir: left '$now' (before: '$before')"
+        rm -rf "$mnt/new-ex"
+    done
+done
+for f in run-6.csv run-6.parquet run-6/events.out.tfevents.run-6.crl; do
+    [ "$(cat "$mnt/keep-ex/$f")" = "earlier output" ] || bad "export-metrics changed keep-ex/$f"
+done
+
 if [ "$fail" = 0 ]; then
-    echo "ok: plot (png, svg), render, export, export --task-xml, merge, dataset leave no file on a full disk"
+    echo "ok: plot (png, svg), render, export, export --task-xml, merge, dataset, export-metrics leave no file on a full disk"
 fi
 exit $fail

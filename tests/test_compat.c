@@ -216,6 +216,50 @@ START_TEST(test_resume_unchanged) {
 }
 END_TEST
 
+/* Run tracking (schema v7, docs/tracking.md) on the old file: it migrates,
+ * its runs list with no name and no tags, two of them diff, one is removed
+ * with everything it owns and the others keep theirs. */
+START_TEST(test_tracking_on_old_runs) {
+    char out[400];
+    snprintf(out, sizeof out, "%s/runs.csv", dir);
+    ck_assert_int_eq(sh("'%s' runs --db '%s' --format csv > '%s'", bin(), db, out), 0);
+    ck_assert_int_eq(sh("test \"$(sqlite3 '%s' 'PRAGMA user_version')\" = 7", db), 0);
+    /* six runs, each with empty name and tags (fields 2 and 3) */
+    ck_assert_int_eq(sh("test \"$(tail -n +2 '%s' | cut -d, -f1-3 | tr '\\n' ' ')\" = "
+                        "'1,, 2,, 3,, 4,, 5,, 6,, '",
+                        out),
+                     0);
+    ck_assert_int_eq(sh("'%s' diff --db '%s' 2 6 | grep -qx 'method: \"packnet\" -> "
+                        "\"ewc\"'",
+                        bin(), db),
+                     0);
+    const char *count6 =
+        "(select count(*) from metrics where run_id=6)||' '||(select count(*) from evals "
+        "where run_id=6)||' '||(select count(*) from checkpoints where run_id=6)||' '||"
+        "(select count(*) from episodes where run_id=6)";
+    char before[128] = "", cmd[1024];
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' \"select %s\"", db, count6);
+    FILE *p = popen(cmd, "r");
+    ck_assert(p && fgets(before, sizeof before, p));
+    pclose(p);
+    ck_assert_int_eq(sh("'%s' rm --db '%s' --run 3 > /dev/null", bin(), db), 0);
+    ck_assert_int_eq(
+        sh("test \"$(sqlite3 '%s' \"select (select count(*) from runs where "
+           "id=3)+(select count(*) from metrics where run_id=3)+(select "
+           "count(*) from evals where run_id=3)+(select count(*) from "
+           "checkpoints where run_id=3)+(select count(*) from episodes where "
+           "run_id=3)+(select count(*) from csp_decisions where run_id=3)+"
+           "(select count(*) from tasks where run_id=3)\")\" = 0",
+           db),
+        0);
+    char after[128] = "";
+    p = popen(cmd, "r");
+    ck_assert(p && fgets(after, sizeof after, p));
+    pclose(p);
+    ck_assert_str_eq(before, after);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("compat");
     TCase *tc = tcase_create("v0");
@@ -228,6 +272,7 @@ int main(void) {
     tcase_add_test(tc, test_old_policies_act_unchanged);
     tcase_add_test(tc, test_replay_verifies);
     tcase_add_test(tc, test_resume_unchanged);
+    tcase_add_test(tc, test_tracking_on_old_runs);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1157,6 +1157,8 @@ START_TEST(test_migrate_v1_to_v2) {
                                   " DROP TABLE csp_decisions;" /* v4 */
                                   " DROP TABLE leases;"        /* v6 */
                                   " ALTER TABLE checkpoints DROP COLUMN crc32;"
+                                  " DROP TABLE run_tags;" /* v7 */
+                                  " ALTER TABLE runs DROP COLUMN name;"
                                   " DELETE FROM schema_migrations WHERE version >= 2;"
                                   " PRAGMA user_version = 1;",
                                   NULL, NULL, NULL),

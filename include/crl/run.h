@@ -61,6 +61,14 @@ typedef struct {
      * decoder; 0 / NULL: not recorded). obs_dim and act_dim of a
      * single-env run are in sac. */
     const char *blas_kernel, *crl_version, *mujoco_version;
+    /* The new run's labels (docs/tracking.md): a name (NULL: none) and
+     * n_tags tags. Not configuration: stored in runs.name and table
+     * run_tags, not encoded into config_json, and NULL / 0 in a decoded
+     * config. Checked by crl_run_config_validate
+     * (crl_store_run_labels_check); the strings are the caller's. */
+    const char *name;
+    const char *const *tags;
+    int n_tags;
     /* Strings the decoder allocated (crl_run_config_free). */
     char *owned[40];
     int n_owned;
@@ -117,6 +125,12 @@ int crl_run_config_decode(crl_store *store, const char *json, crl_run_config *c,
  * CRL_EINVAL: "unknown option 'K'" or "K must be ... got 'V'". */
 int crl_run_config_set(crl_run_config *c, const char *key, const char *value,
                        crl_err *err);
+
+/* Set the new run's labels (name may be NULL; n_tags tags), checked as
+ * crl_run_config_validate checks them (CRL_EINVAL with one line; c is then
+ * unchanged). The strings stay the caller's and must outlive c's use. */
+int crl_run_config_set_labels(crl_run_config *c, const char *name,
+                              const char *const *tags, int n_tags, crl_err *err);
 
 /* Validate c and create its run (status running) in store (an offline
  * run's offline_bytes is the dataset's size now): the runs table's

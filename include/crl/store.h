@@ -18,7 +18,7 @@ extern "C" {
 #endif
 
 #define CRL_STORE_APP_ID         0x43524C31 /* "CRL1" */
-#define CRL_STORE_SCHEMA_VERSION 6
+#define CRL_STORE_SCHEMA_VERSION 7
 
 typedef struct crl_store crl_store;
 
@@ -49,6 +49,31 @@ typedef struct {
 int crl_store_run_create(crl_store *s, const char *method, const char *scenario,
                          uint64_t seed, const crl_kv *kv, int n_kv, int64_t *run_id,
                          crl_err *err);
+/* A run's labels (schema v7, docs/tracking.md): a name (NULL: none; 1 to
+ * CRL_RUN_NAME_MAX bytes, no control characters) and up to CRL_RUN_MAX_TAGS
+ * distinct tags (1 to CRL_RUN_TAG_MAX bytes each, one word: no spaces,
+ * commas, quotes or control characters). They are not configuration: they
+ * live in runs.name and table run_tags, not in config_json. */
+#define CRL_RUN_NAME_MAX 128
+#define CRL_RUN_TAG_MAX  64
+#define CRL_RUN_MAX_TAGS 32
+/* CRL_EINVAL with one line saying what is wrong with the labels; writes
+ * nothing (callers check before they create anything). */
+int crl_store_run_labels_check(const char *name, const char *const *tags, int n_tags,
+                               crl_err *err);
+/* crl_store_run_create with the run's labels, all in one transaction. */
+int crl_store_run_create_labeled(crl_store *s, const char *method, const char *scenario,
+                                 uint64_t seed, const crl_kv *kv, int n_kv,
+                                 const char *name, const char *const *tags, int n_tags,
+                                 int64_t *run_id, crl_err *err);
+/* Delete run_id and every row it owns, in one transaction: the rows of
+ * every table with a run_id column (found from the schema, so a table added
+ * later is covered), then the run. CRL_ENOTFOUND if there is no such run,
+ * CRL_EBUSY (nothing deleted) while a live lease holds it (it is being
+ * trained); a stale lease is deleted with the run. *rows (may be NULL): the
+ * rows deleted, the run's included. */
+int crl_store_run_delete(crl_store *s, int64_t run_id, int64_t *rows, crl_err *err);
+
 /* status: "running", "finished", "failed" or "interrupted". Commits the
  * pending batch with it. A status other than "running" gives back the run's
  * lease held by this store, and when the write times out on a lock it is
@@ -317,6 +342,50 @@ int crl_store_metrics_family_last(crl_store *s, int64_t run_id, const char *pref
                                   int (*cb)(const crl_metric_row *, void *), void *ctx,
                                   crl_err *err);
 
+/* Every metric of run_id, ordered by key then step (value NaN when NULL). */
+int crl_store_metrics_all(crl_store *s, int64_t run_id,
+                          int (*cb)(const crl_metric_row *, void *), void *ctx,
+                          crl_err *err);
+
+/* A run as `crl runs` lists it (store/track.c). */
+typedef struct {
+    int64_t id;
+    char created_at[32];
+    char name[CRL_RUN_NAME_MAX + 1];                         /* "" if none */
+    char tags[CRL_RUN_MAX_TAGS * (CRL_RUN_TAG_MAX + 1) + 1]; /* "a,b" in given order */
+    char status[16];
+    char method[32];
+    char scenario[64];
+    uint64_t seed;
+    int64_t last_step;   /* highest step in evals/metrics, 0 if none */
+    int64_t eval_step;   /* step of the last evaluation, -1 if none */
+    int eval_tasks;      /* tasks evaluated then */
+    double eval_success; /* their mean success_rate (NaN if none) */
+    double eval_return;  /* their mean mean_return (NaN if none) */
+    double wall_s;       /* the last wall_time_s metric (NaN if none) */
+} crl_run_summary;
+/* Filters of crl_store_run_summaries; NULL / 0 members match every run. */
+typedef struct {
+    const char *method;      /* runs.method equal to this */
+    const char *const *tags; /* runs with every one of these tags */
+    int n_tags;
+} crl_run_filter;
+/* The runs that pass f (NULL: all) in id order, one snapshot. */
+int crl_store_run_summaries(crl_store *s, const crl_run_filter *f,
+                            int (*cb)(const crl_run_summary *, void *), void *ctx,
+                            crl_err *err);
+
+/* The difference between two runs' configurations (config_json, through
+ * SQLite's json_each): cb once per key that only one has (a or b NULL) or
+ * whose values differ, in key order. Values are rendered as JSON (strings
+ * quoted, numbers in their shortest exact form). CRL_ENOTFOUND for a run
+ * that does not exist, CRL_ECORRUPT for a config_json that is not a JSON
+ * object. */
+int crl_store_config_diff(crl_store *s, int64_t run_a, int64_t run_b,
+                          int (*cb)(const char *key, const char *a, const char *b,
+                                    void *ctx),
+                          void *ctx, crl_err *err);
+
 /* One row of table csp_decisions as read back. */
 typedef struct {
     int64_t run_id;
@@ -396,6 +465,8 @@ int crl_json_doc_create(const char *json, crl_json_doc **out, crl_err *err);
 /* Append v (its key is ignored) to the array at path ("$.rows"). */
 int crl_json_doc_append(crl_json_doc *d, const char *path, const crl_json_member *v,
                         crl_err *err);
+/* Set the member at path ("$[0].tags") to an empty array (for appending). */
+int crl_json_doc_set_array(crl_json_doc *d, const char *path, crl_err *err);
 /* The document's text, owned by d (valid until the next append or free). */
 const char *crl_json_doc_text(const crl_json_doc *d);
 void crl_json_doc_free(crl_json_doc *d);

@@ -47,6 +47,31 @@ _lib.ffi.cdef(
                           char **config_json, crl_err *err);
 
     typedef struct {
+        int64_t id;
+        char created_at[32];
+        char name[129];
+        char tags[2081];
+        char status[16];
+        char method[32];
+        char scenario[64];
+        uint64_t seed;
+        int64_t last_step;
+        int64_t eval_step;
+        int eval_tasks;
+        double eval_success;
+        double eval_return;
+        double wall_s;
+    } crl_run_summary;
+    typedef struct {
+        const char *method;
+        const char *const *tags;
+        int n_tags;
+    } crl_run_filter;
+    int crl_store_run_summaries(crl_store *s, const crl_run_filter *f,
+                                int (*cb)(const crl_run_summary *, void *), void *ctx,
+                                crl_err *err);
+
+    typedef struct {
         int64_t run_id;
         int64_t step;
         int train_task_idx;
@@ -253,6 +278,8 @@ RUN_COLUMNS = [
     "steps",
     "steps_per_task",
     "config",
+    "name",
+    "tags",
 ]
 
 
@@ -266,6 +293,16 @@ def _runs(st):
         return 0
 
     st.check(L.crl_store_runs(st.s, cb, ffi.NULL, st.err))
+    # The labels (schema v7, docs/tracking.md): name and tags in given order.
+    labels = {}
+
+    @ffi.callback("int(const crl_run_summary *, void *)")
+    def lcb(r, ctx):
+        tags = _s(r.tags)
+        labels[int(r.id)] = (_s(r.name) or None, tags.split(",") if tags else [])
+        return 0
+
+    st.check(L.crl_store_run_summaries(st.s, ffi.NULL, lcb, ffi.NULL, st.err))
     out = []
     for r in infos:
         info = ffi.new("crl_run_info *")
@@ -280,6 +317,7 @@ def _runs(st):
         r["steps"] = config.get("steps") if not scenario_run else None
         r["steps_per_task"] = config.get("steps-per-task") if scenario_run else None
         r["config"] = config
+        r["name"], r["tags"] = labels.get(r["id"], (None, []))
         out.append(r)
     return out
 
@@ -293,7 +331,8 @@ def runs(db, as_records=False):
     run), seed, last_step (highest step in its evals or metrics), kind
     ("scenario" or "env"), steps (single-env runs: env steps planned),
     steps_per_task (scenario runs), config (the stored configuration,
-    runs.config_json, as a dict).
+    runs.config_json, as a dict), name (crl train --name; None if none)
+    and tags (crl train --tag, a list in the order given).
     """
     with _Store(db) as st:
         recs = _runs(st)

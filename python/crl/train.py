@@ -39,6 +39,8 @@ _lib.ffi.cdef(
     size_t crl_run_config_sizeof(void);
     void crl_run_config_default(crl_run_config *c);
     void crl_run_config_free(crl_run_config *c);
+    int crl_run_config_set_labels(crl_run_config *c, const char *name,
+                                  const char *const *tags, int n_tags, crl_err *err);
     int crl_run_config_set(crl_run_config *c, const char *key, const char *value,
                            crl_err *err);
     int crl_run_config_check_given(const crl_run_config *c, const char *const *keys,
@@ -166,8 +168,9 @@ def train(db, progress=None, resume=None, **options):
     Progress. resume: continue an interrupted run (its stored configuration;
     no other options). options: `crl train`'s flags with '_' for '-'
     (task or env, steps, scenario, method, steps_per_task, seed, eval_every, lr,
-    ...);
-    flags that are switches take True. A method that trains one task per run
+    ...); flags that are switches take True; name (a string) and tags (a
+    list of strings) label the new run as --name and --tag do. A method
+    that trains one task per run
     (method="single" without single_task) makes one run per scenario
     position and returns the list of their ids.
 
@@ -189,6 +192,21 @@ def train(db, progress=None, resume=None, **options):
         if "env" in options:
             raise ValueError("crl.train: task and env are the same option; give one")
         options["env"] = options.pop("task")
+    # The new run's labels (crl train --name/--tag, docs/tracking.md): not
+    # configuration keys.
+    run_name = options.pop("name", None)
+    tags = options.pop("tags", None)
+    if run_name is not None and not isinstance(run_name, str):
+        raise TypeError("crl.train: name must be a string, got %s" % type(run_name).__name__)
+    if isinstance(tags, str):
+        tags = [tags]
+    if tags is not None:
+        tags = list(tags)
+        if not all(isinstance(t, str) for t in tags):
+            raise TypeError("crl.train: tags must be a list of strings")
+    if resume is not None and (run_name is not None or tags):
+        raise ValueError("crl.train: resume keeps the run's name and tags (got %s)"
+                         % ("name" if run_name is not None else "tags"))
     keys = {}
     for name, value in options.items():
         if name in _NOT_STORED:
@@ -250,6 +268,12 @@ def train(db, progress=None, resume=None, **options):
                         "flags with '_' for '-')" % k.replace("-", "_")
                     )
                 raise ValueError("crl.train: " + msg.replace(k, k.replace("-", "_"), 1))
+        # Kept alive until the run is created (the config points at them).
+        label_name = ffi.new("char[]", run_name.encode()) if run_name is not None else ffi.NULL
+        label_tags = [ffi.new("char[]", t.encode()) for t in tags or []]
+        label_arr = ffi.new("const char *[]", label_tags) if label_tags else ffi.NULL
+        if L.crl_run_config_set_labels(cfg, label_name, label_arr, len(label_tags), err):
+            raise ValueError("crl.train: " + ffi.string(err.msg).decode("utf-8", "replace"))
         if not resume_id:
             names = [ffi.new("char[]", k.encode()) for k in keys]
             arr = ffi.new("const char *[]", names) if names else ffi.NULL

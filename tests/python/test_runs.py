@@ -53,6 +53,38 @@ def test_runs_equal_sql(store_db):
     assert recs[0]["steps_per_task"] is None and recs[1]["steps"] is None
 
 
+def test_runs_have_the_names_and_tags_crl_train_stored(tmp_path):
+    """crl train --name/--tag (docs/tracking.md) read back by crl.runs; a run
+    without them has name None and no tags."""
+    from _runs_fixtures import ENV_RUN, TINY
+
+    db = str(tmp_path / "labels.db")
+    run_cli("train", "--db", db, *ENV_RUN, *TINY, "--quiet", "--name", "first",
+            "--tag", "b", "--tag", "a")
+    run_cli("train", "--db", db, *ENV_RUN, *TINY, "--quiet")
+    recs = crl.runs(db, as_records=True)
+    assert [(r["name"], r["tags"]) for r in recs] == [("first", ["b", "a"]), (None, [])]
+    assert sql(db, "SELECT name FROM runs ORDER BY id") == [("first",), (None,)]
+
+
+def test_train_labels_a_run_as_the_cli_does(tmp_path):
+    """crl.train(name=..., tags=[...]) stores what --name/--tag store; bad
+    labels raise before anything is written."""
+    db = str(tmp_path / "labels.db")
+    with pytest.raises(ValueError, match="given twice"):
+        crl.train(db, env="pendulum", steps=200, tags=["a", "a"])
+    with pytest.raises(ValueError, match="tag"):
+        crl.train(db, env="pendulum", steps=200, tags=["a b"])
+    assert not os.path.exists(db)
+    rid = crl.train(db, env="pendulum", steps=200, eval_every=200, hidden=16, layers=1,
+                    start_steps=100, update_after=100, eval_episodes=1, threads=1,
+                    name="py", tags=["x", "y"])
+    recs = crl.runs(db, as_records=True)
+    assert [(r["id"], r["name"], r["tags"]) for r in recs] == [(rid, "py", ["x", "y"])]
+    with pytest.raises(ValueError, match="resume"):
+        crl.train(db, resume=rid, name="again")
+
+
 def test_evals_equal_sql_with_names_joined(store_db):
     all_ = crl.evals(store_db)
     assert len(all_) == sql(store_db, "SELECT COUNT(*) FROM evals")[0][0]
