@@ -72,14 +72,44 @@ static void on_progress(const crl_progress *p, void *vctx) {
     ctx->last_print = now;
     char eta[32], ret[48] = "return --";
     cli_fmt_eta(p->eta_s, eta, sizeof eta);
-    if (isfinite(p->recent_return))
+    /* A task without a success notion (locomotion) shows its return alone. */
+    if (isfinite(p->recent_return) && p->has_success)
         snprintf(ret, sizeof ret, "return %.1f, success %.2f", p->recent_return,
                  p->recent_success);
+    else if (isfinite(p->recent_return))
+        snprintf(ret, sizeof ret, "return %.1f", p->recent_return);
     const char *unit = ctx->offline ? "update" : "step";
     fprintf(stderr, "%stask %d/%d %s | %s %lld/%lld | %.0f %ss/s | %s | ETA %s%s",
             ctx->tty ? "\r\033[K" : "", p->task + 1, p->n_tasks, p->task_name, unit,
             (long long)p->step, (long long)p->total, p->steps_per_s, unit, ret, eta,
             ctx->tty && !final ? "" : "\n");
+    fflush(stderr);
+}
+
+/* One line per evaluation of a task (the tasks trained so far), and the
+ * runner's warnings, on stderr beside the progress line (which a terminal
+ * redraws below them). */
+static void on_note(const crl_note *n, void *vctx) {
+    progress_ctx *ctx = vctx;
+    if (ctx->quiet && n->kind == CRL_NOTE_EVAL) return;
+    const char *unit = ctx->offline ? "update" : "step";
+    const char *clear = ctx->tty ? "\r\033[K" : "";
+    if (n->kind == CRL_NOTE_WARNING) {
+        fprintf(stderr, "%scrl train: warning: task %d/%d %s, %s %lld: %s\n", clear,
+                n->task + 1, n->n_tasks, n->task_name, unit, (long long)n->step,
+                n->message);
+    } else {
+        /* The change since this task's previous evaluation. */
+        char diff[48] = "first evaluation";
+        if (isfinite(n->value) && isfinite(n->prev))
+            snprintf(diff, sizeof diff, n->has_success ? "%+.2f" : "%+.1f",
+                     n->value - n->prev);
+        fprintf(stderr,
+                n->has_success ? "%seval task %d/%d %s | %s %lld | success %.2f (%s)\n"
+                               : "%seval task %d/%d %s | %s %lld | return %.1f (%s)\n",
+                clear, n->task + 1, n->n_tasks, n->task_name, unit, (long long)n->step,
+                n->value, diff);
+    }
     fflush(stderr);
 }
 
@@ -206,6 +236,10 @@ static int train_defs(opt_def *defs, crl_run_config *r, const char **db, int *qu
          1},
         {"eval-episodes", OPT_INT, &r->eval_episodes, 0, 1000,
          "stochastic episodes per evaluation (+1 deterministic)", 1},
+        {"diag-every", OPT_I64, &r->diag_every, 0, 1e12,
+         "updates between rows of training diagnostics (diag/* metrics, 'crl plot --kind "
+         "diagnostics'; 0: none)",
+         1},
         {"log-train-episodes", OPT_STR, &r->log_train, 0, 0,
          "training episodes kept for 'crl replay': every:N (the 1st, N+1th, ... of "
          "a task) or none; evaluation episodes are always kept",
@@ -266,7 +300,7 @@ static int train_run(crl_run_config *r, const char *db, int64_t resume, int quie
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     progress_ctx pctx = {isatty(2), quiet, 0, crl_run_config_is_offline(r), env};
-    crl_run_hooks hooks = {on_progress, on_started, &pctx, &g_stop};
+    crl_run_hooks hooks = {on_progress, on_started, &pctx, &g_stop, on_note};
     crl_err err = {0};
     int64_t id = 0;
     const double t0 = crl_now();

@@ -35,6 +35,7 @@ _lib.ffi.cdef(
         void (*started)(int64_t run_id, int resumed, const crl_run_config *c, void *ctx);
         void *ctx;
         int *stop;
+        void *note; /* crl_note_fn: left NULL (no evaluation lines) */
     } crl_run_hooks;
     size_t crl_run_config_sizeof(void);
     void crl_run_config_default(crl_run_config *c);
