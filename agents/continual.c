@@ -679,8 +679,10 @@ static int offline_phase(cstate *st, crl_store *store, int64_t run_id, int k, in
         if (st->step % c->eval_every == 0) {
             if (st->m->last_step && t == budget) st->m->last_step(st, k);
             if ((rc = eval_all(st, store, run_id, k, err))) return rc;
+            const double t_ck = crl_now();
             if (t < budget && (rc = save_checkpoint(st, store, run_id, k, t, err)))
                 return rc;
+            diag_pause(&st->diag, crl_now() - t_ck);
         }
         if ((rc = crl_store_tick(store, err))) return rc;
         double now = crl_now();
@@ -854,6 +856,10 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                     (t + 1) % sc->update_every == 0) {
                     if ((rc = cstate_update_round(&st, sc->update_every, err))) {
                         crl_err e2;
+                        /* A runaway seen in this round is said before the
+                         * failure. */
+                        diag_warn_flush(&st.diag, store, run_id, st.step, cur, st.n,
+                                        st.names[cur], st.note, st.note_ctx);
                         save_checkpoint(&st, store, run_id, k, t + 1, &e2);
                         goto out;
                     }
@@ -865,9 +871,11 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                     if ((rc = eval_all(&st, store, run_id, k, err))) goto out;
                     /* A checkpoint at every evaluation, so that a run cut off (a
                      * crash, the end of a working session) resumes from there. */
+                    const double t_ck = crl_now();
                     if (t + 1 < budget &&
                         (rc = save_checkpoint(&st, store, run_id, k, t + 1, err)))
                         goto out;
+                    diag_pause(&st.diag, crl_now() - t_ck);
                 }
                 /* Batched rows hold the file's write lock: release it within
                  * the batch age, so that other runs can write to the same file. */

@@ -25,6 +25,8 @@ void crl_runaway_init(crl_runaway *d) {
 
 void crl_runaway_task_start(crl_runaway *d) {
     d->warned = 0;
+    d->n = 0;
+    d->fast = d->slow = 0;
 }
 
 void crl_runaway_reward(crl_runaway *d, double reward) {
@@ -36,16 +38,35 @@ int crl_runaway_update(crl_runaway *d, const crl_sac_stats *st, double gamma, ch
                        size_t cap) {
     const double bonus = fabs(st->alpha * st->logp);
     if (bonus > d->max_abs_bonus) d->max_abs_bonus = bonus;
-    if (d->warned || !(gamma < 1)) return 0;
-    const double qmax = (d->max_abs_reward + d->max_abs_bonus) / (1 - gamma);
+    /* Rule 2's averages, of log loss: an explosion is exponential, and an
+     * average of the values themselves would chase it. The slow one moves
+     * after the check, so that it is never compared with itself. */
+    const double loss = st->q_loss, l = log(fmax(loss, 1e-30));
+    if (++d->n == 1) d->fast = d->slow = l;
+    d->fast += (l - d->fast) / 5;
+    const double rq = gamma < 1 ? d->max_abs_reward / (1 - gamma) : INFINITY;
+    const int grew = d->n > CRL_RUNAWAY_WARMUP &&
+                     d->fast - d->slow > log(CRL_RUNAWAY_RATIO) && loss > rq * rq + 1;
+    const double slow = exp(d->slow);
+    d->slow += (l - d->slow) / 1000;
+    if (d->warned) return 0;
+    const double qmax =
+        gamma < 1 ? (d->max_abs_reward + d->max_abs_bonus) / (1 - gamma) : INFINITY;
     const double q_bound = 10 * qmax + 1, loss_bound = 100 * qmax * qmax + 1;
     /* Written so that a NaN or Inf also counts (the last chance to say it). */
-    const int q_bad = !(fabs(st->q_mean) <= q_bound);
-    const int loss_bad = !(st->q_loss <= loss_bound);
-    if (!q_bad && !loss_bad) return 0;
+    const int q_bad =
+        !(fabs(st->q_mean) <= q_bound) && !(gamma >= 1 && isfinite(st->q_mean));
+    const int loss_bad = !(loss <= loss_bound) && !(gamma >= 1 && isfinite(loss));
+    if (!q_bad && !loss_bad && !grew) return 0;
     d->warned = 1;
     if (msg && cap) {
-        if (q_bad)
+        if (grew && !q_bad && !loss_bad)
+            snprintf(msg, cap,
+                     "the critic loss is exploding: %.3g, its (geometric) average over "
+                     "the last ~5 updates %.3g is over %.0fx that over ~1000 (%.3g), "
+                     "and beyond (max|r| / (1 - gamma))^2 + 1 = %.3g",
+                     loss, exp(d->fast), CRL_RUNAWAY_RATIO, slow, rq * rq + 1);
+        else if (q_bad)
             snprintf(
                 msg, cap,
                 "Q is running away: mean Q %.3g, beyond 10 Q_max + 1 = %.3g (Q_max = "

@@ -582,6 +582,10 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
                 rc = crl_sac_update(sac, &batch, &st, err);
                 if (rc) {
                     crl_err e2;
+                    /* A runaway seen in this round is said before the
+                     * failure. */
+                    diag_warn_flush(&dg, store, run_id, rs.step, task, 1, env_name,
+                                    cfg->note, ctx);
                     /* Nothing was applied: the checkpoint holds the last
                      * good parameters. */
                     save_checkpoint(store, run_id, task, sac, &rs, &e2);
@@ -613,10 +617,11 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
                 eval_seeds[k] = crl_eval_seed(cfg->seed, eval_idx, k);
             /* No write lock held while the episodes run (the batch of
              * training metrics would hold it): see continual.c eval_all. */
-            if ((rc = crl_store_flush(store, err))) goto out;
+            /* Evaluating, committing and checkpointing do not count toward
+             * the diagnostics' rates. */
             const double t_eval = crl_now();
+            if ((rc = crl_store_flush(store, err))) goto out;
             evaluator_run(&ev, sac, task, cfg->eval_episodes, eval_seeds, &eval_rng);
-            diag_pause(&dg, crl_now() - t_eval);
             double r = 0, s = 0;
             for (int k = 0; k < cfg->eval_episodes; k++) {
                 r += ev.ret[k];
@@ -641,6 +646,7 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
             if (rs.step < cfg->steps &&
                 (rc = save_checkpoint(store, run_id, task, sac, &rs, err)))
                 goto out;
+            diag_pause(&dg, crl_now() - t_eval);
         }
 
         double now = crl_now();

@@ -1468,8 +1468,10 @@ static int plot_diagnostics(crl_store *store, const crl_plot_opts *o, const char
         }
         if (!strcmp(DIAG_KEYS[k].key, "diag/train_success"))
             y_range(CRL_PLOT_SUCCESS, lo, hi, &a.ymin, &a.ymax);
-        else
+        else {
             y_range(CRL_PLOT_RETURN, lo, hi, &a.ymin, &a.ymax);
+            if (!lg && lo >= 0 && a.ymin < 0) a.ymin = 0; /* rates, norms: from 0 */
+        }
         /* The panel's name above it. */
         cairo_set_source_rgb(cr, 0.05, 0.05, 0.05);
         snprintf(buf, sizeof buf, "%s%s", DIAG_KEYS[k].label, lg ? " (log10)" : "");

@@ -83,6 +83,55 @@ START_TEST(test_runaway_loss_and_nan) {
 }
 END_TEST
 
+/* Rule 2: an explosion that the bound misses, because the entropy bonus
+ * (a runaway alpha) explodes with it, is caught by the growth of the log
+ * critic loss; one bad batch is not, nor a task's first updates, nor a
+ * loss within (R / (1 - gamma))^2 + 1 = 10001 (R = 1, gamma 0.99). */
+START_TEST(test_runaway_growth) {
+    crl_runaway d;
+    crl_runaway_init(&d);
+    crl_runaway_reward(&d, 1.0);
+    char msg[320] = "";
+    /* 300 healthy updates, loss 5..15, then a single batch of loss 1e7. */
+    for (int i = 0; i < 300; i++) {
+        crl_sac_stats s = stats(20, 5 + i % 11, 0.1, -2);
+        ck_assert_int_eq(crl_runaway_update(&d, &s, 0.99, msg, sizeof msg), 0);
+    }
+    crl_sac_stats spike = stats(20, 1e7, 0.1, -2);
+    /* The bound of rule 1 with an alpha of 1e4: not flagged by it. */
+    spike.alpha = 1e4;
+    ck_assert_int_eq(crl_runaway_update(&d, &spike, 0.99, msg, sizeof msg), 0);
+    for (int i = 0; i < 50; i++) {
+        crl_sac_stats s = stats(20, 5 + i % 11, 0.1, -2);
+        ck_assert_int_eq(crl_runaway_update(&d, &s, 0.99, msg, sizeof msg), 0);
+    }
+    /* Now alpha and the loss grow 3x per update (the bonus with them, so
+     * that rule 1's bound always stays above the loss): flagged once, by
+     * rule 2, within a few updates of the loss passing 10001. */
+    double loss = 10, alpha = 0.1;
+    int fired = 0, at = -1;
+    for (int i = 0; i < 40; i++, loss *= 3, alpha *= 3) {
+        crl_sac_stats s = stats(20, loss, alpha, -2);
+        if (crl_runaway_update(&d, &s, 0.99, msg, sizeof msg)) {
+            fired++;
+            at = i;
+        }
+    }
+    ck_assert_int_eq(fired, 1);
+    ck_assert_msg(at >= 7 && at <= 13, "flagged at growth step %d", at); /* 3^7 = 2187 */
+    ck_assert_msg(strstr(msg, "geometric") != NULL, "%s", msg);
+    /* The same growth in a task's first CRL_RUNAWAY_WARMUP updates, or
+     * staying within the floor, is not flagged by rule 2. */
+    crl_runaway_task_start(&d);
+    loss = 1e-3;
+    for (int i = 0; i < 40; i++, loss *= 1.4) {
+        crl_sac_stats s = stats(20, fmin(loss, 9000), 1e6, -2);
+        ck_assert_msg(crl_runaway_update(&d, &s, 0.99, msg, sizeof msg) == 0,
+                      "flagged at %d: %s", i, msg);
+    }
+}
+END_TEST
+
 /* The bound follows the reward scale, the entropy bonus and gamma. */
 START_TEST(test_runaway_scale) {
     char msg[256];
@@ -460,6 +509,7 @@ static Suite *suite(void) {
     TCase *tc = tcase_create("detector");
     tcase_add_test(tc, test_runaway_q);
     tcase_add_test(tc, test_runaway_loss_and_nan);
+    tcase_add_test(tc, test_runaway_growth);
     tcase_add_test(tc, test_runaway_scale);
     tcase_add_test(tc, test_grad_norms);
     tcase_add_test(tc, test_stats_no_malloc);

@@ -47,22 +47,36 @@ typedef void (*crl_note_fn)(const crl_note *n, void *ctx);
 int crl_task_has_success(const char *name);
 
 /* The runaway detector: a critic loss that explodes or a Q that runs away
- * is flagged once per task, before the values reach NaN. With
- *   Q_max = (R + E) / (1 - gamma),
- * R the largest |reward| the run has collected so far and E the largest
- * |alpha * mean log pi| of an update so far (the entropy bonus), no soft Q
- * value can legitimately exceed Q_max in size, nor a critic loss
- * 0.5 (e1^2 + e2^2) exceed 4 Q_max^2. The rule, with margin:
- *   |mean Q| > 10 Q_max + 1   or   critic loss > 100 Q_max^2 + 1.
- * gamma >= 1 has no bound: never flagged. */
+ * is flagged once per task, before the values reach NaN
+ * (docs/diagnostics.md). Two rules, checked on every update's stats:
+ * 1. Bounds. With Q_max = (R + E) / (1 - gamma), R the largest |reward|
+ *    the run has collected so far and E the largest |alpha * mean log pi|
+ *    of an update so far (the entropy bonus), no soft Q value can
+ *    legitimately exceed Q_max in size, nor a critic loss 0.5 (e1^2 + e2^2)
+ *    exceed 4 Q_max^2. Flagged, with margin, when
+ *      |mean Q| > 10 Q_max + 1   or   critic loss > 100 Q_max^2 + 1
+ *    (gamma >= 1: no bound), or when either is not finite.
+ * 2. Growth. After CRL_RUNAWAY_WARMUP updates of the task, a fast moving
+ *    average of log critic loss (over about 5 updates) more than
+ *    log CRL_RUNAWAY_RATIO above a slow one (about 1,000 updates), with
+ *    the loss beyond (R / (1 - gamma))^2 + 1: an explosion the bound
+ *    misses because the entropy bonus explodes with it (a runaway alpha).
+ *    One bad batch does not move the fast average that far, and the floor
+ *    keeps a loss that rises from nearly 0 as the first rewards come in
+ *    from being flagged. */
+#define CRL_RUNAWAY_WARMUP 20
+#define CRL_RUNAWAY_RATIO  1000.0
 typedef struct {
     double max_abs_reward, max_abs_bonus;
-    int warned; /* this task's warning was given */
+    double fast, slow; /* moving averages of this task's critic loss */
+    int64_t n;         /* updates of this task */
+    int warned;        /* this task's warning was given */
 } crl_runaway;
 
 /* Fresh state (nothing seen). */
 void crl_runaway_init(crl_runaway *d);
-/* A new task: its warning may be given again (the maxima are kept). */
+/* A new task: its warning may be given again, its averages restart (the
+ * maxima are kept). */
 void crl_runaway_task_start(crl_runaway *d);
 /* A collected reward. */
 void crl_runaway_reward(crl_runaway *d, double reward);
