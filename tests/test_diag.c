@@ -430,6 +430,23 @@ START_TEST(test_rows_at_interval) {
 }
 END_TEST
 
+/* An absurd learning rate (0.3 on every optimiser: alpha runs away, and
+ * the critic loss with it) is flagged with one warning line, given before
+ * the run fails on NaN, and a diag/runaway row. */
+START_TEST(test_runaway_warning_line) {
+    int code = RUN("train", "--db", db, "--env", "pendulum", "--steps", "3000",
+                   "--eval-every", "3000", "--eval-episodes", "0", "--lr", "0.3", TINY);
+    char *e = slurp(err_path);
+    ck_assert_msg(code == 1, "exit %d: %s", code, e);
+    ck_assert_msg(count_lines(e, "warning:") == 1, "%s", e);
+    const char *w = strstr(e, "crl train: warning: task 1/1 pendulum, step ");
+    const char *f = strstr(e, "non-finite loss");
+    ck_assert_msg(w && f && w < f, "no warning before the failure: %s", e);
+    ck_assert_msg(strstr(w, "critic loss is exploding") != NULL, "%s", e);
+    ck_assert_int_eq(rows_of("diag/runaway").n, 1);
+}
+END_TEST
+
 /* --diag-every 0: no rows, and the plot refuses the run in one line,
  * writing nothing. */
 START_TEST(test_off_and_plot_refusal) {
@@ -519,6 +536,7 @@ static Suite *suite(void) {
     tcase_set_timeout(cli, 300);
     tcase_add_test(cli, test_rows_at_interval);
     tcase_add_test(cli, test_off_and_plot_refusal);
+    tcase_add_test(cli, test_runaway_warning_line);
     tcase_add_test(cli, test_flag_bad_input);
     tcase_add_test(cli, test_continual_locomotion);
     suite_add_tcase(s, cli);
