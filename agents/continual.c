@@ -631,7 +631,7 @@ int cstate_update_round(cstate *st, int64_t updates, crl_err *err) {
         else
             crl_replay_sample(&st->rb, &st->rng, st->sc.batch, &st->batch);
         /* Stats (and their gradient norms) only for the diagnostics. */
-        crl_sac_stats ss, *sp = st->diag.every > 0 ? &ss : NULL;
+        crl_sac_stats ss = {0}, *sp = st->diag.every > 0 ? &ss : NULL;
         int rc = st->c->offline
                      ? crl_sac_bc_update(st->sac, &st->batch, st->c->bc_loss, sp, err)
                      : crl_sac_update(st->sac, &st->batch, sp, err);
