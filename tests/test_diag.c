@@ -521,6 +521,33 @@ START_TEST(test_continual_locomotion) {
 }
 END_TEST
 
+/* An offline (behaviour-cloning) run: every 100 updates a row of the
+ * quantities it has (the actor's), none of the critic's. */
+START_TEST(test_offline_rows) {
+    char ds[340];
+    snprintf(ds, sizeof ds, "%s/ds.db", dir);
+    int code =
+        RUN("dataset", "--scenario", "t1", "--episodes", "2", "--seed", "1", "-o", ds);
+    ck_assert_msg(code == 0, "dataset exit %d: %s", code, slurp(err_path));
+    code = RUN("train", "--db", db, "--offline", ds, "--scenario", "t1", "--method",
+               "ft1", "--updates-per-task", "300", "--eval-every", "300",
+               "--eval-episodes", "0", "--hidden", "16", "--layers", "1", "--batch", "16",
+               "--threads", "1", "--diag-every", "100");
+    ck_assert_msg(code == 0, "train exit %d: %s", code, slurp(err_path));
+    static const char *const have[] = {"diag/actor_loss", "diag/entropy",
+                                       "diag/grad_norm_actor", "diag/updates_per_s"};
+    for (size_t i = 0; i < sizeof have / sizeof have[0]; i++) {
+        key_rows k = rows_of(have[i]);
+        ck_assert_msg(k.n == 9, "%s: %d rows, want 9", have[i], k.n);
+        for (int j = 0; j < 9; j++) ck_assert_int_eq(k.steps[j], 100 * (j + 1));
+    }
+    static const char *const none[] = {"diag/critic_loss", "diag/q_mean", "diag/alpha",
+                                       "diag/grad_norm_critic", "diag/env_steps_per_s"};
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++)
+        ck_assert_msg(rows_of(none[i]).n == 0, "%s in an offline run", none[i]);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("diag");
     TCase *tc = tcase_create("detector");
@@ -539,6 +566,7 @@ static Suite *suite(void) {
     tcase_add_test(cli, test_runaway_warning_line);
     tcase_add_test(cli, test_flag_bad_input);
     tcase_add_test(cli, test_continual_locomotion);
+    tcase_add_test(cli, test_offline_rows);
     suite_add_tcase(s, cli);
     return s;
 }
