@@ -29,6 +29,7 @@ _lib.ffi.cdef(
         double recent_success;
         double eta_s;
         int64_t updates;
+        int has_success;
     } crl_progress;
     typedef struct {
         void (*progress)(const crl_progress *p, void *ctx);
@@ -76,6 +77,7 @@ class Progress:
         "recent_success",
         "eta_s",
         "updates",
+        "has_success",
         "run",
     )
 
@@ -90,6 +92,7 @@ class Progress:
         self.recent_success = p.recent_success
         self.eta_s = p.eta_s  # NaN if unknown
         self.updates = p.updates
+        self.has_success = bool(p.has_success)  # False for locomotion: no success rate
         self.run = run
 
     def as_dict(self):
@@ -114,8 +117,10 @@ def print_progress(p, stream=None):
     """The progress line `crl train` prints (progress=True)."""
     stream = stream or sys.stderr
     ret = "return --"
-    if math.isfinite(p.recent_return):
+    if math.isfinite(p.recent_return) and p.has_success:
         ret = "return %.1f, success %.2f" % (p.recent_return, p.recent_success)
+    elif math.isfinite(p.recent_return):
+        ret = "return %.1f" % p.recent_return  # locomotion: no success notion
     tty = hasattr(stream, "isatty") and stream.isatty()
     final = p.step == p.total
     line = "task %d/%d %s | step %d/%d | %.0f steps/s | %s | ETA %s" % (
