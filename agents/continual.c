@@ -26,6 +26,7 @@ void crl_continual_config_default(crl_continual_config *c) {
     c->l2_coef = CRL_L2_COEF;
     c->ewc_coef = CRL_EWC_COEF;
     c->packnet_retrain = 0.1;
+    c->diag_every = CRL_DIAG_EVERY;
     crl_csp_config_default(&c->csp);
     crl_l2m_config_default(&c->l2m);
     crl_sac_config_default(&c->sac, 0, 0, 1);
@@ -226,7 +227,20 @@ static int eval_begin(cstate *st, int j, int track_rows) {
     return st->m->eval_begin ? st->m->eval_begin(st, j, track_rows) : 0;
 }
 
+static int eval_all_tasks(cstate *st, crl_store *store, int64_t run_id, int cur,
+                          crl_err *err);
+
+/* Every task evaluated (below); the time it takes does not count toward the
+ * diagnostics' rates. */
 static int eval_all(cstate *st, crl_store *store, int64_t run_id, int cur, crl_err *err) {
+    const double t0 = crl_now();
+    int rc = eval_all_tasks(st, store, run_id, cur, err);
+    diag_pause(&st->diag, crl_now() - t0);
+    return rc;
+}
+
+static int eval_all_tasks(cstate *st, crl_store *store, int64_t run_id, int cur,
+                          crl_err *err) {
     const int ne = st->c->eval_episodes;
     const int64_t idx = st->c->eval_fixed ? 0 : st->eval_idx;
     /* The batch holds the database's write lock: commit it before each
@@ -259,6 +273,16 @@ static int eval_all(cstate *st, crl_store *store, int64_t run_id, int cur, crl_e
         crl_eval_row row = {
             run_id, st->step,          st->pos[cur],      st->pos[j],
             ne,     ne ? s / ne : 0.0, ne ? r / ne : 0.0, st->evs[j].ret[ne]};
+        /* crl train's line per evaluation: the tasks trained so far (every
+         * task of a multi-task run), with the change since the last one. */
+        if (st->prev_eval && (j <= cur || (st->m->flags & CRL_METHOD_MULTITASK))) {
+            const double v =
+                diag_eval_value(st->has_success[j], ne, row.success_rate, row.mean_return,
+                                row.det_return, st->evs[j].succ[ne]);
+            diag_note_eval(st->note, st->note_ctx, j, st->n, st->names[j], st->step,
+                           st->has_success[j], v, st->prev_eval[j]);
+            st->prev_eval[j] = v;
+        }
         int rc = crl_store_eval(store, &row, err);
         if (!rc)
             rc = evaluator_log(&st->evs[j], store, run_id, st->step, st->pos[j], err);
@@ -304,6 +328,8 @@ static void cstate_free(cstate *st) {
     free(st->seeds);
     free(st->saved);
     free(st->fisher);
+    free(st->prev_eval);
+    free(st->has_success);
 }
 
 static int new_learner(cstate *st, int task, crl_err *err) {
@@ -529,6 +555,73 @@ static int cstate_init(cstate *st, const crl_continual_config *c, crl_err *err) 
     return CRL_OK;
 }
 
+/* ---- diagnostics (agents/diag.h) -------------------------------------------------- */
+
+typedef struct {
+    cstate *st;
+    int64_t *last_step; /* [n] step of the value in prev_eval */
+} prev_ctx;
+
+/* A resumed run's last evaluation of each task, so that its first
+ * evaluation note shows the change too. */
+static int collect_prev(const crl_eval_row *row, void *vctx) {
+    prev_ctx *x = vctx;
+    cstate *st = x->st;
+    for (int j = 0; j < st->n; j++)
+        if (st->pos[j] == row->eval_task_idx && row->step >= x->last_step[j]) {
+            x->last_step[j] = row->step;
+            st->prev_eval[j] =
+                diag_eval_value(st->has_success[j], row->episodes, row->success_rate,
+                                row->mean_return, row->det_return, -1);
+        }
+    return 0;
+}
+
+static int diag_setup(cstate *st, crl_store *store, int64_t run_id, int resume, void *ctx,
+                      crl_err *err) {
+    const crl_continual_config *c = st->c;
+    st->prev_eval = malloc((size_t)st->n * sizeof *st->prev_eval);
+    st->has_success = malloc((size_t)st->n * sizeof *st->has_success);
+    int64_t *last = malloc((size_t)st->n * sizeof *last);
+    if (!st->prev_eval || !st->has_success || !last) {
+        free(last);
+        return crl_errf(err, CRL_ENOMEM, "continual: out of memory");
+    }
+    for (int j = 0; j < st->n; j++) {
+        st->prev_eval[j] = NAN;
+        st->has_success[j] = crl_task_has_success(st->names[j]);
+        last[j] = -1;
+    }
+    st->note = c->note;
+    st->note_ctx = ctx;
+    diag_init(&st->diag, c->diag_every, c->offline != NULL, st->sc.gamma, st->step);
+    int rc = CRL_OK;
+    if (resume) {
+        prev_ctx x = {st, last};
+        rc = crl_store_evals(store, run_id, collect_prev, &x, err);
+    }
+    free(last);
+    return rc;
+}
+
+/* Does a row of phase k report training success (mt: any of its tasks)? */
+static int phase_success(const cstate *st, int k, int mt) {
+    if (!mt) return st->has_success[k];
+    for (int j = 0; j < st->n; j++)
+        if (st->has_success[j]) return 1;
+    return 0;
+}
+
+/* After updates: a diagnostics row when one is due (force: whatever has
+ * accumulated, at a task's end), and a pending runaway warning. */
+static void diag_tick(cstate *st, crl_store *store, int64_t run_id, int k, int cur,
+                      int mt, int force) {
+    if (force || diag_due(&st->diag))
+        diag_write(&st->diag, store, run_id, st->step, phase_success(st, k, mt));
+    diag_warn_flush(&st->diag, store, run_id, st->step, cur, st->n, st->names[cur],
+                    st->note, st->note_ctx);
+}
+
 /* ---- the loop ------------------------------------------------------------------ */
 
 int cstate_update_round(cstate *st, int64_t updates, crl_err *err) {
@@ -537,10 +630,13 @@ int cstate_update_round(cstate *st, int64_t updates, crl_err *err) {
             crl_reservoir_sample(&st->res, &st->rng, st->sc.batch, &st->batch);
         else
             crl_replay_sample(&st->rb, &st->rng, st->sc.batch, &st->batch);
+        /* Stats (and their gradient norms) only for the diagnostics. */
+        crl_sac_stats ss = {0}, *sp = st->diag.every > 0 ? &ss : NULL;
         int rc = st->c->offline
-                     ? crl_sac_bc_update(st->sac, &st->batch, st->c->bc_loss, NULL, err)
-                     : crl_sac_update(st->sac, &st->batch, NULL, err);
+                     ? crl_sac_bc_update(st->sac, &st->batch, st->c->bc_loss, sp, err)
+                     : crl_sac_update(st->sac, &st->batch, sp, err);
         if (rc) return rc;
+        if (sp) diag_update(&st->diag, sp);
     }
     return CRL_OK;
 }
@@ -578,12 +674,15 @@ static int offline_phase(cstate *st, crl_store *store, int64_t run_id, int k, in
             t++;
             st->step++;
             (*updates)++;
+            diag_tick(st, store, run_id, k, k, mt, 0);
         }
         if (st->step % c->eval_every == 0) {
             if (st->m->last_step && t == budget) st->m->last_step(st, k);
             if ((rc = eval_all(st, store, run_id, k, err))) return rc;
+            const double t_ck = crl_now();
             if (t < budget && (rc = save_checkpoint(st, store, run_id, k, t, err)))
                 return rc;
+            diag_pause(&st->diag, crl_now() - t_ck);
         }
         if ((rc = crl_store_tick(store, err))) return rc;
         double now = crl_now();
@@ -592,11 +691,17 @@ static int offline_phase(cstate *st, crl_store *store, int64_t run_id, int k, in
             rate = rate > 0 ? 0.7 * rate + 0.3 * inst : inst;
             t_last = now;
             step_last = st->step;
-            crl_progress pr = {
-                k,        st->n, st->names[k],
-                st->step, total, rate,
-                NAN,      NAN,   rate > 0 ? (double)(total - st->step) / rate : NAN,
-                *updates};
+            crl_progress pr = {k,
+                               st->n,
+                               st->names[k],
+                               st->step,
+                               total,
+                               rate,
+                               NAN,
+                               NAN,
+                               rate > 0 ? (double)(total - st->step) / rate : NAN,
+                               *updates,
+                               phase_success(st, k, mt)};
             progress(&pr, ctx);
         }
         if (stop && *stop && t < budget) { /* at budget: after the task end */
@@ -604,9 +709,9 @@ static int offline_phase(cstate *st, crl_store *store, int64_t run_id, int k, in
             if ((rc = crl_store_run_set_status(store, run_id, "interrupted", err)))
                 return rc;
             return crl_errf(err, CRL_EINTR,
-                            "interrupted in task %d/%d at update %lld; checkpoint "
+                            "interrupted in task %d (%d/%d) at update %lld; checkpoint "
                             "written, resume run %lld to continue",
-                            k + 1, st->n, (long long)st->step, (long long)run_id);
+                            k, k + 1, st->n, (long long)st->step, (long long)run_id);
         }
     }
     return CRL_OK;
@@ -620,6 +725,7 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
     int k0 = 0;
     int64_t t0 = 0;
     if (!rc && resume) rc = load_checkpoint(&st, store, run_id, 1, &k0, &t0, err);
+    if (!rc) rc = diag_setup(&st, store, run_id, resume, ctx, err);
     /* mt: one phase over every task, with all the tasks' budget. */
     const int mt = rc == CRL_OK && (st.m->flags & CRL_METHOD_MULTITASK),
               n_phases = mt ? 1 : st.n;
@@ -652,6 +758,7 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
             (rc = new_learner(&st, k, err)))
             goto out;
         crl_sac_reset_optimizers(st.sac);
+        diag_task_start(&st.diag);
         if (!st.has_res) crl_replay_clear(&st.rb);
         if (st.m->task_start && (rc = st.m->task_start(&st, k, t, err))) goto out;
         /* Env steps the method's task end takes (CSP's grow-or-prune
@@ -703,6 +810,7 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                 crl_step_info info;
                 crl_env_step(env, act, obs2, &info);
                 diverge_step(&dv, env);
+                diag_reward(&st.diag, info.reward);
                 if (st.trec) crl_episode_add(st.trec, act, &info);
                 if (st.has_res)
                     crl_reservoir_add(&st.res, &st.res_rng, obs, act, info.reward, obs2,
@@ -722,6 +830,7 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                     rec_succ[rec_next] = ep_succ;
                     rec_next = (rec_next + 1) % 10;
                     if (rec_n < 10) rec_n++;
+                    diag_episode(&st.diag, ep_ret, ep_succ);
                     ep_ret = 0;
                     ep_succ = 0;
                     if (crl_episode_recording(st.trec)) {
@@ -747,19 +856,26 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                     (t + 1) % sc->update_every == 0) {
                     if ((rc = cstate_update_round(&st, sc->update_every, err))) {
                         crl_err e2;
+                        /* A runaway seen in this round is said before the
+                         * failure. */
+                        diag_warn_flush(&st.diag, store, run_id, st.step, cur, st.n,
+                                        st.names[cur], st.note, st.note_ctx);
                         save_checkpoint(&st, store, run_id, k, t + 1, &e2);
                         goto out;
                     }
                     updates += sc->update_every;
+                    diag_tick(&st, store, run_id, k, cur, mt, 0);
                 }
                 if (st.step % c->eval_every == 0) {
                     if (st.m->last_step && t + 1 == budget) st.m->last_step(&st, k);
                     if ((rc = eval_all(&st, store, run_id, k, err))) goto out;
                     /* A checkpoint at every evaluation, so that a run cut off (a
                      * crash, the end of a working session) resumes from there. */
+                    const double t_ck = crl_now();
                     if (t + 1 < budget &&
                         (rc = save_checkpoint(&st, store, run_id, k, t + 1, err)))
                         goto out;
+                    diag_pause(&st.diag, crl_now() - t_ck);
                 }
                 /* Batched rows hold the file's write lock: release it within
                  * the batch age, so that other runs can write to the same file. */
@@ -770,11 +886,17 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                     rate = rate > 0 ? 0.7 * rate + 0.3 * inst : inst;
                     t_last = now;
                     step_last = st.step;
-                    crl_progress pr = {
-                        k,       st.n,  st.names[k],
-                        st.step, total, rate,
-                        NAN,     NAN,   rate > 0 ? (double)(total - st.step) / rate : NAN,
-                        updates};
+                    crl_progress pr = {k,
+                                       st.n,
+                                       st.names[k],
+                                       st.step,
+                                       total,
+                                       rate,
+                                       NAN,
+                                       NAN,
+                                       rate > 0 ? (double)(total - st.step) / rate : NAN,
+                                       updates,
+                                       phase_success(&st, k, mt)};
                     if (rec_n) {
                         double r = 0, s = 0;
                         for (int i = 0; i < rec_n; i++) {
@@ -796,11 +918,11 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
                     if ((rc =
                              crl_store_run_set_status(store, run_id, "interrupted", err)))
                         goto out;
-                    rc = crl_errf(
-                        err, CRL_EINTR,
-                        "interrupted in task %d/%d at step %lld; checkpoint written, "
-                        "resume run %lld to continue",
-                        k + 1, st.n, (long long)st.step, (long long)run_id);
+                    rc = crl_errf(err, CRL_EINTR,
+                                  "interrupted in task %d (%d/%d) at step %lld; "
+                                  "checkpoint written, "
+                                  "resume run %lld to continue",
+                                  k, k + 1, st.n, (long long)st.step, (long long)run_id);
                     goto out;
                 }
             }
@@ -811,6 +933,9 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
             ((rc = crl_store_flush(store, err)) ||
              (rc = st.m->task_end(&st, store, run_id, k, reserve, err))))
             goto out;
+        /* The task's last diagnostics row: the updates since the previous
+         * one (retraining at the task end included). */
+        diag_tick(&st, store, run_id, k, k, mt, 1);
         /* The reserved steps may have crossed an evaluation. */
         if (reserve && st.step / c->eval_every != (st.step - reserve) / c->eval_every &&
             (rc = eval_all(&st, store, run_id, k, err)))
@@ -825,10 +950,11 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
         if (stop && *stop && k + 1 < n_phases) {
             if ((rc = crl_store_run_set_status(store, run_id, "interrupted", err)))
                 goto out;
-            rc = crl_errf(err, CRL_EINTR,
-                          "interrupted at the end of task %d/%d (step %lld); checkpoint "
-                          "written, resume run %lld to continue",
-                          k + 1, st.n, (long long)st.step, (long long)run_id);
+            rc = crl_errf(
+                err, CRL_EINTR,
+                "interrupted at the end of task %d (%d/%d) (step %lld); checkpoint "
+                "written, resume run %lld to continue",
+                k, k + 1, st.n, (long long)st.step, (long long)run_id);
             goto out;
         }
     }
@@ -837,9 +963,17 @@ int crl_continual_run(const crl_continual_config *c, crl_store *store, int64_t r
         goto out;
     crl_store_metric(store, run_id, st.step, "wall_time_s", crl_now() - t_start, NULL);
     if (progress) {
-        crl_progress pr = {
-            st.n - 1, st.n,   st.names[st.n - 1], st.step, total, rate, NAN, NAN,
-            0,        updates};
+        crl_progress pr = {st.n - 1,
+                           st.n,
+                           st.names[st.n - 1],
+                           st.step,
+                           total,
+                           rate,
+                           NAN,
+                           NAN,
+                           0,
+                           updates,
+                           phase_success(&st, st.n - 1, mt)};
         progress(&pr, ctx);
     }
     rc = crl_store_run_set_status(store, run_id, "finished", err);

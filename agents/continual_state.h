@@ -4,6 +4,7 @@
 #ifndef CRL_AGENTS_CONTINUAL_STATE_H
 #define CRL_AGENTS_CONTINUAL_STATE_H
 
+#include "agents/diag.h"
 #include "agents/evaluator.h"
 #include "crl/continual.h"
 #include "crl/dataset.h"
@@ -38,6 +39,13 @@ struct crl_cstate {
     int64_t step, eval_idx, last_eval_step;
     crl_episode *trec; /* --log-train-episodes: the current task's recorder */
     crl_dataset *ds;   /* offline: the dataset, open for the run */
+    /* Training diagnostics (agents/diag.h; every = 0 outside a training run)
+     * and what crl train is told of evaluations and warnings. */
+    diag_state diag;
+    double *prev_eval; /* [n] the last evaluation note's value of each task */
+    int *has_success;  /* [n] crl_task_has_success of each task */
+    crl_note_fn note;
+    void *note_ctx;
 };
 typedef struct crl_cstate cstate;
 

@@ -82,6 +82,7 @@ static const key_def KEYS[] = {
     {"steps", K_I64, F(steps), 1, 1e12},
     {"eval-every", K_I64, F(eval_every), 1, 1e12},
     {"eval-episodes", K_INT, F(eval_episodes), 0, 1000},
+    {"diag-every", K_I64, F(diag_every), 0, 1e12},
     {"log-train-episodes", K_STR, F(log_train), 0, 0},
     {"threads", K_INT, F(threads), 0, 1e6}, /* resolved: one per core */
     {"lr", K_FLOAT, F(sac.lr), 1e-8, 10},
@@ -118,6 +119,9 @@ static const struct {
     {"csp-rollouts", "1"},
     {"csp-criterion", "return"},
     {"csp-check", "0"},
+    /* issue 24: diagnostics rows; the default (runs without the key get
+     * it too: the rows are written beside the training, never change it) */
+    {"diag-every", "1000"},
 };
 
 static int is_old_value(const crl_kv *e) {
@@ -157,6 +161,7 @@ void crl_run_config_default(crl_run_config *c) {
     c->eval_every = 20000;
     c->eval_episodes = 10;
     c->log_train = "every:" CRL_STR(CRL_LOG_TRAIN_EVERY);
+    c->diag_every = CRL_DIAG_EVERY;
     c->l2_coef = CRL_L2_COEF;
     c->ewc_coef = CRL_EWC_COEF;
     c->packnet_retrain = 0.1;
@@ -704,6 +709,7 @@ int crl_run_train_config(const crl_run_config *c, crl_train_config *t, crl_err *
     t->eval_every = c->eval_every;
     t->eval_episodes = c->eval_episodes;
     t->threads = c->threads;
+    t->diag_every = c->diag_every;
     t->sac = c->sac;
     t->sac.threads = c->threads >= 2 ? 2 : 1;
     int rc = log_train_of(c, &t->log_train_every, err);
@@ -741,6 +747,7 @@ int crl_run_continual_config(const crl_run_config *c, crl_continual_config *o,
     o->eval_every = c->eval_every;
     o->eval_episodes = c->eval_episodes;
     o->eval_fixed = c->eval_fixed;
+    o->diag_every = c->diag_every;
     o->l2_coef = c->l2_coef;
     o->ewc_coef = c->ewc_coef;
     o->packnet_retrain = c->packnet_retrain;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "agents/checkpoint_check.h"
+#include "agents/diag.h"
 #include "agents/diverge.h"
 #include "agents/evaluator.h"
 #include "crl/replay.h"
@@ -22,6 +23,7 @@ void crl_train_config_default(crl_train_config *c) {
     c->eval_episodes = 10;
     c->log_train_every = CRL_LOG_TRAIN_EVERY;
     c->threads = 0;
+    c->diag_every = CRL_DIAG_EVERY;
     crl_sac_config_default(&c->sac, 0, 0, 1);
 }
 
@@ -419,6 +421,23 @@ int diverge_episode_end(diverge_state *dv, const char *task, int64_t step, crl_e
                     task, dv->in_a_row, (long long)step, mju_warningText(w, dv->info));
 }
 
+/* A resumed run's last evaluation value (for its first evaluation note). */
+typedef struct {
+    int has_success;
+    int64_t step;
+    double value;
+} last_eval;
+
+static int collect_last_eval(const crl_eval_row *row, void *vctx) {
+    last_eval *x = vctx;
+    if (row->step >= x->step) {
+        x->step = row->step;
+        x->value = diag_eval_value(x->has_success, row->episodes, row->success_rate,
+                                   row->mean_return, row->det_return, -1);
+    }
+    return 0;
+}
+
 int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
                   crl_progress_fn progress, void *ctx, volatile sig_atomic_t *stop,
                   crl_err *err) {
@@ -489,6 +508,15 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
     const char *inj = getenv("CRL_TEST_NAN_AT_STEP");
     if (inj) nan_step = strtoll(inj, NULL, 10);
 
+    /* Training diagnostics and the evaluation notes (agents/diag.h). */
+    const int has_success = crl_task_has_success(env_name);
+    diag_state dg;
+    diag_init(&dg, cfg->diag_every, 0, sc.gamma, rs.step);
+    last_eval prev = {has_success, -1, NAN};
+    if (cfg->resume &&
+        (rc = crl_store_evals(store, run_id, collect_last_eval, &prev, err)))
+        goto out;
+
     recent rec = {0};
     diverge_state dv = DIVERGE_INIT;
     double ep_ret = 0;
@@ -514,6 +542,7 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
         diverge_step(&dv, env);
         if (trec) crl_episode_add(trec, act, &info);
         if (rs.step + 1 == nan_step) info.reward = NAN;
+        diag_reward(&dg, info.reward);
         crl_replay_add(&rb, obs, act, info.reward, obs2, info.terminal, task);
         ep_ret += info.reward;
         if (info.success) ep_succ = 1;
@@ -525,6 +554,7 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
         if (info.terminal || info.truncated) {
             if ((rc = diverge_episode_end(&dv, env_name, rs.step, err))) goto out;
             recent_push(&rec, ep_ret, ep_succ);
+            diag_episode(&dg, ep_ret, ep_succ);
             crl_store_metric(store, run_id, rs.step, "train/return", ep_ret, NULL);
             crl_store_metric(store, run_id, rs.step, "train/success", ep_succ, NULL);
             if (crl_episode_recording(trec)) {
@@ -552,6 +582,10 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
                 rc = crl_sac_update(sac, &batch, &st, err);
                 if (rc) {
                     crl_err e2;
+                    /* A runaway seen in this round is said before the
+                     * failure. */
+                    diag_warn_flush(&dg, store, run_id, rs.step, task, 1, env_name,
+                                    cfg->note, ctx);
                     /* Nothing was applied: the checkpoint holds the last
                      * good parameters. */
                     save_checkpoint(store, run_id, task, sac, &rs, &e2);
@@ -563,7 +597,11 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
                 sum_alpha += st.alpha;
                 sum_logp += st.logp;
                 n_stats++;
+                if (dg.every > 0) diag_update(&dg, &st);
             }
+            if (diag_due(&dg)) diag_write(&dg, store, run_id, rs.step, has_success);
+            diag_warn_flush(&dg, store, run_id, rs.step, task, 1, env_name, cfg->note,
+                            ctx);
         }
         if (n_stats > 0 && rs.step % 1000 == 0) {
             crl_store_metric(store, run_id, rs.step, "loss/q", sum_q / n_stats, NULL);
@@ -579,6 +617,9 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
                 eval_seeds[k] = crl_eval_seed(cfg->seed, eval_idx, k);
             /* No write lock held while the episodes run (the batch of
              * training metrics would hold it): see continual.c eval_all. */
+            /* Evaluating, committing and checkpointing do not count toward
+             * the diagnostics' rates. */
+            const double t_eval = crl_now();
             if ((rc = crl_store_flush(store, err))) goto out;
             evaluator_run(&ev, sac, task, cfg->eval_episodes, eval_seeds, &eval_rng);
             double r = 0, s = 0;
@@ -589,6 +630,12 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
             int ne = cfg->eval_episodes;
             crl_eval_row row = {run_id,          rs.step,         task,      task, ne,
                                 ne ? s / ne : 0, ne ? r / ne : 0, ev.ret[ne]};
+            const double v =
+                diag_eval_value(has_success, ne, row.success_rate, row.mean_return,
+                                row.det_return, ev.succ[ne]);
+            diag_note_eval(cfg->note, ctx, task, 1, env_name, rs.step, has_success, v,
+                           prev.value);
+            prev.value = v;
             if ((rc = crl_store_eval(store, &row, err))) goto out;
             if ((rc = evaluator_log(&ev, store, run_id, rs.step, task, err))) goto out;
             crl_store_metric(store, run_id, rs.step, "eval/det_success", ev.succ[ne],
@@ -599,6 +646,7 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
             if (rs.step < cfg->steps &&
                 (rc = save_checkpoint(store, run_id, task, sac, &rs, err)))
                 goto out;
+            diag_pause(&dg, crl_now() - t_eval);
         }
 
         double now = crl_now();
@@ -607,8 +655,8 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
             rate = rate > 0 ? 0.7 * rate + 0.3 * inst : inst;
             t_last = now;
             step_last = rs.step;
-            crl_progress p = {task, 1,   env_name, rs.step, cfg->steps,
-                              rate, NAN, NAN,      NAN,     updates};
+            crl_progress p = {task, 1,   env_name, rs.step, cfg->steps, rate,
+                              NAN,  NAN, NAN,      updates, has_success};
             if (rec.n > 0) {
                 double r = 0, s = 0;
                 for (int k = 0; k < rec.n; k++) {
@@ -631,6 +679,8 @@ int crl_train_run(const crl_train_config *cfg, crl_store *store, int64_t run_id,
         }
     }
 
+    /* The last diagnostics row: the updates since the previous one. */
+    if (dg.every > 0 && dg.n > 0) diag_write(&dg, store, run_id, rs.step, has_success);
     if ((rc = crl_store_task_end(store, run_id, task, rs.step, err))) goto out;
     if ((rc = save_checkpoint(store, run_id, task, sac, &rs, err))) goto out;
     crl_store_metric(store, run_id, rs.step, "wall_time_s", crl_now() - t0, NULL);

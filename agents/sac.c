@@ -22,6 +22,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Sum of squares of x[0..n), for the gradient norms of crl_sac_stats: four
+ * float lanes over blocks of 512 entries, each block added into a double
+ * (one pass, no allocation; a NaN or Inf entry makes it non-finite). */
+typedef float sac_v4f __attribute__((vector_size(16)));
+static double sum_sq(const float *x, size_t n) {
+    double total = 0;
+    size_t i = 0;
+    while (i + 8 <= n) {
+        size_t end = i + 512 <= n ? i + 512 : n - (n - i) % 8;
+        sac_v4f a = {0, 0, 0, 0}, b = {0, 0, 0, 0};
+        for (; i < end; i += 8) {
+            sac_v4f p, q;
+            memcpy(&p, x + i, sizeof p);
+            memcpy(&q, x + i + 4, sizeof q);
+            a += p * p;
+            b += q * q;
+        }
+        a += b;
+        total += (double)a[0] + a[1] + a[2] + a[3];
+    }
+    for (; i < n; i++) total += (double)x[i] * x[i];
+    return total;
+}
+
 struct crl_sac {
     crl_sac_config c;
     crl_mlp critic;
@@ -388,7 +412,9 @@ typedef struct {
     const crl_batch *b;
     const float *eps;
     int phase;
-    int finite[2]; /* gradients of each lane's half are finite */
+    int finite[2];                      /* gradients of each lane's half are finite */
+    int norms;                          /* fill gsq_* (the caller wants stats) */
+    double gsq_actor[2], gsq_critic[2]; /* each lane's sum of squared gradients */
     double q_loss, pi_loss, logp_sum, q_sum, alpha_sum, alpha_loss;
     double extra[2];  /* each lane's share of the actor's own loss term */
     int bc;           /* behaviour cloning (crl_bc_loss + 1), 0: SAC */
@@ -521,6 +547,10 @@ static void phase(void *vctx, int lane) {
         for (size_t i = lo; i < hi; i++) s->actor_g[i] += s->actor_g2[i];
         u->finite[lane] = crl_all_finite(s->actor_g + lo, hi - lo) &&
                           (u->bc || crl_all_finite(s->critic_g + (size_t)lane * nc, nc));
+        if (u->norms) {
+            u->gsq_actor[lane] = sum_sq(s->actor_g + lo, hi - lo);
+            u->gsq_critic[lane] = u->bc ? 0 : sum_sq(s->critic_g + (size_t)lane * nc, nc);
+        }
         break;
     }
     case PH_APPLY: {
@@ -576,12 +606,23 @@ static void run_phase(update_ctx *u, int ph) {
     crl_lanes_run(u->s->lanes, phase, u);
 }
 
-int crl_sac_compute_grads(crl_sac *s, const crl_batch *b, const float *eps,
-                          crl_sac_stats *st) {
+/* The actor gradient's norm after the update's phases: the lanes' halves,
+ * or, when a penalty hook added its term after them, one more pass. */
+static double actor_grad_norm(const crl_sac *s, const update_ctx *u) {
+    if (s->hooks.actor_penalty)
+        return sqrt(
+            sum_sq(s->actor_g + s->actor->tr_lo, s->actor->tr_hi - s->actor->tr_lo));
+    return sqrt(u->gsq_actor[0] + u->gsq_actor[1]);
+}
+
+/* norms: fill the gradient norms of *st (NAN otherwise: a caller that
+ * passed no stats does not pay for them). */
+static int compute_grads(crl_sac *s, const crl_batch *b, const float *eps,
+                         crl_sac_stats *st, int norms) {
     const int B = b->B;
     const float H = crl_sac_target_entropy(&s->c);
     const float invB = 1.0f / (float)B;
-    update_ctx u = {.s = s, .b = b, .eps = eps};
+    update_ctx u = {.s = s, .b = b, .eps = eps, .norms = st && norms};
     for (int i = 0; i < B; i++) s->alpha_row[i] = expf(s->log_alpha[b->task[i]]);
     run_phase(&u, PH_ACTOR);
     run_phase(&u, PH_CRITIC_FWD);
@@ -610,6 +651,8 @@ int crl_sac_compute_grads(crl_sac *s, const crl_batch *b, const float *eps,
         st->alpha = u.alpha_sum / B;
         st->logp = u.logp_sum / B;
         st->q_mean = u.q_sum / B;
+        st->grad_norm_actor = u.norms ? actor_grad_norm(s, &u) : NAN;
+        st->grad_norm_critic = u.norms ? sqrt(u.gsq_critic[0] + u.gsq_critic[1]) : NAN;
     }
     int finite = u.finite[0] && u.finite[1] &&
                  crl_all_finite(s->log_alpha_g, (size_t)s->c.n_tasks);
@@ -619,6 +662,11 @@ int crl_sac_compute_grads(crl_sac *s, const crl_batch *b, const float *eps,
         !isfinite(penalty) || !finite)
         return CRL_ENAN;
     return CRL_OK;
+}
+
+int crl_sac_compute_grads(crl_sac *s, const crl_batch *b, const float *eps,
+                          crl_sac_stats *st) {
+    return compute_grads(s, b, eps, st, 1);
 }
 
 /* One row of conditioning per row of pi(o) and pi(o2): from the method's
@@ -644,8 +692,9 @@ int crl_sac_update(crl_sac *s, const crl_batch *b, crl_sac_stats *st, crl_err *e
     for (int i = 0; i < 2 * b->B * A; i++) s->eps[i] = (float)crl_rng_normal(&s->rng);
     if (s->ncond) draw_update_mix(s, b->B); /* the pi(o) rows; targets use b->mix */
     crl_sac_stats local;
+    const int norms = st != NULL;
     if (!st) st = &local;
-    int rc = crl_sac_compute_grads(s, b, s->eps, st);
+    int rc = compute_grads(s, b, s->eps, st, norms);
     if (rc == CRL_ENAN)
         return crl_errf(err, CRL_ENAN,
                         "sac: non-finite loss or gradient (q_loss %g, pi_loss %g); "
@@ -663,10 +712,10 @@ int crl_sac_update(crl_sac *s, const crl_batch *b, crl_sac_stats *st, crl_err *e
 
 /* ---- behaviour cloning: the actor alone --------------------------------------- */
 
-int crl_sac_bc_compute_grads(crl_sac *s, const crl_batch *b, int loss,
-                             crl_sac_stats *st) {
+static int bc_compute_grads(crl_sac *s, const crl_batch *b, int loss, crl_sac_stats *st,
+                            int norms) {
     const int B = b->B;
-    update_ctx u = {.s = s, .b = b, .bc = loss + 1};
+    update_ctx u = {.s = s, .b = b, .bc = loss + 1, .norms = st && norms};
     run_phase(&u, PH_BC);
     run_phase(&u, PH_SUM);
     double penalty = 0;
@@ -680,11 +729,18 @@ int crl_sac_bc_compute_grads(crl_sac *s, const crl_batch *b, int loss,
         st->pi_loss = bc + penalty;
         st->penalty = penalty;
         st->logp = loss == CRL_BC_NLL ? -bc : NAN;
+        st->grad_norm_actor = u.norms ? actor_grad_norm(s, &u) : NAN;
+        st->grad_norm_critic = NAN;
     }
     int finite = u.finite[0] && u.finite[1];
     if (s->hooks.actor_penalty) finite = finite && crl_all_finite(s->actor_g, s->na);
     if (!isfinite(bc) || !isfinite(penalty) || !finite) return CRL_ENAN;
     return CRL_OK;
+}
+
+int crl_sac_bc_compute_grads(crl_sac *s, const crl_batch *b, int loss,
+                             crl_sac_stats *st) {
+    return bc_compute_grads(s, b, loss, st, 1);
 }
 
 int crl_sac_bc_update(crl_sac *s, const crl_batch *b, int loss, crl_sac_stats *st,
@@ -697,8 +753,9 @@ int crl_sac_bc_update(crl_sac *s, const crl_batch *b, int loss, crl_sac_stats *s
     /* CSP: the rows' conditioning is drawn as for the SAC actor loss. */
     if (s->ncond) draw_update_mix(s, b->B);
     crl_sac_stats local;
+    const int norms = st != NULL;
     if (!st) st = &local;
-    int rc = crl_sac_bc_compute_grads(s, b, loss, st);
+    int rc = bc_compute_grads(s, b, loss, st, norms);
     if (rc == CRL_ENAN)
         return crl_errf(err, CRL_ENAN,
                         "sac: non-finite behaviour-cloning loss or gradient (loss %g); "

@@ -165,6 +165,7 @@ static int train_scenario(const char *db, crl_run_config *r, int64_t resume,
         started(h, id, resume != 0, r);
         crl_continual_config run_cc = cc; /* l2m: with the base loaded above */
         run_cc.l2m_base = base.params ? &base : NULL;
+        run_cc.note = h ? h->note : NULL;
         rc = crl_continual_run(&run_cc, store, id, resume != 0, h ? h->progress : NULL,
                                h ? h->ctx : NULL, h ? h->stop : NULL, err);
         if (resume) {
@@ -219,6 +220,7 @@ static int train_env(const char *db, crl_run_config *r, int64_t resume,
         return rc;
     }
     c.resume = resume != 0;
+    c.note = h ? h->note : NULL;
     *run_id = id;
     started(h, id, c.resume, r);
     rc = crl_train_run(&c, store, id, h ? h->progress : NULL, h ? h->ctx : NULL,

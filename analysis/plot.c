@@ -25,9 +25,11 @@ int crl_plot_kind_parse(const char *name, crl_plot_kind *kind, crl_err *err) {
         *kind = CRL_PLOT_MATRIX;
     else if (name && !strcmp(name, "compare"))
         *kind = CRL_PLOT_COMPARE;
+    else if (name && (!strcmp(name, "diagnostics") || !strcmp(name, "diag")))
+        *kind = CRL_PLOT_DIAGNOSTICS;
     else
         return crl_errf(err, CRL_EINVAL,
-                        "unknown plot kind '%s' (curves, matrix or compare)",
+                        "unknown plot kind '%s' (curves, matrix, compare or diagnostics)",
                         name ? name : "");
     return CRL_OK;
 }
@@ -529,9 +531,10 @@ static void run_title(const run_data *r, const crl_plot_opts *o, char *buf, size
                  r->info.status);
 }
 
-/* Task label "3 push-wall" (1-based positions, as in papers). */
+/* Task label "2 push-wall": the 0-based scenario position, as everywhere in crl
+ * (docs/cli.md). */
 static void task_label(const run_data *r, int i, char *buf, size_t cap) {
-    snprintf(buf, cap, "%d %s", i + 1, r->name[i]);
+    snprintf(buf, cap, "%d %s", i, r->name[i]);
 }
 
 /* ---- CURVES: the Continual World figure ----------------------------------- */
@@ -580,7 +583,7 @@ static int plot_curves(const run_data *r, crl_plot_metric m, const crl_plot_opts
         set_colour(cr, i, 0.85);
         cairo_rectangle(cr, xa, a.y0 - strip - 2, xb - xa, strip);
         cairo_fill(cr);
-        snprintf(buf, sizeof buf, "%d", i + 1);
+        snprintf(buf, sizeof buf, "%d", i);
         if (xb - xa > text_width(cr, buf, fs * 0.85, 1) + 4) {
             cairo_set_source_rgb(cr, 1, 1, 1);
             text(cr, (xa + xb) / 2, a.y0 - strip / 2 - 2, buf, fs * 0.85, 1, 0.5, 0.5, 0);
@@ -724,7 +727,7 @@ static int plot_matrix(const run_data *r, crl_plot_metric m, const crl_plot_opts
             set_colour(cr, k, 0.85);
             cairo_rectangle(cr, xa, a.y0 - strip - 2, xb - xa, strip);
             cairo_fill(cr);
-            snprintf(buf, sizeof buf, "%d", k + 1);
+            snprintf(buf, sizeof buf, "%d", k);
             if (xb - xa > text_width(cr, buf, fs * 0.85, 1) + 4) {
                 cairo_set_source_rgb(cr, 1, 1, 1);
                 text(cr, (xa + xb) / 2, a.y0 - strip / 2 - 2, buf, fs * 0.85, 1, 0.5, 0.5,
@@ -1268,6 +1271,279 @@ out:
     return rc;
 }
 
+/* ---- DIAGNOSTICS: a run's training diagnostics ----------------------------------
+ * One panel per diag/... quantity the run has (docs/diagnostics.md), x = env
+ * step, each point coloured by the task whose window holds it, dashed lines
+ * at task boundaries and a red line where the runaway warning was given. */
+
+static const struct {
+    const char *key, *label;
+    int log; /* log10 scale when every value is > 0 and they span 100x */
+} DIAG_KEYS[] = {
+    {"diag/critic_loss", "critic loss", 1},
+    {"diag/actor_loss", "actor loss", 0},
+    {"diag/q_mean", "mean Q", 0},
+    {"diag/alpha", "entropy coefficient (alpha)", 1},
+    {"diag/entropy", "policy entropy (-log pi)", 0},
+    {"diag/grad_norm_critic", "critic gradient norm", 1},
+    {"diag/grad_norm_actor", "actor gradient norm", 1},
+    {"diag/train_return", "training episode return", 0},
+    {"diag/train_success", "training episode success", 0},
+    {"diag/env_steps_per_s", "env steps / s", 0},
+    {"diag/updates_per_s", "updates / s", 0},
+};
+#define N_DIAG_KEYS (int)(sizeof DIAG_KEYS / sizeof DIAG_KEYS[0])
+
+typedef struct {
+    int64_t *step;
+    double *v;
+    size_t n, cap;
+} diag_series;
+
+typedef struct {
+    diag_series s[N_DIAG_KEYS];
+    int64_t *warn; /* steps of diag/runaway rows */
+    size_t n_warn, cap_warn;
+    int oom;
+} diag_data;
+
+static int diag_push(int64_t **step, double **v, size_t *n, size_t *cap, int64_t st,
+                     double val) {
+    if (*n == *cap) {
+        size_t c = *cap ? 2 * *cap : 64;
+        int64_t *ps = realloc(*step, c * sizeof *ps);
+        if (!ps) return 1;
+        *step = ps;
+        if (v) {
+            double *pv = realloc(*v, c * sizeof *pv);
+            if (!pv) return 1;
+            *v = pv;
+        }
+        *cap = c;
+    }
+    (*step)[*n] = st;
+    if (v) (*v)[*n] = val;
+    (*n)++;
+    return 0;
+}
+
+static int diag_row(const crl_metric_row *row, void *ctx) {
+    diag_data *d = ctx;
+    if (!strcmp(row->key, "diag/runaway")) {
+        if (diag_push(&d->warn, NULL, &d->n_warn, &d->cap_warn, row->step, 0))
+            return d->oom = 1;
+        return 0;
+    }
+    for (int k = 0; k < N_DIAG_KEYS; k++)
+        if (!strcmp(row->key, DIAG_KEYS[k].key)) {
+            diag_series *s = &d->s[k];
+            if (diag_push(&s->step, &s->v, &s->n, &s->cap, row->step, row->value))
+                return d->oom = 1;
+        }
+    return 0;
+}
+
+static void diag_free(diag_data *d) {
+    for (int k = 0; k < N_DIAG_KEYS; k++) {
+        free(d->s[k].step);
+        free(d->s[k].v);
+    }
+    free(d->warn);
+    memset(d, 0, sizeof *d);
+}
+
+/* The task whose training window (start, end] holds step (the first task
+ * for step 0), or -1. */
+static int task_at(const crl_task_row *t, int n, int64_t step) {
+    for (int i = 0; i < n; i++)
+        if (step > t[i].start_step && (t[i].end_step < 0 || step <= t[i].end_step))
+            return i;
+    return n > 0 && step <= t[0].start_step ? 0 : -1;
+}
+
+static int plot_diagnostics(crl_store *store, const crl_plot_opts *o, const char *path,
+                            crl_err *err) {
+    crl_run_info info;
+    int rc = crl_store_run_get(store, o->run_id, &info, NULL, err);
+    if (rc) return rc;
+    const char *keys[N_DIAG_KEYS + 1];
+    for (int k = 0; k < N_DIAG_KEYS; k++) keys[k] = DIAG_KEYS[k].key;
+    keys[N_DIAG_KEYS] = "diag/runaway";
+    _Static_assert(N_DIAG_KEYS + 1 <= CRL_STORE_MAX_KEYS, "too many diagnostics keys");
+    diag_data d;
+    memset(&d, 0, sizeof d);
+    crl_task_row *tasks = NULL;
+    int n_tasks = 0;
+    rc = crl_store_metrics(store, o->run_id, keys, N_DIAG_KEYS + 1, diag_row, &d, err);
+    if (!rc && d.oom) rc = crl_errf(err, CRL_ENOMEM, "plot: out of memory");
+    int panels = 0;
+    for (int k = 0; k < N_DIAG_KEYS; k++) panels += d.s[k].n > 0;
+    if (!rc && panels == 0)
+        rc = crl_errf(err, CRL_ENOTFOUND,
+                      "run %lld has no training diagnostics (diag/... metrics: train it "
+                      "with --diag-every N > 0)",
+                      (long long)o->run_id);
+    if (!rc) rc = crl_store_tasks(store, o->run_id, &tasks, &n_tasks, err);
+    if (rc) {
+        diag_free(&d);
+        crl_store_tasks_free(tasks);
+        return rc;
+    }
+
+    const int cols = panels >= 3 ? 3 : panels, rows = (panels + cols - 1) / cols;
+    const double w = o->width ? o->width : 1500;
+    const double h = o->height ? o->height : 110 + 290.0 * rows;
+    canvas c;
+    if ((rc = canvas_open(&c, path, w, h, err))) {
+        diag_free(&d);
+        crl_store_tasks_free(tasks);
+        return rc;
+    }
+    cairo_t *cr = c.cr;
+    const double fs = fmax(10, fmin(w / 110, h / (8.0 + 22.0 * rows)));
+    char title[256], buf[192];
+    if (o->title)
+        snprintf(title, sizeof title, "%s", o->title);
+    else
+        snprintf(title, sizeof title,
+                 "Run %lld: %s on %s (seed %llu, %s): training diagnostics",
+                 (long long)info.id, info.method, info.scenario,
+                 (unsigned long long)info.seed, info.status);
+    title_lines(cr, w, title,
+                "averages over the updates of each diagnostics row; colour: the task "
+                "being trained; dashed: task boundaries",
+                fs);
+
+    /* The task legend, one row under the title. */
+    double lx = 30, ly = 22 + 3.6 * fs;
+    for (int i = 0; i < n_tasks; i++) {
+        snprintf(buf, sizeof buf, "%d %s", i + 1, tasks[i].name);
+        double tw = text_width(cr, buf, fs, 0) + 2.6 * fs + 18;
+        if (lx + tw > w - 20) break; /* the rest would not fit: the colours repeat */
+        set_colour(cr, i, 1);
+        cairo_set_line_width(cr, 3);
+        cairo_move_to(cr, lx, ly);
+        cairo_line_to(cr, lx + 1.8 * fs, ly);
+        cairo_stroke(cr);
+        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+        text(cr, lx + 2.3 * fs, ly, buf, fs, 0, 0, 0.5, 0);
+        lx += tw;
+    }
+    if (d.n_warn > 0) {
+        snprintf(buf, sizeof buf, "red: runaway warning (%zu)", d.n_warn);
+        cairo_set_source_rgb(cr, 0.80, 0.05, 0.05);
+        text(cr, w - 20, ly, buf, fs, 0, 1, 0.5, 0);
+    }
+
+    /* x range: every series and every task window. */
+    int64_t xmax = 1;
+    for (int k = 0; k < N_DIAG_KEYS; k++)
+        for (size_t i = 0; i < d.s[k].n; i++)
+            if (d.s[k].step[i] > xmax) xmax = d.s[k].step[i];
+    for (int i = 0; i < n_tasks; i++)
+        if (tasks[i].end_step > xmax) xmax = tasks[i].end_step;
+
+    const double top = ly + 1.6 * fs, cell_w = (w - 20) / cols,
+                 cell_h = (h - top - 10) / rows;
+    int p = 0;
+    for (int k = 0; k < N_DIAG_KEYS; k++) {
+        const diag_series *s = &d.s[k];
+        if (s->n == 0) continue;
+        const int col = p % cols, row = p / cols;
+        p++;
+        axes a;
+        a.x0 = 20 + col * cell_w + 5.2 * fs;
+        a.x1 = 20 + (col + 1) * cell_w - 1.5 * fs;
+        a.y0 = top + row * cell_h + 1.8 * fs;
+        a.y1 = top + (row + 1) * cell_h - 3.4 * fs;
+        a.xmin = 0;
+        a.xmax = (double)xmax;
+        double lo, hi;
+        finite_range(s->v, s->n, &lo, &hi);
+        /* Losses, alpha and gradient norms can span decades (a runaway
+         * especially): log10 then, so the early values stay readable. */
+        const int lg = DIAG_KEYS[k].log && lo > 0 && hi > 100 * lo;
+        if (lg) {
+            lo = log10(lo);
+            hi = log10(hi);
+        }
+        if (!strcmp(DIAG_KEYS[k].key, "diag/train_success"))
+            y_range(CRL_PLOT_SUCCESS, lo, hi, &a.ymin, &a.ymax);
+        else {
+            y_range(CRL_PLOT_RETURN, lo, hi, &a.ymin, &a.ymax);
+            if (!lg && lo >= 0 && a.ymin < 0) a.ymin = 0; /* rates, norms: from 0 */
+        }
+        /* The panel's name above it. */
+        cairo_set_source_rgb(cr, 0.05, 0.05, 0.05);
+        snprintf(buf, sizeof buf, "%s%s", DIAG_KEYS[k].label, lg ? " (log10)" : "");
+        text(cr, (a.x0 + a.x1) / 2, a.y0 - 0.35 * fs, buf, fs * 1.05, 1, 0.5, 1, 0);
+        draw_axes(cr, &a,
+                  row == rows - 1 || p + cols > panels ? "environment steps" : NULL, NULL,
+                  1, fs * 0.9);
+        /* Task boundaries, then the warnings. */
+        static const double dash[] = {5, 4};
+        cairo_set_line_width(cr, 1);
+        cairo_set_source_rgb(cr, 0.35, 0.35, 0.35);
+        cairo_set_dash(cr, dash, 2, 0);
+        for (int i = 0; i < n_tasks; i++)
+            if (tasks[i].start_step > 0 && tasks[i].start_step < xmax) {
+                double x = ax_x(&a, (double)tasks[i].start_step);
+                cairo_move_to(cr, x, a.y0);
+                cairo_line_to(cr, x, a.y1);
+                cairo_stroke(cr);
+            }
+        cairo_set_dash(cr, NULL, 0, 0);
+        cairo_set_source_rgb(cr, 0.80, 0.05, 0.05);
+        cairo_set_line_width(cr, 1.5);
+        for (size_t i = 0; i < d.n_warn; i++) {
+            double x = ax_x(&a, (double)d.warn[i]);
+            cairo_move_to(cr, x, a.y0);
+            cairo_line_to(cr, x, a.y1);
+            cairo_stroke(cr);
+        }
+        /* The series: one stroke per task stretch, in the task's colour. */
+        clip_axes(cr, &a);
+        cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
+        cairo_set_line_width(cr, 1.8);
+        int pen = 0, cur = -2;
+        for (size_t i = 0; i < s->n; i++) {
+            double v = s->v[i];
+            if (lg) v = v > 0 ? log10(v) : NAN;
+            const int t = task_at(tasks, n_tasks, s->step[i]);
+            if (!isfinite(v) || t != cur) {
+                if (pen) cairo_stroke(cr);
+                pen = 0;
+            }
+            if (!isfinite(v)) continue;
+            if (t != cur) {
+                cur = t;
+                if (t >= 0)
+                    set_colour(cr, t, 1);
+                else
+                    cairo_set_source_rgb(cr, 0.3, 0.3, 0.3);
+            }
+            double x = ax_x(&a, (double)s->step[i]), y = ax_y(&a, v);
+            if (pen)
+                cairo_line_to(cr, x, y);
+            else
+                cairo_move_to(cr, x, y);
+            pen = 1;
+            if (s->n <= 80) { /* few rows: show each one */
+                cairo_stroke(cr);
+                cairo_arc(cr, x, y, 2.2, 0, 2 * M_PI);
+                cairo_fill(cr);
+                cairo_move_to(cr, x, y);
+            }
+        }
+        if (pen) cairo_stroke(cr);
+        cairo_restore(cr);
+    }
+    rc = canvas_close(&c, 1, err);
+    diag_free(&d);
+    crl_store_tasks_free(tasks);
+    return rc;
+}
+
 /* ---- entry ---------------------------------------------------------------------- */
 
 int crl_plot_write(crl_store *store, const crl_plot_opts *o, const char *path,
@@ -1295,6 +1571,7 @@ int crl_plot_write(crl_store *store, const crl_plot_opts *o, const char *path,
         int rc2 = canvas_close(&c, rc == CRL_OK, err); /* nothing written on failure */
         return rc ? rc : rc2;
     }
+    if (o->kind == CRL_PLOT_DIAGNOSTICS) return plot_diagnostics(store, o, path, err);
     if (o->kind != CRL_PLOT_CURVES && o->kind != CRL_PLOT_MATRIX)
         return crl_errf(err, CRL_EINVAL, "unknown plot kind %d", (int)o->kind);
     run_data r;

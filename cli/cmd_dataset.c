@@ -184,9 +184,9 @@ static int dataset_verify(const char *path, const char *only) {
                 cli_fmt_eta(done > 0 ? el / (double)done * (double)(total - done) : -1,
                             eta, sizeof eta);
                 fprintf(stderr,
-                        "%stask %d/%d %s | episode %lld/%lld | %.0f episodes/s | "
+                        "%stask %d %s (%d/%d) | episode %lld/%lld | %.0f episodes/s | "
                         "verified %lld | ETA %s%s",
-                        pg.tty ? "\r\033[K" : "", i + 1, n, s[i].task, (long long)done,
+                        pg.tty ? "\r\033[K" : "", i, s[i].task, i + 1, n, (long long)done,
                         (long long)total, el > 0 ? (double)done / el : 0.0,
                         (long long)verified, eta, pg.tty ? "" : "\n");
                 fflush(stderr);
@@ -607,14 +607,14 @@ int cmd_dataset(int argc, char **argv) {
                     char eta[32];
                     cli_fmt_eta(el / (double)written * (double)(total - written), eta,
                                 sizeof eta);
-                    fprintf(
-                        stderr,
-                        "%stask %d/%d %s | episode %d/%d | %.0f env steps/s | success "
-                        "%.2f | ETA %s%s",
-                        pg.tty ? "\r\033[K" : "", i + 1, n_tasks, tasks[i], k + 1,
-                        episodes, el > 0 ? (double)steps / el : 0.0,
-                        (double)succ / (double)(k + 1), eta,
-                        pg.tty && !final ? "" : "\n");
+                    fprintf(stderr,
+                            "%stask %d %s (%d/%d) | episode %d/%d | %.0f env steps/s | "
+                            "success "
+                            "%.2f | ETA %s%s",
+                            pg.tty ? "\r\033[K" : "", i, tasks[i], i + 1, n_tasks, k + 1,
+                            episodes, el > 0 ? (double)steps / el : 0.0,
+                            (double)succ / (double)(k + 1), eta,
+                            pg.tty && !final ? "" : "\n");
                     fflush(stderr);
                 }
             }

@@ -72,14 +72,47 @@ static void on_progress(const crl_progress *p, void *vctx) {
     ctx->last_print = now;
     char eta[32], ret[48] = "return --";
     cli_fmt_eta(p->eta_s, eta, sizeof eta);
-    if (isfinite(p->recent_return))
+    /* A task without a success notion (locomotion) shows its return alone. */
+    if (isfinite(p->recent_return) && p->has_success)
         snprintf(ret, sizeof ret, "return %.1f, success %.2f", p->recent_return,
                  p->recent_success);
+    else if (isfinite(p->recent_return))
+        snprintf(ret, sizeof ret, "return %.1f", p->recent_return);
     const char *unit = ctx->offline ? "update" : "step";
-    fprintf(stderr, "%stask %d/%d %s | %s %lld/%lld | %.0f %ss/s | %s | ETA %s%s",
-            ctx->tty ? "\r\033[K" : "", p->task + 1, p->n_tasks, p->task_name, unit,
-            (long long)p->step, (long long)p->total, p->steps_per_s, unit, ret, eta,
+    /* The task's 0-based scenario position, its name, then how far along
+     * the scenario is (docs/cli.md). */
+    fprintf(stderr, "%stask %d %s (%d/%d) | %s %lld/%lld | %.0f %ss/s | %s | ETA %s%s",
+            ctx->tty ? "\r\033[K" : "", p->task, p->task_name, p->task + 1, p->n_tasks,
+            unit, (long long)p->step, (long long)p->total, p->steps_per_s, unit, ret, eta,
             ctx->tty && !final ? "" : "\n");
+    fflush(stderr);
+}
+
+/* One line per evaluation of a task (the tasks trained so far), and the
+ * runner's warnings, on stderr beside the progress line (which a terminal
+ * redraws below them). */
+static void on_note(const crl_note *n, void *vctx) {
+    progress_ctx *ctx = vctx;
+    if (ctx->quiet && n->kind == CRL_NOTE_EVAL) return;
+    const char *unit = ctx->offline ? "update" : "step";
+    const char *clear = ctx->tty ? "\r\033[K" : "";
+    if (n->kind == CRL_NOTE_WARNING) {
+        fprintf(stderr, "%scrl train: warning: task %d %s (%d/%d), %s %lld: %s\n", clear,
+                n->task, n->task_name, n->task + 1, n->n_tasks, unit, (long long)n->step,
+                n->message);
+    } else {
+        /* The change since this task's previous evaluation. */
+        char diff[48] = "first evaluation";
+        if (isfinite(n->value) && isfinite(n->prev))
+            snprintf(diff, sizeof diff, n->has_success ? "%+.2f" : "%+.1f",
+                     n->value - n->prev);
+        fprintf(stderr,
+                n->has_success
+                    ? "%seval task %d %s (%d/%d) | %s %lld | success %.2f (%s)\n"
+                    : "%seval task %d %s (%d/%d) | %s %lld | return %.1f (%s)\n",
+                clear, n->task, n->task_name, n->task + 1, n->n_tasks, unit,
+                (long long)n->step, n->value, diff);
+    }
     fflush(stderr);
 }
 
@@ -237,6 +270,10 @@ static int train_defs(opt_def *defs, crl_run_config *r, const char **db, int *qu
         {"db", OPT_STR, db, 0, 0, "SQLite run store (created if missing)", 0},
         {"name", OPT_STR, &r->name, 0, 0, "the run's name, shown by 'crl runs'", 0},
         {"tag", OPT_STRLIST, &g_tags, 0, 0, "a tag of the run, for 'crl runs --tag'", 0},
+        {"diag-every", OPT_I64, &r->diag_every, 0, 1e12,
+         "updates between rows of training diagnostics (diag/* metrics, 'crl plot --kind "
+         "diagnostics'; 0: none)",
+         1},
         {"log-train-episodes", OPT_STR, &r->log_train, 0, 0,
          "training episodes kept for 'crl replay': every:N (the 1st, N+1th, ... of "
          "a task) or none; evaluation episodes are always kept",
@@ -284,7 +321,7 @@ static int train_run(crl_run_config *r, const char *db, int64_t resume, int quie
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     progress_ctx pctx = {isatty(2), quiet, 0, crl_run_config_is_offline(r), env};
-    crl_run_hooks hooks = {on_progress, on_started, &pctx, &g_stop};
+    crl_run_hooks hooks = {on_progress, on_started, &pctx, &g_stop, on_note};
     crl_err err = {0};
     int64_t id = 0;
     const double t0 = crl_now();

@@ -478,11 +478,13 @@ int cmd_plot(int argc, char **argv) {
     int width = 0, height = 0;
     const opt_def defs[] = {
         {"db", OPT_STR, &db, 0, 0, "SQLite run store", 0},
-        {"run", OPT_I64, &run, 1, 9e18, "run id (curves, matrix; see 'crl runs')", 0},
+        {"run", OPT_I64, &run, 1, 9e18,
+         "run id (curves, matrix, diagnostics; see 'crl runs')", 0},
         {"output", OPT_STR, &out, 0, 0, "output file, .png or .svg (also -o)", 0},
         {"kind", OPT_STR, &kind_s, 0, 0,
          "curves (success of every task over training), matrix (task x evaluation "
-         "heatmap) or compare (methods of --scenario)",
+         "heatmap), compare (methods of --scenario) or diagnostics (losses, Q, "
+         "entropy, gradient norms, training returns and rates over training)",
          0},
         {"scenario", OPT_STR, &scenario, 0, 0, "scenario whose methods to compare", 0},
         {"metric", OPT_STR, &metric_s, 0, 0,
@@ -498,7 +500,7 @@ int cmd_plot(int argc, char **argv) {
     argc = alias_output(argc, argv, args, obuf, sizeof obuf);
     int rc = opts_parse(
         "plot", defs, nd, argc, args,
-        "--db FILE --run ID -o FILE.png|svg [--kind curves|matrix]\n"
+        "--db FILE --run ID -o FILE.png|svg [--kind curves|matrix|diagnostics]\n"
         "       crl plot --db FILE --kind compare --scenario S -o FILE.png|svg");
     if (rc) return rc == 1 ? 0 : rc;
     crl_err err = {0};

@@ -49,6 +49,9 @@ typedef struct {
      * it too (for its shape); the parameters then come from the run's own
      * checkpoint, which holds the base. */
     const crl_l2m_base *l2m_base;
+    int64_t diag_every; /* updates between diagnostics rows (0: none; runner.h) */
+    crl_note_fn note;   /* evaluations and warnings, with the progress ctx (may be
+                           NULL) */
 } crl_continual_config;
 
 /* Continual World defaults: eval every 20,000 steps with 10 + 1 episodes,

@@ -15,11 +15,15 @@ extern "C" {
 #endif
 
 typedef enum {
-    CRL_PLOT_CURVES = 0, /* Continual World figure: success of every task over
-                            training steps, task boundaries marked */
-    CRL_PLOT_MATRIX = 1, /* task x evaluation-point success heatmap */
-    CRL_PLOT_COMPARE = 2 /* methods of a scenario side by side: mean and 90%
-                            bootstrap CI over seeds */
+    CRL_PLOT_CURVES = 0,     /* Continual World figure: success of every task over
+                                training steps, task boundaries marked */
+    CRL_PLOT_MATRIX = 1,     /* task x evaluation-point success heatmap */
+    CRL_PLOT_COMPARE = 2,    /* methods of a scenario side by side: mean and 90%
+                                bootstrap CI over seeds */
+    CRL_PLOT_DIAGNOSTICS = 3 /* a run's training diagnostics (the diag/...
+                                metrics, docs/diagnostics.md): one panel per
+                                quantity over env steps, task boundaries
+                                marked */
 } crl_plot_kind;
 
 /* The number plotted per (task, evaluation). AUTO: success when any
@@ -33,19 +37,21 @@ typedef enum {
 typedef struct {
     crl_plot_kind kind;
     crl_plot_metric metric;
-    int64_t run_id;       /* CURVES, MATRIX */
+    int64_t run_id;       /* CURVES, MATRIX, DIAGNOSTICS */
     const char *scenario; /* COMPARE */
     int width, height;    /* pixels (PNG) or points (SVG); 0 = per-kind default */
     const char *title;    /* NULL = made from the run / scenario */
 } crl_plot_opts;
 
-/* "curves" (also "cw"), "matrix", "compare" -> *kind; CRL_EINVAL otherwise. */
+/* "curves" (also "cw"), "matrix", "compare", "diagnostics" (also "diag") ->
+ * *kind; CRL_EINVAL otherwise. */
 int crl_plot_kind_parse(const char *name, crl_plot_kind *kind, crl_err *err);
 
 /* Draw the plot from the store alone and write it to path; the format comes
  * from the extension (.png, .svg). CRL_EINVAL (bad options or extension),
- * CRL_ENOTFOUND (no such run, no evals, no runs of the scenario: the message
- * says which), CRL_EIO (cannot write). */
+ * CRL_ENOTFOUND (no such run, no evals, no diagnostics rows, no runs of the
+ * scenario: the message says which; nothing is written), CRL_EIO (cannot
+ * write). */
 int crl_plot_write(crl_store *store, const crl_plot_opts *o, const char *path,
                    crl_err *err);
 

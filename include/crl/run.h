@@ -44,6 +44,7 @@ typedef struct {
     int64_t eval_every;
     int eval_episodes;
     int eval_fixed;
+    int64_t diag_every;    /* updates between diagnostics rows (0: none) */
     const char *log_train; /* training episodes kept: "every:N" or "none" */
     int threads;           /* compute threads as resolved for the run */
     double l2_coef, ewc_coef, packnet_retrain;
@@ -165,6 +166,8 @@ typedef struct {
     /* Non-zero stops the run after a checkpoint: CRL_EINTR, status
      * interrupted, resumable. */
     volatile sig_atomic_t *stop;
+    /* Each evaluation of a task and each warning (crl_note), with ctx. */
+    crl_note_fn note;
 } crl_run_hooks;
 
 /* Train the run c describes in the store at path db (created when missing),

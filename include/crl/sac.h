@@ -103,6 +103,11 @@ typedef struct {
     double alpha;  /* mean alpha over the batch's tasks */
     double logp;   /* mean log pi of the batch */
     double q_mean; /* mean Q1 on the batch's actions */
+    /* L2 norms of the gradients the update applies (before Adam): the
+     * actor's over its trainable entries (penalty terms included) and both
+     * critics' together. Behaviour cloning: the critic's is NAN. Filled
+     * only when the caller passes stats (no allocation either way). */
+    double grad_norm_actor, grad_norm_critic;
 } crl_sac_stats;
 
 int crl_sac_create(const crl_sac_config *c, uint64_t seed, crl_sac **out, crl_err *err);

@@ -29,12 +29,14 @@ _lib.ffi.cdef(
         double recent_success;
         double eta_s;
         int64_t updates;
+        int has_success;
     } crl_progress;
     typedef struct {
         void (*progress)(const crl_progress *p, void *ctx);
         void (*started)(int64_t run_id, int resumed, const crl_run_config *c, void *ctx);
         void *ctx;
         int *stop;
+        void *note; /* crl_note_fn: left NULL (no evaluation lines) */
     } crl_run_hooks;
     size_t crl_run_config_sizeof(void);
     void crl_run_config_default(crl_run_config *c);
@@ -77,6 +79,7 @@ class Progress:
         "recent_success",
         "eta_s",
         "updates",
+        "has_success",
         "run",
     )
 
@@ -91,6 +94,7 @@ class Progress:
         self.recent_success = p.recent_success
         self.eta_s = p.eta_s  # NaN if unknown
         self.updates = p.updates
+        self.has_success = bool(p.has_success)  # False for locomotion: no success rate
         self.run = run
 
     def as_dict(self):
@@ -115,14 +119,17 @@ def print_progress(p, stream=None):
     """The progress line `crl train` prints (progress=True)."""
     stream = stream or sys.stderr
     ret = "return --"
-    if math.isfinite(p.recent_return):
+    if math.isfinite(p.recent_return) and p.has_success:
         ret = "return %.1f, success %.2f" % (p.recent_return, p.recent_success)
+    elif math.isfinite(p.recent_return):
+        ret = "return %.1f" % p.recent_return  # locomotion: no success notion
     tty = hasattr(stream, "isatty") and stream.isatty()
     final = p.step == p.total
-    line = "task %d/%d %s | step %d/%d | %.0f steps/s | %s | ETA %s" % (
+    line = "task %d %s (%d/%d) | step %d/%d | %.0f steps/s | %s | ETA %s" % (
+        p.task,
+        p.task_name,
         p.task + 1,
         p.n_tasks,
-        p.task_name,
         p.step,
         p.total,
         p.steps_per_s,
@@ -196,6 +203,10 @@ def train(db, progress=None, resume=None, **options):
     # configuration keys.
     run_name = options.pop("name", None)
     tags = options.pop("tags", None)
+    if "tag" in options:  # `crl train --tag`, spelled as the flag
+        if tags is not None:
+            raise ValueError("crl.train: tag and tags are the same option; give one")
+        tags = options.pop("tag")
     if run_name is not None and not isinstance(run_name, str):
         raise TypeError("crl.train: name must be a string, got %s" % type(run_name).__name__)
     if isinstance(tags, str):

@@ -247,7 +247,7 @@ def test_progress_line_and_callback_errors(tmp_path, capsys):
     opts.update(env_xml=str(xml), xml_body="cart", xml_steps=100, steps=200, eval_every=200)
     crl.train(str(tmp_path / "a.db"), progress=True, **opts)
     err = capsys.readouterr().err
-    assert "task 1/1 %s | step 200/200 |" % xml in err, err
+    assert "task 0 %s (1/1) | step 200/200 |" % xml in err, err
     # An exception in the callback stops the run (resumable) and is raised.
 
     def boom(p):
