@@ -39,7 +39,8 @@ static struct {
     corename_fn corename;
     sgesvd_fn sgesvd; /* optional: NULL if the library has no LAPACK */
     char how[200];
-} g_blas = {PTHREAD_ONCE_INIT, 0, "", NULL, NULL, NULL, NULL, NULL, NULL, NULL, ""};
+    int small_by_rows; /* see crl_sgemm */
+} g_blas = {PTHREAD_ONCE_INIT, 0, "", NULL, NULL, NULL, NULL, NULL, NULL, NULL, "", 0};
 
 /* The kernel OpenBLAS should use on this CPU, from the CPU's own feature
  * bits, or NULL when OpenBLAS's detection is good enough (no AVX2). */
@@ -113,6 +114,15 @@ static void blas_load(void) {
                  "or openblas_get_corename)");
         return;
     }
+    /* OpenBLAS 0.3.21's AVX-512 kernels send small products (M N K up to
+     * 10^6) to sgemm_small_kernel_*, whose NN variant mallocs on every call
+     * (seen with gdb: 256 bytes, 4 times per SAC update at the heads), which
+     * breaks the no-allocation rule of the training step and of acting.
+     * crl_sgemm computes those products row by row with sgemv instead. */
+    const char *core = g_blas.corename();
+    g_blas.small_by_rows =
+        core && (!strcmp(core, "SkylakeX") || !strcmp(core, "Cooperlake") ||
+                 !strcmp(core, "SapphireRapids"));
     g_blas.status = CRL_OK;
 }
 
@@ -164,6 +174,19 @@ void crl_sgemm(char ta, char tb, int M, int N, int K, float alpha, const float *
             g_blas.sgemv(ROW_MAJOR, TRANS, K, N, alpha, B, ldb, A, 1, beta, C, 1);
         else /* c = a B^T, B is N x K: c = B a */
             g_blas.sgemv(ROW_MAJOR, NO_TRANS, N, K, alpha, B, ldb, A, 1, beta, C, 1);
+        return;
+    }
+    if (g_blas.small_by_rows && ta == 'N' && (double)M * N * K <= 1e6) {
+        /* The AVX-512 small-matrix path allocates (blas_load): one sgemv per
+         * row of A, as for M == 1. */
+        for (int i = 0; i < M; i++) {
+            const float *a = A + (size_t)i * lda;
+            float *c = C + (size_t)i * ldc;
+            if (tb == 'N')
+                g_blas.sgemv(ROW_MAJOR, TRANS, K, N, alpha, B, ldb, a, 1, beta, c, 1);
+            else
+                g_blas.sgemv(ROW_MAJOR, NO_TRANS, N, K, alpha, B, ldb, a, 1, beta, c, 1);
+        }
         return;
     }
     g_blas.sgemm(ROW_MAJOR, ta == 'T' ? TRANS : NO_TRANS, tb == 'T' ? TRANS : NO_TRANS, M,
