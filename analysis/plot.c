@@ -1417,7 +1417,7 @@ static int plot_diagnostics(crl_store *store, const crl_plot_opts *o, const char
     /* The task legend, one row under the title. */
     double lx = 30, ly = 22 + 3.6 * fs;
     for (int i = 0; i < n_tasks; i++) {
-        snprintf(buf, sizeof buf, "%d %s", i + 1, tasks[i].name);
+        snprintf(buf, sizeof buf, "%d %s", i, tasks[i].name);
         double tw = text_width(cr, buf, fs, 0) + 2.6 * fs + 18;
         if (lx + tw > w - 20) break; /* the rest would not fit: the colours repeat */
         set_colour(cr, i, 1);
