@@ -665,6 +665,7 @@ START_TEST(test_migrate_v2_to_v3) {
     OK(crl_store_eval(st, &ev, &err));
     crl_store_close(st);
     raw_exec(path, "DROP TABLE episodes; DROP TABLE csp_decisions; DROP TABLE leases;"
+                   " DROP TABLE run_tags; ALTER TABLE runs DROP COLUMN name;"
                    " ALTER TABLE checkpoints DROP COLUMN crc32;"
                    " DELETE FROM schema_migrations WHERE version >= 3;"
                    " PRAGMA user_version = 2;");
@@ -674,11 +675,11 @@ START_TEST(test_migrate_v2_to_v3) {
 
     OK(crl_store_open(path, 0, &st, &err));
     /* v2 -> v3 (episodes), v3 -> v4 (csp_decisions), v4 -> v5 (the
-     * decision's columns of issue 21), then v5 -> v6 (leases, checksums of
-     * issue 23). */
-    ck_assert_int_eq(raw_int(path, "PRAGMA user_version"), 6);
-    ck_assert_int_eq(CRL_STORE_SCHEMA_VERSION, 6);
-    ck_assert_int_eq(raw_int(path, "SELECT max(version) FROM schema_migrations"), 6);
+     * decision's columns of issue 21), v5 -> v6 (leases, checksums of
+     * issue 23), then v6 -> v7 (run names and tags of issue 24). */
+    ck_assert_int_eq(raw_int(path, "PRAGMA user_version"), 7);
+    ck_assert_int_eq(CRL_STORE_SCHEMA_VERSION, 7);
+    ck_assert_int_eq(raw_int(path, "SELECT max(version) FROM schema_migrations"), 7);
     ck_assert_int_eq(raw_int(path, "SELECT count(*) FROM pragma_table_info('episodes') "
                                    "WHERE name = 'crc32'"),
                      1);
