@@ -13,29 +13,6 @@
 #include "crl/plot.h"
 #include "crl/viz.h"
 
-/* opts.c knows long flags only: accept the customary "-o FILE" (and
- * "-oFILE") as "--output FILE" by rewriting a copy of argv. */
-#define MAX_ARGS 256
-static int alias_output(int argc, char **argv, char **copy, char *buf, size_t cap) {
-    if (argc > MAX_ARGS) argc = MAX_ARGS;
-    for (int i = 0; i < argc; i++) {
-        copy[i] = argv[i];
-        if (i == 0) continue;
-        if (!strcmp(argv[i], "--")) {
-            for (int k = i; k < argc; k++) copy[k] = argv[k];
-            break;
-        }
-        if (!strcmp(argv[i], "-o")) {
-            copy[i] = "--output";
-        } else if (!strncmp(argv[i], "-o", 2) && argv[i][2] != '-') {
-            snprintf(buf, cap, "--output=%s", argv[i] + 2);
-            copy[i] = buf;
-        }
-    }
-    copy[argc] = NULL;
-    return argc;
-}
-
 /* ---- camera flags (render, view) ------------------------------------------ */
 
 typedef struct {
@@ -125,17 +102,15 @@ int cmd_render(int argc, char **argv) {
          0},
         {"random", OPT_FLAG, &random, 0, 0, "with --steps: uniform random actions", 0},
         {"overlay", OPT_FLAG, &overlay, 0, 0, "draw task, step, reward and success", 0},
-        {"output", OPT_STR, &out, 0, 0, "output PNG file (also -o)", 0},
+        {"output", OPT_STR, &out, 0, 0, "output PNG file", 0},
         {"width", OPT_INT, &width, 16, 4096, "image width in pixels", 0},
         {"height", OPT_INT, &height, 16, 4096, "image height in pixels", 0},
         {"seed", OPT_U64, &seed, 0, 1.8e19, "reset seed of the initial scene", 0},
         CAM_FLAGS(cf),
     };
     const int nd = (int)(sizeof defs / sizeof defs[0]);
-    char *args[MAX_ARGS + 1], obuf[4096];
-    argc = alias_output(argc, argv, args, obuf, sizeof obuf);
     int rc = opts_parse(
-        "render", defs, nd, argc, args,
+        "render", defs, nd, argc, argv,
         "--task NAME -o FILE.png [--width W] [--height H] [--seed S] [--steps N] "
         "[--overlay] [camera flags]");
     if (rc) return rc == 1 ? 0 : rc;
@@ -194,7 +169,7 @@ int cmd_render(int argc, char **argv) {
     }
     if ((rc = crl_render_open(&r, crl_env_model(spec), width, height, &err))) goto out;
     crl_camera cam;
-    if (cam_from_flags(&cf, argc, args, spec, &cam)) {
+    if (cam_from_flags(&cf, argc, argv, spec, &cam)) {
         rc = crl_errf(&err, CRL_EINVAL, "--lookat expects X,Y,Z, got '%s'", cf.lookat);
         goto out;
     }
@@ -480,7 +455,7 @@ int cmd_plot(int argc, char **argv) {
         {"db", OPT_STR, &db, 0, 0, "SQLite run store", 0},
         {"run", OPT_I64, &run, 1, 9e18,
          "run id (curves, matrix, diagnostics; see 'crl runs')", 0},
-        {"output", OPT_STR, &out, 0, 0, "output file, .png or .svg (also -o)", 0},
+        {"output", OPT_STR, &out, 0, 0, "output file, .png or .svg", 0},
         {"kind", OPT_STR, &kind_s, 0, 0,
          "curves (success of every task over training), matrix (task x evaluation "
          "heatmap), compare (methods of --scenario) or diagnostics (losses, Q, "
@@ -496,10 +471,8 @@ int cmd_plot(int argc, char **argv) {
         {"title", OPT_STR, &title, 0, 0, "title instead of the generated one", 0},
     };
     const int nd = (int)(sizeof defs / sizeof defs[0]);
-    char *args[MAX_ARGS + 1], obuf[4096];
-    argc = alias_output(argc, argv, args, obuf, sizeof obuf);
     int rc = opts_parse(
-        "plot", defs, nd, argc, args,
+        "plot", defs, nd, argc, argv,
         "--db FILE --run ID -o FILE.png|svg [--kind curves|matrix|diagnostics]\n"
         "       crl plot --db FILE --kind compare --scenario S -o FILE.png|svg");
     if (rc) return rc == 1 ? 0 : rc;
